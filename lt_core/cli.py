@@ -1,0 +1,180 @@
+"""Command-line interface: ``python -m lt_core <command> ...`` (``--help`` on each command).
+
+Commands: ``train`` (dense network), ``lottery`` (iterative pruning), ``export`` (a round's ticket
+as a plain state_dict), ``list`` (every name the other commands accept).
+
+With ``--json`` the last line of stdout is one JSON object with the results. Errors in the input
+print one line naming the field and the allowed values, and exit with status 2. Ctrl-C stops at
+the next step boundary: finished rounds are kept and the same command resumes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import signal
+import sys
+from typing import List, Optional
+
+from . import criteria, data as data_mod, models, policies
+from .config import ConfigError, DataConfig, ModelConfig, PruneConfig, TrainConfig, load_json
+from .events import RunStopped, StopToken
+
+
+def _common(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("common options")
+    g.add_argument("--arch", choices=models.ARCHS, default=None, help="network (default fc)")
+    g.add_argument("--dataset", choices=data_mod.DATASETS, default=None,
+                   help="dataset (default: the architecture's: mnist for fc, cifar10 for conv nets)")
+    g.add_argument("--data-dir", default=None, help="folder holding the datasets (default $LT_DATA_DIR, "
+                   "else ~/.cache/lt_core/data); missing files are downloaded there")
+    g.add_argument("--no-download", action="store_true", help="never download; fail if files are missing")
+    g.add_argument("--device", choices=("auto", "cpu", "cuda"), default=None, help="default auto (cuda if present)")
+    g.add_argument("--out", default=None, help="results root (default $LT_RESULTS_DIR, else ./results)")
+    g.add_argument("--seed", type=int, default=None, help="seeds every random choice (default 0)")
+    length = g.add_mutually_exclusive_group()
+    length.add_argument("--epochs", type=int, default=None, help="epochs (default: the paper's, per arch)")
+    length.add_argument("--iterations", type=int, default=None, help="iterations instead of epochs, for quick runs")
+    g.add_argument("--lr", type=float, default=None, help="Adam learning rate (default: the paper's, per arch)")
+    g.add_argument("--batch-size", type=int, default=None, help="default 60")
+    g.add_argument("--eval-every", type=int, default=None, help="evaluate every N iterations (default 100)")
+    g.add_argument("--no-train-eval", action="store_true",
+                   help="skip the training-set evaluation at each evaluation point (faster)")
+    g.add_argument("--config", default=None, help="JSON file with data/model/train/prune sections; "
+                   "options given on the command line override it")
+    g.add_argument("--json", action="store_true", help="print one JSON object with the results as the last line")
+    g.add_argument("--quiet", action="store_true", help="no progress bar")
+
+
+def _prune_options(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("pruning")
+    g.add_argument("--criterion", choices=criteria.CRITERIA, default=None, help="mask criterion M(w_i, w_f)")
+    g.add_argument("--mask1", choices=policies.MASK1_POLICIES, default=None, help="what kept weights start from")
+    g.add_argument("--mask0", choices=policies.MASK0_POLICIES, default=None, help="what pruned weights do")
+    g.add_argument("--rounds", type=int, default=None, help="pruning rounds after the dense round 0 (default 24)")
+    g.add_argument("--prune-fraction-conv", type=float, default=None)
+    g.add_argument("--prune-fraction-fc", type=float, default=None)
+    g.add_argument("--prune-fraction-output", type=float, default=None)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m lt_core",
+        description="lt-explorer engine: reproduce 'Deconstructing Lottery Tickets' (Zhou et al., 2019).")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    sub.required = True
+    p = sub.add_parser("train", help="train a dense network (round 0 of every lottery run)",
+                       description="Train a dense network with the paper's schedule (or a shorter one).")
+    _common(p)
+    p = sub.add_parser("lottery", help="iterative pruning: criterion, mask-1 and mask-0 policies",
+                       description="Round 0 (dense) then R pruning rounds, each a full retraining.")
+    _common(p)
+    _prune_options(p)
+    p = sub.add_parser("export", help="write a round's ticket as a plain PyTorch state_dict",
+                       description="Write the starting weights of round K (pruned entries zeroed) and its "
+                                   "masks as a torch.nn.utils.prune-style state_dict.")
+    p.add_argument("run_dir", help="a run directory in the results store")
+    p.add_argument("--round", type=int, required=True, help="which round's ticket")
+    p.add_argument("--out", required=True, help="output file, e.g. ticket.pt")
+    p.add_argument("--json", action="store_true", help="print one JSON object as the last line")
+    p = sub.add_parser("list", help="list architectures, datasets, criteria and policies",
+                       description="Every name the other commands accept.")
+    p.add_argument("--json", action="store_true", help="print one JSON object as the last line")
+    return parser
+
+
+def _configs(args) -> dict:
+    base = load_json(args.config) if getattr(args, "config", None) else {}
+    data = base.get("data", DataConfig())
+    model = base.get("model", ModelConfig())
+    train = base.get("train", TrainConfig())
+    prune = base.get("prune", PruneConfig())
+
+    def pick(**kw):
+        return {k: v for k, v in kw.items() if v is not None}
+
+    data = data.replace(**pick(dataset=args.dataset, data_dir=args.data_dir,
+                               download=False if args.no_download else None))
+    model = model.replace(**pick(arch=args.arch))
+    train_changes = pick(seed=args.seed, lr=args.lr, batch_size=args.batch_size, eval_every=args.eval_every,
+                         device=args.device, eval_train=False if args.no_train_eval else None)
+    if args.epochs is not None:
+        train_changes.update(epochs=args.epochs, iterations=None)
+    if args.iterations is not None:
+        train_changes.update(iterations=args.iterations, epochs=None)
+    train = train.replace(**train_changes)
+    if args.command == "lottery":
+        prune = prune.replace(**pick(criterion=args.criterion, mask1=args.mask1, mask0=args.mask0,
+                                     rounds=args.rounds, prune_fraction_conv=args.prune_fraction_conv,
+                                     prune_fraction_fc=args.prune_fraction_fc,
+                                     prune_fraction_output=args.prune_fraction_output))
+    return {"data": data, "model": model, "train": train, "prune": prune}
+
+
+def _print_event(event: dict) -> None:
+    if event.get("event") == "round_end":
+        note = " (reused)" if event.get("reused") else ""
+        print(f"round {event['round']:>2}: {100 * event['weights_remaining']:6.2f}% weights remaining, "
+              f"early-stop test acc {100 * event['early_stop_test_acc']:.2f}% "
+              f"(iteration {event['early_stop_iteration']}), final {100 * event['final_test_acc']:.2f}%{note}",
+              file=sys.stderr, flush=True)
+
+
+def _listing() -> dict:
+    return {"architectures": list(models.ARCHS), "datasets": list(data_mod.DATASETS),
+            "criteria": list(criteria.CRITERIA), "mask1_policies": list(policies.MASK1_POLICIES),
+            "mask0_policies": list(policies.MASK0_POLICIES)}
+
+
+def _run(args) -> dict:
+    from .export import export_ticket
+    from .lottery import run_lottery, train_dense
+
+    if args.command == "list":
+        listing = _listing()
+        if not args.json:
+            descriptions = {**{n: c.description for n, c in criteria.REGISTRY.items()},
+                            **{n: p.description for n, p in policies.MASK1_REGISTRY.items()},
+                            **{n: p.description for n, p in policies.MASK0_REGISTRY.items()}}
+            for section, names in listing.items():
+                print(f"{section}:")
+                for name in names:
+                    desc = descriptions.get(name, "")
+                    print(f"  {name:<28} {desc}".rstrip())
+        return listing
+    if args.command == "export":
+        path = export_ticket(args.run_dir, args.round, args.out)
+        print(f"wrote {path}", file=sys.stderr)
+        return {"out": str(path), "run_dir": args.run_dir, "round": args.round}
+
+    cfg = _configs(args)
+    stop = StopToken()
+    previous = signal.signal(signal.SIGINT, lambda *_: stop.request())
+    try:
+        kwargs = dict(out=args.out, on_event=_print_event, stop=stop, progress=not args.quiet)
+        if args.command == "train":
+            res = train_dense(cfg["data"], cfg["model"], cfg["train"], **kwargs)
+            r0 = res.rounds[0]
+            return {"run_dir": str(res.run_dir), "early_stop_iteration": r0.early_stop_iteration,
+                    "early_stop_test_acc": r0.early_stop_test_acc, "final_test_acc": r0.final_test_acc,
+                    "reused": r0.reused}
+        res = run_lottery(cfg["data"], cfg["model"], cfg["train"], cfg["prune"], **kwargs)
+        return res.to_json()
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        result = _run(args)
+    except (ConfigError, data_mod.DataError, ValueError, FileNotFoundError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except RunStopped as exc:
+        print(f"{exc}; finished rounds are kept, run the same command again to resume", file=sys.stderr)
+        return 130
+    if args.json:
+        print(json.dumps(result))
+    return 0

@@ -1,0 +1,241 @@
+"""Configuration dataclasses: one per concern (data, model, training, pruning).
+
+Each config
+
+* validates itself on construction: an unknown name raises :class:`ConfigError` listing the allowed
+  values, an out-of-range number names the field and the range;
+* prints only the fields that differ from their defaults (``TrainConfig(epochs=2, seed=3)``);
+* round-trips through JSON (:meth:`to_dict` / :meth:`from_dict`);
+* contributes its non-default, result-relevant fields to the run hash that names a run's directory
+  in the results store. Fields that only say *where* or *how fast* (data directory, device) are
+  marked ``hash=False`` and never change a run's identity.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import math
+from dataclasses import dataclass, field, fields
+from typing import Any, ClassVar, Optional
+
+from . import criteria as _criteria
+from . import policies as _policies
+from .models import ARCHS
+from .data import DATASETS
+
+DEVICES = ("auto", "cpu", "cuda")
+
+
+class ConfigError(ValueError):
+    """A configuration value is invalid. The message names the field and what is allowed."""
+
+
+def _no_hash(default: Any) -> Any:
+    return field(default=default, metadata={"hash": False})
+
+
+def check_choice(owner: str, name: str, value: Any, allowed) -> None:
+    allowed = list(allowed)
+    if value not in allowed:
+        raise ConfigError(
+            f"{owner}.{name}: unknown value {value!r}; allowed values: {', '.join(map(str, allowed))}"
+        )
+
+
+def check_range(owner: str, name: str, value: Any, lo=None, hi=None, *, integer=False,
+                lo_open=False, hi_open=False) -> None:
+    kind = "an integer" if integer else "a number"
+    ok_type = isinstance(value, int) if integer else isinstance(value, (int, float))
+    if isinstance(value, bool) or not ok_type or (not integer and not math.isfinite(value)):
+        raise ConfigError(f"{owner}.{name}: expected {kind}, got {value!r}")
+    lo_bad = lo is not None and (value <= lo if lo_open else value < lo)
+    hi_bad = hi is not None and (value >= hi if hi_open else value > hi)
+    if lo_bad or hi_bad:
+        left = "(" if lo_open else "["
+        right = ")" if hi_open else "]"
+        lo_s = "-inf" if lo is None else repr(lo)
+        hi_s = "inf" if hi is None else repr(hi)
+        raise ConfigError(f"{owner}.{name}: {value!r} is out of range {left}{lo_s}, {hi_s}{right}")
+
+
+@dataclass(frozen=True)
+class _Config:
+    """Shared behaviour of the config dataclasses."""
+
+    _label: ClassVar[str] = "config"
+
+    def __post_init__(self) -> None:
+        self.validate()
+
+    def validate(self) -> None:  # pragma: no cover - overridden
+        pass
+
+    # -- views -----------------------------------------------------------------------------
+    def non_default(self, *, for_hash: bool = False) -> dict:
+        out = {}
+        for f in fields(self):
+            if for_hash and not f.metadata.get("hash", True):
+                continue
+            value = getattr(self, f.name)
+            if value != f.default:
+                out[f.name] = value
+        return out
+
+    def __repr__(self) -> str:
+        body = ", ".join(f"{k}={v!r}" for k, v in self.non_default().items())
+        return f"{type(self).__name__}({body})"
+
+    __str__ = __repr__
+
+    def to_dict(self) -> dict:
+        return {f.name: getattr(self, f.name) for f in fields(self)}
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "_Config":
+        if not isinstance(data, dict):
+            raise ConfigError(f"{cls.__name__}: expected a JSON object, got {type(data).__name__}")
+        allowed = [f.name for f in fields(cls)]
+        unknown = sorted(set(data) - set(allowed))
+        if unknown:
+            raise ConfigError(
+                f"{cls.__name__}: unknown field(s) {', '.join(unknown)}; allowed fields: {', '.join(allowed)}"
+            )
+        return cls(**data)
+
+    def replace(self, **changes) -> "_Config":
+        return dataclasses.replace(self, **changes)
+
+
+@dataclass(frozen=True, repr=False)
+class DataConfig(_Config):
+    """Which dataset and how it is split.
+
+    ``dataset=None`` means the architecture's own dataset (MNIST for ``fc``, CIFAR-10 for the conv
+    nets). The validation split is the original protocol's: ``val_size`` images drawn from the
+    training set with numpy's legacy ``RandomState(val_seed).choice(N, val_size, replace=False)``.
+    ``data_dir=None`` means ``$LT_DATA_DIR``, else a per-user cache directory.
+    """
+
+    dataset: Optional[str] = None
+    val_size: int = 5000
+    val_seed: int = 0
+    data_dir: Optional[str] = _no_hash(None)
+    download: bool = _no_hash(True)
+
+    def validate(self) -> None:
+        if self.dataset is not None:
+            check_choice("DataConfig", "dataset", self.dataset, DATASETS)
+        check_range("DataConfig", "val_size", self.val_size, 1, 20000, integer=True)
+        check_range("DataConfig", "val_seed", self.val_seed, 0, 2**32 - 1, integer=True)
+
+
+@dataclass(frozen=True, repr=False)
+class ModelConfig(_Config):
+    """Which network: ``fc`` (LeNet 300-100-10), ``conv2``, ``conv4`` or ``conv6``."""
+
+    arch: str = "fc"
+
+    def validate(self) -> None:
+        check_choice("ModelConfig", "arch", self.arch, ARCHS)
+
+
+@dataclass(frozen=True, repr=False)
+class TrainConfig(_Config):
+    """How a network is trained (Adam, protocol section 2.2).
+
+    ``lr=None`` and ``epochs=None`` mean the architecture's protocol values (FC 1.2e-3 / 55 epochs,
+    Conv2 2e-4 / 27, Conv4 3e-4 / 34, Conv6 3e-4 / 40). ``iterations`` replaces ``epochs`` for quick
+    runs (at most one of the two may be set). ``seed`` seeds every random choice of the run: the
+    initialisation, the data order, mask tie-breaks and the mask policies.
+    """
+
+    seed: int = 0
+    lr: Optional[float] = None
+    batch_size: int = 60
+    epochs: Optional[int] = None
+    iterations: Optional[int] = None
+    eval_every: int = 100
+    eval_train: bool = True
+    device: str = _no_hash("auto")
+
+    def validate(self) -> None:
+        check_range("TrainConfig", "seed", self.seed, 0, 2**63 - 1, integer=True)
+        if self.lr is not None:
+            check_range("TrainConfig", "lr", self.lr, 0, 10.0, lo_open=True)
+        check_range("TrainConfig", "batch_size", self.batch_size, 1, 100000, integer=True)
+        if self.epochs is not None and self.iterations is not None:
+            raise ConfigError("TrainConfig: set at most one of epochs and iterations, not both "
+                              f"(got epochs={self.epochs}, iterations={self.iterations})")
+        if self.epochs is not None:
+            check_range("TrainConfig", "epochs", self.epochs, 1, 100000, integer=True)
+        if self.iterations is not None:
+            check_range("TrainConfig", "iterations", self.iterations, 1, 10**9, integer=True)
+        check_range("TrainConfig", "eval_every", self.eval_every, 1, 10**9, integer=True)
+        check_choice("TrainConfig", "device", self.device, DEVICES)
+
+
+@dataclass(frozen=True, repr=False)
+class PruneConfig(_Config):
+    """Iterative pruning (protocol sections 3-5).
+
+    ``rounds`` pruning rounds follow the dense round 0. Each round prunes, within each layer, the
+    fraction ``prune_fraction_<kind>`` of the weights still kept. ``None`` means the architecture's
+    protocol value (FC: hidden 0.2, output 0.1; Conv2/Conv4: conv 0.1, hidden FC 0.2, output 0.1;
+    Conv6: conv 0.15, hidden FC 0.2, output 0.1).
+    """
+
+    criterion: str = "large_final"
+    mask1: str = "rewind"
+    mask0: str = "zero"
+    rounds: int = 24
+    prune_fraction_conv: Optional[float] = None
+    prune_fraction_fc: Optional[float] = None
+    prune_fraction_output: Optional[float] = None
+
+    def validate(self) -> None:
+        check_choice("PruneConfig", "criterion", self.criterion, _criteria.CRITERIA)
+        check_choice("PruneConfig", "mask1", self.mask1, _policies.MASK1_POLICIES)
+        check_choice("PruneConfig", "mask0", self.mask0, _policies.MASK0_POLICIES)
+        check_range("PruneConfig", "rounds", self.rounds, 0, 200, integer=True)
+        for kind in ("conv", "fc", "output"):
+            value = getattr(self, f"prune_fraction_{kind}")
+            if value is not None:
+                check_range("PruneConfig", f"prune_fraction_{kind}", value, 0.0, 1.0, hi_open=True)
+
+
+CONFIG_CLASSES = {"data": DataConfig, "model": ModelConfig, "train": TrainConfig, "prune": PruneConfig}
+
+
+def configs_from_dict(data: dict) -> dict:
+    """Build ``{"data": DataConfig, ...}`` from a JSON-style dict of per-concern dicts."""
+    unknown = sorted(set(data) - set(CONFIG_CLASSES))
+    if unknown:
+        raise ConfigError(f"config: unknown section(s) {', '.join(unknown)}; "
+                          f"allowed sections: {', '.join(CONFIG_CLASSES)}")
+    return {k: CONFIG_CLASSES[k].from_dict(v) for k, v in data.items()}
+
+
+def configs_to_dict(configs: dict) -> dict:
+    return {k: v.to_dict() for k, v in configs.items()}
+
+
+def config_hash(kind: str, **configs: _Config) -> str:
+    """Stable short hash of the non-default, result-relevant fields of ``configs``."""
+    payload = {"kind": kind}
+    for key in sorted(configs):
+        payload[key] = configs[key].non_default(for_hash=True)
+    text = json.dumps(payload, sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(text.encode()).hexdigest()[:12]
+
+
+def save_json(path, configs: dict) -> None:
+    from .store import atomic_write_text
+
+    atomic_write_text(path, json.dumps(configs_to_dict(configs), indent=2, sort_keys=True) + "\n")
+
+
+def load_json(path) -> dict:
+    with open(path) as fh:
+        return configs_from_dict(json.load(fh))

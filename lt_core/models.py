@@ -1,0 +1,201 @@
+"""The four networks of the paper (protocol section 1) as plain, stackable functions.
+
+A network is an :class:`Arch`: an ordered list of :class:`Layer` specs. Its parameters are plain
+dicts keyed by layer name (``{"fc1": tensor, ...}``): ``weights``, ``biases`` and ``masks``.
+Every weight tensor carries a mask; biases are never masked.
+
+The forward pass works on *stacks* of K independent runs: every parameter has a leading run
+dimension (``weights["fc1"]`` is ``(K, 300, 784)``), and K runs go through one vectorised step
+(batched matmuls; grouped convolutions with ``groups=K``). A single run is simply K = 1.
+
+Initialisation mirrors TF 1.x ``glorot_normal``: a normal with sigma = sqrt(2 / (fan_in + fan_out))
+truncated at +-2 sigma *without* variance correction (realised std ~ 0.88 sigma); fans of a conv
+layer are k*k*C_in and k*k*C_out. Biases start at zero. Whether TF 1.10 applied no truncation
+correction is UNVERIFIED in the protocol; we follow its recommended reading (no correction).
+"""
+
+from __future__ import annotations
+
+import math
+from collections import OrderedDict
+from dataclasses import dataclass
+from typing import Dict, List, Optional, Tuple
+
+import torch
+import torch.nn.functional as F
+
+from .seeding import derive_seed
+
+Tensor = torch.Tensor
+
+
+@dataclass(frozen=True)
+class Layer:
+    name: str
+    kind: str  # "conv", "fc" (hidden dense) or "output"
+    shape: Tuple[int, ...]  # weight shape in torch layout: (out, in) or (out, in, k, k)
+    pool_after: bool = False
+
+    @property
+    def numel(self) -> int:
+        return math.prod(self.shape)
+
+    @property
+    def fans(self) -> Tuple[int, int]:
+        receptive = math.prod(self.shape[2:]) if len(self.shape) > 2 else 1
+        return self.shape[1] * receptive, self.shape[0] * receptive
+
+
+@dataclass(frozen=True)
+class Arch:
+    name: str
+    dataset: str
+    input_shape: Tuple[int, int, int]  # (C, H, W)
+    layers: Tuple[Layer, ...]
+    lr: float
+    epochs: int
+    prune_fractions: Dict[str, float]  # per layer kind: fraction of remaining weights pruned per round
+
+    @property
+    def layer_names(self) -> List[str]:
+        return [layer.name for layer in self.layers]
+
+    @property
+    def num_weights(self) -> int:
+        return sum(layer.numel for layer in self.layers)
+
+    def layer(self, name: str) -> Layer:
+        for layer in self.layers:
+            if layer.name == name:
+                return layer
+        raise KeyError(f"{self.name} has no layer {name!r}; layers: {', '.join(self.layer_names)}")
+
+
+def _conv_net(name: str, widths: List[int], lr: float, epochs: int, conv_prune: float) -> Arch:
+    layers, c_in, spatial = [], 3, 32
+    idx = 0
+    for block_width in widths:
+        for j in range(2):
+            idx += 1
+            layers.append(Layer(f"conv{idx}", "conv", (block_width, c_in, 3, 3), pool_after=(j == 1)))
+            c_in = block_width
+        spatial //= 2
+    flat = c_in * spatial * spatial
+    layers += [Layer("fc1", "fc", (256, flat)), Layer("fc2", "fc", (256, 256)),
+               Layer("fc3", "output", (10, 256))]
+    return Arch(name, "cifar10", (3, 32, 32), tuple(layers), lr, epochs,
+                {"conv": conv_prune, "fc": 0.2, "output": 0.1})
+
+
+ARCH_SPECS: Dict[str, Arch] = {
+    "fc": Arch("fc", "mnist", (1, 28, 28),
+               (Layer("fc1", "fc", (300, 784)), Layer("fc2", "fc", (100, 300)),
+                Layer("fc3", "output", (10, 100))),
+               lr=1.2e-3, epochs=55, prune_fractions={"conv": 0.0, "fc": 0.2, "output": 0.1}),
+    "conv2": _conv_net("conv2", [64], lr=2e-4, epochs=27, conv_prune=0.1),
+    "conv4": _conv_net("conv4", [64, 128], lr=3e-4, epochs=34, conv_prune=0.1),
+    "conv6": _conv_net("conv6", [64, 128, 256], lr=3e-4, epochs=40, conv_prune=0.15),
+}
+ARCHS = tuple(ARCH_SPECS)
+
+
+def get_arch(name: str) -> Arch:
+    if name not in ARCH_SPECS:
+        raise ValueError(f"arch: unknown value {name!r}; allowed values: {', '.join(ARCHS)}")
+    return ARCH_SPECS[name]
+
+
+# -- initialisation -----------------------------------------------------------------------------
+
+def glorot_sigma(layer: Layer) -> float:
+    fan_in, fan_out = layer.fans
+    return math.sqrt(2.0 / (fan_in + fan_out))
+
+
+def init_weights(arch: Arch, seed: int) -> Dict[str, Tensor]:
+    """Truncated Glorot-normal weights for one run, each layer from its own derived seed."""
+    out = {}
+    for layer in arch.layers:
+        gen = torch.Generator().manual_seed(derive_seed(seed, "init", layer.name))
+        sigma = glorot_sigma(layer)
+        w = torch.empty(layer.shape)
+        torch.nn.init.trunc_normal_(w, mean=0.0, std=sigma, a=-2 * sigma, b=2 * sigma, generator=gen)
+        out[layer.name] = w
+    return out
+
+
+def zero_biases(arch: Arch) -> Dict[str, Tensor]:
+    return {layer.name: torch.zeros(layer.shape[0]) for layer in arch.layers}
+
+
+def full_masks(arch: Arch) -> Dict[str, Tensor]:
+    return {layer.name: torch.ones(layer.shape) for layer in arch.layers}
+
+
+# -- forward ------------------------------------------------------------------------------------
+
+def forward(arch: Arch, weights: Dict[str, Tensor], biases: Dict[str, Tensor], x: Tensor) -> Tensor:
+    """Logits of K stacked runs.
+
+    ``weights[name]``: ``(K, *layer.shape)``; ``biases[name]``: ``(K, out)``; ``x``: either
+    ``(K, B, C, H, W)`` (each run its own batch) or ``(B, C, H, W)`` (one batch shared by all runs).
+    Returns ``(K, B, 10)``.
+    """
+    k = next(iter(weights.values())).shape[0]
+    shared = x.dim() == 4
+    b = x.shape[0] if shared else x.shape[1]
+    h: Optional[Tensor] = None  # dense activations (K, B, F)
+    conv: Optional[Tensor] = None  # conv activations (B, K*C, H, W)
+    for layer in arch.layers:
+        w, bias = weights[layer.name], biases[layer.name]
+        if layer.kind == "conv":
+            if conv is None:
+                conv = x.repeat(1, k, 1, 1) if shared else x.transpose(0, 1).reshape(b, -1, *x.shape[-2:])
+            conv = F.conv2d(conv, w.reshape(-1, *w.shape[2:]), bias.reshape(-1), padding=1, groups=k)
+            conv = F.relu(conv)
+            if layer.pool_after:
+                conv = F.max_pool2d(conv, 2)
+            continue
+        if h is None:
+            if conv is not None:
+                h = conv.reshape(b, k, -1).transpose(0, 1)
+            elif shared:
+                # One batch for every run: a single wide matmul against all K first layers.
+                flat = x.reshape(b, -1)
+                h = (flat @ w.reshape(-1, w.shape[-1]).t()).reshape(b, k, -1).transpose(0, 1)
+                h = h + bias.unsqueeze(1)
+                h = F.relu(h) if layer.kind != "output" else h
+                continue
+            else:
+                h = x.reshape(k, b, -1)
+        h = torch.baddbmm(bias.unsqueeze(1), h, w.transpose(1, 2))
+        if layer.kind != "output":
+            h = F.relu(h)
+    return h
+
+
+# -- a standard torch.nn model of each architecture (used by export) ----------------------------
+
+def torch_module(arch_name: str) -> torch.nn.Sequential:
+    """A plain ``torch.nn.Sequential`` with the same layer names as lt_core's parameter dicts.
+
+    Exported tickets load into this model (after ``torch.nn.utils.prune.identity`` on each layer's
+    ``weight``); the README shows the same model written with torch alone.
+    """
+    arch = get_arch(arch_name)
+    mods: "OrderedDict[str, torch.nn.Module]" = OrderedDict()
+    flattened = False
+    for layer in arch.layers:
+        if layer.kind == "conv":
+            mods[layer.name] = torch.nn.Conv2d(layer.shape[1], layer.shape[0], 3, padding=1)
+            mods[f"relu_{layer.name}"] = torch.nn.ReLU()
+            if layer.pool_after:
+                mods[f"pool_{layer.name}"] = torch.nn.MaxPool2d(2)
+            continue
+        if not flattened:
+            mods["flatten"] = torch.nn.Flatten()
+            flattened = True
+        mods[layer.name] = torch.nn.Linear(layer.shape[1], layer.shape[0])
+        if layer.kind != "output":
+            mods[f"relu_{layer.name}"] = torch.nn.ReLU()
+    return torch.nn.Sequential(mods)

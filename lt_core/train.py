@@ -1,0 +1,278 @@
+"""The training loop: K independent runs of one architecture trained in one vectorised step.
+
+Each run has its own starting weights, mask, frozen values (mask-0 policies), data order (from its
+seed) and early-stopping record; all runs share the architecture, learning rate, batch size and
+schedule. Adam's state is elementwise, so stacking runs never couples them. K = 1 is a plain run.
+
+Faithful to protocol section 2: Adam (beta1 0.9, beta2 0.999, eps 1e-8; PyTorch's form of the
+update, which differs from TF's only in where eps enters), batch 60 drawn from a per-epoch
+permutation with the last partial batch dropped, a fresh optimiser per call, evaluation of the full
+train / val / test splits at iteration 0, every ``eval_every`` iterations and at the end, and the
+early-stop accuracy = test accuracy at the evaluation point of minimum validation loss. The
+weights kept for mask computation are those at the end of training.
+
+Speed: the whole dataset lives on the device; a batch is one index into it; no per-sample Python
+and no host-device synchronisation except at evaluation points.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Dict, List, Optional
+
+import torch
+import torch.nn.functional as F
+
+from .data import Dataset, Split
+from .events import EventCallback, RunStopped, StopToken, emit
+from .models import Arch, forward
+from .seeding import generator
+from .store import atomic_torch_save, torch_load
+
+Tensor = torch.Tensor
+SPLITS = ("train", "val", "test")
+
+
+@dataclass
+class RunSpec:
+    """One run of a stack: where it starts, what it may change, and its data order."""
+
+    label: str
+    weights: Dict[str, Tensor]  # starting (underlying) weights
+    biases: Dict[str, Tensor]
+    masks: Dict[str, Tensor]
+    seed: int  # data order
+    frozen: Optional[Dict[str, Tensor]] = None  # fixed values of pruned weights (0 at kept positions)
+
+
+@dataclass
+class RunResult:
+    label: str
+    final_weights: Dict[str, Tensor]  # effective weights at the end: w * mask + frozen
+    final_biases: Dict[str, Tensor]
+    rows: List[dict]  # tidy metric rows
+    evals: List[dict] = field(default_factory=list)  # one dict per evaluation point
+    early_stop_iteration: int = 0
+    early_stop_test_acc: float = float("nan")
+    final_test_acc: float = float("nan")
+
+    def summary(self) -> dict:
+        return {"early_stop_iteration": self.early_stop_iteration,
+                "early_stop_test_acc": self.early_stop_test_acc,
+                "final_test_acc": self.final_test_acc}
+
+
+def steps_per_epoch(n: int, batch_size: int) -> int:
+    return n // batch_size
+
+
+def epoch_order(seed: int, epoch: int, n: int) -> Tensor:
+    """The training-set order of ``epoch`` for data seed ``seed``: runs sharing a seed share it."""
+    return torch.randperm(n, generator=generator(seed, "data", epoch))
+
+
+def resolve_device(device: str) -> torch.device:
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if device == "cuda" and not torch.cuda.is_available():
+        raise ValueError("TrainConfig.device: 'cuda' was requested but no CUDA device is available; "
+                         "allowed values here: auto, cpu")
+    return torch.device(device)
+
+
+def eval_batch_size(arch: Arch) -> int:
+    return 10000 if all(layer.kind != "conv" for layer in arch.layers) else 1000
+
+
+@torch.no_grad()
+def evaluate(arch: Arch, weights: Dict[str, Tensor], biases: Dict[str, Tensor], split: Split,
+             batch: Optional[int] = None) -> tuple:
+    """Mean cross-entropy and accuracy of each of the K stacked networks on ``split`` (tensors (K,))."""
+    batch = batch or eval_batch_size(arch)
+    k = next(iter(weights.values())).shape[0]
+    loss = torch.zeros(k, dtype=torch.float64, device=split.x.device)
+    correct = torch.zeros(k, dtype=torch.float64, device=split.x.device)
+    for start in range(0, len(split), batch):
+        x, y = split.x[start:start + batch], split.y[start:start + batch]
+        logits = forward(arch, weights, biases, x)
+        target = y.expand(k, -1)
+        loss += F.cross_entropy(logits.reshape(-1, logits.shape[-1]), target.reshape(-1),
+                                reduction="none").view(k, -1).sum(1, dtype=torch.float64)
+        correct += (logits.argmax(-1) == target).sum(1, dtype=torch.float64)
+    n = len(split)
+    return loss / n, correct / n
+
+
+class Trainer:
+    """Trains a stack of runs; see the module docstring.
+
+    ``checkpoint``: a file to resume from and to write when stopped (and every
+    ``checkpoint_seconds``); resuming yields the same numbers as an uninterrupted run.
+    """
+
+    def __init__(self, arch: Arch, data: Dataset, runs: List[RunSpec], *, lr: float, batch_size: int,
+                 iterations: int, eval_every: int = 100, eval_train: bool = True, round_index: int = 0,
+                 on_event: Optional[EventCallback] = None, stop: Optional[StopToken] = None,
+                 checkpoint: Optional[Path] = None, checkpoint_seconds: float = 120.0,
+                 progress: bool = False) -> None:
+        if not runs:
+            raise ValueError("Trainer: no runs to train")
+        self.arch, self.data, self.runs = arch, data, runs
+        self.lr, self.batch_size, self.iterations = lr, batch_size, iterations
+        self.eval_every, self.eval_train, self.round = eval_every, eval_train, round_index
+        self.on_event, self.stop = on_event, stop
+        self.checkpoint, self.checkpoint_seconds, self.progress = checkpoint, checkpoint_seconds, progress
+        self.device = data.train.x.device
+        n = len(data.train)
+        self.spe = steps_per_epoch(n, batch_size)
+        if self.spe == 0:
+            raise ValueError(f"TrainConfig.batch_size: {batch_size} is larger than the {n} training images")
+        names = arch.layer_names
+        dev = self.device
+
+        self.w = {name: torch.stack([r.weights[name] for r in runs]).to(dev, torch.float32).requires_grad_()
+                  for name in names}
+        self.b = {name: torch.stack([r.biases[name] for r in runs]).to(dev, torch.float32).requires_grad_()
+                  for name in names}
+        self.m = {name: torch.stack([r.masks[name] for r in runs]).to(dev, torch.float32) for name in names}
+        self.frozen = None
+        if any(r.frozen is not None for r in runs):
+            self.frozen = {name: torch.stack([
+                (r.frozen[name] if r.frozen is not None else torch.zeros(arch.layer(name).shape))
+                for r in runs]).to(dev, torch.float32) for name in names}
+        seeds = [r.seed for r in runs]
+        self.shared_order = len(set(seeds)) == 1
+        self.seeds = seeds
+        params = [self.w[n] for n in names] + [self.b[n] for n in names]
+        self.opt = torch.optim.Adam(params, lr=lr, betas=(0.9, 0.999), eps=1e-8,
+                                    **({"fused": True} if dev.type in ("cpu", "cuda") else {}))
+        self.evals: List[List[dict]] = [[] for _ in runs]
+        self.start_iteration = 0
+        self._order_cache: Dict[int, Tensor] = {}
+
+    # -- pieces ------------------------------------------------------------------------------
+    def effective(self) -> Dict[str, Tensor]:
+        if self.frozen is None:
+            return {n: self.w[n] * self.m[n] for n in self.w}
+        return {n: self.w[n] * self.m[n] + self.frozen[n] for n in self.w}
+
+    def _order(self, epoch: int) -> Tensor:
+        if epoch not in self._order_cache:
+            n = len(self.data.train)
+            seeds = self.seeds[:1] if self.shared_order else self.seeds
+            self._order_cache = {epoch: torch.stack([epoch_order(s, epoch, n) for s in seeds]).to(self.device)}
+        return self._order_cache[epoch]
+
+    def batch(self, it: int):
+        epoch, pos = divmod(it, self.spe)
+        idx = self._order(epoch)[:, pos * self.batch_size:(pos + 1) * self.batch_size]
+        if self.shared_order:
+            idx = idx[0]
+        return self.data.train.x[idx], self.data.train.y[idx]
+
+    def _evaluate(self, it: int) -> None:
+        eff = {n: t.detach() for n, t in self.effective().items()}
+        b = {n: t.detach() for n, t in self.b.items()}
+        results = {}
+        for split in SPLITS:
+            if split == "train" and not self.eval_train:
+                continue
+            loss, acc = evaluate(self.arch, eff, b, self.data.splits[split])
+            results[split] = (loss.tolist(), acc.tolist())
+        for i, run in enumerate(self.runs):
+            record = {"iteration": it}
+            for split, (loss, acc) in results.items():
+                record[f"{split}_loss"] = loss[i]
+                record[f"{split}_acc"] = acc[i]
+            self.evals[i].append(record)
+            emit(self.on_event, event="eval", run=run.label, round=self.round, iterations=self.iterations,
+                 **record)
+
+    def _save_checkpoint(self, it: int) -> None:
+        if self.checkpoint is None:
+            return
+        atomic_torch_save(self.checkpoint, {
+            "iteration": it, "labels": [r.label for r in self.runs],
+            "w": {n: t.detach().cpu() for n, t in self.w.items()},
+            "b": {n: t.detach().cpu() for n, t in self.b.items()},
+            "opt": self.opt.state_dict(), "evals": self.evals,
+        })
+
+    def _load_checkpoint(self) -> bool:
+        if self.checkpoint is None or not Path(self.checkpoint).is_file():
+            return False
+        state = torch_load(self.checkpoint)
+        if state["labels"] != [r.label for r in self.runs]:
+            return False
+        with torch.no_grad():
+            for n in self.w:
+                self.w[n].copy_(state["w"][n])
+                self.b[n].copy_(state["b"][n])
+        self.opt.load_state_dict(state["opt"])
+        self.evals = state["evals"]
+        self.start_iteration = state["iteration"]
+        emit(self.on_event, event="stage", stage="resumed", round=self.round, iteration=self.start_iteration)
+        return True
+
+    # -- the loop ----------------------------------------------------------------------------
+    def run(self) -> List[RunResult]:
+        self._load_checkpoint()
+        k = len(self.runs)
+        bar = None
+        if self.progress:
+            from tqdm import tqdm
+
+            bar = tqdm(total=self.iterations, initial=self.start_iteration, unit="it", leave=False,
+                       desc=f"round {self.round}", dynamic_ncols=True)
+        it = self.start_iteration
+        if it == 0 and not self.evals[0]:
+            self._evaluate(0)
+        last_ckpt = time.monotonic()
+        names = list(self.w)
+        try:
+            while it < self.iterations:
+                if self.stop is not None and self.stop.requested:
+                    self._save_checkpoint(it)
+                    raise RunStopped(f"stopped at round {self.round}, iteration {it}")
+                x, y = self.batch(it)
+                logits = forward(self.arch, self.effective(), self.b, x)
+                target = y if not self.shared_order else y.expand(k, -1)
+                loss = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), target.reshape(-1)) * k
+                self.opt.zero_grad(set_to_none=True)
+                loss.backward()
+                self.opt.step()
+                it += 1
+                if it % self.eval_every == 0 or it == self.iterations:
+                    self._evaluate(it)
+                    if bar is not None:
+                        bar.set_postfix(test_acc=f"{self.evals[0][-1]['test_acc']:.4f}", refresh=False)
+                    if self.checkpoint is not None and time.monotonic() - last_ckpt > self.checkpoint_seconds:
+                        self._save_checkpoint(it)
+                        last_ckpt = time.monotonic()
+                if bar is not None and it % 50 == 0:
+                    bar.update(it - bar.n)
+        finally:
+            if bar is not None:
+                bar.close()
+        eff = self.effective()
+        results = []
+        for i, run in enumerate(self.runs):
+            evals = self.evals[i]
+            best = min(range(len(evals)), key=lambda j: (evals[j]["val_loss"], j))
+            rows = [{"run": run.label, "round": self.round, "iteration": e["iteration"], "split": key.split("_")[0],
+                     "metric": "loss" if key.endswith("loss") else "accuracy", "value": value}
+                    for e in evals for key, value in e.items() if key != "iteration"]
+            results.append(RunResult(
+                label=run.label,
+                final_weights={n: eff[n][i].detach().cpu().clone() for n in names},
+                final_biases={n: self.b[n][i].detach().cpu().clone() for n in names},
+                rows=rows, evals=evals, early_stop_iteration=evals[best]["iteration"],
+                early_stop_test_acc=evals[best]["test_acc"], final_test_acc=evals[-1]["test_acc"]))
+        return results
+
+
+def train_runs(arch: Arch, data: Dataset, runs: List[RunSpec], **kwargs) -> List[RunResult]:
+    """Train a stack of runs (see :class:`Trainer`) and return one :class:`RunResult` per run."""
+    return Trainer(arch, data, runs, **kwargs).run()

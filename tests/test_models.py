@@ -1,0 +1,80 @@
+import math
+
+import pytest
+import torch
+
+from lt_core.models import ARCH_SPECS, forward, full_masks, get_arch, glorot_sigma, init_weights, torch_module, zero_biases
+
+
+@pytest.mark.parametrize("arch,count", [("fc", 266_200), ("conv2", 4_300_992), ("conv4", 2_425_024),
+                                        ("conv6", 2_261_184)])
+def test_weight_counts(arch, count):
+    assert get_arch(arch).num_weights == count
+    module = torch_module(arch)
+    n = sum(p.numel() for name, p in module.named_parameters() if name.endswith("weight"))
+    assert n == count
+
+
+def test_layer_shapes():
+    assert [l.shape for l in get_arch("fc").layers] == [(300, 784), (100, 300), (10, 100)]
+    conv6 = get_arch("conv6")
+    assert [l.shape[0] for l in conv6.layers] == [64, 64, 128, 128, 256, 256, 256, 256, 10]
+    assert conv6.layer("fc1").shape == (256, 4 * 4 * 256)
+    assert get_arch("conv2").layer("fc1").shape == (256, 16 * 16 * 64)
+    assert get_arch("conv4").layer("fc1").shape == (256, 8 * 8 * 128)
+
+
+def test_glorot_truncated_statistics():
+    arch = get_arch("conv2")
+    weights = init_weights(arch, seed=0)
+    for layer in arch.layers:
+        w = weights[layer.name]
+        sigma = math.sqrt(2.0 / sum(layer.fans))
+        assert glorot_sigma(layer) == pytest.approx(sigma)
+        assert w.abs().max() <= 2 * sigma + 1e-7  # truncated at +-2 sigma
+        # no variance correction: std of N(0, s) truncated at 2s is 0.8796 s
+        if layer.numel > 50_000:
+            assert float(w.std()) == pytest.approx(0.8796 * sigma, rel=0.01)
+            assert abs(float(w.mean())) < 0.01 * sigma
+    conv1 = arch.layer("conv1")
+    assert conv1.fans == (9 * 3, 9 * 64)
+
+
+def test_init_is_seeded():
+    arch = get_arch("fc")
+    a, b, c = init_weights(arch, 1), init_weights(arch, 1), init_weights(arch, 2)
+    assert all(torch.equal(a[n], b[n]) for n in a)
+    assert not torch.equal(a["fc1"], c["fc1"])
+
+
+@pytest.mark.parametrize("arch_name", ["fc", "conv4"])
+def test_stacked_forward_equals_torch_module(arch_name):
+    arch = get_arch(arch_name)
+    torch.manual_seed(0)
+    runs = [init_weights(arch, s) for s in (0, 1, 2)]
+    biases = [{n: torch.randn(b.shape) * 0.1 for n, b in zero_biases(arch).items()} for _ in runs]
+    x = torch.rand(5, *arch.input_shape)
+    w = {n: torch.stack([r[n] for r in runs]) for n in arch.layer_names}
+    b = {n: torch.stack([bb[n] for bb in biases]) for n in arch.layer_names}
+    shared = forward(arch, w, b, x)
+    per_run = forward(arch, w, b, x.expand(3, *x.shape))
+    assert shared.shape == (3, 5, 10)
+    for i in range(3):
+        module = torch_module(arch_name)
+        module.load_state_dict({**{f"{n}.weight": runs[i][n] for n in arch.layer_names},
+                                **{f"{n}.bias": biases[i][n] for n in arch.layer_names}})
+        expected = module(x)
+        torch.testing.assert_close(shared[i], expected, rtol=1e-4, atol=1e-5)
+        torch.testing.assert_close(per_run[i], expected, rtol=1e-4, atol=1e-5)
+
+
+def test_biases_never_masked():
+    arch = get_arch("fc")
+    assert set(full_masks(arch)) == set(arch.layer_names)
+    assert all(m.shape == arch.layer(n).shape for n, m in full_masks(arch).items())
+
+
+def test_unknown_arch_lists_allowed():
+    with pytest.raises(ValueError, match="allowed values: fc, conv2, conv4, conv6"):
+        get_arch("resnet")
+    assert set(ARCH_SPECS) == {"fc", "conv2", "conv4", "conv6"}
