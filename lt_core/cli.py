@@ -1,7 +1,8 @@
 """Command-line interface: ``python -m lt_core <command> ...`` (``--help`` on each command).
 
-Commands: ``train`` (dense network), ``lottery`` (iterative pruning), ``export`` (a round's ticket
-as a plain state_dict), ``list`` (every name the other commands accept).
+Commands: ``train`` (dense network), ``lottery`` (iterative pruning), ``supermask`` (one-shot
+supermasks on the untrained network), ``learn-mask`` (learned supermasks), ``export`` (a round's
+ticket as a plain state_dict), ``list`` (every name the other commands accept).
 
 With ``--json`` the last line of stdout is one JSON object with the results. Errors in the input
 print one line naming the field and the allowed values, and exit with status 2. Ctrl-C stops at
@@ -57,6 +58,29 @@ def _prune_options(p: argparse.ArgumentParser) -> None:
     g.add_argument("--prune-fraction-output", type=float, default=None)
 
 
+def _learn_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--arch", choices=models.ARCHS, default=None, help="network (default fc)")
+    p.add_argument("--dataset", choices=data_mod.DATASETS, default=None, help="default: the architecture's")
+    p.add_argument("--data-dir", default=None, help="folder holding the datasets")
+    p.add_argument("--no-download", action="store_true", help="never download; fail if files are missing")
+    p.add_argument("--device", choices=("auto", "cpu", "cuda"), default=None, help="default auto")
+    p.add_argument("--out", default=None, help="results root (default $LT_RESULTS_DIR, else ./results)")
+    p.add_argument("--seed", type=int, default=None, help="default 0")
+    p.add_argument("--weights", choices=("init", "signed_constant"), default=None,
+                   help="frozen weights: initial values (default) or signed constants")
+    p.add_argument("--dwr", action="store_true", help="dynamic weight rescaling")
+    length = p.add_mutually_exclusive_group()
+    length.add_argument("--epochs", type=int, default=None, help="default 2000 for fc, 100 for conv nets")
+    length.add_argument("--iterations", type=int, default=None, help="iterations instead of epochs")
+    p.add_argument("--lr", type=float, default=None, help="SGD learning rate of the scores (default 100)")
+    p.add_argument("--momentum", type=float, default=None, help="default 0.9")
+    p.add_argument("--batch-size", type=int, default=None, help="default 250")
+    p.add_argument("--score-init", type=float, default=None, help="initial score (default 0: keep p = 0.5)")
+    p.add_argument("--eval-every", type=int, default=None, help="evaluate every N iterations (default: each epoch)")
+    p.add_argument("--json", action="store_true", help="print one JSON object with the results as the last line")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m lt_core",
@@ -70,6 +94,20 @@ def build_parser() -> argparse.ArgumentParser:
                        description="Round 0 (dense) then R pruning rounds, each a full retraining.")
     _common(p)
     _prune_options(p)
+    p = sub.add_parser("supermask", help="one-shot supermasks on the untrained network (Table 1, columns 1-2)",
+                       description="Train (or reuse) the dense run, then evaluate one-shot masks from (w_i, w_f) "
+                                   "at prune powers p (layer keep fraction base^p) on the untrained network with "
+                                   "its initial weights and with signed constants. The schedule options apply to "
+                                   "the dense run.")
+    _common(p)
+    p.add_argument("--criteria", default="large_final_same_sign",
+                   help="comma-separated criteria (see 'list'; default large_final_same_sign)")
+    p.add_argument("--weights", default="init,signed_constant", help="comma-separated: init, signed_constant")
+    p.add_argument("--powers", default="0-24", help="prune powers, e.g. 0-24 or 0,4,8 (default 0-24)")
+    p = sub.add_parser("learn-mask", help="learn a supermask on frozen weights (Table 1, columns 3-5)",
+                       description="Train only a mask (Bernoulli straight-through scores) on frozen initial "
+                                   "weights or signed constants, optionally with dynamic weight rescaling.")
+    _learn_options(p)
     p = sub.add_parser("export", help="write a round's ticket as a plain PyTorch state_dict",
                        description="Write the starting weights of round K (pruned entries zeroed) and its "
                                    "masks as a torch.nn.utils.prune-style state_dict.")
@@ -103,7 +141,7 @@ def _configs(args) -> dict:
     if args.iterations is not None:
         train_changes.update(iterations=args.iterations, epochs=None)
     train = train.replace(**train_changes)
-    if args.command == "lottery":
+    if args.command in ("lottery",):
         prune = prune.replace(**pick(criterion=args.criterion, mask1=args.mask1, mask0=args.mask0,
                                      rounds=args.rounds, prune_fraction_conv=args.prune_fraction_conv,
                                      prune_fraction_fc=args.prune_fraction_fc,
@@ -111,7 +149,25 @@ def _configs(args) -> dict:
     return {"data": data, "model": model, "train": train, "prune": prune}
 
 
+def _learn_config(args):
+    from .supermask import LearnConfig
+
+    def pick(**kw):
+        return {k: v for k, v in kw.items() if v is not None}
+
+    learn = LearnConfig(**pick(weights=args.weights, dwr=True if args.dwr else None, seed=args.seed, lr=args.lr,
+                               momentum=args.momentum, batch_size=args.batch_size, epochs=args.epochs,
+                               iterations=args.iterations, score_init=args.score_init, eval_every=args.eval_every,
+                               device=args.device))
+    data = DataConfig(**pick(dataset=args.dataset, data_dir=args.data_dir, download=False if args.no_download else None))
+    return data, ModelConfig(**pick(arch=args.arch)), learn
+
+
 def _print_event(event: dict) -> None:
+    if event.get("event") == "supermask_point" and not event.get("reused"):
+        print(f"{event['criterion']} / {event['weights']} p={event['power']:>2}: "
+              f"{100 * event['weights_remaining']:6.2f}% remaining, test acc {100 * event['test_acc']:.2f}%",
+              file=sys.stderr, flush=True)
     if event.get("event") == "round_end":
         note = " (reused)" if event.get("reused") else ""
         print(f"round {event['round']:>2}: {100 * event['weights_remaining']:6.2f}% weights remaining, "
@@ -147,11 +203,23 @@ def _run(args) -> dict:
         print(f"wrote {path}", file=sys.stderr)
         return {"out": str(path), "run_dir": args.run_dir, "round": args.round}
 
-    cfg = _configs(args)
     stop = StopToken()
     previous = signal.signal(signal.SIGINT, lambda *_: stop.request())
     try:
         kwargs = dict(out=args.out, on_event=_print_event, stop=stop, progress=not args.quiet)
+        if args.command == "learn-mask":
+            from .supermask import learn_supermask
+
+            return learn_supermask(*_learn_config(args), **kwargs).to_json()
+        cfg = _configs(args)
+        if args.command == "supermask":
+            from .supermask import SupermaskConfig, one_shot_supermasks, parse_powers
+
+            sweep = SupermaskConfig(criteria=[c.strip() for c in args.criteria.split(",") if c.strip()],
+                                    weights=[w.strip() for w in args.weights.split(",") if w.strip()],
+                                    powers=parse_powers(args.powers))
+            res = one_shot_supermasks(cfg["data"], cfg["model"], cfg["train"], sweep, **kwargs)
+            return res.to_json()
         if args.command == "train":
             res = train_dense(cfg["data"], cfg["model"], cfg["train"], **kwargs)
             r0 = res.rounds[0]

@@ -1,0 +1,577 @@
+"""Supermasks: masks that make an *untrained* network accurate (protocol sections 6, 7, 8.1).
+
+One-shot supermasks (:func:`one_shot_supermasks`): from a trained dense run's ``(w_i, w_f)``, for
+each criterion and prune power ``p``, a mask keeping ``base_l ** p`` of each layer ``l`` (the
+architecture's per-round keep fractions: FC 0.8 hidden / 0.9 output) is computed in one shot and
+applied to the untrained network with (a) its initial weights and (b) signed constants
+(``std(W_l) * sign(W_l)``, the layer's init std). Both are evaluated on the full train and test
+sets without any training; many masks are evaluated at once as one stack of networks. That the
+conv nets use their own per-round bases is UNVERIFIED in the protocol; we follow its
+recommended reading (they do).
+
+Learned supermasks (:func:`learn_supermask`): weights frozen at their initialisation (initial
+values or signed constants, biases zero and unused), one real-valued score per weight, initialised
+to ``score_init``; each forward pass samples ``b ~ Bernoulli(sigmoid(score))`` and uses the
+straight-through mask ``b + sigmoid(score) - stopgrad(sigmoid(score))``, so that
+``dL/dscore = dL/dmask * sigmoid'(score)``. With dynamic weight rescaling (DWR) every layer's
+masked weights are multiplied, on every forward pass (training and evaluation), by the layer's
+weight count over the number of ones in the sampled mask; the count is taken from the
+straight-through mask, so gradients also flow through it (the original's behaviour). Evaluation
+samples masks too: the reported accuracy is the mean test accuracy over ``eval_samples`` (10)
+independent samples, and the keep fraction is the expected one, ``sum(sigmoid(score)) / N``.
+
+Defaults (protocol section 7): SGD with momentum 0.9 (non-Nesterov), learning rate 100, batch
+250, score init 0, 2000 epochs for MNIST FC. For Conv2/4/6 the protocol has no verified settings;
+our *choices* are the same optimiser, learning rate, batch and score init, and 100 epochs. All are
+configurable (:class:`LearnConfig`).
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import math
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Dict, Iterable, List, Optional, Sequence, Tuple
+
+import torch
+import torch.nn.functional as F
+
+from . import pruning
+from .config import ConfigError, DataConfig, ModelConfig, TrainConfig, _Config, _no_hash, check_choice, check_range, \
+    config_hash
+from .criteria import CRITERIA
+from .data import Dataset
+from .events import EventCallback, RunStopped, StopToken, emit
+from .lottery import _Context, _train_dense, canonical, dataset_name
+from .models import Arch, forward, get_arch, init_weights
+from .seeding import derive_seed
+from .store import RunDir, atomic_torch_save, atomic_write_json, atomic_write_text, metrics_csv, read_json, \
+    results_root, torch_load
+from .train import epoch_order, evaluate, resolve_device
+
+Tensor = torch.Tensor
+WEIGHT_KINDS = ("init", "signed_constant")
+DEFAULT_POWERS = tuple(range(25))
+
+
+def signed_constants(weights: Dict[str, Tensor], multiplier: float = 1.0) -> Dict[str, Tensor]:
+    """``std(W) * sign(W) * multiplier`` per layer (population std over the whole layer)."""
+    return {n: w.std(unbiased=False) * torch.sign(w) * multiplier for n, w in weights.items()}
+
+
+def supermask_weights(kind: str, init: Dict[str, Tensor]) -> Dict[str, Tensor]:
+    check_choice("supermask", "weights", kind, WEIGHT_KINDS)
+    return {n: w.clone() for n, w in init.items()} if kind == "init" else signed_constants(init)
+
+
+def parse_powers(text: str) -> Tuple[int, ...]:
+    """``"0-24"``, ``"0,4,8"`` or a mix (``"0-3,10"``) -> sorted unique powers."""
+    out = set()
+    try:
+        for part in str(text).split(","):
+            part = part.strip()
+            if "-" in part:
+                lo, hi = (int(v) for v in part.split("-", 1))
+                out.update(range(lo, hi + 1))
+            elif part:
+                out.add(int(part))
+    except ValueError:
+        raise ConfigError(f"SupermaskConfig.powers: cannot read {text!r}; write e.g. 0-24 or 0,4,8") from None
+    return tuple(sorted(out))
+
+
+@dataclass(frozen=True, repr=False)
+class SupermaskConfig(_Config):
+    """One-shot supermask sweep: which criteria, which weights, which prune powers."""
+
+    criteria: Tuple[str, ...] = ("large_final_same_sign",)
+    weights: Tuple[str, ...] = WEIGHT_KINDS
+    powers: Tuple[int, ...] = DEFAULT_POWERS
+
+    def __post_init__(self) -> None:
+        for name in ("criteria", "weights", "powers"):
+            object.__setattr__(self, name, tuple(getattr(self, name)))
+        super().__post_init__()
+
+    def validate(self) -> None:
+        if not self.criteria:
+            raise ConfigError("SupermaskConfig.criteria: give at least one criterion; allowed values: "
+                              + ", ".join(CRITERIA))
+        for c in self.criteria:
+            check_choice("SupermaskConfig", "criteria", c, CRITERIA)
+        if not self.weights:
+            raise ConfigError("SupermaskConfig.weights: give at least one of init, signed_constant")
+        for w in self.weights:
+            check_choice("SupermaskConfig", "weights", w, WEIGHT_KINDS)
+        if not self.powers:
+            raise ConfigError("SupermaskConfig.powers: give at least one prune power in [0, 200]")
+        for p in self.powers:
+            check_range("SupermaskConfig", "powers", p, 0, 200, integer=True)
+
+
+@dataclass
+class SupermaskResult:
+    run_dir: Path
+    trunk_dir: Path
+    rows: List[dict]
+    best: List[dict]
+
+    def to_json(self) -> dict:
+        return {"run_dir": str(self.run_dir), "trunk_dir": str(self.trunk_dir), "rows": self.rows,
+                "best": self.best}
+
+
+POINT_COLUMNS = ("criterion", "weights", "power", "weights_remaining", "train_acc", "test_acc")
+
+
+def _read_points(path: Path) -> Dict[tuple, dict]:
+    if not path.is_file():
+        return {}
+    with open(path, newline="") as fh:
+        rows = list(csv.DictReader(fh))
+    out = {}
+    for r in rows:
+        row = {"criterion": r["criterion"], "weights": r["weights"], "power": int(r["power"]),
+               "weights_remaining": float(r["weights_remaining"]), "train_acc": float(r["train_acc"]),
+               "test_acc": float(r["test_acc"])}
+        out[(row["criterion"], row["weights"], row["power"])] = row
+    return out
+
+
+def _write_points(path: Path, points: Dict[tuple, dict]) -> None:
+    buf = io.StringIO()
+    writer = csv.writer(buf, lineterminator="\n")
+    writer.writerow(POINT_COLUMNS)
+    for key in sorted(points):
+        writer.writerow([points[key][c] for c in POINT_COLUMNS])
+    atomic_write_text(path, buf.getvalue())
+
+
+def best_points(rows: Iterable[dict]) -> List[dict]:
+    """Per (criterion, weights): the point of highest test accuracy (the smallest power on ties)."""
+    best: Dict[tuple, dict] = {}
+    for r in rows:
+        key = (r["criterion"], r["weights"])
+        if key not in best or r["test_acc"] > best[key]["test_acc"]:
+            best[key] = r
+    return [{k: best[key][k] for k in ("criterion", "weights", "power", "weights_remaining", "test_acc")}
+            for key in sorted(best)]
+
+
+def one_shot_masks(arch: Arch, criterion: str, w_init: Dict[str, Tensor], w_final: Dict[str, Tensor],
+                   power: int, seed: int) -> Dict[str, Tensor]:
+    """The one-shot mask of ``criterion`` keeping ``base_l ** power`` of each layer."""
+    keep = {l.name: (1.0 - arch.prune_fractions[l.kind]) ** power for l in arch.layers}
+    prev = {l.name: torch.ones(l.shape, dtype=torch.bool) for l in arch.layers}
+    return pruning.compute_masks(criterion, w_init, w_final, prev, {n: 1.0 - k for n, k in keep.items()}, seed)
+
+
+def _stack_eval(arch: Arch, nets: List[Dict[str, Tensor]], data: Dataset, splits=("train", "test"),
+                chunk: Optional[int] = None) -> Dict[str, List[float]]:
+    """Accuracy of many networks (zero biases) on whole splits, evaluated in stacks."""
+    dev = data.train.x.device
+    conv = any(l.kind == "conv" for l in arch.layers)
+    chunk = chunk or (16 if conv else 64)
+    out = {s: [] for s in splits}
+    for start in range(0, len(nets), chunk):
+        group = nets[start:start + chunk]
+        w = {n: torch.stack([g[n] for g in group]).to(dev) for n in arch.layer_names}
+        b = {l.name: torch.zeros(len(group), l.shape[0], device=dev) for l in arch.layers}
+        # keep activations near 100 MB: K networks x batch x widest layer
+        batch = 100 if conv else max(500, 80000 // len(group))
+        for split in splits:
+            _, acc = evaluate(arch, w, b, data.splits[split], batch=batch)
+            out[split] += acc.tolist()
+    return out
+
+
+def one_shot_supermasks(data: DataConfig = DataConfig(), model: ModelConfig = ModelConfig(),
+                        train: TrainConfig = TrainConfig(), sweep: SupermaskConfig = SupermaskConfig(), *,
+                        out=None, on_event: Optional[EventCallback] = None, stop: Optional[StopToken] = None,
+                        progress: bool = False) -> SupermaskResult:
+    """Evaluate one-shot supermasks on the untrained network; see the module docstring.
+
+    Trains (or reuses) the dense run first. Finished points are stored in the run directory's
+    ``points.csv`` and reused; one ``supermask_point`` event is emitted per point.
+    """
+    ctx = _Context(data, model, train, out, on_event, stop, progress)
+    trunk = _train_dense(ctx)
+    trunk_dir = RunDir(trunk.run_dir)
+    data_c, model_c, train_c, _ = canonical(data, model, train)
+    run_dir = RunDir(ctx.root / f"supermask-{model.arch}-{config_hash('supermask', data=data_c, model=model_c, train=train_c)}")
+    if not (run_dir.path / "config.json").is_file():
+        atomic_write_json(run_dir.path / "config.json", {"kind": "supermask", "trunk": trunk_dir.name,
+                                                         "data": data_c.to_dict(), "model": model_c.to_dict(),
+                                                         "train": train_c.to_dict()})
+    points_path = run_dir.path / "points.csv"
+    points = _read_points(points_path)
+    state = {"init": trunk_dir.load_tensors(0, "init")["weights"], "final": trunk_dir.load_tensors(0, "final")["weights"]}
+    arch = ctx.arch
+    wanted = [(c, w, p) for c in sweep.criteria for w in sweep.weights for p in sweep.powers]
+    for key in wanted:
+        if key in points:
+            emit(on_event, event="supermask_point", reused=True, **points[key])
+    todo = [key for key in wanted if key not in points]
+    bases = {kind: supermask_weights(kind, state["init"]) for kind in sweep.weights}
+    by_mask: Dict[Tuple[str, int], Dict[str, Tensor]] = {}
+    group_size = 10
+    for start in range(0, len(todo), group_size):
+        if stop is not None and stop.requested:
+            raise RunStopped(f"stopped after {len(points)} supermask points; finished points are kept")
+        group = todo[start:start + group_size]
+        nets, remaining = [], []
+        for criterion, kind, power in group:
+            if (criterion, power) not in by_mask:
+                by_mask[(criterion, power)] = one_shot_masks(arch, criterion, state["init"], state["final"], power,
+                                                             train.seed)
+            masks = by_mask[(criterion, power)]
+            nets.append({n: bases[kind][n] * masks[n] for n in arch.layer_names})
+            remaining.append(pruning.remaining(masks)["overall"])
+        acc = _stack_eval(arch, nets, ctx.dataset)
+        for i, (criterion, kind, power) in enumerate(group):
+            row = {"criterion": criterion, "weights": kind, "power": power, "weights_remaining": remaining[i],
+                   "train_acc": acc["train"][i], "test_acc": acc["test"][i]}
+            points[(criterion, kind, power)] = row
+            emit(on_event, event="supermask_point", reused=False, **row)
+        _write_points(points_path, points)
+    rows = [points[key] for key in wanted]
+    return SupermaskResult(run_dir.path, trunk_dir.path, rows, best_points(rows))
+
+
+# -- learned supermasks ---------------------------------------------------------------------------
+
+@dataclass(frozen=True, repr=False)
+class LearnConfig(_Config):
+    """Learned supermask training (protocol section 7). ``epochs=None``: 2000 for FC, 100 for conv nets."""
+
+    weights: str = "init"
+    dwr: bool = False
+    seed: int = 0
+    lr: float = 100.0
+    momentum: float = 0.9
+    batch_size: int = 250
+    epochs: Optional[int] = None
+    iterations: Optional[int] = None
+    score_init: float = 0.0
+    signed_constant_multiplier: float = 1.0
+    eval_samples: int = 10
+    eval_every: Optional[int] = None  # iterations; None = once per epoch
+    device: str = _no_hash("auto")
+
+    def validate(self) -> None:
+        check_choice("LearnConfig", "weights", self.weights, WEIGHT_KINDS)
+        check_range("LearnConfig", "seed", self.seed, 0, 2**63 - 1, integer=True)
+        check_range("LearnConfig", "lr", self.lr, 0, 1e6, lo_open=True)
+        check_range("LearnConfig", "momentum", self.momentum, 0, 1, hi_open=True)
+        check_range("LearnConfig", "batch_size", self.batch_size, 1, 100000, integer=True)
+        if self.epochs is not None and self.iterations is not None:
+            raise ConfigError("LearnConfig: set at most one of epochs and iterations, not both "
+                              f"(got epochs={self.epochs}, iterations={self.iterations})")
+        if self.epochs is not None:
+            check_range("LearnConfig", "epochs", self.epochs, 1, 100000, integer=True)
+        if self.iterations is not None:
+            check_range("LearnConfig", "iterations", self.iterations, 1, 10**9, integer=True)
+        check_range("LearnConfig", "score_init", self.score_init, -20.0, 20.0)
+        check_range("LearnConfig", "signed_constant_multiplier", self.signed_constant_multiplier, 0, 1e3, lo_open=True)
+        check_range("LearnConfig", "eval_samples", self.eval_samples, 1, 1000, integer=True)
+        if self.eval_every is not None:
+            check_range("LearnConfig", "eval_every", self.eval_every, 1, 10**9, integer=True)
+        check_choice("LearnConfig", "device", self.device, ("auto", "cpu", "cuda"))
+
+
+LEARN_DEFAULT_EPOCHS = {"fc": 2000, "conv2": 100, "conv4": 100, "conv6": 100}
+
+
+@dataclass
+class LearnResult:
+    run_dir: Path
+    test_acc_mean: float
+    test_acc_samples: List[float]
+    expected_keep_fraction: float
+    layer_keep_fraction: Dict[str, float]
+    iterations: int
+    evals: List[dict] = field(default_factory=list)
+    reused: bool = False
+
+    def to_json(self) -> dict:
+        return {"run_dir": str(self.run_dir), "test_acc_mean": self.test_acc_mean,
+                "test_acc_samples": self.test_acc_samples, "expected_keep_fraction": self.expected_keep_fraction,
+                "layer_keep_fraction": self.layer_keep_fraction, "iterations": self.iterations}
+
+
+def sample_masks(scores: Dict[str, Tensor], gens) -> Dict[str, Tensor]:
+    """Straight-through Bernoulli masks: the value is a 0/1 sample, the gradient sigmoid'(score).
+
+    ``gens``: one ``torch.Generator`` for the whole tensor, or a list with one generator per run
+    (the leading dimension), so that each run of a stack draws exactly the samples it would draw alone.
+    """
+    out = {}
+    for n, s in scores.items():
+        p = torch.sigmoid(s)
+        pd = p.detach()
+        if isinstance(gens, torch.Generator) or gens is None:
+            b = torch.bernoulli(pd, generator=gens)
+        else:
+            b = torch.stack([torch.bernoulli(pd[i], generator=g) for i, g in enumerate(gens)])
+        out[n] = b + p - pd
+    return out
+
+
+def masked_weights(weights: Dict[str, Tensor], masks: Dict[str, Tensor], dwr: Tensor) -> Dict[str, Tensor]:
+    """``W * mask``, times ``N / sum(mask)`` per layer for the runs with DWR (``dwr``: (K,) bool)."""
+    out = {}
+    for n, w in weights.items():
+        m = masks[n]
+        eff = w * m
+        if bool(dwr.any()):
+            count = m[0].numel()
+            ones = m.reshape(m.shape[0], -1).sum(1).clamp_min(1.0)
+            scale = torch.where(dwr, count / ones, torch.ones_like(ones))
+            eff = eff * scale.view(-1, *([1] * (eff.dim() - 1)))
+        out[n] = eff
+    return out
+
+
+class MaskLearner:
+    """Trains the scores of K learned supermasks in one stacked step (K = 1 for a single run)."""
+
+    def __init__(self, arch: Arch, data: Dataset, configs: List[LearnConfig], labels: List[str], *,
+                 iterations: int, on_event=None, stop=None, checkpoint: Optional[Path] = None,
+                 checkpoint_seconds: float = 120.0, progress: bool = False) -> None:
+        first = configs[0]
+        for c in configs[1:]:
+            for name in ("lr", "momentum", "batch_size"):
+                if getattr(c, name) != getattr(first, name):
+                    raise ValueError(f"MaskLearner: stacked runs must share LearnConfig.{name}")
+        self.arch, self.data, self.configs, self.labels = arch, data, configs, labels
+        self.iterations, self.on_event, self.stop = iterations, on_event, stop
+        self.checkpoint, self.checkpoint_seconds, self.progress = checkpoint, checkpoint_seconds, progress
+        dev = data.train.x.device
+        self.device = dev
+        n = len(data.train)
+        self.batch_size = first.batch_size
+        self.spe = n // self.batch_size
+        if self.spe == 0:
+            raise ValueError(f"LearnConfig.batch_size: {self.batch_size} is larger than the {n} training images")
+        self.eval_every = first.eval_every or self.spe
+        weights = []
+        for c in configs:
+            init = init_weights(arch, c.seed)
+            weights.append(init if c.weights == "init" else signed_constants(init, c.signed_constant_multiplier))
+        self.w = {name: torch.stack([w[name] for w in weights]).to(dev) for name in arch.layer_names}
+        self.b = {l.name: torch.zeros(len(configs), l.shape[0], device=dev) for l in arch.layers}
+        self.scores = {name: torch.stack([torch.full(arch.layer(name).shape, float(c.score_init)) for c in configs])
+                       .to(dev).requires_grad_() for name in arch.layer_names}
+        self.dwr = torch.tensor([c.dwr for c in configs], device=dev)
+        self.opt = torch.optim.SGD(list(self.scores.values()), lr=first.lr, momentum=first.momentum)
+        self.gens = [torch.Generator(device=dev).manual_seed(derive_seed(c.seed, "mask-sample")) for c in configs]
+        self.seeds = [c.seed for c in configs]
+        self.evals: List[List[dict]] = [[] for _ in configs]
+        self.start_iteration = 0
+        self._order: Dict[int, Tensor] = {}
+
+    def expected_keep(self) -> Tuple[List[float], List[Dict[str, float]]]:
+        total = self.arch.num_weights
+        overall = torch.zeros(len(self.configs), dtype=torch.float64)
+        layers = [dict() for _ in self.configs]
+        with torch.no_grad():
+            for n, s in self.scores.items():
+                p = torch.sigmoid(s).reshape(s.shape[0], -1).sum(1, dtype=torch.float64).cpu()
+                overall += p
+                for i in range(len(self.configs)):
+                    layers[i][n] = float(p[i]) / s[0].numel()
+        return (overall / total).tolist(), layers
+
+    @torch.no_grad()
+    def test_accuracy(self, samples: int, tag) -> List[List[float]]:
+        """Per run, the test accuracy of ``samples`` independent mask samples."""
+        out = [[] for _ in self.configs]
+        for j in range(samples):
+            gens = [torch.Generator(device=self.device).manual_seed(derive_seed(s, "eval-sample", tag, j))
+                    for s in self.seeds]
+            eff = masked_weights(self.w, sample_masks(self.scores, gens), self.dwr)
+            _, acc = evaluate(self.arch, eff, self.b, self.data.test)
+            for i, a in enumerate(acc.tolist()):
+                out[i].append(a)
+        return out
+
+    def _batch(self, it: int):
+        epoch, pos = divmod(it, self.spe)
+        if epoch not in self._order:
+            n = len(self.data.train)
+            self._order = {epoch: torch.stack([epoch_order(s, epoch, n) for s in sorted(set(self.seeds))])
+                           .to(self.device)}
+        order = self._order[epoch]
+        rows = [sorted(set(self.seeds)).index(s) for s in self.seeds]
+        idx = order[:, pos * self.batch_size:(pos + 1) * self.batch_size]
+        if len(set(self.seeds)) == 1:
+            return self.data.train.x[idx[0]], self.data.train.y[idx[0]], True
+        idx = idx[rows]
+        return self.data.train.x[idx], self.data.train.y[idx], False
+
+    def _evaluate(self, it: int, train_acc: List[float]) -> None:
+        keep, _ = self.expected_keep()
+        accs = self.test_accuracy(1, it)
+        for i, label in enumerate(self.labels):
+            record = {"iteration": it, "epoch": it / self.spe, "train_acc": train_acc[i], "test_acc": accs[i][0],
+                      "expected_keep_fraction": keep[i]}
+            self.evals[i].append(record)
+            emit(self.on_event, event="learn_eval", run=label, iterations=self.iterations, **record)
+
+    def _save_checkpoint(self, it: int) -> None:
+        if self.checkpoint is None:
+            return
+        atomic_torch_save(self.checkpoint, {"iteration": it, "labels": self.labels,
+                                            "scores": {n: s.detach().cpu() for n, s in self.scores.items()},
+                                            "opt": self.opt.state_dict(), "gens": [g.get_state().cpu() for g in self.gens],
+                                            "evals": self.evals})
+
+    def _load_checkpoint(self) -> None:
+        if self.checkpoint is None or not Path(self.checkpoint).is_file():
+            return
+        state = torch_load(self.checkpoint)
+        if state["labels"] != self.labels:
+            return
+        with torch.no_grad():
+            for n in self.scores:
+                self.scores[n].copy_(state["scores"][n])
+        self.opt.load_state_dict(state["opt"])
+        for g, st in zip(self.gens, state["gens"]):
+            g.set_state(st)
+        self.evals = state["evals"]
+        self.start_iteration = state["iteration"]
+        emit(self.on_event, event="stage", stage="resumed", iteration=self.start_iteration)
+
+    def run(self) -> List[LearnResult]:
+        self._load_checkpoint()
+        k = len(self.configs)
+        bar = None
+        if self.progress:
+            from tqdm import tqdm
+
+            bar = tqdm(total=self.iterations, initial=self.start_iteration, unit="it", leave=False,
+                       desc="learned mask", dynamic_ncols=True)
+        it = self.start_iteration
+        correct = torch.zeros(k, device=self.device)
+        seen = 0
+        last_ckpt = time.monotonic()
+        try:
+            while it < self.iterations:
+                if self.stop is not None and self.stop.requested:
+                    self._save_checkpoint(it)
+                    raise RunStopped(f"stopped at iteration {it}")
+                x, y, shared = self._batch(it)
+                eff = masked_weights(self.w, sample_masks(self.scores, self.gens), self.dwr)
+                logits = forward(self.arch, eff, self.b, x)
+                target = y.expand(k, -1) if shared else y
+                loss = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), target.reshape(-1)) * k
+                self.opt.zero_grad(set_to_none=True)
+                loss.backward()
+                self.opt.step()
+                correct += (logits.detach().argmax(-1) == target).float().mean(1)
+                seen += 1
+                it += 1
+                if it % self.eval_every == 0 or it == self.iterations:
+                    self._evaluate(it, (correct / max(seen, 1)).tolist())
+                    correct.zero_()
+                    seen = 0
+                    if bar is not None:
+                        bar.set_postfix(test_acc=f"{self.evals[0][-1]['test_acc']:.4f}", refresh=False)
+                    if self.checkpoint is not None and time.monotonic() - last_ckpt > self.checkpoint_seconds:
+                        self._save_checkpoint(it)
+                        last_ckpt = time.monotonic()
+                if bar is not None and it % 100 == 0:
+                    bar.update(it - bar.n)
+        finally:
+            if bar is not None:
+                bar.close()
+        keep, layers = self.expected_keep()
+        samples = self.test_accuracy(self.configs[0].eval_samples, "final")
+        return [LearnResult(Path("."), sum(samples[i]) / len(samples[i]), samples[i], keep[i], layers[i],
+                            self.iterations, self.evals[i]) for i in range(k)]
+
+
+def learn_iterations(learn: LearnConfig, arch_name: str, n_train: int) -> int:
+    if learn.iterations is not None:
+        return learn.iterations
+    per_epoch = n_train // learn.batch_size
+    if per_epoch == 0:
+        raise ConfigError(f"LearnConfig.batch_size: {learn.batch_size} is larger than the {n_train} training images")
+    return (learn.epochs or LEARN_DEFAULT_EPOCHS[arch_name]) * per_epoch
+
+
+def learn_supermask(data: DataConfig = DataConfig(), model: ModelConfig = ModelConfig(),
+                    learn: LearnConfig = LearnConfig(), *, out=None, on_event: Optional[EventCallback] = None,
+                    stop: Optional[StopToken] = None, progress: bool = False) -> LearnResult:
+    """Train a learned supermask (or reuse the stored one); see the module docstring."""
+    return learn_supermasks(data, model, [learn], out=out, on_event=on_event, stop=stop, progress=progress)[0]
+
+
+def learn_supermasks(data: DataConfig, model: ModelConfig, learns: Sequence[LearnConfig], *, out=None,
+                     on_event: Optional[EventCallback] = None, stop: Optional[StopToken] = None,
+                     progress: bool = False) -> List[LearnResult]:
+    """Several learned supermasks (e.g. init, signed constants, DWR) trained as one stack."""
+    from .data import load_dataset
+    from .lottery import TRAIN_SIZES
+
+    arch = get_arch(model.arch)
+    name = dataset_name(data, model)
+    data_c, model_c, _, _ = canonical(data, model, TrainConfig())
+    root = results_root(out)
+    n_train = TRAIN_SIZES[name] - data.val_size
+    its = [learn_iterations(l, model.arch, n_train) for l in learns]
+    if len(set(its)) != 1:
+        raise ValueError("learn_supermasks: stacked runs must have the same length")
+    run_dirs = [RunDir(root / f"learnmask-{model.arch}-{config_hash('learnmask', data=data_c, model=model_c, learn=l)}")
+                for l in learns]
+    results: List[Optional[LearnResult]] = [None] * len(learns)
+    todo = []
+    for i, rd in enumerate(run_dirs):
+        if (rd.path / "summary.json").is_file():
+            s = read_json(rd.path / "summary.json")
+            results[i] = LearnResult(rd.path, s["test_acc_mean"], s["test_acc_samples"], s["expected_keep_fraction"],
+                                     s["layer_keep_fraction"], s["iterations"], reused=True)
+            emit(on_event, event="stage", stage="learn_reused", run=rd.name)
+        else:
+            todo.append(i)
+            if not (rd.path / "config.json").is_file():
+                atomic_write_json(rd.path / "config.json", {"kind": "learnmask", "data": data_c.to_dict(),
+                                                            "model": model_c.to_dict(), "learn": learns[i].to_dict()})
+    if todo:
+        device = resolve_device(learns[todo[0]].device)
+        ds = load_dataset(name, data_dir=data.data_dir, download=data.download, val_size=data.val_size,
+                          val_seed=data.val_seed, device=device)
+        emit(on_event, event="stage", stage="data_loaded", dataset=name, device=str(device))
+        checkpoint = run_dirs[todo[0]].path / "checkpoint.pt" if len(todo) == 1 else \
+            root / f".learnmask-stack-{config_hash('stack', **{str(i): learns[i] for i in todo})}.pt"
+        t0 = time.perf_counter()
+        learner = MaskLearner(arch, ds, [learns[i] for i in todo], [run_dirs[i].name for i in todo],
+                              iterations=its[0], on_event=on_event, stop=stop, checkpoint=checkpoint,
+                              progress=progress)
+        trained = learner.run()
+        seconds = time.perf_counter() - t0
+        for j, i in enumerate(todo):
+            res = trained[j]
+            res.run_dir = run_dirs[i].path
+            rd = run_dirs[i]
+            atomic_torch_save(rd.path / "scores.pt", {n: s[j].detach().cpu() for n, s in learner.scores.items()})
+            rows = []
+            for e in res.evals:
+                rows += [{"run": rd.name, "round": 0, "iteration": e["iteration"], "split": "train",
+                          "metric": "accuracy", "value": e["train_acc"]},
+                         {"run": rd.name, "round": 0, "iteration": e["iteration"], "split": "test",
+                          "metric": "accuracy", "value": e["test_acc"]},
+                         {"run": rd.name, "round": 0, "iteration": e["iteration"], "split": "mask",
+                          "metric": "expected_keep_fraction", "value": e["expected_keep_fraction"]}]
+            atomic_write_text(rd.path / "metrics.csv", metrics_csv(rows))
+            summary = {**res.to_json(), "wall_seconds": seconds}
+            summary.pop("run_dir")
+            atomic_write_json(rd.path / "summary.json", summary)
+            results[i] = res
+            emit(on_event, event="learn_end", run=rd.name, **res.to_json())
+        if checkpoint.exists():
+            checkpoint.unlink()
+    return results
