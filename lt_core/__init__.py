@@ -11,7 +11,7 @@ from .criteria import CRITERIA, PAPER_CRITERIA
 from .data import DATASETS, DataCorruptError, DataError, DataNotFoundError, load_dataset
 from .events import RunStopped, StopToken
 from .export import export_ticket, ticket_state_dict
-from .lottery import ExperimentResult, run_lottery, train_dense
+from .lottery import ExperimentResult, run_lotteries, run_lottery, train_dense
 from .models import ARCHS, forward, get_arch, init_weights, torch_module
 from .policies import MASK0_POLICIES, MASK1_POLICIES
 from .pruning import compute_masks, layer_prune_fractions
@@ -22,7 +22,7 @@ __all__ = [
     "DataNotFoundError", "ExperimentResult", "MASK0_POLICIES", "MASK1_POLICIES", "ModelConfig",
     "PAPER_CRITERIA", "PruneConfig", "RunStopped", "StopToken", "TrainConfig", "compute_masks",
     "export_ticket", "forward", "get_arch", "init_weights", "layer_prune_fractions", "load_dataset",
-    "run_lottery", "ticket_state_dict", "torch_module", "train_dense", "LearnConfig", "SupermaskConfig",
+    "run_lotteries", "run_lottery", "ticket_state_dict", "torch_module", "train_dense", "LearnConfig", "SupermaskConfig",
     "learn_supermask", "learn_supermasks", "one_shot_supermasks",
 ]
 __version__ = "0.1.0"

@@ -49,9 +49,12 @@ def _common(p: argparse.ArgumentParser) -> None:
 
 def _prune_options(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("pruning")
-    g.add_argument("--criterion", choices=criteria.CRITERIA, default=None, help="mask criterion M(w_i, w_f)")
-    g.add_argument("--mask1", choices=policies.MASK1_POLICIES, default=None, help="what kept weights start from")
-    g.add_argument("--mask0", choices=policies.MASK0_POLICIES, default=None, help="what pruned weights do")
+    g.add_argument("--criterion", default=None, help="mask criterion M(w_i, w_f) (default large_final); "
+                   "a comma-separated list runs one lottery per entry, trained together")
+    g.add_argument("--mask1", default=None, help="what kept weights start from (default rewind); a list too")
+    g.add_argument("--mask0", default=None, help="what pruned weights do (default zero); a list too")
+    g.add_argument("--max-stack", type=int, default=None,
+                   help="train at most this many runs at once (default: as many as fit in free memory)")
     g.add_argument("--rounds", type=int, default=None, help="pruning rounds after the dense round 0 (default 24)")
     g.add_argument("--prune-fraction-conv", type=float, default=None)
     g.add_argument("--prune-fraction-fc", type=float, default=None)
@@ -141,12 +144,20 @@ def _configs(args) -> dict:
     if args.iterations is not None:
         train_changes.update(iterations=args.iterations, epochs=None)
     train = train.replace(**train_changes)
-    if args.command in ("lottery",):
-        prune = prune.replace(**pick(criterion=args.criterion, mask1=args.mask1, mask0=args.mask0,
-                                     rounds=args.rounds, prune_fraction_conv=args.prune_fraction_conv,
+    prunes = [prune]
+    if args.command == "lottery":
+        prune = prune.replace(**pick(rounds=args.rounds, prune_fraction_conv=args.prune_fraction_conv,
                                      prune_fraction_fc=args.prune_fraction_fc,
                                      prune_fraction_output=args.prune_fraction_output))
-    return {"data": data, "model": model, "train": train, "prune": prune}
+
+        def names(value, default):
+            return [v.strip() for v in value.split(",") if v.strip()] if value else [default]
+
+        prunes = [prune.replace(criterion=c, mask1=m1, mask0=m0)
+                  for c in names(args.criterion, prune.criterion)
+                  for m1 in names(args.mask1, prune.mask1)
+                  for m0 in names(args.mask0, prune.mask0)]
+    return {"data": data, "model": model, "train": train, "prune": prunes[0], "prunes": prunes}
 
 
 def _learn_config(args):
@@ -184,7 +195,7 @@ def _listing() -> dict:
 
 def _run(args) -> dict:
     from .export import export_ticket
-    from .lottery import run_lottery, train_dense
+    from .lottery import run_lotteries, run_lottery, train_dense
 
     if args.command == "list":
         listing = _listing()
@@ -226,8 +237,14 @@ def _run(args) -> dict:
             return {"run_dir": str(res.run_dir), "early_stop_iteration": r0.early_stop_iteration,
                     "early_stop_test_acc": r0.early_stop_test_acc, "final_test_acc": r0.final_test_acc,
                     "reused": r0.reused}
-        res = run_lottery(cfg["data"], cfg["model"], cfg["train"], cfg["prune"], **kwargs)
-        return res.to_json()
+        if len(cfg["prunes"]) == 1 and args.max_stack is None:
+            return run_lottery(cfg["data"], cfg["model"], cfg["train"], cfg["prune"], **kwargs).to_json()
+        results = run_lotteries(cfg["data"], cfg["model"], cfg["train"], cfg["prunes"], max_stack=args.max_stack,
+                                **kwargs)
+        if len(results) == 1:
+            return results[0].to_json()
+        return {"runs": [{"criterion": p.criterion, "mask1": p.mask1, "mask0": p.mask0, **r.to_json()}
+                         for p, r in zip(cfg["prunes"], results)]}
     finally:
         signal.signal(signal.SIGINT, previous)
 

@@ -19,7 +19,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Dict, List, Optional
+from typing import Dict, List, Optional, Sequence
 
 import torch
 
@@ -31,7 +31,7 @@ from .models import Arch, full_masks, get_arch, init_weights, zero_biases
 from .policies import MASK0_REGISTRY, apply_mask0, apply_mask1
 from .seeding import derive_seed, generator
 from .store import RunDir, atomic_write_json, metrics_csv, atomic_write_text, read_json, results_root
-from .train import RunSpec, Trainer, resolve_device
+from .train import RunSpec, Trainer, auto_stack_size, resolve_device
 
 COMPATIBLE = {"fc": ("mnist", "fashion_mnist"), "conv2": ("cifar10",), "conv4": ("cifar10",),
               "conv6": ("cifar10",)}
@@ -123,15 +123,12 @@ class _Context:
                  device=str(self.device))
         return self._data
 
-    def train_round(self, run_dir: RunDir, k: int, spec: RunSpec):
-        emit(self.on_event, event="stage", stage="round_start", run=run_dir.name, round=k,
-             iterations=self.iterations)
-        trainer = Trainer(self.arch, self.dataset, [spec], lr=self.lr, batch_size=self.train_cfg.batch_size,
+    def train_stack(self, checkpoint: Path, k: int, specs: List[RunSpec]):
+        trainer = Trainer(self.arch, self.dataset, specs, lr=self.lr, batch_size=self.train_cfg.batch_size,
                           iterations=self.iterations, eval_every=self.train_cfg.eval_every,
                           eval_train=self.train_cfg.eval_train, round_index=k, on_event=self.on_event,
-                          stop=self.stop, checkpoint=run_dir.round_dir(k) / "checkpoint.pt",
-                          progress=self.progress)
-        return trainer.run()[0]
+                          stop=self.stop, checkpoint=checkpoint, progress=self.progress)
+        return trainer.run()
 
 
 def _summary(k: int, masks: Dict[str, torch.Tensor], result, seconds: float, iterations: int) -> dict:
@@ -192,7 +189,9 @@ def _train_dense(ctx: _Context) -> ExperimentResult:
     seed = ctx.train_cfg.seed
     weights, biases, masks = init_weights(ctx.arch, seed), zero_biases(ctx.arch), full_masks(ctx.arch)
     t0 = time.perf_counter()
-    result = ctx.train_round(run_dir, 0, RunSpec(run_dir.name, weights, biases, masks, seed))
+    emit(ctx.on_event, event="stage", stage="round_start", run=run_dir.name, round=0, iterations=ctx.iterations)
+    result = ctx.train_stack(run_dir.round_dir(0) / "checkpoint.pt", 0,
+                             [RunSpec(run_dir.name, weights, biases, masks, seed)])[0]
     summary = _summary(0, masks, result, time.perf_counter() - t0, ctx.iterations)
     bool_masks = {n: m.bool() for n, m in masks.items()}
     run_dir.save_round(0, {"init": {"weights": weights, "biases": biases},
@@ -215,6 +214,132 @@ def _load_round_state(run_dir: RunDir, k: int) -> dict:
             "masks": run_dir.load_tensors(k, "masks"), "frozen": run_dir.load_tensors(k, "frozen")}
 
 
+class _Branch:
+    """One lottery run of a batch: its configuration, directory and the state of its last round."""
+
+    def __init__(self, ctx: _Context, data, model, train, prune: PruneConfig, trunk_dir: RunDir,
+                 trunk_rounds: List[RoundRecord]) -> None:
+        self.prune = prune
+        self.run_dir = lottery_run_dir(data, model, train, prune, ctx.root)
+        _write_config(self.run_dir, "lottery", {"data": data, "model": model, "train": train, "prune": prune},
+                      {"trunk": trunk_dir.name})
+        self.result = ExperimentResult(self.run_dir.path, list(trunk_rounds), trunk_dir.path)
+        self.fractions = pruning.layer_prune_fractions(ctx.arch, prune.prune_fraction_conv, prune.prune_fraction_fc,
+                                                       prune.prune_fraction_output)
+        self.freezes = MASK0_REGISTRY[prune.mask0].freezes
+        self.trunk_dir = trunk_dir
+        self.state: Optional[dict] = None
+        self.pending: Optional[dict] = None
+
+    def load_state(self, k: int) -> dict:
+        if self.state is None:
+            self.state = _load_round_state(self.trunk_dir if k == 0 else self.run_dir, k)
+        return self.state
+
+    def prepare(self, k: int, seed: int, alpha: Dict[str, float], init_biases, arch: Arch) -> RunSpec:
+        """Masks, starting weights and frozen values of round ``k`` (steps 1-3 of the module docstring)."""
+        state = self.load_state(k - 1)
+        w_i, w_f = state["init"]["weights"], state["final"]["weights"]
+        prev_masks = {n: m.bool() for n, m in state["masks"].items()}
+        round_seed = derive_seed(seed, "round", k)
+        masks = pruning.compute_masks(self.prune.criterion, w_i, w_f, prev_masks, self.fractions, round_seed)
+        init, start, frozen = {}, {}, {}
+        for name in arch.layer_names:
+            init[name] = apply_mask1(self.prune.mask1, w_i[name], masks[name], alpha[name],
+                                     generator(round_seed, "mask1", name))
+            prev_frozen = state["frozen"][name] if state["frozen"] is not None else None
+            start[name], frozen[name] = apply_mask0(self.prune.mask0, w_i[name], w_f[name], init[name], masks[name],
+                                                    prev_masks[name], prev_frozen,
+                                                    generator(round_seed, "mask0", name))
+        self.pending = {"init": init, "start": start, "frozen": frozen, "masks": masks, "biases": dict(init_biases)}
+        return RunSpec(self.run_dir.name, start, dict(init_biases), masks, seed, frozen if self.freezes else None)
+
+    def finish(self, k: int, trained, seconds: float, iterations: int, on_event) -> None:
+        p = self.pending
+        summary = _summary(k, p["masks"], trained, seconds, iterations)
+        tensors = {"init": {"weights": p["init"], "biases": p["biases"]},
+                   "final": {"weights": trained.final_weights, "biases": trained.final_biases},
+                   "masks": p["masks"]}
+        if self.freezes:
+            tensors["frozen"] = p["frozen"]
+        if any(not torch.equal(p["start"][n], p["init"][n]) for n in p["start"]):
+            tensors["start"] = {"weights": p["start"], "biases": p["biases"]}
+        self.run_dir.save_round(k, tensors, trained.rows, summary)
+        rows = []
+        for j in range(1, k + 1):
+            rows += self.run_dir.rows(j)
+        atomic_write_text(self.run_dir.path / "metrics.csv", metrics_csv(rows))
+        self.state = {"init": tensors["init"], "final": tensors["final"], "masks": p["masks"],
+                      "frozen": p["frozen"] if self.freezes else None}
+        self.pending = None
+        record = _record(summary, reused=False)
+        emit(on_event, event="round_end", run=self.run_dir.name, reused=False, **record.to_json())
+        self.result.rounds.append(record)
+
+    def reuse(self, k: int, on_event) -> None:
+        emit(on_event, event="stage", stage="round_reused", run=self.run_dir.name, round=k)
+        record = _record(self.run_dir.summary(k), reused=True)
+        emit(on_event, event="round_end", run=self.run_dir.name, reused=True, **record.to_json())
+        self.result.rounds.append(record)
+        self.state = None  # loaded lazily when a later round needs it
+
+
+def run_lotteries(data: DataConfig = DataConfig(), model: ModelConfig = ModelConfig(),
+                  train: TrainConfig = TrainConfig(), prunes: Sequence[PruneConfig] = (PruneConfig(),), *,
+                  out=None, on_event: Optional[EventCallback] = None, stop: Optional[StopToken] = None,
+                  progress: bool = False, max_stack: Optional[int] = None) -> List[ExperimentResult]:
+    """Several lottery runs (e.g. every criterion of a figure) on one dense trunk, trained as stacks.
+
+    Round by round, the unfinished runs are trained together, at most ``max_stack`` at a time
+    (``None``: as many as fit in the device's free memory, see :func:`lt_core.train.auto_stack_size`).
+    They share the seed, hence the data order: one wide matmul serves every run's first layer. Each
+    run's numbers equal those of the run trained alone, up to float rounding. Returns one
+    :class:`ExperimentResult` per entry of ``prunes``.
+    """
+    if not prunes:
+        raise ValueError("run_lotteries: give at least one PruneConfig")
+    ctx = _Context(data, model, train, out, on_event, stop, progress)
+    canon = [canonical(data, model, train, p) for p in prunes]
+    data, model, train = canon[0][:3]
+    arch = ctx.arch
+    trunk = _train_dense(ctx)
+    trunk_dir = RunDir(trunk.run_dir)
+    branches: Dict[str, _Branch] = {}
+    order = []
+    for c in canon:
+        b = _Branch(ctx, data, model, train, c[3], trunk_dir, trunk.rounds)
+        branches.setdefault(b.run_dir.name, b)
+        order.append(b.run_dir.name)
+    unique = list(branches.values())
+    trunk_state = _load_round_state(trunk_dir, 0)
+    alpha = {n: float(w.std(unbiased=False)) for n, w in trunk_state["init"]["weights"].items()}
+    init_biases = trunk_state["init"]["biases"]
+    for b in unique:
+        b.state = trunk_state
+    stack = max_stack or auto_stack_size(arch, ctx.device, len(unique), ctx.train_cfg.batch_size)
+    for k in range(1, max(b.prune.rounds for b in unique) + 1):
+        todo = []
+        for b in unique:
+            if k > b.prune.rounds:
+                continue
+            if b.run_dir.round_done(k):
+                b.reuse(k, on_event)
+            else:
+                todo.append(b)
+        for start in range(0, len(todo), stack):
+            group = todo[start:start + stack]
+            specs = [b.prepare(k, train.seed, alpha, init_biases, arch) for b in group]
+            for b in group:
+                emit(on_event, event="stage", stage="round_start", run=b.run_dir.name, round=k,
+                     iterations=ctx.iterations)
+            t0 = time.perf_counter()
+            trained = ctx.train_stack(group[0].run_dir.round_dir(k) / "checkpoint.pt", k, specs)
+            seconds = time.perf_counter() - t0
+            for b, result in zip(group, trained):
+                b.finish(k, result, seconds, ctx.iterations, on_event)
+    return [branches[name].result for name in order]
+
+
 def run_lottery(data: DataConfig = DataConfig(), model: ModelConfig = ModelConfig(),
                 train: TrainConfig = TrainConfig(), prune: PruneConfig = PruneConfig(), *, out=None,
                 on_event: Optional[EventCallback] = None, stop: Optional[StopToken] = None,
@@ -224,63 +349,5 @@ def run_lottery(data: DataConfig = DataConfig(), model: ModelConfig = ModelConfi
     Emits an ``eval`` event per evaluation point and a ``round_end`` event per finished round;
     finished rounds are reused from the store and an interrupted round resumes from its checkpoint.
     """
-    ctx = _Context(data, model, train, out, on_event, stop, progress)
-    data, model, train, prune = canonical(data, model, train, prune)
-    arch = ctx.arch
-    trunk = _train_dense(ctx)
-    trunk_dir = RunDir(trunk.run_dir)
-    run_dir = lottery_run_dir(data, model, train, prune, ctx.root)
-    _write_config(run_dir, "lottery", {"data": data, "model": model, "train": train, "prune": prune},
-                  {"trunk": trunk_dir.name})
-    result = ExperimentResult(run_dir.path, list(trunk.rounds), trunk_dir.path)
-    fractions = pruning.layer_prune_fractions(arch, prune.prune_fraction_conv, prune.prune_fraction_fc,
-                                              prune.prune_fraction_output)
-    seed = train.seed
-    state = _load_round_state(trunk_dir, 0)
-    alpha = {n: float(w.std(unbiased=False)) for n, w in state["init"]["weights"].items()}
-    init_biases = state["init"]["biases"]
-    for k in range(1, prune.rounds + 1):
-        if run_dir.round_done(k):
-            emit(on_event, event="stage", stage="round_reused", run=run_dir.name, round=k)
-            record = _record(run_dir.summary(k), reused=True)
-            emit(on_event, event="round_end", run=run_dir.name, reused=True, **record.to_json())
-            result.rounds.append(record)
-            state = None  # loaded lazily when a later round needs it
-            continue
-        if state is None:
-            state = _load_round_state(run_dir, k - 1)
-        w_i, w_f = state["init"]["weights"], state["final"]["weights"]
-        prev_masks = {n: m.bool() for n, m in state["masks"].items()}
-        round_seed = derive_seed(seed, "round", k)
-        masks = pruning.compute_masks(prune.criterion, w_i, w_f, prev_masks, fractions, round_seed)
-        init, start, frozen = {}, {}, {}
-        for name in arch.layer_names:
-            init[name] = apply_mask1(prune.mask1, w_i[name], masks[name], alpha[name],
-                                     generator(round_seed, "mask1", name))
-            prev_frozen = state["frozen"][name] if state["frozen"] is not None else None
-            start[name], frozen[name] = apply_mask0(prune.mask0, w_i[name], w_f[name], init[name], masks[name],
-                                                    prev_masks[name], prev_frozen,
-                                                    generator(round_seed, "mask0", name))
-        freezes = MASK0_REGISTRY[prune.mask0].freezes
-        spec = RunSpec(run_dir.name, start, dict(init_biases), masks, seed, frozen if freezes else None)
-        t0 = time.perf_counter()
-        trained = ctx.train_round(run_dir, k, spec)
-        summary = _summary(k, masks, trained, time.perf_counter() - t0, ctx.iterations)
-        tensors = {"init": {"weights": init, "biases": dict(init_biases)},
-                   "final": {"weights": trained.final_weights, "biases": trained.final_biases},
-                   "masks": masks}
-        if freezes:
-            tensors["frozen"] = frozen
-        if any(not torch.equal(start[n], init[n]) for n in start):
-            tensors["start"] = {"weights": start, "biases": dict(init_biases)}
-        run_dir.save_round(k, tensors, trained.rows, summary)
-        rows = []
-        for j in range(1, k + 1):
-            rows += run_dir.rows(j)
-        atomic_write_text(run_dir.path / "metrics.csv", metrics_csv(rows))
-        state = {"init": tensors["init"], "final": tensors["final"], "masks": masks,
-                 "frozen": frozen if freezes else None}
-        record = _record(summary, reused=False)
-        emit(on_event, event="round_end", run=run_dir.name, reused=False, **record.to_json())
-        result.rounds.append(record)
-    return result
+    return run_lotteries(data, model, train, [prune], out=out, on_event=on_event, stop=stop,
+                         progress=progress, max_stack=1)[0]

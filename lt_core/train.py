@@ -82,6 +82,52 @@ def resolve_device(device: str) -> torch.device:
     return torch.device(device)
 
 
+def available_memory(device: torch.device) -> int:
+    """Bytes free for new tensors on ``device`` (CUDA: free device memory; CPU: MemAvailable)."""
+    if device.type == "cuda":
+        free, _ = torch.cuda.mem_get_info(device)
+        return int(free)
+    try:
+        with open("/proc/meminfo") as fh:
+            for line in fh:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return 4 << 30
+
+
+def activation_elements(arch: Arch) -> int:
+    """Activations one sample leaves for the backward pass (layer outputs, pooled maps)."""
+    c, h, w = arch.input_shape
+    total = c * h * w
+    for layer in arch.layers:
+        if layer.kind == "conv":
+            total += 2 * layer.shape[0] * h * w  # conv output and its ReLU
+            if layer.pool_after:
+                h, w = h // 2, w // 2
+                total += layer.shape[0] * h * w
+        else:
+            total += 2 * layer.shape[0]
+    return total
+
+
+def run_memory_bytes(arch: Arch, batch_size: int) -> int:
+    """Memory one run of a stack needs: parameter-sized tensors (weights, mask, frozen values,
+    gradient, Adam's two moments, effective weights and their gradient) plus activations of a
+    training batch and of an evaluation batch."""
+    params = arch.num_weights + sum(layer.shape[0] for layer in arch.layers)
+    acts = activation_elements(arch) * (2 * batch_size + eval_batch_size(arch))
+    return 4 * (8 * params + acts)
+
+
+def auto_stack_size(arch: Arch, device: torch.device, n_runs: int, batch_size: int = 60,
+                    memory_fraction: float = 0.5) -> int:
+    """How many runs to train at once: as many as fit in ``memory_fraction`` of the free memory."""
+    fit = int(available_memory(torch.device(device)) * memory_fraction // run_memory_bytes(arch, batch_size))
+    return max(1, min(n_runs, fit))
+
+
 def eval_batch_size(arch: Arch) -> int:
     return 10000 if all(layer.kind != "conv" for layer in arch.layers) else 1000
 
@@ -137,11 +183,19 @@ class Trainer:
         self.b = {name: torch.stack([r.biases[name] for r in runs]).to(dev, torch.float32).requires_grad_()
                   for name in names}
         self.m = {name: torch.stack([r.masks[name] for r in runs]).to(dev, torch.float32) for name in names}
+        # Three ways to apply masks, cheapest first: dense (all ones) needs none; "zero" masks keep
+        # pruned weights at exactly 0 and mask the gradient in place; frozen values need w*m + frozen.
         self.frozen = None
+        self.mode = "dense" if all(bool(m.all()) for m in self.m.values()) else "zero"
         if any(r.frozen is not None for r in runs):
+            self.mode = "frozen"
             self.frozen = {name: torch.stack([
                 (r.frozen[name] if r.frozen is not None else torch.zeros(arch.layer(name).shape))
                 for r in runs]).to(dev, torch.float32) for name in names}
+        if self.mode == "zero":
+            with torch.no_grad():
+                for name in names:
+                    self.w[name].mul_(self.m[name])
         seeds = [r.seed for r in runs]
         self.shared_order = len(set(seeds)) == 1
         self.seeds = seeds
@@ -154,8 +208,9 @@ class Trainer:
 
     # -- pieces ------------------------------------------------------------------------------
     def effective(self) -> Dict[str, Tensor]:
-        if self.frozen is None:
-            return {n: self.w[n] * self.m[n] for n in self.w}
+        """The weights the networks compute with (pruned entries 0 or frozen)."""
+        if self.mode != "frozen":
+            return self.w  # "zero" keeps pruned entries at exactly 0 (their gradient is masked)
         return {n: self.w[n] * self.m[n] + self.frozen[n] for n in self.w}
 
     def _order(self, epoch: int) -> Tensor:
@@ -242,6 +297,9 @@ class Trainer:
                 loss = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), target.reshape(-1)) * k
                 self.opt.zero_grad(set_to_none=True)
                 loss.backward()
+                if self.mode == "zero":
+                    for n in names:
+                        self.w[n].grad.mul_(self.m[n])
                 self.opt.step()
                 it += 1
                 if it % self.eval_every == 0 or it == self.iterations:
