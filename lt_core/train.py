@@ -271,10 +271,24 @@ class Trainer:
         emit(self.on_event, event="stage", stage="resumed", round=self.round, iteration=self.start_iteration)
         return True
 
+    def step(self, it: int) -> None:
+        """One training step of every run, on batch ``it`` of each run's data order."""
+        k = len(self.runs)
+        x, y = self.batch(it)
+        logits = forward(self.arch, self.effective(), self.b, x)
+        target = y if not self.shared_order else y.expand(k, -1)
+        # sum over runs of each run's mean loss: every run gets exactly its own gradient
+        loss = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), target.reshape(-1)) * k
+        self.opt.zero_grad(set_to_none=True)
+        loss.backward()
+        if self.mode == "zero":
+            for n, w in self.w.items():
+                w.grad.mul_(self.m[n])
+        self.opt.step()
+
     # -- the loop ----------------------------------------------------------------------------
     def run(self) -> List[RunResult]:
         self._load_checkpoint()
-        k = len(self.runs)
         bar = None
         if self.progress:
             from tqdm import tqdm
@@ -291,16 +305,7 @@ class Trainer:
                 if self.stop is not None and self.stop.requested:
                     self._save_checkpoint(it)
                     raise RunStopped(f"stopped at round {self.round}, iteration {it}")
-                x, y = self.batch(it)
-                logits = forward(self.arch, self.effective(), self.b, x)
-                target = y if not self.shared_order else y.expand(k, -1)
-                loss = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), target.reshape(-1)) * k
-                self.opt.zero_grad(set_to_none=True)
-                loss.backward()
-                if self.mode == "zero":
-                    for n in names:
-                        self.w[n].grad.mul_(self.m[n])
-                self.opt.step()
+                self.step(it)
                 it += 1
                 if it % self.eval_every == 0 or it == self.iterations:
                     self._evaluate(it)
