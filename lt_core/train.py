@@ -74,11 +74,16 @@ def epoch_order(seed: int, epoch: int, n: int) -> Tensor:
 
 
 def resolve_device(device: str) -> torch.device:
+    """``auto`` -> CUDA when present, else CPU. On CUDA, TF32 is switched off for matmuls and
+    convolutions: every run computes in full float32, as on the CPU."""
     if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+        device = "cuda" if torch.cuda.is_available() else "cpu"
     if device == "cuda" and not torch.cuda.is_available():
         raise ValueError("TrainConfig.device: 'cuda' was requested but no CUDA device is available; "
                          "allowed values here: auto, cpu")
+    if device == "cuda":
+        torch.backends.cuda.matmul.allow_tf32 = False
+        torch.backends.cudnn.allow_tf32 = False
     return torch.device(device)
 
 
