@@ -335,6 +335,63 @@ def masked_weights(weights: Dict[str, Tensor], masks: Dict[str, Tensor], dwr: Te
     return out
 
 
+class _SampledMaskedWeight(torch.autograd.Function):
+    """``W * b`` (times ``N / sum(b)`` for DWR runs) with the straight-through gradient to the scores.
+
+    The fused equivalent of ``masked_weights(w, sample_masks(scores, gens), dwr)`` for one layer, in
+    fewer passes over memory: forward and gradients equal the reference's (tested), including the
+    DWR term that flows through the count of ones.
+    """
+
+    @staticmethod
+    def forward(ctx, scores, w, b, dwr):
+        p = torch.sigmoid(scores)
+        k = scores.shape[0]
+        eff = w * b
+        scale = None
+        if bool(dwr.any()):
+            count = b[0].numel()
+            ones = b.reshape(k, -1).sum(1).clamp_min(1.0)
+            scale = torch.where(dwr, count / ones, torch.ones_like(ones))
+            eff.mul_(scale.view(-1, *([1] * (eff.dim() - 1))))
+            ctx.count = count
+            ctx.save_for_backward(p, w, b, scale, ones, dwr)
+        else:
+            ctx.save_for_backward(p, w)
+        ctx.dwr = scale is not None
+        return eff
+
+    @staticmethod
+    def backward(ctx, grad):
+        if ctx.dwr:
+            p, w, b, scale, ones, dwr = ctx.saved_tensors
+        else:
+            p, w = ctx.saved_tensors
+        g = grad * w  # dL/dmask without DWR
+        if ctx.dwr:
+            k = g.shape[0]
+            shape = (-1,) + (1,) * (g.dim() - 1)
+            # through the count: d(N / S)/d mask_j = -N / S^2 for every j
+            through_count = (g * b).reshape(k, -1).sum(1) * (-ctx.count) / ones.pow(2)
+            g.mul_(scale.view(shape)).add_(torch.where(dwr, through_count, torch.zeros_like(through_count)).view(shape))
+        g.mul_(p).mul_(1.0 - p)
+        return g, None, None, None
+
+
+def sampled_masked_weights(weights: Dict[str, Tensor], scores: Dict[str, Tensor], gens, dwr: Tensor) -> Dict[str, Tensor]:
+    """Fused ``masked_weights(weights, sample_masks(scores, gens), dwr)`` (same values and gradients)."""
+    out = {}
+    for n, s in scores.items():
+        with torch.no_grad():
+            p = torch.sigmoid(s)
+            if isinstance(gens, torch.Generator) or gens is None:
+                b = torch.bernoulli(p, generator=gens)
+            else:
+                b = torch.stack([torch.bernoulli(p[i], generator=g) for i, g in enumerate(gens)])
+        out[n] = _SampledMaskedWeight.apply(s, weights[n], b, dwr)
+    return out
+
+
 class MaskLearner:
     """Trains the scores of K learned supermasks in one stacked step (K = 1 for a single run)."""
 
@@ -392,7 +449,7 @@ class MaskLearner:
         for j in range(samples):
             gens = [torch.Generator(device=self.device).manual_seed(derive_seed(s, "eval-sample", tag, j))
                     for s in self.seeds]
-            eff = masked_weights(self.w, sample_masks(self.scores, gens), self.dwr)
+            eff = sampled_masked_weights(self.w, self.scores, gens, self.dwr)
             _, acc = evaluate(self.arch, eff, self.b, self.data.test)
             for i, a in enumerate(acc.tolist()):
                 out[i].append(a)
@@ -464,7 +521,7 @@ class MaskLearner:
                     self._save_checkpoint(it)
                     raise RunStopped(f"stopped at iteration {it}")
                 x, y, shared = self._batch(it)
-                eff = masked_weights(self.w, sample_masks(self.scores, self.gens), self.dwr)
+                eff = sampled_masked_weights(self.w, self.scores, self.gens, self.dwr)
                 logits = forward(self.arch, eff, self.b, x)
                 target = y.expand(k, -1) if shared else y
                 loss = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), target.reshape(-1)) * k

@@ -186,3 +186,28 @@ def test_learn_mask_cli_end_to_end(tmp_path):
     assert out["test_acc_mean"] > 0.3
     summary = json.load(open(f"{out['run_dir']}/summary.json"))
     assert summary["test_acc_samples"] == out["test_acc_samples"]
+
+
+def test_fused_masked_weights_match_the_reference():
+    from lt_core.supermask import sampled_masked_weights
+
+    torch.manual_seed(0)
+    k = 3
+    w = {"a": torch.randn(k, 4, 5), "b": torch.randn(k, 6)}
+    raw = {n: torch.randn(v.shape) for n, v in w.items()}
+    dwr = torch.tensor([True, False, True])
+    upstream = {n: torch.randn(v.shape) for n, v in w.items()}
+
+    def run(fused):
+        scores = {n: r.clone().requires_grad_() for n, r in raw.items()}
+        gens = [torch.Generator().manual_seed(i) for i in range(k)]
+        eff = sampled_masked_weights(w, scores, gens, dwr) if fused else \
+            masked_weights(w, sample_masks(scores, gens), dwr)
+        sum((eff[n] * upstream[n]).sum() for n in eff).backward()
+        return {n: e.detach() for n, e in eff.items()}, {n: s.grad for n, s in scores.items()}
+
+    eff_f, grad_f = run(True)
+    eff_r, grad_r = run(False)
+    for n in w:
+        torch.testing.assert_close(eff_f[n], eff_r[n])
+        torch.testing.assert_close(grad_f[n], grad_r[n])
