@@ -50,7 +50,7 @@ from .models import Arch, forward, get_arch, init_weights
 from .seeding import derive_seed
 from .store import RunDir, atomic_torch_save, atomic_write_json, atomic_write_text, metrics_csv, read_json, \
     results_root, torch_load
-from .train import epoch_order, evaluate, resolve_device
+from .train import StepLoop, epoch_order, evaluate, resolve_device
 
 Tensor = torch.Tensor
 WEIGHT_KINDS = ("init", "signed_constant")
@@ -392,7 +392,7 @@ def sampled_masked_weights(weights: Dict[str, Tensor], scores: Dict[str, Tensor]
     return out
 
 
-class MaskLearner:
+class MaskLearner(StepLoop):
     """Trains the scores of K learned supermasks in one stacked step (K = 1 for a single run)."""
 
     def __init__(self, arch: Arch, data: Dataset, configs: List[LearnConfig], labels: List[str], *,
@@ -429,6 +429,11 @@ class MaskLearner:
         self.evals: List[List[dict]] = [[] for _ in configs]
         self.start_iteration = 0
         self._order: Dict[int, Tensor] = {}
+        self._correct = torch.zeros(len(configs), device=dev)
+        self._seen = 0
+
+    desc = "learned mask"
+    eval_at_start = False
 
     def expected_keep(self) -> Tuple[List[float], List[Dict[str, float]]]:
         total = self.arch.num_weights
@@ -469,7 +474,12 @@ class MaskLearner:
         idx = idx[rows]
         return self.data.train.x[idx], self.data.train.y[idx], False
 
-    def _evaluate(self, it: int, train_acc: List[float]) -> None:
+    def _evaluate(self, it: int) -> None:
+        """Test accuracy of one mask sample, expected keep fraction, and the training accuracy
+        averaged over the sampled masks of the steps since the last evaluation."""
+        train_acc = (self._correct / max(self._seen, 1)).tolist()
+        self._correct.zero_()
+        self._seen = 0
         keep, _ = self.expected_keep()
         accs = self.test_accuracy(1, it)
         for i, label in enumerate(self.labels):
@@ -502,49 +512,23 @@ class MaskLearner:
         self.start_iteration = state["iteration"]
         emit(self.on_event, event="stage", stage="resumed", iteration=self.start_iteration)
 
-    def run(self) -> List[LearnResult]:
-        self._load_checkpoint()
+    def step(self, it: int) -> None:
+        """One step of every run: sample masks, forward, straight-through backward, SGD on the scores."""
         k = len(self.configs)
-        bar = None
-        if self.progress:
-            from tqdm import tqdm
+        x, y, shared = self._batch(it)
+        eff = sampled_masked_weights(self.w, self.scores, self.gens, self.dwr)
+        logits = forward(self.arch, eff, self.b, x)
+        target = y.expand(k, -1) if shared else y
+        loss = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), target.reshape(-1)) * k
+        self.opt.zero_grad(set_to_none=True)
+        loss.backward()
+        self.opt.step()
+        self._correct += (logits.detach().argmax(-1) == target).float().mean(1)
+        self._seen += 1
 
-            bar = tqdm(total=self.iterations, initial=self.start_iteration, unit="it", leave=False,
-                       desc="learned mask", dynamic_ncols=True)
-        it = self.start_iteration
-        correct = torch.zeros(k, device=self.device)
-        seen = 0
-        last_ckpt = time.monotonic()
-        try:
-            while it < self.iterations:
-                if self.stop is not None and self.stop.requested:
-                    self._save_checkpoint(it)
-                    raise RunStopped(f"stopped at iteration {it}")
-                x, y, shared = self._batch(it)
-                eff = sampled_masked_weights(self.w, self.scores, self.gens, self.dwr)
-                logits = forward(self.arch, eff, self.b, x)
-                target = y.expand(k, -1) if shared else y
-                loss = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), target.reshape(-1)) * k
-                self.opt.zero_grad(set_to_none=True)
-                loss.backward()
-                self.opt.step()
-                correct += (logits.detach().argmax(-1) == target).float().mean(1)
-                seen += 1
-                it += 1
-                if it % self.eval_every == 0 or it == self.iterations:
-                    self._evaluate(it, (correct / max(seen, 1)).tolist())
-                    correct.zero_()
-                    seen = 0
-                    if bar is not None:
-                        bar.set_postfix(test_acc=f"{self.evals[0][-1]['test_acc']:.4f}", refresh=False)
-                    if self.checkpoint is not None and time.monotonic() - last_ckpt > self.checkpoint_seconds:
-                        self._save_checkpoint(it)
-                        last_ckpt = time.monotonic()
-                if bar is not None and it % 100 == 0:
-                    bar.update(it - bar.n)
-        finally:
-            if bar is not None:
-                bar.close()
+    def run(self) -> List[LearnResult]:
+        k = len(self.configs)
+        self.loop()
         keep, layers = self.expected_keep()
         samples = self.test_accuracy(self.configs[0].eval_samples, "final")
         return [LearnResult(Path("."), sum(samples[i]) / len(samples[i]), samples[i], keep[i], layers[i],

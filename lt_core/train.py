@@ -156,7 +156,52 @@ def evaluate(arch: Arch, weights: Dict[str, Tensor], biases: Dict[str, Tensor], 
     return loss / n, correct / n
 
 
-class Trainer:
+class StepLoop:
+    """The driver shared by the training loops: resume from a checkpoint, cooperative stop,
+    evaluation every ``eval_every`` steps and at the end, periodic checkpoints, progress bar.
+
+    Subclasses provide ``step(it)``, ``_evaluate(it)``, ``_save_checkpoint(it)`` and
+    ``_load_checkpoint()`` and set ``iterations``, ``eval_every``, ``stop``, ``checkpoint``,
+    ``checkpoint_seconds``, ``progress``, ``evals`` and ``start_iteration``.
+    """
+
+    desc = "training"
+    eval_at_start = True
+
+    def loop(self) -> None:
+        self._load_checkpoint()
+        bar = None
+        if self.progress:
+            from tqdm import tqdm
+
+            bar = tqdm(total=self.iterations, initial=self.start_iteration, unit="it", leave=False,
+                       desc=self.desc, dynamic_ncols=True)
+        it = self.start_iteration
+        if it == 0 and self.eval_at_start and not self.evals[0]:
+            self._evaluate(0)
+        last_ckpt = time.monotonic()
+        try:
+            while it < self.iterations:
+                if self.stop is not None and self.stop.requested:
+                    self._save_checkpoint(it)
+                    raise RunStopped(f"{self.desc}: stopped at iteration {it}")
+                self.step(it)
+                it += 1
+                if it % self.eval_every == 0 or it == self.iterations:
+                    self._evaluate(it)
+                    if bar is not None:
+                        bar.set_postfix(test_acc=f"{self.evals[0][-1]['test_acc']:.4f}", refresh=False)
+                    if self.checkpoint is not None and time.monotonic() - last_ckpt > self.checkpoint_seconds:
+                        self._save_checkpoint(it)
+                        last_ckpt = time.monotonic()
+                if bar is not None and it % 50 == 0:
+                    bar.update(it - bar.n)
+        finally:
+            if bar is not None:
+                bar.close()
+
+
+class Trainer(StepLoop):
     """Trains a stack of runs; see the module docstring.
 
     ``checkpoint``: a file to resume from and to write when stopped (and every
@@ -209,6 +254,7 @@ class Trainer:
                                     **({"fused": True} if dev.type in ("cpu", "cuda") else {}))
         self.evals: List[List[dict]] = [[] for _ in runs]
         self.start_iteration = 0
+        self.desc = f"round {round_index}"
         self._order_cache: Dict[int, Tensor] = {}
 
     # -- pieces ------------------------------------------------------------------------------
@@ -293,37 +339,8 @@ class Trainer:
 
     # -- the loop ----------------------------------------------------------------------------
     def run(self) -> List[RunResult]:
-        self._load_checkpoint()
-        bar = None
-        if self.progress:
-            from tqdm import tqdm
-
-            bar = tqdm(total=self.iterations, initial=self.start_iteration, unit="it", leave=False,
-                       desc=f"round {self.round}", dynamic_ncols=True)
-        it = self.start_iteration
-        if it == 0 and not self.evals[0]:
-            self._evaluate(0)
-        last_ckpt = time.monotonic()
+        self.loop()
         names = list(self.w)
-        try:
-            while it < self.iterations:
-                if self.stop is not None and self.stop.requested:
-                    self._save_checkpoint(it)
-                    raise RunStopped(f"stopped at round {self.round}, iteration {it}")
-                self.step(it)
-                it += 1
-                if it % self.eval_every == 0 or it == self.iterations:
-                    self._evaluate(it)
-                    if bar is not None:
-                        bar.set_postfix(test_acc=f"{self.evals[0][-1]['test_acc']:.4f}", refresh=False)
-                    if self.checkpoint is not None and time.monotonic() - last_ckpt > self.checkpoint_seconds:
-                        self._save_checkpoint(it)
-                        last_ckpt = time.monotonic()
-                if bar is not None and it % 50 == 0:
-                    bar.update(it - bar.n)
-        finally:
-            if bar is not None:
-                bar.close()
         eff = self.effective()
         results = []
         for i, run in enumerate(self.runs):

@@ -104,6 +104,7 @@ class RunRequest:
     powers: Optional[Tuple[int, ...]] = None
     learned_weights: Tuple[str, ...] = ("init",)
     dwr: bool = False
+    download: bool = True  # fetch a missing dataset (needs the network)
 
     def replace(self, **changes) -> "RunRequest":
         import dataclasses
@@ -259,7 +260,7 @@ def plan_jobs(request: RunRequest, root) -> List[Job]:
     """Validate ``request`` and turn it into engine calls. Raises :class:`lt_core.ConfigError`."""
     _check_request(request)
     root = Path(root)
-    data = DataConfig(dataset=request.dataset)
+    data = DataConfig(dataset=request.dataset, download=bool(request.download))
     model = ModelConfig(arch=request.arch)
     jobs: List[Job] = []
     if request.mode == "lottery":
@@ -484,7 +485,8 @@ class Controller:
         self.jobs: List[Job] = []
         self.series: Dict[str, Series] = {}
         self.overlays: Dict[str, Series] = {}
-        self.log: List[str] = []
+        self.log: List[str] = []  # tracebacks of unexpected errors
+        self.history: List[dict] = []  # the stage / round_end events of the latest run (small dicts)
         self._lock = threading.RLock()
         self._thread: Optional[threading.Thread] = None
         self._stop: Optional[StopToken] = None
@@ -587,6 +589,7 @@ class Controller:
                 return False
             self.request = request
             self.jobs = jobs
+            self.history = []
             self.series = {}
             for job in jobs:
                 if job.kind != "learned":
@@ -774,6 +777,10 @@ class Controller:
         kind = ev.get("event")
         with self._lock:
             self._last_job = job
+            if kind in ("stage", "round_end", "learn_end"):
+                self.history.append({"job": job.key, "event": kind, "stage": ev.get("stage"),
+                                     "round": ev.get("round"), "iteration": ev.get("iteration"),
+                                     "reused": ev.get("reused"), "run": ev.get("run")})
             s = self.series.get(job.key)
             if kind == "eval" and s is not None:
                 r = int(ev["round"])

@@ -11,7 +11,10 @@ from __future__ import annotations
 import base64
 import html
 import threading
-from typing import Dict, List, Optional, Tuple
+import time
+import traceback
+from collections import OrderedDict
+from typing import Callable, Dict, List, Optional, Tuple
 
 import ipywidgets as W
 from bokeh.layouts import column, row
@@ -101,6 +104,58 @@ def _empty_lines(label: str = "label") -> dict:
     return {"xs": [], "ys": [], label: [], "color": []}
 
 
+class _SerialWorker:
+    """Runs submitted tasks one at a time on one daemon thread; a task submitted under a key that
+    is still pending replaces the pending one (so renders coalesce to the newest snapshot).
+
+    Every change to the bokeh models goes through it: jupyter_bokeh sends each change as several
+    comm messages, and ipykernel may interleave messages sent from different threads.
+    """
+
+    def __init__(self, name: str = "lt-dashboard-render") -> None:
+        self._cv = threading.Condition()
+        self._tasks: "OrderedDict[str, Callable[[], None]]" = OrderedDict()
+        self._busy = False
+        self.errors: List[str] = []
+        self.thread = threading.Thread(target=self._loop, name=name, daemon=True)
+        self.thread.start()
+
+    def submit(self, key: str, fn: Callable[[], None]) -> None:
+        if threading.current_thread() is self.thread and key != "render":
+            fn()  # already on the worker: run nested updates (widget observers) in place
+            return
+        with self._cv:
+            self._tasks[key] = fn
+            self._cv.notify_all()
+
+    def _loop(self) -> None:
+        while True:
+            with self._cv:
+                while not self._tasks:
+                    self._cv.wait()
+                _, fn = self._tasks.popitem(last=False)
+                self._busy = True
+            try:
+                fn()
+            except Exception:  # a failed update must not stop later ones
+                self.errors.append(traceback.format_exc())
+            finally:
+                with self._cv:
+                    self._busy = False
+                    self._cv.notify_all()
+
+    def wait_idle(self, timeout: float = 30.0) -> bool:
+        """Wait until no task is pending or running (for tests and scripts)."""
+        end = time.monotonic() + timeout
+        with self._cv:
+            while self._tasks or self._busy:
+                left = end - time.monotonic()
+                if left <= 0:
+                    return False
+                self._cv.wait(left)
+        return True
+
+
 class Dashboard:
     """Controls, plots, mask view and store browser of one controller."""
 
@@ -120,6 +175,11 @@ class Dashboard:
         self._build_plots()
         self._build_mask_view()
         self._build_compare()
+        self._apply_mode()
+        # Draw the initial state before wrapping the figures in BokehModel widgets: a BokehModel
+        # ships its figures' state when the page connects, but changes made before that are lost.
+        self._render_now(self.c.snapshot())
+        self._build_panels()
         self.tabs = W.Tab(children=[self.lottery_panel, self.supermask_panel, self.mask_panel, self.compare_panel])
         for i, title in enumerate(["Lottery rounds", "Supermasks", "Mask view", "Compare & export"]):
             self.tabs.set_title(i, title)
@@ -130,10 +190,9 @@ class Dashboard:
                         "rounds; hover any control for what it means in the paper's terms.</div>")
         self.layout = W.VBox([header, self.controls_box, self.progress_box, self.message, self.tabs])
         self.layout.add_class("lt-dashboard")
-        self._apply_mode()
-        self.c.add_listener(self.render)
-        self.render(self.c.snapshot())
         self.refresh_runs()
+        self._worker = _SerialWorker()
+        self.c.add_listener(self.render)
 
     # -- controls ------------------------------------------------------------------------------
     def _w(self, cls, name: str, **kw):
@@ -284,25 +343,25 @@ class Dashboard:
             lg.location = legend
             fig.add_layout(lg)
         placeholder = {"x": list(empty[0]), "y": list(empty[1])}
-        ph = ColumnDataSource(dict(placeholder))
+        ph = ColumnDataSource(dict(placeholder), name="placeholder")
         fig.scatter("x", "y", source=ph, alpha=0)
         self._placeholders.append((fig, ph, placeholder, lg))
         return fig
 
     def _update_placeholders(self) -> None:
         for fig, ph, placeholder, lg in self._placeholders:
-            has_data = False
+            has_data = has_any = False
             for r in fig.renderers:
                 src = r.data_source
-                if src is ph:
-                    continue
                 cols = list(src.data.values())
-                if cols and len(cols[0]):
+                if src is ph or not cols or not len(cols[0]):
+                    continue
+                has_any = True
+                if not (src.name or "").endswith("reference_lines"):
                     has_data = True
-                    break
             self._set(ph, {"x": [], "y": []} if has_data else dict(placeholder))
-            if lg.visible != has_data:
-                lg.visible = has_data
+            if lg.visible != has_any:
+                lg.visible = has_any
 
     def _build_plots(self) -> None:
         # accuracy vs iteration of the current round
@@ -350,7 +409,7 @@ class Dashboard:
         self.super_pts = ColumnDataSource({"x": [], "y": [], "color": [], "label": [], "power": []},
                                           name="supermask_points")
         self.super_ref = ColumnDataSource(_empty_lines("label_ref"), name="supermask_reference_lines")
-        f = self._fig("One-shot supermask: test accuracy of the untrained network", "weights remaining (%)",
+        f = self._fig("One-shot supermask on the untrained network", "weights remaining (%)",
                       "test accuracy (%)", x_log=True, flip_x=True, legend="below", empty=((0.5, 100), (0, 100)),
                       height=PLOT_H_BELOW)
         f.multi_line("xs", "ys", source=self.super_ref, color="color", legend_field="label_ref", line_dash="dotted",
@@ -365,7 +424,7 @@ class Dashboard:
         self.learn_acc = ColumnDataSource(_empty_lines(), name="learned_accuracy_lines")
         self.learn_keep = ColumnDataSource(_empty_lines("label_keep"), name="learned_keep_lines")
         self.learn_ref = ColumnDataSource(_empty_lines("label_ref"), name="learned_reference_lines")
-        f = self._fig("Learned supermask: test accuracy and expected keep fraction", "epoch", "%", legend="below",
+        f = self._fig("Learned supermask: accuracy, expected keep", "epoch", "test accuracy / expected keep (%)", legend="below",
                       empty=((0, 10), (0, 100)), height=PLOT_H_BELOW)
         f.multi_line("xs", "ys", source=self.learn_ref, color="color", legend_field="label_ref", line_dash="dotted",
                      line_width=2)
@@ -374,13 +433,17 @@ class Dashboard:
                      line_width=2)
         self.learn_fig = f
 
+    def _build_panels(self) -> None:
         self.lottery_plots = BokehModel(column(row(self.curve_fig, self.prune_fig), row(self.layer_fig)))
         self.lottery_panel = W.VBox([self.lottery_plots])
         self.supermask_note = W.HTML(
             "<div style='color:#555'>Dotted lines: the paper's Table 1 values for this network. The one-shot "
-            "curve's dense training also shows on the iteration plot of the first tab.</div>")
+            "supermasks' dense training also shows on the iteration plot of the first tab.</div>")
         self.supermask_plots = BokehModel(row(self.super_fig, self.learn_fig))
         self.supermask_panel = W.VBox([self.supermask_note, self.supermask_plots])
+        self.mask_plots = BokehModel(row(self.mask_fig, self.unit_fig, self.flip_fig))
+        self.mask_panel = W.VBox([W.HBox([self.mask_run, self.mask_follow]),
+                                  W.HBox([self.mask_round, self.mask_layer]), self.mask_info, self.mask_plots])
 
     # -- mask view -----------------------------------------------------------------------------
     def _build_mask_view(self) -> None:
@@ -395,7 +458,7 @@ class Dashboard:
         self.mask_info.add_class("lt-mask-info")
         for w in (self.mask_run, self.mask_round, self.mask_layer):
             w.observe(self._on_mask_control, names="value")
-        self.mask_follow.observe(lambda ch: self._update_mask_view(), names="value")
+        self.mask_follow.observe(lambda ch: self._submit_mask_update(), names="value")
 
         self.mask_img_src = ColumnDataSource({"image": []}, name="mask_picture")
         self.mask_mapper = LinearColorMapper(palette=Viridis256, low=0, high=300)
@@ -421,9 +484,12 @@ class Dashboard:
         f.vbar(x="layer", top="flip", width=0.7, source=self.flip_src, color="#d62728")
         self.flip_fig = f
 
-        self.mask_plots = BokehModel(row(self.mask_fig, self.unit_fig, self.flip_fig))
-        self.mask_panel = W.VBox([W.HBox([self.mask_run, self.mask_follow]),
-                                  W.HBox([self.mask_round, self.mask_layer]), self.mask_info, self.mask_plots])
+
+    def _submit_mask_update(self) -> None:
+        if hasattr(self, "_worker"):
+            self._worker.submit("mask", self._update_mask_view)
+        else:
+            self._update_mask_view()
 
     def _on_mask_control(self, change) -> None:
         owner = change["owner"]
@@ -433,7 +499,7 @@ class Dashboard:
             s = self._mask_series.get(self.mask_run.value)
             if s is not None and s.rounds and change["new"] != max(s.rounds):
                 self.mask_follow.value = False
-        self._update_mask_view()
+        self._submit_mask_update()
 
     def _sync_mask_choices(self, snap: dict) -> None:
         shown = [s for s in list(snap["series"]) + list(snap["overlays"])
@@ -607,7 +673,18 @@ class Dashboard:
         source.data = data
 
     def render(self, snap: dict) -> None:
-        """Draw a controller snapshot (called from the run thread, throttled, and from the UI thread)."""
+        """Draw a controller snapshot. Called from any thread (the controller's, throttled, or the UI
+        thread); the drawing itself happens on the dashboard's render thread."""
+        if not hasattr(self, "_worker"):
+            self._render_now(snap)
+            return
+        self._worker.submit("render", lambda: self._render_now(snap))
+
+    def wait_idle(self, timeout: float = 30.0) -> bool:
+        """Wait until every submitted update is drawn."""
+        return self._worker.wait_idle(timeout)
+
+    def _render_now(self, snap: dict) -> None:
         with self._render_lock:
             if not snap.get("series") or not snap.get("arch"):
                 snap = dict(snap, arch=self.arch.value)  # reference lines follow the chosen network
@@ -694,18 +771,21 @@ class Dashboard:
             ref_colors[name] = "#999999"
         self._set(self.prune_ref, _lines_data(ref, ref_colors, "label_ref"))
 
-        # per-layer remaining
-        groups = {}
+        # per-layer remaining: one line per layer, from the run with the most rounds (the per-layer
+        # schedule depends only on the network and the prune fractions, not on the criterion)
+        rounds_of: Dict[str, int] = {}
         for r in tables["layer_remaining"]:
-            label = f"{r['series']} · {r['layer']}" + (" (stored)" if r["overlay"] else "")
-            xs, ys = groups.setdefault(label, ([], []))
-            xs.append(r["round"])
-            ys.append(r["weights_remaining"])
-        layer_colors = {}
-        layer_names = sorted({k.rsplit(" · ", 1)[1].replace(" (stored)", "") for k in groups})
-        for k in groups:
-            layer = k.rsplit(" · ", 1)[1].replace(" (stored)", "")
-            layer_colors[k] = _palette(layer_names.index(layer) + 3)
+            rounds_of[r["series"]] = max(rounds_of.get(r["series"], 0), r["round"] + 1)
+        groups = {}
+        if rounds_of:
+            best = max(rounds_of, key=lambda k: rounds_of[k])
+            for r in tables["layer_remaining"]:
+                if r["series"] != best:
+                    continue
+                xs, ys = groups.setdefault(r["layer"], ([], []))
+                xs.append(r["round"])
+                ys.append(r["weights_remaining"])
+        layer_colors = {k: _palette(i + 3) for i, k in enumerate(groups)}
         self._set(self.layer_src, _lines_data(groups, layer_colors))
 
     def _render_supermask(self, snap: dict, tables: dict) -> None:
@@ -748,7 +828,7 @@ class Dashboard:
                 ys.append(r["expected_keep"])
         self._set(self.learn_acc, _lines_data(acc, {k: self._color(k.rsplit(':', 1)[0]) for k in acc}))
         self._set(self.learn_keep, _lines_data(keep, {k: self._color(k.rsplit(':', 1)[0]) for k in keep}, "label_keep"))
-        x_hi = max([x for k in acc for x in acc[k][0] if x is not None] or [1.0])
+        x_hi = max([x for k in acc for x in acc[k][0] if x is not None] or [10.0])
         ref, ref_colors = {}, {}
         if arch in PAPER_TABLE1:
             t = PAPER_TABLE1[arch]
