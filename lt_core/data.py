@@ -142,7 +142,8 @@ def _expected_idx_message(root: Path, dataset: str) -> str:
     folders = " or ".join(str(root / s) if s != "." else str(root) for s in IDX_FOLDERS[dataset])
     return (f"{dataset}: dataset files not found in {folders}, and they could not be downloaded. "
             f"Put the four IDX files ({files}; gzipped or not) in {root / IDX_FOLDERS[dataset][0]}, "
-            f"or point --data-dir / LT_DATA_DIR at the folder that holds '{IDX_FOLDERS[dataset][0]}/'.")
+            f"or set the data directory (--data-dir, DataConfig.data_dir or LT_DATA_DIR) to the folder that holds "
+            f"'{IDX_FOLDERS[dataset][0]}/'.")
 
 
 def _download_idx(root: Path, dataset: str) -> None:
@@ -193,8 +194,8 @@ def load_cifar_arrays(root: Path, download: bool) -> Dict[str, np.ndarray]:
     base = _cifar_root(root)
     expected = (f"cifar10: dataset files not found in {root / CIFAR_FOLDER}, and they could not be "
                 f"downloaded. Put torchvision's CIFAR-10 folder '{CIFAR_FOLDER}/' (files "
-                f"{', '.join(CIFAR_FILES)}) in {root}, or the archive cifar-10-python.tar.gz, or point "
-                "--data-dir / LT_DATA_DIR at the folder that holds it.")
+                f"{', '.join(CIFAR_FILES)}) in {root}, or set the data directory (--data-dir, DataConfig.data_dir or "
+                "LT_DATA_DIR) to the folder that holds it.")
     if base is None:
         if not download:
             raise DataNotFoundError(expected)

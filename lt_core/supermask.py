@@ -510,7 +510,8 @@ class MaskLearner(StepLoop):
             g.set_state(st)
         self.evals = state["evals"]
         self.start_iteration = state["iteration"]
-        emit(self.on_event, event="stage", stage="resumed", iteration=self.start_iteration)
+        emit(self.on_event, event="stage", stage="resumed", run=self.labels[0], runs=list(self.labels),
+             iteration=self.start_iteration)
 
     def step(self, it: int) -> None:
         """One step of every run: sample masks, forward, straight-through backward, SGD on the scores."""
@@ -570,6 +571,7 @@ def learn_supermasks(data: DataConfig, model: ModelConfig, learns: Sequence[Lear
                 for l in learns]
     results: List[Optional[LearnResult]] = [None] * len(learns)
     todo = []
+    ds = None
     for i, rd in enumerate(run_dirs):
         if (rd.path / "summary.json").is_file():
             s = read_json(rd.path / "summary.json")
@@ -578,14 +580,15 @@ def learn_supermasks(data: DataConfig, model: ModelConfig, learns: Sequence[Lear
             emit(on_event, event="stage", stage="learn_reused", run=rd.name)
         else:
             todo.append(i)
+            if ds is None:  # a missing dataset fails here, before anything is written
+                device = resolve_device(learns[i].device)
+                ds = load_dataset(name, data_dir=data.data_dir, download=data.download, val_size=data.val_size,
+                                  val_seed=data.val_seed, device=device)
+                emit(on_event, event="stage", stage="data_loaded", dataset=name, device=str(device))
             if not (rd.path / "config.json").is_file():
                 atomic_write_json(rd.path / "config.json", {"kind": "learnmask", "data": data_c.to_dict(),
                                                             "model": model_c.to_dict(), "learn": learns[i].to_dict()})
     if todo:
-        device = resolve_device(learns[todo[0]].device)
-        ds = load_dataset(name, data_dir=data.data_dir, download=data.download, val_size=data.val_size,
-                          val_seed=data.val_seed, device=device)
-        emit(on_event, event="stage", stage="data_loaded", dataset=name, device=str(device))
         checkpoint = run_dirs[todo[0]].path / "checkpoint.pt" if len(todo) == 1 else \
             root / f".learnmask-stack-{config_hash('stack', **{str(i): learns[i] for i in todo})}.pt"
         t0 = time.perf_counter()

@@ -319,7 +319,8 @@ class Trainer(StepLoop):
         self.opt.load_state_dict(state["opt"])
         self.evals = state["evals"]
         self.start_iteration = state["iteration"]
-        emit(self.on_event, event="stage", stage="resumed", round=self.round, iteration=self.start_iteration)
+        emit(self.on_event, event="stage", stage="resumed", run=self.runs[0].label,
+             runs=[r.label for r in self.runs], round=self.round, iteration=self.start_iteration)
         return True
 
     def step(self, it: int) -> None:

@@ -116,3 +116,11 @@ def test_stacked_runs_match_single_runs():
                 assert a["val_loss"] == pytest.approx(b["val_loss"], rel=1e-4)
             for n in alone.final_weights:
                 torch.testing.assert_close(stacked[i].final_weights[n], alone.final_weights[n], rtol=1e-3, atol=1e-5)
+
+
+def test_missing_dataset_leaves_nothing_behind(tmp_path):
+    from lt_core import DataNotFoundError
+
+    with pytest.raises(DataNotFoundError, match="train-images-idx3-ubyte.gz"):
+        train_dense(DataConfig(data_dir=str(tmp_path / "empty"), download=False), train=QUICK, out=tmp_path / "res")
+    assert not (tmp_path / "res").exists() or not any((tmp_path / "res").iterdir())

@@ -3,9 +3,9 @@
 * :class:`RunRequest` is what the user chose: network, mode, criteria, policies, rounds, schedule,
   seeds, device. :func:`plan_jobs` validates it (raising :class:`lt_core.ConfigError` with a readable
   message) and turns it into engine calls (:class:`Job`).
-* :class:`Controller` runs those calls on a background thread. Lottery runs first train (or reuse)
-  the dense trunk of each seed, then race the selected criteria side by side, each on its own
-  thread. Stop sets the engine's :class:`lt_core.StopToken`; the run raises
+* :class:`Controller` runs those calls on a background thread. A lottery run trains (or reuses)
+  the dense trunk of its seed, then races the selected criteria side by side: every round trains
+  all of them as one stack (:func:`lt_core.run_lotteries`). Stop sets the engine's :class:`lt_core.StopToken`; the run raises
   :class:`lt_core.RunStopped` at the next step, finished rounds stay in the results store, and Run
   with the same settings resumes (the engine maps the same configuration to the same directory).
 * The engine's events are folded into :class:`Series` (one per run shown on the plots); listeners
@@ -34,9 +34,9 @@ from typing import Any, Callable, Dict, Iterable, List, Optional, Tuple
 import torch
 
 import lt_core
-from lt_core import (ARCHS, CRITERIA, MASK0_POLICIES, MASK1_POLICIES, ConfigError, DataConfig, DataError,
-                     ModelConfig, PruneConfig, RunStopped, StopToken, TrainConfig)
-from lt_core.lottery import COMPATIBLE, TRAIN_SIZES, total_iterations
+from lt_core import (ARCHS, CRITERIA, ConfigError, DataConfig, DataError, ModelConfig, PruneConfig, RunStopped,
+                     StopToken, TrainConfig)
+from lt_core.lottery import COMPATIBLE, TRAIN_SIZES, dense_run_dir, lottery_run_dir, total_iterations
 from lt_core.models import get_arch
 from lt_core.store import RunDir, read_json, read_metrics_csv, results_root, torch_load
 
@@ -189,31 +189,45 @@ def learn_fields(request: RunRequest) -> dict:
 
 @dataclass
 class Job:
-    """One engine call of a run request, with its progress."""
+    """One engine call of a run request, with its progress.
+
+    Progress is kept per part (a run directory of a stacked lottery job, else ``"main"``) in units
+    of training iterations; a one-shot supermask point counts as ``point_units`` iterations.
+    """
 
     key: str
     label: str
-    kind: str  # "dense" | "lottery" | "oneshot" | "learned"
+    kind: str  # "lottery" (dense trunk + stacked branches) | "oneshot" | "learned"
     seed: int
-    phase: int  # jobs of one phase run side by side; phases run one after the other
     call: Callable[[Callable[[dict], None], StopToken], Any]
     iterations: int  # per round (learned: in total)
     rounds: int = 0  # pruning rounds of a lottery job
     points: int = 0  # supermask points of a one-shot job
+    runs: Dict[str, str] = field(default_factory=dict)  # run directory name -> series key
+    trunk: Optional[str] = None  # the dense run directory of a lottery job
+    part_totals: Dict[str, float] = field(default_factory=dict)
+    parts: Dict[str, float] = field(default_factory=dict)
     points_done: int = 0
     status: str = "waiting"  # waiting | running | done | stopped | error
     round: Optional[int] = None
     iteration: int = 0
-    done: float = 0.0
     error: Optional[str] = None
+
+    def __post_init__(self) -> None:
+        if not self.part_totals:
+            total = self.iterations + self.points * self.point_units if self.kind == "oneshot" else self.iterations
+            self.part_totals = {"main": max(1.0, float(total))}
 
     @property
     def total(self) -> float:
-        if self.kind == "lottery":
-            return max(1, self.rounds * self.iterations)
-        if self.kind == "oneshot":
-            return self.iterations + self.points * self.point_units
-        return max(1, self.iterations)
+        return sum(self.part_totals.values())
+
+    @property
+    def done(self) -> float:
+        return sum(min(self.parts.get(k, 0.0), t) for k, t in self.part_totals.items())
+
+    def finish(self) -> None:
+        self.parts = dict(self.part_totals)
 
     @property
     def point_units(self) -> float:
@@ -264,23 +278,28 @@ def plan_jobs(request: RunRequest, root) -> List[Job]:
     model = ModelConfig(arch=request.arch)
     jobs: List[Job] = []
     if request.mode == "lottery":
+        if request.rounds is None or isinstance(request.rounds, bool):
+            raise ConfigError("Rounds: give the number of pruning rounds (an integer >= 0)")
         prunes = [PruneConfig(criterion=c, mask1=request.mask1, mask0=request.mask0, rounds=request.rounds)
                   for c in request.criteria]
         for seed in request.seeds:
             train = train_config(request, seed)
             its = total_iterations(data, model, train)
-
-            def dense_call(on_event, stop, train=train):
-                return lt_core.train_dense(data, model, train, out=str(root), on_event=on_event, stop=stop)
-
-            jobs.append(Job(f"dense/s{seed}", f"dense (round 0) · seed {seed}", "dense", seed, 0, dense_call, its))
+            trunk = dense_run_dir(data, model, train, root).name
+            runs = {trunk: f"dense/s{seed}"}
+            totals = {trunk: float(its)}
             for prune in prunes:
-                def lottery_call(on_event, stop, train=train, prune=prune):
-                    return lt_core.run_lottery(data, model, train, prune, out=str(root), on_event=on_event, stop=stop)
+                name = lottery_run_dir(data, model, train, prune, root).name
+                runs[name] = f"lottery/{prune.criterion}/s{seed}"
+                totals[name] = float(max(1, prune.rounds * its))
 
-                label = f"{prune.criterion} · {prune.mask1}/{prune.mask0} · seed {seed}"
-                jobs.append(Job(f"lottery/{prune.criterion}/s{seed}", label, "lottery", seed, 1, lottery_call, its,
-                                rounds=prune.rounds))
+            def lottery_call(on_event, stop, train=train):
+                # the criteria race side by side: each round trains every branch in one stack
+                return lt_core.run_lotteries(data, model, train, prunes, out=str(root), on_event=on_event, stop=stop)
+
+            label = (f"{len(prunes)} criteria" if len(prunes) > 1 else prunes[0].criterion) + f" · seed {seed}"
+            jobs.append(Job(f"lottery/s{seed}", label, "lottery", seed, lottery_call, its, rounds=request.rounds,
+                            runs=runs, trunk=trunk, part_totals=totals))
         return jobs
 
     api = supermask_api()
@@ -308,7 +327,7 @@ def plan_jobs(request: RunRequest, root) -> List[Job]:
                 return fn(data, model, train, out=str(root), on_event=on_event, stop=stop, **sweep_kwargs)
 
             n_points = len(criteria) * len(weights) * len(powers)
-            jobs.append(Job(f"oneshot/s{seed}", f"one-shot · seed {seed}", "oneshot", seed, 0, oneshot_call, its,
+            jobs.append(Job(f"oneshot/s{seed}", f"one-shot · seed {seed}", "oneshot", seed, oneshot_call, its,
                             points=n_points))
         return jobs
 
@@ -343,7 +362,7 @@ def plan_jobs(request: RunRequest, root) -> List[Job]:
             return [single(data, model, learn=l, out=str(root), on_event=on_event, stop=stop) for l in learns]
     label = "learned · " + ", ".join(SUPERMASK_WEIGHTS[w] for w in request.learned_weights) + \
         (" · DWR" if request.dwr else "")
-    jobs.append(Job("learned", label, "learned", request.seeds[0], 0, learned_call, its))
+    jobs.append(Job("learned", label, "learned", request.seeds[0], learned_call, its))
     return jobs
 
 
@@ -471,13 +490,11 @@ class Controller:
     """Runs requests off the UI thread and keeps the live state the views draw.
 
     ``results_root``: the results store (default ``$LT_RESULTS_DIR``, else ``./results``).
-    ``max_parallel``: how many criteria race side by side (each on its own thread).
     ``throttle_s``: the shortest time between two listener calls while a run is in progress.
     """
 
-    def __init__(self, results_root_dir=None, *, max_parallel: int = 4, throttle_s: float = 0.25) -> None:
+    def __init__(self, results_root_dir=None, *, throttle_s: float = 0.25) -> None:
         self.root = Path(results_root(results_root_dir)).expanduser().resolve()
-        self.max_parallel = max(1, int(max_parallel))
         self.status = "idle"  # idle | running | stopping | stopped | finished | error
         self.message = "Choose a network and a mode, then press Run."
         self.level = "info"  # info | success | warning | error
@@ -573,11 +590,15 @@ class Controller:
     def start(self, request: RunRequest) -> bool:
         """Validate and start ``request`` on a background thread. Returns False (with a message) if
         the request is invalid or a run is in progress; nothing stored is touched then."""
+        started = self._start(request)
+        self._changed(force=True)  # outside the lock: listeners take a snapshot
+        return started
+
+    def _start(self, request: RunRequest) -> bool:
         with self._lock:
             if self.running:
                 self.message = "A run is in progress; press Stop first."
                 self.level = "warning"
-                self._changed(force=True)
                 return False
             try:
                 jobs = plan_jobs(request, self.root)
@@ -585,14 +606,22 @@ class Controller:
                 self.status = "error"
                 self.level = "error"
                 self.message = describe_error(exc)
-                self._changed(force=True)
                 return False
             self.request = request
             self.jobs = jobs
             self.history = []
             self.series = {}
             for job in jobs:
-                if job.kind != "learned":
+                if job.kind == "lottery":
+                    for run, key in job.runs.items():
+                        if run == job.trunk:
+                            label = f"dense (round 0) · seed {job.seed}"
+                            kind = "dense"
+                        else:
+                            label = f"{key.split('/')[1]} · {request.mask1}/{request.mask0} · seed {job.seed}"
+                            kind = "lottery"
+                        self.series[key] = Series(key, label, kind, request.arch, job.seed, root=str(self.root))
+                elif job.kind == "oneshot":
                     self.series[job.key] = Series(job.key, job.label, job.kind, request.arch, job.seed,
                                                   root=str(self.root))
             self._stop = StopToken()
@@ -607,8 +636,7 @@ class Controller:
             self._thread = threading.Thread(target=self._worker, args=(jobs, self._stop), name="lt-dashboard-run",
                                             daemon=True)
             self._thread.start()
-        self._changed(force=True)
-        return True
+            return True
 
     def stop(self) -> bool:
         """Ask the run to stop at the next step boundary (returns at once)."""
@@ -633,15 +661,8 @@ class Controller:
     def _worker(self, jobs: List[Job], stop: StopToken) -> None:
         outcome, error = "finished", None
         try:
-            for phase in sorted({j.phase for j in jobs}):
-                group = [j for j in jobs if j.phase == phase]
-                errors = self._run_phase(group, stop)
-                stopped = [e for e in errors if isinstance(e, RunStopped)]
-                failed = [e for e in errors if not isinstance(e, RunStopped)]
-                if failed:
-                    raise failed[0]
-                if stopped or stop.requested:
-                    raise RunStopped("stopped")
+            for job in jobs:  # one after the other (seeds); a lottery job races its criteria in stacks
+                self._run_job(job, stop)
         except RunStopped:
             outcome = "stopped"
         except BaseException as exc:  # shown in the page; the kernel keeps working
@@ -665,8 +686,8 @@ class Controller:
                     if j.status == "stopped" and j.kind == "learned":
                         where = f" at {j.position()}"
                         break
-                self.message = (f"Stopped{where}. Finished rounds are kept in {self.root}; "
-                                "press Run with the same settings to resume.")
+                self.message = (f"Stopped{where}. Finished rounds and the interrupted round's checkpoint are "
+                                f"kept in {self.root}; press Run with the same settings to resume.")
             else:
                 self.status, self.level = "error", "error"
                 self.message = describe_error(error) + " Nothing stored was lost; fix the setting and press Run."
@@ -690,35 +711,6 @@ class Controller:
         body = "; ".join(parts)
         return f"Finished in {took}. " + (body + ". " if body else "") + f"Stored in {self.root}."
 
-    def _run_phase(self, group: List[Job], stop: StopToken) -> List[BaseException]:
-        errors: List[BaseException] = []
-        pending = list(group)
-        active: List[threading.Thread] = []
-        lock = threading.Lock()
-
-        def run(job: Job) -> None:
-            try:
-                self._run_job(job, stop)
-            except BaseException as exc:
-                with lock:
-                    errors.append(exc)
-
-        if len(pending) == 1:
-            run(pending[0])
-            return errors
-        while pending or active:
-            active = [t for t in active if t.is_alive()]
-            while pending and len(active) < self.max_parallel and not stop.requested:
-                job = pending.pop(0)
-                t = threading.Thread(target=run, args=(job,), name=f"lt-dashboard-{job.key}", daemon=True)
-                t.start()
-                active.append(t)
-            if stop.requested:
-                pending.clear()
-            if active:
-                active[0].join(0.1)
-        return errors
-
     def _run_job(self, job: Job, stop: StopToken) -> None:
         if stop.requested:
             raise RunStopped("stopped before start")
@@ -738,14 +730,14 @@ class Controller:
             raise
         with self._lock:
             job.status = "done"
-            job.done = job.total
+            job.finish()
         self._changed()
 
     # -- events --------------------------------------------------------------------------------
-    def _advance(self, job: Job, units: float, trained: bool) -> None:
-        delta = units - job.done
+    def _advance(self, job: Job, units: float, trained: bool, part: str = "main") -> None:
+        delta = units - job.parts.get(part, 0.0)
         if delta > 0:
-            job.done = units
+            job.parts[part] = units
             if trained:
                 self._trained += delta
 
@@ -773,38 +765,51 @@ class Controller:
             self.series[run] = s
         return s
 
+    def _series_of(self, job: Job, ev: dict) -> Optional[Series]:
+        if job.runs:
+            key = job.runs.get(ev.get("run"))
+            return self.series.get(key) if key else None
+        return self.series.get(job.key)
+
     def _on_event(self, job: Job, ev: dict) -> None:
         kind = ev.get("event")
         with self._lock:
             self._last_job = job
+            s = self._series_of(job, ev)
+            part = ev.get("run", "main") if job.runs else "main"
             if kind in ("stage", "round_end", "learn_end"):
-                self.history.append({"job": job.key, "event": kind, "stage": ev.get("stage"),
-                                     "round": ev.get("round"), "iteration": ev.get("iteration"),
-                                     "reused": ev.get("reused"), "run": ev.get("run")})
-            s = self.series.get(job.key)
+                self.history.append({"job": job.key, "series": s.key if s else None, "event": kind,
+                                     "stage": ev.get("stage"), "round": ev.get("round"),
+                                     "iteration": ev.get("iteration"), "reused": ev.get("reused"),
+                                     "run": ev.get("run")})
             if kind == "eval" and s is not None:
                 r = int(ev["round"])
                 s.curves.setdefault(r, []).append(_eval_point(ev))
                 s.current_round = r
-                if "run" in ev:
-                    s.run_names[r] = ev["run"]
+                s.run_names[r] = ev.get("run", s.run_names.get(r))
                 job.round, job.iteration = r, int(ev["iteration"])
                 job.iterations = int(ev.get("iterations", job.iterations))
-                self._advance(job, self._units(job, r, job.iteration), trained=True)
+                self._advance(job, self._units(job, r, job.iteration), True, part)
             elif kind == "round_end" and s is not None:
                 r = int(ev["round"])
+                reused = bool(ev.get("reused"))
                 s.rounds[r] = _summary_of(ev)
                 s.run_names[r] = ev["run"]
-                if ev.get("reused") and not s.curves.get(r):
+                if reused and not s.curves.get(r):
                     try:
                         s.curves[r] = _curve_from_rows(RunDir(self.root / ev["run"]).rows(r))
                     except (OSError, KeyError, ValueError):
                         pass
                 if s.current_round is None or r >= s.current_round:
                     s.current_round = r
-                job.round = r
-                job.iteration = job.iterations
-                self._advance(job, self._units(job, r, job.iterations), trained=not ev.get("reused"))
+                job.round, job.iteration = r, job.iterations
+                self._advance(job, self._units(job, r, job.iterations), not reused, part)
+                if job.kind == "lottery" and ev["run"] == job.trunk:
+                    # the dense trunk is round 0 of every branch
+                    for run, key in job.runs.items():
+                        if run != job.trunk and key in self.series:
+                            self.series[key].rounds[0] = dict(s.rounds[0])
+                            self.series[key].run_names[0] = job.trunk
             elif kind == "stage":
                 stage = ev.get("stage")
                 if stage == "round_start" and s is not None:
@@ -820,10 +825,9 @@ class Controller:
                         for run_s in self.series.values():
                             if run_s.kind == "learned" and not run_s.overlay:
                                 self._load_learn_checkpoint(run_s)
-                        self._advance(job, job.iteration, trained=False)
-                    elif s is not None and job.round is not None:
-                        self._load_checkpoint_curve(s, job.round)
-                        self._advance(job, self._units(job, job.round, job.iteration), trained=False)
+                        self._advance(job, job.iteration, False)
+                    elif ev.get("round") is not None:
+                        self._load_checkpoint_curves(job, int(ev["round"]))
                 elif stage == "data_loaded" and job.kind == "learned":
                     self._mark_training()
                 elif stage == "learn_reused":
@@ -837,14 +841,14 @@ class Controller:
                     self._mark_training()
                 n = len(s.points)
                 job.points_done = n
-                self._advance(job, job.iterations + n * job.point_units, trained=not ev.get("reused"))
+                self._advance(job, job.iterations + n * job.point_units, not ev.get("reused"))
             elif kind == "learn_eval":
                 ls = self._learned_series(job, ev.get("run", job.key))
                 ls.learn.append({k: ev[k] for k in ("iteration", "epoch", "train_acc", "test_acc",
                                                     "expected_keep_fraction") if k in ev})
                 job.iteration = int(ev.get("iteration", 0))
                 job.iterations = int(ev.get("iterations", job.iterations))
-                self._advance(job, job.iteration, trained=True)
+                self._advance(job, job.iteration, True)
             elif kind == "learn_end":
                 ls = self._learned_series(job, ev.get("run", job.key))
                 ls.learn_final = {k: ev[k] for k in ("test_acc_mean", "test_acc_samples", "expected_keep_fraction",
@@ -853,20 +857,35 @@ class Controller:
 
     def _units(self, job: Job, r: int, iteration: int) -> float:
         if job.kind == "lottery":
-            return 0.0 if r == 0 else (r - 1) * job.iterations + iteration
+            return iteration if r == 0 else (r - 1) * job.iterations + iteration
         if job.kind == "oneshot":
             return min(iteration, job.iterations) if r == 0 else job.iterations
         return iteration
 
-    def _load_checkpoint_curve(self, s: Series, r: int) -> None:
-        path = s.round_path(r)
-        if path is None:
-            return
-        try:
-            state = torch_load(RunDir(path).round_dir(r) / "checkpoint.pt")
-            s.curves[r] = [_eval_point(e) for e in state["evals"][0]]
-        except Exception:
-            pass
+    def _load_checkpoint_curves(self, job: Job, r: int) -> None:
+        """After a resume: the evaluation points from before the stop, from the round's checkpoint
+        (one checkpoint per stack, holding every stacked run's points), and the progress they stand for."""
+        names = [run for run in (job.runs or {}) if (run == job.trunk) == (r == 0)]
+        if not job.runs:
+            s = self.series.get(job.key)
+            names = [s.run_names[r]] if s is not None and r in s.run_names else []
+        for run in names:
+            path = RunDir(self.root / run).round_dir(r) / "checkpoint.pt"
+            if not path.is_file():
+                continue
+            try:
+                state = torch_load(path)
+            except Exception:
+                continue
+            for label, evals in zip(state.get("labels", []), state.get("evals", [])):
+                target = self.series.get(job.runs.get(label)) if job.runs else self.series.get(job.key)
+                if target is None:
+                    continue
+                target.curves[r] = [_eval_point(e) for e in evals]
+                target.current_round = r
+                target.run_names[r] = label
+                self._advance(job, self._units(job, r, int(state.get("iteration", 0))), False,
+                              label if job.runs else "main")
 
     def _load_learn_checkpoint(self, s: Series) -> None:
         try:

@@ -18,7 +18,7 @@ from typing import Callable, Dict, List, Optional, Tuple
 
 import ipywidgets as W
 from bokeh.layouts import column, row
-from bokeh.models import ColorBar, ColumnDataSource, DataRange1d, HoverTool, Legend, LinearColorMapper, Range1d
+from bokeh.models import BasicTicker, ColorBar, ColumnDataSource, DataRange1d, HoverTool, Legend, LinearColorMapper, Range1d
 from bokeh.palettes import Category10_10, Viridis256
 from bokeh.plotting import figure
 from jupyter_bokeh.widgets import BokehModel
@@ -59,6 +59,10 @@ TIPS = {
             "(Table 1 'S.C.').",
     "dwr": "Dynamic weight rescaling (learned supermasks): every forward pass scales a layer's masked weights by "
            "its weight count over the number of ones in the sampled mask (section 5.2, Table 1 'DWR').",
+    "supermask_weights": "Which weights the one-shot supermask is applied to, without any training: the initial "
+                         "weights w_i and/or signed constants (Table 1 'Mask, Init' and 'Mask, S.C.').",
+    "learned_weights": "Which frozen weights the learned supermask is trained over: the initial weights w_i and/or "
+                       "signed constants (Table 1 'Learned, Init' and 'Learned, S.C.').",
     "schedule": "Quick: a short run (FC: 300 iterations, evaluation every 50) that draws a curve within about a "
                 "minute on a laptop CPU. Paper: the paper's schedule (FC: Adam 1.2e-3, batch 60, 55 epochs; learned "
                 "masks: SGD lr 100, 2000 epochs). Custom: the number of epochs below.",
@@ -84,8 +88,14 @@ TIPS = {
               "store and offer it for download.",
 }
 
-STYLE = {"description_width": "120px"}
-CONTROL_WIDTH = "340px"
+# the choices of the policy and criterion controls, spelled out in their tooltips
+TIPS["mask1"] += " " + "; ".join(f"{p.name}: {p.description}" for p in MASK1_REGISTRY.values()) + "."
+TIPS["mask0"] += " " + "; ".join(f"{p.name}: {p.description}" for p in MASK0_REGISTRY.values()) + "."
+TIPS["criteria"] += " " + "; ".join(f"{c.name} = {c.formula}" for c in CRITERION_INFO.values()) + "."
+
+LABEL_WIDTH = "132px"
+STYLE = {"description_width": LABEL_WIDTH}
+CONTROL_WIDTH = "220px"
 PLOT_W, PLOT_H, PLOT_H_BELOW = 560, 340, 470
 
 
@@ -169,6 +179,8 @@ class Dashboard:
         self._mask_follow_lock = False
         self._mask_shown = None
         self._placeholders: list = []
+        self.labels: Dict[str, W.HTML] = {}
+        self.rows: Dict[str, W.Box] = {}
         self._last_status: Optional[str] = None
         self._last_snapshot: Optional[dict] = None
         self._build_controls()
@@ -195,45 +207,59 @@ class Dashboard:
         self.c.add_listener(self.render)
 
     # -- controls ------------------------------------------------------------------------------
-    def _w(self, cls, name: str, **kw):
-        kw.setdefault("style", STYLE)
-        kw.setdefault("layout", W.Layout(width=CONTROL_WIDTH))
-        widget = cls(tooltip=TIPS.get(name, ""), **kw)
+    def _w(self, cls, name: str, label: Optional[str] = None, **kw):
+        """A control with the tooltip ``TIPS[name]`` and CSS class ``lt-<name>``. With ``label``, also a
+        visible label carrying the same tooltip (``self.labels[name]``) and the pair as one row
+        (``self.rows[name]``): ipywidgets does not show the tooltip of every control kind."""
+        tip = TIPS.get(name, "")
+        if label is not None and cls is not W.Checkbox:
+            kw.setdefault("layout", W.Layout(width=CONTROL_WIDTH))
+        widget = cls(tooltip=tip, **kw)
         widget.add_class(f"lt-{name}")
+        if label is None:
+            return widget
+        text = (f"<label class='lt-label lt-label-{name}' title='{html.escape(tip, quote=True)}' "
+                f"style='cursor:help{{align}}'>{html.escape(label)}</label>")
+        if cls is W.Checkbox:
+            lab = W.HTML(text.replace("{align}", ""), layout=W.Layout(margin="0 14px 0 0"))
+            row_ = W.HBox([widget, lab], layout=W.Layout(align_items="center"))
+        else:
+            lab = W.HTML(text.replace("{align}", ";display:block;text-align:right"),
+                         layout=W.Layout(width=LABEL_WIDTH, margin="0 6px 0 0"))
+            row_ = W.HBox([lab, widget], layout=W.Layout(align_items="center"))
+        self.labels[name] = lab
+        self.rows[name] = row_
         return widget
 
     def _build_controls(self) -> None:
-        self.arch = self._w(W.Dropdown, "arch", description="Network",
-                            options=[(ARCH_LABELS.get(a, a), a) for a in ARCHS], value="fc")
-        self.dataset = self._w(W.Dropdown, "dataset", description="Dataset", options=self._dataset_options("fc"))
-        self.mode = self._w(W.Dropdown, "mode", description="Mode", options=[(v, k) for k, v in MODES.items()],
-                            value="lottery")
-        self.criteria = self._w(W.SelectMultiple, "criteria", description="Mask criteria",
+        self.arch = self._w(W.Dropdown, "arch", "Network", options=[(ARCH_LABELS.get(a, a), a) for a in ARCHS],
+                            value="fc")
+        self.dataset = self._w(W.Dropdown, "dataset", "Dataset", options=self._dataset_options("fc"))
+        self.mode = self._w(W.Dropdown, "mode", "Mode", options=[(v, k) for k, v in MODES.items()], value="lottery")
+        self.criteria = self._w(W.SelectMultiple, "criteria", "Mask criteria",
                                 options=[(f"{c}  ({CRITERION_INFO[c].formula})", c) for c in CRITERIA],
                                 value=("large_final",), rows=6)
-        self.mask1 = self._w(W.Dropdown, "mask1", description="Mask-1 policy",
-                             options=[(p, p) for p in MASK1_POLICIES], value="rewind")
-        self.mask0 = self._w(W.Dropdown, "mask0", description="Mask-0 policy",
-                             options=[(p, p) for p in MASK0_POLICIES], value="zero")
-        self.rounds = self._w(W.IntText, "rounds", description="Rounds", value=5)
-        self.w_init = self._w(W.Checkbox, "w_init", description="Initial weights", value=True, indent=False,
-                              layout=W.Layout(width="160px"))
-        self.w_sc = self._w(W.Checkbox, "w_sc", description="Signed constants", value=True, indent=False,
-                            layout=W.Layout(width="170px"))
-        self.dwr = self._w(W.Checkbox, "dwr", description="DWR", value=False, indent=False,
-                           layout=W.Layout(width="80px"))
-        self.weights_label = W.Label("Supermask weights", tooltip=TIPS["w_init"],
-                                     layout=W.Layout(width="130px"))
-        self.schedule = self._w(W.Dropdown, "schedule", description="Schedule",
-                                options=[(v, k) for k, v in SCHEDULES.items()], value="quick")
-        self.epochs = self._w(W.IntText, "epochs", description="Epochs (custom)", value=1)
-        self.seeds = self._w(W.Text, "seeds", description="Seed(s)", value="0", placeholder="0 or 0, 1, 2")
+        self.mask1 = self._w(W.Dropdown, "mask1", "Mask-1 policy", options=[(p, p) for p in MASK1_POLICIES],
+                             value="rewind")
+        self.mask0 = self._w(W.Dropdown, "mask0", "Mask-0 policy", options=[(p, p) for p in MASK0_POLICIES],
+                             value="zero")
+        self.rounds = self._w(W.IntText, "rounds", "Rounds", value=5)
+        self.w_init = self._w(W.Checkbox, "w_init", "initial weights", value=True, indent=False,
+                              layout=W.Layout(width="20px"))
+        self.w_sc = self._w(W.Checkbox, "w_sc", "signed constants", value=True, indent=False,
+                            layout=W.Layout(width="20px"))
+        self.dwr = self._w(W.Checkbox, "dwr", "DWR", value=False, indent=False, layout=W.Layout(width="20px"))
+        self.weights_label = W.HTML(layout=W.Layout(width=LABEL_WIDTH, margin="0 6px 0 0"))
+        self.schedule = self._w(W.Dropdown, "schedule", "Schedule", options=[(v, k) for k, v in SCHEDULES.items()],
+                                value="quick")
+        self.epochs = self._w(W.IntText, "epochs", "Epochs (custom)", value=1)
+        self.seeds = self._w(W.Text, "seeds", "Seed(s)", value="0", placeholder="0 or 0, 1, 2")
         devices = [("auto", "auto"), ("cpu", "cpu")] + ([("cuda", "cuda")] if cuda_available() else [])
-        self.device = self._w(W.Dropdown, "device", description="Device", options=devices, value="auto")
+        self.device = self._w(W.Dropdown, "device", "Device", options=devices, value="auto")
         self.run_btn = self._w(W.Button, "run", description="Run", button_style="success", icon="play",
-                               layout=W.Layout(width="110px"), style={})
+                               layout=W.Layout(width="110px"))
         self.stop_btn = self._w(W.Button, "stop", description="Stop", button_style="danger", icon="stop",
-                                layout=W.Layout(width="110px"), style={}, disabled=True)
+                                layout=W.Layout(width="110px"), disabled=True)
         self.status = W.HTML(layout=W.Layout(margin="0 0 0 12px"))
         self.status.add_class("lt-status")
 
@@ -243,16 +269,18 @@ class Dashboard:
         self.run_btn.on_click(self._on_run)
         self.stop_btn.on_click(self._on_stop)
 
-        col1 = W.VBox([self.arch, self.dataset, self.mode, self.device])
-        col2 = W.VBox([self.criteria, W.HBox([self.weights_label, self.w_init, self.w_sc, self.dwr])])
-        col3 = W.VBox([self.mask1, self.mask0, self.rounds])
-        col4 = W.VBox([self.schedule, self.epochs, self.seeds])
+        r = self.rows
+        col1 = W.VBox([r["arch"], r["dataset"], r["mode"], r["device"]])
+        weights = W.HBox([self.weights_label, r["w_init"], r["w_sc"], r["dwr"]], layout=W.Layout(align_items="center"))
+        col2 = W.VBox([r["criteria"], weights])
+        col3 = W.VBox([r["mask1"], r["mask0"], r["rounds"]])
+        col4 = W.VBox([r["schedule"], r["epochs"], r["seeds"]])
         buttons = W.HBox([self.run_btn, self.stop_btn, self.status], layout=W.Layout(align_items="center"))
         self.controls_box = W.VBox([W.HBox([col1, col2], layout=W.Layout(flex_flow="row wrap")),
                                     W.HBox([col3, col4], layout=W.Layout(flex_flow="row wrap")), buttons])
         self.progress = W.IntProgress(value=0, min=0, max=1000, description="Progress", style=STYLE,
-                                      layout=W.Layout(width="460px"),
-                                      tooltip="Share of the requested training done (finished rounds count as done)")
+                                      layout=W.Layout(width="480px"),
+                                      tooltip="Share of the requested training done (stored rounds count as done)")
         self.progress.add_class("lt-progress")
         self.progress_label = W.Label("")
         self.progress_label.add_class("lt-progress-label")
@@ -290,7 +318,14 @@ class Dashboard:
         }
         for name, on in enabled.items():
             getattr(self, name).disabled = running or not on
-        self.weights_label.value = "Frozen weights" if mode == "learned" else "Supermask weights"
+        text, tip = (("Frozen weights", TIPS["learned_weights"]) if mode == "learned"
+                     else ("Supermask weights", TIPS["supermask_weights"]))
+        self.weights_label.value = (f"<label class='lt-label lt-label-weights' title='{html.escape(tip, quote=True)}' "
+                                    f"style='cursor:help;display:block;text-align:right'>{text}</label>")
+        for name, widget in (("rounds", self.rounds), ("mask1", self.mask1), ("mask0", self.mask0),
+                             ("criteria", self.criteria), ("epochs", self.epochs), ("w_init", self.w_init),
+                             ("w_sc", self.w_sc), ("dwr", self.dwr)):
+            self.labels[name].layout.opacity = "0.45" if widget.disabled else "1"
         self.run_btn.disabled = running
         self.stop_btn.disabled = not running
 
@@ -402,6 +437,7 @@ class Dashboard:
         f = self._fig("Weights remaining per layer", "round", "weights remaining (%)", y_log=True,
                       legend="bottom_left", empty=((0, 5), (30, 100)))
         f.multi_line("xs", "ys", source=self.layer_src, color="color", legend_field="label", line_width=2)
+        f.xaxis.ticker = BasicTicker(min_interval=1)  # whole rounds
         self.layer_fig = f
 
         # one-shot supermasks
@@ -442,18 +478,18 @@ class Dashboard:
         self.supermask_plots = BokehModel(row(self.super_fig, self.learn_fig))
         self.supermask_panel = W.VBox([self.supermask_note, self.supermask_plots])
         self.mask_plots = BokehModel(row(self.mask_fig, self.unit_fig, self.flip_fig))
-        self.mask_panel = W.VBox([W.HBox([self.mask_run, self.mask_follow]),
-                                  W.HBox([self.mask_round, self.mask_layer]), self.mask_info, self.mask_plots])
+        r = self.rows
+        self.mask_panel = W.VBox([W.HBox([r["mask_run"], r["mask_follow"]]), W.HBox([r["mask_round"], r["mask_layer"]]),
+                                  self.mask_info, self.mask_plots])
 
     # -- mask view -----------------------------------------------------------------------------
     def _build_mask_view(self) -> None:
-        self.mask_run = self._w(W.Dropdown, "mask_run", description="Run", options=[],
-                                layout=W.Layout(width="520px"))
-        self.mask_round = self._w(W.IntSlider, "mask_round", description="Round", min=0, max=0, value=0,
-                                  continuous_update=False)
-        self.mask_layer = self._w(W.Dropdown, "mask_layer", description="Layer", options=[])
-        self.mask_follow = self._w(W.Checkbox, "mask_follow", description="Follow the newest round", value=True,
-                                   indent=False, layout=W.Layout(width="220px"))
+        self.mask_run = self._w(W.Dropdown, "mask_run", "Run", options=[], layout=W.Layout(width="480px"))
+        self.mask_round = self._w(W.IntSlider, "mask_round", "Round", min=0, max=0, value=0,
+                                  continuous_update=False, layout=W.Layout(width="260px"))
+        self.mask_layer = self._w(W.Dropdown, "mask_layer", "Layer", options=[], layout=W.Layout(width="120px"))
+        self.mask_follow = self._w(W.Checkbox, "mask_follow", "follow the newest round", value=True,
+                                   indent=False, layout=W.Layout(width="20px"))
         self.mask_info = W.HTML()
         self.mask_info.add_class("lt-mask-info")
         for w in (self.mask_run, self.mask_round, self.mask_layer):
@@ -596,16 +632,16 @@ class Dashboard:
 
     # -- compare / export ----------------------------------------------------------------------
     def _build_compare(self) -> None:
-        self.runs_select = self._w(W.SelectMultiple, "runs", description="Stored runs", options=[], rows=10,
-                                   layout=W.Layout(width="95%"))
+        self.runs_select = self._w(W.SelectMultiple, "runs", "Stored runs", options=[], rows=10,
+                                   layout=W.Layout(width="1100px"))
         self.refresh_btn = self._w(W.Button, "refresh", description="Refresh list", icon="refresh",
-                                   layout=W.Layout(width="140px"), style={})
+                                   layout=W.Layout(width="140px"))
         self.overlay_btn = self._w(W.Button, "overlay", description="Overlay selected", icon="plus",
-                                   layout=W.Layout(width="160px"), style={})
+                                   layout=W.Layout(width="160px"))
         self.clear_btn = self._w(W.Button, "clear", description="Clear overlays", icon="times",
-                                 layout=W.Layout(width="140px"), style={})
+                                 layout=W.Layout(width="140px"))
         self.export_btn = self._w(W.Button, "export", description="Export CSV", icon="download",
-                                  layout=W.Layout(width="140px"), style={})
+                                  layout=W.Layout(width="140px"))
         self.compare_info = W.HTML()
         self.compare_info.add_class("lt-compare-info")
         self.export_info = W.HTML()
@@ -614,7 +650,7 @@ class Dashboard:
         self.overlay_btn.on_click(self._on_overlay)
         self.clear_btn.on_click(self._on_clear)
         self.export_btn.on_click(self._on_export)
-        self.compare_panel = W.VBox([self.compare_info, self.runs_select,
+        self.compare_panel = W.VBox([self.compare_info, self.rows["runs"],
                                      W.HBox([self.refresh_btn, self.overlay_btn, self.clear_btn, self.export_btn]),
                                      self.export_info])
 
@@ -757,7 +793,7 @@ class Dashboard:
         self._set(self.prune_src, _lines_data(live, colors))
         self._set(self.prune_ovl, _lines_data(ovl, colors, "label_stored"))
         self._set(self.prune_pts, pts)
-        xs_all = pts["x"] or [100.0]
+        xs_all = pts["x"] or [1.25]  # no point yet: span the empty plot
         lo = max(0.05, min(xs_all) * 0.8)
         ref, ref_colors = {}, {}
         for r in tables["reference"]:

@@ -1,0 +1,383 @@
+"""The dashboard's controller (and its views) without a browser: run, stop, resume, compare, export,
+mask view and bad input. Runs are tiny (tens of iterations) and go to a temporary results root."""
+
+import csv
+import html
+import re
+import time
+
+import pytest
+import torch
+
+import lt_core
+from lt_core import ConfigError, DataConfig, ModelConfig, PruneConfig, TrainConfig
+from lt_core.dashboard import (Controller, RunRequest, export_csv, list_runs, load_stored_series, mask_details,
+                               parse_seeds, plan_jobs, plot_tables)
+from lt_core.store import RunDir
+
+from .conftest import needs_mnist
+
+TINY = dict(schedule="custom", iterations=40, eval_every=20)
+
+
+def wait_until(predicate, timeout=120.0, step=0.05):
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        if predicate():
+            return True
+        time.sleep(step)
+    return False
+
+
+def lottery_series(snapshot, criterion):
+    return next(s for s in snapshot["series"] if s.kind == "lottery" and s.label.startswith(criterion))
+
+
+# -- input ----------------------------------------------------------------------------------------
+
+def test_parse_seeds():
+    assert parse_seeds("0") == (0,)
+    assert parse_seeds("0, 1,2") == (0, 1, 2)
+    assert parse_seeds("3-5") == (3, 4, 5)
+    assert parse_seeds("1 1 2") == (1, 2)
+    for bad in ("", "x", "1.5", "-1"):
+        with pytest.raises(ConfigError, match="Seed"):
+            parse_seeds(bad)
+
+
+@pytest.mark.parametrize("request_kwargs, match", [
+    (dict(schedule="custom", epochs=0), "epochs"),
+    (dict(schedule="custom", epochs=None), "Epochs"),
+    (dict(criteria=()), "criterion"),
+    (dict(rounds=-1), "rounds"),
+    (dict(arch="conv2", dataset="mnist"), "does not fit"),
+    (dict(mask1="nope"), "mask1"),
+    (dict(seeds=()), "seed"),
+])
+def test_bad_input_is_a_readable_message_and_touches_nothing(results, request_kwargs, match):
+    c = Controller(results)
+    assert c.start(RunRequest(**request_kwargs)) is False
+    assert c.status == "error" and c.level == "error"
+    assert match.lower() in c.message.lower()
+    assert c.message.startswith("Invalid setting.")
+    assert not c.running
+    assert not results.exists() or not any(results.iterdir())
+
+
+def test_cuda_choice_without_cuda_is_refused(results):
+    if torch.cuda.is_available():
+        pytest.skip("a CUDA device is present here")
+    c = Controller(results)
+    assert not c.start(RunRequest(device="cuda", **TINY))
+    assert "cuda" in c.message.lower()
+
+
+def test_plan_maps_choices_to_engine_calls(results):
+    jobs = plan_jobs(RunRequest(criteria=("large_final", "random"), seeds=(0, 1), rounds=3, **TINY), results)
+    assert [j.key for j in jobs] == ["lottery/s0", "lottery/s1"]  # one stacked race per seed
+    for job, seed in zip(jobs, (0, 1)):
+        assert job.iterations == 40 and job.rounds == 3
+        assert job.trunk.startswith("train-fc-") and job.runs[job.trunk] == f"dense/s{seed}"
+        branches = {k: v for k, v in job.runs.items() if k != job.trunk}
+        assert sorted(branches.values()) == [f"lottery/large_final/s{seed}", f"lottery/random/s{seed}"]
+        assert all(k.startswith("lottery-fc-") for k in branches)
+        assert job.total == 40 + 2 * 3 * 40
+    assert jobs[0].trunk != jobs[1].trunk
+    quick = plan_jobs(RunRequest(schedule="quick"), results)
+    assert quick[0].iterations == 300  # the quick preset of FC
+    paper = plan_jobs(RunRequest(schedule="paper"), results)
+    assert paper[0].iterations == 55 * (55000 // 60)  # 55 epochs of batch 60
+
+
+# -- a finished run, shared by the compare / export / mask tests ----------------------------------
+
+@pytest.fixture(scope="module")
+def finished(tmp_path_factory):
+    from .conftest import mnist_available
+
+    if not mnist_available():
+        pytest.skip("MNIST not available")
+    root = tmp_path_factory.mktemp("dash") / "results"
+    c = Controller(root, throttle_s=0.05)
+    calls = []
+    c.add_listener(lambda snap: calls.append((snap["status"], len(snap["series"]))))
+    req = RunRequest(criteria=("large_final", "random"), rounds=1, **TINY)
+    assert c.start(req), c.message
+    assert c.wait(300)
+    return c, req, calls
+
+
+@needs_mnist
+def test_run_races_criteria_and_stores_rounds(finished):
+    c, req, calls = finished
+    snap = c.snapshot()
+    assert snap["status"] == "finished", snap["message"]
+    assert snap["progress"]["fraction"] == 1.0
+    assert "Finished" in snap["message"]
+    assert len(calls) >= 3  # listeners were told along the way, not only at the end
+    for criterion in ("large_final", "random"):
+        s = lottery_series(snap, criterion)
+        assert sorted(s.rounds) == [0, 1]
+        assert s.rounds[0]["weights_remaining"] == 1.0
+        assert 0.75 < s.rounds[1]["weights_remaining"] < 0.85
+        assert [p["iteration"] for p in s.curves[1]] == [0, 20, 40]
+        # the numbers shown are the stored ones
+        stored = RunDir(c.root / s.run_names[1]).summary(1)
+        assert s.rounds[1]["early_stop_test_acc"] == stored["early_stop_test_acc"]
+    # both branches share one dense trunk, trained once
+    trunks = [r for r in list_runs(c.root) if r.kind == "train"]
+    assert len(trunks) == 1
+    starts = [(h["series"], h["round"]) for h in c.history if h["stage"] == "round_start"]
+    assert starts == [("dense/s0", 0), ("lottery/large_final/s0", 1), ("lottery/random/s0", 1)]
+    # the same configuration through the engine reuses every stored round
+    res = lt_core.run_lottery(DataConfig(), ModelConfig(), TrainConfig(iterations=40, eval_every=20),
+                              PruneConfig(criterion="large_final", rounds=1), out=str(c.root))
+    assert all(r.reused for r in res.rounds)
+    assert res.rounds[1].early_stop_test_acc == lottery_series(snap, "large_final").rounds[1]["early_stop_test_acc"]
+
+
+@needs_mnist
+def test_compare_lists_and_overlays_stored_runs(finished):
+    c, _, _ = finished
+    runs = {r.name: r for r in c.stored_runs()}
+    lottery = [r for r in runs.values() if r.kind == "lottery"]
+    assert len(lottery) == 2 and all(r.done == 2 and r.total == 1 for r in lottery)
+    assert all("1/1 rounds" in r.label for r in lottery)
+    name = next(r.name for r in lottery if "large_final" in r.description)
+    s = c.add_overlay(name)
+    assert s.overlay and sorted(s.rounds) == [0, 1]
+    assert s.run_names[0].startswith("train-fc-") and s.run_names[1] == name
+    tables = plot_tables(c.snapshot())
+    overlay_rows = [r for r in tables["accuracy_vs_remaining"] if r["overlay"]]
+    assert [r["round"] for r in overlay_rows] == [0, 1]
+    assert any(r["overlay"] for r in tables["curve"])
+    c.clear_overlays()
+    assert not any(r["overlay"] for r in plot_tables(c.snapshot())["accuracy_vs_remaining"])
+
+
+@needs_mnist
+def test_export_csv_holds_the_plotted_numbers(finished):
+    c, _, _ = finished
+    path = c.export_csv()
+    assert path.parent == c.root / "dashboard-exports" and path.is_file()
+    with open(path, newline="") as fh:
+        rows = list(csv.DictReader(fh))
+    assert set(rows[0]) == {"plot", "series", "line", "x_name", "x", "y_name", "y"}
+    plots = {r["plot"] for r in rows}
+    assert {"accuracy_vs_iteration", "accuracy_vs_weights_remaining", "layer_weights_remaining",
+            "reference"} <= plots
+    snap = c.snapshot()
+    s = lottery_series(snap, "large_final")
+    exported = [r for r in rows if r["plot"] == "accuracy_vs_weights_remaining" and r["series"] == s.label]
+    assert len(exported) == 2
+    for r in exported:
+        k = int(r["line"].split()[-1])
+        assert float(r["x"]) == pytest.approx(100 * s.rounds[k]["weights_remaining"], rel=1e-5)
+        assert float(r["y"]) == pytest.approx(100 * s.rounds[k]["early_stop_test_acc"], rel=1e-5)
+    refs = {r["series"]: float(r["y"]) for r in rows if r["plot"] == "reference"}
+    assert refs["paper Table 1 · fc · mask_signed_constant"] == 86.3
+    assert refs["dense baseline · seed 0"] == pytest.approx(100 * s.rounds[0]["early_stop_test_acc"], rel=1e-5)
+    # an explicit path works too
+    other = export_csv(snap, path=c.root / "x.csv")
+    assert other.read_text() == path.read_text()
+
+
+@needs_mnist
+def test_mask_details_match_the_stored_tensors(finished):
+    c, _, _ = finished
+    s = lottery_series(c.snapshot(), "large_final")
+    d = mask_details(s.round_path(1), 1)
+    rd = RunDir(s.round_path(1))
+    masks = rd.load_tensors(1, "masks")
+    init, final = rd.load_tensors(1, "init")["weights"], rd.load_tensors(1, "final")["weights"]
+    picture = torch.tensor(d["picture"])
+    assert picture.shape == (28, 28)
+    assert torch.equal(picture, masks["fc1"].sum(0).reshape(28, 28))
+    assert 0 <= int(picture.min()) and int(picture.max()) <= 300
+    assert d["remaining"]["fc1"] == pytest.approx(0.8, abs=1e-3)
+    assert len(d["per_unit"]["fc2"]) == 100
+    m = masks["fc2"].bool()
+    manual = float(((torch.sign(init["fc2"]) != torch.sign(final["fc2"])) & m).sum() / m.sum())
+    assert d["sign_flips"]["fc2"] == pytest.approx(manual)
+    assert 0.0 <= d["sign_flips_overall"] <= 1.0
+    d0 = mask_details(s.round_path(0), 0)  # the dense round: nothing pruned
+    assert d0["remaining"] == {"fc1": 1.0, "fc2": 1.0, "fc3": 1.0}
+
+
+# -- stop and resume ------------------------------------------------------------------------------
+
+@needs_mnist
+def test_stop_keeps_finished_rounds_and_run_resumes(results):
+    c = Controller(results, throttle_s=0.05)
+    req = RunRequest(criteria=("large_final",), rounds=2, schedule="custom", iterations=200, eval_every=20)
+    assert c.start(req), c.message
+
+    def in_round_one():
+        snap = c.snapshot()
+        s = [x for x in snap["series"] if x.kind == "lottery"]
+        return bool(s) and len(s[0].curves.get(1, [])) >= 2
+
+    assert wait_until(in_round_one, 300), c.snapshot()["message"]
+    t0 = time.monotonic()
+    assert c.stop()
+    assert time.monotonic() - t0 < 0.5  # Stop returns at once; the UI thread is free
+    assert c.status == "stopping"
+    assert c.wait(30)
+    snap = c.snapshot()
+    assert snap["status"] == "stopped", snap["message"]
+    assert "resume" in snap["message"] and "round 1/2" in snap["message"]
+    s = lottery_series(snap, "large_final")
+    assert sorted(s.rounds) == [0]  # round 1 did not finish
+    run_dir = RunDir(results / s.run_names[1])
+    assert (run_dir.round_dir(1) / "checkpoint.pt").is_file()
+    assert RunDir(results / s.run_names[0]).round_done(0)
+    stopped_points = [p["iteration"] for p in s.curves[1]]
+
+    # Run again with the same settings: round 0 is reused, round 1 resumes from its checkpoint
+    assert c.start(req), c.message
+    assert c.wait(300)
+    snap = c.snapshot()
+    assert snap["status"] == "finished", snap["message"]
+    stages = [(h["series"] or h["job"], h["stage"], h["round"]) for h in c.history]
+    assert ("dense/s0", "round_reused", 0) in stages
+    assert ("lottery/large_final/s0", "round_start", 1) in stages
+    assert ("lottery/large_final/s0", "resumed", 1) in stages
+    s = lottery_series(snap, "large_final")
+    assert sorted(s.rounds) == [0, 1, 2]
+    # the curve of the resumed round holds the points from before the stop (from the checkpoint)
+    its = [p["iteration"] for p in s.curves[1]]
+    assert its[:len(stopped_points)] == stopped_points and its[-1] == 200
+    assert its == sorted(set(its))
+    assert not (run_dir.round_dir(1) / "checkpoint.pt").exists()
+
+
+@needs_mnist
+def test_running_twice_is_refused_and_errors_leave_the_controller_usable(results, tmp_path, monkeypatch):
+    c = Controller(results)
+    assert c.start(RunRequest(**TINY))
+    assert not c.start(RunRequest(**TINY))  # one run at a time
+    assert "in progress" in c.message
+    c.stop()
+    c.wait(60)
+    # a missing dataset without download: a readable message, nothing stored is lost
+    before = sorted(p.name for p in results.iterdir())
+    monkeypatch.setenv("LT_DATA_DIR", str(tmp_path / "no-data"))
+    assert c.start(RunRequest(download=False, seeds=(7,), **TINY))
+    assert c.wait(60)
+    assert c.status == "error"
+    assert c.message.startswith("Data problem.") and "mnist" in c.message and "Nothing stored was lost" in c.message
+    assert set(before) <= {p.name for p in results.iterdir()}
+    monkeypatch.undo()
+    assert c.start(RunRequest(**TINY)) and c.wait(120)
+    assert c.status == "finished", c.message
+
+
+# -- supermask modes (need lt_core's supermask functions) -----------------------------------------
+
+needs_supermask = pytest.mark.skipif(not hasattr(lt_core, "one_shot_supermasks"),
+                                     reason="this lt_core has no supermask functions")
+
+
+@needs_mnist
+@needs_supermask
+def test_one_shot_supermask_mode(results):
+    c = Controller(results, throttle_s=0.05)
+    req = RunRequest(mode="oneshot", criteria=("large_final_same_sign",), powers=(0, 4, 8), **TINY)
+    assert c.start(req), c.message
+    assert c.wait(300)
+    snap = c.snapshot()
+    assert snap["status"] == "finished", snap["message"]
+    s = next(x for x in snap["series"] if x.kind == "oneshot")
+    assert len(s.points) == 6 and {p["weights"] for p in s.points} == {"init", "signed_constant"}
+    for kind in ("init", "signed_constant"):
+        pts = sorted((p for p in s.points if p["weights"] == kind), key=lambda p: p["power"])
+        assert [p["power"] for p in pts] == [0, 4, 8]
+        assert pts[0]["weights_remaining"] == 1.0
+        assert pts[0]["weights_remaining"] > pts[1]["weights_remaining"] > pts[2]["weights_remaining"]
+    assert "best one-shot supermask" in snap["message"]
+    rows = plot_tables(snap)["supermask"]
+    assert len(rows) == 6
+    stored = [r for r in list_runs(results) if r.kind == "supermask"]
+    assert len(stored) == 1 and stored[0].done == 6
+    overlay = load_stored_series(results, stored[0].name)
+    assert sorted((p["weights"], p["power"], p["test_acc"]) for p in overlay.points) == \
+        sorted((p["weights"], p["power"], p["test_acc"]) for p in s.points)
+
+
+@needs_mnist
+@needs_supermask
+def test_learned_supermask_mode(results):
+    c = Controller(results, throttle_s=0.05)
+    req = RunRequest(mode="learned", learned_weights=("init", "signed_constant"), **TINY)
+    assert c.start(req), c.message
+    assert c.wait(300)
+    snap = c.snapshot()
+    assert snap["status"] == "finished", snap["message"]
+    learned = [x for x in snap["series"] if x.kind == "learned"]
+    assert sorted(x.learn_variant["weights"] for x in learned) == ["init", "signed_constant"]
+    for x in learned:
+        assert [e["iteration"] for e in x.learn] == [20, 40]
+        assert 0.0 < x.learn[-1]["expected_keep_fraction"] < 1.0
+        assert x.learn_final is not None and 0.0 <= x.learn_final["test_acc_mean"] <= 1.0
+    assert len(plot_tables(snap)["learned"]) == 4
+    stored = [r for r in list_runs(results) if r.kind == "learnmask"]
+    assert len(stored) == 2 and all(r.done == 1 for r in stored)
+    again = Controller(results)
+    assert again.start(req) and again.wait(120)  # reused from the store
+    assert any(h["stage"] == "learn_reused" for h in again.history)
+    reused = [x for x in again.snapshot()["series"] if x.kind == "learned"]
+    assert sorted(len(x.learn) for x in reused) == [2, 2]
+
+
+# -- the views, without a browser -----------------------------------------------------------------
+
+@needs_mnist
+def test_views_show_bad_input_and_draw_a_run(results):
+    pytest.importorskip("jupyter_bokeh")
+    from lt_core.dashboard import build_app
+
+    app = build_app(results_root=results)
+    # every control has a visible label, and a tooltip on the label and on the control
+    for name in ("arch", "dataset", "mode", "criteria", "mask1", "mask0", "rounds", "schedule", "epochs",
+                 "seeds", "device", "w_init", "w_sc", "dwr"):
+        w, label = getattr(app, name), app.labels[name].value
+        assert len(w.tooltip) > 30 and f"title='{html.escape(w.tooltip, quote=True)}'" in label, name
+        assert re.search(r">[^<]*\w[^<]*</label>", label), name  # visible text
+    for b in (app.run_btn, app.stop_btn, app.export_btn, app.overlay_btn):
+        assert b.description and b.tooltip
+    # only the controls of the mode are enabled
+    assert not app.mask1.disabled and app.dwr.disabled and app.epochs.disabled
+    app.mode.value = "learned"
+    assert app.mask1.disabled and app.criteria.disabled and not app.dwr.disabled
+    app.mode.value = "oneshot"
+    assert app.criteria.value == ("large_final_same_sign",) and app.rounds.disabled
+    app.mode.value = "lottery"
+    app.schedule.value = "custom"
+    assert not app.epochs.disabled
+    app.epochs.value = 0
+    app._on_run()
+    assert app.wait_idle(10)
+    assert "lt-msg-error" in app.message.value and "epochs" in app.message.value
+    app.seeds.value = "zero"
+    app._on_run()
+    assert app.wait_idle(10)
+    assert "Seed(s)" in app.message.value
+    # a tiny run drawn through the same code the page uses
+    app.seeds.value = "0"
+    app.rounds.value = 1
+    req = app.request().replace(schedule="custom", iterations=40, eval_every=20, epochs=None)
+    assert app.c.start(req)
+    assert app.c.wait(300)
+    app.c.notify()
+    assert app.wait_idle(30)
+    assert len(app.curve_pts.data["x"]) == 6  # dense round 0 + round 1, three points each
+    assert len(app.prune_pts.data["x"]) == 2
+    assert app.run_btn.disabled is False and app.stop_btn.disabled is True
+    assert app.progress.value == 1000
+    assert "lt-msg-success" in app.message.value
+    assert app.mask_run.value.startswith("lottery/") and app.mask_round.value == 1
+    assert len(app.mask_img_src.data["image"]) == 1
+    assert app.runs_select.options  # the store list was refreshed when the run ended
+    app._on_export()
+    assert "Download" in app.export_info.value and "data:text/csv;base64," in app.export_info.value
+    assert not app._worker.errors and not app.c.log
