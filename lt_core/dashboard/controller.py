@@ -22,22 +22,23 @@ from __future__ import annotations
 import copy
 import csv
 import datetime as _dt
-import inspect
 import io
 import threading
 import time
 import traceback
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Dict, Iterable, List, Optional, Tuple
 
 import torch
 
 import lt_core
-from lt_core import (ARCHS, CRITERIA, ConfigError, DataConfig, DataError, ModelConfig, PruneConfig, RunStopped,
-                     StopToken, TrainConfig)
+from lt_core import (ARCHS, CRITERIA, ConfigError, DataConfig, DataError, LearnConfig, ModelConfig, PruneConfig,
+                     RunStopped, StopToken, SupermaskConfig, TrainConfig, learn_supermasks, one_shot_supermasks)
+from lt_core.analysis import PAPER_TABLE1
 from lt_core.lottery import COMPATIBLE, TRAIN_SIZES, dense_run_dir, lottery_run_dir, total_iterations
 from lt_core.models import get_arch
+from lt_core.supermask import learn_iterations
 from lt_core.store import RunDir, read_json, read_metrics_csv, results_root, torch_load
 
 MODES = {"lottery": "Lottery rounds", "oneshot": "One-shot supermask", "learned": "Learned supermask"}
@@ -52,28 +53,8 @@ QUICK_TRAIN = {"fc": {"iterations": 300, "eval_every": 50, "eval_train": False},
                "conv6": {"iterations": 200, "eval_every": 50, "eval_train": False}}
 QUICK_LEARN_EPOCHS = {"fc": 10, "conv2": 2, "conv4": 2, "conv6": 2}
 
-# Paper Table 1 (test accuracy, %): one-shot supermasks (large_final_same_sign, max over prune
-# percentages) with initial weights / signed constants, learned supermasks (init, S.C., DWR), and
-# the dense network trained normally.
-PAPER_TABLE1 = {
-    "fc": {"mask_init": 79.3, "mask_signed_constant": 86.3, "learned_init": 95.3,
-           "learned_signed_constant": 96.4, "learned_dwr": 97.8, "dense": 97.7},
-    "conv2": {"mask_init": 22.3, "mask_signed_constant": 37.4, "learned_init": 64.4,
-              "learned_signed_constant": 66.3, "learned_dwr": 65.0, "dense": 69.2},
-    "conv4": {"mask_init": 23.7, "mask_signed_constant": 39.7, "learned_init": 65.4,
-              "learned_signed_constant": 66.2, "learned_dwr": 71.7, "dense": 75.4},
-    "conv6": {"mask_init": 24.0, "mask_signed_constant": 41.0, "learned_init": 65.3,
-              "learned_signed_constant": 65.4, "learned_dwr": 76.3, "dense": 78.3},
-}
 RUN_PREFIXES = ("train-", "lottery-", "supermask-", "learnmask-")
 EXPORT_DIR = "dashboard-exports"
-
-
-def supermask_api() -> Dict[str, Any]:
-    """The engine's supermask functions, where this lt_core provides them."""
-    return {name: getattr(lt_core, name) for name in
-            ("one_shot_supermasks", "learn_supermask", "learn_supermasks", "LearnConfig", "SupermaskConfig")
-            if hasattr(lt_core, name)}
 
 
 def cuda_available() -> bool:
@@ -144,11 +125,11 @@ def _choice(label: str, value, allowed) -> None:
         raise ConfigError(f"{label}: unknown value {value!r}; allowed values: {', '.join(map(str, allowed))}")
 
 
-def schedule_fields(request: RunRequest) -> dict:
-    """The TrainConfig fields of the request's schedule (without seed and device)."""
+def schedule_fields(request: RunRequest, learned: bool = False) -> dict:
+    """The TrainConfig (or, for learned masks, LearnConfig) fields of the request's schedule."""
     _choice("Schedule", request.schedule, SCHEDULES)
     if request.schedule == "quick":
-        return dict(QUICK_TRAIN[request.arch])
+        return {"epochs": QUICK_LEARN_EPOCHS[request.arch]} if learned else dict(QUICK_TRAIN[request.arch])
     if request.schedule == "paper":
         return {}
     out: dict = {}
@@ -165,24 +146,6 @@ def schedule_fields(request: RunRequest) -> dict:
 
 def train_config(request: RunRequest, seed: int) -> TrainConfig:
     return TrainConfig(seed=seed, device=request.device, **schedule_fields(request))
-
-
-def learn_fields(request: RunRequest) -> dict:
-    _choice("Schedule", request.schedule, SCHEDULES)
-    if request.schedule == "quick":
-        return {"epochs": QUICK_LEARN_EPOCHS[request.arch]}
-    if request.schedule == "paper":
-        return {}
-    out: dict = {}
-    if request.iterations is not None:
-        out["iterations"] = request.iterations
-    elif request.epochs is None:
-        raise ConfigError("Epochs: the custom schedule needs a number of epochs (an integer >= 1)")
-    else:
-        out["epochs"] = request.epochs
-    if request.eval_every is not None:
-        out["eval_every"] = request.eval_every
-    return out
 
 
 # -- jobs -----------------------------------------------------------------------------------------
@@ -302,78 +265,44 @@ def plan_jobs(request: RunRequest, root) -> List[Job]:
                             runs=runs, trunk=trunk, part_totals=totals))
         return jobs
 
-    api = supermask_api()
     if request.mode == "oneshot":
-        if "one_shot_supermasks" not in api:
-            raise ConfigError("One-shot supermask: this lt_core has no one_shot_supermasks; update lt_core")
         if not request.supermask_weights:
             raise ConfigError("Supermask weights: select initial weights, signed constants or both")
         for w in request.supermask_weights:
             _choice("Supermask weights", w, SUPERMASK_WEIGHTS)
         powers = tuple(request.powers) if request.powers is not None else tuple(range(25))
-        criteria = tuple(request.criteria)
-        weights = tuple(request.supermask_weights)
-        fn = api["one_shot_supermasks"]
-        params = inspect.signature(fn).parameters
-        if "sweep" in params and "SupermaskConfig" in api:
-            sweep_kwargs = {"sweep": api["SupermaskConfig"](criteria=criteria, weights=weights, powers=powers)}
-        else:
-            sweep_kwargs = {"criteria": criteria, "weights": weights, "powers": powers}
+        sweep = SupermaskConfig(criteria=tuple(request.criteria), weights=tuple(request.supermask_weights),
+                                powers=powers)
         for seed in request.seeds:
             train = train_config(request, seed)
             its = total_iterations(data, model, train)
 
             def oneshot_call(on_event, stop, train=train):
-                return fn(data, model, train, out=str(root), on_event=on_event, stop=stop, **sweep_kwargs)
+                return one_shot_supermasks(data, model, train, sweep, out=str(root), on_event=on_event, stop=stop)
 
-            n_points = len(criteria) * len(weights) * len(powers)
+            n_points = len(sweep.criteria) * len(sweep.weights) * len(sweep.powers)
             jobs.append(Job(f"oneshot/s{seed}", f"one-shot · seed {seed}", "oneshot", seed, oneshot_call, its,
                             points=n_points))
         return jobs
 
-    # learned supermasks
-    if "LearnConfig" not in api or not ({"learn_supermask", "learn_supermasks"} & set(api)):
-        raise ConfigError("Learned supermask: this lt_core has no learn_supermask; update lt_core")
+    # learned supermasks: every selected variant and seed trains in one stack
     if not request.learned_weights:
         raise ConfigError("Frozen weights: select initial weights, signed constants or both")
     for w in request.learned_weights:
         _choice("Frozen weights", w, SUPERMASK_WEIGHTS)
-    LearnConfig = api["LearnConfig"]
-    names = {f.name for f in fields(LearnConfig)}
-    extra = learn_fields(request)
-    learns = []
-    for seed in request.seeds:
-        for w in request.learned_weights:
-            kwargs = {"weights": w, "dwr": bool(request.dwr), "seed": seed, **extra}
-            if "device" in names:
-                kwargs["device"] = request.device
-            learns.append(LearnConfig(**kwargs))
+    extra = schedule_fields(request, learned=True)
+    learns = [LearnConfig(weights=w, dwr=bool(request.dwr), seed=seed, device=request.device, **extra)
+              for seed in request.seeds for w in request.learned_weights]
     n_train = TRAIN_SIZES[request.dataset or get_arch(request.arch).dataset] - data.val_size
-    its = _learn_iterations(learns[0], request.arch, n_train)
-    if "learn_supermasks" in api:
-        stacked = api["learn_supermasks"]
+    its = learn_iterations(learns[0], request.arch, n_train)
 
-        def learned_call(on_event, stop):
-            return stacked(data, model, learns, out=str(root), on_event=on_event, stop=stop)
-    else:
-        single = api["learn_supermask"]
+    def learned_call(on_event, stop):
+        return learn_supermasks(data, model, learns, out=str(root), on_event=on_event, stop=stop)
 
-        def learned_call(on_event, stop):
-            return [single(data, model, learn=l, out=str(root), on_event=on_event, stop=stop) for l in learns]
     label = "learned · " + ", ".join(SUPERMASK_WEIGHTS[w] for w in request.learned_weights) + \
         (" · DWR" if request.dwr else "")
     jobs.append(Job("learned", label, "learned", request.seeds[0], learned_call, its))
     return jobs
-
-
-def _learn_iterations(learn, arch: str, n_train: int) -> int:
-    fn = getattr(getattr(lt_core, "supermask", None), "learn_iterations", None)
-    if fn is not None:
-        return int(fn(learn, arch, n_train))
-    if getattr(learn, "iterations", None):
-        return int(learn.iterations)
-    epochs = getattr(learn, "epochs", None) or 2000
-    return epochs * (n_train // getattr(learn, "batch_size", 250))
 
 
 # -- live state -----------------------------------------------------------------------------------
