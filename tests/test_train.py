@@ -124,3 +124,47 @@ def test_missing_dataset_leaves_nothing_behind(tmp_path):
     with pytest.raises(DataNotFoundError, match="train-images-idx3-ubyte.gz"):
         train_dense(DataConfig(data_dir=str(tmp_path / "empty"), download=False), train=QUICK, out=tmp_path / "res")
     assert not (tmp_path / "res").exists() or not any((tmp_path / "res").iterdir())
+
+
+@pytest.mark.parametrize("shared", [True, False])
+def test_hand_written_gradients_equal_autograd(shared):
+    import torch.nn.functional as F
+
+    from lt_core.models import forward
+    from lt_core.train import dense_gradients
+
+    arch = get_arch("fc")
+    k, b = 3, 7
+    gen = torch.Generator().manual_seed(0)
+    w = {l.name: (torch.randn(k, *l.shape, generator=gen) * 0.1).requires_grad_() for l in arch.layers}
+    bias = {l.name: (torch.randn(k, l.shape[0], generator=gen) * 0.1).requires_grad_() for l in arch.layers}
+    x = torch.rand(b, 1, 28, 28, generator=gen) if shared else torch.rand(k, b, 1, 28, 28, generator=gen)
+    y = torch.randint(0, 10, (b,) if shared else (k, b), generator=gen)
+    logits = forward(arch, w, bias, x)
+    target = y.expand(k, -1) if shared else y
+    (F.cross_entropy(logits.reshape(-1, 10), target.reshape(-1)) * k).backward()
+    gw, gb = dense_gradients(arch, {n: t.detach() for n, t in w.items()}, {n: t.detach() for n, t in bias.items()}, x, y)
+    for n in w:
+        torch.testing.assert_close(gw[n], w[n].grad, rtol=1e-4, atol=1e-6)
+        torch.testing.assert_close(gb[n], bias[n].grad, rtol=1e-4, atol=1e-6)
+
+
+def test_stack_adam_equals_torch_adam():
+    from lt_core.train import StackAdam
+
+    gen = torch.Generator().manual_seed(0)
+    start = [torch.randn(3, 4, generator=gen), torch.randn(5, generator=gen)]
+    grads = [[torch.randn(t.shape, generator=gen) for t in start] for _ in range(4)]
+    mine = [t.clone().requires_grad_() for t in start]
+    ref = [t.clone().requires_grad_() for t in start]
+    opt, ref_opt = StackAdam(mine, lr=1e-2), torch.optim.Adam(ref, lr=1e-2, eps=1e-8, fused=True)
+    for step_grads in grads:
+        for p, q, g in zip(mine, ref, step_grads):
+            p.grad, q.grad = g.clone(), g.clone()
+        opt.step()
+        ref_opt.step()
+    assert all(torch.equal(p, q) for p, q in zip(mine, ref))
+    restored = StackAdam([t.clone().requires_grad_() for t in mine], lr=1e-2)
+    restored.load_state_dict(opt.state_dict())
+    assert all(torch.equal(a, b) for a, b in zip(restored.exp_avg_sq, opt.exp_avg_sq))
+    assert float(restored.steps[0]) == 4.0
