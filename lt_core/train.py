@@ -401,8 +401,12 @@ class Trainer(StepLoop):
     def _load_checkpoint(self) -> bool:
         if self.checkpoint is None or not Path(self.checkpoint).is_file():
             return False
-        state = torch_load(self.checkpoint)
-        if state["labels"] != [r.label for r in self.runs]:
+        try:
+            state = torch_load(self.checkpoint)
+            if state["labels"] != [r.label for r in self.runs] or \
+                    not {"exp_avg", "exp_avg_sq", "steps"} <= set(state["opt"]):
+                return False  # another stack's, or an older format: start the round afresh
+        except Exception:  # unreadable: start the round afresh
             return False
         with torch.no_grad():
             for n in self.w:
