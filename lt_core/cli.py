@@ -22,8 +22,8 @@ from .config import ConfigError, DataConfig, ModelConfig, PruneConfig, TrainConf
 from .events import RunStopped, StopToken
 
 
-def _common(p: argparse.ArgumentParser) -> None:
-    g = p.add_argument_group("common options")
+def _where_options(g) -> None:
+    """Options of every training command: which network and data, where, which device and seed, output."""
     g.add_argument("--arch", choices=models.ARCHS, default=None, help="network (default fc)")
     g.add_argument("--dataset", choices=data_mod.DATASETS, default=None,
                    help="dataset (default: the architecture's: mnist for fc, cifar10 for conv nets)")
@@ -33,6 +33,13 @@ def _common(p: argparse.ArgumentParser) -> None:
     g.add_argument("--device", choices=("auto", "cpu", "cuda"), default=None, help="default auto (cuda if present)")
     g.add_argument("--out", default=None, help="results root (default $LT_RESULTS_DIR, else ./results)")
     g.add_argument("--seed", type=int, default=None, help="seeds every random choice (default 0)")
+    g.add_argument("--json", action="store_true", help="print one JSON object with the results as the last line")
+    g.add_argument("--quiet", action="store_true", help="no progress bar")
+
+
+def _common(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("common options")
+    _where_options(g)
     length = g.add_mutually_exclusive_group()
     length.add_argument("--epochs", type=int, default=None, help="epochs (default: the paper's, per arch)")
     length.add_argument("--iterations", type=int, default=None, help="iterations instead of epochs, for quick runs")
@@ -43,8 +50,6 @@ def _common(p: argparse.ArgumentParser) -> None:
                    help="skip the training-set evaluation at each evaluation point (faster)")
     g.add_argument("--config", default=None, help="JSON file with data/model/train/prune sections; "
                    "options given on the command line override it")
-    g.add_argument("--json", action="store_true", help="print one JSON object with the results as the last line")
-    g.add_argument("--quiet", action="store_true", help="no progress bar")
 
 
 def _prune_options(p: argparse.ArgumentParser) -> None:
@@ -62,26 +67,20 @@ def _prune_options(p: argparse.ArgumentParser) -> None:
 
 
 def _learn_options(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--arch", choices=models.ARCHS, default=None, help="network (default fc)")
-    p.add_argument("--dataset", choices=data_mod.DATASETS, default=None, help="default: the architecture's")
-    p.add_argument("--data-dir", default=None, help="folder holding the datasets")
-    p.add_argument("--no-download", action="store_true", help="never download; fail if files are missing")
-    p.add_argument("--device", choices=("auto", "cpu", "cuda"), default=None, help="default auto")
-    p.add_argument("--out", default=None, help="results root (default $LT_RESULTS_DIR, else ./results)")
-    p.add_argument("--seed", type=int, default=None, help="default 0")
-    p.add_argument("--weights", choices=("init", "signed_constant"), default=None,
+    g = p.add_argument_group("common options")
+    _where_options(g)
+    g = p.add_argument_group("learned mask")
+    g.add_argument("--weights", choices=("init", "signed_constant"), default=None,
                    help="frozen weights: initial values (default) or signed constants")
-    p.add_argument("--dwr", action="store_true", help="dynamic weight rescaling")
-    length = p.add_mutually_exclusive_group()
+    g.add_argument("--dwr", action="store_true", help="dynamic weight rescaling")
+    length = g.add_mutually_exclusive_group()
     length.add_argument("--epochs", type=int, default=None, help="default 2000 for fc, 100 for conv nets")
     length.add_argument("--iterations", type=int, default=None, help="iterations instead of epochs")
-    p.add_argument("--lr", type=float, default=None, help="SGD learning rate of the scores (default 100)")
-    p.add_argument("--momentum", type=float, default=None, help="default 0.9")
-    p.add_argument("--batch-size", type=int, default=None, help="default 250")
-    p.add_argument("--score-init", type=float, default=None, help="initial score (default 0: keep p = 0.5)")
-    p.add_argument("--eval-every", type=int, default=None, help="evaluate every N iterations (default: each epoch)")
-    p.add_argument("--json", action="store_true", help="print one JSON object with the results as the last line")
-    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    g.add_argument("--lr", type=float, default=None, help="SGD learning rate of the scores (default 100)")
+    g.add_argument("--momentum", type=float, default=None, help="default 0.9")
+    g.add_argument("--batch-size", type=int, default=None, help="default 250")
+    g.add_argument("--score-init", type=float, default=None, help="initial score (default 0: keep p = 0.5)")
+    g.add_argument("--eval-every", type=int, default=None, help="evaluate every N iterations (default: each epoch)")
 
 
 def build_parser() -> argparse.ArgumentParser:
