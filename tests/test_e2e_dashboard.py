@@ -74,7 +74,7 @@ def voila(tmp_path):
 
 
 def test_dashboard_run_stop_and_bad_input(voila, tmp_path):
-    from playwright.sync_api import sync_playwright
+    from playwright.sync_api import expect, sync_playwright
 
     timings = {"voila listening": voila["listening"]}
     errors = []
@@ -123,7 +123,7 @@ def test_dashboard_run_stop_and_bad_input(voila, tmp_path):
             timings["Stop -> stopped"] = time.monotonic() - t_stop
             message = page.locator(".lt-message").inner_text()
             assert "Stopped" in message and "resume" in message
-            assert page.locator("button.lt-run").is_enabled()
+            expect(page.locator("button.lt-run")).to_be_enabled(timeout=10_000)
             assert page.evaluate(DATA_LENGTHS)["live_curve_points"] >= grown
             page.screenshot(path=str(tmp_path / "dashboard-stopped.png"), full_page=True)
 

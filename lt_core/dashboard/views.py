@@ -743,18 +743,18 @@ class Dashboard:
         colors = {"info": ("#eef5ff", "#1f4e8c"), "success": ("#eefaf0", "#1d6b32"),
                   "warning": ("#fff8e6", "#8a5a00"), "error": ("#fdecec", "#a00000")}
         bg, fg = colors.get(snap["level"], colors["info"])
+        status = snap["status"]
+        running = status in ("running", "stopping")
+        if self.run_btn.disabled != running or self.stop_btn.disabled == running:
+            self._apply_mode()  # buttons first: the page never shows "stopped" with Run still disabled
         self.message.value = (f"<div class='lt-msg lt-msg-{snap['level']}' style='background:{bg};color:{fg};"
                               f"padding:6px 10px;border-radius:4px;border:1px solid {fg}33'>"
                               f"{html.escape(snap['message'])}</div>")
-        status = snap["status"]
         self.status.value = f"<span class='lt-status-{status}'>Status: <b>{status}</b></span>"
         p = snap["progress"]
         self.progress.value = int(round(1000 * p["fraction"]))
         self.progress.bar_style = {"finished": "success", "error": "danger", "stopped": "warning"}.get(status, "info")
         self.progress_label.value = p["label"]
-        running = status in ("running", "stopping")
-        if self.run_btn.disabled != running or self.stop_btn.disabled == running:
-            self._apply_mode()
 
     def _render_lottery(self, snap: dict, tables: dict) -> None:
         # accuracy vs iteration
