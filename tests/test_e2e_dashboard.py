@@ -96,8 +96,8 @@ def test_dashboard_run_stop_and_bad_input(voila, tmp_path):
             page.locator(".lt-mode select").select_option(value="Lottery rounds")
             page.locator(".lt-criteria select").select_option(value=["large_final  (|w_f|)"])
             page.locator(".lt-schedule select").select_option(value="Quick (a curve within about a minute)")
-            assert page.locator(".lt-epochs input").is_disabled()  # only the custom schedule takes epochs
-            assert page.locator(".lt-dwr input").is_disabled()  # DWR is for learned supermasks only
+            expect(page.locator(".lt-epochs input")).to_be_disabled(timeout=10_000)  # only the custom schedule takes epochs
+            expect(page.locator(".lt-dwr input")).to_be_disabled(timeout=10_000)  # DWR is for learned supermasks only
             assert "Mask criterion M(w_i, w_f)" in page.locator("label.lt-label-criteria").get_attribute("title")
 
             page.locator("button.lt-run").click()
@@ -110,7 +110,7 @@ def test_dashboard_run_stop_and_bad_input(voila, tmp_path):
             # the plot grows while the run is in progress, and the page answers meanwhile
             page.wait_for_function(f"() => ({DATA_LENGTHS})()['live_curve_points'] >= {first + 2}",
                                    timeout=120_000, polling=100)
-            assert page.locator(".lt-status-running").count() == 1
+            expect(page.locator(".lt-status-running")).to_have_count(1, timeout=10_000)
             grown = page.evaluate(DATA_LENGTHS)["live_curve_points"]
             assert grown >= first + 2
             assert "ETA" in page.locator(".lt-progress-label").inner_text()
@@ -136,7 +136,7 @@ def test_dashboard_run_stop_and_bad_input(voila, tmp_path):
             page.locator(".lt-msg-error").wait_for(timeout=30_000)
             error = page.locator(".lt-message").inner_text()
             assert "Invalid setting" in error and "epochs" in error
-            assert page.locator(".lt-status-error").count() == 1
+            expect(page.locator(".lt-status-error")).to_have_count(1, timeout=10_000)
             page.screenshot(path=str(tmp_path / "dashboard.png"), full_page=True)
         finally:
             ctx.close()
