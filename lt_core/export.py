@@ -14,7 +14,7 @@ from typing import Dict
 
 import torch
 
-from .store import RunDir, read_json
+from .store import RunDir
 
 
 def _round_source(run_dir: RunDir, k: int) -> RunDir:
@@ -54,6 +54,3 @@ def export_ticket(run_dir, round_index: int, out_path) -> Path:
     atomic_torch_save(Path(out_path), sd)
     return Path(out_path)
 
-
-def arch_of(run_dir) -> str:
-    return read_json(Path(run_dir) / "config.json")["model"]["arch"]
