@@ -53,4 +53,3 @@ def export_ticket(run_dir, round_index: int, out_path) -> Path:
     sd = ticket_state_dict(run_dir, round_index)
     atomic_torch_save(Path(out_path), sd)
     return Path(out_path)
-
