@@ -9,6 +9,8 @@ Layout under the results root (``--out``, else ``$LT_RESULTS_DIR``, else ``./res
         config.json             (includes the trunk directory)
         round_001/ ... round_024/   init.pt start.pt final.pt masks.pt [frozen.pt] metrics.csv summary.json
         metrics.csv             all rounds' rows, rewritten after each round
+    supermask-fc-<hash>/        one-shot supermask points of a dense run (points.csv)
+    learnmask-fc-<hash>/        a learned supermask: scores.pt, metrics.csv, summary.json
 
 Every file is written atomically (temporary file + rename). A round is finished when its
 ``summary.json`` exists; it is written last. Metric rows are tidy: ``run, round, iteration, split,
