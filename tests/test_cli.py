@@ -107,3 +107,26 @@ def test_config_file_with_command_line_override(tmp_path):
                         "--device", "cpu", "--quiet"))
     saved = json.load(open(os.path.join(out["run_dir"], "config.json")))
     assert saved["train"]["seed"] == 5 and saved["train"]["iterations"] == 20
+
+
+@needs_mnist
+def test_ctrl_c_keeps_a_checkpoint_and_the_same_command_resumes(tmp_path):
+    import signal
+    import time
+
+    args = ["train", "--iterations", "200000", "--eval-every", "1000", "--no-train-eval", "--device", "cpu",
+            "--quiet", "--out", str(tmp_path)]
+    proc = subprocess.Popen([sys.executable, "-m", "lt_core", *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True)
+    deadline = time.monotonic() + 120
+    while not list(tmp_path.glob("train-*/config.json")):  # written once the data is loaded
+        assert proc.poll() is None and time.monotonic() < deadline, proc.stderr.read() if proc.poll() else "timeout"
+        time.sleep(0.2)
+    time.sleep(1.0)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, err
+    assert "run the same command again to resume" in err and "Traceback" not in err
+    (run_dir,) = tmp_path.glob("train-*")
+    assert (run_dir / "round_000" / "checkpoint.pt").is_file()
+    assert not (run_dir / "round_000" / "summary.json").exists()
