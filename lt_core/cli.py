@@ -123,6 +123,11 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _given(**kw) -> dict:
+    """The options the user gave (argparse leaves the others at None)."""
+    return {k: v for k, v in kw.items() if v is not None}
+
+
 def _configs(args) -> dict:
     base = load_json(args.config) if getattr(args, "config", None) else {}
     data = base.get("data", DataConfig())
@@ -130,13 +135,10 @@ def _configs(args) -> dict:
     train = base.get("train", TrainConfig())
     prune = base.get("prune", PruneConfig())
 
-    def pick(**kw):
-        return {k: v for k, v in kw.items() if v is not None}
-
-    data = data.replace(**pick(dataset=args.dataset, data_dir=args.data_dir,
+    data = data.replace(**_given(dataset=args.dataset, data_dir=args.data_dir,
                                download=False if args.no_download else None))
-    model = model.replace(**pick(arch=args.arch))
-    train_changes = pick(seed=args.seed, lr=args.lr, batch_size=args.batch_size, eval_every=args.eval_every,
+    model = model.replace(**_given(arch=args.arch))
+    train_changes = _given(seed=args.seed, lr=args.lr, batch_size=args.batch_size, eval_every=args.eval_every,
                          device=args.device, eval_train=False if args.no_train_eval else None)
     if args.epochs is not None:
         train_changes.update(epochs=args.epochs, iterations=None)
@@ -145,7 +147,7 @@ def _configs(args) -> dict:
     train = train.replace(**train_changes)
     prunes = [prune]
     if args.command == "lottery":
-        prune = prune.replace(**pick(rounds=args.rounds, prune_fraction_conv=args.prune_fraction_conv,
+        prune = prune.replace(**_given(rounds=args.rounds, prune_fraction_conv=args.prune_fraction_conv,
                                      prune_fraction_fc=args.prune_fraction_fc,
                                      prune_fraction_output=args.prune_fraction_output))
 
@@ -162,15 +164,12 @@ def _configs(args) -> dict:
 def _learn_config(args):
     from .supermask import LearnConfig
 
-    def pick(**kw):
-        return {k: v for k, v in kw.items() if v is not None}
-
-    learn = LearnConfig(**pick(weights=args.weights, dwr=True if args.dwr else None, seed=args.seed, lr=args.lr,
+    learn = LearnConfig(**_given(weights=args.weights, dwr=True if args.dwr else None, seed=args.seed, lr=args.lr,
                                momentum=args.momentum, batch_size=args.batch_size, epochs=args.epochs,
                                iterations=args.iterations, score_init=args.score_init, eval_every=args.eval_every,
                                device=args.device))
-    data = DataConfig(**pick(dataset=args.dataset, data_dir=args.data_dir, download=False if args.no_download else None))
-    return data, ModelConfig(**pick(arch=args.arch)), learn
+    data = DataConfig(**_given(dataset=args.dataset, data_dir=args.data_dir, download=False if args.no_download else None))
+    return data, ModelConfig(**_given(arch=args.arch)), learn
 
 
 def _print_event(event: dict) -> None:

@@ -60,6 +60,17 @@ def check_range(owner: str, name: str, value: Any, lo=None, hi=None, *, integer=
         raise ConfigError(f"{owner}.{name}: {value!r} is out of range {left}{lo_s}, {hi_s}{right}")
 
 
+def check_length(owner: str, epochs, iterations) -> None:
+    """A run's length: at most one of ``epochs`` and ``iterations``, each a positive integer."""
+    if epochs is not None and iterations is not None:
+        raise ConfigError(f"{owner}: set at most one of epochs and iterations, not both "
+                          f"(got epochs={epochs}, iterations={iterations})")
+    if epochs is not None:
+        check_range(owner, "epochs", epochs, 1, 100000, integer=True)
+    if iterations is not None:
+        check_range(owner, "iterations", iterations, 1, 10**9, integer=True)
+
+
 @dataclass(frozen=True)
 class _Config:
     """Shared behaviour of the config dataclasses."""
@@ -165,13 +176,7 @@ class TrainConfig(_Config):
         if self.lr is not None:
             check_range("TrainConfig", "lr", self.lr, 0, 10.0, lo_open=True)
         check_range("TrainConfig", "batch_size", self.batch_size, 1, 100000, integer=True)
-        if self.epochs is not None and self.iterations is not None:
-            raise ConfigError("TrainConfig: set at most one of epochs and iterations, not both "
-                              f"(got epochs={self.epochs}, iterations={self.iterations})")
-        if self.epochs is not None:
-            check_range("TrainConfig", "epochs", self.epochs, 1, 100000, integer=True)
-        if self.iterations is not None:
-            check_range("TrainConfig", "iterations", self.iterations, 1, 10**9, integer=True)
+        check_length("TrainConfig", self.epochs, self.iterations)
         check_range("TrainConfig", "eval_every", self.eval_every, 1, 10**9, integer=True)
         check_choice("TrainConfig", "device", self.device, DEVICES)
 

@@ -40,8 +40,8 @@ import torch
 import torch.nn.functional as F
 
 from . import pruning
-from .config import ConfigError, DataConfig, ModelConfig, TrainConfig, _Config, _no_hash, check_choice, check_range, \
-    config_hash
+from .config import ConfigError, DataConfig, ModelConfig, TrainConfig, _Config, _no_hash, check_choice, check_length, \
+    check_range, config_hash
 from .criteria import CRITERIA
 from .data import Dataset
 from .events import EventCallback, RunStopped, StopToken, emit
@@ -50,7 +50,7 @@ from .models import Arch, forward, get_arch, init_weights
 from .seeding import derive_seed
 from .store import RunDir, atomic_torch_save, atomic_write_json, atomic_write_text, metrics_csv, read_json, \
     results_root, torch_load
-from .train import StepLoop, epoch_order, evaluate, resolve_device
+from .train import BatchOrder, StepLoop, evaluate, resolve_device
 
 Tensor = torch.Tensor
 WEIGHT_KINDS = ("init", "signed_constant")
@@ -267,13 +267,7 @@ class LearnConfig(_Config):
         check_range("LearnConfig", "lr", self.lr, 0, 1e6, lo_open=True)
         check_range("LearnConfig", "momentum", self.momentum, 0, 1, hi_open=True)
         check_range("LearnConfig", "batch_size", self.batch_size, 1, 100000, integer=True)
-        if self.epochs is not None and self.iterations is not None:
-            raise ConfigError("LearnConfig: set at most one of epochs and iterations, not both "
-                              f"(got epochs={self.epochs}, iterations={self.iterations})")
-        if self.epochs is not None:
-            check_range("LearnConfig", "epochs", self.epochs, 1, 100000, integer=True)
-        if self.iterations is not None:
-            check_range("LearnConfig", "iterations", self.iterations, 1, 10**9, integer=True)
+        check_length("LearnConfig", self.epochs, self.iterations)
         check_range("LearnConfig", "score_init", self.score_init, -20.0, 20.0)
         check_range("LearnConfig", "signed_constant_multiplier", self.signed_constant_multiplier, 0, 1e3, lo_open=True)
         check_range("LearnConfig", "eval_samples", self.eval_samples, 1, 1000, integer=True)
@@ -302,6 +296,13 @@ class LearnResult:
                 "layer_keep_fraction": self.layer_keep_fraction, "iterations": self.iterations}
 
 
+def _bernoulli(p: Tensor, gens) -> Tensor:
+    """0/1 samples of ``p``: one generator for the whole tensor, or one per run (leading dimension)."""
+    if isinstance(gens, torch.Generator) or gens is None:
+        return torch.bernoulli(p, generator=gens)
+    return torch.stack([torch.bernoulli(p[i], generator=g) for i, g in enumerate(gens)])
+
+
 def sample_masks(scores: Dict[str, Tensor], gens) -> Dict[str, Tensor]:
     """Straight-through Bernoulli masks: the value is a 0/1 sample, the gradient sigmoid'(score).
 
@@ -312,11 +313,7 @@ def sample_masks(scores: Dict[str, Tensor], gens) -> Dict[str, Tensor]:
     for n, s in scores.items():
         p = torch.sigmoid(s)
         pd = p.detach()
-        if isinstance(gens, torch.Generator) or gens is None:
-            b = torch.bernoulli(pd, generator=gens)
-        else:
-            b = torch.stack([torch.bernoulli(pd[i], generator=g) for i, g in enumerate(gens)])
-        out[n] = b + p - pd
+        out[n] = _bernoulli(pd, gens) + p - pd
     return out
 
 
@@ -383,11 +380,7 @@ def sampled_masked_weights(weights: Dict[str, Tensor], scores: Dict[str, Tensor]
     out = {}
     for n, s in scores.items():
         with torch.no_grad():
-            p = torch.sigmoid(s)
-            if isinstance(gens, torch.Generator) or gens is None:
-                b = torch.bernoulli(p, generator=gens)
-            else:
-                b = torch.stack([torch.bernoulli(p[i], generator=g) for i, g in enumerate(gens)])
+            b = _bernoulli(torch.sigmoid(s), gens)
         out[n] = _SampledMaskedWeight.apply(s, weights[n], b, dwr)
     return out
 
@@ -408,11 +401,8 @@ class MaskLearner(StepLoop):
         self.checkpoint, self.checkpoint_seconds, self.progress = checkpoint, checkpoint_seconds, progress
         dev = data.train.x.device
         self.device = dev
-        n = len(data.train)
-        self.batch_size = first.batch_size
-        self.spe = n // self.batch_size
-        if self.spe == 0:
-            raise ValueError(f"LearnConfig.batch_size: {self.batch_size} is larger than the {n} training images")
+        self.batch = BatchOrder(data.train, [c.seed for c in configs], first.batch_size, "LearnConfig.batch_size")
+        self.spe = self.batch.spe
         self.eval_every = first.eval_every or self.spe
         weights = []
         for c in configs:
@@ -428,7 +418,6 @@ class MaskLearner(StepLoop):
         self.seeds = [c.seed for c in configs]
         self.evals: List[List[dict]] = [[] for _ in configs]
         self.start_iteration = 0
-        self._order: Dict[int, Tensor] = {}
         self._correct = torch.zeros(len(configs), device=dev)
         self._seen = 0
 
@@ -459,20 +448,6 @@ class MaskLearner(StepLoop):
             for i, a in enumerate(acc.tolist()):
                 out[i].append(a)
         return out
-
-    def _batch(self, it: int):
-        epoch, pos = divmod(it, self.spe)
-        if epoch not in self._order:
-            n = len(self.data.train)
-            self._order = {epoch: torch.stack([epoch_order(s, epoch, n) for s in sorted(set(self.seeds))])
-                           .to(self.device)}
-        order = self._order[epoch]
-        rows = [sorted(set(self.seeds)).index(s) for s in self.seeds]
-        idx = order[:, pos * self.batch_size:(pos + 1) * self.batch_size]
-        if len(set(self.seeds)) == 1:
-            return self.data.train.x[idx[0]], self.data.train.y[idx[0]], True
-        idx = idx[rows]
-        return self.data.train.x[idx], self.data.train.y[idx], False
 
     def _evaluate(self, it: int) -> None:
         """Test accuracy of one mask sample, expected keep fraction, and the training accuracy
@@ -516,10 +491,10 @@ class MaskLearner(StepLoop):
     def step(self, it: int) -> None:
         """One step of every run: sample masks, forward, straight-through backward, SGD on the scores."""
         k = len(self.configs)
-        x, y, shared = self._batch(it)
+        x, y = self.batch(it)
         eff = sampled_masked_weights(self.w, self.scores, self.gens, self.dwr)
         logits = forward(self.arch, eff, self.b, x)
-        target = y.expand(k, -1) if shared else y
+        target = y.expand(k, -1) if self.batch.shared else y
         loss = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), target.reshape(-1)) * k
         self.opt.zero_grad(set_to_none=True)
         loss.backward()

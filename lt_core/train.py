@@ -73,6 +73,42 @@ def epoch_order(seed: int, epoch: int, n: int) -> Tensor:
     return torch.randperm(n, generator=generator(seed, "data", epoch))
 
 
+class BatchOrder:
+    """The training batches of K stacked runs, drawn by indexing the device-resident split.
+
+    Epoch ``e`` of a run with data seed ``s`` visits the images in ``epoch_order(s, e, N)``, in
+    batches of ``batch_size``, the last partial batch dropped. Calling it with an iteration gives
+    ``(x, y)``: ``(B, ...)`` / ``(B,)`` when all runs share one seed (``shared``), else
+    ``(K, B, ...)`` / ``(K, B)``.
+    """
+
+    def __init__(self, split: Split, seeds: List[int], batch_size: int, field_name: str = "batch_size") -> None:
+        self.split, self.batch_size = split, batch_size
+        self.spe = steps_per_epoch(len(split), batch_size)
+        if self.spe == 0:
+            raise ValueError(f"{field_name}: {batch_size} is larger than the {len(split)} training images")
+        self.shared = len(set(seeds)) == 1
+        self.seeds = list(seeds[:1]) if self.shared else list(seeds)
+        self._cache: Dict[int, Tensor] = {}
+
+    def _order(self, epoch: int) -> Tensor:
+        if epoch not in self._cache:
+            n = len(self.split)
+            orders = torch.stack([epoch_order(s, epoch, n) for s in self.seeds])
+            self._cache = {epoch: orders.to(self.split.x.device)}
+        return self._cache[epoch]
+
+    def __call__(self, it: int):
+        epoch, pos = divmod(it, self.spe)
+        idx = self._order(epoch)[:, pos * self.batch_size:(pos + 1) * self.batch_size]
+        x, y = self.split.x, self.split.y
+        if self.shared:
+            idx = idx[0]
+            return x.index_select(0, idx), y.index_select(0, idx)
+        flat = idx.reshape(-1)  # index_select is much faster than advanced indexing
+        return x.index_select(0, flat).view(*idx.shape, *x.shape[1:]), y.index_select(0, flat).view(idx.shape)
+
+
 def resolve_device(device: str) -> torch.device:
     """``auto`` -> CUDA when present, else CPU. On CUDA, TF32 is switched off for matmuls and
     convolutions: every run computes in full float32, as on the CPU."""
@@ -309,10 +345,8 @@ class Trainer(StepLoop):
         self.on_event, self.stop = on_event, stop
         self.checkpoint, self.checkpoint_seconds, self.progress = checkpoint, checkpoint_seconds, progress
         self.device = data.train.x.device
-        n = len(data.train)
-        self.spe = steps_per_epoch(n, batch_size)
-        if self.spe == 0:
-            raise ValueError(f"TrainConfig.batch_size: {batch_size} is larger than the {n} training images")
+        self.batch = BatchOrder(data.train, [r.seed for r in runs], batch_size, "TrainConfig.batch_size")
+        self.spe, self.shared_order = self.batch.spe, self.batch.shared
         names = arch.layer_names
         dev = self.device
 
@@ -334,9 +368,6 @@ class Trainer(StepLoop):
             with torch.no_grad():
                 for name in names:
                     self.w[name].mul_(self.m[name])
-        seeds = [r.seed for r in runs]
-        self.shared_order = len(set(seeds)) == 1
-        self.seeds = seeds
         params = [self.w[n] for n in names] + [self.b[n] for n in names]
         self.opt = StackAdam(params, lr=lr)
         self.evals: List[List[dict]] = [[] for _ in runs]
@@ -344,7 +375,6 @@ class Trainer(StepLoop):
         self.desc = f"round {round_index}"
         self.dense_only = all(layer.kind != "conv" for layer in arch.layers)
         self._grad_buffers = None
-        self._order_cache: Dict[int, Tensor] = {}
 
     # -- pieces ------------------------------------------------------------------------------
     def effective(self) -> Dict[str, Tensor]:
@@ -352,23 +382,6 @@ class Trainer(StepLoop):
         if self.mode != "frozen":
             return self.w  # "zero" keeps pruned entries at exactly 0 (their gradient is masked)
         return {n: self.w[n] * self.m[n] + self.frozen[n] for n in self.w}
-
-    def _order(self, epoch: int) -> Tensor:
-        if epoch not in self._order_cache:
-            n = len(self.data.train)
-            seeds = self.seeds[:1] if self.shared_order else self.seeds
-            self._order_cache = {epoch: torch.stack([epoch_order(s, epoch, n) for s in seeds]).to(self.device)}
-        return self._order_cache[epoch]
-
-    def batch(self, it: int):
-        epoch, pos = divmod(it, self.spe)
-        idx = self._order(epoch)[:, pos * self.batch_size:(pos + 1) * self.batch_size]
-        x, y = self.data.train.x, self.data.train.y
-        if self.shared_order:
-            idx = idx[0]
-            return x.index_select(0, idx), y.index_select(0, idx)
-        flat = idx.reshape(-1)  # index_select is much faster than advanced indexing
-        return x.index_select(0, flat).view(*idx.shape, *x.shape[1:]), y.index_select(0, flat).view(idx.shape)
 
     def _evaluate(self, it: int) -> None:
         eff = {n: t.detach() for n, t in self.effective().items()}
