@@ -28,6 +28,7 @@ import torch.nn.functional as F
 from .data import Dataset, Split
 from .events import EventCallback, RunStopped, StopToken, emit
 from .models import Arch, forward
+from .optim import StackAdam
 from .seeding import generator
 from .store import atomic_torch_save, torch_load
 
@@ -73,40 +74,114 @@ def epoch_order(seed: int, epoch: int, n: int) -> Tensor:
     return torch.randperm(n, generator=generator(seed, "data", epoch))
 
 
+@dataclass
+class InputOrder:
+    """A fully connected first layer's inputs, reordered by how often they are nonzero in training.
+
+    An input that is 0 in every image of a batch adds exact zeros to the first layer's outputs and
+    gets an exactly zero weight gradient, so the layer's two matmuls need only the inputs that are
+    nonzero somewhere in the batch. Sorted most-often-nonzero first, a batch's nonzero inputs all lie
+    in a prefix of the order (MNIST, batch 60: about 610 of 784 inputs, where the span between the
+    first and last nonzero pixel in the images' own order is about 700), and a prefix of a weight
+    matrix is a view: the matmuls shrink without copying anything. The sums are the same sums
+    without their zero terms; a trainer using the order permutes the first layer's weight columns
+    in and back out, and nothing outside it sees the order.
+
+    ``order``: input indices, most often nonzero first (ties in index order); ``inverse``: its
+    inverse; ``data``: every split with its inputs in that order (shapes unchanged);
+    ``last[i]``: training image i's nonzero inputs all lie in the first ``last[i]`` positions.
+    """
+
+    order: Tensor
+    inverse: Tensor
+    data: Dataset
+    last: Tensor
+
+    @classmethod
+    def of(cls, data: Dataset) -> "InputOrder":
+        """The order of ``data`` (computed once per dataset object and kept)."""
+        cached = _INPUT_ORDERS.get(id(data))
+        if cached is not None and cached[0] is data:
+            return cached[1]
+        flat = data.train.x.reshape(len(data.train), -1)
+        nonzero = flat != 0
+        order = torch.argsort(nonzero.sum(0), descending=True, stable=True)
+        inverse = torch.argsort(order)
+
+        def reorder(split: Split) -> Split:
+            x = split.x.reshape(len(split), -1).index_select(1, order).view(split.x.shape)
+            return Split(x=x, y=split.y)
+
+        sorted_nonzero = nonzero.index_select(1, order)
+        width = sorted_nonzero.shape[1]
+        last = torch.where(sorted_nonzero.any(1), width - sorted_nonzero.flip(1).to(torch.uint8).argmax(1), 0)
+        result = cls(order=order, inverse=inverse, last=last,
+                     data=Dataset(name=data.name, train=reorder(data.train), val=reorder(data.val),
+                                  test=reorder(data.test)))
+        _INPUT_ORDERS[id(data)] = (data, result)
+        return result
+
+
+_INPUT_ORDERS: Dict[int, tuple] = {}
+
+
 class BatchOrder:
     """The training batches of K stacked runs, drawn by indexing the device-resident split.
 
     Epoch ``e`` of a run with data seed ``s`` visits the images in ``epoch_order(s, e, N)``, in
     batches of ``batch_size``, the last partial batch dropped. Calling it with an iteration gives
     ``(x, y)``: ``(B, ...)`` / ``(B,)`` when all runs share one seed (``shared``), else
-    ``(K, B, ...)`` / ``(K, B)``.
+    ``(K, B, ...)`` / ``(K, B)``. Images are gathered a block of about a thousand at a time (one
+    ``index_select``; a batch is a view into the block): gathering many rows at once overlaps their
+    memory reads, which 60 scattered rows per step cannot.
     """
 
-    def __init__(self, split: Split, seeds: List[int], batch_size: int, field_name: str = "batch_size") -> None:
-        self.split, self.batch_size = split, batch_size
+    block_rows = 1024
+
+    def __init__(self, split: Split, seeds: List[int], batch_size: int, field_name: str = "batch_size",
+                 last: Optional[Tensor] = None) -> None:
+        self.split, self.batch_size, self.last = split, batch_size, last
         self.spe = steps_per_epoch(len(split), batch_size)
         if self.spe == 0:
             raise ValueError(f"{field_name}: {batch_size} is larger than the {len(split)} training images")
         self.shared = len(set(seeds)) == 1
         self.seeds = list(seeds[:1]) if self.shared else list(seeds)
-        self._cache: Dict[int, Tensor] = {}
+        self._cache: Dict[int, tuple] = {}
+        self.block = max(1, self.block_rows // batch_size)  # batches per gathered block
+        self._block_key, self._block = None, None
 
     def _order(self, epoch: int) -> Tensor:
         if epoch not in self._cache:
             n = len(self.split)
             orders = torch.stack([epoch_order(s, epoch, n) for s in self.seeds])
-            self._cache = {epoch: orders.to(self.split.x.device)}
-        return self._cache[epoch]
+            widths = None
+            if self.last is not None:  # one host read per epoch, none per step
+                used = orders[:, :self.spe * self.batch_size].reshape(len(self.seeds), self.spe, self.batch_size)
+                widths = self.last.index_select(0, used.reshape(-1).to(self.last.device)) \
+                    .view(used.shape).amax(dim=(0, 2)).tolist()
+            self._cache = {epoch: (orders.to(self.split.x.device), widths)}
+        return self._cache[epoch][0]
+
+    def width(self, it: int) -> int:
+        """How many leading inputs batch ``it`` needs (all its nonzero inputs lie in them); needs ``last``."""
+        epoch, pos = divmod(it, self.spe)
+        self._order(epoch)
+        return max(1, self._cache[epoch][1][pos])
 
     def __call__(self, it: int):
         epoch, pos = divmod(it, self.spe)
-        idx = self._order(epoch)[:, pos * self.batch_size:(pos + 1) * self.batch_size]
-        x, y = self.split.x, self.split.y
+        first, bs = pos - pos % self.block, self.batch_size
+        if self._block_key != (epoch, first):
+            idx = self._order(epoch)[:, first * bs:min(first + self.block, self.spe) * bs]
+            x, y = self.split.x, self.split.y
+            flat = idx.reshape(-1)  # index_select on 2-D rows: the fastest gather
+            xb = x.reshape(len(x), -1).index_select(0, flat).view(*idx.shape, *x.shape[1:])
+            self._block_key, self._block = (epoch, first), (xb, y.index_select(0, flat).view(idx.shape))
+        xb, yb = self._block
+        lo = (pos - first) * bs
         if self.shared:
-            idx = idx[0]
-            return x.index_select(0, idx), y.index_select(0, idx)
-        flat = idx.reshape(-1)  # index_select is much faster than advanced indexing
-        return x.index_select(0, flat).view(*idx.shape, *x.shape[1:]), y.index_select(0, flat).view(idx.shape)
+            return xb[0, lo:lo + bs], yb[0, lo:lo + bs]
+        return xb[:, lo:lo + bs], yb[:, lo:lo + bs]
 
 
 def resolve_device(device: str) -> torch.device:
@@ -194,32 +269,43 @@ def evaluate(arch: Arch, weights: Dict[str, Tensor], biases: Dict[str, Tensor], 
 
 @torch.no_grad()
 def dense_gradients(arch: Arch, weights: Dict[str, Tensor], biases: Dict[str, Tensor], x: Tensor, y: Tensor,
-                    out: Optional[tuple] = None):
+                    out: Optional[tuple] = None, width: Optional[int] = None):
     """Gradients of the summed per-run mean cross-entropy for an all-dense network, by hand.
 
     The same numbers as autograd through :func:`lt_core.models.forward` (tested), without the
     autograd bookkeeping that dominates a small network's step: forward with ReLU, softmax minus
     one-hot over the batch, then one matmul per weight gradient. A batch shared by all runs
-    (``x`` of shape (B, C, H, W)) gives the first layer's gradient as one wide matmul. ``out``:
-    ``(grads_w, grads_b)`` dicts of buffers to write into (reusing them saves a large allocation,
-    and its page faults, every step).
+    (``x`` of shape (B, C, H, W)) goes through all K first layers as one wide matmul (bias
+    included), and the first layer's gradients take that batch without copying it per run. Every
+    activation is kept contiguous as (K, B, F): strided layouts make the elementwise kernels
+    several times slower. ``out``: ``(grads_w, grads_b)`` dicts of buffers to write into (reusing
+    them saves a large allocation, and its page faults, every step).
+
+    ``width``: the batch's inputs beyond the first ``width`` are all 0 (see :class:`InputOrder`):
+    the first layer computes with the leading ``width`` columns of its weights only, and its weight
+    gradient comes back as ``(K, out, width)`` -- the gradient of the other columns is exactly 0.
     """
     k = next(iter(weights.values())).shape[0]
     shared = x.dim() == 4
     b = x.shape[0] if shared else x.shape[1]
-    inp = x.reshape(b, -1) if shared else x.reshape(k, b, -1)
-    acts = []  # the input of each layer, (K, B, F) (or (B, F) for a shared first input)
-    h = inp
     layers = arch.layers
+    last = len(layers) - 1
+    acts = []  # the input of each layer: (B, F) for a shared first input, else (K, B, F)
+    h = x.reshape(b, -1) if shared else x.reshape(k, b, -1)
+    if width is not None:
+        h = h[..., :width]
     for i, layer in enumerate(layers):
         acts.append(h)
-        w = weights[layer.name]
-        if h.dim() == 2:  # shared input: one wide matmul
-            z = (h @ w.reshape(-1, w.shape[-1]).t()).reshape(b, k, -1).transpose(0, 1)
-            z = z + biases[layer.name].unsqueeze(1)
+        w, bias = weights[layer.name], biases[layer.name]
+        if i == 0 and width is not None:
+            w = w[..., :width]
+        if h.dim() == 2:  # shared input: one (B, K*F) matmul against all K layers
+            z = torch.mm(h, w.reshape(-1, w.shape[-1]).t()).view(b, k, -1).transpose(0, 1)
+            z = torch.add(z, bias.unsqueeze(1), out=torch.empty(k, b, w.shape[1], dtype=z.dtype, device=z.device))
+            h = z.clamp_min_(0) if i < last else z  # (bias added while going to (K, B, F))
         else:
-            z = torch.baddbmm(biases[layer.name].unsqueeze(1), h, w.transpose(1, 2))
-        h = z.clamp_min_(0) if i < len(layers) - 1 else z
+            z = torch.baddbmm(bias.unsqueeze(1), h, w.transpose(1, 2))
+            h = z.clamp_min_(0) if i < last else z
     target = y.expand(k, -1) if y.dim() == 1 else y
     g = torch.softmax(h, dim=-1)
     g.scatter_add_(-1, target.unsqueeze(-1), torch.full_like(target, -1, dtype=g.dtype).unsqueeze(-1))
@@ -227,57 +313,17 @@ def dense_gradients(arch: Arch, weights: Dict[str, Tensor], biases: Dict[str, Te
     if out is None:
         out = ({n: torch.empty_like(w) for n, w in weights.items()},
                {n: torch.empty_like(v) for n, v in biases.items()})
-    grads_w, grads_b = out
-    for i in range(len(layers) - 1, -1, -1):
+    grads_w, grads_b = dict(out[0]), out[1]  # (a narrowed first-layer view replaces its buffer)
+    for i in range(last, -1, -1):
         layer, a = layers[i], acts[i]
         torch.sum(g, 1, out=grads_b[layer.name])
         buf = grads_w[layer.name]
-        if a.dim() == 2:
-            torch.mm(g.transpose(0, 1).reshape(b, -1).t(), a, out=buf.view(-1, buf.shape[-1]))
-        else:
-            torch.bmm(g.transpose(1, 2), a, out=buf)
-        if i > 0:
-            g = torch.bmm(g, weights[layer.name]).mul_(a > 0)
+        if a.shape[-1] != buf.shape[-1]:  # the first layer's leading columns, in the same memory
+            buf = grads_w[layer.name] = buf.view(-1)[:k * g.shape[-1] * a.shape[-1]].view(k, g.shape[-1], a.shape[-1])
+        torch.bmm(g.transpose(1, 2), a.expand(k, *a.shape) if a.dim() == 2 else a, out=buf)
+        if i > 0:  # back through layer i and the ReLU before it (a > 0 where that ReLU let through)
+            g = torch.ops.aten.threshold_backward(torch.bmm(g, weights[layer.name]), a, 0)
     return grads_w, grads_b
-
-
-class StackAdam:
-    """Adam over a fixed list of tensors, through PyTorch's fused kernel.
-
-    The update is ``torch.optim.Adam(fused=True)``'s, bit for bit (tested), without its per-step
-    bookkeeping, which costs more than the update itself for a small network. Betas (0.9, 0.999)
-    and eps 1e-8 are TF's defaults, as in the original code; no weight decay.
-    """
-
-    def __init__(self, params, lr: float, betas=(0.9, 0.999), eps: float = 1e-8) -> None:
-        self.params = list(params)
-        self.lr, self.betas, self.eps = float(lr), betas, float(eps)
-        self.exp_avg = [torch.zeros_like(p, memory_format=torch.preserve_format) for p in self.params]
-        self.exp_avg_sq = [torch.zeros_like(p, memory_format=torch.preserve_format) for p in self.params]
-        self.steps = [torch.zeros((), dtype=torch.float32, device=p.device) for p in self.params]
-
-    @torch.no_grad()
-    def step(self) -> None:
-        grads = [p.grad for p in self.params]
-        torch._foreach_add_(self.steps, 1)
-        torch._fused_adam_(self.params, grads, self.exp_avg, self.exp_avg_sq, [], self.steps, amsgrad=False,
-                           lr=self.lr, beta1=self.betas[0], beta2=self.betas[1], weight_decay=0.0, eps=self.eps,
-                           maximize=False)
-
-    def zero_grad(self, set_to_none: bool = True) -> None:
-        for p in self.params:
-            p.grad = None
-
-    def state_dict(self) -> dict:
-        return {"exp_avg": [t.detach().cpu() for t in self.exp_avg],
-                "exp_avg_sq": [t.detach().cpu() for t in self.exp_avg_sq],
-                "steps": [t.detach().cpu() for t in self.steps]}
-
-    @torch.no_grad()
-    def load_state_dict(self, state: dict) -> None:
-        for key in ("exp_avg", "exp_avg_sq", "steps"):
-            for mine, saved in zip(getattr(self, key), state[key]):
-                mine.copy_(saved)
 
 
 class StepLoop:
@@ -345,38 +391,61 @@ class Trainer(StepLoop):
         self.on_event, self.stop = on_event, stop
         self.checkpoint, self.checkpoint_seconds, self.progress = checkpoint, checkpoint_seconds, progress
         self.device = data.train.x.device
-        self.batch = BatchOrder(data.train, [r.seed for r in runs], batch_size, "TrainConfig.batch_size")
+        self.dense_only = all(layer.kind != "conv" for layer in arch.layers)
+        # A fully connected network trains on inputs sorted by how often they are nonzero, so that
+        # each batch's first-layer matmuls run on the prefix that holds its nonzero inputs; the
+        # first layer's weight columns follow the same order inside the trainer (InputOrder).
+        self.inputs = InputOrder.of(data) if self.dense_only else None
+        if self.inputs is not None:
+            self.data = self.inputs.data
+        self.first = arch.layers[0].name
+        self.batch = BatchOrder(self.data.train, [r.seed for r in runs], batch_size, "TrainConfig.batch_size",
+                                last=None if self.inputs is None else self.inputs.last)
         self.spe, self.shared_order = self.batch.spe, self.batch.shared
         names = arch.layer_names
         dev = self.device
 
-        self.w = {name: torch.stack([r.weights[name] for r in runs]).to(dev, torch.float32).requires_grad_()
-                  for name in names}
+        def stack(tensors, name):
+            return self._from_canonical(name, torch.stack(tensors).to(dev, torch.float32))
+
+        self.w = {name: stack([r.weights[name] for r in runs], name).requires_grad_() for name in names}
         self.b = {name: torch.stack([r.biases[name] for r in runs]).to(dev, torch.float32).requires_grad_()
                   for name in names}
-        self.m = {name: torch.stack([r.masks[name] for r in runs]).to(dev, torch.float32) for name in names}
+        self.m = {name: stack([r.masks[name] for r in runs], name) for name in names}
         # Three ways to apply masks, cheapest first: dense (all ones) needs none; "zero" masks keep
         # pruned weights at exactly 0 and mask the gradient in place; frozen values need w*m + frozen.
         self.frozen = None
         self.mode = "dense" if all(bool(m.all()) for m in self.m.values()) else "zero"
         if any(r.frozen is not None for r in runs):
             self.mode = "frozen"
-            self.frozen = {name: torch.stack([
-                (r.frozen[name] if r.frozen is not None else torch.zeros(arch.layer(name).shape))
-                for r in runs]).to(dev, torch.float32) for name in names}
+            self.frozen = {name: stack([(r.frozen[name] if r.frozen is not None else torch.zeros(arch.layer(name).shape))
+                                        for r in runs], name) for name in names}
         if self.mode == "zero":
             with torch.no_grad():
                 for name in names:
                     self.w[name].mul_(self.m[name])
         params = [self.w[n] for n in names] + [self.b[n] for n in names]
-        self.opt = StackAdam(params, lr=lr)
+        # In "zero" mode the optimiser applies the masks to the gradients inside its update.
+        masks = [self.m[n] if self.mode == "zero" else None for n in names] + [None] * len(names)
+        self.opt = StackAdam(params, lr=lr, masks=masks)
         self.evals: List[List[dict]] = [[] for _ in runs]
         self.start_iteration = 0
         self.desc = f"round {round_index}"
-        self.dense_only = all(layer.kind != "conv" for layer in arch.layers)
         self._grad_buffers = None
 
     # -- pieces ------------------------------------------------------------------------------
+    def _from_canonical(self, name: str, t: Tensor) -> Tensor:
+        """Layer ``name``'s stacked tensor with its input columns in the trainer's order."""
+        if self.inputs is None or name != self.first:
+            return t
+        return t.index_select(-1, self.inputs.order.to(t.device)).contiguous()
+
+    def _to_canonical(self, name: str, t: Tensor) -> Tensor:
+        """The inverse of :meth:`_from_canonical`: columns back in the inputs' own order."""
+        if self.inputs is None or name != self.first:
+            return t
+        return t.index_select(-1, self.inputs.inverse.to(t.device))
+
     def effective(self) -> Dict[str, Tensor]:
         """The weights the networks compute with (pruned entries 0 or frozen)."""
         if self.mode != "frozen":
@@ -404,11 +473,14 @@ class Trainer(StepLoop):
     def _save_checkpoint(self, it: int) -> None:
         if self.checkpoint is None:
             return
+        opt = self.opt.state_dict()
+        for key in ("exp_avg", "exp_avg_sq"):  # params are [weights..., biases...]: entry 0 is the first layer's
+            opt[key][0] = self._to_canonical(self.first, opt[key][0])
         atomic_torch_save(self.checkpoint, {
             "iteration": it, "labels": [r.label for r in self.runs],
-            "w": {n: t.detach().cpu() for n, t in self.w.items()},
+            "w": {n: self._to_canonical(n, t.detach()).cpu() for n, t in self.w.items()},
             "b": {n: t.detach().cpu() for n, t in self.b.items()},
-            "opt": self.opt.state_dict(), "evals": self.evals,
+            "opt": opt, "evals": self.evals,
         })
 
     def _load_checkpoint(self) -> bool:
@@ -423,9 +495,12 @@ class Trainer(StepLoop):
             return False
         with torch.no_grad():
             for n in self.w:
-                self.w[n].copy_(state["w"][n])
+                self.w[n].copy_(self._from_canonical(n, state["w"][n]))
                 self.b[n].copy_(state["b"][n])
-        self.opt.load_state_dict(state["opt"])
+        opt = state["opt"]
+        for key in ("exp_avg", "exp_avg_sq"):
+            opt[key][0] = self._from_canonical(self.first, opt[key][0])
+        self.opt.load_state_dict(opt)
         self.evals = state["evals"]
         self.start_iteration = state["iteration"]
         emit(self.on_event, event="stage", stage="resumed", run=self.runs[0].label,
@@ -440,12 +515,11 @@ class Trainer(StepLoop):
             if self._grad_buffers is None:
                 self._grad_buffers = ({n: torch.empty_like(w) for n, w in self.w.items()},
                                       {n: torch.empty_like(v) for n, v in self.b.items()})
-            grads_w, grads_b = dense_gradients(self.arch, self.w, self.b, x, y, out=self._grad_buffers)
-            for n, w in self.w.items():
-                if self.mode == "zero":
-                    grads_w[n].mul_(self.m[n])
-                w.grad, self.b[n].grad = grads_w[n], grads_b[n]
-            self.opt.step()
+            width = self.batch.width(it) if self.inputs is not None else None
+            grads_w, grads_b = dense_gradients(self.arch, self.w, self.b, x, y, out=self._grad_buffers, width=width)
+            # the optimiser masks pruned weights' gradients as it updates (and takes the first
+            # layer's narrowed gradient as it is)
+            self.opt.step([grads_w[n] for n in self.w] + [grads_b[n] for n in self.b])
             return
         logits = forward(self.arch, self.effective(), self.b, x)
         target = y if not self.shared_order else y.expand(k, -1)
@@ -453,9 +527,6 @@ class Trainer(StepLoop):
         loss = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), target.reshape(-1)) * k
         self.opt.zero_grad(set_to_none=True)
         loss.backward()
-        if self.mode == "zero":
-            for n, w in self.w.items():
-                w.grad.mul_(self.m[n])
         self.opt.step()
 
     # -- the loop ----------------------------------------------------------------------------
@@ -472,7 +543,7 @@ class Trainer(StepLoop):
                     for e in evals for key, value in e.items() if key != "iteration"]
             results.append(RunResult(
                 label=run.label,
-                final_weights={n: eff[n][i].detach().cpu().clone() for n in names},
+                final_weights={n: self._to_canonical(n, eff[n][i].detach()).cpu().clone() for n in names},
                 final_biases={n: self.b[n][i].detach().cpu().clone() for n in names},
                 rows=rows, evals=evals, early_stop_iteration=evals[best]["iteration"],
                 early_stop_test_acc=evals[best]["test_acc"], final_test_acc=evals[-1]["test_acc"]))

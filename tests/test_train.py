@@ -149,22 +149,207 @@ def test_hand_written_gradients_equal_autograd(shared):
         torch.testing.assert_close(gb[n], bias[n].grad, rtol=1e-4, atol=1e-6)
 
 
-def test_stack_adam_equals_torch_adam():
-    from lt_core.train import StackAdam
-
-    gen = torch.Generator().manual_seed(0)
+def _adam_case(seed=0, steps=4):
+    gen = torch.Generator().manual_seed(seed)
     start = [torch.randn(3, 4, generator=gen), torch.randn(5, generator=gen)]
-    grads = [[torch.randn(t.shape, generator=gen) for t in start] for _ in range(4)]
-    mine = [t.clone().requires_grad_() for t in start]
-    ref = [t.clone().requires_grad_() for t in start]
-    opt, ref_opt = StackAdam(mine, lr=1e-2), torch.optim.Adam(ref, lr=1e-2, eps=1e-8, fused=True)
+    grads = [[torch.randn(t.shape, generator=gen) for t in start] for _ in range(steps)]
+    return start, grads
+
+
+def _run_adam(start, grads, **kwargs):
+    from lt_core.optim import StackAdam
+
+    params = [t.clone() for t in start]
+    opt = StackAdam(params, lr=1e-2, **kwargs)
     for step_grads in grads:
-        for p, q, g in zip(mine, ref, step_grads):
-            p.grad, q.grad = g.clone(), g.clone()
-        opt.step()
+        opt.step([g.clone() for g in step_grads])
+    return params, opt
+
+
+def test_stack_adam_without_the_kernel_is_torch_fused_adam_bit_for_bit():
+    start, grads = _adam_case()
+    mine, opt = _run_adam(start, grads, use_kernel=False)
+    ref = [t.clone().requires_grad_() for t in start]
+    ref_opt = torch.optim.Adam(ref, lr=1e-2, eps=1e-8, fused=True)
+    for step_grads in grads:
+        for q, g in zip(ref, step_grads):
+            q.grad = g.clone()
         ref_opt.step()
     assert all(torch.equal(p, q) for p, q in zip(mine, ref))
-    restored = StackAdam([t.clone().requires_grad_() for t in mine], lr=1e-2)
+
+
+def test_fused_kernel_builds_where_a_c_compiler_is_found():
+    import shutil
+    import sys
+
+    from lt_core.optim import fused_kernel
+
+    if not sys.platform.startswith("linux") or shutil.which("cc") is None and shutil.which("gcc") is None:
+        pytest.skip("no C compiler on this machine")
+    assert fused_kernel() is not None
+
+
+def test_kernel_adam_agrees_with_torch_adam_and_masks_exactly():
+    from lt_core.optim import fused_kernel
+
+    if fused_kernel() is None:
+        pytest.skip("fused kernel not available here")
+    start, grads = _adam_case(steps=6)
+    mine, opt = _run_adam(start, grads)
+    assert opt.kernel is not None
+    ref, _ = _run_adam(start, grads, use_kernel=False)
+    for p, q in zip(mine, ref):  # same formula, last-bit rounding may differ
+        torch.testing.assert_close(p, q, rtol=1e-6, atol=1e-7)
+    # masked: pruned entries (starting at 0) stay exactly 0; kept ones follow the masked-gradient update
+    mask = torch.tensor([[1, 0, 1, 1], [0, 0, 1, 0], [1, 1, 1, 0]], dtype=torch.bool)
+    start0 = [start[0] * mask, start[1]]
+    masked, _ = _run_adam(start0, grads, masks=[mask, None])
+    assert torch.all(masked[0][~mask] == 0)
+    premasked, _ = _run_adam(start0, [[g[0] * mask, g[1]] for g in grads])
+    assert all(torch.equal(a, b) for a, b in zip(masked, premasked))
+
+
+@pytest.mark.parametrize("use_kernel", [None, False])
+def test_narrow_first_layer_gradient_equals_zero_padded_gradient(use_kernel):
+    start, grads = _adam_case()
+    narrow = [[g[0][:, :2].contiguous(), g[1]] for g in grads]
+    padded = [[torch.cat([g[0][:, :2], torch.zeros(3, 2)], 1), g[1]] for g in grads]
+    a, _ = _run_adam(start, narrow, use_kernel=use_kernel)
+    b, _ = _run_adam(start, padded, use_kernel=use_kernel)
+    assert all(torch.equal(x, y) for x, y in zip(a, b))
+
+
+@pytest.mark.parametrize("use_kernel", [None, False])
+def test_adam_on_a_stack_equals_adam_on_each_run(use_kernel):
+    gen = torch.Generator().manual_seed(1)
+    start = torch.randn(3, 40, 50, generator=gen)  # 3 runs
+    grads = [torch.randn(3, 40, 50, generator=gen) for _ in range(3)]
+    stacked, _ = _run_adam([start], [[g] for g in grads], use_kernel=use_kernel)
+    for k in range(3):
+        alone, _ = _run_adam([start[k]], [[g[k]] for g in grads], use_kernel=use_kernel)
+        assert torch.equal(stacked[0][k], alone[0])
+
+
+def test_kernel_flushes_denormal_moments_and_restores_the_callers_float_mode():
+    from lt_core.optim import fused_kernel
+
+    if fused_kernel() is None:
+        pytest.skip("fused kernel not available here")
+    tiny = torch.finfo(torch.float32).tiny  # 1.18e-38, the smallest normal float32
+    params, opt = _run_adam([torch.ones(4)], [[torch.zeros(4)]])
+    opt.exp_avg[0].fill_(tiny)  # 0.9 * tiny is denormal: flushed to 0
+    opt.step([torch.zeros(4)])
+    assert torch.all(opt.exp_avg[0] == 0)
+    assert float(torch.tensor(tiny) * 0.5) > 0  # the caller still computes with denormals
+
+
+def test_stack_adam_state_round_trip():
+    start, grads = _adam_case()
+    _, opt = _run_adam(start, grads)
+    from lt_core.optim import StackAdam
+
+    restored = StackAdam([t.clone() for t in start], lr=1e-2)
     restored.load_state_dict(opt.state_dict())
     assert all(torch.equal(a, b) for a, b in zip(restored.exp_avg_sq, opt.exp_avg_sq))
-    assert float(restored.steps[0]) == 4.0
+    assert restored.t == 4
+
+
+def test_input_order_sorts_inputs_by_how_often_they_are_nonzero():
+    from lt_core.data import Dataset, Split
+    from lt_core.train import InputOrder
+
+    # 4 images of 5 inputs; nonzero counts per input: [1, 3, 0, 3, 2] -> order 1, 3, 4, 0, 2
+    x = torch.tensor([[0., 1, 0, 1, 0], [0, 1, 0, 1, 1], [2, 1, 0, 0, 1], [0, 0, 0, 1, 0]]).view(4, 1, 1, 5)
+    y = torch.arange(4)
+    split = Split(x=x, y=y)
+    order = InputOrder.of(Dataset("toy", split, split, split))
+    assert order.order.tolist() == [1, 3, 4, 0, 2]
+    assert order.inverse[order.order].tolist() == [0, 1, 2, 3, 4]
+    # reordered images; last = 1 + position of the last nonzero input
+    assert order.data.train.x.reshape(4, 5)[2].tolist() == [1, 0, 1, 2, 0]
+    assert order.last.tolist() == [2, 3, 4, 2]
+    assert order.data.train.x.shape == x.shape
+
+
+def test_batches_know_how_many_leading_inputs_they_need():
+    from lt_core.data import Split
+    from lt_core.train import BatchOrder
+
+    n = 12
+    x = torch.zeros(n, 1, 1, 6)
+    last = torch.tensor([1, 6, 2, 3, 0, 4, 5, 1, 2, 3, 1, 2])
+    for i, k in enumerate(last.tolist()):
+        if k:
+            x[i, 0, 0, k - 1] = 1.0
+    order = BatchOrder(Split(x=x, y=torch.arange(n)), [0], batch_size=5, last=last)
+    perm = epoch_order(0, 0, n)
+    for it in range(2):  # 12 // 5 = 2 batches, the last 2 images dropped
+        batch = perm[it * 5:(it + 1) * 5]
+        assert order.width(it) == max(1, int(last[batch].max()))
+        xb, yb = order(it)
+        assert torch.equal(yb, batch)
+        assert torch.all(xb.reshape(5, -1)[:, order.width(it):] == 0)
+
+
+def test_narrowed_first_layer_gradients_equal_autograd():
+    import torch.nn.functional as F
+
+    from lt_core.models import forward
+    from lt_core.train import dense_gradients
+
+    arch = get_arch("fc")
+    k, b, width = 2, 5, 300
+    gen = torch.Generator().manual_seed(3)
+    w = {l.name: (torch.randn(k, *l.shape, generator=gen) * 0.1).requires_grad_() for l in arch.layers}
+    bias = {l.name: (torch.randn(k, l.shape[0], generator=gen) * 0.1).requires_grad_() for l in arch.layers}
+    x = torch.rand(b, 784, generator=gen)
+    x[:, width:] = 0  # every input past `width` is 0 in this batch
+    x = x.view(b, 1, 28, 28)
+    y = torch.randint(0, 10, (b,), generator=gen)
+    (F.cross_entropy(forward(arch, w, bias, x).reshape(-1, 10), y.expand(k, -1).reshape(-1)) * k).backward()
+    gw, gb = dense_gradients(arch, {n: t.detach() for n, t in w.items()}, {n: t.detach() for n, t in bias.items()},
+                             x, y, width=width)
+    assert gw["fc1"].shape == (k, 300, width) and gw["fc1"].is_contiguous()
+    torch.testing.assert_close(gw["fc1"], w["fc1"].grad[..., :width], rtol=1e-4, atol=1e-6)
+    assert torch.all(w["fc1"].grad[..., width:] == 0)
+    for n in ("fc2", "fc3"):
+        torch.testing.assert_close(gw[n], w[n].grad, rtol=1e-4, atol=1e-6)
+    for n in bias:
+        torch.testing.assert_close(gb[n], bias[n].grad, rtol=1e-4, atol=1e-6)
+
+
+def test_trainer_follows_a_plain_pytorch_training_loop():
+    """Input order, narrowed matmuls, hand-written gradients and the fused masked Adam together
+    give the weights of a textbook loop (autograd, torch.optim.Adam, gradient * mask) on the same
+    batches, with pruned weights exactly 0 in their own positions."""
+    import torch.nn.functional as F
+
+    from lt_core.models import forward
+
+    ds = load_dataset("mnist", device="cpu")
+    arch = get_arch("fc")
+    masks = {l.name: (torch.rand(l.shape, generator=torch.Generator().manual_seed(7)) < 0.7).float()
+             for l in arch.layers}
+    w0 = {n: t * masks[n] for n, t in init_weights(arch, 5).items()}
+    steps = 25
+    result = Trainer(arch, ds, [RunSpec("r", w0, zero_biases(arch), masks, seed=3)], lr=1.2e-3, batch_size=60,
+                     iterations=steps, eval_every=100, eval_train=False).run()[0]
+
+    w = {n: t.clone().unsqueeze(0).requires_grad_() for n, t in w0.items()}
+    b = {n: t.clone().unsqueeze(0).requires_grad_() for n, t in zero_biases(arch).items()}
+    opt = torch.optim.Adam(list(w.values()) + list(b.values()), lr=1.2e-3, eps=1e-8)
+    order = epoch_order(3, 0, len(ds.train))
+    for it in range(steps):
+        idx = order[it * 60:(it + 1) * 60]
+        loss = F.cross_entropy(forward(arch, w, b, ds.train.x[idx])[0], ds.train.y[idx])
+        opt.zero_grad()
+        loss.backward()
+        for n in w:
+            w[n].grad.mul_(masks[n])
+        opt.step()
+    for n in w:
+        mine, ref = result.final_weights[n], w[n].detach()[0]
+        assert torch.all(mine[masks[n] == 0] == 0)
+        assert (mine - ref).abs().max() < 1e-4  # float rounding only; one Adam step moves a weight ~1e-3
+        assert (mine != w0[n])[masks[n] == 1].float().mean() > 0.3  # and it did train
+    assert result.evals[-1]["iteration"] == steps

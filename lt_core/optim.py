@@ -1,0 +1,159 @@
+"""Adam for stacks of runs, with the pruning mask folded into the update.
+
+:class:`StackAdam` steps a fixed list of tensors (each with a leading run dimension) without
+``torch.optim``'s per-step bookkeeping, which costs more than the update itself for a small
+network. An optional mask per tensor (pruned entries 0) is applied to the gradient inside the
+update, so a pruned weight that starts at 0 stays exactly 0 and no separate masking pass is needed.
+
+Two implementations of the same update (PyTorch's form of Adam; betas (0.9, 0.999) and eps 1e-8
+are TF's defaults, as in the original code; no weight decay):
+
+* on the CPU, a small C kernel (``csrc/masked_adam.c``) compiled on first use with the system's C
+  compiler and OpenMP, sharing PyTorch's OpenMP runtime: one pass over memory per step;
+* elsewhere (CUDA, no compiler, or ``LT_FUSED_ADAM=0``), the gradient is masked in place and
+  PyTorch's fused Adam kernel steps, bit for bit ``torch.optim.Adam(fused=True)`` (tested).
+
+The two round differently in the last bit (tested to agree to float32 precision); each is
+elementwise and deterministic, so a run gets the same numbers alone or in a stack, and the same
+seed gives the same numbers on the same machine.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import math
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import threading
+import warnings
+from pathlib import Path
+from typing import List, Optional, Sequence
+
+import torch
+
+Tensor = torch.Tensor
+SOURCE = Path(__file__).with_name("csrc") / "masked_adam.c"
+FLAGS = ["-O3", "-march=native", "-ffp-contract=off", "-fno-math-errno", "-fopenmp", "-shared", "-fPIC"]
+
+_lock = threading.Lock()
+_kernel = None  # the loaded function, False once building it failed, None before the first try
+
+
+def _build() -> Optional[ctypes._CFuncPtr]:
+    """Compile and load the C kernel into this process (a fraction of a second), or None."""
+    if os.environ.get("LT_FUSED_ADAM", "1") == "0" or not sys.platform.startswith("linux"):
+        return None
+    compiler = shutil.which(os.environ.get("CC", "cc")) or shutil.which("gcc")
+    if compiler is None:
+        return None
+    # PyTorch's own OpenMP runtime is already loaded (libgomp.so.1): the kernel links against the
+    # same soname, so both share one thread pool instead of competing for the cores.
+    with tempfile.TemporaryDirectory(prefix="lt_core_kernel_") as tmp:
+        lib_path = Path(tmp) / "masked_adam.so"
+        proc = subprocess.run([compiler, *FLAGS, str(SOURCE), "-o", str(lib_path)], capture_output=True, text=True)
+        if proc.returncode != 0:
+            warnings.warn(f"lt_core: could not build the fused Adam kernel with {compiler} "
+                          f"({proc.stderr.strip().splitlines()[-1:] or proc.returncode}); "
+                          "using PyTorch's Adam and a separate mask pass instead", RuntimeWarning)
+            return None
+        lib = ctypes.CDLL(str(lib_path))  # mapped: the file may go
+    fn = lib.lt_masked_adam
+    fn.restype = None
+    fn.argtypes = [ctypes.c_void_p] * 5 + [ctypes.c_int64] * 3 + [ctypes.c_float] * 5 + [ctypes.c_int]
+    return fn
+
+
+def fused_kernel():
+    """The compiled kernel, building it on the first call; None where it is not available."""
+    global _kernel
+    if _kernel is None:
+        with _lock:
+            if _kernel is None:
+                _kernel = _build() or False
+    return _kernel or None
+
+
+class StackAdam:
+    """Adam over a fixed list of tensors; ``masks[i]`` (or None) zeroes the gradient of pruned
+    entries of ``params[i]`` inside the update.
+
+    ``use_kernel``: None picks the C kernel wherever it applies (float32 contiguous CPU tensors and
+    a compiler at hand); False always takes PyTorch's fused Adam.
+    """
+
+    def __init__(self, params: Sequence[Tensor], lr: float, betas=(0.9, 0.999), eps: float = 1e-8,
+                 masks: Optional[Sequence[Optional[Tensor]]] = None, use_kernel: Optional[bool] = None) -> None:
+        self.params = list(params)
+        self.lr, self.betas, self.eps = float(lr), tuple(betas), float(eps)
+        self.exp_avg = [torch.zeros_like(p, memory_format=torch.contiguous_format) for p in self.params]
+        self.exp_avg_sq = [torch.zeros_like(p, memory_format=torch.contiguous_format) for p in self.params]
+        self.t = 0  # steps taken
+        masks = list(masks) if masks is not None else [None] * len(self.params)
+        if len(masks) != len(self.params):
+            raise ValueError(f"StackAdam: {len(masks)} masks for {len(self.params)} tensors")
+        self.masks = [None if m is None else m.to(device=p.device, dtype=torch.bool).contiguous()
+                      for m, p in zip(masks, self.params)]
+        self._float_masks = None  # for the PyTorch path, made when first needed
+        applies = all(p.device.type == "cpu" and p.dtype == torch.float32 and p.is_contiguous()
+                      for p in self.params)
+        self.kernel = fused_kernel() if (use_kernel is not False and applies) else None
+
+    @torch.no_grad()
+    def step(self, grads: Optional[Sequence[Tensor]] = None) -> None:
+        """One update from ``grads`` (default: each tensor's ``.grad``); masked entries' gradients
+        are ignored. A gradient may be narrower than its tensor in the last dimension: it is then
+        the gradient of the leading columns, and the others' gradient is 0 (a first layer whose
+        trailing inputs were all 0 in the batch)."""
+        grads = [p.grad for p in self.params] if grads is None else list(grads)
+        self.t += 1
+        if self.kernel is not None:
+            self._kernel_step(grads)
+        else:
+            self._torch_step(grads)
+
+    def _kernel_step(self, grads: List[Tensor]) -> None:
+        b1, b2 = self.betas
+        step_size = self.lr / (1.0 - b1 ** self.t)
+        bc2_sqrt = math.sqrt(1.0 - b2 ** self.t)
+        threads = torch.get_num_threads()
+        for p, g, m, v, mask in zip(self.params, grads, self.exp_avg, self.exp_avg_sq, self.masks):
+            if not g.is_contiguous() or g.dtype != torch.float32:
+                g = g.contiguous().float()
+            cols = p.shape[-1] if p.dim() else 1
+            self.kernel(p.data_ptr(), g.data_ptr(), m.data_ptr(), v.data_ptr(),
+                        None if mask is None else mask.data_ptr(), p.numel() // cols, cols,
+                        g.shape[-1] if g.dim() else 1, b1, b2, step_size, bc2_sqrt, self.eps, threads)
+
+    def _torch_step(self, grads: List[Tensor]) -> None:
+        if self._float_masks is None:
+            self._float_masks = [None if m is None else m.to(p.dtype) for m, p in zip(self.masks, self.params)]
+        full = []
+        for p, g, fm in zip(self.params, grads, self._float_masks):
+            if g.shape != p.shape:
+                padded = torch.zeros_like(p)
+                padded[..., :g.shape[-1]] = g
+                g = padded
+            full.append(g.mul(fm) if fm is not None else g)
+        steps = [torch.full((), float(self.t), device=p.device) for p in self.params]
+        torch._fused_adam_(self.params, full, self.exp_avg, self.exp_avg_sq, [], steps, amsgrad=False,
+                           lr=self.lr, beta1=self.betas[0], beta2=self.betas[1], weight_decay=0.0, eps=self.eps,
+                           maximize=False)
+
+    def zero_grad(self, set_to_none: bool = True) -> None:
+        for p in self.params:
+            p.grad = None
+
+    def state_dict(self) -> dict:
+        return {"exp_avg": [t.detach().cpu() for t in self.exp_avg],
+                "exp_avg_sq": [t.detach().cpu() for t in self.exp_avg_sq],
+                "steps": [torch.tensor(float(self.t)) for _ in self.params]}
+
+    @torch.no_grad()
+    def load_state_dict(self, state: dict) -> None:
+        for key in ("exp_avg", "exp_avg_sq"):
+            for mine, saved in zip(getattr(self, key), state[key]):
+                mine.copy_(saved)
+        self.t = int(float(state["steps"][0])) if state["steps"] else 0
