@@ -1,6 +1,6 @@
 """Training throughput of lt_core against a plain PyTorch loop, measured in one process.
 
-    python benchmarks/throughput.py [--device cpu|cuda] [--quick] [--steps N] [--stack K]
+    python benchmarks/throughput.py [--device cpu|cuda] [--quick] [--steps N] [--rounds R] [--stack K]
 
 (a) reference: torchvision's MNIST dataset with ``ToTensor``, a ``DataLoader`` (batch 60,
     shuffled), an ``nn.Module`` FC 300-100-10 and Adam -- the usual way to write it;
@@ -8,7 +8,9 @@
 (c) lt_core training K = 9 runs as one stack (nine different masks, one data order, as the
     nine criteria of a figure).
 
-Evaluation is left out of all three: only training steps are timed. The last line is
+Evaluation is left out of all three: only training steps are timed. After a warm-up, the three
+are timed in R interleaved rounds (a drift in the machine's speed then touches all of them alike)
+and each one's median over the rounds is reported. The last line is
 ``ratio_single=<b/a> ratio_batched=<9*c/a>``. Also printed: a large float32 matmul's GFLOP/s in
 this process and the fraction of it the stacked path reaches (6 x weights x batch FLOPs a step).
 """
@@ -19,6 +21,7 @@ import argparse
 import gzip
 import os
 import resource
+import statistics
 import sys
 import tempfile
 import time
@@ -59,55 +62,79 @@ def torchvision_root(tmp: Path) -> Path:
     return tmp
 
 
-def reference_loop(root: Path, device, steps: int) -> float:
-    """Steps per second of the plain loop (the anchor)."""
-    from torch import nn
-    from torchvision import datasets, transforms
+class Stepper:
+    """A training loop that can be advanced ``n`` steps at a time and timed."""
 
-    ds = datasets.MNIST(str(root), train=True, download=False, transform=transforms.ToTensor())
-    loader = torch.utils.data.DataLoader(ds, batch_size=BATCH, shuffle=True, drop_last=True,
-                                         generator=torch.Generator().manual_seed(0))
-    torch.manual_seed(0)
-    model = nn.Sequential(nn.Flatten(), nn.Linear(784, 300), nn.ReLU(), nn.Linear(300, 100), nn.ReLU(),
-                          nn.Linear(100, 10)).to(device)
-    opt = torch.optim.Adam(model.parameters(), lr=1.2e-3)
-    warmup = max(10, steps // 10)
-    done, t0 = 0, None
-    while True:
-        for x, y in loader:
-            if done == warmup:
-                sync(device)
-                t0 = time.perf_counter()
-            x, y = x.to(device), y.to(device)
-            loss = F.cross_entropy(model(x), y)
-            opt.zero_grad()
+    def __init__(self, device) -> None:
+        self.device = device
+
+    def advance(self, n: int) -> None:
+        raise NotImplementedError
+
+    def rate(self, n: int) -> float:
+        """Steps per second over the next ``n`` steps."""
+        sync(self.device)
+        t0 = time.perf_counter()
+        self.advance(n)
+        sync(self.device)
+        return n / (time.perf_counter() - t0)
+
+
+class ReferenceLoop(Stepper):
+    """The anchor: torchvision's MNIST with ``ToTensor``, a shuffled ``DataLoader`` (batch 60), an
+    ``nn.Module`` FC 300-100-10 and Adam -- the usual way to write it."""
+
+    def __init__(self, root: Path, device) -> None:
+        super().__init__(device)
+        from torch import nn
+        from torchvision import datasets, transforms
+
+        ds = datasets.MNIST(str(root), train=True, download=False, transform=transforms.ToTensor())
+        self.loader = torch.utils.data.DataLoader(ds, batch_size=BATCH, shuffle=True, drop_last=True,
+                                                  generator=torch.Generator().manual_seed(0))
+        self.batches = iter(self.loader)
+        torch.manual_seed(0)
+        self.model = nn.Sequential(nn.Flatten(), nn.Linear(784, 300), nn.ReLU(), nn.Linear(300, 100), nn.ReLU(),
+                                   nn.Linear(100, 10)).to(device)
+        self.opt = torch.optim.Adam(self.model.parameters(), lr=1.2e-3)
+
+    def advance(self, n: int) -> None:
+        for _ in range(n):
+            try:
+                x, y = next(self.batches)
+            except StopIteration:
+                self.batches = iter(self.loader)
+                x, y = next(self.batches)
+            x, y = x.to(self.device), y.to(self.device)
+            loss = F.cross_entropy(self.model(x), y)
+            self.opt.zero_grad()
             loss.backward()
-            opt.step()
-            done += 1
-            if done == warmup + steps:
-                sync(device)
-                return steps / (time.perf_counter() - t0)
+            self.opt.step()
 
 
-def lt_core_steps(k: int, device, steps: int) -> float:
-    """Steps per second of lt_core training ``k`` runs (80% of weights kept, different masks)."""
-    arch = get_arch("fc")
-    data = load_dataset("mnist", device=device)
-    runs = []
-    for i in range(k):
-        gen = torch.Generator().manual_seed(100 + i)
-        masks = {l.name: (torch.rand(l.shape, generator=gen) < 0.8).float() for l in arch.layers}
-        runs.append(RunSpec(f"run{i}", init_weights(arch, i), zero_biases(arch), masks, seed=0))
-    trainer = Trainer(arch, data, runs, lr=1.2e-3, batch_size=BATCH, iterations=steps)
-    warmup = max(10, steps // 10)
-    for it in range(warmup):
-        trainer.step(it)
-    sync(device)
-    t0 = time.perf_counter()
-    for it in range(warmup, warmup + steps):
-        trainer.step(it)
-    sync(device)
-    return steps / (time.perf_counter() - t0)
+class LtCoreLoop(Stepper):
+    """lt_core training ``k`` runs as one stack (80% of weights kept, a different mask per run,
+    one data order, as the criteria of one figure)."""
+
+    def __init__(self, k: int, device) -> None:
+        super().__init__(device)
+        arch = get_arch("fc")
+        data = load_dataset("mnist", device=device)
+        runs = []
+        for i in range(k):
+            gen = torch.Generator().manual_seed(100 + i)
+            masks = {l.name: (torch.rand(l.shape, generator=gen) < 0.8).float() for l in arch.layers}
+            runs.append(RunSpec(f"run{i}", init_weights(arch, i), zero_biases(arch), masks, seed=0))
+        self.trainer = Trainer(arch, data, runs, lr=1.2e-3, batch_size=BATCH, iterations=10 ** 9)
+        self.it = 0
+        self.widths: list = []
+
+    def advance(self, n: int) -> None:
+        for _ in range(n):
+            self.trainer.step(self.it)
+            if self.trainer.inputs is not None:
+                self.widths.append(self.trainer.batch.width(self.it))
+            self.it += 1
 
 
 def matmul_gflops(device, n: int = 2048, reps: int = 10) -> float:
@@ -126,21 +153,32 @@ def matmul_gflops(device, n: int = 2048, reps: int = 10) -> float:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
-    parser.add_argument("--quick", action="store_true", help="fewer steps (a rough figure in ~30 s)")
-    parser.add_argument("--steps", type=int, default=None, help="timed steps per measurement")
+    parser.add_argument("--quick", action="store_true", help="fewer, shorter rounds (a rough figure in ~15 s)")
+    parser.add_argument("--steps", type=int, default=None,
+                        help="reference steps per round (lt_core single: 6x, stacked: 2/3 of it; default 400)")
+    parser.add_argument("--rounds", type=int, default=None, help="interleaved timing rounds (default 5)")
     parser.add_argument("--stack", type=int, default=9, help="runs in the stacked measurement (default 9)")
     args = parser.parse_args()
     if args.device == "cuda" and not torch.cuda.is_available():
         print("error: --device cuda but no CUDA device is available", file=sys.stderr)
         return 2
     device = torch.device(args.device)
-    steps = args.steps or (300 if args.quick else 2000)
+    rounds = args.rounds or (2 if args.quick else 5)
+    steps = args.steps or (150 if args.quick else 400)  # reference steps per round; the others scale
     os.environ.setdefault("LT_DATA_DIR", str(REPO.parent / "shared" / "datasets"))
     with tempfile.TemporaryDirectory() as tmp:
-        root = torchvision_root(Path(tmp))
-        ref = reference_loop(root, device, steps)
-    single = lt_core_steps(1, device, steps)
-    stacked = lt_core_steps(args.stack, device, max(steps // 3, 50))
+        loops = {"ref": ReferenceLoop(torchvision_root(Path(tmp)), device),
+                 "single": LtCoreLoop(1, device), "stacked": LtCoreLoop(args.stack, device)}
+        window = {"ref": steps, "single": 6 * steps, "stacked": max(2 * steps // 3, 20)}
+        for name, loop in loops.items():  # warm-up: allocations, caches, thread pools
+            loop.advance(max(10, window[name] // 4))
+        # Interleaved rounds: a drift in the machine's speed touches all three alike; medians reported.
+        rates = {name: [] for name in loops}
+        for _ in range(rounds):
+            for name, loop in loops.items():
+                rates[name].append(loop.rate(window[name]))
+    ref, single, stacked = (statistics.median(rates[n]) for n in ("ref", "single", "stacked"))
+    widths = loops["stacked"].widths
     peak = matmul_gflops(device)
     flops_step = 6 * FC_WEIGHTS * BATCH
     reached = stacked * args.stack * flops_step / 1e9
@@ -153,6 +191,11 @@ def main() -> int:
           f"{stacked * args.stack / ref:>13.2f}")
     print(f"float32 matmul (2048^3): {peak:.1f} GFLOP/s; stacked path reaches {reached:.1f} GFLOP/s "
           f"({100 * reached / peak:.1f}% of it; compute roof {peak * 1e9 / flops_step:.0f} run-steps/s)")
+    if widths:
+        print(f"first-layer inputs computed per step (nonzero-input prefix of 784): mean {sum(widths) / len(widths):.0f};"
+              " the FLOP count above is the dense one")
+    print(f"rounds: {rounds}, steps/s per round: " + "; ".join(
+        f"{name} " + " ".join(f"{r:.0f}" for r in rates[name]) for name in rates))
     print(f"peak RSS of this process: {rss_mb:.0f} MB")
     print(f"ratio_single={single / ref:.2f} ratio_batched={args.stack * stacked / ref:.2f}")
     return 0
