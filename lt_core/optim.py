@@ -13,9 +13,13 @@ are TF's defaults, as in the original code; no weight decay):
 * elsewhere (CUDA, no compiler, or ``LT_FUSED_ADAM=0``), the gradient is masked in place and
   PyTorch's fused Adam kernel steps, bit for bit ``torch.optim.Adam(fused=True)`` (tested).
 
-The two round differently in the last bit (tested to agree to float32 precision); each is
-elementwise and deterministic, so a run gets the same numbers alone or in a stack, and the same
-seed gives the same numbers on the same machine.
+The two round differently in the last bit (tested to agree to float32 precision). The C kernel
+computes every element with the same instructions wherever it sits, so a run gets the same bits
+alone or in a stack (tested). PyTorch's fused kernel splits each tensor among threads and finishes
+a split's ragged end with scalar code that rounds differently, so there a stacked run can differ
+from the same run alone in the last bits -- which Adam, dividing tiny gradients by their own
+magnitude, can grow to visible differences over many steps. Either way, the same seed gives the
+same numbers on the same machine.
 """
 
 from __future__ import annotations
