@@ -89,13 +89,24 @@ class InputOrder:
 
     ``order``: input indices, most often nonzero first (ties in index order); ``inverse``: its
     inverse; ``data``: every split with its inputs in that order (shapes unchanged);
-    ``last[i]``: training image i's nonzero inputs all lie in the first ``last[i]`` positions.
+    ``last[split][i]``: image i's nonzero inputs all lie in the first ``last[split][i]`` positions.
     """
 
     order: Tensor
     inverse: Tensor
     data: Dataset
-    last: Tensor
+    last: Dict[str, Tensor]
+
+    def widths(self, split: str, batch: int) -> List[int]:
+        """For each consecutive batch of ``split`` (evaluation), how many leading inputs it needs."""
+        key = (split, batch)
+        if key not in self._widths:
+            last = self.last[split]
+            self._widths[key] = [max(1, int(last[i:i + batch].max())) for i in range(0, len(last), batch)]
+        return self._widths[key]
+
+    def __post_init__(self) -> None:
+        self._widths: Dict[tuple, List[int]] = {}
 
     @classmethod
     def of(cls, data: Dataset) -> "InputOrder":
@@ -103,21 +114,17 @@ class InputOrder:
         cached = _INPUT_ORDERS.get(id(data))
         if cached is not None and cached[0] is data:
             return cached[1]
-        flat = data.train.x.reshape(len(data.train), -1)
-        nonzero = flat != 0
+        nonzero = data.train.x.reshape(len(data.train), -1) != 0
         order = torch.argsort(nonzero.sum(0), descending=True, stable=True)
         inverse = torch.argsort(order)
 
-        def reorder(split: Split) -> Split:
-            x = split.x.reshape(len(split), -1).index_select(1, order).view(split.x.shape)
-            return Split(x=x, y=split.y)
-
-        sorted_nonzero = nonzero.index_select(1, order)
-        width = sorted_nonzero.shape[1]
-        last = torch.where(sorted_nonzero.any(1), width - sorted_nonzero.flip(1).to(torch.uint8).argmax(1), 0)
-        result = cls(order=order, inverse=inverse, last=last,
-                     data=Dataset(name=data.name, train=reorder(data.train), val=reorder(data.val),
-                                  test=reorder(data.test)))
+        splits, last = {}, {}
+        for name, split in data.splits.items():
+            x = split.x.reshape(len(split), -1).index_select(1, order)
+            splits[name] = Split(x=x.view(split.x.shape), y=split.y)
+            nz = x != 0
+            last[name] = torch.where(nz.any(1), nz.shape[1] - nz.flip(1).to(torch.uint8).argmax(1), 0)
+        result = cls(order=order, inverse=inverse, last=last, data=Dataset(name=data.name, **splits))
         _INPUT_ORDERS[id(data)] = (data, result)
         return result
 
@@ -233,7 +240,7 @@ def run_memory_bytes(arch: Arch, batch_size: int) -> int:
     gradient, Adam's two moments, effective weights and their gradient) plus activations of a
     training batch and of an evaluation batch."""
     params = arch.num_weights + sum(layer.shape[0] for layer in arch.layers)
-    acts = activation_elements(arch) * (2 * batch_size + eval_batch_size(arch))
+    acts = activation_elements(arch) * (2 * batch_size + eval_batch_size(arch, "cuda"))
     return 4 * (8 * params + acts)
 
 
@@ -244,21 +251,32 @@ def auto_stack_size(arch: Arch, device: torch.device, n_runs: int, batch_size: i
     return max(1, min(n_runs, fit))
 
 
-def eval_batch_size(arch: Arch) -> int:
-    return 10000 if all(layer.kind != "conv" for layer in arch.layers) else 1000
+def eval_batch_size(arch: Arch, device: Optional[torch.device] = None) -> int:
+    """Images per evaluation batch: large on a GPU; on a CPU, small enough that a stack's
+    activations stay in cache (1,000 for FC: a third faster than 10,000 for nine runs)."""
+    if any(layer.kind == "conv" for layer in arch.layers):
+        return 1000
+    return 10000 if device is not None and torch.device(device).type == "cuda" else 1000
 
 
 @torch.no_grad()
 def evaluate(arch: Arch, weights: Dict[str, Tensor], biases: Dict[str, Tensor], split: Split,
-             batch: Optional[int] = None) -> tuple:
-    """Mean cross-entropy and accuracy of each of the K stacked networks on ``split`` (tensors (K,))."""
-    batch = batch or eval_batch_size(arch)
+             batch: Optional[int] = None, widths: Optional[List[int]] = None) -> tuple:
+    """Mean cross-entropy and accuracy of each of the K stacked networks on ``split`` (tensors (K,)).
+
+    ``widths``: per batch, how many leading inputs hold all its nonzero ones (see
+    :class:`InputOrder`; all-dense networks only)."""
+    batch = batch or eval_batch_size(arch, split.x.device)
+    dense = all(layer.kind != "conv" for layer in arch.layers)
     k = next(iter(weights.values())).shape[0]
     loss = torch.zeros(k, dtype=torch.float64, device=split.x.device)
     correct = torch.zeros(k, dtype=torch.float64, device=split.x.device)
-    for start in range(0, len(split), batch):
+    for j, start in enumerate(range(0, len(split), batch)):
         x, y = split.x[start:start + batch], split.y[start:start + batch]
-        logits = forward(arch, weights, biases, x)
+        if dense:
+            logits = dense_forward(arch, weights, biases, x, width=None if widths is None else widths[j])[0]
+        else:
+            logits = forward(arch, weights, biases, x)
         target = y.expand(k, -1)
         loss += F.cross_entropy(logits.reshape(-1, logits.shape[-1]), target.reshape(-1),
                                 reduction="none").view(k, -1).sum(1, dtype=torch.float64)
@@ -268,29 +286,23 @@ def evaluate(arch: Arch, weights: Dict[str, Tensor], biases: Dict[str, Tensor], 
 
 
 @torch.no_grad()
-def dense_gradients(arch: Arch, weights: Dict[str, Tensor], biases: Dict[str, Tensor], x: Tensor, y: Tensor,
-                    out: Optional[tuple] = None, width: Optional[int] = None):
-    """Gradients of the summed per-run mean cross-entropy for an all-dense network, by hand.
+def dense_forward(arch: Arch, weights: Dict[str, Tensor], biases: Dict[str, Tensor], x: Tensor,
+                  width: Optional[int] = None):
+    """Logits ``(K, B, 10)`` of an all-dense network, and the input of each layer.
 
-    The same numbers as autograd through :func:`lt_core.models.forward` (tested), without the
-    autograd bookkeeping that dominates a small network's step: forward with ReLU, softmax minus
-    one-hot over the batch, then one matmul per weight gradient. A batch shared by all runs
-    (``x`` of shape (B, C, H, W)) goes through all K first layers as one wide matmul (bias
-    included), and the first layer's gradients take that batch without copying it per run. Every
-    activation is kept contiguous as (K, B, F): strided layouts make the elementwise kernels
-    several times slower. ``out``: ``(grads_w, grads_b)`` dicts of buffers to write into (reusing
-    them saves a large allocation, and its page faults, every step).
-
-    ``width``: the batch's inputs beyond the first ``width`` are all 0 (see :class:`InputOrder`):
-    the first layer computes with the leading ``width`` columns of its weights only, and its weight
-    gradient comes back as ``(K, out, width)`` -- the gradient of the other columns is exactly 0.
+    The same function as :func:`lt_core.models.forward`, laid out for speed: a batch shared by all
+    runs (``x`` of shape (B, C, H, W)) goes through all K first layers as one wide matmul, and
+    every activation is kept contiguous as (K, B, F) (strided layouts make the elementwise kernels
+    several times slower). ``width``: the batch's inputs beyond the first ``width`` are all 0 (see
+    :class:`InputOrder`): the first layer computes with its leading ``width`` weight columns only.
+    The layer inputs are ``(B, width)`` for a shared first input, else ``(K, B, F)``.
     """
     k = next(iter(weights.values())).shape[0]
     shared = x.dim() == 4
     b = x.shape[0] if shared else x.shape[1]
     layers = arch.layers
     last = len(layers) - 1
-    acts = []  # the input of each layer: (B, F) for a shared first input, else (K, B, F)
+    acts = []
     h = x.reshape(b, -1) if shared else x.reshape(k, b, -1)
     if width is not None:
         h = h[..., :width]
@@ -302,10 +314,32 @@ def dense_gradients(arch: Arch, weights: Dict[str, Tensor], biases: Dict[str, Te
         if h.dim() == 2:  # shared input: one (B, K*F) matmul against all K layers
             z = torch.mm(h, w.reshape(-1, w.shape[-1]).t()).view(b, k, -1).transpose(0, 1)
             z = torch.add(z, bias.unsqueeze(1), out=torch.empty(k, b, w.shape[1], dtype=z.dtype, device=z.device))
-            h = z.clamp_min_(0) if i < last else z  # (bias added while going to (K, B, F))
         else:
             z = torch.baddbmm(bias.unsqueeze(1), h, w.transpose(1, 2))
-            h = z.clamp_min_(0) if i < last else z
+        h = z.clamp_min_(0) if i < last else z
+    return h, acts
+
+
+@torch.no_grad()
+def dense_gradients(arch: Arch, weights: Dict[str, Tensor], biases: Dict[str, Tensor], x: Tensor, y: Tensor,
+                    out: Optional[tuple] = None, width: Optional[int] = None):
+    """Gradients of the summed per-run mean cross-entropy for an all-dense network, by hand.
+
+    The same numbers as autograd through :func:`lt_core.models.forward` (tested), without the
+    autograd bookkeeping that dominates a small network's step: :func:`dense_forward`, softmax
+    minus one-hot over the batch, then one matmul per weight gradient (a shared batch is not copied
+    per run). ``out``: ``(grads_w, grads_b)`` dicts of buffers to write into (reusing them saves a
+    large allocation, and its page faults, every step).
+
+    ``width``: the batch's inputs beyond the first ``width`` are all 0 (see :class:`InputOrder`):
+    the first layer computes with the leading ``width`` columns of its weights only, and its weight
+    gradient comes back as ``(K, out, width)`` -- the gradient of the other columns is exactly 0.
+    """
+    k = next(iter(weights.values())).shape[0]
+    b = x.shape[0] if x.dim() == 4 else x.shape[1]
+    layers = arch.layers
+    last = len(layers) - 1
+    h, acts = dense_forward(arch, weights, biases, x, width=width)
     target = y.expand(k, -1) if y.dim() == 1 else y
     g = torch.softmax(h, dim=-1)
     g.scatter_add_(-1, target.unsqueeze(-1), torch.full_like(target, -1, dtype=g.dtype).unsqueeze(-1))
@@ -400,7 +434,7 @@ class Trainer(StepLoop):
             self.data = self.inputs.data
         self.first = arch.layers[0].name
         self.batch = BatchOrder(self.data.train, [r.seed for r in runs], batch_size, "TrainConfig.batch_size",
-                                last=None if self.inputs is None else self.inputs.last)
+                                last=None if self.inputs is None else self.inputs.last["train"])
         self.spe, self.shared_order = self.batch.spe, self.batch.shared
         names = arch.layer_names
         dev = self.device
@@ -459,7 +493,10 @@ class Trainer(StepLoop):
         for split in SPLITS:
             if split == "train" and not self.eval_train:
                 continue
-            loss, acc = evaluate(self.arch, eff, b, self.data.splits[split])
+            widths = None
+            if self.inputs is not None:
+                widths = self.inputs.widths(split, eval_batch_size(self.arch, self.device))
+            loss, acc = evaluate(self.arch, eff, b, self.data.splits[split], widths=widths)
             results[split] = (loss.tolist(), acc.tolist())
         for i, run in enumerate(self.runs):
             record = {"iteration": it}

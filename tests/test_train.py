@@ -267,7 +267,8 @@ def test_input_order_sorts_inputs_by_how_often_they_are_nonzero():
     assert order.inverse[order.order].tolist() == [0, 1, 2, 3, 4]
     # reordered images; last = 1 + position of the last nonzero input
     assert order.data.train.x.reshape(4, 5)[2].tolist() == [1, 0, 1, 2, 0]
-    assert order.last.tolist() == [2, 3, 4, 2]
+    assert order.last["train"].tolist() == [2, 3, 4, 2]
+    assert order.widths("test", 3) == [4, 2]  # batches of 3 images: max of [2, 3, 4], then [2]
     assert order.data.train.x.shape == x.shape
 
 
@@ -353,3 +354,31 @@ def test_trainer_follows_a_plain_pytorch_training_loop():
         assert (mine - ref).abs().max() < 1e-4  # float rounding only; one Adam step moves a weight ~1e-3
         assert (mine != w0[n])[masks[n] == 1].float().mean() > 0.3  # and it did train
     assert result.evals[-1]["iteration"] == steps
+
+
+def test_evaluation_on_reordered_inputs_with_widths_matches_the_plain_forward():
+    import torch.nn.functional as F
+
+    from lt_core.data import Split
+    from lt_core.models import forward
+    from lt_core.train import InputOrder, evaluate
+
+    ds = load_dataset("mnist", device="cpu")
+    arch = get_arch("fc")
+    gen = torch.Generator().manual_seed(4)
+    w = {l.name: torch.randn(3, *l.shape, generator=gen) * 0.05 for l in arch.layers}
+    b = {l.name: torch.randn(3, l.shape[0], generator=gen) * 0.05 for l in arch.layers}
+    test = Split(x=ds.test.x[:2500], y=ds.test.y[:2500])
+    logits = forward(arch, w, b, test.x)
+    target = test.y.expand(3, -1)
+    ref_loss = F.cross_entropy(logits.reshape(-1, 10), target.reshape(-1), reduction="none").view(3, -1).mean(1)
+    ref_acc = (logits.argmax(-1) == target).double().mean(1)
+
+    order = InputOrder.of(ds)
+    wp = dict(w, fc1=w["fc1"][..., order.order])
+    reordered = Split(x=order.data.test.x[:2500], y=order.data.test.y[:2500])
+    widths = order.widths("test", 1000)[:3]
+    assert max(widths) < 784  # some inputs skipped
+    loss, acc = evaluate(arch, wp, b, reordered, batch=1000, widths=widths)
+    torch.testing.assert_close(loss, ref_loss.double(), rtol=1e-5, atol=1e-6)
+    assert torch.equal(acc, ref_acc)
