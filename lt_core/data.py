@@ -229,6 +229,8 @@ def load_cifar_arrays(root: Path, download: bool) -> Dict[str, np.ndarray]:
 class Split:
     x: torch.Tensor  # (N, C, H, W) float32 in [0, 1]
     y: torch.Tensor  # (N,) int64
+    # (N, C, H, W) uint8 with x == pixels / 255 exactly: a quarter of the bytes to gather batches from
+    pixels: Optional[torch.Tensor] = None
 
     def __len__(self) -> int:
         return self.y.shape[0]
@@ -285,8 +287,8 @@ def load_dataset(dataset: str, *, data_dir: Optional[str] = None, download: bool
     keep[val_idx] = False
 
     def split(x: np.ndarray, y: np.ndarray) -> Split:
-        xt = torch.from_numpy(np.array(x, copy=True)).to(device=device, dtype=torch.float32).div_(255.0)
-        return Split(xt, torch.from_numpy(y.astype(np.int64)).to(device))
+        pixels = torch.from_numpy(np.array(x, copy=True)).to(device)
+        return Split(pixels.to(torch.float32).div_(255.0), torch.from_numpy(y.astype(np.int64)).to(device), pixels)
 
     ds = Dataset(dataset,
                  train=split(arrays["train_x"][keep], arrays["train_y"][keep]),

@@ -66,7 +66,7 @@ def _build() -> Optional[ctypes._CFuncPtr]:
         lib = ctypes.CDLL(str(lib_path))  # mapped: the file may go
     fn = lib.lt_masked_adam
     fn.restype = None
-    fn.argtypes = [ctypes.c_void_p] * 5 + [ctypes.c_int64] * 3 + [ctypes.c_float] * 5 + [ctypes.c_int]
+    fn.argtypes = [ctypes.c_void_p] * 5 + [ctypes.c_int64] * 4 + [ctypes.c_float] * 5 + [ctypes.c_int]
     return fn
 
 
@@ -86,11 +86,17 @@ class StackAdam:
 
     ``use_kernel``: None picks the C kernel wherever it applies (float32 contiguous CPU tensors and
     a compiler at hand); False always takes PyTorch's fused Adam.
+
+    ``live_cols[i]`` (or None): columns of ``params[i]`` from this one on never get a gradient (a
+    first layer's weights of inputs that are 0 in every training image): their moments stay 0 and
+    their update is exactly 0, so the kernel does not touch them.
     """
 
     def __init__(self, params: Sequence[Tensor], lr: float, betas=(0.9, 0.999), eps: float = 1e-8,
-                 masks: Optional[Sequence[Optional[Tensor]]] = None, use_kernel: Optional[bool] = None) -> None:
+                 masks: Optional[Sequence[Optional[Tensor]]] = None, use_kernel: Optional[bool] = None,
+                 live_cols: Optional[Sequence[Optional[int]]] = None) -> None:
         self.params = list(params)
+        self.live_cols = list(live_cols) if live_cols is not None else [None] * len(self.params)
         self.lr, self.betas, self.eps = float(lr), tuple(betas), float(eps)
         self.exp_avg = [torch.zeros_like(p, memory_format=torch.contiguous_format) for p in self.params]
         self.exp_avg_sq = [torch.zeros_like(p, memory_format=torch.contiguous_format) for p in self.params]
@@ -123,13 +129,16 @@ class StackAdam:
         step_size = self.lr / (1.0 - b1 ** self.t)
         bc2_sqrt = math.sqrt(1.0 - b2 ** self.t)
         threads = torch.get_num_threads()
-        for p, g, m, v, mask in zip(self.params, grads, self.exp_avg, self.exp_avg_sq, self.masks):
+        for p, g, m, v, mask, live in zip(self.params, grads, self.exp_avg, self.exp_avg_sq, self.masks,
+                                          self.live_cols):
             if not g.is_contiguous() or g.dtype != torch.float32:
                 g = g.contiguous().float()
             cols = p.shape[-1] if p.dim() else 1
+            grad_cols = g.shape[-1] if g.dim() else 1
+            live = cols if live is None else max(grad_cols, min(live, cols))
             self.kernel(p.data_ptr(), g.data_ptr(), m.data_ptr(), v.data_ptr(),
-                        None if mask is None else mask.data_ptr(), p.numel() // cols, cols,
-                        g.shape[-1] if g.dim() else 1, b1, b2, step_size, bc2_sqrt, self.eps, threads)
+                        None if mask is None else mask.data_ptr(), p.numel() // cols, cols, grad_cols, live,
+                        b1, b2, step_size, bc2_sqrt, self.eps, threads)
 
     def _torch_step(self, grads: List[Tensor]) -> None:
         if self._float_masks is None:

@@ -59,15 +59,17 @@ static inline void update(float *restrict param, float *restrict exp_avg, float 
 }
 
 /* param, exp_avg, exp_avg_sq, mask: (rows, cols) contiguous; grad: (rows, grad_cols), grad_cols <=
- * cols, the gradient of the leading grad_cols columns (the others' gradient is exactly 0: the
- * inputs they multiply were all 0 in this batch). mask may be NULL (nothing pruned). */
+ * live_cols <= cols, the gradient of the leading grad_cols columns (the others' gradient is exactly
+ * 0: the inputs they multiply were all 0 in this batch). Columns from live_cols on are left as
+ * they are: their gradient has always been 0, so both moments are 0 and the update is exactly 0.
+ * mask may be NULL (nothing pruned). */
 void lt_masked_adam(float *restrict param, const float *restrict grad, float *restrict exp_avg,
                     float *restrict exp_avg_sq, const uint8_t *restrict mask, int64_t rows, int64_t cols,
-                    int64_t grad_cols, float beta1, float beta2, float step_size,
+                    int64_t grad_cols, int64_t live_cols, float beta1, float beta2, float step_size,
                     float bias_correction2_sqrt, float eps, int num_threads)
 {
     const int64_t n = rows * cols;
-    if (grad_cols == cols) {  /* one flat range, in chunks */
+    if (grad_cols == cols && live_cols == cols) {  /* one flat range, in chunks */
         const int64_t chunks = (n + CHUNK - 1) / CHUNK;
         #pragma omp parallel num_threads(num_threads) if(chunks > 1)
         {
@@ -96,7 +98,7 @@ void lt_masked_adam(float *restrict param, const float *restrict grad, float *re
                 update(param, exp_avg, exp_avg_sq, base + c, (mask == 0 || mask[base + c]) ? grow[c] : 0.0f,
                        beta1, beta2, step_size, bias_correction2_sqrt, eps);
             #pragma omp simd
-            for (int64_t c = grad_cols; c < cols; c++)
+            for (int64_t c = grad_cols; c < live_cols; c++)
                 update(param, exp_avg, exp_avg_sq, base + c, 0.0f,
                        beta1, beta2, step_size, bias_correction2_sqrt, eps);
         }
