@@ -8,9 +8,10 @@
 (c) lt_core training K = 9 runs as one stack (nine different masks, one data order, as the
     nine criteria of a figure).
 
-Evaluation is left out of all three: only training steps are timed. After a warm-up, the three
-are timed in R interleaved rounds (a drift in the machine's speed then touches all of them alike)
-and each one's median over the rounds is reported. The last line is
+Evaluation is left out of all three: only training steps are timed, after a warm-up, in R rounds
+each, and each one's median over its rounds is reported. The reference runs first, alone (run
+between lt_core's loops it measured about 6% slower); (b) and (c) then alternate round by round,
+so that a drift in the machine's speed touches both alike. The last line is
 ``ratio_single=<b/a> ratio_batched=<9*c/a>``. Also printed: a large float32 matmul's GFLOP/s in
 this process and the fraction of it the stacked path reaches (6 x weights x batch FLOPs a step).
 """
@@ -156,7 +157,7 @@ def main() -> int:
     parser.add_argument("--quick", action="store_true", help="fewer, shorter rounds (a rough figure in ~15 s)")
     parser.add_argument("--steps", type=int, default=None,
                         help="reference steps per round (lt_core single: 6x, stacked: 2/3 of it; default 400)")
-    parser.add_argument("--rounds", type=int, default=None, help="interleaved timing rounds (default 5)")
+    parser.add_argument("--rounds", type=int, default=None, help="timing rounds per measurement (default 5)")
     parser.add_argument("--stack", type=int, default=9, help="runs in the stacked measurement (default 9)")
     args = parser.parse_args()
     if args.device == "cuda" and not torch.cuda.is_available():
@@ -166,17 +167,23 @@ def main() -> int:
     rounds = args.rounds or (2 if args.quick else 5)
     steps = args.steps or (150 if args.quick else 400)  # reference steps per round; the others scale
     os.environ.setdefault("LT_DATA_DIR", str(REPO.parent / "shared" / "datasets"))
+    window = {"ref": steps, "single": 6 * steps, "stacked": max(2 * steps // 3, 20)}
+    rates = {name: [] for name in window}
+    # The reference first, before lt_core allocates anything: measured between lt_core's loops it runs
+    # about 6% slower (their memory use disturbs it), which would flatter the ratios.
     with tempfile.TemporaryDirectory() as tmp:
-        loops = {"ref": ReferenceLoop(torchvision_root(Path(tmp)), device),
-                 "single": LtCoreLoop(1, device), "stacked": LtCoreLoop(args.stack, device)}
-        window = {"ref": steps, "single": 6 * steps, "stacked": max(2 * steps // 3, 20)}
-        for name, loop in loops.items():  # warm-up: allocations, caches, thread pools
-            loop.advance(max(10, window[name] // 4))
-        # Interleaved rounds: a drift in the machine's speed touches all three alike; medians reported.
-        rates = {name: [] for name in loops}
+        ref_loop = ReferenceLoop(torchvision_root(Path(tmp)), device)
+        ref_loop.advance(max(10, steps // 4))
         for _ in range(rounds):
-            for name, loop in loops.items():
-                rates[name].append(loop.rate(window[name]))
+            rates["ref"].append(ref_loop.rate(steps))
+        del ref_loop
+    # lt_core's two loops in interleaved rounds: a drift in the machine's speed touches both alike.
+    loops = {"single": LtCoreLoop(1, device), "stacked": LtCoreLoop(args.stack, device)}
+    for name, loop in loops.items():  # warm-up: allocations, caches, thread pools
+        loop.advance(max(10, window[name] // 4))
+    for _ in range(rounds):
+        for name, loop in loops.items():
+            rates[name].append(loop.rate(window[name]))
     ref, single, stacked = (statistics.median(rates[n]) for n in ("ref", "single", "stacked"))
     widths = loops["stacked"].widths
     peak = matmul_gflops(device)
