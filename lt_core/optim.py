@@ -143,13 +143,24 @@ class StackAdam:
     def _torch_step(self, grads: List[Tensor]) -> None:
         if self._float_masks is None:
             self._float_masks = [None if m is None else m.to(p.dtype) for m, p in zip(self.masks, self.params)]
+            self._buffers = [None] * len(self.params)  # full-size gradients, reused every step
         full = []
-        for p, g, fm in zip(self.params, grads, self._float_masks):
-            if g.shape != p.shape:
-                padded = torch.zeros_like(p)
-                padded[..., :g.shape[-1]] = g
-                g = padded
-            full.append(g.mul(fm) if fm is not None else g)
+        for i, (p, g, fm) in enumerate(zip(self.params, grads, self._float_masks)):
+            if g.shape == p.shape and fm is None:
+                full.append(g)
+                continue
+            if self._buffers[i] is None:
+                self._buffers[i] = torch.zeros_like(p)
+            buf = self._buffers[i]
+            if g.shape != p.shape:  # a narrowed first layer: zero gradient past its columns
+                width = g.shape[-1]
+                buf[..., :width].copy_(g)
+                buf[..., width:].zero_()
+                if fm is not None:
+                    buf.mul_(fm)
+            else:
+                torch.mul(g, fm, out=buf)
+            full.append(buf)
         steps = [torch.full((), float(self.t), device=p.device) for p in self.params]
         torch._fused_adam_(self.params, full, self.exp_avg, self.exp_avg_sq, [], steps, amsgrad=False,
                            lr=self.lr, beta1=self.betas[0], beta2=self.betas[1], weight_decay=0.0, eps=self.eps,
