@@ -55,15 +55,18 @@ def _build() -> Optional[ctypes._CFuncPtr]:
         return None
     # PyTorch's own OpenMP runtime is already loaded (libgomp.so.1): the kernel links against the
     # same soname, so both share one thread pool instead of competing for the cores.
-    with tempfile.TemporaryDirectory(prefix="lt_core_kernel_") as tmp:
-        lib_path = Path(tmp) / "masked_adam.so"
-        proc = subprocess.run([compiler, *FLAGS, str(SOURCE), "-o", str(lib_path)], capture_output=True, text=True)
-        if proc.returncode != 0:
-            warnings.warn(f"lt_core: could not build the fused Adam kernel with {compiler} "
-                          f"({proc.stderr.strip().splitlines()[-1:] or proc.returncode}); "
-                          "using PyTorch's Adam and a separate mask pass instead", RuntimeWarning)
-            return None
-        lib = ctypes.CDLL(str(lib_path))  # mapped: the file may go
+    try:
+        with tempfile.TemporaryDirectory(prefix="lt_core_kernel_") as tmp:
+            lib_path = Path(tmp) / "masked_adam.so"
+            proc = subprocess.run([compiler, *FLAGS, str(SOURCE), "-o", str(lib_path)], capture_output=True,
+                                  text=True, timeout=120)
+            if proc.returncode != 0:
+                raise OSError(proc.stderr.strip().splitlines()[-1] if proc.stderr.strip() else proc.returncode)
+            lib = ctypes.CDLL(str(lib_path))  # mapped: the file may go
+    except (OSError, subprocess.SubprocessError) as exc:  # no build, or a temp dir that cannot hold code
+        warnings.warn(f"lt_core: the fused Adam kernel is not available ({compiler}: {exc}); "
+                      "using PyTorch's Adam and a separate mask pass instead", RuntimeWarning)
+        return None
     fn = lib.lt_masked_adam
     fn.restype = None
     fn.argtypes = [ctypes.c_void_p] * 5 + [ctypes.c_int64] * 4 + [ctypes.c_float] * 5 + [ctypes.c_int]

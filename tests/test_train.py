@@ -1,3 +1,5 @@
+import os
+
 import pytest
 import torch
 
@@ -186,7 +188,6 @@ def test_stack_adam_without_the_kernel_is_torch_fused_adam_bit_for_bit():
 
 
 def test_fused_kernel_builds_where_a_c_compiler_is_found():
-    import os
     import shutil
     import sys
 
@@ -396,3 +397,20 @@ def test_evaluation_on_reordered_inputs_with_widths_matches_the_plain_forward():
     loss, acc = evaluate(arch, wp, b, reordered, batch=1000, widths=widths)
     torch.testing.assert_close(loss, ref_loss.double(), rtol=1e-5, atol=1e-6)
     assert torch.equal(acc, ref_acc)
+
+
+def test_a_failed_kernel_build_falls_back_to_pytorch_adam_with_a_warning(monkeypatch):
+    import sys
+
+    import lt_core.optim as optim
+
+    if not sys.platform.startswith("linux") or os.environ.get("LT_FUSED_ADAM") == "0":
+        pytest.skip("the kernel is only built on Linux")
+    monkeypatch.setattr(optim, "_kernel", None)  # forget this process's build (restored afterwards)
+    monkeypatch.setenv("CC", "/bin/false")  # a compiler that fails
+    with pytest.warns(RuntimeWarning, match="kernel is not available"):
+        assert optim.fused_kernel() is None
+    start, grads = _adam_case()
+    mine, opt = _run_adam(start, grads)
+    ref, _ = _run_adam(start, grads, use_kernel=False)
+    assert opt.kernel is None and all(torch.equal(a, b) for a, b in zip(mine, ref))
