@@ -9,9 +9,11 @@ Two implementations of the same update (PyTorch's form of Adam; betas (0.9, 0.99
 are TF's defaults, as in the original code; no weight decay):
 
 * on the CPU, a small C kernel (``csrc/masked_adam.c``) compiled on first use with the system's C
-  compiler and OpenMP, sharing PyTorch's OpenMP runtime: one pass over memory per step;
-* elsewhere (CUDA, no compiler, or ``LT_FUSED_ADAM=0``), the gradient is masked in place and
-  PyTorch's fused Adam kernel steps, bit for bit ``torch.optim.Adam(fused=True)`` (tested).
+  compiler and OpenMP, sharing PyTorch's OpenMP runtime: one pass over memory per step, denormal
+  moments flushed to zero (see the kernel's comment for why);
+* elsewhere (CUDA, no compiler, or ``LT_FUSED_ADAM=0``), the gradient is masked into a reused
+  buffer and PyTorch's fused Adam kernel steps, bit for bit ``torch.optim.Adam(fused=True)``
+  (tested).
 
 The two round differently in the last bit (tested to agree to float32 precision). The C kernel
 computes every element with the same instructions wherever it sits, so a run gets the same bits
