@@ -51,9 +51,8 @@ def sync(device):
 def torchvision_root(tmp: Path) -> Path:
     """A torchvision-layout copy (``MNIST/raw``, uncompressed) of the MNIST files lt_core reads."""
     src = resolve_data_dir(None)
-    for candidate in (src / "MNIST" / "raw",):
-        if all((candidate / name).is_file() for name in IDX_FILES.values()):
-            return src
+    if all((src / "MNIST" / "raw" / name).is_file() for name in IDX_FILES.values()):
+        return src
     raw = tmp / "MNIST" / "raw"
     raw.mkdir(parents=True)
     folder = src / "mnist"

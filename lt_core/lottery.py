@@ -185,7 +185,7 @@ def _train_dense(ctx: _Context) -> ExperimentResult:
         record = _record(run_dir.summary(0), reused=True)
         emit(ctx.on_event, event="round_end", run=run_dir.name, reused=True, **record.to_json())
         return ExperimentResult(run_dir.path, [record])
-    dataset = ctx.dataset  # a missing dataset fails here, before anything is written
+    ctx.dataset  # noqa: B018 -- loads the dataset: a missing one fails here, before anything is written
     _write_config(run_dir, "train", {"data": ctx.data_cfg, "model": ctx.model_cfg, "train": ctx.train_cfg})
     seed = ctx.train_cfg.seed
     weights, biases, masks = init_weights(ctx.arch, seed), zero_biases(ctx.arch), full_masks(ctx.arch)

@@ -61,6 +61,11 @@ class Arch:
         return [layer.name for layer in self.layers]
 
     @property
+    def fully_connected(self) -> bool:
+        """No convolutional layer: every layer a dense matmul (the FC network)."""
+        return all(layer.kind != "conv" for layer in self.layers)
+
+    @property
     def num_weights(self) -> int:
         return sum(layer.numel for layer in self.layers)
 

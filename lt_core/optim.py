@@ -101,20 +101,24 @@ class StackAdam:
                  masks: Optional[Sequence[Optional[Tensor]]] = None, use_kernel: Optional[bool] = None,
                  live_cols: Optional[Sequence[Optional[int]]] = None) -> None:
         self.params = list(params)
-        self.live_cols = list(live_cols) if live_cols is not None else [None] * len(self.params)
+        self.live_cols = self._per_tensor("live_cols", live_cols)
         self.lr, self.betas, self.eps = float(lr), tuple(betas), float(eps)
         self.exp_avg = [torch.zeros_like(p, memory_format=torch.contiguous_format) for p in self.params]
         self.exp_avg_sq = [torch.zeros_like(p, memory_format=torch.contiguous_format) for p in self.params]
         self.t = 0  # steps taken
-        masks = list(masks) if masks is not None else [None] * len(self.params)
-        if len(masks) != len(self.params):
-            raise ValueError(f"StackAdam: {len(masks)} masks for {len(self.params)} tensors")
         self.masks = [None if m is None else m.to(device=p.device, dtype=torch.bool).contiguous()
-                      for m, p in zip(masks, self.params)]
+                      for m, p in zip(self._per_tensor("masks", masks), self.params)]
         self._float_masks = None  # for the PyTorch path, made when first needed
         applies = all(p.device.type == "cpu" and p.dtype == torch.float32 and p.is_contiguous()
                       for p in self.params)
         self.kernel = fused_kernel() if (use_kernel is not False and applies) else None
+
+    def _per_tensor(self, field: str, values: Optional[Sequence]) -> list:
+        """``values`` as a list with one entry per tensor (all None when not given)."""
+        values = list(values) if values is not None else [None] * len(self.params)
+        if len(values) != len(self.params):
+            raise ValueError(f"StackAdam.{field}: {len(values)} entries for {len(self.params)} tensors")
+        return values
 
     @torch.no_grad()
     def step(self, grads: Optional[Sequence[Tensor]] = None) -> None:

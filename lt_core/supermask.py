@@ -173,7 +173,7 @@ def _stack_eval(arch: Arch, nets: List[Dict[str, Tensor]], data: Dataset, splits
                 chunk: Optional[int] = None) -> Dict[str, List[float]]:
     """Accuracy of many networks (zero biases) on whole splits, evaluated in stacks."""
     dev = data.train.x.device
-    conv = any(l.kind == "conv" for l in arch.layers)
+    conv = not arch.fully_connected
     chunk = chunk or (16 if conv else 64)
     out = {s: [] for s in splits}
     for start in range(0, len(nets), chunk):

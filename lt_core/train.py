@@ -94,13 +94,15 @@ class InputOrder:
 
     ``order``: input indices, most often nonzero first (ties in index order); ``inverse``: its
     inverse; ``data``: every split with its inputs in that order (shapes unchanged);
-    ``last[split][i]``: image i's nonzero inputs all lie in the first ``last[split][i]`` positions.
+    ``last[split][i]``: image i's nonzero inputs all lie in the first ``last[split][i]`` positions;
+    ``live``: how many inputs are nonzero in some training image (those past it never are).
     """
 
     order: Tensor
     inverse: Tensor
     data: Dataset
     last: Dict[str, Tensor]
+    live: int
 
     def widths(self, split: str, batch: int) -> List[int]:
         """For each consecutive batch of ``split`` (evaluation), how many leading inputs it needs."""
@@ -131,7 +133,8 @@ class InputOrder:
             splits[name] = Split(x=x.view(split.x.shape), y=split.y, pixels=pixels)
             nz = x != 0
             last[name] = torch.where(nz.any(1), nz.shape[1] - nz.flip(1).to(torch.uint8).argmax(1), 0)
-        result = cls(order=order, inverse=inverse, last=last, data=Dataset(name=data.name, **splits))
+        result = cls(order=order, inverse=inverse, last=last, live=max(1, int(last["train"].max())),
+                     data=Dataset(name=data.name, **splits))
         _INPUT_ORDERS.clear()  # one dataset at a time, as lt_core.data keeps one resident
         _INPUT_ORDERS[id(data)] = (data, result)
         return result
@@ -268,7 +271,7 @@ def auto_stack_size(arch: Arch, device: torch.device, n_runs: int, batch_size: i
 def eval_batch_size(arch: Arch, device: Optional[torch.device] = None) -> int:
     """Images per evaluation batch: large on a GPU; on a CPU, small enough that a stack's
     activations stay in cache (1,000 for FC: a third faster than 10,000 for nine runs)."""
-    if any(layer.kind == "conv" for layer in arch.layers):
+    if not arch.fully_connected:
         return 1000
     return 10000 if device is not None and torch.device(device).type == "cuda" else 1000
 
@@ -281,13 +284,12 @@ def evaluate(arch: Arch, weights: Dict[str, Tensor], biases: Dict[str, Tensor], 
     ``widths``: per batch, how many leading inputs hold all its nonzero ones (see
     :class:`InputOrder`; all-dense networks only)."""
     batch = batch or eval_batch_size(arch, split.x.device)
-    dense = all(layer.kind != "conv" for layer in arch.layers)
     k = next(iter(weights.values())).shape[0]
     loss = torch.zeros(k, dtype=torch.float64, device=split.x.device)
     correct = torch.zeros(k, dtype=torch.float64, device=split.x.device)
     for j, start in enumerate(range(0, len(split), batch)):
         x, y = split.x[start:start + batch], split.y[start:start + batch]
-        if dense:
+        if arch.fully_connected:
             logits = dense_forward(arch, weights, biases, x, width=None if widths is None else widths[j])[0]
         else:
             logits = forward(arch, weights, biases, x)
@@ -439,7 +441,7 @@ class Trainer(StepLoop):
         self.on_event, self.stop = on_event, stop
         self.checkpoint, self.checkpoint_seconds, self.progress = checkpoint, checkpoint_seconds, progress
         self.device = data.train.x.device
-        self.dense_only = all(layer.kind != "conv" for layer in arch.layers)
+        self.dense_only = arch.fully_connected
         # A fully connected network trains on inputs sorted by how often they are nonzero, so that
         # each batch's first-layer matmuls run on the prefix that holds its nonzero inputs; the
         # first layer's weight columns follow the same order inside the trainer (InputOrder).
@@ -460,8 +462,8 @@ class Trainer(StepLoop):
         self.b = {name: torch.stack([r.biases[name] for r in runs]).to(dev, torch.float32).requires_grad_()
                   for name in names}
         self.m = {name: stack([r.masks[name] for r in runs], name) for name in names}
-        # Three ways to apply masks, cheapest first: dense (all ones) needs none; "zero" masks keep
-        # pruned weights at exactly 0 and mask the gradient in place; frozen values need w*m + frozen.
+        # Three ways to apply masks, cheapest first: dense (all ones) needs none; "zero" keeps pruned
+        # weights at exactly 0 (the optimiser masks their gradient); frozen values need w*m + frozen.
         self.frozen = None
         self.mode = "dense" if all(bool(m.all()) for m in self.m.values()) else "zero"
         if any(r.frozen is not None for r in runs):
@@ -476,9 +478,7 @@ class Trainer(StepLoop):
         # In "zero" mode the optimiser applies the masks to the gradients inside its update.
         masks = [self.m[n] if self.mode == "zero" else None for n in names] + [None] * len(names)
         # first-layer weights of inputs that are 0 in every training image never move
-        live = [None] * len(params)
-        if self.inputs is not None:
-            live[0] = max(1, int(self.inputs.last["train"].max()))
+        live = [None if self.inputs is None else self.inputs.live] + [None] * (len(params) - 1)
         self.opt = StackAdam(params, lr=lr, masks=masks, live_cols=live)
         self.evals: List[List[dict]] = [[] for _ in runs]
         self.start_iteration = 0

@@ -414,3 +414,12 @@ def test_a_failed_kernel_build_falls_back_to_pytorch_adam_with_a_warning(monkeyp
     mine, opt = _run_adam(start, grads)
     ref, _ = _run_adam(start, grads, use_kernel=False)
     assert opt.kernel is None and all(torch.equal(a, b) for a, b in zip(mine, ref))
+
+
+def test_stack_adam_refuses_per_tensor_lists_of_the_wrong_length():
+    from lt_core.optim import StackAdam
+
+    with pytest.raises(ValueError, match=r"StackAdam\.masks: 1 entries for 2 tensors"):
+        StackAdam([torch.zeros(2), torch.zeros(3)], lr=0.1, masks=[None])
+    with pytest.raises(ValueError, match=r"StackAdam\.live_cols: 3 entries for 2 tensors"):
+        StackAdam([torch.zeros(2), torch.zeros(3)], lr=0.1, live_cols=[None, None, 1])
