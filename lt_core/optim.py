@@ -8,10 +8,9 @@ update, so a pruned weight that starts at 0 stays exactly 0 and no separate mask
 Two implementations of the same update (PyTorch's form of Adam; betas (0.9, 0.999) and eps 1e-8
 are TF's defaults, as in the original code; no weight decay):
 
-* on the CPU, a small C kernel (``csrc/masked_adam.c``) compiled on first use with the system's C
-  compiler and OpenMP, sharing PyTorch's OpenMP runtime: one pass over memory per step, denormal
-  moments flushed to zero (see the kernel's comment for why);
-* elsewhere (CUDA, no compiler, or ``LT_FUSED_ADAM=0``), the gradient is masked into a reused
+* on the CPU, a small C kernel (``csrc/masked_adam.c``, built by :mod:`lt_core.kernels`): one
+  pass over memory per step, denormal moments flushed to zero (see the kernel's comment for why);
+* elsewhere (CUDA, no compiler, or ``LT_KERNELS=0``), the gradient is masked into a reused
   buffer and PyTorch's fused Adam kernel steps, bit for bit ``torch.optim.Adam(fused=True)``
   (tested).
 
@@ -26,63 +25,20 @@ same numbers on the same machine.
 
 from __future__ import annotations
 
-import ctypes
 import math
-import os
-import shutil
-import subprocess
-import sys
-import tempfile
-import threading
-import warnings
-from pathlib import Path
 from typing import List, Optional, Sequence
 
 import torch
 
+from . import kernels
+
 Tensor = torch.Tensor
-SOURCE = Path(__file__).with_name("csrc") / "masked_adam.c"
-FLAGS = ["-O3", "-march=native", "-ffp-contract=off", "-fno-math-errno", "-fopenmp", "-shared", "-fPIC"]
-
-_lock = threading.Lock()
-_kernel = None  # the loaded function, False once building it failed, None before the first try
-
-
-def _build() -> Optional[ctypes._CFuncPtr]:
-    """Compile and load the C kernel into this process (a fraction of a second), or None."""
-    if os.environ.get("LT_FUSED_ADAM", "1") == "0" or not sys.platform.startswith("linux"):
-        return None
-    compiler = shutil.which(os.environ.get("CC", "cc")) or shutil.which("gcc")
-    if compiler is None:
-        return None
-    # PyTorch's own OpenMP runtime is already loaded (libgomp.so.1): the kernel links against the
-    # same soname, so both share one thread pool instead of competing for the cores.
-    try:
-        with tempfile.TemporaryDirectory(prefix="lt_core_kernel_") as tmp:
-            lib_path = Path(tmp) / "masked_adam.so"
-            proc = subprocess.run([compiler, *FLAGS, str(SOURCE), "-o", str(lib_path)], capture_output=True,
-                                  text=True, timeout=120)
-            if proc.returncode != 0:
-                raise OSError(proc.stderr.strip().splitlines()[-1] if proc.stderr.strip() else proc.returncode)
-            lib = ctypes.CDLL(str(lib_path))  # mapped: the file may go
-    except (OSError, subprocess.SubprocessError) as exc:  # no build, or a temp dir that cannot hold code
-        warnings.warn(f"lt_core: the fused Adam kernel is not available ({compiler}: {exc}); "
-                      "using PyTorch's Adam and a separate mask pass instead", RuntimeWarning)
-        return None
-    fn = lib.lt_masked_adam
-    fn.restype = None
-    fn.argtypes = [ctypes.c_void_p] * 5 + [ctypes.c_int64] * 4 + [ctypes.c_float] * 5 + [ctypes.c_int]
-    return fn
 
 
 def fused_kernel():
-    """The compiled kernel, building it on the first call; None where it is not available."""
-    global _kernel
-    if _kernel is None:
-        with _lock:
-            if _kernel is None:
-                _kernel = _build() or False
-    return _kernel or None
+    """The C kernel ``lt_masked_adam`` (see :mod:`lt_core.kernels`); None where it is not available."""
+    lib = kernels.library()
+    return None if lib is None else lib.lt_masked_adam
 
 
 class StackAdam:
@@ -103,8 +59,9 @@ class StackAdam:
         self.params = list(params)
         self.live_cols = self._per_tensor("live_cols", live_cols)
         self.lr, self.betas, self.eps = float(lr), tuple(betas), float(eps)
-        self.exp_avg = [torch.zeros_like(p, memory_format=torch.contiguous_format) for p in self.params]
-        self.exp_avg_sq = [torch.zeros_like(p, memory_format=torch.contiguous_format) for p in self.params]
+        # the moments take their tensor's memory layout (a transposed view gets transposed moments)
+        self.exp_avg = [torch.zeros_like(p) for p in self.params]
+        self.exp_avg_sq = [torch.zeros_like(p) for p in self.params]
         self.t = 0  # steps taken
         self.masks = [None if m is None else m.to(device=p.device, dtype=torch.bool).contiguous()
                       for m, p in zip(self._per_tensor("masks", masks), self.params)]

@@ -30,6 +30,7 @@ from typing import Dict, List, Optional
 import torch
 import torch.nn.functional as F
 
+from . import kernels
 from .data import Dataset, Split
 from .events import EventCallback, RunStopped, StopToken, emit
 from .models import Arch, forward
@@ -281,15 +282,25 @@ def evaluate(arch: Arch, weights: Dict[str, Tensor], biases: Dict[str, Tensor], 
              batch: Optional[int] = None, widths: Optional[List[int]] = None) -> tuple:
     """Mean cross-entropy and accuracy of each of the K stacked networks on ``split`` (tensors (K,)).
 
-    ``widths``: per batch, how many leading inputs hold all its nonzero ones (see
-    :class:`InputOrder`; all-dense networks only)."""
+    Fully connected networks on the CPU are evaluated by the C kernel (:mod:`lt_core.kernels`),
+    elsewhere by PyTorch in batches of ``batch``; there ``widths``: per batch, how many leading
+    inputs hold all its nonzero ones (see :class:`InputOrder`)."""
     batch = batch or eval_batch_size(arch, split.x.device)
     k = next(iter(weights.values())).shape[0]
     loss = torch.zeros(k, dtype=torch.float64, device=split.x.device)
     correct = torch.zeros(k, dtype=torch.float64, device=split.x.device)
+    fc_stack = None
+    if arch.fully_connected and split.x.device.type == "cpu" and kernels.library() is not None:
+        # input-major copies of the weights (none for a trainer's, which are stored that way)
+        names = arch.layer_names
+        fc_stack = kernels.FcStack([weights[n].detach().float().transpose(1, 2).contiguous() for n in names],
+                                   [biases[n].detach().float().contiguous() for n in names])
+        batch = max(batch, 10000)  # the kernel blocks the images itself
     for j, start in enumerate(range(0, len(split), batch)):
         x, y = split.x[start:start + batch], split.y[start:start + batch]
-        if arch.fully_connected:
+        if fc_stack is not None:
+            logits = fc_stack.forward(x, kernels.thread_count())
+        elif arch.fully_connected:
             logits = dense_forward(arch, weights, biases, x, width=None if widths is None else widths[j])[0]
         else:
             logits = forward(arch, weights, biases, x)
@@ -454,32 +465,46 @@ class Trainer(StepLoop):
         self.spe, self.shared_order = self.batch.spe, self.batch.shared
         names = arch.layer_names
         dev = self.device
+        # On the CPU a fully connected stack trains in one C call a step (lt_core.kernels.FcStack),
+        # which reads each weight matrix input-major: (K, in, out) in memory, seen here through its
+        # (K, out, in) transpose, so that everything else reads the usual layout.
+        self.kernel = self.dense_only and dev.type == "cpu" and kernels.library() is not None
 
         def stack(tensors, name):
-            return self._from_canonical(name, torch.stack(tensors).to(dev, torch.float32))
+            t = self._from_canonical(name, torch.stack(tensors).to(dev, torch.float32))
+            return t.transpose(1, 2).contiguous().transpose(1, 2) if self.kernel else t
 
-        self.w = {name: stack([r.weights[name] for r in runs], name).requires_grad_() for name in names}
-        self.b = {name: torch.stack([r.biases[name] for r in runs]).to(dev, torch.float32).requires_grad_()
-                  for name in names}
+        # A pruned weight's gradient is masked inside the optimiser's update (from zero moments, so
+        # its update is exactly 0): it keeps its starting value for good. That value is 0, or the
+        # run's frozen value (mask-0 policies), so the weights the network computes with are
+        # w * mask + frozen throughout, with no per-step masking.
         self.m = {name: stack([r.masks[name] for r in runs], name) for name in names}
-        # Three ways to apply masks, cheapest first: dense (all ones) needs none; "zero" keeps pruned
-        # weights at exactly 0 (the optimiser masks their gradient); frozen values need w*m + frozen.
-        self.frozen = None
-        self.mode = "dense" if all(bool(m.all()) for m in self.m.values()) else "zero"
-        if any(r.frozen is not None for r in runs):
-            self.mode = "frozen"
-            self.frozen = {name: stack([(r.frozen[name] if r.frozen is not None else torch.zeros(arch.layer(name).shape))
-                                        for r in runs], name) for name in names}
-        if self.mode == "zero":
-            with torch.no_grad():
-                for name in names:
-                    self.w[name].mul_(self.m[name])
+        self.w = {name: stack([r.weights[name] for r in runs], name) for name in names}
+        self.b = {name: torch.stack([r.biases[name] for r in runs]).to(dev, torch.float32) for name in names}
+        masked = not all(bool(m.all()) for m in self.m.values())
+        with torch.no_grad():
+            for name in names:
+                self.w[name].mul_(self.m[name])
+                if any(r.frozen is not None for r in runs):
+                    self.w[name].add_(stack([r.frozen[name] if r.frozen is not None else
+                                             torch.zeros(arch.layer(name).shape) for r in runs], name))
+                self.w[name].requires_grad_()
+                self.b[name].requires_grad_()
         params = [self.w[n] for n in names] + [self.b[n] for n in names]
-        # In "zero" mode the optimiser applies the masks to the gradients inside its update.
-        masks = [self.m[n] if self.mode == "zero" else None for n in names] + [None] * len(names)
+        masks = [self.m[n] if masked else None for n in names] + [None] * len(names)
         # first-layer weights of inputs that are 0 in every training image never move
         live = [None if self.inputs is None else self.inputs.live] + [None] * (len(params) - 1)
         self.opt = StackAdam(params, lr=lr, masks=masks, live_cols=live)
+        self.fc_stack = None
+        if self.kernel:  # the kernel steps the very tensors the optimiser holds (its state, checkpoints)
+            n = len(names)
+            self.fc_stack = kernels.FcStack(
+                [self.w[k].detach().transpose(1, 2) for k in names], [self.b[k].detach() for k in names],
+                exp_avg_w=[t.transpose(1, 2) for t in self.opt.exp_avg[:n]], exp_avg_b=self.opt.exp_avg[n:],
+                exp_avg_sq_w=[t.transpose(1, 2) for t in self.opt.exp_avg_sq[:n]], exp_avg_sq_b=self.opt.exp_avg_sq[n:],
+                masks=[self.m[k].transpose(1, 2).to(torch.uint8).contiguous() for k in names] if masked else None,
+                live_in=live[:n])
+            self._threads = kernels.thread_count(len(runs))
         self.evals: List[List[dict]] = [[] for _ in runs]
         self.start_iteration = 0
         self.desc = f"round {round_index}"
@@ -499,10 +524,8 @@ class Trainer(StepLoop):
         return t.index_select(-1, self.inputs.inverse.to(t.device))
 
     def effective(self) -> Dict[str, Tensor]:
-        """The weights the networks compute with (pruned entries 0 or frozen)."""
-        if self.mode != "frozen":
-            return self.w  # "zero" keeps pruned entries at exactly 0 (their gradient is masked)
-        return {n: self.w[n] * self.m[n] + self.frozen[n] for n in self.w}
+        """The weights the networks compute with: pruned entries keep their 0 or frozen value."""
+        return self.w
 
     def _evaluate(self, it: int) -> None:
         eff = {n: t.detach() for n, t in self.effective().items()}
@@ -566,7 +589,12 @@ class Trainer(StepLoop):
         """One training step of every run, on batch ``it`` of each run's data order."""
         k = len(self.runs)
         x, y = self.batch(it)
-        if self.dense_only and self.mode != "frozen":
+        if self.fc_stack is not None:
+            self.opt.t += 1  # the kernel steps the optimiser's tensors
+            self.fc_stack.train_step(x.reshape(*x.shape[:-3], -1), y, kernels.adam_step(self.opt.t, self.lr),
+                                     self._threads)
+            return
+        if self.dense_only:
             if self._grad_buffers is None:
                 self._grad_buffers = ({n: torch.empty_like(w) for n, w in self.w.items()},
                                       {n: torch.empty_like(v) for n, v in self.b.items()})
@@ -576,7 +604,7 @@ class Trainer(StepLoop):
             # layer's narrowed gradient as it is)
             self.opt.step([grads_w[n] for n in self.w] + [grads_b[n] for n in self.b])
             return
-        logits = forward(self.arch, self.effective(), self.b, x)
+        logits = forward(self.arch, self.w, self.b, x)
         target = y if not self.shared_order else y.expand(k, -1)
         # sum over runs of each run's mean loss: every run gets exactly its own gradient
         loss = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), target.reshape(-1)) * k

@@ -193,8 +193,8 @@ def test_fused_kernel_builds_where_a_c_compiler_is_found():
 
     from lt_core.optim import fused_kernel
 
-    if os.environ.get("LT_FUSED_ADAM") == "0":
-        pytest.skip("the kernel is switched off (LT_FUSED_ADAM=0)")
+    if os.environ.get("LT_KERNELS") == "0":
+        pytest.skip("the kernels are switched off (LT_KERNELS=0)")
     if not sys.platform.startswith("linux") or shutil.which("cc") is None and shutil.which("gcc") is None:
         pytest.skip("no C compiler on this machine")
     assert fused_kernel() is not None
@@ -402,13 +402,14 @@ def test_evaluation_on_reordered_inputs_with_widths_matches_the_plain_forward():
 def test_a_failed_kernel_build_falls_back_to_pytorch_adam_with_a_warning(monkeypatch):
     import sys
 
+    import lt_core.kernels as kernels
     import lt_core.optim as optim
 
-    if not sys.platform.startswith("linux") or os.environ.get("LT_FUSED_ADAM") == "0":
-        pytest.skip("the kernel is only built on Linux")
-    monkeypatch.setattr(optim, "_kernel", None)  # forget this process's build (restored afterwards)
+    if not sys.platform.startswith("linux") or os.environ.get("LT_KERNELS") == "0":
+        pytest.skip("the kernels are only built on Linux")
+    monkeypatch.setattr(kernels, "_library", None)  # forget this process's build (restored afterwards)
     monkeypatch.setenv("CC", "/bin/false")  # a compiler that fails
-    with pytest.warns(RuntimeWarning, match="kernel is not available"):
+    with pytest.warns(RuntimeWarning, match="C kernels are not available"):
         assert optim.fused_kernel() is None
     start, grads = _adam_case()
     mine, opt = _run_adam(start, grads)

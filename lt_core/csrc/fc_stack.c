@@ -1,0 +1,627 @@
+/* A stack of fully connected networks on the CPU: one training step, and the forward pass for
+ * evaluation, each as one call with one parallel region.
+ *
+ * Layout. Layer l of run k has weights w[k, i, o] (input i, output o), stored contiguous as
+ * (runs, n_in, n_out): row i of a run's matrix holds the outgoing weights of input i. Masks and
+ * Adam's moments share that layout; biases are (runs, n_out).
+ *
+ * Sparsity. Every product is written over the nonzero entries of a layer's input: MNIST images
+ * are about 80% zeros, a hidden layer after ReLU about half. The forward pass adds a[b, i] w[i, :]
+ * for each nonzero a[b, i]; the weight gradient of row i sums a[b, i] g[b, :] over the images b
+ * where a[b, i] is nonzero; the input gradient is needed only where a[b, i] > 0 (ReLU). Skipped
+ * terms are exact zeros, so the sums are the same sums without them (rounded in their own order).
+ *
+ * Determinism. A run's arithmetic does not depend on the other runs, on which thread computes it,
+ * or on where a value sits in a vector (no fused multiply-add: built with -ffp-contract=off, and
+ * the vector and scalar code compute each element alike). A run trained alone or in a stack gets
+ * the same bits.
+ *
+ * Adam is PyTorch's form, element by element, as in masked_adam.c (same operation order), with the
+ * mask applied to the gradient and denormals flushed to zero while a step runs (see there).
+ *
+ * Threads. The runs of a stack are split between the threads (one run: one thread); a step is one
+ * fork and one join. Evaluation splits (run, block of images) pairs.
+ */
+#include <math.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#if defined(__AVX512F__)
+#include <immintrin.h>
+#endif
+#ifdef _OPENMP
+#include <omp.h>
+#endif
+#if defined(__x86_64__) || defined(__i386__)
+#include <xmmintrin.h>
+#endif
+
+typedef struct {
+    int64_t n_in, n_out;
+    int64_t live_in;        /* inputs from here on are 0 in every training image: their rows never move */
+    float *w, *m_w, *v_w;   /* (runs, n_in, n_out) */
+    const uint8_t *mask;    /* (runs, n_in, n_out) or NULL (nothing pruned) */
+    float *b, *m_b, *v_b;   /* (runs, n_out) */
+} lt_fc_layer;
+
+typedef struct {
+    float beta1, beta2, step_size, bias_correction2_sqrt, eps;
+} lt_adam;
+
+#define MAX_LAYERS 16
+#define TILE_ROWS 64   /* input rows per tile of the forward pass (a tile's weight block stays in L1) */
+#define IMG_BLOCK 32   /* images per block of the forward pass */
+#define COL_BLOCK 64   /* output columns per block (four 16-float vectors) */
+#define GRAD_ROWS 8    /* weight rows per gradient tile */
+
+/* ---- per-thread scratch ------------------------------------------------------------------- */
+
+static __thread void *scratch_mem;
+static __thread size_t scratch_cap;
+
+static void *scratch(size_t bytes)
+{
+    if (bytes > scratch_cap) {
+        free(scratch_mem);
+        scratch_cap = bytes + bytes / 4 + 4096;
+        scratch_mem = aligned_alloc(64, (scratch_cap + 63) / 64 * 64);
+        if (scratch_mem == NULL) scratch_cap = 0;
+    }
+    return scratch_mem;
+}
+
+static size_t align64(size_t n) { return (n + 63) / 64 * 64; }
+
+/* ---- denormals ---------------------------------------------------------------------------- */
+
+#if defined(__x86_64__) || defined(__i386__)
+static unsigned long long flush_denormals(void)
+{
+    unsigned int csr = _mm_getcsr();
+    _mm_setcsr(csr | 0x8040u);
+    return csr;
+}
+static void restore_denormals(unsigned long long csr) { _mm_setcsr((unsigned int)csr); }
+#elif defined(__aarch64__)
+static unsigned long long flush_denormals(void)
+{
+    unsigned long long fpcr;
+    __asm__ volatile("mrs %0, fpcr" : "=r"(fpcr));
+    __asm__ volatile("msr fpcr, %0" : : "r"(fpcr | (1ull << 24)));
+    return fpcr;
+}
+static void restore_denormals(unsigned long long fpcr) { __asm__ volatile("msr fpcr, %0" : : "r"(fpcr)); }
+#else
+static unsigned long long flush_denormals(void) { return 0; }
+static void restore_denormals(unsigned long long state) { (void)state; }
+#endif
+
+/* ---- sparse views of a layer's input ------------------------------------------------------ */
+
+/* The nonzero entries of a (rows, n) matrix, row by row, in tiles of TILE_ROWS columns:
+ * entries of row r and tile t are [ptr[r * (tiles + 1) + t], ptr[r * (tiles + 1) + t + 1]). */
+typedef struct {
+    int64_t rows, n, tiles;
+    int64_t *ptr;
+    int32_t *idx;
+    float *val;
+} sparse_rows;
+
+static size_t sparse_rows_bytes(int64_t rows, int64_t n)
+{
+    const int64_t tiles = (n + TILE_ROWS - 1) / TILE_ROWS;
+    return align64(sizeof(int64_t) * (size_t)(rows * (tiles + 1))) + 2 * align64(4 * (size_t)(rows * n));
+}
+
+static char *sparse_rows_init(sparse_rows *s, int64_t rows, int64_t n, char *mem)
+{
+    s->rows = rows;
+    s->n = n;
+    s->tiles = (n + TILE_ROWS - 1) / TILE_ROWS;
+    s->ptr = (int64_t *)mem;
+    mem += align64(sizeof(int64_t) * (size_t)(rows * (s->tiles + 1)));
+    s->idx = (int32_t *)mem;
+    mem += align64(4 * (size_t)(rows * n));
+    s->val = (float *)mem;
+    return mem + align64(4 * (size_t)(rows * n));
+}
+
+static void sparse_rows_build(sparse_rows *s, const float *a, int64_t lda)
+{
+    const int64_t n = s->n, tiles = s->tiles;
+    int64_t count = 0;
+    for (int64_t r = 0; r < s->rows; r++) {
+        const float *row = a + r * lda;
+        int64_t *ptr = s->ptr + r * (tiles + 1);
+        for (int64_t t = 0; t < tiles; t++) {
+            ptr[t] = count;
+            const int64_t j1 = (t + 1) * TILE_ROWS < n ? (t + 1) * TILE_ROWS : n;
+            int64_t j = t * TILE_ROWS;
+#if defined(__AVX512F__)
+            const __m512i step = _mm512_set_epi32(15, 14, 13, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1, 0);
+            for (; j + 16 <= j1; j += 16) {
+                const __m512 v = _mm512_loadu_ps(row + j);
+                const __mmask16 nz = _mm512_cmp_ps_mask(v, _mm512_setzero_ps(), _CMP_NEQ_UQ);
+                if (!nz) continue;
+                _mm512_mask_compressstoreu_ps(s->val + count, nz, v);
+                _mm512_mask_compressstoreu_epi32(s->idx + count, nz, _mm512_add_epi32(_mm512_set1_epi32((int)j), step));
+                count += __builtin_popcount((unsigned)nz);
+            }
+#endif
+            for (; j < j1; j++)
+                if (row[j] != 0.0f) {
+                    s->idx[count] = (int32_t)j;
+                    s->val[count] = row[j];
+                    count++;
+                }
+        }
+        ptr[tiles] = count;
+    }
+}
+
+/* The same entries by column: column i's are [ptr[i], ptr[i + 1]), rows ascending. */
+typedef struct {
+    int64_t *ptr;
+    int32_t *row;
+    float *val;
+} sparse_cols;
+
+static size_t sparse_cols_bytes(int64_t rows, int64_t n)
+{
+    return align64(sizeof(int64_t) * (size_t)(n + 1)) + 2 * align64(4 * (size_t)(rows * n));
+}
+
+static char *sparse_cols_init(sparse_cols *c, int64_t rows, int64_t n, char *mem)
+{
+    c->ptr = (int64_t *)mem;
+    mem += align64(sizeof(int64_t) * (size_t)(n + 1));
+    c->row = (int32_t *)mem;
+    mem += align64(4 * (size_t)(rows * n));
+    c->val = (float *)mem;
+    return mem + align64(4 * (size_t)(rows * n));
+}
+
+static void sparse_cols_build(sparse_cols *c, const sparse_rows *s)
+{
+    const int64_t n = s->n, tiles = s->tiles;
+    for (int64_t i = 0; i <= n; i++) c->ptr[i] = 0;
+    const int64_t total = s->ptr[s->rows * (tiles + 1) - 1];
+    for (int64_t e = 0; e < total; e++) c->ptr[s->idx[e] + 1]++;
+    for (int64_t i = 0; i < n; i++) c->ptr[i + 1] += c->ptr[i];
+    for (int64_t r = 0; r < s->rows; r++) {
+        const int64_t *ptr = s->ptr + r * (tiles + 1);
+        for (int64_t e = ptr[0]; e < ptr[tiles]; e++) {
+            const int64_t pos = c->ptr[s->idx[e]]++;
+            c->row[pos] = (int32_t)r;
+            c->val[pos] = s->val[e];
+        }
+    }
+    for (int64_t i = n; i > 0; i--) c->ptr[i] = c->ptr[i - 1];  /* the fill advanced each start by its count */
+    c->ptr[0] = 0;
+}
+
+/* ---- forward: z = act(a w + bias) over a's nonzero entries ------------------------------- */
+
+#if defined(__AVX512F__)
+static inline __mmask16 lanes(int64_t cnt, int v)
+{
+    int64_t r = cnt - 16 * v;
+    r = r < 0 ? 0 : r > 16 ? 16 : r;
+    return (__mmask16)((1u << r) - 1u);
+}
+
+/* rows [r0, r1) of z[:, o0:o0+cnt] (cnt <= 16 * NV), zeroed, then accumulated tile by tile */
+static inline __attribute__((always_inline)) void forward_block(const int NV, const sparse_rows *s, int64_t r0,
+    int64_t r1, const float *w, int64_t n_out, int64_t o0, int64_t cnt, float *z)
+{
+    __mmask16 mk[4];
+    for (int v = 0; v < NV; v++) mk[v] = lanes(cnt, v);
+    for (int64_t r = r0; r < r1; r++)
+        for (int v = 0; v < NV; v++) _mm512_mask_storeu_ps(z + r * n_out + o0 + 16 * v, mk[v], _mm512_setzero_ps());
+    const int64_t tiles = s->tiles;
+    for (int64_t t = 0; t < tiles; t++) {
+        for (int64_t r = r0; r < r1; r++) {
+            int64_t e = s->ptr[r * (tiles + 1) + t];
+            const int64_t e1 = s->ptr[r * (tiles + 1) + t + 1];
+            if (e >= e1) continue;
+            float *zr = z + r * n_out + o0;
+            __m512 acc[4];
+            for (int v = 0; v < NV; v++) acc[v] = _mm512_maskz_loadu_ps(mk[v], zr + 16 * v);
+            for (; e < e1; e++) {
+                const __m512 x = _mm512_set1_ps(s->val[e]);
+                const float *wr = w + (int64_t)s->idx[e] * n_out + o0;
+                for (int v = 0; v < NV; v++)
+                    acc[v] = _mm512_add_ps(acc[v], _mm512_mul_ps(x, _mm512_maskz_loadu_ps(mk[v], wr + 16 * v)));
+            }
+            for (int v = 0; v < NV; v++) _mm512_mask_storeu_ps(zr + 16 * v, mk[v], acc[v]);
+        }
+    }
+}
+#endif
+
+/* z[r, :] = act(bias + sum over nonzero a[r, i] of a[r, i] w[i, :]) for rows [r0, r1) */
+static void layer_forward(const sparse_rows *s, int64_t r0, int64_t r1, const float *w, const float *bias,
+                          int64_t n_out, int relu, float *z)
+{
+    for (int64_t o0 = 0; o0 < n_out; o0 += COL_BLOCK) {
+        const int64_t cnt = n_out - o0 < COL_BLOCK ? n_out - o0 : COL_BLOCK;
+        for (int64_t b0 = r0; b0 < r1; b0 += IMG_BLOCK) {
+            const int64_t b1 = b0 + IMG_BLOCK < r1 ? b0 + IMG_BLOCK : r1;
+#if defined(__AVX512F__)
+            switch ((cnt + 15) / 16) {
+            case 1: forward_block(1, s, b0, b1, w, n_out, o0, cnt, z); break;
+            case 2: forward_block(2, s, b0, b1, w, n_out, o0, cnt, z); break;
+            case 3: forward_block(3, s, b0, b1, w, n_out, o0, cnt, z); break;
+            default: forward_block(4, s, b0, b1, w, n_out, o0, cnt, z); break;
+            }
+#else
+            const int64_t tiles = s->tiles;
+            for (int64_t r = b0; r < b1; r++) {
+                float acc[COL_BLOCK] = {0};
+                for (int64_t e = s->ptr[r * (tiles + 1)]; e < s->ptr[r * (tiles + 1) + tiles]; e++) {
+                    const float x = s->val[e];
+                    const float *wr = w + (int64_t)s->idx[e] * n_out + o0;
+                    #pragma omp simd
+                    for (int64_t c = 0; c < cnt; c++) acc[c] = acc[c] + x * wr[c];
+                }
+                memcpy(z + r * n_out + o0, acc, sizeof(float) * (size_t)cnt);
+            }
+#endif
+        }
+    }
+    for (int64_t r = r0; r < r1; r++) {
+        float *zr = z + r * n_out;
+        #pragma omp simd
+        for (int64_t o = 0; o < n_out; o++) {
+            const float v = zr[o] + bias[o];
+            zr[o] = relu && !(v > 0.0f) ? 0.0f : v;
+        }
+    }
+}
+
+/* ---- backward ------------------------------------------------------------------------------ */
+
+/* d(mean cross-entropy)/d logits: (softmax(z) - onehot(y)) / rows */
+static void loss_gradient(const float *z, const int64_t *y, int64_t rows, int64_t n, float *g)
+{
+    for (int64_t r = 0; r < rows; r++) {
+        const float *zr = z + r * n;
+        float *gr = g + r * n;
+        float mx = zr[0];
+        for (int64_t o = 1; o < n; o++) mx = zr[o] > mx ? zr[o] : mx;
+        float sum = 0.0f;
+        for (int64_t o = 0; o < n; o++) {
+            gr[o] = expf(zr[o] - mx);
+            sum += gr[o];
+        }
+        for (int64_t o = 0; o < n; o++) gr[o] = gr[o] / sum;
+        gr[y[r]] -= 1.0f;
+        for (int64_t o = 0; o < n; o++) gr[o] = gr[o] / (float)rows;
+    }
+}
+
+static inline float dot(const float *a, const float *b, int64_t n)
+{
+#if defined(__AVX512F__)
+    __m512 acc = _mm512_setzero_ps();
+    for (int64_t o = 0; o < n; o += 16) {
+        const __mmask16 mk = lanes(n - o, 0);
+        acc = _mm512_add_ps(acc, _mm512_mul_ps(_mm512_maskz_loadu_ps(mk, a + o), _mm512_maskz_loadu_ps(mk, b + o)));
+    }
+    return _mm512_reduce_add_ps(acc);
+#else
+    float lane[16] = {0};
+    for (int64_t o = 0; o < n; o += 16)
+        for (int l = 0; l < 16 && o + l < n; l++) lane[l] = lane[l] + a[o + l] * b[o + l];
+    /* the same pairwise order as the vector reduction */
+    for (int width = 8; width >= 1; width /= 2)
+        for (int l = 0; l < width; l++) lane[l] = lane[l] + lane[l + width];
+    return lane[0];
+#endif
+}
+
+/* the gradient of a layer's input a (after the previous ReLU): ga[r, i] = g[r, :] . w[i, :] where
+ * a[r, i] > 0, else 0 */
+static void input_gradient(const sparse_rows *s, const float *g, const float *w, int64_t n_out, float *ga)
+{
+    memset(ga, 0, sizeof(float) * (size_t)(s->rows * s->n));
+    const int64_t tiles = s->tiles;
+    for (int64_t r = 0; r < s->rows; r++) {
+        const float *gr = g + r * n_out;
+        for (int64_t e = s->ptr[r * (tiles + 1)]; e < s->ptr[r * (tiles + 1) + tiles]; e++) {
+            const int64_t i = s->idx[e];
+            ga[r * s->n + i] = dot(gr, w + i * n_out, n_out);
+        }
+    }
+}
+
+static inline void adam_scalar(float *p, float *m, float *v, float g, const lt_adam *h)
+{
+    const float mn = h->beta1 * *m + (1.0f - h->beta1) * g;
+    const float vn = h->beta2 * *v + (1.0f - h->beta2) * g * g;
+    *m = mn;
+    *v = vn;
+    *p = *p - h->step_size * mn / (sqrtf(vn) / h->bias_correction2_sqrt + h->eps);
+}
+
+/* Adam over n contiguous entries; mask (may be NULL) zeroes the gradient of pruned entries;
+ * grad NULL means a zero gradient */
+static void adam_row(float *p, float *m, float *v, const uint8_t *mask, const float *grad, int64_t n, const lt_adam *h)
+{
+    int64_t i = 0;
+#if defined(__AVX512F__)
+    const __m512 b1 = _mm512_set1_ps(h->beta1), omb1 = _mm512_set1_ps(1.0f - h->beta1);
+    const __m512 b2 = _mm512_set1_ps(h->beta2), omb2 = _mm512_set1_ps(1.0f - h->beta2);
+    const __m512 ss = _mm512_set1_ps(h->step_size), bc2 = _mm512_set1_ps(h->bias_correction2_sqrt);
+    const __m512 eps = _mm512_set1_ps(h->eps);
+    for (; i < n; i += 16) {
+        const __mmask16 mk = lanes(n - i, 0);
+        __m512 gv = grad ? _mm512_maskz_loadu_ps(mk, grad + i) : _mm512_setzero_ps();
+        if (mask) {
+            const __m128i mb = _mm_maskz_loadu_epi8(mk, mask + i);
+            gv = _mm512_maskz_mov_ps(_mm_test_epi8_mask(mb, mb), gv);
+        }
+        const __m512 mn = _mm512_add_ps(_mm512_mul_ps(b1, _mm512_maskz_loadu_ps(mk, m + i)), _mm512_mul_ps(omb1, gv));
+        const __m512 vn = _mm512_add_ps(_mm512_mul_ps(b2, _mm512_maskz_loadu_ps(mk, v + i)),
+                                        _mm512_mul_ps(_mm512_mul_ps(omb2, gv), gv));
+        _mm512_mask_storeu_ps(m + i, mk, mn);
+        _mm512_mask_storeu_ps(v + i, mk, vn);
+        const __m512 den = _mm512_add_ps(_mm512_div_ps(_mm512_sqrt_ps(vn), bc2), eps);
+        const __m512 pv = _mm512_maskz_loadu_ps(mk, p + i);
+        _mm512_mask_storeu_ps(p + i, mk, _mm512_sub_ps(pv, _mm512_div_ps(_mm512_mul_ps(ss, mn), den)));
+    }
+#endif
+    for (; i < n; i++) {
+        const float g = (grad && (mask == NULL || mask[i])) ? grad[i] : 0.0f;
+        adam_scalar(p + i, m + i, v + i, g, h);
+    }
+}
+
+/* weight gradient row by row (rows i < live: sum of a[r, i] g[r, :] over the images where a[r, i]
+ * is nonzero) with the Adam update of each row as soon as it is known; bias gradient and update */
+static void layer_update(const sparse_cols *c, const float *g, int64_t rows, int64_t n_in, int64_t live,
+                         int64_t n_out, float *w, float *mw, float *vw, const uint8_t *mask, float *bias, float *mb,
+                         float *vb, const lt_adam *h, float *tile)
+{
+    (void)n_in;
+    for (int64_t i0 = 0; i0 < live; i0 += GRAD_ROWS) {
+        const int64_t i1 = i0 + GRAD_ROWS < live ? i0 + GRAD_ROWS : live;
+        for (int64_t o0 = 0; o0 < n_out; o0 += COL_BLOCK) {
+            const int64_t cnt = n_out - o0 < COL_BLOCK ? n_out - o0 : COL_BLOCK;
+            for (int64_t i = i0; i < i1; i++) {
+                float *tr = tile + (i - i0) * n_out + o0;
+#if defined(__AVX512F__)
+                __mmask16 mk[4];
+                __m512 acc[4];
+                for (int v = 0; v < 4; v++) {
+                    mk[v] = lanes(cnt, v);
+                    acc[v] = _mm512_setzero_ps();
+                }
+                for (int64_t e = c->ptr[i]; e < c->ptr[i + 1]; e++) {
+                    const __m512 x = _mm512_set1_ps(c->val[e]);
+                    const float *gr = g + (int64_t)c->row[e] * n_out + o0;
+                    for (int v = 0; v < 4; v++)
+                        acc[v] = _mm512_add_ps(acc[v], _mm512_mul_ps(x, _mm512_maskz_loadu_ps(mk[v], gr + 16 * v)));
+                }
+                for (int v = 0; v < 4; v++) _mm512_mask_storeu_ps(tr + 16 * v, mk[v], acc[v]);
+#else
+                for (int64_t o = 0; o < cnt; o++) tr[o] = 0.0f;
+                for (int64_t e = c->ptr[i]; e < c->ptr[i + 1]; e++) {
+                    const float x = c->val[e];
+                    const float *gr = g + (int64_t)c->row[e] * n_out + o0;
+                    #pragma omp simd
+                    for (int64_t o = 0; o < cnt; o++) tr[o] = tr[o] + x * gr[o];
+                }
+#endif
+            }
+        }
+        for (int64_t i = i0; i < i1; i++)
+            adam_row(w + i * n_out, mw + i * n_out, vw + i * n_out, mask ? mask + i * n_out : NULL,
+                     tile + (i - i0) * n_out, n_out, h);
+    }
+    float *gb = tile;  /* the bias gradient: column sums of g, images in order */
+    for (int64_t o = 0; o < n_out; o++) gb[o] = 0.0f;
+    for (int64_t r = 0; r < rows; r++) {
+        const float *gr = g + r * n_out;
+        #pragma omp simd
+        for (int64_t o = 0; o < n_out; o++) gb[o] = gb[o] + gr[o];
+    }
+    adam_row(bias, mb, vb, NULL, gb, n_out, h);
+}
+
+/* ---- the two entry points -------------------------------------------------------------------- */
+
+static size_t step_scratch_bytes(int n_layers, const lt_fc_layer *layers, int64_t rows)
+{
+    size_t total = 0;
+    int64_t widest = 0;
+    for (int l = 0; l < n_layers; l++) {
+        const int64_t n_in = layers[l].n_in, n_out = layers[l].n_out;
+        if (l > 0) total += align64(4 * (size_t)(rows * n_in));  /* activations */
+        total += sparse_rows_bytes(rows, n_in) + sparse_cols_bytes(rows, n_in);
+        widest = n_in > widest ? n_in : widest;
+        widest = n_out > widest ? n_out : widest;
+    }
+    total += align64(4 * (size_t)(rows * layers[n_layers - 1].n_out));  /* logits */
+    total += 2 * align64(4 * (size_t)(rows * widest));                    /* gradients */
+    total += align64(4 * (size_t)(GRAD_ROWS * widest));                   /* gradient tile */
+    return total;
+}
+
+#define EVAL_BLOCK 250  /* images per evaluation task */
+
+static int thread_index(void)
+{
+#ifdef _OPENMP
+    return omp_get_thread_num();
+#else
+    return 0;
+#endif
+}
+
+static int thread_count(void)
+{
+#ifdef _OPENMP
+    return omp_get_num_threads();
+#else
+    return 1;
+#endif
+}
+
+/* One training step of every run: forward, cross-entropy gradient, backward, Adam.
+ *
+ * x: the runs' batches, each (rows, layers[0].n_in), run k's at x + k * x_run_stride (0: all
+ * runs share one batch); y: labels, run k's at y + k * y_run_stride. Returns 0, or -1 when scratch
+ * memory could not be had (then nothing has changed). */
+int lt_fc_train_step(int n_layers, const lt_fc_layer *layers, int64_t runs, const float *x, int64_t x_run_stride,
+                     const int64_t *y, int64_t y_run_stride, int64_t rows, lt_adam adam, int num_threads)
+{
+    if (n_layers < 1 || n_layers > MAX_LAYERS || rows < 1) return -1;
+    const size_t bytes = step_scratch_bytes(n_layers, layers, rows);
+    const int last = n_layers - 1;
+    int failed = 0;
+    if (num_threads > runs) num_threads = (int)runs;
+    if (num_threads < 1) num_threads = 1;
+    #pragma omp parallel num_threads(num_threads) shared(failed)
+    {
+        char *mem = (char *)scratch(bytes);
+        if (mem == NULL) {
+            #pragma omp atomic write
+            failed = 1;
+        }
+        #pragma omp barrier
+        int stop;
+        #pragma omp atomic read
+        stop = failed;
+        if (!stop) {
+            const unsigned long long fp_state = flush_denormals();
+            const int tid = thread_index(), nth = thread_count();
+            const int64_t k0 = runs * tid / nth, k1 = runs * (tid + 1) / nth;
+            float *act[MAX_LAYERS];
+            sparse_rows sr[MAX_LAYERS];
+            sparse_cols sc[MAX_LAYERS];
+            int64_t widest = 0;
+            for (int l = 0; l < n_layers; l++) {
+                if (l > 0) {
+                    act[l] = (float *)mem;
+                    mem += align64(4 * (size_t)(rows * layers[l].n_in));
+                }
+                mem = sparse_rows_init(&sr[l], rows, layers[l].n_in, mem);
+                mem = sparse_cols_init(&sc[l], rows, layers[l].n_in, mem);
+                widest = layers[l].n_in > widest ? layers[l].n_in : widest;
+                widest = layers[l].n_out > widest ? layers[l].n_out : widest;
+            }
+            float *logits = (float *)mem;
+            mem += align64(4 * (size_t)(rows * layers[last].n_out));
+            float *g = (float *)mem;
+            mem += align64(4 * (size_t)(rows * widest));
+            float *g_next = (float *)mem;
+            mem += align64(4 * (size_t)(rows * widest));
+            float *tile = (float *)mem;
+
+            const float *built = NULL;  /* the batch whose sparse views sr[0], sc[0] hold */
+            for (int64_t k = k0; k < k1; k++) {
+                const float *xk = x + k * x_run_stride;
+                if (xk != built) {
+                    sparse_rows_build(&sr[0], xk, layers[0].n_in);
+                    sparse_cols_build(&sc[0], &sr[0]);
+                    built = xk;
+                }
+                for (int l = 0; l < n_layers; l++) {
+                    const lt_fc_layer *L = &layers[l];
+                    float *out = l < last ? act[l + 1] : logits;
+                    layer_forward(&sr[l], 0, rows, L->w + k * L->n_in * L->n_out, L->b + k * L->n_out, L->n_out,
+                                  l < last, out);
+                    if (l < last) sparse_rows_build(&sr[l + 1], out, L->n_out);
+                }
+                loss_gradient(logits, y + k * y_run_stride, rows, layers[last].n_out, g);
+                for (int l = last; l >= 0; l--) {
+                    const lt_fc_layer *L = &layers[l];
+                    const int64_t off = k * L->n_in * L->n_out;
+                    if (l > 0) {  /* with the weights before this step's update */
+                        input_gradient(&sr[l], g, L->w + off, L->n_out, g_next);
+                        sparse_cols_build(&sc[l], &sr[l]);
+                    }
+                    const int64_t live = L->live_in < L->n_in ? L->live_in : L->n_in;
+                    layer_update(&sc[l], g, rows, L->n_in, live, L->n_out, L->w + off, L->m_w + off, L->v_w + off,
+                                 L->mask ? L->mask + off : NULL, L->b + k * L->n_out, L->m_b + k * L->n_out,
+                                 L->v_b + k * L->n_out, &adam, tile);
+                    float *swap = g;
+                    g = g_next;
+                    g_next = swap;
+                }
+            }
+            restore_denormals(fp_state);
+        }
+    }
+    return failed ? -1 : 0;
+}
+
+static size_t forward_scratch_bytes(int n_layers, const lt_fc_layer *layers, int64_t rows)
+{
+    size_t total = 0;
+    for (int l = 0; l < n_layers; l++) {
+        if (l > 0) total += align64(4 * (size_t)(rows * layers[l].n_in));
+        total += sparse_rows_bytes(rows, layers[l].n_in);
+    }
+    return total;
+}
+
+/* Logits (runs, rows, n_out of the last layer) of every run on one shared batch x (rows,
+ * layers[0].n_in). Returns 0, or -1 when scratch memory could not be had. */
+int lt_fc_forward(int n_layers, const lt_fc_layer *layers, int64_t runs, const float *x, int64_t rows, float *logits,
+                  int num_threads)
+{
+    if (n_layers < 1 || n_layers > MAX_LAYERS || rows < 1) return -1;
+    const int last = n_layers - 1;
+    const int64_t block = rows < EVAL_BLOCK ? rows : EVAL_BLOCK;
+    const int64_t blocks = (rows + block - 1) / block;
+    const size_t bytes = forward_scratch_bytes(n_layers, layers, block);
+    const int64_t n_last = layers[last].n_out;
+    int failed = 0;
+    #pragma omp parallel num_threads(num_threads) shared(failed)
+    {
+        char *mem = (char *)scratch(bytes);
+        if (mem == NULL) {
+            #pragma omp atomic write
+            failed = 1;
+        }
+        #pragma omp barrier
+        int stop;
+        #pragma omp atomic read
+        stop = failed;
+        if (!stop) {
+            float *act[MAX_LAYERS];
+            sparse_rows sr[MAX_LAYERS];
+            for (int l = 0; l < n_layers; l++) {
+                if (l > 0) {
+                    act[l] = (float *)mem;
+                    mem += align64(4 * (size_t)(block * layers[l].n_in));
+                }
+                mem = sparse_rows_init(&sr[l], block, layers[l].n_in, mem);
+            }
+            int64_t built = -1;  /* the image block whose sparse view sr[0] holds */
+            #pragma omp for schedule(static)
+            for (int64_t task = 0; task < blocks * runs; task++) {
+                const int64_t blk = task / runs, k = task % runs;
+                const int64_t r0 = blk * block, n = rows - r0 < block ? rows - r0 : block;
+                if (blk != built) {
+                    sr[0].rows = n;
+                    sparse_rows_build(&sr[0], x + r0 * layers[0].n_in, layers[0].n_in);
+                    built = blk;
+                }
+                for (int l = 0; l < n_layers; l++) {
+                    const lt_fc_layer *L = &layers[l];
+                    float *out = l < last ? act[l + 1] : logits + (k * rows + r0) * n_last;
+                    layer_forward(&sr[l], 0, n, L->w + k * L->n_in * L->n_out, L->b + k * L->n_out, L->n_out,
+                                  l < last, out);
+                    if (l < last) {
+                        sr[l + 1].rows = n;
+                        sparse_rows_build(&sr[l + 1], out, L->n_out);
+                    }
+                }
+            }
+        }
+    }
+    return failed ? -1 : 0;
+}

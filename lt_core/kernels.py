@@ -1,0 +1,237 @@
+"""lt_core's C kernels: compiled on first use with the system's C compiler, loaded with ctypes.
+
+Two sources make one library:
+
+* ``csrc/masked_adam.c``: one Adam step over a float32 tensor with the pruning mask applied to the
+  gradient (used by :class:`lt_core.optim.StackAdam` for every CPU tensor it steps);
+* ``csrc/fc_stack.c``: a whole training step, and the forward pass, of a stack of fully connected
+  networks, computed over the nonzero entries of each layer's input (used by
+  :mod:`lt_core.train` on the CPU; see the file's comment).
+
+The library is built once per process with ``-O3 -march=native -ffp-contract=off -fopenmp`` and
+linked against the OpenMP runtime PyTorch has already loaded, so both share one thread pool. On
+CUDA, without a compiler, or with ``LT_KERNELS=0``, lt_core computes the same with PyTorch
+operations instead (a warning says so when a build fails).
+"""
+
+from __future__ import annotations
+
+import ctypes
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import threading
+import warnings
+from pathlib import Path
+from typing import List, Optional, Sequence
+
+import torch
+
+Tensor = torch.Tensor
+CSRC = Path(__file__).with_name("csrc")
+SOURCES = (CSRC / "masked_adam.c", CSRC / "fc_stack.c")
+FLAGS = ["-O3", "-march=native", "-ffp-contract=off", "-fno-math-errno", "-fopenmp", "-shared", "-fPIC"]
+ENV_SWITCH = "LT_KERNELS"
+MAX_LAYERS = 16  # as in fc_stack.c
+
+_lock = threading.Lock()
+_library = None  # the loaded library, False once building it failed, None before the first try
+
+
+class FcLayer(ctypes.Structure):
+    """One layer of a fully connected stack, as ``fc_stack.c`` reads it (all pointers to float32
+    tensors laid out (runs, n_in, n_out) / (runs, n_out); ``mask`` uint8 or NULL)."""
+
+    _fields_ = [("n_in", ctypes.c_int64), ("n_out", ctypes.c_int64), ("live_in", ctypes.c_int64),
+                ("w", ctypes.c_void_p), ("m_w", ctypes.c_void_p), ("v_w", ctypes.c_void_p),
+                ("mask", ctypes.c_void_p),
+                ("b", ctypes.c_void_p), ("m_b", ctypes.c_void_p), ("v_b", ctypes.c_void_p)]
+
+
+class AdamStep(ctypes.Structure):
+    _fields_ = [("beta1", ctypes.c_float), ("beta2", ctypes.c_float), ("step_size", ctypes.c_float),
+                ("bias_correction2_sqrt", ctypes.c_float), ("eps", ctypes.c_float)]
+
+
+def enabled() -> bool:
+    """False when ``LT_KERNELS=0`` switches the kernels off."""
+    return os.environ.get(ENV_SWITCH, "1") != "0"
+
+
+def compile_library(flags: Sequence[str] = FLAGS) -> ctypes.CDLL:
+    """Compile the sources with ``flags`` and load the result into this process (under a second);
+    raises OSError or SubprocessError when that fails."""
+    compiler = shutil.which(os.environ.get("CC", "cc")) or shutil.which("gcc")
+    if compiler is None:
+        raise OSError("no C compiler found (set CC)")
+    with tempfile.TemporaryDirectory(prefix="lt_core_kernels_") as tmp:
+        lib_path = Path(tmp) / "lt_core_kernels.so"
+        proc = subprocess.run([compiler, *flags, *map(str, SOURCES), "-o", str(lib_path)], capture_output=True,
+                              text=True, timeout=300)
+        if proc.returncode != 0:
+            err = proc.stderr.strip()
+            raise OSError(f"{compiler}: {err.splitlines()[-1] if err else f'exit status {proc.returncode}'}")
+        lib = ctypes.CDLL(str(lib_path))  # mapped: the file may go
+    vp, i64, f32, cint = ctypes.c_void_p, ctypes.c_int64, ctypes.c_float, ctypes.c_int
+    lib.lt_masked_adam.restype = None
+    lib.lt_masked_adam.argtypes = [vp] * 5 + [i64] * 4 + [f32] * 5 + [cint]
+    lib.lt_fc_train_step.restype = cint
+    lib.lt_fc_train_step.argtypes = [cint, ctypes.POINTER(FcLayer), i64, vp, i64, vp, i64, i64, AdamStep, cint]
+    lib.lt_fc_forward.restype = cint
+    lib.lt_fc_forward.argtypes = [cint, ctypes.POINTER(FcLayer), i64, vp, i64, vp, cint]
+    return lib
+
+
+def _build() -> Optional[ctypes.CDLL]:
+    """This process's library, or None (with a warning when a build was tried and failed)."""
+    if not enabled() or not sys.platform.startswith("linux"):
+        return None
+    try:
+        return compile_library()
+    except (OSError, subprocess.SubprocessError) as exc:  # no build, or a temp dir that cannot hold code
+        warnings.warn(f"lt_core: the C kernels are not available ({exc}); computing with PyTorch operations "
+                      "instead", RuntimeWarning)
+        return None
+
+
+def library() -> Optional[ctypes.CDLL]:
+    """The loaded library, building it on the first call; None where it is not available (or
+    switched off)."""
+    global _library
+    if not enabled():
+        return None
+    if _library is None:
+        with _lock:
+            if _library is None:
+                _library = _build() or False
+    return _library or None
+
+
+def _ptr(t: Optional[Tensor]) -> Optional[int]:
+    return None if t is None else t.data_ptr()
+
+
+def _check(name: str, t: Tensor, shape: tuple, dtype=torch.float32) -> None:
+    if t.shape != shape or t.dtype != dtype or not t.is_contiguous() or t.device.type != "cpu":
+        raise ValueError(f"{name}: expected a contiguous {dtype} CPU tensor of shape {tuple(shape)}, "
+                         f"got {t.dtype} {tuple(t.shape)} on {t.device} (contiguous: {t.is_contiguous()})")
+
+
+class FcStack:
+    """A stack of K fully connected networks as ``fc_stack.c`` reads it; holds the tensors it
+    points to (the kernel updates them in place).
+
+    ``weights[l]``: (K, n_in, n_out) contiguous float32 (row i: input i's outgoing weights);
+    ``biases[l]``: (K, n_out). For training also Adam's moments (same shapes) and, optionally,
+    ``masks[l]``: uint8 (K, n_in, n_out) or None (nothing pruned), and ``live_in[l]``: inputs from
+    this one on are 0 in every training image (their weights never move; None: all may move).
+    ``lib``: the library to call (default: this process's, see :func:`library`).
+    """
+
+    def __init__(self, weights: Sequence[Tensor], biases: Sequence[Tensor], *,
+                 exp_avg_w: Optional[Sequence[Tensor]] = None, exp_avg_sq_w: Optional[Sequence[Tensor]] = None,
+                 exp_avg_b: Optional[Sequence[Tensor]] = None, exp_avg_sq_b: Optional[Sequence[Tensor]] = None,
+                 masks: Optional[Sequence[Optional[Tensor]]] = None,
+                 live_in: Optional[Sequence[Optional[int]]] = None, lib: Optional[ctypes.CDLL] = None) -> None:
+        n = len(weights)
+        if not 1 <= n <= MAX_LAYERS or len(biases) != n:
+            raise ValueError(f"FcStack: {n} weight and {len(biases)} bias tensors; "
+                             f"1 to {MAX_LAYERS} layers, one bias each")
+
+        def per_layer(field, seq):
+            if seq is None:
+                return [None] * n
+            if len(seq) != n:
+                raise ValueError(f"FcStack.{field}: {len(seq)} entries for {n} layers")
+            return list(seq)
+
+        fields = ("exp_avg_w", "exp_avg_sq_w", "exp_avg_b", "exp_avg_sq_b")
+        moments = [per_layer(f, seq) for f, seq in zip(fields, (exp_avg_w, exp_avg_sq_w, exp_avg_b, exp_avg_sq_b))]
+        masks, live_in = per_layer("masks", masks), per_layer("live_in", live_in)
+        self.trainable = all(all(t is not None for t in seq) for seq in moments)
+        self.lib = lib
+        self.runs = weights[0].shape[0] if weights[0].dim() == 3 else None
+        self.layers = (FcLayer * n)()
+        self._keep = []  # the tensors the pointers point into
+        n_prev = weights[0].shape[1] if weights[0].dim() == 3 else None
+        for l in range(n):
+            w, b, mw, vw, mb, vb = weights[l], biases[l], *(seq[l] for seq in moments)
+            runs, n_in, n_out = w.shape if w.dim() == 3 else (None, None, None)
+            if runs is None or runs != self.runs or n_in != n_prev:
+                raise ValueError(f"FcStack: layer {l} weights are {tuple(w.shape)}; "
+                                 f"expected ({self.runs}, {n_prev}, n_out)")
+            _check(f"layer {l} weights", w, (runs, n_in, n_out))
+            _check(f"layer {l} biases", b, (runs, n_out))
+            for name, t, shape in (("exp_avg_w", mw, w.shape), ("exp_avg_sq_w", vw, w.shape),
+                                   ("exp_avg_b", mb, b.shape), ("exp_avg_sq_b", vb, b.shape)):
+                if t is not None:
+                    _check(f"layer {l} {name}", t, tuple(shape))
+            if masks[l] is not None:
+                _check(f"layer {l} mask", masks[l], tuple(w.shape), torch.uint8)
+            live = n_in if live_in[l] is None else max(0, min(int(live_in[l]), n_in))
+            self.layers[l] = FcLayer(n_in, n_out, live, _ptr(w), _ptr(mw), _ptr(vw), _ptr(masks[l]), _ptr(b),
+                                     _ptr(mb), _ptr(vb))
+            self._keep += [w, b, mw, vw, mb, vb, masks[l]]
+            n_prev = n_out
+        self.n_in, self.n_out = weights[0].shape[1], n_prev
+
+    def _lib(self) -> ctypes.CDLL:
+        lib = self.lib or library()
+        if lib is None:
+            raise RuntimeError("lt_core's C kernels are not available (no C compiler, or LT_KERNELS=0)")
+        return lib
+
+    def train_step(self, x: Tensor, y: Tensor, adam: AdamStep, threads: int) -> None:
+        """One Adam step of every run: on ``x`` (B, n_in) shared by all runs, or (K, B, n_in) with
+        each run's batch contiguous (runs may sit any distance apart), float32; labels ``y``: (B,)
+        or (K, B) int64, likewise."""
+        lib = self._lib()
+        if not self.trainable:
+            raise ValueError("FcStack.train_step: the stack was built without Adam's moments")
+        shared = x.dim() == 2
+        ok = x.dim() in (2, 3) and x.dtype == torch.float32 and x.device.type == "cpu" \
+            and x.shape[-1] == self.n_in and x.stride(-1) == 1 and (x.shape[-2] <= 1 or x.stride(-2) == self.n_in) \
+            and (shared or x.shape[0] == self.runs)
+        if not ok:
+            raise ValueError(f"x: expected float32 CPU batches (B, {self.n_in}) or ({self.runs}, B, {self.n_in}), "
+                             f"each contiguous, got {x.dtype} {tuple(x.shape)} with strides {x.stride()}")
+        rows = x.shape[-2]
+        if y.dtype != torch.int64 or tuple(y.shape) != tuple(x.shape[:-1]) or (rows > 1 and y.stride(-1) != 1) \
+                or y.device.type != "cpu":
+            raise ValueError(f"y: expected int64 CPU labels of shape {tuple(x.shape[:-1])}, each run's contiguous, "
+                             f"got {y.dtype} {tuple(y.shape)} with strides {y.stride()}")
+        if rows == 0:
+            raise ValueError("x: an empty batch")
+        rc = lib.lt_fc_train_step(len(self.layers), self.layers, self.runs, x.data_ptr(),
+                                  0 if shared else x.stride(0), y.data_ptr(), 0 if shared else y.stride(0), rows,
+                                  adam, max(1, int(threads)))
+        if rc != 0:
+            raise MemoryError("lt_fc_train_step: no memory for its scratch buffers (nothing was changed)")
+
+    def forward(self, x: Tensor, threads: int) -> Tensor:
+        """Logits ``(K, B, n_out)`` of every run on one batch ``x`` (B, ...) of ``n_in`` values each."""
+        lib = self._lib()
+        x = x.reshape(x.shape[0], -1).to(torch.float32).contiguous()
+        if x.shape[1] != self.n_in:
+            raise ValueError(f"x: {x.shape[1]} inputs for a first layer of {self.n_in}")
+        logits = torch.empty(self.runs, x.shape[0], self.n_out)
+        if x.shape[0] and lib.lt_fc_forward(len(self.layers), self.layers, self.runs, x.data_ptr(), x.shape[0],
+                                            logits.data_ptr(), max(1, int(threads))) != 0:
+            raise MemoryError("lt_fc_forward: no memory for its scratch buffers")
+        return logits
+
+
+def adam_step(t: int, lr: float, betas=(0.9, 0.999), eps: float = 1e-8) -> AdamStep:
+    """Step ``t``'s Adam constants (PyTorch's bias corrections)."""
+    return AdamStep(betas[0], betas[1], lr / (1.0 - betas[0] ** t), (1.0 - betas[1] ** t) ** 0.5, eps)
+
+
+def thread_count(runs: Optional[int] = None) -> int:
+    """Threads for a kernel call: PyTorch's intra-op count, at most one per run when given."""
+    threads = torch.get_num_threads()
+    return max(1, min(threads, runs)) if runs is not None else threads
+
+
+__all__: List[str] = ["AdamStep", "FcLayer", "FcStack", "adam_step", "enabled", "library", "thread_count"]

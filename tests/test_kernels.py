@@ -1,0 +1,168 @@
+"""The C kernel for stacks of fully connected networks (lt_core.kernels.FcStack) against hand
+computation and against PyTorch autograd + Adam."""
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from lt_core import kernels
+
+needs_kernels = pytest.mark.skipif(kernels.library() is None, reason="no C compiler here, or LT_KERNELS=0")
+DIMS = [50, 37, 21, 10]  # widths that are not multiples of the kernel's 16-float vectors or 64-row tiles
+LIVE = 44  # inputs from 44 on are 0 in every batch below
+
+
+def _zeros(ts):
+    return [torch.zeros_like(t) for t in ts]
+
+
+def _net(k, seed=0, keep=0.6):
+    gen = torch.Generator().manual_seed(seed)
+    w = [torch.randn(k, DIMS[i], DIMS[i + 1], generator=gen) * 0.3 for i in range(3)]
+    b = [torch.randn(k, DIMS[i + 1], generator=gen) * 0.1 for i in range(3)]
+    masks = [(torch.rand(k, DIMS[i], DIMS[i + 1], generator=gen) < keep).to(torch.uint8) for i in range(3)]
+    for t, m in zip(w, masks):
+        t.mul_(m)
+    return w, b, masks
+
+
+def _batches(n, rows=13, seed=1):
+    gen = torch.Generator().manual_seed(seed)
+    out = []
+    for _ in range(n):
+        x = torch.rand(rows, DIMS[0], generator=gen)
+        x[x < 0.6] = 0  # sparse, as images are
+        x[:, LIVE:] = 0
+        out.append((x, torch.randint(0, 10, (rows,), generator=gen)))
+    return out
+
+
+def _stack(w, b, masks, lib=None):
+    w, b = [t.clone() for t in w], [t.clone() for t in b]
+    stack = kernels.FcStack(w, b, exp_avg_w=_zeros(w), exp_avg_sq_w=_zeros(w), exp_avg_b=_zeros(b),
+                            exp_avg_sq_b=_zeros(b), masks=masks, live_in=[LIVE, None, None], lib=lib)
+    return w, b, stack
+
+
+def _torch_logits(w, b, x):
+    h = x if x.dim() == 3 else x.expand(w[0].shape[0], *x.shape)
+    for i in range(len(w)):
+        h = torch.baddbmm(b[i].unsqueeze(1), h, w[i])
+        h = h.relu() if i < len(w) - 1 else h
+    return h
+
+
+@needs_kernels
+def test_one_step_by_hand():
+    # one layer, inputs (2, 0), label 0, from zero weights: logits 0, softmax (1/2, 1/2), so the
+    # gradient of w[0, :] is 2 * (1/2 - 1, 1/2) = (-1, 1), of w[1, :] 0 (its input is 0) and of the
+    # bias (-1/2, 1/2). Adam's first step moves each weight by lr * g / (|g| + eps): -lr sign(g).
+    w, b, exp_avg = [torch.zeros(1, 2, 2)], [torch.zeros(1, 2)], [torch.zeros(1, 2, 2)]
+    stack = kernels.FcStack(w, b, exp_avg_w=exp_avg, exp_avg_sq_w=_zeros(w), exp_avg_b=_zeros(b),
+                            exp_avg_sq_b=_zeros(b))
+    stack.train_step(torch.tensor([[2.0, 0.0]]), torch.tensor([0]), kernels.adam_step(1, 0.01), 1)
+    assert w[0][0].flatten().tolist() == pytest.approx([0.01, -0.01, 0.0, 0.0], abs=1e-7)
+    assert b[0][0].tolist() == pytest.approx([0.01, -0.01], abs=1e-7)
+    assert exp_avg[0][0].flatten().tolist() == pytest.approx([-0.1, 0.1, 0.0, 0.0])  # (1 - beta1) g
+    logits = stack.forward(torch.tensor([[1.0, 3.0]]), 1)
+    assert logits.flatten().tolist() == pytest.approx([0.02, -0.02], abs=3e-7)
+
+
+@needs_kernels
+def test_training_steps_equal_autograd_with_masked_adam():
+    w0, b0, masks = _net(3)
+    w, b, stack = _stack(w0, b0, masks)
+    tw = [t.clone().requires_grad_() for t in w0]
+    tb = [t.clone().requires_grad_() for t in b0]
+    opt = torch.optim.Adam(tw + tb, lr=1e-2)
+    for t, (x, y) in enumerate(_batches(6), start=1):
+        logits = _torch_logits(tw, tb, x)
+        loss = F.cross_entropy(logits.reshape(-1, 10), y.repeat(3)) * 3  # each run: its own mean loss
+        opt.zero_grad()
+        loss.backward()
+        for p, m in zip(tw, masks):
+            p.grad.mul_(m)
+        opt.step()
+        stack.train_step(x, y, kernels.adam_step(t, 1e-2), 2)
+    for mine, ref in zip(w + b, tw + tb):
+        torch.testing.assert_close(mine, ref.detach(), rtol=1e-4, atol=1e-5)
+    for mine, start, m in zip(w, w0, masks):
+        assert torch.equal(mine[m == 0], start[m == 0])  # pruned weights never move
+    assert torch.equal(w[0][:, LIVE:], w0[0][:, LIVE:])  # nor do the weights of inputs that are always 0
+    assert not torch.equal(w[0][:, :LIVE], w0[0][:, :LIVE])
+
+
+@needs_kernels
+def test_a_run_gets_the_same_bits_alone_stacked_and_on_either_thread_count():
+    w0, b0, masks = _net(5)
+    batches = _batches(8)
+    stacked_w, stacked_b, stacked = _stack(w0, b0, masks)
+    alone_w, alone_b, alone = _stack([t[3:4] for t in w0], [t[3:4] for t in b0], [m[3:4].contiguous() for m in masks])
+    # the same batch for every run, given per run as views into larger blocks
+    perrun_w, _, perrun = _stack(w0, b0, masks)
+    for t, (x, y) in enumerate(batches, start=1):
+        adam = kernels.adam_step(t, 1e-2)
+        stacked.train_step(x, y, adam, 2)
+        alone.train_step(x, y, adam, 1)
+        block_x = torch.zeros(5, 2 * len(x), DIMS[0])
+        block_x[:, 3:3 + len(x)] = x
+        block_y = torch.zeros(5, 2 * len(y), dtype=torch.int64)
+        block_y[:, 3:3 + len(y)] = y
+        perrun.train_step(block_x[:, 3:3 + len(x)], block_y[:, 3:3 + len(y)], adam, 1)
+    for s, a, p in zip(stacked_w + stacked_b, alone_w + alone_b, perrun_w):
+        assert torch.equal(s[3:4], a)
+    assert all(torch.equal(s, p) for s, p in zip(stacked_w, perrun_w))
+    xe = torch.rand(700, DIMS[0])
+    xe[xe < 0.5] = 0
+    out = stacked.forward(xe, 2)
+    assert torch.equal(out, stacked.forward(xe, 1))
+    assert torch.equal(out[3:4], alone.forward(xe, 2))
+
+
+@needs_kernels
+def test_forward_equals_torch_on_a_batch_larger_than_one_block():
+    w, b, _ = _net(2)
+    stack = kernels.FcStack(w, b)
+    x = torch.rand(613, DIMS[0])
+    x[x < 0.7] = 0
+    torch.testing.assert_close(stack.forward(x, 2), _torch_logits(w, b, x), rtol=1e-5, atol=1e-5)
+
+
+@needs_kernels
+def test_the_portable_build_gets_the_same_bits_as_the_native_one():
+    import platform
+
+    if platform.machine() not in ("x86_64", "AMD64"):
+        pytest.skip("the portable target named here is x86-64")
+    portable = kernels.compile_library([f if f != "-march=native" else "-march=x86-64" for f in kernels.FLAGS])
+    w0, b0, masks = _net(2)
+    nw, nb, native = _stack(w0, b0, masks)
+    pw, pb, port = _stack(w0, b0, masks, lib=portable)
+    for t, (x, y) in enumerate(_batches(5), start=1):
+        native.train_step(x, y, kernels.adam_step(t, 1e-2), 2)
+        port.train_step(x, y, kernels.adam_step(t, 1e-2), 2)
+    assert all(torch.equal(a, c) for a, c in zip(nw + nb, pw + pb))
+    x = _batches(1, rows=300)[0][0]
+    assert torch.equal(native.forward(x, 2), port.forward(x, 2))
+
+
+@needs_kernels
+def test_bad_input_names_the_field():
+    w, b, masks = _net(2)
+    with pytest.raises(ValueError, match="layer 1 biases"):
+        kernels.FcStack(w, [b[0], b[1][:, :3], b[2]])
+    with pytest.raises(ValueError, match="layer 0 mask"):
+        kernels.FcStack(w, b, masks=[m.bool() for m in masks])
+    with pytest.raises(ValueError, match=r"FcStack\.masks: 2 entries for 3 layers"):
+        kernels.FcStack(w, b, masks=masks[:2])
+    with pytest.raises(ValueError, match="layer 1 weights"):
+        kernels.FcStack([w[0], w[2], w[1]], b)
+    stack = kernels.FcStack(w, b, exp_avg_w=_zeros(w), exp_avg_sq_w=_zeros(w), exp_avg_b=_zeros(b),
+                            exp_avg_sq_b=_zeros(b))
+    x, y = _batches(1)[0]
+    with pytest.raises(ValueError, match="^x: "):
+        stack.train_step(x[:, :10], y, kernels.adam_step(1, 0.1), 1)
+    with pytest.raises(ValueError, match="^y: "):
+        stack.train_step(x, y.int(), kernels.adam_step(1, 0.1), 1)
+    with pytest.raises(ValueError, match="without Adam's moments"):
+        kernels.FcStack(w, b).train_step(x, y, kernels.adam_step(1, 0.1), 1)
