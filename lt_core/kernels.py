@@ -228,10 +228,9 @@ def adam_step(t: int, lr: float, betas=(0.9, 0.999), eps: float = 1e-8) -> AdamS
     return AdamStep(betas[0], betas[1], lr / (1.0 - betas[0] ** t), (1.0 - betas[1] ** t) ** 0.5, eps)
 
 
-def thread_count(runs: Optional[int] = None) -> int:
-    """Threads for a kernel call: PyTorch's intra-op count, at most one per run when given."""
-    threads = torch.get_num_threads()
-    return max(1, min(threads, runs)) if runs is not None else threads
+def thread_count() -> int:
+    """Threads for a kernel call: PyTorch's intra-op count."""
+    return max(1, torch.get_num_threads())
 
 
 __all__: List[str] = ["AdamStep", "FcLayer", "FcStack", "adam_step", "enabled", "library", "thread_count"]

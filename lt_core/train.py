@@ -504,7 +504,7 @@ class Trainer(StepLoop):
                 exp_avg_sq_w=[t.transpose(1, 2) for t in self.opt.exp_avg_sq[:n]], exp_avg_sq_b=self.opt.exp_avg_sq[n:],
                 masks=[self.m[k].transpose(1, 2).to(torch.uint8).contiguous() for k in names] if masked else None,
                 live_in=live[:n])
-            self._threads = kernels.thread_count(len(runs))
+            self._threads = kernels.thread_count()
         self.evals: List[List[dict]] = [[] for _ in runs]
         self.start_iteration = 0
         self.desc = f"round {round_index}"

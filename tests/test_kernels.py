@@ -93,30 +93,37 @@ def test_training_steps_equal_autograd_with_masked_adam():
 
 
 @needs_kernels
-def test_a_run_gets_the_same_bits_alone_stacked_and_on_either_thread_count():
+def test_a_run_gets_the_same_bits_alone_stacked_and_on_any_thread_count():
+    # Five runs on two threads: runs 0-3 are stepped by one thread each, run 4 by both together.
+    # Each of runs 3 and 4 alone, on one thread and on two (then both threads share its every layer),
+    # must end with the same bits as in the stack.
     w0, b0, masks = _net(5)
     batches = _batches(8)
     stacked_w, stacked_b, stacked = _stack(w0, b0, masks)
-    alone_w, alone_b, alone = _stack([t[3:4] for t in w0], [t[3:4] for t in b0], [m[3:4].contiguous() for m in masks])
+    alone = {(k, threads): _stack([t[k:k + 1] for t in w0], [t[k:k + 1] for t in b0],
+                                  [m[k:k + 1].contiguous() for m in masks]) for k in (3, 4) for threads in (1, 2)}
     # the same batch for every run, given per run as views into larger blocks
     perrun_w, _, perrun = _stack(w0, b0, masks)
     for t, (x, y) in enumerate(batches, start=1):
         adam = kernels.adam_step(t, 1e-2)
         stacked.train_step(x, y, adam, 2)
-        alone.train_step(x, y, adam, 1)
+        for (k, threads), (_, _, one) in alone.items():
+            one.train_step(x, y, adam, threads)
         block_x = torch.zeros(5, 2 * len(x), DIMS[0])
         block_x[:, 3:3 + len(x)] = x
         block_y = torch.zeros(5, 2 * len(y), dtype=torch.int64)
         block_y[:, 3:3 + len(y)] = y
-        perrun.train_step(block_x[:, 3:3 + len(x)], block_y[:, 3:3 + len(y)], adam, 1)
-    for s, a, p in zip(stacked_w + stacked_b, alone_w + alone_b, perrun_w):
-        assert torch.equal(s[3:4], a)
+        perrun.train_step(block_x[:, 3:3 + len(x)], block_y[:, 3:3 + len(y)], adam, 3)
+    for (k, threads), (aw, ab, _) in alone.items():
+        for s, a in zip(stacked_w + stacked_b, aw + ab):
+            assert torch.equal(s[k:k + 1], a), (k, threads)
+    assert not torch.equal(stacked_w[0][3], stacked_w[0][4])  # the runs did differ
     assert all(torch.equal(s, p) for s, p in zip(stacked_w, perrun_w))
     xe = torch.rand(700, DIMS[0])
     xe[xe < 0.5] = 0
     out = stacked.forward(xe, 2)
     assert torch.equal(out, stacked.forward(xe, 1))
-    assert torch.equal(out[3:4], alone.forward(xe, 2))
+    assert torch.equal(out[3:4], alone[(3, 1)][2].forward(xe, 2))
 
 
 @needs_kernels

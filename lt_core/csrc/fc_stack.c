@@ -19,8 +19,10 @@
  * Adam is PyTorch's form, element by element, as in masked_adam.c (same operation order), with the
  * mask applied to the gradient and denormals flushed to zero while a step runs (see there).
  *
- * Threads. The runs of a stack are split between the threads (one run: one thread); a step is one
- * fork and one join. Evaluation splits (run, block of images) pairs.
+ * Threads. The runs of a stack are split between the threads; the runs left over (all of them for
+ * a single run) are stepped by all threads together, each taking a share of every layer's columns
+ * (forward), images (input gradient) and weight rows (update). A step is one fork and one join.
+ * Evaluation splits (run, block of images) pairs.
  */
 #include <math.h>
 #include <stdint.h>
@@ -107,10 +109,13 @@ typedef struct {
     float *val;
 } sparse_rows;
 
+/* entries a sparse view has room for: every entry of the matrix, and 16 lanes of slack */
+static size_t sparse_capacity(int64_t rows, int64_t n) { return (size_t)(rows * n) + 16; }
+
 static size_t sparse_rows_bytes(int64_t rows, int64_t n)
 {
     const int64_t tiles = (n + TILE_ROWS - 1) / TILE_ROWS;
-    return align64(sizeof(int64_t) * (size_t)(rows * (tiles + 1))) + 2 * align64(4 * (size_t)(rows * n));
+    return align64(sizeof(int64_t) * (size_t)(rows * (tiles + 1))) + 2 * align64(4 * sparse_capacity(rows, n));
 }
 
 static char *sparse_rows_init(sparse_rows *s, int64_t rows, int64_t n, char *mem)
@@ -121,9 +126,9 @@ static char *sparse_rows_init(sparse_rows *s, int64_t rows, int64_t n, char *mem
     s->ptr = (int64_t *)mem;
     mem += align64(sizeof(int64_t) * (size_t)(rows * (s->tiles + 1)));
     s->idx = (int32_t *)mem;
-    mem += align64(4 * (size_t)(rows * n));
+    mem += align64(4 * sparse_capacity(rows, n));
     s->val = (float *)mem;
-    return mem + align64(4 * (size_t)(rows * n));
+    return mem + align64(4 * sparse_capacity(rows, n));
 }
 
 static void sparse_rows_build(sparse_rows *s, const float *a, int64_t lda)
@@ -143,8 +148,11 @@ static void sparse_rows_build(sparse_rows *s, const float *a, int64_t lda)
                 const __m512 v = _mm512_loadu_ps(row + j);
                 const __mmask16 nz = _mm512_cmp_ps_mask(v, _mm512_setzero_ps(), _CMP_NEQ_UQ);
                 if (!nz) continue;
-                _mm512_mask_compressstoreu_ps(s->val + count, nz, v);
-                _mm512_mask_compressstoreu_epi32(s->idx + count, nz, _mm512_add_epi32(_mm512_set1_epi32((int)j), step));
+                /* compressed in a register, then stored whole (compressing straight to memory is
+                 * microcoded on some processors; the buffers have room for the 16 lanes) */
+                _mm512_storeu_ps(s->val + count, _mm512_maskz_compress_ps(nz, v));
+                _mm512_storeu_si512(s->idx + count,
+                                    _mm512_maskz_compress_epi32(nz, _mm512_add_epi32(_mm512_set1_epi32((int)j), step)));
                 count += __builtin_popcount((unsigned)nz);
             }
 #endif
@@ -239,12 +247,13 @@ static inline __attribute__((always_inline)) void forward_block(const int NV, co
 }
 #endif
 
-/* z[r, :] = act(bias + sum over nonzero a[r, i] of a[r, i] w[i, :]) for rows [r0, r1) */
+/* z[r, o] = act(bias[o] + sum over nonzero a[r, i] of a[r, i] w[i, o]) for rows [r0, r1) and
+ * columns [c0, c1) (each entry is computed alike whatever the ranges) */
 static void layer_forward(const sparse_rows *s, int64_t r0, int64_t r1, const float *w, const float *bias,
-                          int64_t n_out, int relu, float *z)
+                          int64_t n_out, int relu, float *z, int64_t c0, int64_t c1)
 {
-    for (int64_t o0 = 0; o0 < n_out; o0 += COL_BLOCK) {
-        const int64_t cnt = n_out - o0 < COL_BLOCK ? n_out - o0 : COL_BLOCK;
+    for (int64_t o0 = c0; o0 < c1; o0 += COL_BLOCK) {
+        const int64_t cnt = c1 - o0 < COL_BLOCK ? c1 - o0 : COL_BLOCK;
         for (int64_t b0 = r0; b0 < r1; b0 += IMG_BLOCK) {
             const int64_t b1 = b0 + IMG_BLOCK < r1 ? b0 + IMG_BLOCK : r1;
 #if defined(__AVX512F__)
@@ -272,7 +281,7 @@ static void layer_forward(const sparse_rows *s, int64_t r0, int64_t r1, const fl
     for (int64_t r = r0; r < r1; r++) {
         float *zr = z + r * n_out;
         #pragma omp simd
-        for (int64_t o = 0; o < n_out; o++) {
+        for (int64_t o = c0; o < c1; o++) {
             const float v = zr[o] + bias[o];
             zr[o] = relu && !(v > 0.0f) ? 0.0f : v;
         }
@@ -320,13 +329,14 @@ static inline float dot(const float *a, const float *b, int64_t n)
 #endif
 }
 
-/* the gradient of a layer's input a (after the previous ReLU): ga[r, i] = g[r, :] . w[i, :] where
- * a[r, i] > 0, else 0 */
-static void input_gradient(const sparse_rows *s, const float *g, const float *w, int64_t n_out, float *ga)
+/* the gradient of a layer's input a (after the previous ReLU), for images [r0, r1):
+ * ga[r, i] = g[r, :] . w[i, :] where a[r, i] > 0, else 0 */
+static void input_gradient(const sparse_rows *s, int64_t r0, int64_t r1, const float *g, const float *w,
+                           int64_t n_out, float *ga)
 {
-    memset(ga, 0, sizeof(float) * (size_t)(s->rows * s->n));
+    memset(ga + r0 * s->n, 0, sizeof(float) * (size_t)((r1 - r0) * s->n));
     const int64_t tiles = s->tiles;
-    for (int64_t r = 0; r < s->rows; r++) {
+    for (int64_t r = r0; r < r1; r++) {
         const float *gr = g + r * n_out;
         for (int64_t e = s->ptr[r * (tiles + 1)]; e < s->ptr[r * (tiles + 1) + tiles]; e++) {
             const int64_t i = s->idx[e];
@@ -377,15 +387,15 @@ static void adam_row(float *p, float *m, float *v, const uint8_t *mask, const fl
     }
 }
 
-/* weight gradient row by row (rows i < live: sum of a[r, i] g[r, :] over the images where a[r, i]
- * is nonzero) with the Adam update of each row as soon as it is known; bias gradient and update */
-static void layer_update(const sparse_cols *c, const float *g, int64_t rows, int64_t n_in, int64_t live,
+/* weight gradient of rows [row0, row1) row by row (sum of a[r, i] g[r, :] over the images where
+ * a[r, i] is nonzero, in image order) with the Adam update of each row as soon as it is known;
+ * then, when bias is not NULL, the bias gradient (column sums of g, images in order) and update */
+static void layer_update(const sparse_cols *c, const float *g, int64_t rows, int64_t row0, int64_t row1,
                          int64_t n_out, float *w, float *mw, float *vw, const uint8_t *mask, float *bias, float *mb,
                          float *vb, const lt_adam *h, float *tile)
 {
-    (void)n_in;
-    for (int64_t i0 = 0; i0 < live; i0 += GRAD_ROWS) {
-        const int64_t i1 = i0 + GRAD_ROWS < live ? i0 + GRAD_ROWS : live;
+    for (int64_t i0 = row0; i0 < row1; i0 += GRAD_ROWS) {
+        const int64_t i1 = i0 + GRAD_ROWS < row1 ? i0 + GRAD_ROWS : row1;
         for (int64_t o0 = 0; o0 < n_out; o0 += COL_BLOCK) {
             const int64_t cnt = n_out - o0 < COL_BLOCK ? n_out - o0 : COL_BLOCK;
             for (int64_t i = i0; i < i1; i++) {
@@ -419,6 +429,7 @@ static void layer_update(const sparse_cols *c, const float *g, int64_t rows, int
             adam_row(w + i * n_out, mw + i * n_out, vw + i * n_out, mask ? mask + i * n_out : NULL,
                      tile + (i - i0) * n_out, n_out, h);
     }
+    if (bias == NULL) return;
     float *gb = tile;  /* the bias gradient: column sums of g, images in order */
     for (int64_t o = 0; o < n_out; o++) gb[o] = 0.0f;
     for (int64_t r = 0; r < rows; r++) {
@@ -448,6 +459,108 @@ static size_t step_scratch_bytes(int n_layers, const lt_fc_layer *layers, int64_
     return total;
 }
 
+/* A training step's working memory, laid out in one scratch block */
+typedef struct {
+    float *act[MAX_LAYERS];  /* act[l]: layer l's input, l > 0 */
+    sparse_rows sr[MAX_LAYERS];
+    sparse_cols sc[MAX_LAYERS];
+    float *logits, *g, *g_next, *tile;
+} step_buffers;
+
+static void step_buffers_init(step_buffers *b, int n_layers, const lt_fc_layer *layers, int64_t rows, char *mem)
+{
+    int64_t widest = 0;
+    for (int l = 0; l < n_layers; l++) {
+        if (l > 0) {
+            b->act[l] = (float *)mem;
+            mem += align64(4 * (size_t)(rows * layers[l].n_in));
+        }
+        mem = sparse_rows_init(&b->sr[l], rows, layers[l].n_in, mem);
+        mem = sparse_cols_init(&b->sc[l], rows, layers[l].n_in, mem);
+        widest = layers[l].n_in > widest ? layers[l].n_in : widest;
+        widest = layers[l].n_out > widest ? layers[l].n_out : widest;
+    }
+    b->logits = (float *)mem;
+    mem += align64(4 * (size_t)(rows * layers[n_layers - 1].n_out));
+    b->g = (float *)mem;
+    mem += align64(4 * (size_t)(rows * widest));
+    b->g_next = (float *)mem;
+    mem += align64(4 * (size_t)(rows * widest));
+    b->tile = (float *)mem;
+}
+
+/* [*begin, *end): part `part` of `parts` of [0, n), cut at multiples of `align` */
+static void share(int64_t n, int part, int parts, int64_t align, int64_t *begin, int64_t *end)
+{
+    const int64_t units = (n + align - 1) / align;
+    *begin = units * part / parts * align;
+    *end = units * (part + 1) / parts * align;
+    *begin = *begin < n ? *begin : n;
+    *end = *end < n ? *end : n;
+}
+
+/* every thread of a team of `team` waits here (no-op for a team of one) */
+static void team_barrier(int team)
+{
+    if (team > 1) {
+        #pragma omp barrier
+    }
+}
+
+/* One training step of run k, computed by `team` threads together (this one is `member`), all of
+ * them in this call with the same shared buffers b (but each its own b->tile). Every entry is
+ * computed alike whatever the team's size, so a run gets the same bits alone, in a stack, and on
+ * any number of threads. *built: the batch whose sparse views b->sr[0], b->sc[0] hold. */
+static void run_step(int n_layers, const lt_fc_layer *layers, int64_t k, const float *xk, const int64_t *yk,
+                     int64_t rows, const lt_adam *adam, step_buffers *b, const float **built, int member, int team)
+{
+    const int last = n_layers - 1;
+    const int lead = member == 0;
+    int64_t lo, hi;
+    if (*built != xk) {  /* the same pointer in every member */
+        if (lead) {
+            sparse_rows_build(&b->sr[0], xk, layers[0].n_in);
+            sparse_cols_build(&b->sc[0], &b->sr[0]);
+        }
+        *built = xk;
+        team_barrier(team);
+    }
+    for (int l = 0; l < n_layers; l++) {
+        const lt_fc_layer *L = &layers[l];
+        float *out = l < last ? b->act[l + 1] : b->logits;
+        share(L->n_out, member, team, 16, &lo, &hi);
+        layer_forward(&b->sr[l], 0, rows, L->w + k * L->n_in * L->n_out, L->b + k * L->n_out, L->n_out, l < last, out,
+                      lo, hi);
+        team_barrier(team);
+        if (l < last) {
+            if (lead) sparse_rows_build(&b->sr[l + 1], out, L->n_out);
+            team_barrier(team);
+        }
+    }
+    if (lead) loss_gradient(b->logits, yk, rows, layers[last].n_out, b->g);
+    team_barrier(team);
+    float *g = b->g, *g_next = b->g_next;
+    for (int l = last; l >= 0; l--) {
+        const lt_fc_layer *L = &layers[l];
+        const int64_t off = k * L->n_in * L->n_out;
+        if (l > 0) {  /* with the weights before this step's update */
+            share(rows, member, team, 1, &lo, &hi);
+            input_gradient(&b->sr[l], lo, hi, g, L->w + off, L->n_out, g_next);
+            if (lead) sparse_cols_build(&b->sc[l], &b->sr[l]);
+            team_barrier(team);
+        }
+        const int64_t live = L->live_in < L->n_in ? L->live_in : L->n_in;
+        share(live, member, team, GRAD_ROWS, &lo, &hi);
+        layer_update(&b->sc[l], g, rows, lo, hi, L->n_out, L->w + off, L->m_w + off, L->v_w + off,
+                     L->mask ? L->mask + off : NULL, lead ? L->b + k * L->n_out : NULL, L->m_b + k * L->n_out,
+                     L->v_b + k * L->n_out, adam, b->tile);
+        team_barrier(team);  /* g_next is overwritten next */
+        float *swap = g;
+        g = g_next;
+        g_next = swap;
+    }
+}
+
 #define EVAL_BLOCK 250  /* images per evaluation task */
 
 static int thread_index(void)
@@ -472,84 +585,50 @@ static int thread_count(void)
  *
  * x: the runs' batches, each (rows, layers[0].n_in), run k's at x + k * x_run_stride (0: all
  * runs share one batch); y: labels, run k's at y + k * y_run_stride. Returns 0, or -1 when scratch
- * memory could not be had (then nothing has changed). */
+ * memory could not be had (then nothing has changed).
+ *
+ * With T threads, each thread steps runs // T ... of the runs alone, as many as the others; the
+ * runs left over (runs % T) are each stepped by all T threads together. */
 int lt_fc_train_step(int n_layers, const lt_fc_layer *layers, int64_t runs, const float *x, int64_t x_run_stride,
                      const int64_t *y, int64_t y_run_stride, int64_t rows, lt_adam adam, int num_threads)
 {
     if (n_layers < 1 || n_layers > MAX_LAYERS || rows < 1) return -1;
     const size_t bytes = step_scratch_bytes(n_layers, layers, rows);
-    const int last = n_layers - 1;
     int failed = 0;
-    if (num_threads > runs) num_threads = (int)runs;
+    char *team_mem = NULL;
     if (num_threads < 1) num_threads = 1;
-    #pragma omp parallel num_threads(num_threads) shared(failed)
+    #pragma omp parallel num_threads(num_threads) shared(failed, team_mem)
     {
         char *mem = (char *)scratch(bytes);
+        const int tid = thread_index(), nth = thread_count();
         if (mem == NULL) {
             #pragma omp atomic write
             failed = 1;
         }
+        if (tid == 0) team_mem = mem;
         #pragma omp barrier
         int stop;
         #pragma omp atomic read
         stop = failed;
         if (!stop) {
             const unsigned long long fp_state = flush_denormals();
-            const int tid = thread_index(), nth = thread_count();
-            const int64_t k0 = runs * tid / nth, k1 = runs * (tid + 1) / nth;
-            float *act[MAX_LAYERS];
-            sparse_rows sr[MAX_LAYERS];
-            sparse_cols sc[MAX_LAYERS];
-            int64_t widest = 0;
-            for (int l = 0; l < n_layers; l++) {
-                if (l > 0) {
-                    act[l] = (float *)mem;
-                    mem += align64(4 * (size_t)(rows * layers[l].n_in));
-                }
-                mem = sparse_rows_init(&sr[l], rows, layers[l].n_in, mem);
-                mem = sparse_cols_init(&sc[l], rows, layers[l].n_in, mem);
-                widest = layers[l].n_in > widest ? layers[l].n_in : widest;
-                widest = layers[l].n_out > widest ? layers[l].n_out : widest;
-            }
-            float *logits = (float *)mem;
-            mem += align64(4 * (size_t)(rows * layers[last].n_out));
-            float *g = (float *)mem;
-            mem += align64(4 * (size_t)(rows * widest));
-            float *g_next = (float *)mem;
-            mem += align64(4 * (size_t)(rows * widest));
-            float *tile = (float *)mem;
-
-            const float *built = NULL;  /* the batch whose sparse views sr[0], sc[0] hold */
-            for (int64_t k = k0; k < k1; k++) {
-                const float *xk = x + k * x_run_stride;
-                if (xk != built) {
-                    sparse_rows_build(&sr[0], xk, layers[0].n_in);
-                    sparse_cols_build(&sc[0], &sr[0]);
-                    built = xk;
-                }
-                for (int l = 0; l < n_layers; l++) {
-                    const lt_fc_layer *L = &layers[l];
-                    float *out = l < last ? act[l + 1] : logits;
-                    layer_forward(&sr[l], 0, rows, L->w + k * L->n_in * L->n_out, L->b + k * L->n_out, L->n_out,
-                                  l < last, out);
-                    if (l < last) sparse_rows_build(&sr[l + 1], out, L->n_out);
-                }
-                loss_gradient(logits, y + k * y_run_stride, rows, layers[last].n_out, g);
-                for (int l = last; l >= 0; l--) {
-                    const lt_fc_layer *L = &layers[l];
-                    const int64_t off = k * L->n_in * L->n_out;
-                    if (l > 0) {  /* with the weights before this step's update */
-                        input_gradient(&sr[l], g, L->w + off, L->n_out, g_next);
-                        sparse_cols_build(&sc[l], &sr[l]);
-                    }
-                    const int64_t live = L->live_in < L->n_in ? L->live_in : L->n_in;
-                    layer_update(&sc[l], g, rows, L->n_in, live, L->n_out, L->w + off, L->m_w + off, L->v_w + off,
-                                 L->mask ? L->mask + off : NULL, L->b + k * L->n_out, L->m_b + k * L->n_out,
-                                 L->v_b + k * L->n_out, &adam, tile);
-                    float *swap = g;
-                    g = g_next;
-                    g_next = swap;
-                }
+            step_buffers own;
+            step_buffers_init(&own, n_layers, layers, rows, mem);
+            const int64_t alone = runs - runs % nth;  /* runs [0, alone) are stepped by one thread each */
+            const int64_t k0 = alone * tid / nth, k1 = alone * (tid + 1) / nth;
+            const float *built = NULL;
+            for (int64_t k = k0; k < k1; k++)
+                run_step(n_layers, layers, k, x + k * x_run_stride, y + k * y_run_stride, rows, &adam, &own, &built,
+                         0, 1);
+            if (alone < runs) {
+                step_buffers shared;  /* thread 0's buffers, with this thread's own gradient tile */
+                #pragma omp barrier
+                step_buffers_init(&shared, n_layers, layers, rows, team_mem);
+                shared.tile = own.tile;
+                const float *team_built = NULL;
+                for (int64_t k = alone; k < runs; k++)
+                    run_step(n_layers, layers, k, x + k * x_run_stride, y + k * y_run_stride, rows, &adam, &shared,
+                             &team_built, tid, nth);
             }
             restore_denormals(fp_state);
         }
@@ -614,7 +693,7 @@ int lt_fc_forward(int n_layers, const lt_fc_layer *layers, int64_t runs, const f
                     const lt_fc_layer *L = &layers[l];
                     float *out = l < last ? act[l + 1] : logits + (k * rows + r0) * n_last;
                     layer_forward(&sr[l], 0, n, L->w + k * L->n_in * L->n_out, L->b + k * L->n_out, L->n_out,
-                                  l < last, out);
+                                  l < last, out, 0, L->n_out);
                     if (l < last) {
                         sr[l + 1].rows = n;
                         sparse_rows_build(&sr[l + 1], out, L->n_out);
