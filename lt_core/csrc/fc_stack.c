@@ -309,38 +309,90 @@ static void loss_gradient(const float *z, const int64_t *y, int64_t rows, int64_
     }
 }
 
-static inline float dot(const float *a, const float *b, int64_t n)
+#define GT_LANES 64  /* images per pass of the input gradient (four 16-float vectors) */
+
+/* gt[o * GT_LANES + c] = g[r0 + c, o] for the images [r0, r0 + n) (n <= GT_LANES), zero past n */
+static void transpose_block(const float *g, int64_t r0, int64_t n, int64_t n_out, float *gt)
 {
-#if defined(__AVX512F__)
-    __m512 acc = _mm512_setzero_ps();
-    for (int64_t o = 0; o < n; o += 16) {
-        const __mmask16 mk = lanes(n - o, 0);
-        acc = _mm512_add_ps(acc, _mm512_mul_ps(_mm512_maskz_loadu_ps(mk, a + o), _mm512_maskz_loadu_ps(mk, b + o)));
+    for (int64_t o = 0; o < n_out; o++) {
+        float *col = gt + o * GT_LANES;
+        for (int64_t c = 0; c < n; c++) col[c] = g[(r0 + c) * n_out + o];
+        for (int64_t c = n; c < GT_LANES; c++) col[c] = 0.0f;
     }
-    return _mm512_reduce_add_ps(acc);
-#else
-    float lane[16] = {0};
-    for (int64_t o = 0; o < n; o += 16)
-        for (int l = 0; l < 16 && o + l < n; l++) lane[l] = lane[l] + a[o + l] * b[o + l];
-    /* the same pairwise order as the vector reduction */
-    for (int width = 8; width >= 1; width /= 2)
-        for (int l = 0; l < width; l++) lane[l] = lane[l] + lane[l + width];
-    return lane[0];
-#endif
 }
 
-/* the gradient of a layer's input a (after the previous ReLU), for images [r0, r1):
- * ga[r, i] = g[r, :] . w[i, :] where a[r, i] > 0, else 0 */
-static void input_gradient(const sparse_rows *s, int64_t r0, int64_t r1, const float *g, const float *w,
-                           int64_t n_out, float *ga)
+#if defined(__AVX512F__)
+/* out[q][c] = sum over o, in order, of w[i0 + q, o] g[c, o] for NI inputs and the 64 images of gt */
+static inline __attribute__((always_inline)) void input_gradient_block(const int NI, const float *w, int64_t i0,
+    int64_t n_out, const float *gt, float *out)
 {
-    memset(ga + r0 * s->n, 0, sizeof(float) * (size_t)((r1 - r0) * s->n));
-    const int64_t tiles = s->tiles;
-    for (int64_t r = r0; r < r1; r++) {
-        const float *gr = g + r * n_out;
-        for (int64_t e = s->ptr[r * (tiles + 1)]; e < s->ptr[r * (tiles + 1) + tiles]; e++) {
-            const int64_t i = s->idx[e];
-            ga[r * s->n + i] = dot(gr, w + i * n_out, n_out);
+    __m512 acc[4][4];
+    for (int q = 0; q < NI; q++)
+        for (int v = 0; v < 4; v++) acc[q][v] = _mm512_setzero_ps();
+    for (int64_t o = 0; o < n_out; o++) {
+        __m512 gv[4];
+        for (int v = 0; v < 4; v++) gv[v] = _mm512_load_ps(gt + o * GT_LANES + 16 * v);
+        for (int q = 0; q < NI; q++) {
+            const __m512 wq = _mm512_set1_ps(w[(i0 + q) * n_out + o]);
+            for (int v = 0; v < 4; v++) acc[q][v] = _mm512_add_ps(acc[q][v], _mm512_mul_ps(wq, gv[v]));
+        }
+    }
+    for (int q = 0; q < NI; q++)
+        for (int v = 0; v < 4; v++) _mm512_store_ps(out + q * GT_LANES + 16 * v, acc[q][v]);
+}
+#endif
+
+/* The gradient of a layer's input a (after the previous ReLU; a is (rows, n_in)), for the inputs
+ * [i_lo, i_hi): ga[r, i] = sum over o, in order, of g[r, o] w[i, o] where a[r, i] > 0, else 0.
+ * Computed densely, 64 images of g's transpose by 4 weight rows at a time (no horizontal sums);
+ * gt: room for n_out * GT_LANES floats, 64-byte aligned; out: for 4 * GT_LANES. */
+static void input_gradient(const float *a, int64_t rows, int64_t n_in, int64_t i_lo, int64_t i_hi, const float *g,
+                           const float *w, int64_t n_out, float *ga, float *gt, float *out)
+{
+    for (int64_t r0 = 0; r0 < rows; r0 += GT_LANES) {
+        const int64_t n = rows - r0 < GT_LANES ? rows - r0 : GT_LANES;
+        transpose_block(g, r0, n, n_out, gt);
+        for (int64_t i0 = i_lo; i0 < i_hi; i0 += 4) {
+            const int ni = i_hi - i0 < 4 ? (int)(i_hi - i0) : 4;
+#if defined(__AVX512F__)
+            switch (ni) {
+            case 1: input_gradient_block(1, w, i0, n_out, gt, out); break;
+            case 2: input_gradient_block(2, w, i0, n_out, gt, out); break;
+            case 3: input_gradient_block(3, w, i0, n_out, gt, out); break;
+            default: input_gradient_block(4, w, i0, n_out, gt, out); break;
+            }
+#else
+            for (int q = 0; q < ni; q++) {
+                float *acc = out + q * GT_LANES;
+                for (int c = 0; c < GT_LANES; c++) acc[c] = 0.0f;
+                for (int64_t o = 0; o < n_out; o++) {
+                    const float wq = w[(i0 + q) * n_out + o];
+                    const float *gv = gt + o * GT_LANES;
+                    #pragma omp simd
+                    for (int c = 0; c < GT_LANES; c++) acc[c] = acc[c] + wq * gv[c];
+                }
+            }
+#endif
+            int64_t c = 0;
+#if defined(__AVX512F__)
+            if (ni == 4)  /* four images at a time: a 4 x 4 transpose, then one masked row of 4 each */
+                for (; c + 4 <= n; c += 4) {
+                    __m128 q0 = _mm_load_ps(out + c), q1 = _mm_load_ps(out + GT_LANES + c);
+                    __m128 q2 = _mm_load_ps(out + 2 * GT_LANES + c), q3 = _mm_load_ps(out + 3 * GT_LANES + c);
+                    _MM_TRANSPOSE4_PS(q0, q1, q2, q3);
+                    const __m128 rowv[4] = {q0, q1, q2, q3};
+                    for (int j = 0; j < 4; j++) {
+                        const int64_t at = (r0 + c + j) * n_in + i0;
+                        const __m128 live = _mm_cmpgt_ps(_mm_loadu_ps(a + at), _mm_setzero_ps());
+                        _mm_storeu_ps(ga + at, _mm_and_ps(live, rowv[j]));
+                    }
+                }
+#endif
+            for (; c < n; c++)
+                for (int q = 0; q < ni; q++) {
+                    const int64_t at = (r0 + c) * n_in + i0 + q;
+                    ga[at] = a[at] > 0.0f ? out[q * GT_LANES + c] : 0.0f;
+                }
         }
     }
 }
@@ -456,6 +508,7 @@ static size_t step_scratch_bytes(int n_layers, const lt_fc_layer *layers, int64_
     total += align64(4 * (size_t)(rows * layers[n_layers - 1].n_out));  /* logits */
     total += 2 * align64(4 * (size_t)(rows * widest));                    /* gradients */
     total += align64(4 * (size_t)(GRAD_ROWS * widest));                   /* gradient tile */
+    total += align64(4 * (size_t)(GT_LANES * widest)) + 4 * 4 * GT_LANES;  /* input gradient */
     return total;
 }
 
@@ -464,7 +517,8 @@ typedef struct {
     float *act[MAX_LAYERS];  /* act[l]: layer l's input, l > 0 */
     sparse_rows sr[MAX_LAYERS];
     sparse_cols sc[MAX_LAYERS];
-    float *logits, *g, *g_next, *tile;
+    float *logits, *g, *g_next, *tile;  /* tile, gt, gt_out: each thread its own */
+    float *gt, *gt_out;
 } step_buffers;
 
 static void step_buffers_init(step_buffers *b, int n_layers, const lt_fc_layer *layers, int64_t rows, char *mem)
@@ -487,6 +541,10 @@ static void step_buffers_init(step_buffers *b, int n_layers, const lt_fc_layer *
     b->g_next = (float *)mem;
     mem += align64(4 * (size_t)(rows * widest));
     b->tile = (float *)mem;
+    mem += align64(4 * (size_t)(GRAD_ROWS * widest));
+    b->gt = (float *)mem;
+    mem += align64(4 * (size_t)(GT_LANES * widest));
+    b->gt_out = (float *)mem;
 }
 
 /* [*begin, *end): part `part` of `parts` of [0, n), cut at multiples of `align` */
@@ -508,7 +566,7 @@ static void team_barrier(int team)
 }
 
 /* One training step of run k, computed by `team` threads together (this one is `member`), all of
- * them in this call with the same shared buffers b (but each its own b->tile). Every entry is
+ * them in this call with the same shared buffers b (but each its own b->tile, b->gt, b->gt_out). Every entry is
  * computed alike whatever the team's size, so a run gets the same bits alone, in a stack, and on
  * any number of threads. *built: the batch whose sparse views b->sr[0], b->sc[0] hold. */
 static void run_step(int n_layers, const lt_fc_layer *layers, int64_t k, const float *xk, const int64_t *yk,
@@ -544,8 +602,8 @@ static void run_step(int n_layers, const lt_fc_layer *layers, int64_t k, const f
         const lt_fc_layer *L = &layers[l];
         const int64_t off = k * L->n_in * L->n_out;
         if (l > 0) {  /* with the weights before this step's update */
-            share(rows, member, team, 1, &lo, &hi);
-            input_gradient(&b->sr[l], lo, hi, g, L->w + off, L->n_out, g_next);
+            share(L->n_in, member, team, 16, &lo, &hi);
+            input_gradient(b->act[l], rows, L->n_in, lo, hi, g, L->w + off, L->n_out, g_next, b->gt, b->gt_out);
             if (lead) sparse_cols_build(&b->sc[l], &b->sr[l]);
             team_barrier(team);
         }
@@ -625,6 +683,8 @@ int lt_fc_train_step(int n_layers, const lt_fc_layer *layers, int64_t runs, cons
                 #pragma omp barrier
                 step_buffers_init(&shared, n_layers, layers, rows, team_mem);
                 shared.tile = own.tile;
+                shared.gt = own.gt;
+                shared.gt_out = own.gt_out;
                 const float *team_built = NULL;
                 for (int64_t k = alone; k < runs; k++)
                     run_step(n_layers, layers, k, x + k * x_run_stride, y + k * y_run_stride, rows, &adam, &shared,
