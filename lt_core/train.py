@@ -13,11 +13,14 @@ weights kept for mask computation are those at the end of training.
 
 Speed: the whole dataset lives on the device; a batch is one index into it (gathered a block at a
 time, from the 8-bit pixels); no per-sample Python and no host-device synchronisation except at
-evaluation points (and one read per epoch of the batches' input widths). Fully connected networks
-skip autograd (:func:`dense_gradients`) and compute their first layer on the prefix of inputs that
-are nonzero in the batch (:class:`InputOrder`); the optimiser masks and updates in one pass
-(:mod:`lt_core.optim`). All of it is float32 arithmetic: none of these changes what is computed,
-only the rounding of sums (and denormal Adam moments, flushed to zero as TF did).
+evaluation points (and one read per epoch of the batches' input widths). On the CPU a fully
+connected stack trains and evaluates in C (:class:`lt_core.kernels.FcStack`: each product over the
+nonzero entries of a layer's input only, Adam applied row by row as gradients are known, runs left
+over after an even split between threads shared by all of them). Elsewhere fully connected
+networks skip autograd (:func:`dense_gradients`) and compute their first layer on the prefix of
+inputs that are nonzero in the batch (:class:`InputOrder`), and the optimiser masks and updates
+in one pass (:mod:`lt_core.optim`). All of it is float32 arithmetic: none of these changes what is
+computed, only the rounding of sums (and denormal Adam moments, flushed to zero as TF did).
 """
 
 from __future__ import annotations

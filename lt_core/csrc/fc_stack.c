@@ -5,11 +5,13 @@
  * (runs, n_in, n_out): row i of a run's matrix holds the outgoing weights of input i. Masks and
  * Adam's moments share that layout; biases are (runs, n_out).
  *
- * Sparsity. Every product is written over the nonzero entries of a layer's input: MNIST images
- * are about 80% zeros, a hidden layer after ReLU about half. The forward pass adds a[b, i] w[i, :]
- * for each nonzero a[b, i]; the weight gradient of row i sums a[b, i] g[b, :] over the images b
- * where a[b, i] is nonzero; the input gradient is needed only where a[b, i] > 0 (ReLU). Skipped
- * terms are exact zeros, so the sums are the same sums without them (rounded in their own order).
+ * Sparsity. The forward pass and the weight gradient are written over the nonzero entries of a
+ * layer's input: MNIST images are about 80% zeros, a hidden layer after ReLU about half. The
+ * forward pass adds a[b, i] w[i, :] for each nonzero a[b, i]; the weight gradient of row i sums
+ * a[b, i] g[b, :] over the images b where a[b, i] is nonzero. Skipped terms are exact zeros, so the
+ * sums are the same sums without them (rounded in their own order). The input gradient of a hidden
+ * layer is computed densely (g times the weights' transpose, no horizontal sums) and kept where
+ * a[b, i] > 0 (ReLU).
  *
  * Determinism. A run's arithmetic does not depend on the other runs, on which thread computes it,
  * or on where a value sits in a vector (no fused multiply-add: built with -ffp-contract=off, and
@@ -21,7 +23,8 @@
  *
  * Threads. The runs of a stack are split between the threads; the runs left over (all of them for
  * a single run) are stepped by all threads together, each taking a share of every layer's columns
- * (forward), images (input gradient) and weight rows (update). A step is one fork and one join.
+ * (forward), inputs (input gradient) and weight rows (update), with a barrier between phases. A
+ * step is one fork and one join.
  * Evaluation splits (run, block of images) pairs.
  */
 #include <math.h>
