@@ -37,9 +37,7 @@
 #ifdef _OPENMP
 #include <omp.h>
 #endif
-#if defined(__x86_64__) || defined(__i386__)
-#include <xmmintrin.h>
-#endif
+#include "lt_fp.h"
 
 typedef struct {
     int64_t n_in, n_out;
@@ -76,30 +74,6 @@ static void *scratch(size_t bytes)
 }
 
 static size_t align64(size_t n) { return (n + 63) / 64 * 64; }
-
-/* ---- denormals ---------------------------------------------------------------------------- */
-
-#if defined(__x86_64__) || defined(__i386__)
-static unsigned long long flush_denormals(void)
-{
-    unsigned int csr = _mm_getcsr();
-    _mm_setcsr(csr | 0x8040u);
-    return csr;
-}
-static void restore_denormals(unsigned long long csr) { _mm_setcsr((unsigned int)csr); }
-#elif defined(__aarch64__)
-static unsigned long long flush_denormals(void)
-{
-    unsigned long long fpcr;
-    __asm__ volatile("mrs %0, fpcr" : "=r"(fpcr));
-    __asm__ volatile("msr fpcr, %0" : : "r"(fpcr | (1ull << 24)));
-    return fpcr;
-}
-static void restore_denormals(unsigned long long fpcr) { __asm__ volatile("msr fpcr, %0" : : "r"(fpcr)); }
-#else
-static unsigned long long flush_denormals(void) { return 0; }
-static void restore_denormals(unsigned long long state) { (void)state; }
-#endif
 
 /* ---- sparse views of a layer's input ------------------------------------------------------ */
 

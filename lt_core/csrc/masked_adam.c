@@ -24,26 +24,7 @@
  */
 #include <math.h>
 #include <stdint.h>
-#if defined(__x86_64__) || defined(__i386__)
-#include <xmmintrin.h>
-static unsigned long long flush_denormals(void) {
-    unsigned int csr = _mm_getcsr();
-    _mm_setcsr(csr | 0x8040u); /* flush-to-zero and denormals-are-zero */
-    return csr;
-}
-static void restore_denormals(unsigned long long csr) { _mm_setcsr((unsigned int)csr); }
-#elif defined(__aarch64__)
-static unsigned long long flush_denormals(void) {
-    unsigned long long fpcr;
-    __asm__ volatile("mrs %0, fpcr" : "=r"(fpcr));
-    __asm__ volatile("msr fpcr, %0" : : "r"(fpcr | (1ull << 24)));
-    return fpcr;
-}
-static void restore_denormals(unsigned long long fpcr) { __asm__ volatile("msr fpcr, %0" : : "r"(fpcr)); }
-#else
-static unsigned long long flush_denormals(void) { return 0; }
-static void restore_denormals(unsigned long long state) { (void)state; }
-#endif
+#include "lt_fp.h"
 
 #define CHUNK 16384
 
