@@ -22,7 +22,9 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import statistics
 import threading
+import time
 import warnings
 from pathlib import Path
 from typing import List, Optional, Sequence
@@ -78,7 +80,7 @@ def compile_library(flags: Sequence[str] = FLAGS) -> ctypes.CDLL:
     lib.lt_masked_adam.restype = None
     lib.lt_masked_adam.argtypes = [vp] * 5 + [i64] * 4 + [f32] * 5 + [cint]
     lib.lt_fc_train_step.restype = cint
-    lib.lt_fc_train_step.argtypes = [cint, ctypes.POINTER(FcLayer), i64, vp, i64, vp, i64, i64, AdamStep, cint]
+    lib.lt_fc_train_step.argtypes = [cint, ctypes.POINTER(FcLayer), i64, vp, i64, vp, i64, i64, AdamStep, cint, cint]
     lib.lt_fc_forward.restype = cint
     lib.lt_fc_forward.argtypes = [cint, ctypes.POINTER(FcLayer), i64, vp, i64, vp, cint]
     return lib
@@ -176,6 +178,7 @@ class FcStack:
             self._keep += [w, b, mw, vw, mb, vb, masks[l]]
             n_prev = n_out
         self.n_in, self.n_out = weights[0].shape[1], n_prev
+        self._leftover = FasterOf((True, False))
 
     def _lib(self) -> ctypes.CDLL:
         lib = self.lib or library()
@@ -183,10 +186,16 @@ class FcStack:
             raise RuntimeError("lt_core's C kernels are not available (no C compiler, or LT_KERNELS=0)")
         return lib
 
-    def train_step(self, x: Tensor, y: Tensor, adam: AdamStep, threads: int) -> None:
+    def train_step(self, x: Tensor, y: Tensor, adam: AdamStep, threads: int,
+                   share_leftover: Optional[bool] = None) -> None:
         """One Adam step of every run: on ``x`` (B, n_in) shared by all runs, or (K, B, n_in) with
         each run's batch contiguous (runs may sit any distance apart), float32; labels ``y``: (B,)
-        or (K, B) int64, likewise."""
+        or (K, B) int64, likewise.
+
+        ``threads`` split the runs evenly; the runs left over (K % threads, e.g. a single run) are
+        each stepped by all threads together when ``share_leftover``, else by one thread each. The
+        result is the same bits either way; None (the default) picks the faster by timing both now
+        and then (:class:`FasterOf`), since which is faster depends on whether the cores are idle."""
         lib = self._lib()
         if not self.trainable:
             raise ValueError("FcStack.train_step: the stack was built without Adam's moments")
@@ -204,9 +213,16 @@ class FcStack:
                              f"got {y.dtype} {tuple(y.shape)} with strides {y.stride()}")
         if rows == 0:
             raise ValueError("x: an empty batch")
+        threads = max(1, int(threads))
+        timed = share_leftover is None and threads > 1 and self.runs % threads != 0
+        if share_leftover is None:
+            share_leftover = self._leftover.choice() if timed else True
+        start = time.perf_counter()
         rc = lib.lt_fc_train_step(len(self.layers), self.layers, self.runs, x.data_ptr(),
                                   0 if shared else x.stride(0), y.data_ptr(), 0 if shared else y.stride(0), rows,
-                                  adam, max(1, int(threads)))
+                                  adam, threads, int(bool(share_leftover)))
+        if timed:
+            self._leftover.record(share_leftover, time.perf_counter() - start)
         if rc != 0:
             raise MemoryError("lt_fc_train_step: no memory for its scratch buffers (nothing was changed)")
 
@@ -223,6 +239,38 @@ class FcStack:
         return logits
 
 
+class FasterOf:
+    """Chooses the faster of equivalent ways to do a repeated task by timing them: each option
+    for ``trial`` calls in turn (medians compared), then the faster one for ``keep`` calls, then
+    trials again, so that a change in the machine's load is followed within ``keep`` calls."""
+
+    def __init__(self, options: Sequence, trial: int = 8, keep: int = 1000) -> None:
+        self.options, self.trial, self.keep = tuple(options), int(trial), int(keep)
+        self._times = {o: [] for o in self.options}
+        self._best, self._left = None, 0
+
+    def choice(self):
+        """The option to use for the next call."""
+        if self._best is not None and self._left > 0:
+            return self._best
+        for option in self.options:  # still trying
+            if len(self._times[option]) < self.trial:
+                return option
+        self._best = min(self.options, key=lambda o: statistics.median(self._times[o]))
+        self._left = self.keep
+        self._times = {o: [] for o in self.options}
+        return self._best
+
+    def record(self, option, seconds: float) -> None:
+        """How long a call with ``option`` took."""
+        if self._best is not None and self._left > 0 and option == self._best:
+            self._left -= 1
+            if self._left == 0:
+                self._best = None
+            return
+        self._times[option].append(seconds)
+
+
 def adam_step(t: int, lr: float, betas=(0.9, 0.999), eps: float = 1e-8) -> AdamStep:
     """Step ``t``'s Adam constants (PyTorch's bias corrections)."""
     return AdamStep(betas[0], betas[1], lr / (1.0 - betas[0] ** t), (1.0 - betas[1] ** t) ** 0.5, eps)
@@ -233,4 +281,4 @@ def thread_count() -> int:
     return max(1, torch.get_num_threads())
 
 
-__all__: List[str] = ["AdamStep", "FcLayer", "FcStack", "adam_step", "enabled", "library", "thread_count"]
+__all__: List[str] = ["AdamStep", "FasterOf", "FcLayer", "FcStack", "adam_step", "enabled", "library", "thread_count"]

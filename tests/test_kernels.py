@@ -106,14 +106,15 @@ def test_a_run_gets_the_same_bits_alone_stacked_and_on_any_thread_count():
     perrun_w, _, perrun = _stack(w0, b0, masks)
     for t, (x, y) in enumerate(batches, start=1):
         adam = kernels.adam_step(t, 1e-2)
-        stacked.train_step(x, y, adam, 2)
+        stacked.train_step(x, y, adam, 2, share_leftover=True)
         for (k, threads), (_, _, one) in alone.items():
-            one.train_step(x, y, adam, threads)
+            one.train_step(x, y, adam, threads, share_leftover=True)
         block_x = torch.zeros(5, 2 * len(x), DIMS[0])
         block_x[:, 3:3 + len(x)] = x
         block_y = torch.zeros(5, 2 * len(y), dtype=torch.int64)
         block_y[:, 3:3 + len(y)] = y
-        perrun.train_step(block_x[:, 3:3 + len(x)], block_y[:, 3:3 + len(y)], adam, 3)
+        # three threads, the two runs left over given to one thread each
+        perrun.train_step(block_x[:, 3:3 + len(x)], block_y[:, 3:3 + len(y)], adam, 3, share_leftover=False)
     for (k, threads), (aw, ab, _) in alone.items():
         for s, a in zip(stacked_w + stacked_b, aw + ab):
             assert torch.equal(s[k:k + 1], a), (k, threads)
@@ -173,3 +174,35 @@ def test_bad_input_names_the_field():
         stack.train_step(x, y.int(), kernels.adam_step(1, 0.1), 1)
     with pytest.raises(ValueError, match="without Adam's moments"):
         kernels.FcStack(w, b).train_step(x, y, kernels.adam_step(1, 0.1), 1)
+
+
+def test_faster_of_tries_each_option_then_keeps_the_faster_and_tries_again():
+    chooser = kernels.FasterOf(("team", "solo"), trial=3, keep=4)
+    cost = {"team": 1.0, "solo": 2.0}
+    used = []
+    for _ in range(3 + 3 + 4):
+        option = chooser.choice()
+        used.append(option)
+        chooser.record(option, cost[option])
+    assert used == ["team"] * 3 + ["solo"] * 3 + ["team"] * 4
+    cost = {"team": 5.0, "solo": 2.0}  # the machine got busy: sharing a run between threads got slow
+    used = []
+    for _ in range(3 + 3 + 2):
+        option = chooser.choice()
+        used.append(option)
+        chooser.record(option, cost[option])
+    assert used == ["team"] * 3 + ["solo"] * 3 + ["solo"] * 2
+
+
+@needs_kernels
+def test_a_leftover_run_gets_the_same_bits_whichever_way_the_chooser_goes():
+    w0, b0, masks = _net(3)
+    results = []
+    for share in (True, False, None):
+        w, b, stack = _stack(w0, b0, masks)
+        stack._leftover = kernels.FasterOf((True, False), trial=1, keep=2)  # switches often
+        for t, (x, y) in enumerate(_batches(7), start=1):
+            stack.train_step(x, y, kernels.adam_step(t, 1e-2), 2, share_leftover=share)
+        results.append(w + b)
+    for other in results[1:]:
+        assert all(torch.equal(a, c) for a, c in zip(results[0], other))

@@ -622,15 +622,20 @@ static int thread_count(void)
  * runs share one batch); y: labels, run k's at y + k * y_run_stride. Returns 0, or -1 when scratch
  * memory could not be had (then nothing has changed).
  *
- * With T threads, each thread steps runs // T ... of the runs alone, as many as the others; the
- * runs left over (runs % T) are each stepped by all T threads together. */
+ * With T threads, each thread steps runs // T of the runs alone. With share_leftover, the runs
+ * left over (runs % T) are each stepped by all T threads together (faster on idle cores; a step
+ * then has a dozen barriers, which cost a scheduler time slice each when another process holds
+ * one of the cores); without, they go to one thread each, as the others. The bits are the same
+ * either way. */
 int lt_fc_train_step(int n_layers, const lt_fc_layer *layers, int64_t runs, const float *x, int64_t x_run_stride,
-                     const int64_t *y, int64_t y_run_stride, int64_t rows, lt_adam adam, int num_threads)
+                     const int64_t *y, int64_t y_run_stride, int64_t rows, lt_adam adam, int num_threads,
+                     int share_leftover)
 {
     if (n_layers < 1 || n_layers > MAX_LAYERS || rows < 1) return -1;
     const size_t bytes = step_scratch_bytes(n_layers, layers, rows);
     int failed = 0;
     char *team_mem = NULL;
+    if (!share_leftover && num_threads > runs) num_threads = (int)runs;
     if (num_threads < 1) num_threads = 1;
     #pragma omp parallel num_threads(num_threads) shared(failed, team_mem)
     {
@@ -649,7 +654,8 @@ int lt_fc_train_step(int n_layers, const lt_fc_layer *layers, int64_t runs, cons
             const unsigned long long fp_state = flush_denormals();
             step_buffers own;
             step_buffers_init(&own, n_layers, layers, rows, mem);
-            const int64_t alone = runs - runs % nth;  /* runs [0, alone) are stepped by one thread each */
+            /* runs [0, alone) are stepped by one thread each */
+            const int64_t alone = share_leftover ? runs - runs % nth : runs;
             const int64_t k0 = alone * tid / nth, k1 = alone * (tid + 1) / nth;
             const float *built = NULL;
             for (int64_t k = k0; k < k1; k++)
