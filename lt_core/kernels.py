@@ -19,10 +19,10 @@ from __future__ import annotations
 import ctypes
 import os
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
-import statistics
 import threading
 import time
 import warnings

@@ -481,31 +481,35 @@ class Trainer(StepLoop):
         # its update is exactly 0): it keeps its starting value for good. That value is 0, or the
         # run's frozen value (mask-0 policies), so the weights the network computes with are
         # w * mask + frozen throughout, with no per-step masking.
-        self.m = {name: stack([r.masks[name] for r in runs], name) for name in names}
+        m = {name: stack([r.masks[name] for r in runs], name) for name in names}
         self.w = {name: stack([r.weights[name] for r in runs], name) for name in names}
         self.b = {name: torch.stack([r.biases[name] for r in runs]).to(dev, torch.float32) for name in names}
-        masked = not all(bool(m.all()) for m in self.m.values())
+        masked = not all(bool(t.all()) for t in m.values())
+        frozen = any(r.frozen is not None for r in runs)
         with torch.no_grad():
             for name in names:
-                self.w[name].mul_(self.m[name])
-                if any(r.frozen is not None for r in runs):
+                self.w[name].mul_(m[name])
+                if frozen:
                     self.w[name].add_(stack([r.frozen[name] if r.frozen is not None else
                                              torch.zeros(arch.layer(name).shape) for r in runs], name))
                 self.w[name].requires_grad_()
                 self.b[name].requires_grad_()
         params = [self.w[n] for n in names] + [self.b[n] for n in names]
-        masks = [self.m[n] if masked else None for n in names] + [None] * len(names)
         # first-layer weights of inputs that are 0 in every training image never move
         live = [None if self.inputs is None else self.inputs.live] + [None] * (len(params) - 1)
-        self.opt = StackAdam(params, lr=lr, masks=masks, live_cols=live)
+        # the masks go to whichever steps: the optimiser, or the kernel (which steps the very
+        # tensors the optimiser holds: its moments serve the kernel and the checkpoints alike)
+        step_masks = masked and not self.kernel
+        self.opt = StackAdam(params, lr=lr, masks=[m[n] if step_masks else None for n in names] + [None] * len(names),
+                             live_cols=live)
         self.fc_stack = None
-        if self.kernel:  # the kernel steps the very tensors the optimiser holds (its state, checkpoints)
+        if self.kernel:
             n = len(names)
             self.fc_stack = kernels.FcStack(
                 [self.w[k].detach().transpose(1, 2) for k in names], [self.b[k].detach() for k in names],
                 exp_avg_w=[t.transpose(1, 2) for t in self.opt.exp_avg[:n]], exp_avg_b=self.opt.exp_avg[n:],
                 exp_avg_sq_w=[t.transpose(1, 2) for t in self.opt.exp_avg_sq[:n]], exp_avg_sq_b=self.opt.exp_avg_sq[n:],
-                masks=[self.m[k].transpose(1, 2).to(torch.uint8).contiguous() for k in names] if masked else None,
+                masks=[m[k].transpose(1, 2).to(torch.uint8).contiguous() for k in names] if masked else None,
                 live_in=live[:n])
             self._threads = kernels.thread_count()
         self.evals: List[List[dict]] = [[] for _ in runs]
@@ -526,12 +530,8 @@ class Trainer(StepLoop):
             return t
         return t.index_select(-1, self.inputs.inverse.to(t.device))
 
-    def effective(self) -> Dict[str, Tensor]:
-        """The weights the networks compute with: pruned entries keep their 0 or frozen value."""
-        return self.w
-
     def _evaluate(self, it: int) -> None:
-        eff = {n: t.detach() for n, t in self.effective().items()}
+        eff = {n: t.detach() for n, t in self.w.items()}  # pruned entries hold their 0 or frozen value
         b = {n: t.detach() for n, t in self.b.items()}
         results = {}
         for split in SPLITS:
@@ -619,7 +619,6 @@ class Trainer(StepLoop):
     def run(self) -> List[RunResult]:
         self.loop()
         names = list(self.w)
-        eff = self.effective()
         results = []
         for i, run in enumerate(self.runs):
             evals = self.evals[i]
@@ -629,7 +628,7 @@ class Trainer(StepLoop):
                     for e in evals for key, value in e.items() if key != "iteration"]
             results.append(RunResult(
                 label=run.label,
-                final_weights={n: self._to_canonical(n, eff[n][i].detach()).cpu().clone() for n in names},
+                final_weights={n: self._to_canonical(n, self.w[n][i].detach()).cpu().clone() for n in names},
                 final_biases={n: self.b[n][i].detach().cpu().clone() for n in names},
                 rows=rows, evals=evals, early_stop_iteration=evals[best]["iteration"],
                 early_stop_test_acc=evals[best]["test_acc"], final_test_acc=evals[-1]["test_acc"]))

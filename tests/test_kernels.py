@@ -176,22 +176,21 @@ def test_bad_input_names_the_field():
         kernels.FcStack(w, b).train_step(x, y, kernels.adam_step(1, 0.1), 1)
 
 
+def _drive(chooser, cost, calls):
+    """The options ``chooser`` picks over ``calls`` calls that each take ``cost[option]`` seconds."""
+    used = []
+    for _ in range(calls):
+        option = chooser.choice()
+        used.append(option)
+        chooser.record(option, cost[option])
+    return used
+
+
 def test_faster_of_tries_each_option_then_keeps_the_faster_and_tries_again():
     chooser = kernels.FasterOf(("team", "solo"), trial=3, keep=4)
-    cost = {"team": 1.0, "solo": 2.0}
-    used = []
-    for _ in range(3 + 3 + 4):
-        option = chooser.choice()
-        used.append(option)
-        chooser.record(option, cost[option])
-    assert used == ["team"] * 3 + ["solo"] * 3 + ["team"] * 4
-    cost = {"team": 5.0, "solo": 2.0}  # the machine got busy: sharing a run between threads got slow
-    used = []
-    for _ in range(3 + 3 + 2):
-        option = chooser.choice()
-        used.append(option)
-        chooser.record(option, cost[option])
-    assert used == ["team"] * 3 + ["solo"] * 3 + ["solo"] * 2
+    assert _drive(chooser, {"team": 1.0, "solo": 2.0}, 3 + 3 + 4) == ["team"] * 3 + ["solo"] * 3 + ["team"] * 4
+    # the machine got busy: sharing a run between threads got slow
+    assert _drive(chooser, {"team": 5.0, "solo": 2.0}, 3 + 3 + 2) == ["team"] * 3 + ["solo"] * 3 + ["solo"] * 2
 
 
 @needs_kernels
