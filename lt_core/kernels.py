@@ -44,9 +44,10 @@ _library = None  # the loaded library, False once building it failed, None befor
 
 class FcLayer(ctypes.Structure):
     """One layer of a fully connected stack, as ``fc_stack.c`` reads it (all pointers to float32
-    tensors laid out (runs, n_in, n_out) / (runs, n_out); ``mask`` uint8 or NULL)."""
+    tensors laid out (runs, n_in, n_out) with rows ``ld`` apart / (runs, n_out); ``mask`` uint8 or
+    NULL)."""
 
-    _fields_ = [("n_in", ctypes.c_int64), ("n_out", ctypes.c_int64), ("live_in", ctypes.c_int64),
+    _fields_ = [("n_in", ctypes.c_int64), ("n_out", ctypes.c_int64), ("ld", ctypes.c_int64), ("live_in", ctypes.c_int64),
                 ("w", ctypes.c_void_p), ("m_w", ctypes.c_void_p), ("v_w", ctypes.c_void_p),
                 ("mask", ctypes.c_void_p),
                 ("b", ctypes.c_void_p), ("m_b", ctypes.c_void_p), ("v_b", ctypes.c_void_p)]
@@ -111,23 +112,69 @@ def library() -> Optional[ctypes.CDLL]:
     return _library or None
 
 
+def row_stride(n_out: int) -> int:
+    """The row stride (in entries) of an input-major weight matrix with ``n_out`` outputs: rows
+    start on 64-byte lines (a multiple of 16 floats), so that no row's vector straddles two."""
+    return -(-int(n_out) // 16) * 16
+
+
+def is_input_major(t: Tensor) -> bool:
+    """Whether ``t`` (K, n_in, n_out) is laid out as the kernel reads it: rows
+    ``row_stride(n_out)`` apart, runs ``n_in`` rows apart."""
+    if t.dim() != 3:
+        return False
+    k, n_in, n_out = t.shape
+    ld = row_stride(n_out)
+    return (n_in <= 1 or t.stride(1) == ld) and (n_out <= 1 or t.stride(2) == 1) and (k <= 1 or t.stride(0) == n_in * ld)
+
+
+def input_major(weights: Tensor, dtype: Optional[torch.dtype] = None) -> Tensor:
+    """Stacked weights ``(K, n_out, n_in)`` (or a mask, cast to ``dtype``) as the kernel reads them:
+    the ``(K, n_in, n_out)`` transpose with rows ``row_stride(n_out)`` apart (see
+    :func:`is_input_major`). The same memory when ``weights`` is already so laid out (the
+    transpose of such a tensor), else a copy (padding entries 0)."""
+    t = weights.transpose(1, 2)
+    if dtype is not None and t.dtype != dtype:
+        t = t.to(dtype)
+    if is_input_major(t) and t.device.type == "cpu":
+        return t
+    k, n_in, n_out = t.shape
+    out = torch.zeros(k, n_in, row_stride(n_out), dtype=t.dtype)[:, :, :n_out]
+    out.copy_(t)
+    return out
+
+
 def _ptr(t: Optional[Tensor]) -> Optional[int]:
     return None if t is None else t.data_ptr()
 
 
-def _check(name: str, t: Tensor, shape: tuple, dtype=torch.float32) -> None:
-    if t.shape != shape or t.dtype != dtype or not t.is_contiguous() or t.device.type != "cpu":
-        raise ValueError(f"{name}: expected a contiguous {dtype} CPU tensor of shape {tuple(shape)}, "
-                         f"got {t.dtype} {tuple(t.shape)} on {t.device} (contiguous: {t.is_contiguous()})")
+def _rows_apart(t: Tensor) -> int:
+    """The row stride of a (K, n_in, n_out) tensor whose rows are each contiguous and whose runs
+    follow each other (n_in rows apart); 0 when it is not so laid out."""
+    k, n_in, n_out = t.shape
+    ld = t.stride(1) if n_in > 1 else t.stride(0) if k > 1 else n_out
+    ok = ld >= n_out and (n_out <= 1 or t.stride(2) == 1) and (k <= 1 or t.stride(0) == n_in * ld)
+    return ld if ok else 0
+
+
+def _check(name: str, t: Tensor, shape: tuple, dtype=torch.float32, ld: Optional[int] = None) -> None:
+    """A contiguous tensor or, given ``ld``, a (K, n_in, n_out) one with rows ``ld`` apart."""
+    layout = t.is_contiguous() if ld is None else t.dim() == 3 and _rows_apart(t) == ld
+    if t.shape != shape or t.dtype != dtype or not layout or t.device.type != "cpu":
+        what = "contiguous" if ld is None else f"rows {ld} apart"
+        raise ValueError(f"{name}: expected a {dtype} CPU tensor of shape {tuple(shape)}, {what}; "
+                         f"got {t.dtype} {tuple(t.shape)} on {t.device} with strides {t.stride()}")
 
 
 class FcStack:
     """A stack of K fully connected networks as ``fc_stack.c`` reads it; holds the tensors it
     points to (the kernel updates them in place).
 
-    ``weights[l]``: (K, n_in, n_out) contiguous float32 (row i: input i's outgoing weights);
-    ``biases[l]``: (K, n_out). For training also Adam's moments (same shapes) and, optionally,
-    ``masks[l]``: uint8 (K, n_in, n_out) or None (nothing pruned), and ``live_in[l]``: inputs from
+    ``weights[l]``: (K, n_in, n_out) float32 (row i: input i's outgoing weights), each row
+    contiguous, rows any ``ld >= n_out`` apart and runs ``n_in`` rows apart (contiguous, or faster,
+    as :func:`input_major` lays them out); ``biases[l]``: (K, n_out) contiguous. For training also
+    Adam's moments (same shapes and layouts) and, optionally, ``masks[l]``: uint8 (K, n_in, n_out),
+    laid out likewise, or None (nothing pruned), and ``live_in[l]``: inputs from
     this one on are 0 in every training image (their weights never move; None: all may move).
     ``lib``: the library to call (default: this process's, see :func:`library`).
     """
@@ -164,16 +211,20 @@ class FcStack:
             if runs is None or runs != self.runs or n_in != n_prev:
                 raise ValueError(f"FcStack: layer {l} weights are {tuple(w.shape)}; "
                                  f"expected ({self.runs}, {n_prev}, n_out)")
-            _check(f"layer {l} weights", w, (runs, n_in, n_out))
+            ld = _rows_apart(w) if w.dtype == torch.float32 and w.device.type == "cpu" else 0
+            if not ld:
+                raise ValueError(f"layer {l} weights: expected float32 CPU (K, n_in, n_out), rows contiguous and "
+                                 f"runs n_in rows apart; got {w.dtype} {tuple(w.shape)} on {w.device} "
+                                 f"with strides {w.stride()}")
             _check(f"layer {l} biases", b, (runs, n_out))
-            for name, t, shape in (("exp_avg_w", mw, w.shape), ("exp_avg_sq_w", vw, w.shape),
-                                   ("exp_avg_b", mb, b.shape), ("exp_avg_sq_b", vb, b.shape)):
+            for name, t, shape, rows in (("exp_avg_w", mw, w.shape, ld), ("exp_avg_sq_w", vw, w.shape, ld),
+                                         ("exp_avg_b", mb, b.shape, None), ("exp_avg_sq_b", vb, b.shape, None)):
                 if t is not None:
-                    _check(f"layer {l} {name}", t, tuple(shape))
+                    _check(f"layer {l} {name}", t, tuple(shape), ld=rows)
             if masks[l] is not None:
-                _check(f"layer {l} mask", masks[l], tuple(w.shape), torch.uint8)
+                _check(f"layer {l} mask", masks[l], tuple(w.shape), torch.uint8, ld=ld)
             live = n_in if live_in[l] is None else max(0, min(int(live_in[l]), n_in))
-            self.layers[l] = FcLayer(n_in, n_out, live, _ptr(w), _ptr(mw), _ptr(vw), _ptr(masks[l]), _ptr(b),
+            self.layers[l] = FcLayer(n_in, n_out, ld, live, _ptr(w), _ptr(mw), _ptr(vw), _ptr(masks[l]), _ptr(b),
                                      _ptr(mb), _ptr(vb))
             self._keep += [w, b, mw, vw, mb, vb, masks[l]]
             n_prev = n_out
@@ -281,4 +332,5 @@ def thread_count() -> int:
     return max(1, torch.get_num_threads())
 
 
-__all__: List[str] = ["AdamStep", "FasterOf", "FcLayer", "FcStack", "adam_step", "enabled", "library", "thread_count"]
+__all__: List[str] = ["AdamStep", "FasterOf", "FcLayer", "FcStack", "adam_step", "enabled", "input_major",
+                      "is_input_major", "library", "row_stride", "thread_count"]

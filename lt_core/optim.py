@@ -41,6 +41,17 @@ def fused_kernel():
     return None if lib is None else lib.lt_masked_adam
 
 
+def zeros_in_layout(t: Tensor) -> Tensor:
+    """Zeros shaped as ``t`` with ``t``'s strides, also where ``t``'s memory has gaps (padded rows),
+    which ``zeros_like`` does not keep."""
+    if t.numel() == 0 or any(stride < 0 for stride in t.stride()):
+        return torch.zeros_like(t)
+    span = 1 + sum((size - 1) * stride for size, stride in zip(t.shape, t.stride()))
+    if span <= t.numel():  # no gaps (zeros_like keeps such a layout)
+        return torch.zeros_like(t)
+    return torch.zeros(span, dtype=t.dtype, device=t.device).as_strided(t.shape, t.stride())
+
+
 class StackAdam:
     """Adam over a fixed list of tensors; ``masks[i]`` (or None) zeroes the gradient of pruned
     entries of ``params[i]`` inside the update.
@@ -59,9 +70,10 @@ class StackAdam:
         self.params = list(params)
         self.live_cols = self._per_tensor("live_cols", live_cols)
         self.lr, self.betas, self.eps = float(lr), tuple(betas), float(eps)
-        # the moments take their tensor's memory layout (a transposed view gets transposed moments)
-        self.exp_avg = [torch.zeros_like(p) for p in self.params]
-        self.exp_avg_sq = [torch.zeros_like(p) for p in self.params]
+        # the moments take their tensor's memory layout (a transposed view gets transposed moments,
+        # a view of padded rows padded ones)
+        self.exp_avg = [zeros_in_layout(p) for p in self.params]
+        self.exp_avg_sq = [zeros_in_layout(p) for p in self.params]
         self.t = 0  # steps taken
         self.masks = [None if m is None else m.to(device=p.device, dtype=torch.bool).contiguous()
                       for m, p in zip(self._per_tensor("masks", masks), self.params)]

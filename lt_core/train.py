@@ -296,7 +296,7 @@ def evaluate(arch: Arch, weights: Dict[str, Tensor], biases: Dict[str, Tensor], 
     if arch.fully_connected and split.x.device.type == "cpu" and kernels.library() is not None:
         # input-major copies of the weights (none for a trainer's, which are stored that way)
         names = arch.layer_names
-        fc_stack = kernels.FcStack([weights[n].detach().float().transpose(1, 2).contiguous() for n in names],
+        fc_stack = kernels.FcStack([kernels.input_major(weights[n].detach(), torch.float32) for n in names],
                                    [biases[n].detach().float().contiguous() for n in names])
         batch = max(batch, 10000)  # the kernel blocks the images itself
     for j, start in enumerate(range(0, len(split), batch)):
@@ -469,13 +469,14 @@ class Trainer(StepLoop):
         names = arch.layer_names
         dev = self.device
         # On the CPU a fully connected stack trains in one C call a step (lt_core.kernels.FcStack),
-        # which reads each weight matrix input-major: (K, in, out) in memory, seen here through its
-        # (K, out, in) transpose, so that everything else reads the usual layout.
+        # which reads each weight matrix input-major: (K, in, out) in memory, rows padded to whole
+        # 64-byte lines (kernels.input_major), seen here through its (K, out, in) transpose, so that
+        # everything else reads the usual layout.
         self.kernel = self.dense_only and dev.type == "cpu" and kernels.library() is not None
 
         def stack(tensors, name):
             t = self._from_canonical(name, torch.stack(tensors).to(dev, torch.float32))
-            return t.transpose(1, 2).contiguous().transpose(1, 2) if self.kernel else t
+            return kernels.input_major(t).transpose(1, 2) if self.kernel else t
 
         # A pruned weight's gradient is masked inside the optimiser's update (from zero moments, so
         # its update is exactly 0): it keeps its starting value for good. That value is 0, or the
@@ -509,7 +510,7 @@ class Trainer(StepLoop):
                 [self.w[k].detach().transpose(1, 2) for k in names], [self.b[k].detach() for k in names],
                 exp_avg_w=[t.transpose(1, 2) for t in self.opt.exp_avg[:n]], exp_avg_b=self.opt.exp_avg[n:],
                 exp_avg_sq_w=[t.transpose(1, 2) for t in self.opt.exp_avg_sq[:n]], exp_avg_sq_b=self.opt.exp_avg_sq[n:],
-                masks=[m[k].transpose(1, 2).to(torch.uint8).contiguous() for k in names] if masked else None,
+                masks=[kernels.input_major(m[k], torch.uint8) for k in names] if masked else None,
                 live_in=live[:n])
             self._threads = kernels.thread_count()
         self.evals: List[List[dict]] = [[] for _ in runs]

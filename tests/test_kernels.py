@@ -127,6 +127,54 @@ def test_a_run_gets_the_same_bits_alone_stacked_and_on_any_thread_count():
     assert torch.equal(out[3:4], alone[(3, 1)][2].forward(xe, 2))
 
 
+def test_input_major_pads_rows_to_whole_lines_and_shares_memory_once_so_laid_out():
+    assert [kernels.row_stride(n) for n in (1, 10, 16, 17, 300)] == [16, 16, 16, 32, 304]
+    canonical = torch.arange(2 * 3 * 5, dtype=torch.float32).view(2, 3, 5)  # (K, n_out, n_in)
+    t = kernels.input_major(canonical)
+    assert t.shape == (2, 5, 3) and t.stride() == (5 * 16, 16, 1)
+    assert torch.equal(t, canonical.transpose(1, 2))
+    assert t.untyped_storage().nbytes() == 2 * 5 * 16 * 4
+    padding = torch.tensor(t.untyped_storage(), dtype=torch.float32).view(2, 5, 16)[:, :, 3:]
+    assert not padding.any()
+    assert kernels.is_input_major(t) and not kernels.is_input_major(canonical.transpose(1, 2))
+    again = kernels.input_major(t.transpose(1, 2))  # already so laid out: the same memory
+    assert again.data_ptr() == t.data_ptr() and again.stride() == t.stride()
+    mask = kernels.input_major(canonical > 10, torch.uint8)
+    assert mask.dtype == torch.uint8 and mask.stride() == t.stride()
+    assert torch.equal(mask, (canonical > 10).transpose(1, 2).to(torch.uint8))
+
+
+@needs_kernels
+def test_padded_rows_train_and_evaluate_to_the_same_bits_as_contiguous_ones():
+    # The row stride changes where values sit, never what is computed; the padding stays 0.
+    w0, b0, masks = _net(3)
+    flat_w, flat_b, flat = _stack(w0, b0, masks)
+
+    def padded(ts, dtype=None):
+        return [kernels.input_major(t.transpose(1, 2), dtype) for t in ts]
+
+    pad_w, pad_b = padded(w0), [t.clone() for t in b0]
+    moments = [padded([torch.zeros_like(t) for t in w0]) for _ in range(2)]
+    pad = kernels.FcStack(pad_w, pad_b, exp_avg_w=moments[0], exp_avg_sq_w=moments[1], exp_avg_b=_zeros(b0),
+                          exp_avg_sq_b=_zeros(b0), masks=padded(masks, torch.uint8), live_in=[LIVE, None, None])
+    for t, (x, y) in enumerate(_batches(5), start=1):
+        adam = kernels.adam_step(t, 1e-2)
+        flat.train_step(x, y, adam, 2)
+        pad.train_step(x, y, adam, 2)
+    for a, c in zip(flat_w + flat_b, pad_w + pad_b):
+        assert torch.equal(a, c)
+    for tensors in [pad_w] + moments:
+        for t in tensors:
+            storage = torch.tensor(t.untyped_storage(), dtype=torch.float32).view(*t.shape[:2], -1)
+            assert not storage[:, :, t.shape[2]:].any()
+    xe = torch.rand(300, DIMS[0])
+    xe[xe < 0.5] = 0
+    assert torch.equal(flat.forward(xe, 2), pad.forward(xe, 2))
+    with pytest.raises(ValueError, match="layer 0 exp_avg_w: .*rows 48 apart"):
+        kernels.FcStack(pad_w, pad_b, exp_avg_w=_zeros(w0), exp_avg_sq_w=moments[1], exp_avg_b=_zeros(b0),
+                        exp_avg_sq_b=_zeros(b0))
+
+
 @needs_kernels
 def test_forward_equals_torch_on_a_batch_larger_than_one_block():
     w, b, _ = _net(2)

@@ -269,6 +269,34 @@ def test_stack_adam_state_round_trip():
     assert restored.t == 4
 
 
+def test_stack_adam_moments_keep_a_padded_layout():
+    from lt_core.optim import zeros_in_layout
+
+    padded = torch.randn(2, 5, 16)[:, :, :10].transpose(1, 2)  # rows 16 apart, seen transposed
+    m = zeros_in_layout(padded)
+    assert m.shape == padded.shape and m.stride() == padded.stride() and not m.any()
+    assert m.untyped_storage().nbytes() == 4 * (1 + 1 * 80 + 9 * 1 + 4 * 16)
+    dense = torch.randn(3, 4).t()
+    assert zeros_in_layout(dense).stride() == dense.stride()
+
+
+def test_trainer_steps_the_kernel_on_padded_input_major_tensors():
+    from lt_core import kernels
+
+    if kernels.library() is None:
+        pytest.skip("no C kernels here")
+    arch = get_arch("fc")
+    runs = [RunSpec("r", init_weights(arch, 0), zero_biases(arch), full_masks(arch), seed=0)]
+    tr = Trainer(arch, load_dataset("mnist", device="cpu"), runs, lr=1e-3, batch_size=60, iterations=1)
+    n = len(arch.layers)
+    for i, name in enumerate(arch.layer_names):
+        for t in (tr.w[name], tr.opt.exp_avg[i], tr.opt.exp_avg_sq[i]):
+            assert kernels.is_input_major(t.detach().transpose(1, 2)), name
+    assert [tr.w[name].stride(2) for name in arch.layer_names] == [304, 112, 16]
+    tr.step(0)
+    assert tr.opt.exp_avg[n].abs().sum() > 0  # the kernel stepped the optimiser's own tensors
+
+
 def test_input_order_sorts_inputs_by_how_often_they_are_nonzero():
     from lt_core.data import Dataset, Split
     from lt_core.train import InputOrder

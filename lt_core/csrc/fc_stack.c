@@ -1,9 +1,11 @@
 /* A stack of fully connected networks on the CPU: one training step, and the forward pass for
  * evaluation, each as one call with one parallel region.
  *
- * Layout. Layer l of run k has weights w[k, i, o] (input i, output o), stored contiguous as
- * (runs, n_in, n_out): row i of a run's matrix holds the outgoing weights of input i. Masks and
- * Adam's moments share that layout; biases are (runs, n_out).
+ * Layout. Layer l of run k has weights w[k, i, o] (input i, output o), stored as (runs, n_in,
+ * n_out) with rows ld >= n_out floats apart: row i of a run's matrix holds the outgoing weights of
+ * input i. Masks and Adam's moments share that layout; biases are (runs, n_out). With ld a multiple
+ * of 16 (as lt_core lays them out) every row starts on a 64-byte line, so no row's vectors straddle
+ * two lines; the step's own buffers (activations, gradients) are padded so too.
  *
  * Sparsity. The forward pass and the weight gradient are written over the nonzero entries of a
  * layer's input: MNIST images are about 80% zeros, a hidden layer after ReLU about half. The
@@ -41,9 +43,10 @@
 
 typedef struct {
     int64_t n_in, n_out;
+    int64_t ld;             /* the row stride (>= n_out) of w, m_w, v_w and mask: row i of run k at (k n_in + i) ld */
     int64_t live_in;        /* inputs from here on are 0 in every training image: their rows never move */
-    float *w, *m_w, *v_w;   /* (runs, n_in, n_out) */
-    const uint8_t *mask;    /* (runs, n_in, n_out) or NULL (nothing pruned) */
+    float *w, *m_w, *v_w;   /* (runs, n_in, n_out), rows ld apart */
+    const uint8_t *mask;    /* (runs, n_in, n_out), rows ld apart, or NULL (nothing pruned) */
     float *b, *m_b, *v_b;   /* (runs, n_out) */
 } lt_fc_layer;
 
@@ -74,6 +77,10 @@ static void *scratch(size_t bytes)
 }
 
 static size_t align64(size_t n) { return (n + 63) / 64 * 64; }
+
+/* the row stride, in floats, of the step's own (rows, n) buffers: whole 64-byte lines, so that a
+ * row's vectors do not straddle two */
+static int64_t padded(int64_t n) { return (n + 15) / 16 * 16; }
 
 /* ---- sparse views of a layer's input ------------------------------------------------------ */
 
@@ -197,24 +204,24 @@ static inline __mmask16 lanes(int64_t cnt, int v)
 
 /* rows [r0, r1) of z[:, o0:o0+cnt] (cnt <= 16 * NV), zeroed, then accumulated tile by tile */
 static inline __attribute__((always_inline)) void forward_block(const int NV, const sparse_rows *s, int64_t r0,
-    int64_t r1, const float *w, int64_t n_out, int64_t o0, int64_t cnt, float *z)
+    int64_t r1, const float *w, int64_t ldw, int64_t o0, int64_t cnt, float *z, int64_t ldz)
 {
     __mmask16 mk[4];
     for (int v = 0; v < NV; v++) mk[v] = lanes(cnt, v);
     for (int64_t r = r0; r < r1; r++)
-        for (int v = 0; v < NV; v++) _mm512_mask_storeu_ps(z + r * n_out + o0 + 16 * v, mk[v], _mm512_setzero_ps());
+        for (int v = 0; v < NV; v++) _mm512_mask_storeu_ps(z + r * ldz + o0 + 16 * v, mk[v], _mm512_setzero_ps());
     const int64_t tiles = s->tiles;
     for (int64_t t = 0; t < tiles; t++) {
         for (int64_t r = r0; r < r1; r++) {
             int64_t e = s->ptr[r * (tiles + 1) + t];
             const int64_t e1 = s->ptr[r * (tiles + 1) + t + 1];
             if (e >= e1) continue;
-            float *zr = z + r * n_out + o0;
+            float *zr = z + r * ldz + o0;
             __m512 acc[4];
             for (int v = 0; v < NV; v++) acc[v] = _mm512_maskz_loadu_ps(mk[v], zr + 16 * v);
             for (; e < e1; e++) {
                 const __m512 x = _mm512_set1_ps(s->val[e]);
-                const float *wr = w + (int64_t)s->idx[e] * n_out + o0;
+                const float *wr = w + (int64_t)s->idx[e] * ldw + o0;
                 for (int v = 0; v < NV; v++)
                     acc[v] = _mm512_add_ps(acc[v], _mm512_mul_ps(x, _mm512_maskz_loadu_ps(mk[v], wr + 16 * v)));
             }
@@ -225,9 +232,10 @@ static inline __attribute__((always_inline)) void forward_block(const int NV, co
 #endif
 
 /* z[r, o] = act(bias[o] + sum over nonzero a[r, i] of a[r, i] w[i, o]) for rows [r0, r1) and
- * columns [c0, c1) (each entry is computed alike whatever the ranges) */
-static void layer_forward(const sparse_rows *s, int64_t r0, int64_t r1, const float *w, const float *bias,
-                          int64_t n_out, int relu, float *z, int64_t c0, int64_t c1)
+ * columns [c0, c1) (each entry is computed alike whatever the ranges); w's rows are ldw floats
+ * apart, z's ldz */
+static void layer_forward(const sparse_rows *s, int64_t r0, int64_t r1, const float *w, int64_t ldw,
+                          const float *bias, int relu, float *z, int64_t ldz, int64_t c0, int64_t c1)
 {
     for (int64_t o0 = c0; o0 < c1; o0 += COL_BLOCK) {
         const int64_t cnt = c1 - o0 < COL_BLOCK ? c1 - o0 : COL_BLOCK;
@@ -235,10 +243,10 @@ static void layer_forward(const sparse_rows *s, int64_t r0, int64_t r1, const fl
             const int64_t b1 = b0 + IMG_BLOCK < r1 ? b0 + IMG_BLOCK : r1;
 #if defined(__AVX512F__)
             switch ((cnt + 15) / 16) {
-            case 1: forward_block(1, s, b0, b1, w, n_out, o0, cnt, z); break;
-            case 2: forward_block(2, s, b0, b1, w, n_out, o0, cnt, z); break;
-            case 3: forward_block(3, s, b0, b1, w, n_out, o0, cnt, z); break;
-            default: forward_block(4, s, b0, b1, w, n_out, o0, cnt, z); break;
+            case 1: forward_block(1, s, b0, b1, w, ldw, o0, cnt, z, ldz); break;
+            case 2: forward_block(2, s, b0, b1, w, ldw, o0, cnt, z, ldz); break;
+            case 3: forward_block(3, s, b0, b1, w, ldw, o0, cnt, z, ldz); break;
+            default: forward_block(4, s, b0, b1, w, ldw, o0, cnt, z, ldz); break;
             }
 #else
             const int64_t tiles = s->tiles;
@@ -246,17 +254,17 @@ static void layer_forward(const sparse_rows *s, int64_t r0, int64_t r1, const fl
                 float acc[COL_BLOCK] = {0};
                 for (int64_t e = s->ptr[r * (tiles + 1)]; e < s->ptr[r * (tiles + 1) + tiles]; e++) {
                     const float x = s->val[e];
-                    const float *wr = w + (int64_t)s->idx[e] * n_out + o0;
+                    const float *wr = w + (int64_t)s->idx[e] * ldw + o0;
                     #pragma omp simd
                     for (int64_t c = 0; c < cnt; c++) acc[c] = acc[c] + x * wr[c];
                 }
-                memcpy(z + r * n_out + o0, acc, sizeof(float) * (size_t)cnt);
+                memcpy(z + r * ldz + o0, acc, sizeof(float) * (size_t)cnt);
             }
 #endif
         }
     }
     for (int64_t r = r0; r < r1; r++) {
-        float *zr = z + r * n_out;
+        float *zr = z + r * ldz;
         #pragma omp simd
         for (int64_t o = c0; o < c1; o++) {
             const float v = zr[o] + bias[o];
@@ -267,12 +275,12 @@ static void layer_forward(const sparse_rows *s, int64_t r0, int64_t r1, const fl
 
 /* ---- backward ------------------------------------------------------------------------------ */
 
-/* d(mean cross-entropy)/d logits: (softmax(z) - onehot(y)) / rows */
-static void loss_gradient(const float *z, const int64_t *y, int64_t rows, int64_t n, float *g)
+/* d(mean cross-entropy)/d logits: (softmax(z) - onehot(y)) / rows; rows ld floats apart */
+static void loss_gradient(const float *z, const int64_t *y, int64_t rows, int64_t n, int64_t ld, float *g)
 {
     for (int64_t r = 0; r < rows; r++) {
-        const float *zr = z + r * n;
-        float *gr = g + r * n;
+        const float *zr = z + r * ld;
+        float *gr = g + r * ld;
         float mx = zr[0];
         for (int64_t o = 1; o < n; o++) mx = zr[o] > mx ? zr[o] : mx;
         float sum = 0.0f;
@@ -288,12 +296,13 @@ static void loss_gradient(const float *z, const int64_t *y, int64_t rows, int64_
 
 #define GT_LANES 64  /* images per pass of the input gradient (four 16-float vectors) */
 
-/* gt[o * GT_LANES + c] = g[r0 + c, o] for the images [r0, r0 + n) (n <= GT_LANES), zero past n */
-static void transpose_block(const float *g, int64_t r0, int64_t n, int64_t n_out, float *gt)
+/* gt[o * GT_LANES + c] = g[r0 + c, o] for the images [r0, r0 + n) (n <= GT_LANES), zero past n;
+ * g's rows are ldg floats apart */
+static void transpose_block(const float *g, int64_t ldg, int64_t r0, int64_t n, int64_t n_out, float *gt)
 {
     for (int64_t o = 0; o < n_out; o++) {
         float *col = gt + o * GT_LANES;
-        for (int64_t c = 0; c < n; c++) col[c] = g[(r0 + c) * n_out + o];
+        for (int64_t c = 0; c < n; c++) col[c] = g[(r0 + c) * ldg + o];
         for (int64_t c = n; c < GT_LANES; c++) col[c] = 0.0f;
     }
 }
@@ -301,7 +310,7 @@ static void transpose_block(const float *g, int64_t r0, int64_t n, int64_t n_out
 #if defined(__AVX512F__)
 /* out[q][c] = sum over o, in order, of w[i0 + q, o] g[c, o] for NI inputs and the 64 images of gt */
 static inline __attribute__((always_inline)) void input_gradient_block(const int NI, const float *w, int64_t i0,
-    int64_t n_out, const float *gt, float *out)
+    int64_t ldw, int64_t n_out, const float *gt, float *out)
 {
     __m512 acc[4][4];
     for (int q = 0; q < NI; q++)
@@ -310,7 +319,7 @@ static inline __attribute__((always_inline)) void input_gradient_block(const int
         __m512 gv[4];
         for (int v = 0; v < 4; v++) gv[v] = _mm512_load_ps(gt + o * GT_LANES + 16 * v);
         for (int q = 0; q < NI; q++) {
-            const __m512 wq = _mm512_set1_ps(w[(i0 + q) * n_out + o]);
+            const __m512 wq = _mm512_set1_ps(w[(i0 + q) * ldw + o]);
             for (int v = 0; v < 4; v++) acc[q][v] = _mm512_add_ps(acc[q][v], _mm512_mul_ps(wq, gv[v]));
         }
     }
@@ -319,31 +328,32 @@ static inline __attribute__((always_inline)) void input_gradient_block(const int
 }
 #endif
 
-/* The gradient of a layer's input a (after the previous ReLU; a is (rows, n_in)), for the inputs
- * [i_lo, i_hi): ga[r, i] = sum over o, in order, of g[r, o] w[i, o] where a[r, i] > 0, else 0.
- * Computed densely, 64 images of g's transpose by 4 weight rows at a time (no horizontal sums);
- * gt: room for n_out * GT_LANES floats, 64-byte aligned; out: for 4 * GT_LANES. */
-static void input_gradient(const float *a, int64_t rows, int64_t n_in, int64_t i_lo, int64_t i_hi, const float *g,
-                           const float *w, int64_t n_out, float *ga, float *gt, float *out)
+/* The gradient of a layer's input a (after the previous ReLU; a is (rows, n_in), rows lda floats
+ * apart, as ga's), for the inputs [i_lo, i_hi): ga[r, i] = sum over o, in order, of g[r, o] w[i, o]
+ * where a[r, i] > 0, else 0. Computed densely, 64 images of g's transpose by 4 weight rows at a
+ * time (no horizontal sums); gt: room for n_out * GT_LANES floats, 64-byte aligned; out: for
+ * 4 * GT_LANES. */
+static void input_gradient(const float *a, int64_t lda, int64_t rows, int64_t i_lo, int64_t i_hi, const float *g,
+                           int64_t ldg, const float *w, int64_t ldw, int64_t n_out, float *ga, float *gt, float *out)
 {
     for (int64_t r0 = 0; r0 < rows; r0 += GT_LANES) {
         const int64_t n = rows - r0 < GT_LANES ? rows - r0 : GT_LANES;
-        transpose_block(g, r0, n, n_out, gt);
+        transpose_block(g, ldg, r0, n, n_out, gt);
         for (int64_t i0 = i_lo; i0 < i_hi; i0 += 4) {
             const int ni = i_hi - i0 < 4 ? (int)(i_hi - i0) : 4;
 #if defined(__AVX512F__)
             switch (ni) {
-            case 1: input_gradient_block(1, w, i0, n_out, gt, out); break;
-            case 2: input_gradient_block(2, w, i0, n_out, gt, out); break;
-            case 3: input_gradient_block(3, w, i0, n_out, gt, out); break;
-            default: input_gradient_block(4, w, i0, n_out, gt, out); break;
+            case 1: input_gradient_block(1, w, i0, ldw, n_out, gt, out); break;
+            case 2: input_gradient_block(2, w, i0, ldw, n_out, gt, out); break;
+            case 3: input_gradient_block(3, w, i0, ldw, n_out, gt, out); break;
+            default: input_gradient_block(4, w, i0, ldw, n_out, gt, out); break;
             }
 #else
             for (int q = 0; q < ni; q++) {
                 float *acc = out + q * GT_LANES;
                 for (int c = 0; c < GT_LANES; c++) acc[c] = 0.0f;
                 for (int64_t o = 0; o < n_out; o++) {
-                    const float wq = w[(i0 + q) * n_out + o];
+                    const float wq = w[(i0 + q) * ldw + o];
                     const float *gv = gt + o * GT_LANES;
                     #pragma omp simd
                     for (int c = 0; c < GT_LANES; c++) acc[c] = acc[c] + wq * gv[c];
@@ -359,7 +369,7 @@ static void input_gradient(const float *a, int64_t rows, int64_t n_in, int64_t i
                     _MM_TRANSPOSE4_PS(q0, q1, q2, q3);
                     const __m128 rowv[4] = {q0, q1, q2, q3};
                     for (int j = 0; j < 4; j++) {
-                        const int64_t at = (r0 + c + j) * n_in + i0;
+                        const int64_t at = (r0 + c + j) * lda + i0;
                         const __m128 live = _mm_cmpgt_ps(_mm_loadu_ps(a + at), _mm_setzero_ps());
                         _mm_storeu_ps(ga + at, _mm_and_ps(live, rowv[j]));
                     }
@@ -367,7 +377,7 @@ static void input_gradient(const float *a, int64_t rows, int64_t n_in, int64_t i
 #endif
             for (; c < n; c++)
                 for (int q = 0; q < ni; q++) {
-                    const int64_t at = (r0 + c) * n_in + i0 + q;
+                    const int64_t at = (r0 + c) * lda + i0 + q;
                     ga[at] = a[at] > 0.0f ? out[q * GT_LANES + c] : 0.0f;
                 }
         }
@@ -418,17 +428,19 @@ static void adam_row(float *p, float *m, float *v, const uint8_t *mask, const fl
 
 /* weight gradient of rows [row0, row1) row by row (sum of a[r, i] g[r, :] over the images where
  * a[r, i] is nonzero, in image order) with the Adam update of each row as soon as it is known;
- * then, when bias is not NULL, the bias gradient (column sums of g, images in order) and update */
-static void layer_update(const sparse_cols *c, const float *g, int64_t rows, int64_t row0, int64_t row1,
-                         int64_t n_out, float *w, float *mw, float *vw, const uint8_t *mask, float *bias, float *mb,
-                         float *vb, const lt_adam *h, float *tile)
+ * then, when bias is not NULL, the bias gradient (column sums of g, images in order) and update.
+ * g's rows are ldg floats apart; w's, and those of its moments and mask, ldw. */
+static void layer_update(const sparse_cols *c, const float *g, int64_t ldg, int64_t rows, int64_t row0, int64_t row1,
+                         int64_t n_out, float *w, float *mw, float *vw, const uint8_t *mask, int64_t ldw, float *bias,
+                         float *mb, float *vb, const lt_adam *h, float *tile)
 {
+    const int64_t ldt = padded(n_out);
     for (int64_t i0 = row0; i0 < row1; i0 += GRAD_ROWS) {
         const int64_t i1 = i0 + GRAD_ROWS < row1 ? i0 + GRAD_ROWS : row1;
         for (int64_t o0 = 0; o0 < n_out; o0 += COL_BLOCK) {
             const int64_t cnt = n_out - o0 < COL_BLOCK ? n_out - o0 : COL_BLOCK;
             for (int64_t i = i0; i < i1; i++) {
-                float *tr = tile + (i - i0) * n_out + o0;
+                float *tr = tile + (i - i0) * ldt + o0;
 #if defined(__AVX512F__)
                 __mmask16 mk[4];
                 __m512 acc[4];
@@ -438,7 +450,7 @@ static void layer_update(const sparse_cols *c, const float *g, int64_t rows, int
                 }
                 for (int64_t e = c->ptr[i]; e < c->ptr[i + 1]; e++) {
                     const __m512 x = _mm512_set1_ps(c->val[e]);
-                    const float *gr = g + (int64_t)c->row[e] * n_out + o0;
+                    const float *gr = g + (int64_t)c->row[e] * ldg + o0;
                     for (int v = 0; v < 4; v++)
                         acc[v] = _mm512_add_ps(acc[v], _mm512_mul_ps(x, _mm512_maskz_loadu_ps(mk[v], gr + 16 * v)));
                 }
@@ -447,7 +459,7 @@ static void layer_update(const sparse_cols *c, const float *g, int64_t rows, int
                 for (int64_t o = 0; o < cnt; o++) tr[o] = 0.0f;
                 for (int64_t e = c->ptr[i]; e < c->ptr[i + 1]; e++) {
                     const float x = c->val[e];
-                    const float *gr = g + (int64_t)c->row[e] * n_out + o0;
+                    const float *gr = g + (int64_t)c->row[e] * ldg + o0;
                     #pragma omp simd
                     for (int64_t o = 0; o < cnt; o++) tr[o] = tr[o] + x * gr[o];
                 }
@@ -455,14 +467,14 @@ static void layer_update(const sparse_cols *c, const float *g, int64_t rows, int
             }
         }
         for (int64_t i = i0; i < i1; i++)
-            adam_row(w + i * n_out, mw + i * n_out, vw + i * n_out, mask ? mask + i * n_out : NULL,
-                     tile + (i - i0) * n_out, n_out, h);
+            adam_row(w + i * ldw, mw + i * ldw, vw + i * ldw, mask ? mask + i * ldw : NULL, tile + (i - i0) * ldt,
+                     n_out, h);
     }
     if (bias == NULL) return;
     float *gb = tile;  /* the bias gradient: column sums of g, images in order */
     for (int64_t o = 0; o < n_out; o++) gb[o] = 0.0f;
     for (int64_t r = 0; r < rows; r++) {
-        const float *gr = g + r * n_out;
+        const float *gr = g + r * ldg;
         #pragma omp simd
         for (int64_t o = 0; o < n_out; o++) gb[o] = gb[o] + gr[o];
     }
@@ -477,12 +489,13 @@ static size_t step_scratch_bytes(int n_layers, const lt_fc_layer *layers, int64_
     int64_t widest = 0;
     for (int l = 0; l < n_layers; l++) {
         const int64_t n_in = layers[l].n_in, n_out = layers[l].n_out;
-        if (l > 0) total += align64(4 * (size_t)(rows * n_in));  /* activations */
+        if (l > 0) total += align64(4 * (size_t)(rows * padded(n_in)));  /* activations */
         total += sparse_rows_bytes(rows, n_in) + sparse_cols_bytes(rows, n_in);
         widest = n_in > widest ? n_in : widest;
         widest = n_out > widest ? n_out : widest;
     }
-    total += align64(4 * (size_t)(rows * layers[n_layers - 1].n_out));  /* logits */
+    widest = padded(widest);
+    total += align64(4 * (size_t)(rows * padded(layers[n_layers - 1].n_out)));  /* logits */
     total += 2 * align64(4 * (size_t)(rows * widest));                    /* gradients */
     total += align64(4 * (size_t)(GRAD_ROWS * widest));                   /* gradient tile */
     total += align64(4 * (size_t)(GT_LANES * widest)) + 4 * 4 * GT_LANES;  /* input gradient */
@@ -491,10 +504,10 @@ static size_t step_scratch_bytes(int n_layers, const lt_fc_layer *layers, int64_
 
 /* A training step's working memory, laid out in one scratch block */
 typedef struct {
-    float *act[MAX_LAYERS];  /* act[l]: layer l's input, l > 0 */
+    float *act[MAX_LAYERS];  /* act[l]: layer l's input, l > 0; rows padded(n_in) floats apart */
     sparse_rows sr[MAX_LAYERS];
     sparse_cols sc[MAX_LAYERS];
-    float *logits, *g, *g_next, *tile;  /* tile, gt, gt_out: each thread its own */
+    float *logits, *g, *g_next, *tile;  /* rows padded(width) apart; tile, gt, gt_out: each thread its own */
     float *gt, *gt_out;
 } step_buffers;
 
@@ -504,15 +517,16 @@ static void step_buffers_init(step_buffers *b, int n_layers, const lt_fc_layer *
     for (int l = 0; l < n_layers; l++) {
         if (l > 0) {
             b->act[l] = (float *)mem;
-            mem += align64(4 * (size_t)(rows * layers[l].n_in));
+            mem += align64(4 * (size_t)(rows * padded(layers[l].n_in)));
         }
         mem = sparse_rows_init(&b->sr[l], rows, layers[l].n_in, mem);
         mem = sparse_cols_init(&b->sc[l], rows, layers[l].n_in, mem);
         widest = layers[l].n_in > widest ? layers[l].n_in : widest;
         widest = layers[l].n_out > widest ? layers[l].n_out : widest;
     }
+    widest = padded(widest);
     b->logits = (float *)mem;
-    mem += align64(4 * (size_t)(rows * layers[n_layers - 1].n_out));
+    mem += align64(4 * (size_t)(rows * padded(layers[n_layers - 1].n_out)));
     b->g = (float *)mem;
     mem += align64(4 * (size_t)(rows * widest));
     b->g_next = (float *)mem;
@@ -563,31 +577,33 @@ static void run_step(int n_layers, const lt_fc_layer *layers, int64_t k, const f
     for (int l = 0; l < n_layers; l++) {
         const lt_fc_layer *L = &layers[l];
         float *out = l < last ? b->act[l + 1] : b->logits;
+        const int64_t ldz = padded(L->n_out);
         share(L->n_out, member, team, 16, &lo, &hi);
-        layer_forward(&b->sr[l], 0, rows, L->w + k * L->n_in * L->n_out, L->b + k * L->n_out, L->n_out, l < last, out,
+        layer_forward(&b->sr[l], 0, rows, L->w + k * L->n_in * L->ld, L->ld, L->b + k * L->n_out, l < last, out, ldz,
                       lo, hi);
         team_barrier(team);
         if (l < last) {
-            if (lead) sparse_rows_build(&b->sr[l + 1], out, L->n_out);
+            if (lead) sparse_rows_build(&b->sr[l + 1], out, ldz);
             team_barrier(team);
         }
     }
-    if (lead) loss_gradient(b->logits, yk, rows, layers[last].n_out, b->g);
+    if (lead) loss_gradient(b->logits, yk, rows, layers[last].n_out, padded(layers[last].n_out), b->g);
     team_barrier(team);
     float *g = b->g, *g_next = b->g_next;
     for (int l = last; l >= 0; l--) {
         const lt_fc_layer *L = &layers[l];
-        const int64_t off = k * L->n_in * L->n_out;
+        const int64_t off = k * L->n_in * L->ld, ldg = padded(L->n_out);
         if (l > 0) {  /* with the weights before this step's update */
             share(L->n_in, member, team, 16, &lo, &hi);
-            input_gradient(b->act[l], rows, L->n_in, lo, hi, g, L->w + off, L->n_out, g_next, b->gt, b->gt_out);
+            input_gradient(b->act[l], padded(L->n_in), rows, lo, hi, g, ldg, L->w + off, L->ld, L->n_out, g_next,
+                           b->gt, b->gt_out);
             if (lead) sparse_cols_build(&b->sc[l], &b->sr[l]);
             team_barrier(team);
         }
         const int64_t live = L->live_in < L->n_in ? L->live_in : L->n_in;
         share(live, member, team, GRAD_ROWS, &lo, &hi);
-        layer_update(&b->sc[l], g, rows, lo, hi, L->n_out, L->w + off, L->m_w + off, L->v_w + off,
-                     L->mask ? L->mask + off : NULL, lead ? L->b + k * L->n_out : NULL, L->m_b + k * L->n_out,
+        layer_update(&b->sc[l], g, ldg, rows, lo, hi, L->n_out, L->w + off, L->m_w + off, L->v_w + off,
+                     L->mask ? L->mask + off : NULL, L->ld, lead ? L->b + k * L->n_out : NULL, L->m_b + k * L->n_out,
                      L->v_b + k * L->n_out, adam, b->tile);
         team_barrier(team);  /* g_next is overwritten next */
         float *swap = g;
@@ -683,7 +699,7 @@ static size_t forward_scratch_bytes(int n_layers, const lt_fc_layer *layers, int
 {
     size_t total = 0;
     for (int l = 0; l < n_layers; l++) {
-        if (l > 0) total += align64(4 * (size_t)(rows * layers[l].n_in));
+        if (l > 0) total += align64(4 * (size_t)(rows * padded(layers[l].n_in)));
         total += sparse_rows_bytes(rows, layers[l].n_in);
     }
     return total;
@@ -718,7 +734,7 @@ int lt_fc_forward(int n_layers, const lt_fc_layer *layers, int64_t runs, const f
             for (int l = 0; l < n_layers; l++) {
                 if (l > 0) {
                     act[l] = (float *)mem;
-                    mem += align64(4 * (size_t)(block * layers[l].n_in));
+                    mem += align64(4 * (size_t)(block * padded(layers[l].n_in)));
                 }
                 mem = sparse_rows_init(&sr[l], block, layers[l].n_in, mem);
             }
@@ -735,11 +751,12 @@ int lt_fc_forward(int n_layers, const lt_fc_layer *layers, int64_t runs, const f
                 for (int l = 0; l < n_layers; l++) {
                     const lt_fc_layer *L = &layers[l];
                     float *out = l < last ? act[l + 1] : logits + (k * rows + r0) * n_last;
-                    layer_forward(&sr[l], 0, n, L->w + k * L->n_in * L->n_out, L->b + k * L->n_out, L->n_out,
-                                  l < last, out, 0, L->n_out);
+                    const int64_t ldz = l < last ? padded(L->n_out) : n_last;
+                    layer_forward(&sr[l], 0, n, L->w + k * L->n_in * L->ld, L->ld, L->b + k * L->n_out, l < last, out,
+                                  ldz, 0, L->n_out);
                     if (l < last) {
                         sr[l + 1].rows = n;
-                        sparse_rows_build(&sr[l + 1], out, L->n_out);
+                        sparse_rows_build(&sr[l + 1], out, ldz);
                     }
                 }
             }
