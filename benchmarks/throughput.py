@@ -132,11 +132,13 @@ class LtCoreLoop(Stepper):
         self.widths: list = []
 
     def advance(self, n: int) -> None:
-        for _ in range(n):
-            self.trainer.step(self.it)
+        end = self.it + n
+        while self.it < end:  # as the training loop steps: as many steps a call as the trainer takes
+            steps = min(self.trainer.max_steps(self.it), end - self.it)
             if self.trainer.inputs is not None and self.trainer.fc_stack is None:
-                self.widths.append(self.trainer.batch.width(self.it))
-            self.it += 1
+                self.widths += [self.trainer.batch.width(self.it + j) for j in range(steps)]
+            self.trainer.steps(self.it, steps)
+            self.it += steps
 
 
 def matmul_gflops(device, n: int = 2048, reps: int = 10) -> float:

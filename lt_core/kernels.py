@@ -80,8 +80,9 @@ def compile_library(flags: Sequence[str] = FLAGS) -> ctypes.CDLL:
     vp, i64, f32, cint = ctypes.c_void_p, ctypes.c_int64, ctypes.c_float, ctypes.c_int
     lib.lt_masked_adam.restype = None
     lib.lt_masked_adam.argtypes = [vp] * 5 + [i64] * 4 + [f32] * 5 + [cint]
-    lib.lt_fc_train_step.restype = cint
-    lib.lt_fc_train_step.argtypes = [cint, ctypes.POINTER(FcLayer), i64, vp, i64, vp, i64, i64, AdamStep, cint, cint]
+    lib.lt_fc_train_steps.restype = cint
+    lib.lt_fc_train_steps.argtypes = [cint, ctypes.POINTER(FcLayer), i64, i64, vp, i64, i64, vp, i64, i64, i64,
+                                      ctypes.POINTER(AdamStep), cint, cint]
     lib.lt_fc_forward.restype = cint
     lib.lt_fc_forward.argtypes = [cint, ctypes.POINTER(FcLayer), i64, vp, i64, vp, cint]
     return lib
@@ -239,9 +240,19 @@ class FcStack:
 
     def train_step(self, x: Tensor, y: Tensor, adam: AdamStep, threads: int,
                    share_leftover: Optional[bool] = None) -> None:
-        """One Adam step of every run: on ``x`` (B, n_in) shared by all runs, or (K, B, n_in) with
-        each run's batch contiguous (runs may sit any distance apart), float32; labels ``y``: (B,)
-        or (K, B) int64, likewise.
+        """One Adam step of every run: on ``x`` (B, n_in) shared by all runs, or (K, B, n_in), one
+        batch per run; labels ``y``: (B,) or (K, B). See :meth:`train_steps`."""
+        self.train_steps(x.unsqueeze(-3), y.unsqueeze(-2), [adam], threads, share_leftover)
+
+    def train_steps(self, x: Tensor, y: Tensor, adam: Sequence[AdamStep], threads: int,
+                    share_leftover: Optional[bool] = None) -> None:
+        """``S = len(adam)`` Adam steps of every run (``adam[s]``: step s's constants, see
+        :func:`adam_step`), in one call: on ``x`` (S, B, n_in), step s's batch shared by all runs, or
+        (K, S, B, n_in), each run's own; float32, each batch contiguous, steps and runs any distance
+        apart. Labels ``y``: (S, B) or (K, S, B) int64, likewise.
+
+        Each run takes its S steps one after another, so that its weights and moments stay in the
+        cache between them; the result is the same bits as S calls of one step.
 
         ``threads`` split the runs evenly; the runs left over (K % threads, e.g. a single run) are
         each stepped by all threads together when ``share_leftover``, else by one thread each. The
@@ -249,33 +260,37 @@ class FcStack:
         and then (:class:`FasterOf`), since which is faster depends on whether the cores are idle."""
         lib = self._lib()
         if not self.trainable:
-            raise ValueError("FcStack.train_step: the stack was built without Adam's moments")
-        shared = x.dim() == 2
-        ok = x.dim() in (2, 3) and x.dtype == torch.float32 and x.device.type == "cpu" \
+            raise ValueError("FcStack.train_steps: the stack was built without Adam's moments")
+        steps = len(adam)
+        shared = x.dim() == 3
+        ok = x.dim() in (3, 4) and x.dtype == torch.float32 and x.device.type == "cpu" \
             and x.shape[-1] == self.n_in and x.stride(-1) == 1 and (x.shape[-2] <= 1 or x.stride(-2) == self.n_in) \
-            and (shared or x.shape[0] == self.runs)
+            and x.shape[-3] == steps and (shared or x.shape[0] == self.runs)
         if not ok:
-            raise ValueError(f"x: expected float32 CPU batches (B, {self.n_in}) or ({self.runs}, B, {self.n_in}), "
-                             f"each contiguous, got {x.dtype} {tuple(x.shape)} with strides {x.stride()}")
+            raise ValueError(f"x: expected float32 CPU batches ({steps}, B, {self.n_in}) or "
+                             f"({self.runs}, {steps}, B, {self.n_in}) for {steps} steps, each batch contiguous, "
+                             f"got {x.dtype} {tuple(x.shape)} with strides {x.stride()}")
         rows = x.shape[-2]
         if y.dtype != torch.int64 or tuple(y.shape) != tuple(x.shape[:-1]) or (rows > 1 and y.stride(-1) != 1) \
                 or y.device.type != "cpu":
-            raise ValueError(f"y: expected int64 CPU labels of shape {tuple(x.shape[:-1])}, each run's contiguous, "
+            raise ValueError(f"y: expected int64 CPU labels of shape {tuple(x.shape[:-1])}, each batch contiguous, "
                              f"got {y.dtype} {tuple(y.shape)} with strides {y.stride()}")
-        if rows == 0:
-            raise ValueError("x: an empty batch")
+        if rows == 0 or steps == 0:
+            raise ValueError("x: an empty batch, or no steps")
         threads = max(1, int(threads))
         timed = share_leftover is None and threads > 1 and self.runs % threads != 0
         if share_leftover is None:
             share_leftover = self._leftover.choice() if timed else True
+        constants = (AdamStep * steps)(*adam)
         start = time.perf_counter()
-        rc = lib.lt_fc_train_step(len(self.layers), self.layers, self.runs, x.data_ptr(),
-                                  0 if shared else x.stride(0), y.data_ptr(), 0 if shared else y.stride(0), rows,
-                                  adam, threads, int(bool(share_leftover)))
+        rc = lib.lt_fc_train_steps(len(self.layers), self.layers, self.runs, steps, x.data_ptr(),
+                                   0 if shared else x.stride(0), x.stride(-3), y.data_ptr(),
+                                   0 if shared else y.stride(0), y.stride(-2), rows, constants, threads,
+                                   int(bool(share_leftover)))
         if timed:
-            self._leftover.record(share_leftover, time.perf_counter() - start)
+            self._leftover.record(share_leftover, (time.perf_counter() - start) / steps)
         if rc != 0:
-            raise MemoryError("lt_fc_train_step: no memory for its scratch buffers (nothing was changed)")
+            raise MemoryError("lt_fc_train_steps: no memory for its scratch buffers (nothing was changed)")
 
     def forward(self, x: Tensor, threads: int) -> Tensor:
         """Logits ``(K, B, n_out)`` of every run on one batch ``x`` (B, ...) of ``n_in`` values each."""

@@ -192,6 +192,25 @@ class BatchOrder:
         self._order(epoch)
         return max(1, self._cache[epoch][1][pos])
 
+    def left_in_block(self, it: int) -> int:
+        """How many batches from ``it`` on lie in the gathered block that holds batch ``it``."""
+        pos = it % self.spe
+        return min(pos - pos % self.block + self.block, self.spe) - pos
+
+    def span(self, it: int, n: int):
+        """Batches ``it`` to ``it + n - 1`` (all in one block: ``n <= left_in_block(it)``) as views
+        ``(n, B, ...)`` / ``(n, B)``, or ``(K, n, B, ...)`` / ``(K, n, B)`` when the runs' orders
+        differ."""
+        if not 1 <= n <= self.left_in_block(it):
+            raise ValueError(f"BatchOrder.span: {n} batches from {it}; 1 to {self.left_in_block(it)} lie in its block")
+        self(it)  # gathers the block
+        xb, yb = self._block
+        bs = self.batch_size
+        lo = (it % self.spe % self.block) * bs
+        x = xb[:, lo:lo + n * bs].view(xb.shape[0], n, bs, *xb.shape[2:])
+        y = yb[:, lo:lo + n * bs].view(yb.shape[0], n, bs)
+        return (x[0], y[0]) if self.shared else (x, y)
+
     def __call__(self, it: int):
         epoch, pos = divmod(it, self.spe)
         first, bs = pos - pos % self.block, self.batch_size
@@ -402,6 +421,15 @@ class StepLoop:
     desc = "training"
     eval_at_start = True
 
+    def max_steps(self, it: int) -> int:
+        """How many steps from ``it`` on :meth:`steps` can take in one go."""
+        return 1
+
+    def steps(self, it: int, n: int) -> None:
+        """Steps ``it`` to ``it + n - 1`` (``n <= max_steps(it)``)."""
+        for j in range(n):
+            self.step(it + j)
+
     def loop(self) -> None:
         self._load_checkpoint()
         bar = None
@@ -419,8 +447,11 @@ class StepLoop:
                 if self.stop is not None and self.stop.requested:
                     self._save_checkpoint(it)
                     raise RunStopped(f"{self.desc}: stopped at iteration {it}")
-                self.step(it)
-                it += 1
+                # as many steps as one call takes, up to the next evaluation
+                next_eval = min(self.iterations, (it // self.eval_every + 1) * self.eval_every)
+                n = max(1, min(self.max_steps(it), next_eval - it))
+                self.steps(it, n)
+                before, it = it, it + n
                 if it % self.eval_every == 0 or it == self.iterations:
                     self._evaluate(it)
                     if bar is not None:
@@ -428,7 +459,7 @@ class StepLoop:
                     if self.checkpoint is not None and time.monotonic() - last_ckpt > self.checkpoint_seconds:
                         self._save_checkpoint(it)
                         last_ckpt = time.monotonic()
-                if bar is not None and it % 50 == 0:
+                if bar is not None and it // 50 != before // 50:
                     bar.update(it - bar.n)
         finally:
             if bar is not None:
@@ -588,6 +619,20 @@ class Trainer(StepLoop):
         emit(self.on_event, event="stage", stage="resumed", run=self.runs[0].label,
              runs=[r.label for r in self.runs], round=self.round, iteration=self.start_iteration)
         return True
+
+    def max_steps(self, it: int) -> int:
+        """The C kernel takes the steps left in the gathered block of batches (up to 17 of batch
+        60) in one call; elsewhere one step a call."""
+        return self.batch.left_in_block(it) if self.fc_stack is not None else 1
+
+    def steps(self, it: int, n: int) -> None:
+        if self.fc_stack is None:
+            super().steps(it, n)
+            return
+        x, y = self.batch.span(it, n)
+        adam = [kernels.adam_step(self.opt.t + 1 + j, self.lr) for j in range(n)]
+        self.opt.t += n  # the kernel steps the optimiser's tensors
+        self.fc_stack.train_steps(x.reshape(*x.shape[:-3], -1), y, adam, self._threads)
 
     def step(self, it: int) -> None:
         """One training step of every run, on batch ``it`` of each run's data order."""

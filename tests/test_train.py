@@ -335,6 +335,46 @@ def test_batches_know_how_many_leading_inputs_they_need():
         assert torch.all(xb.reshape(5, -1)[:, order.width(it):] == 0)
 
 
+def test_a_span_of_batches_is_the_batches_of_one_gathered_block():
+    from lt_core.data import Split
+    from lt_core.train import BatchOrder
+
+    n = 50
+    x = torch.arange(n * 3, dtype=torch.float32).view(n, 1, 1, 3)
+    for seeds in ([4], [4, 9]):
+        order = BatchOrder(Split(x=x, y=torch.arange(n)), seeds, batch_size=4)
+        order.block = 5  # batches per gathered block; an epoch has 12 batches: blocks 0-4, 5-9, 10-11
+        assert [order.left_in_block(it) for it in (0, 3, 4, 5, 9, 10, 11, 12, 16)] == [5, 2, 1, 5, 1, 2, 1, 5, 1]
+        for it, steps in ((0, 5), (7, 3), (10, 2), (13, 4)):
+            xs, ys = order.span(it, steps)
+            lead = () if len(seeds) == 1 else (2,)
+            assert xs.shape == (*lead, steps, 4, 1, 1, 3) and ys.shape == (*lead, steps, 4)
+            for j in range(steps):
+                xb, yb = order(it + j)
+                assert torch.equal(xs[..., j, :, :, :, :], xb) and torch.equal(ys[..., j, :], yb)
+        with pytest.raises(ValueError, match="BatchOrder.span: 3 batches from 8; 1 to 2"):
+            order.span(8, 3)
+
+
+def test_the_training_loop_taking_many_steps_a_call_gets_the_bits_of_one_step_a_call():
+    ds = load_dataset("mnist", device="cpu")
+    arch = get_arch("fc")
+    masks = {l.name: (torch.rand(l.shape, generator=torch.Generator().manual_seed(2)) < 0.5).float()
+             for l in arch.layers}
+    runs = [RunSpec(f"r{i}", init_weights(arch, i), zero_biases(arch), masks, seed=1) for i in range(3)]
+    kw = dict(lr=1.2e-3, batch_size=60, iterations=45, eval_every=20, eval_train=False)
+    looped = Trainer(arch, ds, runs, **kw)
+    results = looped.run()
+    stepped = Trainer(arch, ds, runs, **kw)
+    for it in range(45):
+        stepped.step(it)
+    for n in arch.layer_names:
+        assert torch.equal(looped.w[n], stepped.w[n]) and torch.equal(looped.b[n], stepped.b[n])
+    assert [e["iteration"] for e in results[0].evals] == [0, 20, 40, 45]
+    if looped.fc_stack is not None:
+        assert looped.max_steps(0) == 17  # batches of 60 gathered 17 at a time
+
+
 def test_narrowed_first_layer_gradients_equal_autograd():
     import torch.nn.functional as F
 
