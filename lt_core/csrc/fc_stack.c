@@ -16,9 +16,10 @@
  * a[b, i] > 0 (ReLU).
  *
  * Determinism. A run's arithmetic does not depend on the other runs, on which thread computes it,
- * or on where a value sits in a vector (no fused multiply-add: built with -ffp-contract=off, and
- * the vector and scalar code compute each element alike). A run trained alone or in a stack gets
- * the same bits.
+ * or on where a value sits in a vector: the vector and scalar code compute each element alike.
+ * Products are accumulated with fused multiply-adds, written out (_mm512_fmadd_ps, fmaf: one
+ * rounding each, the same in either), and nothing else is fused (-ffp-contract=off). A run trained
+ * alone or in a stack gets the same bits.
  *
  * Adam is PyTorch's form, element by element, as in masked_adam.c (same operation order), with the
  * mask applied to the gradient and denormals flushed to zero while a step runs (see there).
@@ -223,7 +224,7 @@ static inline __attribute__((always_inline)) void forward_block(const int NV, co
                 const __m512 x = _mm512_set1_ps(s->val[e]);
                 const float *wr = w + (int64_t)s->idx[e] * ldw + o0;
                 for (int v = 0; v < NV; v++)
-                    acc[v] = _mm512_add_ps(acc[v], _mm512_mul_ps(x, _mm512_maskz_loadu_ps(mk[v], wr + 16 * v)));
+                    acc[v] = _mm512_fmadd_ps(x, _mm512_maskz_loadu_ps(mk[v], wr + 16 * v), acc[v]);
             }
             for (int v = 0; v < NV; v++) _mm512_mask_storeu_ps(zr + 16 * v, mk[v], acc[v]);
         }
@@ -256,7 +257,7 @@ static void layer_forward(const sparse_rows *s, int64_t r0, int64_t r1, const fl
                     const float x = s->val[e];
                     const float *wr = w + (int64_t)s->idx[e] * ldw + o0;
                     #pragma omp simd
-                    for (int64_t c = 0; c < cnt; c++) acc[c] = acc[c] + x * wr[c];
+                    for (int64_t c = 0; c < cnt; c++) acc[c] = fmaf(x, wr[c], acc[c]);
                 }
                 memcpy(z + r * ldz + o0, acc, sizeof(float) * (size_t)cnt);
             }
@@ -320,7 +321,7 @@ static inline __attribute__((always_inline)) void input_gradient_block(const int
         for (int v = 0; v < 4; v++) gv[v] = _mm512_load_ps(gt + o * GT_LANES + 16 * v);
         for (int q = 0; q < NI; q++) {
             const __m512 wq = _mm512_set1_ps(w[(i0 + q) * ldw + o]);
-            for (int v = 0; v < 4; v++) acc[q][v] = _mm512_add_ps(acc[q][v], _mm512_mul_ps(wq, gv[v]));
+            for (int v = 0; v < 4; v++) acc[q][v] = _mm512_fmadd_ps(wq, gv[v], acc[q][v]);
         }
     }
     for (int q = 0; q < NI; q++)
@@ -356,7 +357,7 @@ static void input_gradient(const float *a, int64_t lda, int64_t rows, int64_t i_
                     const float wq = w[(i0 + q) * ldw + o];
                     const float *gv = gt + o * GT_LANES;
                     #pragma omp simd
-                    for (int c = 0; c < GT_LANES; c++) acc[c] = acc[c] + wq * gv[c];
+                    for (int c = 0; c < GT_LANES; c++) acc[c] = fmaf(wq, gv[c], acc[c]);
                 }
             }
 #endif
@@ -452,7 +453,7 @@ static void layer_update(const sparse_cols *c, const float *g, int64_t ldg, int6
                     const __m512 x = _mm512_set1_ps(c->val[e]);
                     const float *gr = g + (int64_t)c->row[e] * ldg + o0;
                     for (int v = 0; v < 4; v++)
-                        acc[v] = _mm512_add_ps(acc[v], _mm512_mul_ps(x, _mm512_maskz_loadu_ps(mk[v], gr + 16 * v)));
+                        acc[v] = _mm512_fmadd_ps(x, _mm512_maskz_loadu_ps(mk[v], gr + 16 * v), acc[v]);
                 }
                 for (int v = 0; v < 4; v++) _mm512_mask_storeu_ps(tr + 16 * v, mk[v], acc[v]);
 #else
@@ -461,7 +462,7 @@ static void layer_update(const sparse_cols *c, const float *g, int64_t ldg, int6
                     const float x = c->val[e];
                     const float *gr = g + (int64_t)c->row[e] * ldg + o0;
                     #pragma omp simd
-                    for (int64_t o = 0; o < cnt; o++) tr[o] = tr[o] + x * gr[o];
+                    for (int64_t o = 0; o < cnt; o++) tr[o] = fmaf(x, gr[o], tr[o]);
                 }
 #endif
             }
