@@ -285,3 +285,20 @@ def test_several_steps_in_one_call_equal_one_call_a_step():
             assert torch.equal(a[k:k + 1], c), k
     with pytest.raises(ValueError, match="^x: .* for 3 steps"):
         many.train_steps(xs, ys, adam[:3], 2)
+
+
+@needs_kernels
+def test_more_steps_in_one_call_than_it_holds_batch_views_for():
+    # 35 steps shared by three runs (one left over, shared by both threads): views are held for 32
+    # batches at a time, so the call takes them in two groups
+    w0, b0, masks = _net(3)
+    batches = _batches(35, rows=5)
+    xs, ys = torch.stack([x for x, _ in batches]), torch.stack([y for _, y in batches])
+    adam = [kernels.adam_step(t, 1e-2) for t in range(1, 36)]
+    one_w, one_b, one = _stack(w0, b0, masks)
+    for (x, y), a in zip(batches, adam):
+        one.train_step(x, y, a, 2, share_leftover=True)
+    many_w, many_b, many = _stack(w0, b0, masks)
+    many.train_steps(xs, ys, adam, 2, share_leftover=True)
+    for a, c in zip(one_w + one_b, many_w + many_b):
+        assert torch.equal(a, c)

@@ -490,8 +490,9 @@ static size_t step_scratch_bytes(int n_layers, const lt_fc_layer *layers, int64_
     int64_t widest = 0;
     for (int l = 0; l < n_layers; l++) {
         const int64_t n_in = layers[l].n_in, n_out = layers[l].n_out;
-        if (l > 0) total += align64(4 * (size_t)(rows * padded(n_in)));  /* activations */
-        total += sparse_rows_bytes(rows, n_in) + sparse_cols_bytes(rows, n_in);
+        if (l > 0)  /* activations and their views (the batch's views are apart: see x_views) */
+            total += align64(4 * (size_t)(rows * padded(n_in))) + sparse_rows_bytes(rows, n_in) +
+                     sparse_cols_bytes(rows, n_in);
         widest = n_in > widest ? n_in : widest;
         widest = n_out > widest ? n_out : widest;
     }
@@ -506,22 +507,22 @@ static size_t step_scratch_bytes(int n_layers, const lt_fc_layer *layers, int64_
 /* A training step's working memory, laid out in one scratch block */
 typedef struct {
     float *act[MAX_LAYERS];  /* act[l]: layer l's input, l > 0; rows padded(n_in) floats apart */
-    sparse_rows sr[MAX_LAYERS];
+    sparse_rows sr[MAX_LAYERS];  /* sr[l], sc[l]: act[l]'s views, l > 0 */
     sparse_cols sc[MAX_LAYERS];
     float *logits, *g, *g_next, *tile;  /* rows padded(width) apart; tile, gt, gt_out: each thread its own */
     float *gt, *gt_out;
 } step_buffers;
 
-static void step_buffers_init(step_buffers *b, int n_layers, const lt_fc_layer *layers, int64_t rows, char *mem)
+static char *step_buffers_init(step_buffers *b, int n_layers, const lt_fc_layer *layers, int64_t rows, char *mem)
 {
     int64_t widest = 0;
     for (int l = 0; l < n_layers; l++) {
         if (l > 0) {
             b->act[l] = (float *)mem;
             mem += align64(4 * (size_t)(rows * padded(layers[l].n_in)));
+            mem = sparse_rows_init(&b->sr[l], rows, layers[l].n_in, mem);
+            mem = sparse_cols_init(&b->sc[l], rows, layers[l].n_in, mem);
         }
-        mem = sparse_rows_init(&b->sr[l], rows, layers[l].n_in, mem);
-        mem = sparse_cols_init(&b->sc[l], rows, layers[l].n_in, mem);
         widest = layers[l].n_in > widest ? layers[l].n_in : widest;
         widest = layers[l].n_out > widest ? layers[l].n_out : widest;
     }
@@ -537,6 +538,29 @@ static void step_buffers_init(step_buffers *b, int n_layers, const lt_fc_layer *
     b->gt = (float *)mem;
     mem += align64(4 * (size_t)(GT_LANES * widest));
     b->gt_out = (float *)mem;
+    return mem + 4 * 4 * GT_LANES;
+}
+
+#define X_SLOTS 32  /* batches whose views one call of lt_fc_train_steps holds at a time */
+
+/* The sparse views of `slots` batches of (rows, n_in): by rows and by columns, each */
+static size_t x_views_bytes(int64_t slots, int64_t rows, int64_t n_in)
+{
+    return (size_t)slots * (sparse_rows_bytes(rows, n_in) + sparse_cols_bytes(rows, n_in));
+}
+
+static void x_views_init(sparse_rows *xr, sparse_cols *xc, int64_t slots, int64_t rows, int64_t n_in, char *mem)
+{
+    for (int64_t i = 0; i < slots; i++) {
+        mem = sparse_rows_init(&xr[i], rows, n_in, mem);
+        mem = sparse_cols_init(&xc[i], rows, n_in, mem);
+    }
+}
+
+static void x_views_build(sparse_rows *xr, sparse_cols *xc, const float *x, int64_t n_in)
+{
+    sparse_rows_build(xr, x, n_in);
+    sparse_cols_build(xc, xr);
 }
 
 /* [*begin, *end): part `part` of `parts` of [0, n), cut at multiples of `align` */
@@ -557,30 +581,31 @@ static void team_barrier(int team)
     }
 }
 
-/* One training step of run k, computed by `team` threads together (this one is `member`), all of
- * them in this call with the same shared buffers b (but each its own b->tile, b->gt, b->gt_out). Every entry is
- * computed alike whatever the team's size, so a run gets the same bits alone, in a stack, and on
- * any number of threads. *built: the batch whose sparse views b->sr[0], b->sc[0] hold. */
-static void run_step(int n_layers, const lt_fc_layer *layers, int64_t k, const float *xk, const int64_t *yk,
-                     int64_t rows, const lt_adam *adam, step_buffers *b, const float **built, int member, int team)
+/* One training step of run k on the batch whose views are xr, xc (built), computed by `team`
+ * threads together (this one is `member`), all of them in this call with the same shared buffers b
+ * (but each its own b->tile, b->gt, b->gt_out). Every entry is computed alike whatever the team's
+ * size, so a run gets the same bits alone, in a stack, and on any number of threads. */
+static void run_step(int n_layers, const lt_fc_layer *layers, int64_t k, const sparse_rows *xr,
+                     const sparse_cols *xc, const int64_t *yk, int64_t rows, const lt_adam *adam, step_buffers *b,
+                     int member, int team)
 {
     const int last = n_layers - 1;
     const int lead = member == 0;
     int64_t lo, hi;
-    if (*built != xk) {  /* the same pointer in every member */
-        if (lead) {
-            sparse_rows_build(&b->sr[0], xk, layers[0].n_in);
-            sparse_cols_build(&b->sc[0], &b->sr[0]);
-        }
-        *built = xk;
-        team_barrier(team);
+    const sparse_rows *sr[MAX_LAYERS];  /* each layer's input, by rows and by columns */
+    const sparse_cols *sc[MAX_LAYERS];
+    sr[0] = xr;
+    sc[0] = xc;
+    for (int l = 1; l < n_layers; l++) {
+        sr[l] = &b->sr[l];
+        sc[l] = &b->sc[l];
     }
     for (int l = 0; l < n_layers; l++) {
         const lt_fc_layer *L = &layers[l];
         float *out = l < last ? b->act[l + 1] : b->logits;
         const int64_t ldz = padded(L->n_out);
         share(L->n_out, member, team, 16, &lo, &hi);
-        layer_forward(&b->sr[l], 0, rows, L->w + k * L->n_in * L->ld, L->ld, L->b + k * L->n_out, l < last, out, ldz,
+        layer_forward(sr[l], 0, rows, L->w + k * L->n_in * L->ld, L->ld, L->b + k * L->n_out, l < last, out, ldz,
                       lo, hi);
         team_barrier(team);
         if (l < last) {
@@ -603,7 +628,7 @@ static void run_step(int n_layers, const lt_fc_layer *layers, int64_t k, const f
         }
         const int64_t live = L->live_in < L->n_in ? L->live_in : L->n_in;
         share(live, member, team, GRAD_ROWS, &lo, &hi);
-        layer_update(&b->sc[l], g, ldg, rows, lo, hi, L->n_out, L->w + off, L->m_w + off, L->v_w + off,
+        layer_update(sc[l], g, ldg, rows, lo, hi, L->n_out, L->w + off, L->m_w + off, L->v_w + off,
                      L->mask ? L->mask + off : NULL, L->ld, lead ? L->b + k * L->n_out : NULL, L->m_b + k * L->n_out,
                      L->v_b + k * L->n_out, adam, b->tile);
         team_barrier(team);  /* g_next is overwritten next */
@@ -655,7 +680,12 @@ int lt_fc_train_steps(int n_layers, const lt_fc_layer *layers, int64_t runs, int
                       int64_t y_step_stride, int64_t rows, const lt_adam *adam, int num_threads, int share_leftover)
 {
     if (n_layers < 1 || n_layers > MAX_LAYERS || rows < 1 || steps < 1) return -1;
-    const size_t bytes = step_scratch_bytes(n_layers, layers, rows);
+    /* Batches shared by all runs have their views built once per thread for up to X_SLOTS steps;
+     * a run's own batch has them built for each of its steps (one slot). */
+    const int shared_x = x_run_stride == 0;
+    const int64_t slots = shared_x ? (steps < X_SLOTS ? steps : X_SLOTS) : 1, n_in = layers[0].n_in;
+    const size_t buffers = step_scratch_bytes(n_layers, layers, rows);
+    const size_t bytes = buffers + x_views_bytes(slots, rows, n_in);
     int failed = 0;
     char *team_mem = NULL;
     if (!share_leftover && num_threads > runs) num_threads = (int)runs;
@@ -675,29 +705,43 @@ int lt_fc_train_steps(int n_layers, const lt_fc_layer *layers, int64_t runs, int
         stop = failed;
         if (!stop) {
             const unsigned long long fp_state = flush_denormals();
-            step_buffers own;
-            step_buffers_init(&own, n_layers, layers, rows, mem);
+            step_buffers own, shared;  /* shared: thread 0's buffers, with this thread's own gradient tile */
+            sparse_rows xr[X_SLOTS], team_xr[X_SLOTS];
+            sparse_cols xc[X_SLOTS], team_xc[X_SLOTS];
+            x_views_init(xr, xc, slots, rows, n_in, step_buffers_init(&own, n_layers, layers, rows, mem));
+            x_views_init(team_xr, team_xc, slots, rows, n_in,
+                         step_buffers_init(&shared, n_layers, layers, rows, team_mem));
+            shared.tile = own.tile;
+            shared.gt = own.gt;
+            shared.gt_out = own.gt_out;
             /* runs [0, alone) are stepped by one thread each */
             const int64_t alone = share_leftover ? runs - runs % nth : runs;
             const int64_t k0 = alone * tid / nth, k1 = alone * (tid + 1) / nth;
-            const float *built = NULL;
-            for (int64_t k = k0; k < k1; k++)
-                for (int64_t t = 0; t < steps; t++)
-                    run_step(n_layers, layers, k, x + t * x_step_stride + k * x_run_stride,
-                             y + t * y_step_stride + k * y_run_stride, rows, &adam[t], &own, &built, 0, 1);
-            if (alone < runs) {
-                step_buffers shared;  /* thread 0's buffers, with this thread's own gradient tile */
+            const int64_t group = shared_x ? slots : steps;  /* steps a run takes in a row */
+            for (int64_t t0 = 0; t0 < steps; t0 += group) {
+                const int64_t t1 = t0 + group < steps ? t0 + group : steps;
+                if (shared_x && (k0 < k1 || (alone < runs && tid == 0)))
+                    for (int64_t t = t0; t < t1; t++) x_views_build(&xr[t - t0], &xc[t - t0], x + t * x_step_stride, n_in);
+                for (int64_t k = k0; k < k1; k++)
+                    for (int64_t t = t0; t < t1; t++) {
+                        const int64_t v = shared_x ? t - t0 : 0;
+                        if (!shared_x) x_views_build(&xr[0], &xc[0], x + t * x_step_stride + k * x_run_stride, n_in);
+                        run_step(n_layers, layers, k, &xr[v], &xc[v], y + t * y_step_stride + k * y_run_stride, rows,
+                                 &adam[t], &own, 0, 1);
+                    }
+                if (alone == runs) continue;
                 #pragma omp barrier
-                step_buffers_init(&shared, n_layers, layers, rows, team_mem);
-                shared.tile = own.tile;
-                shared.gt = own.gt;
-                shared.gt_out = own.gt_out;
-                const float *team_built = NULL;
-                for (int64_t k = alone; k < runs; k++)
-                    for (int64_t t = 0; t < steps; t++)
-                        run_step(n_layers, layers, k, x + t * x_step_stride + k * x_run_stride,
-                                 y + t * y_step_stride + k * y_run_stride, rows, &adam[t], &shared, &team_built, tid,
-                                 nth);
+                for (int64_t k = alone; k < runs; k++)  /* with thread 0's views */
+                    for (int64_t t = t0; t < t1; t++) {
+                        const int64_t v = shared_x ? t - t0 : 0;
+                        if (!shared_x) {
+                            if (tid == 0)
+                                x_views_build(&xr[0], &xc[0], x + t * x_step_stride + k * x_run_stride, n_in);
+                            #pragma omp barrier
+                        }
+                        run_step(n_layers, layers, k, &team_xr[v], &team_xc[v], y + t * y_step_stride + k * y_run_stride,
+                                 rows, &adam[t], &shared, tid, nth);
+                    }
             }
             restore_denormals(fp_state);
         }
