@@ -427,19 +427,73 @@ static void adam_row(float *p, float *m, float *v, const uint8_t *mask, const fl
     }
 }
 
-/* weight gradient of rows [row0, row1) row by row (sum of a[r, i] g[r, :] over the images where
- * a[r, i] is nonzero, in image order) with the Adam update of each row as soon as it is known;
- * then, when bias is not NULL, the bias gradient (column sums of g, images in order) and update.
+#if defined(__AVX512F__)
+/* tr[q * ldt + o0 + c] = sum over all images r, in order, of a[r, i + q] g[r, o0 + c], for NI
+ * inputs and cnt <= 64 columns (a dense block: 4 inputs by 4 vectors per image) */
+static inline __attribute__((always_inline)) void weight_gradient_block(const int NI, const float *a, int64_t lda,
+    int64_t rows, int64_t i, const float *g, int64_t ldg, int64_t o0, int64_t cnt, float *tr, int64_t ldt)
+{
+    __mmask16 mk[4];
+    __m512 acc[4][4];
+    for (int v = 0; v < 4; v++) mk[v] = lanes(cnt, v);
+    for (int q = 0; q < NI; q++)
+        for (int v = 0; v < 4; v++) acc[q][v] = _mm512_setzero_ps();
+    for (int64_t r = 0; r < rows; r++) {
+        const float *gr = g + r * ldg + o0;
+        __m512 gv[4];
+        for (int v = 0; v < 4; v++) gv[v] = _mm512_maskz_loadu_ps(mk[v], gr + 16 * v);
+        for (int q = 0; q < NI; q++) {
+            const __m512 x = _mm512_set1_ps(a[r * lda + i + q]);
+            for (int v = 0; v < 4; v++) acc[q][v] = _mm512_fmadd_ps(x, gv[v], acc[q][v]);
+        }
+    }
+    for (int q = 0; q < NI; q++)
+        for (int v = 0; v < 4; v++) _mm512_mask_storeu_ps(tr + q * ldt + 16 * v, mk[v], acc[q][v]);
+}
+#endif
+
+/* weight gradient of rows [row0, row1) (sum of a[r, i] g[r, :] over the images, in order) with the
+ * Adam update of each row as soon as it is known; then, when bias is not NULL, the bias gradient
+ * (column sums of g, images in order) and update. With c, the input's column view, the sums run
+ * over the images where a[r, i] is nonzero (the batch); without, over all images of a (rows lda
+ * floats apart), densely (a hidden layer's input, about half nonzero: the dense blocks do more
+ * products in less time). The two give the same sums: a skipped term is an exact 0.
  * g's rows are ldg floats apart; w's, and those of its moments and mask, ldw. */
-static void layer_update(const sparse_cols *c, const float *g, int64_t ldg, int64_t rows, int64_t row0, int64_t row1,
-                         int64_t n_out, float *w, float *mw, float *vw, const uint8_t *mask, int64_t ldw, float *bias,
-                         float *mb, float *vb, const lt_adam *h, float *tile)
+static void layer_update(const sparse_cols *c, const float *a, int64_t lda, const float *g, int64_t ldg, int64_t rows,
+                         int64_t row0, int64_t row1, int64_t n_out, float *w, float *mw, float *vw, const uint8_t *mask,
+                         int64_t ldw, float *bias, float *mb, float *vb, const lt_adam *h, float *tile)
 {
     const int64_t ldt = padded(n_out);
     for (int64_t i0 = row0; i0 < row1; i0 += GRAD_ROWS) {
         const int64_t i1 = i0 + GRAD_ROWS < row1 ? i0 + GRAD_ROWS : row1;
         for (int64_t o0 = 0; o0 < n_out; o0 += COL_BLOCK) {
             const int64_t cnt = n_out - o0 < COL_BLOCK ? n_out - o0 : COL_BLOCK;
+            if (c == NULL) {
+                for (int64_t i = i0; i < i1; i += 4) {
+                    const int ni = i1 - i < 4 ? (int)(i1 - i) : 4;
+                    float *tr = tile + (i - i0) * ldt + o0;
+#if defined(__AVX512F__)
+                    switch (ni) {
+                    case 1: weight_gradient_block(1, a, lda, rows, i, g, ldg, o0, cnt, tr, ldt); break;
+                    case 2: weight_gradient_block(2, a, lda, rows, i, g, ldg, o0, cnt, tr, ldt); break;
+                    case 3: weight_gradient_block(3, a, lda, rows, i, g, ldg, o0, cnt, tr, ldt); break;
+                    default: weight_gradient_block(4, a, lda, rows, i, g, ldg, o0, cnt, tr, ldt); break;
+                    }
+#else
+                    for (int q = 0; q < ni; q++) {
+                        float *tq = tr + q * ldt;
+                        for (int64_t o = 0; o < cnt; o++) tq[o] = 0.0f;
+                        for (int64_t r = 0; r < rows; r++) {
+                            const float x = a[r * lda + i + q];
+                            const float *gr = g + r * ldg + o0;
+                            #pragma omp simd
+                            for (int64_t o = 0; o < cnt; o++) tq[o] = fmaf(x, gr[o], tq[o]);
+                        }
+                    }
+#endif
+                }
+                continue;
+            }
             for (int64_t i = i0; i < i1; i++) {
                 float *tr = tile + (i - i0) * ldt + o0;
 #if defined(__AVX512F__)
@@ -491,8 +545,7 @@ static size_t step_scratch_bytes(int n_layers, const lt_fc_layer *layers, int64_
     for (int l = 0; l < n_layers; l++) {
         const int64_t n_in = layers[l].n_in, n_out = layers[l].n_out;
         if (l > 0)  /* activations and their views (the batch's views are apart: see x_views) */
-            total += align64(4 * (size_t)(rows * padded(n_in))) + sparse_rows_bytes(rows, n_in) +
-                     sparse_cols_bytes(rows, n_in);
+            total += align64(4 * (size_t)(rows * padded(n_in))) + sparse_rows_bytes(rows, n_in);
         widest = n_in > widest ? n_in : widest;
         widest = n_out > widest ? n_out : widest;
     }
@@ -507,8 +560,7 @@ static size_t step_scratch_bytes(int n_layers, const lt_fc_layer *layers, int64_
 /* A training step's working memory, laid out in one scratch block */
 typedef struct {
     float *act[MAX_LAYERS];  /* act[l]: layer l's input, l > 0; rows padded(n_in) floats apart */
-    sparse_rows sr[MAX_LAYERS];  /* sr[l], sc[l]: act[l]'s views, l > 0 */
-    sparse_cols sc[MAX_LAYERS];
+    sparse_rows sr[MAX_LAYERS];  /* sr[l]: act[l]'s view by rows, l > 0 */
     float *logits, *g, *g_next, *tile;  /* rows padded(width) apart; tile, gt, gt_out: each thread its own */
     float *gt, *gt_out;
 } step_buffers;
@@ -521,7 +573,6 @@ static char *step_buffers_init(step_buffers *b, int n_layers, const lt_fc_layer 
             b->act[l] = (float *)mem;
             mem += align64(4 * (size_t)(rows * padded(layers[l].n_in)));
             mem = sparse_rows_init(&b->sr[l], rows, layers[l].n_in, mem);
-            mem = sparse_cols_init(&b->sc[l], rows, layers[l].n_in, mem);
         }
         widest = layers[l].n_in > widest ? layers[l].n_in : widest;
         widest = layers[l].n_out > widest ? layers[l].n_out : widest;
@@ -592,14 +643,9 @@ static void run_step(int n_layers, const lt_fc_layer *layers, int64_t k, const s
     const int last = n_layers - 1;
     const int lead = member == 0;
     int64_t lo, hi;
-    const sparse_rows *sr[MAX_LAYERS];  /* each layer's input, by rows and by columns */
-    const sparse_cols *sc[MAX_LAYERS];
+    const sparse_rows *sr[MAX_LAYERS];  /* each layer's input by rows */
     sr[0] = xr;
-    sc[0] = xc;
-    for (int l = 1; l < n_layers; l++) {
-        sr[l] = &b->sr[l];
-        sc[l] = &b->sc[l];
-    }
+    for (int l = 1; l < n_layers; l++) sr[l] = &b->sr[l];
     for (int l = 0; l < n_layers; l++) {
         const lt_fc_layer *L = &layers[l];
         float *out = l < last ? b->act[l + 1] : b->logits;
@@ -623,14 +669,14 @@ static void run_step(int n_layers, const lt_fc_layer *layers, int64_t k, const s
             share(L->n_in, member, team, 16, &lo, &hi);
             input_gradient(b->act[l], padded(L->n_in), rows, lo, hi, g, ldg, L->w + off, L->ld, L->n_out, g_next,
                            b->gt, b->gt_out);
-            if (lead) sparse_cols_build(&b->sc[l], &b->sr[l]);
             team_barrier(team);
         }
         const int64_t live = L->live_in < L->n_in ? L->live_in : L->n_in;
         share(live, member, team, GRAD_ROWS, &lo, &hi);
-        layer_update(sc[l], g, ldg, rows, lo, hi, L->n_out, L->w + off, L->m_w + off, L->v_w + off,
-                     L->mask ? L->mask + off : NULL, L->ld, lead ? L->b + k * L->n_out : NULL, L->m_b + k * L->n_out,
-                     L->v_b + k * L->n_out, adam, b->tile);
+        /* the batch's weight gradient over its column view; a hidden layer's densely */
+        layer_update(l == 0 ? xc : NULL, l == 0 ? NULL : b->act[l], padded(L->n_in), g, ldg, rows, lo, hi, L->n_out,
+                     L->w + off, L->m_w + off, L->v_w + off, L->mask ? L->mask + off : NULL, L->ld,
+                     lead ? L->b + k * L->n_out : NULL, L->m_b + k * L->n_out, L->v_b + k * L->n_out, adam, b->tile);
         team_barrier(team);  /* g_next is overwritten next */
         float *swap = g;
         g = g_next;
