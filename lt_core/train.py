@@ -14,9 +14,10 @@ weights kept for mask computation are those at the end of training.
 Speed: the whole dataset lives on the device; a batch is one index into it (gathered a block at a
 time, from the 8-bit pixels); no per-sample Python and no host-device synchronisation except at
 evaluation points (and one read per epoch of the batches' input widths). On the CPU a fully
-connected stack trains and evaluates in C (:class:`lt_core.kernels.FcStack`: each product over the
-nonzero entries of a layer's input only, Adam applied row by row as gradients are known, runs left
-over after an even split between threads shared by all of them). Elsewhere fully connected
+connected stack trains and evaluates in C (:class:`lt_core.kernels.FcStack`: the first layer's
+products over each image's nonzero pixels only, Adam applied row by row as gradients are known, up
+to a gathered block of steps per call with each run taking its steps in a row so that its weights
+stay in the cache, runs left over after an even split between threads shared by all of them). Elsewhere fully connected
 networks skip autograd (:func:`dense_gradients`) and compute their first layer on the prefix of
 inputs that are nonzero in the batch (:class:`InputOrder`), and the optimiser masks and updates
 in one pass (:mod:`lt_core.optim`). All of it is float32 arithmetic: none of these changes what is
@@ -499,7 +500,7 @@ class Trainer(StepLoop):
         self.spe, self.shared_order = self.batch.spe, self.batch.shared
         names = arch.layer_names
         dev = self.device
-        # On the CPU a fully connected stack trains in one C call a step (lt_core.kernels.FcStack),
+        # On the CPU a fully connected stack trains in C, many steps a call (lt_core.kernels.FcStack),
         # which reads each weight matrix input-major: (K, in, out) in memory, rows padded to whole
         # 64-byte lines (kernels.input_major), seen here through its (K, out, in) transpose, so that
         # everything else reads the usual layout.

@@ -1,5 +1,6 @@
-/* A stack of fully connected networks on the CPU: one training step, and the forward pass for
- * evaluation, each as one call with one parallel region.
+/* A stack of fully connected networks on the CPU: training steps (any number of them, each run
+ * taking its steps in a row), and the forward pass for evaluation, each as one call with one
+ * parallel region.
  *
  * Layout. Layer l of run k has weights w[k, i, o] (input i, output o), stored as (runs, n_in,
  * n_out) with rows ld >= n_out floats apart: row i of a run's matrix holds the outgoing weights of
@@ -7,13 +8,13 @@
  * of 16 (as lt_core lays them out) every row starts on a 64-byte line, so no row's vectors straddle
  * two lines; the step's own buffers (activations, gradients) are padded so too.
  *
- * Sparsity. The forward pass and the weight gradient are written over the nonzero entries of a
- * layer's input: MNIST images are about 80% zeros, a hidden layer after ReLU about half. The
- * forward pass adds a[b, i] w[i, :] for each nonzero a[b, i]; the weight gradient of row i sums
- * a[b, i] g[b, :] over the images b where a[b, i] is nonzero. Skipped terms are exact zeros, so the
- * sums are the same sums without them (rounded in their own order). The input gradient of a hidden
- * layer is computed densely (g times the weights' transpose, no horizontal sums) and kept where
- * a[b, i] > 0 (ReLU).
+ * Sparsity. The forward pass is written over the nonzero entries of a layer's input: MNIST images
+ * are about 80% zeros, a hidden layer after ReLU about half. It adds a[b, i] w[i, :] for each
+ * nonzero a[b, i]. The first layer's weight gradient of row i sums a[b, i] g[b, :] over the images
+ * b where pixel i is nonzero; a hidden layer's is computed densely, in blocks of 4 inputs over all
+ * images (faster at half density, and the same sums). Skipped terms are exact zeros, so the sums
+ * are the same sums without them. The input gradient of a hidden layer is computed densely (g
+ * times the weights' transpose, no horizontal sums) and kept where a[b, i] > 0 (ReLU).
  *
  * Determinism. A run's arithmetic does not depend on the other runs, on which thread computes it,
  * or on where a value sits in a vector: the vector and scalar code compute each element alike.
