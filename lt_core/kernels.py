@@ -47,7 +47,8 @@ class FcLayer(ctypes.Structure):
     tensors laid out (runs, n_in, n_out) with rows ``ld`` apart / (runs, n_out); ``mask`` uint8 or
     NULL)."""
 
-    _fields_ = [("n_in", ctypes.c_int64), ("n_out", ctypes.c_int64), ("ld", ctypes.c_int64), ("live_in", ctypes.c_int64),
+    _fields_ = [("n_in", ctypes.c_int64), ("n_out", ctypes.c_int64), ("ld", ctypes.c_int64),
+                ("live_in", ctypes.c_int64),
                 ("w", ctypes.c_void_p), ("m_w", ctypes.c_void_p), ("v_w", ctypes.c_void_p),
                 ("mask", ctypes.c_void_p),
                 ("b", ctypes.c_void_p), ("m_b", ctypes.c_void_p), ("v_b", ctypes.c_void_p)]
@@ -126,7 +127,8 @@ def is_input_major(t: Tensor) -> bool:
         return False
     k, n_in, n_out = t.shape
     ld = row_stride(n_out)
-    return (n_in <= 1 or t.stride(1) == ld) and (n_out <= 1 or t.stride(2) == 1) and (k <= 1 or t.stride(0) == n_in * ld)
+    return ((n_in <= 1 or t.stride(1) == ld) and (n_out <= 1 or t.stride(2) == 1)
+            and (k <= 1 or t.stride(0) == n_in * ld))
 
 
 def input_major(weights: Tensor, dtype: Optional[torch.dtype] = None) -> Tensor:
