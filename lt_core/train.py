@@ -17,8 +17,8 @@ evaluation points (and one read per epoch of the batches' input widths). On the 
 connected stack trains and evaluates in C (:class:`lt_core.kernels.FcStack`: the first layer's
 products over each image's nonzero pixels only, Adam applied row by row as gradients are known, up
 to a gathered block of steps per call with each run taking its steps in a row so that its weights
-stay in the cache, runs left over after an even split between threads shared by all of them). Elsewhere fully connected
-networks skip autograd (:func:`dense_gradients`) and compute their first layer on the prefix of
+stay in the cache, runs left over after an even split between threads shared by all of them).
+Elsewhere fully connected networks skip autograd (:func:`dense_gradients`) and compute their first layer on the prefix of
 inputs that are nonzero in the batch (:class:`InputOrder`), and the optimiser masks and updates
 in one pass (:mod:`lt_core.optim`). All of it is float32 arithmetic: none of these changes what is
 computed, only the rounding of sums (and denormal Adam moments, flushed to zero as TF did).
@@ -203,7 +203,8 @@ class BatchOrder:
         ``(n, B, ...)`` / ``(n, B)``, or ``(K, n, B, ...)`` / ``(K, n, B)`` when the runs' orders
         differ."""
         if not 1 <= n <= self.left_in_block(it):
-            raise ValueError(f"BatchOrder.span: {n} batches from {it}; 1 to {self.left_in_block(it)} lie in its block")
+            raise ValueError(f"BatchOrder.span: {n} batches from {it}; "
+                             f"1 to {self.left_in_block(it)} lie in its block")
         self(it)  # gathers the block
         xb, yb = self._block
         bs = self.batch_size
