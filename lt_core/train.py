@@ -18,10 +18,11 @@ connected stack trains and evaluates in C (:class:`lt_core.kernels.FcStack`: the
 products over each image's nonzero pixels only, Adam applied row by row as gradients are known, up
 to a gathered block of steps per call with each run taking its steps in a row so that its weights
 stay in the cache, runs left over after an even split between threads shared by all of them).
-Elsewhere fully connected networks skip autograd (:func:`dense_gradients`) and compute their first layer on the prefix of
-inputs that are nonzero in the batch (:class:`InputOrder`), and the optimiser masks and updates
-in one pass (:mod:`lt_core.optim`). All of it is float32 arithmetic: none of these changes what is
-computed, only the rounding of sums (and denormal Adam moments, flushed to zero as TF did).
+Elsewhere fully connected networks skip autograd (:func:`dense_gradients`) and compute their
+first layer on the prefix of inputs that are nonzero in the batch (:class:`InputOrder`), and the
+optimiser masks and updates in one pass (:mod:`lt_core.optim`). All of it is float32 arithmetic:
+none of these changes what is computed, only the rounding of sums (and denormal Adam moments,
+flushed to zero as TF did).
 """
 
 from __future__ import annotations
