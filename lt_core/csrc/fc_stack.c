@@ -453,6 +453,69 @@ static inline __attribute__((always_inline)) void weight_gradient_block(const in
 }
 #endif
 
+/* tile[(i - i0) * ldt + o] = sum over the images r where a[r, i] is nonzero, in order, of
+ * a[r, i] g[r, o], for the inputs [i0, i1) and the columns [o0, o0 + cnt) (cnt <= 64), from the
+ * input's column view c */
+static void sparse_gradient_tile(const sparse_cols *c, const float *g, int64_t ldg, int64_t i0, int64_t i1,
+                                 int64_t o0, int64_t cnt, float *tile, int64_t ldt)
+{
+    for (int64_t i = i0; i < i1; i++) {
+        float *tr = tile + (i - i0) * ldt + o0;
+#if defined(__AVX512F__)
+        __mmask16 mk[4];
+        __m512 acc[4];
+        for (int v = 0; v < 4; v++) {
+            mk[v] = lanes(cnt, v);
+            acc[v] = _mm512_setzero_ps();
+        }
+        for (int64_t e = c->ptr[i]; e < c->ptr[i + 1]; e++) {
+            const __m512 x = _mm512_set1_ps(c->val[e]);
+            const float *gr = g + (int64_t)c->row[e] * ldg + o0;
+            for (int v = 0; v < 4; v++)
+                acc[v] = _mm512_fmadd_ps(x, _mm512_maskz_loadu_ps(mk[v], gr + 16 * v), acc[v]);
+        }
+        for (int v = 0; v < 4; v++) _mm512_mask_storeu_ps(tr + 16 * v, mk[v], acc[v]);
+#else
+        for (int64_t o = 0; o < cnt; o++) tr[o] = 0.0f;
+        for (int64_t e = c->ptr[i]; e < c->ptr[i + 1]; e++) {
+            const float x = c->val[e];
+            const float *gr = g + (int64_t)c->row[e] * ldg + o0;
+            #pragma omp simd
+            for (int64_t o = 0; o < cnt; o++) tr[o] = fmaf(x, gr[o], tr[o]);
+        }
+#endif
+    }
+}
+
+/* The same sums over all images of a (rows lda floats apart), densely, 4 inputs at a time */
+static void dense_gradient_tile(const float *a, int64_t lda, int64_t rows, const float *g, int64_t ldg, int64_t i0,
+                                int64_t i1, int64_t o0, int64_t cnt, float *tile, int64_t ldt)
+{
+    for (int64_t i = i0; i < i1; i += 4) {
+        const int ni = i1 - i < 4 ? (int)(i1 - i) : 4;
+        float *tr = tile + (i - i0) * ldt + o0;
+#if defined(__AVX512F__)
+        switch (ni) {
+        case 1: weight_gradient_block(1, a, lda, rows, i, g, ldg, o0, cnt, tr, ldt); break;
+        case 2: weight_gradient_block(2, a, lda, rows, i, g, ldg, o0, cnt, tr, ldt); break;
+        case 3: weight_gradient_block(3, a, lda, rows, i, g, ldg, o0, cnt, tr, ldt); break;
+        default: weight_gradient_block(4, a, lda, rows, i, g, ldg, o0, cnt, tr, ldt); break;
+        }
+#else
+        for (int q = 0; q < ni; q++) {
+            float *tq = tr + q * ldt;
+            for (int64_t o = 0; o < cnt; o++) tq[o] = 0.0f;
+            for (int64_t r = 0; r < rows; r++) {
+                const float x = a[r * lda + i + q];
+                const float *gr = g + r * ldg + o0;
+                #pragma omp simd
+                for (int64_t o = 0; o < cnt; o++) tq[o] = fmaf(x, gr[o], tq[o]);
+            }
+        }
+#endif
+    }
+}
+
 /* weight gradient of rows [row0, row1) (sum of a[r, i] g[r, :] over the images, in order) with the
  * Adam update of each row as soon as it is known; then, when bias is not NULL, the bias gradient
  * (column sums of g, images in order) and update. With c, the input's column view, the sums run
@@ -469,58 +532,10 @@ static void layer_update(const sparse_cols *c, const float *a, int64_t lda, cons
         const int64_t i1 = i0 + GRAD_ROWS < row1 ? i0 + GRAD_ROWS : row1;
         for (int64_t o0 = 0; o0 < n_out; o0 += COL_BLOCK) {
             const int64_t cnt = n_out - o0 < COL_BLOCK ? n_out - o0 : COL_BLOCK;
-            if (c == NULL) {
-                for (int64_t i = i0; i < i1; i += 4) {
-                    const int ni = i1 - i < 4 ? (int)(i1 - i) : 4;
-                    float *tr = tile + (i - i0) * ldt + o0;
-#if defined(__AVX512F__)
-                    switch (ni) {
-                    case 1: weight_gradient_block(1, a, lda, rows, i, g, ldg, o0, cnt, tr, ldt); break;
-                    case 2: weight_gradient_block(2, a, lda, rows, i, g, ldg, o0, cnt, tr, ldt); break;
-                    case 3: weight_gradient_block(3, a, lda, rows, i, g, ldg, o0, cnt, tr, ldt); break;
-                    default: weight_gradient_block(4, a, lda, rows, i, g, ldg, o0, cnt, tr, ldt); break;
-                    }
-#else
-                    for (int q = 0; q < ni; q++) {
-                        float *tq = tr + q * ldt;
-                        for (int64_t o = 0; o < cnt; o++) tq[o] = 0.0f;
-                        for (int64_t r = 0; r < rows; r++) {
-                            const float x = a[r * lda + i + q];
-                            const float *gr = g + r * ldg + o0;
-                            #pragma omp simd
-                            for (int64_t o = 0; o < cnt; o++) tq[o] = fmaf(x, gr[o], tq[o]);
-                        }
-                    }
-#endif
-                }
-                continue;
-            }
-            for (int64_t i = i0; i < i1; i++) {
-                float *tr = tile + (i - i0) * ldt + o0;
-#if defined(__AVX512F__)
-                __mmask16 mk[4];
-                __m512 acc[4];
-                for (int v = 0; v < 4; v++) {
-                    mk[v] = lanes(cnt, v);
-                    acc[v] = _mm512_setzero_ps();
-                }
-                for (int64_t e = c->ptr[i]; e < c->ptr[i + 1]; e++) {
-                    const __m512 x = _mm512_set1_ps(c->val[e]);
-                    const float *gr = g + (int64_t)c->row[e] * ldg + o0;
-                    for (int v = 0; v < 4; v++)
-                        acc[v] = _mm512_fmadd_ps(x, _mm512_maskz_loadu_ps(mk[v], gr + 16 * v), acc[v]);
-                }
-                for (int v = 0; v < 4; v++) _mm512_mask_storeu_ps(tr + 16 * v, mk[v], acc[v]);
-#else
-                for (int64_t o = 0; o < cnt; o++) tr[o] = 0.0f;
-                for (int64_t e = c->ptr[i]; e < c->ptr[i + 1]; e++) {
-                    const float x = c->val[e];
-                    const float *gr = g + (int64_t)c->row[e] * ldg + o0;
-                    #pragma omp simd
-                    for (int64_t o = 0; o < cnt; o++) tr[o] = fmaf(x, gr[o], tr[o]);
-                }
-#endif
-            }
+            if (c != NULL)
+                sparse_gradient_tile(c, g, ldg, i0, i1, o0, cnt, tile, ldt);
+            else
+                dense_gradient_tile(a, lda, rows, g, ldg, i0, i1, o0, cnt, tile, ldt);
         }
         for (int64_t i = i0; i < i1; i++)
             adam_row(w + i * ldw, mw + i * ldw, vw + i * ldw, mask ? mask + i * ldw : NULL, tile + (i - i0) * ldt,
@@ -731,8 +746,7 @@ int lt_fc_train_steps(int n_layers, const lt_fc_layer *layers, int64_t runs, int
      * a run's own batch has them built for each of its steps (one slot). */
     const int shared_x = x_run_stride == 0;
     const int64_t slots = shared_x ? (steps < X_SLOTS ? steps : X_SLOTS) : 1, n_in = layers[0].n_in;
-    const size_t buffers = step_scratch_bytes(n_layers, layers, rows);
-    const size_t bytes = buffers + x_views_bytes(slots, rows, n_in);
+    const size_t bytes = step_scratch_bytes(n_layers, layers, rows) + x_views_bytes(slots, rows, n_in);
     int failed = 0;
     char *team_mem = NULL;
     if (!share_leftover && num_threads > runs) num_threads = (int)runs;
@@ -768,7 +782,8 @@ int lt_fc_train_steps(int n_layers, const lt_fc_layer *layers, int64_t runs, int
             for (int64_t t0 = 0; t0 < steps; t0 += group) {
                 const int64_t t1 = t0 + group < steps ? t0 + group : steps;
                 if (shared_x && (k0 < k1 || (alone < runs && tid == 0)))
-                    for (int64_t t = t0; t < t1; t++) x_views_build(&xr[t - t0], &xc[t - t0], x + t * x_step_stride, n_in);
+                    for (int64_t t = t0; t < t1; t++)
+                        x_views_build(&xr[t - t0], &xc[t - t0], x + t * x_step_stride, n_in);
                 for (int64_t k = k0; k < k1; k++)
                     for (int64_t t = t0; t < t1; t++) {
                         const int64_t v = shared_x ? t - t0 : 0;
@@ -786,8 +801,8 @@ int lt_fc_train_steps(int n_layers, const lt_fc_layer *layers, int64_t runs, int
                                 x_views_build(&xr[0], &xc[0], x + t * x_step_stride + k * x_run_stride, n_in);
                             #pragma omp barrier
                         }
-                        run_step(n_layers, layers, k, &team_xr[v], &team_xc[v], y + t * y_step_stride + k * y_run_stride,
-                                 rows, &adam[t], &shared, tid, nth);
+                        run_step(n_layers, layers, k, &team_xr[v], &team_xc[v],
+                                 y + t * y_step_stride + k * y_run_stride, rows, &adam[t], &shared, tid, nth);
                     }
             }
             restore_denormals(fp_state);
