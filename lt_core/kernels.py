@@ -121,14 +121,9 @@ def row_stride(n_out: int) -> int:
 
 
 def is_input_major(t: Tensor) -> bool:
-    """Whether ``t`` (K, n_in, n_out) is laid out as the kernel reads it: rows
+    """Whether ``t`` (K, n_in, n_out) is laid out as the kernel reads it fastest: rows
     ``row_stride(n_out)`` apart, runs ``n_in`` rows apart."""
-    if t.dim() != 3:
-        return False
-    k, n_in, n_out = t.shape
-    ld = row_stride(n_out)
-    return ((n_in <= 1 or t.stride(1) == ld) and (n_out <= 1 or t.stride(2) == 1)
-            and (k <= 1 or t.stride(0) == n_in * ld))
+    return t.dim() == 3 and _rows_apart(t) == row_stride(t.shape[2])
 
 
 def input_major(weights: Tensor, dtype: Optional[torch.dtype] = None) -> Tensor:
@@ -153,9 +148,10 @@ def _ptr(t: Optional[Tensor]) -> Optional[int]:
 
 def _rows_apart(t: Tensor) -> int:
     """The row stride of a (K, n_in, n_out) tensor whose rows are each contiguous and whose runs
-    follow each other (n_in rows apart); 0 when it is not so laid out."""
+    follow each other (n_in rows apart); 0 when it is not so laid out. A single row of a single
+    run has no stride of its own: it counts as ``row_stride(n_out)``."""
     k, n_in, n_out = t.shape
-    ld = t.stride(1) if n_in > 1 else t.stride(0) if k > 1 else n_out
+    ld = t.stride(1) if n_in > 1 else t.stride(0) if k > 1 else row_stride(n_out)
     ok = ld >= n_out and (n_out <= 1 or t.stride(2) == 1) and (k <= 1 or t.stride(0) == n_in * ld)
     return ld if ok else 0
 
