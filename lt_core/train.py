@@ -199,22 +199,9 @@ class BatchOrder:
         pos = it % self.spe
         return min(pos - pos % self.block + self.block, self.spe) - pos
 
-    def span(self, it: int, n: int):
-        """Batches ``it`` to ``it + n - 1`` (all in one block: ``n <= left_in_block(it)``) as views
-        ``(n, B, ...)`` / ``(n, B)``, or ``(K, n, B, ...)`` / ``(K, n, B)`` when the runs' orders
-        differ."""
-        if not 1 <= n <= self.left_in_block(it):
-            raise ValueError(f"BatchOrder.span: {n} batches from {it}; "
-                             f"1 to {self.left_in_block(it)} lie in its block")
-        self(it)  # gathers the block
-        xb, yb = self._block
-        bs = self.batch_size
-        lo = (it % self.spe % self.block) * bs
-        x = xb[:, lo:lo + n * bs].view(xb.shape[0], n, bs, *xb.shape[2:])
-        y = yb[:, lo:lo + n * bs].view(yb.shape[0], n, bs)
-        return (x[0], y[0]) if self.shared else (x, y)
-
-    def __call__(self, it: int):
+    def _gathered(self, it: int):
+        """The gathered block that holds batch ``it`` (gathering it if need be): its images
+        ``(K', rows, ...)``, labels ``(K', rows)`` and where batch ``it`` starts in it."""
         epoch, pos = divmod(it, self.spe)
         first, bs = pos - pos % self.block, self.batch_size
         if self._block_key != (epoch, first):
@@ -227,11 +214,27 @@ class BatchOrder:
                 rows = x.reshape(len(x), -1).index_select(0, flat)
             xb = rows.view(*idx.shape, *x.shape[1:])
             self._block_key, self._block = (epoch, first), (xb, y.index_select(0, flat).view(idx.shape))
-        xb, yb = self._block
-        lo = (pos - first) * bs
+        return (*self._block, (pos - first) * bs)
+
+    def span(self, it: int, n: int):
+        """Batches ``it`` to ``it + n - 1`` (all in one block: ``n <= left_in_block(it)``) as views
+        ``(n, B, ...)`` / ``(n, B)``, or ``(K, n, B, ...)`` / ``(K, n, B)`` when the runs' orders
+        differ."""
+        if not 1 <= n <= self.left_in_block(it):
+            raise ValueError(f"BatchOrder.span: {n} batches from {it}; "
+                             f"1 to {self.left_in_block(it)} lie in its block")
+        xb, yb, lo = self._gathered(it)
+        bs = self.batch_size
+        x = xb[:, lo:lo + n * bs].view(xb.shape[0], n, bs, *xb.shape[2:])
+        y = yb[:, lo:lo + n * bs].view(yb.shape[0], n, bs)
+        return (x[0], y[0]) if self.shared else (x, y)
+
+    def __call__(self, it: int):
+        xb, yb, lo = self._gathered(it)
+        hi = lo + self.batch_size
         if self.shared:
-            return xb[0, lo:lo + bs], yb[0, lo:lo + bs]
-        return xb[:, lo:lo + bs], yb[:, lo:lo + bs]
+            return xb[0, lo:hi], yb[0, lo:hi]
+        return xb[:, lo:hi], yb[:, lo:hi]
 
 
 def resolve_device(device: str) -> torch.device:
