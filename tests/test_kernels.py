@@ -260,19 +260,25 @@ def test_a_leftover_run_gets_the_same_bits_whichever_way_the_chooser_goes():
         assert all(torch.equal(a, c) for a, c in zip(results[0], other))
 
 
+def _a_call_a_step_and_one_call(w0, b0, masks, batches, threads=2):
+    """The same runs stepped on ``batches`` one call a step and in one call (leftover runs shared
+    by the ``threads``); returns both stacks' weights and biases, the second stack and its inputs."""
+    xs, ys = torch.stack([x for x, _ in batches]), torch.stack([y for _, y in batches])
+    adam = [kernels.adam_step(t, 1e-2) for t in range(1, len(batches) + 1)]
+    one_w, one_b, one = _stack(w0, b0, masks)
+    for (x, y), a in zip(batches, adam):
+        one.train_step(x, y, a, threads, share_leftover=True)
+    many_w, many_b, many = _stack(w0, b0, masks)
+    many.train_steps(xs, ys, adam, threads, share_leftover=True)
+    return one_w + one_b, many_w + many_b, many, xs, ys, adam
+
+
 @needs_kernels
 def test_several_steps_in_one_call_equal_one_call_a_step():
     # Five runs on two threads (one left over, shared by both): four steps in one call, with the
     # batches shared by all runs or each run's own (in a larger block), against four calls.
     w0, b0, masks = _net(5)
-    batches = _batches(4)
-    xs, ys = torch.stack([x for x, _ in batches]), torch.stack([y for _, y in batches])
-    adam = [kernels.adam_step(t, 1e-2) for t in range(1, 5)]
-    one_w, one_b, one = _stack(w0, b0, masks)
-    for (x, y), a in zip(batches, adam):
-        one.train_step(x, y, a, 2, share_leftover=True)
-    many_w, many_b, many = _stack(w0, b0, masks)
-    many.train_steps(xs, ys, adam, 2, share_leftover=True)
+    one, many_params, many, xs, ys, adam = _a_call_a_step_and_one_call(w0, b0, masks, _batches(4))
     # each run's own batches: run k gets batch order rolled by k, in a block with room around it
     block_x = torch.zeros(5, 6, *xs.shape[1:])
     block_y = torch.zeros(5, 6, ys.shape[1], dtype=torch.int64)
@@ -280,7 +286,7 @@ def test_several_steps_in_one_call_equal_one_call_a_step():
         block_x[k, 1:5], block_y[k, 1:5] = xs.roll(k, 0), ys.roll(k, 0)
     own_w, own_b, own = _stack(w0, b0, masks)
     own.train_steps(block_x[:, 1:5], block_y[:, 1:5], adam, 2, share_leftover=False)
-    for a, c in zip(one_w + one_b, many_w + many_b):
+    for a, c in zip(one, many_params):
         assert torch.equal(a, c)
     for k in (0, 3):  # run k alone, stepped on its rolled order
         w, b, alone = _stack([t[k:k + 1] for t in w0], [t[k:k + 1] for t in b0],
@@ -297,13 +303,6 @@ def test_more_steps_in_one_call_than_it_holds_batch_views_for():
     # 35 steps shared by three runs (one left over, shared by both threads): views are held for 32
     # batches at a time, so the call takes them in two groups
     w0, b0, masks = _net(3)
-    batches = _batches(35, rows=5)
-    xs, ys = torch.stack([x for x, _ in batches]), torch.stack([y for _, y in batches])
-    adam = [kernels.adam_step(t, 1e-2) for t in range(1, 36)]
-    one_w, one_b, one = _stack(w0, b0, masks)
-    for (x, y), a in zip(batches, adam):
-        one.train_step(x, y, a, 2, share_leftover=True)
-    many_w, many_b, many = _stack(w0, b0, masks)
-    many.train_steps(xs, ys, adam, 2, share_leftover=True)
-    for a, c in zip(one_w + one_b, many_w + many_b):
+    one, many, _, _, _, _ = _a_call_a_step_and_one_call(w0, b0, masks, _batches(35, rows=5))
+    for a, c in zip(one, many):
         assert torch.equal(a, c)
