@@ -1,0 +1,204 @@
+"""Static figures in the paper's style (matplotlib), for notebooks and reports.
+
+They are images, so they survive in executed notebooks, HTML exports and offline (the dashboard
+keeps its interactive bokeh plots). Every function takes a tidy DataFrame and returns a matplotlib
+``Figure``; :func:`save` writes it as PNG and SVG.
+
+* :func:`accuracy_vs_remaining` — the paper's Figures 3-5: early-stop test accuracy against the
+  percent of weights remaining, on a reversed log axis, one colour per setting, the mean over seeds
+  as a line and the min-max over seeds as a band, the dense network as a dashed reference.
+* :func:`supermask_accuracy` — one-shot supermasks (Figure 6 / Table 1 columns 1-2): accuracy
+  against percent remaining for initial weights and signed constants, the paper's values marked.
+* :func:`learned_mask_curves` — learned supermasks from their stored metrics: test accuracy and
+  expected keep fraction (on its own axis) against iterations.
+
+Colours: :func:`colour` gives each criterion / policy name the same colour in every figure (a fixed
+order of the built-in names, then a stable hash for names users register). Reference lines
+(dense network, paper values, chance) are black or grey, which no data line takes.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import tempfile
+from pathlib import Path
+from typing import Dict, Optional, Sequence, Tuple
+
+import matplotlib
+
+matplotlib.use("Agg")  # figures are files and inline images; never a window
+import matplotlib.pyplot as plt  # noqa: E402
+import pandas as pd  # noqa: E402
+
+# 20 distinguishable colours (no black or grey: those are the reference lines').
+_PALETTE = ["#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b", "#e377c2", "#17becf", "#bcbd22",
+            "#393b79", "#e6550d", "#31a354", "#756bb1", "#843c39", "#d6616b", "#3182bd", "#637939", "#ce6dbd",
+            "#fd8d3c", "#6baed6"]
+# The built-in names in a fixed order, so a name keeps its colour whatever else is on a plot.
+_KNOWN = ["large_final", "magnitude_increase", "movement", "large_init_large_final", "large_init", "small_final",
+          "small_init", "small_init_small_final", "random", "large_final_same_sign", "large_final_diff_sign",
+          "rewind", "reinit", "reshuffle", "constant", "reinit_sign", "reshuffle_sign", "constant_sign",
+          "zero", "freeze_init", "freeze_init_zero_mask"]
+REFERENCE = "black"
+PAPER = "#555555"
+DASHES = ["-", "--", ":", "-."]
+
+
+def colour(name: str) -> str:
+    """The colour of a criterion / policy / setting name, the same in every figure."""
+    if name in _KNOWN:
+        return _PALETTE[_KNOWN.index(name) % len(_PALETTE)]
+    digest = int(hashlib.sha256(str(name).encode()).hexdigest(), 16)
+    return _PALETTE[digest % len(_PALETTE)]
+
+
+def _log_remaining_axis(ax, values: Sequence[float]) -> None:
+    """Percent of weights remaining on a log axis, reversed (pruning proceeds to the right).
+
+    Ticks at the plotted values when there are few of them (a short sweep), else at every other
+    value (the paper's schedule: 100, 51.3, 26.3, ...).
+    """
+    values = sorted({round(float(v), 1) for v in values if v > 0}, reverse=True) or [100.0]
+    lowest = values[-1]
+    ax.set_xscale("log")
+    ax.set_xlim(110 if lowest > 20 else 130, 0.8 * lowest)
+    ticks = values if len(values) <= 9 else values[::2]
+    ax.set_xticks(ticks)
+    ax.set_xticklabels([f"{t:g}" for t in ticks])
+    ax.minorticks_off()
+    ax.set_xlabel("percent of weights remaining")
+    ax.grid(True, which="major", alpha=0.3)
+
+
+def seed_bands(frame: pd.DataFrame, by: str, x: str = "percent_remaining", y: str = "early_stop_test_acc",
+               step: str = "round") -> pd.DataFrame:
+    """Mean, min and max of ``y`` over seeds, per ``by`` and ``step`` (the paper's lines and bands)."""
+    keys = [by, step]
+    out = frame.groupby(keys, sort=False).agg(x=(x, "mean"), mean=(y, "mean"), low=(y, "min"), high=(y, "max"),
+                                              seeds=(y, "size")).reset_index()
+    return out.sort_values([by, step])
+
+
+def accuracy_vs_remaining(frame: pd.DataFrame, by: str = "criterion", *, title: str = "",
+                          dense: Optional[float] = None, y: str = "early_stop_test_acc",
+                          labels: Optional[Dict[str, str]] = None, ax=None):
+    """Early-stop test accuracy (%) against percent of weights remaining, one line (+ band) per ``by``.
+
+    ``frame``: one row per run and round with columns ``by``, ``round``, ``percent_remaining`` and
+    ``y`` (a fraction), and optionally ``seed``. Several seeds of one setting make one mean line with
+    a shaded min-max band. ``dense`` (a fraction): the trained dense network's accuracy, drawn dashed.
+    """
+    fig, ax = _figure(ax)
+    bands = seed_bands(frame, by, y=y)
+    for name, g in bands.groupby(by, sort=False):
+        c = colour(name)
+        label = (labels or {}).get(name, str(name))
+        ax.plot(g["x"], 100 * g["mean"], color=c, lw=1.8, marker="o", ms=3, label=label)
+        if (g["seeds"] > 1).any():
+            ax.fill_between(g["x"], 100 * g["low"], 100 * g["high"], color=c, alpha=0.18, lw=0)
+    if dense is not None:
+        ax.axhline(100 * dense, color=REFERENCE, ls="--", lw=1, label="dense network")
+    _log_remaining_axis(ax, frame["percent_remaining"])
+    ax.set_ylabel("test accuracy at early stop (%)")
+    seeds = int(frame["seed"].nunique()) if "seed" in frame else 1
+    ax.set_title(title or f"accuracy vs weights remaining ({seeds} seed{'s' if seeds != 1 else ''}"
+                 f"{', mean and min-max band' if seeds > 1 else ''})", fontsize=10)
+    _legend_outside(ax)
+    return fig
+
+
+def supermask_accuracy(points: pd.DataFrame, *, paper: Optional[Dict[str, float]] = None, title: str = "",
+                       criterion: Optional[str] = None, ax=None):
+    """One-shot supermask test accuracy (%) against percent remaining, initial weights vs signed constants.
+
+    ``points``: rows with ``criterion``, ``weights`` (``init`` / ``signed_constant``),
+    ``weights_remaining`` (fraction), ``test_acc`` and optionally ``seed``. ``paper``: the paper's
+    best value per weight kind (``{"init": 79.3, "signed_constant": 86.3}``), drawn as dotted lines.
+    """
+    fig, ax = _figure(ax)
+    frame = points if criterion is None else points[points["criterion"] == criterion]
+    frame = frame.assign(percent_remaining=100 * frame["weights_remaining"],
+                         setting=frame["criterion"] + " · " + frame["weights"])
+    if "seed" not in frame:
+        frame = frame.assign(seed=0)
+    for i, ((crit, kind), g) in enumerate(frame.groupby(["criterion", "weights"], sort=False)):
+        b = g.groupby("percent_remaining").agg(mean=("test_acc", "mean"), low=("test_acc", "min"),
+                                               high=("test_acc", "max"), seeds=("test_acc", "size")).reset_index()
+        b = b.sort_values("percent_remaining", ascending=False)
+        c = colour(crit)
+        ls = "-" if kind == "init" else "--"
+        ax.plot(b["percent_remaining"], 100 * b["mean"], color=c, ls=ls, marker="o", ms=3,
+                label=f"{crit}, {'initial weights' if kind == 'init' else 'signed constants'}")
+        if (b["seeds"] > 1).any():
+            ax.fill_between(b["percent_remaining"], 100 * b["low"], 100 * b["high"], color=c, alpha=0.15, lw=0)
+    for kind, value in (paper or {}).items():
+        ax.axhline(value, color=PAPER, ls=":" if kind == "init" else "-.", lw=1,
+                   label=f"paper, {'initial weights' if kind == 'init' else 'signed constants'}: {value:g}%")
+    ax.axhline(10, color="#999999", lw=0.8, label="chance")
+    _log_remaining_axis(ax, frame["percent_remaining"])
+    ax.set_ylabel("test accuracy, untrained network (%)")
+    ax.set_title(title or "one-shot supermasks on the untrained network", fontsize=10)
+    _legend_outside(ax)
+    return fig
+
+
+def learned_mask_curves(metrics: pd.DataFrame, *, labels: Optional[Dict[str, str]] = None,
+                        paper: Optional[Dict[str, float]] = None, title: str = ""):
+    """Learned supermasks over training: test accuracy (left) and expected keep fraction (right panel).
+
+    ``metrics``: the tidy metric rows of learned-mask runs (``run``, ``iteration``, ``split``,
+    ``metric``, ``value``) as stored in their ``metrics.csv``. ``labels`` maps run names to legend
+    text; ``paper`` maps the same labels to the paper's accuracy (%), drawn dotted in the line's colour.
+    """
+    fig, (acc_ax, keep_ax) = plt.subplots(1, 2, figsize=(10, 3.8), constrained_layout=True)
+    for i, (run, g) in enumerate(metrics.groupby("run", sort=False)):
+        label = (labels or {}).get(run, run)
+        c = _PALETTE[i % len(_PALETTE)]
+        acc = g[(g["split"] == "test") & (g["metric"] == "accuracy")].sort_values("iteration")
+        keep = g[g["metric"] == "expected_keep_fraction"].sort_values("iteration")
+        acc_ax.plot(acc["iteration"], 100 * acc["value"], color=c, lw=1.6, label=label)
+        keep_ax.plot(keep["iteration"], 100 * keep["value"], color=c, lw=1.6, label=label)
+        if paper and label in paper:
+            acc_ax.axhline(paper[label], color=c, ls=":", lw=1)
+    acc_ax.set_xlabel("iteration")
+    acc_ax.set_ylabel("test accuracy, one sampled mask (%)")
+    acc_ax.grid(True, alpha=0.3)
+    keep_ax.set_xlabel("iteration")
+    keep_ax.set_ylabel("expected percent of weights kept")
+    keep_ax.grid(True, alpha=0.3)
+    keep_ax.legend(loc="upper left", bbox_to_anchor=(1.02, 1), fontsize=8, frameon=False)
+    fig.suptitle(title or "learned supermasks" + (" (dotted: the paper's final accuracy)" if paper else ""),
+                 fontsize=10)
+    return fig
+
+
+def _figure(ax) -> Tuple[object, object]:
+    if ax is not None:
+        return ax.figure, ax
+    fig, ax = plt.subplots(figsize=(8, 4.2), constrained_layout=True)
+    return fig, ax
+
+
+def _legend_outside(ax) -> None:
+    """The legend beside the plot, never over the curves."""
+    ax.legend(loc="upper left", bbox_to_anchor=(1.02, 1), fontsize=8, frameon=False)
+
+
+def save(fig, stem, formats: Sequence[str] = ("png", "svg"), dpi: int = 130) -> list:
+    """Write ``fig`` as ``stem.png`` and ``stem.svg`` (atomically: a reader never sees half a file)."""
+    stem = Path(stem)
+    stem.parent.mkdir(parents=True, exist_ok=True)
+    written = []
+    for fmt in formats:
+        path = stem.with_suffix(f".{fmt}")
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=f".{fmt}")
+        os.close(fd)
+        try:
+            fig.savefig(tmp, format=fmt, dpi=dpi, bbox_inches="tight")
+            os.replace(tmp, path)
+        finally:
+            if os.path.exists(tmp):
+                os.unlink(tmp)
+        written.append(path)
+    return written

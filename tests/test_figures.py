@@ -1,0 +1,79 @@
+"""Static figures: bands over seeds computed right, one line per setting, files written."""
+
+import pandas as pd
+import pytest
+
+from lt_core import figures
+
+
+def _frame():
+    rows = []
+    for crit, accs in {"large_final": [[0.90, 0.92, 0.94], [0.92, 0.94, 0.90]],
+                       "random": [[0.90, 0.88, 0.80], [0.92, 0.86, 0.84]]}.items():
+        for seed, per_round in enumerate(accs):
+            for rnd, acc in enumerate(per_round):
+                rows.append({"criterion": crit, "seed": seed, "round": rnd, "percent_remaining": 100 * 0.8 ** rnd,
+                             "early_stop_test_acc": acc})
+    return pd.DataFrame(rows)
+
+
+def test_seed_bands_are_mean_min_max_over_seeds():
+    b = figures.seed_bands(_frame(), "criterion").set_index(["criterion", "round"])
+    assert b.loc[("large_final", 2), "mean"] == pytest.approx(0.92)
+    assert b.loc[("large_final", 2), "low"] == pytest.approx(0.90)
+    assert b.loc[("large_final", 2), "high"] == pytest.approx(0.94)
+    assert b.loc[("random", 1), "mean"] == pytest.approx(0.87)
+    assert b.loc[("random", 1), "x"] == pytest.approx(80.0)
+    assert b.loc[("random", 1), "seeds"] == 2
+
+
+def test_accuracy_figure_has_a_line_and_band_per_setting_and_the_dense_reference():
+    fig = figures.accuracy_vs_remaining(_frame(), "criterion", dense=0.91)
+    ax = fig.axes[0]
+    labels = [line.get_label() for line in ax.lines]
+    assert labels == ["large_final", "random", "dense network"]
+    assert len(ax.collections) == 2  # one min-max band per setting
+    assert ax.lines[0].get_color() == figures.colour("large_final")
+    assert list(ax.lines[1].get_ydata()) == pytest.approx([91.0, 87.0, 82.0])
+    assert ax.get_xscale() == "log" and ax.get_xlim()[0] > ax.get_xlim()[1]  # reversed: pruning goes right
+    assert ax.get_legend() is not None
+
+
+def test_one_seed_draws_no_band():
+    frame = _frame()
+    fig = figures.accuracy_vs_remaining(frame[frame["seed"] == 0], "criterion")
+    assert len(fig.axes[0].collections) == 0
+
+
+def test_colours_are_stable_and_distinct_for_builtin_names():
+    names = ["large_final", "magnitude_increase", "movement", "random", "rewind", "reinit_sign", "zero"]
+    assert len({figures.colour(n) for n in names}) == len(names)
+    assert figures.colour("my_own_criterion") == figures.colour("my_own_criterion")
+    assert figures.REFERENCE not in {figures.colour(n) for n in names}
+
+
+def test_save_writes_png_and_svg(tmp_path):
+    fig = figures.accuracy_vs_remaining(_frame(), "criterion")
+    paths = figures.save(fig, tmp_path / "rq1" / "figure")
+    assert [p.suffix for p in paths] == [".png", ".svg"]
+    assert paths[0].read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and paths[0].stat().st_size > 10_000
+    assert b"<svg" in paths[1].read_bytes()[:2000]
+    assert not [p for p in (tmp_path / "rq1").iterdir() if p.name.startswith(".")]  # no temporary files left
+
+
+def test_supermask_and_learned_mask_figures_draw_what_they_are_given():
+    points = pd.DataFrame([{"criterion": "large_final_same_sign", "weights": w, "weights_remaining": r,
+                            "test_acc": a} for w, r, a in [("init", 1.0, 0.1), ("init", 0.5, 0.8),
+                                                           ("signed_constant", 1.0, 0.1),
+                                                           ("signed_constant", 0.5, 0.85)]])
+    ax = figures.supermask_accuracy(points, paper={"init": 79.3, "signed_constant": 86.3}).axes[0]
+    assert [l.get_label() for l in ax.lines][:2] == ["large_final_same_sign, initial weights",
+                                                     "large_final_same_sign, signed constants"]
+    assert list(ax.lines[1].get_ydata()) == pytest.approx([10.0, 85.0])
+    metrics = pd.DataFrame([{"run": "a", "round": 0, "iteration": i, "split": s, "metric": m, "value": v}
+                            for i in (10, 20) for s, m, v in [("test", "accuracy", 0.5 + i / 100),
+                                                             ("mask", "expected_keep_fraction", 0.5)]])
+    fig = figures.learned_mask_curves(metrics, labels={"a": "init"})
+    acc_ax, keep_ax = fig.axes
+    assert list(acc_ax.lines[0].get_ydata()) == pytest.approx([60.0, 70.0])
+    assert list(keep_ax.lines[0].get_ydata()) == pytest.approx([50.0, 50.0])
