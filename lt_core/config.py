@@ -17,6 +17,7 @@ import dataclasses
 import hashlib
 import json
 import math
+import typing
 from dataclasses import dataclass, field, fields
 from typing import Any, ClassVar, Optional
 
@@ -78,7 +79,26 @@ class _Config:
     _label: ClassVar[str] = "config"
 
     def __post_init__(self) -> None:
+        self.check_types()
         self.validate()
+
+    def check_types(self) -> None:
+        """Switches must be ``true``/``false`` and names/paths strings: a JSON ``"no"`` is not false.
+
+        Numbers are checked, with their ranges, by :meth:`validate`.
+        """
+        hints = typing.get_type_hints(type(self))
+        for f in fields(self):
+            hint, value = hints[f.name], getattr(self, f.name)
+            optional = typing.get_origin(hint) is typing.Union and type(None) in typing.get_args(hint)
+            base = next((a for a in typing.get_args(hint) if a is not type(None)), hint) if optional else hint
+            if value is None and optional:
+                continue
+            if base is bool and not isinstance(value, bool):
+                raise ConfigError(f"{type(self).__name__}.{f.name}: expected true or false, got {value!r}")
+            if base is str and not isinstance(value, str):
+                raise ConfigError(f"{type(self).__name__}.{f.name}: expected a string"
+                                  f"{' or null' if optional else ''}, got {value!r}")
 
     def validate(self) -> None:  # pragma: no cover - overridden
         pass

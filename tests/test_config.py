@@ -62,3 +62,17 @@ def test_hash_depends_on_results_not_on_location_or_device():
     assert base != config_hash("train", data=DataConfig(), model=ModelConfig(), train=TrainConfig(seed=1))
     assert base != config_hash("lottery", data=DataConfig(), model=ModelConfig(), train=TrainConfig())
     assert len(base) == 12
+
+
+@pytest.mark.parametrize("cls, field, value, words", [
+    (TrainConfig, "eval_train", "no", "expected true or false, got 'no'"),
+    (TrainConfig, "eval_train", 0, "expected true or false, got 0"),
+    (DataConfig, "download", "no", "expected true or false, got 'no'"),
+    (DataConfig, "data_dir", 5, "expected a string or null, got 5"),
+    (ModelConfig, "arch", None, "expected a string, got None"),
+    (TrainConfig, "device", ["cpu"], "expected a string, got ['cpu']"),
+])
+def test_switches_and_names_are_typed_strictly(cls, field, value, words):
+    with pytest.raises(ConfigError) as err:
+        cls.from_dict({field: value})
+    assert str(err.value) == f"{cls.__name__}.{field}: {words}"
