@@ -107,6 +107,13 @@ def parse_idx(data: bytes, *, expect_ndim: int, expect_count: int, path: Path) -
 
 
 def _check_sha256(folder: Path, path: Path) -> None:
+    """Check ``path`` against the folder's ``SHA256SUMS``, whatever its compression.
+
+    The list may name the gzipped file or the plain one. A plain file whose list names only the
+    gzipped one cannot be checked and is refused (a swapped-in plain file is how a damaged copy
+    would slip through); a gzipped file whose list names only the plain one is checked by its
+    content. Without a ``SHA256SUMS`` nothing is checked (the IDX headers still are).
+    """
     sums = folder / "SHA256SUMS"
     if not sums.is_file():
         return
@@ -115,11 +122,19 @@ def _check_sha256(folder: Path, path: Path) -> None:
         parts = line.split()
         if len(parts) == 2:
             expected[parts[1].lstrip("*")] = parts[0].lower()
+    plain = path.name[:-3] if path.suffix == ".gz" else path.name
     if path.name in expected:
-        digest = hashlib.sha256(path.read_bytes()).hexdigest()
-        if digest != expected[path.name]:
-            raise DataCorruptError(f"{path}: SHA-256 {digest} does not match {sums} ({expected[path.name]}); "
-                                   "the file is corrupted. Replace it with a good copy.")
+        listed, digest = path.name, hashlib.sha256(path.read_bytes()).hexdigest()
+    elif plain in expected:
+        listed, digest = plain, hashlib.sha256(_read_bytes(path)).hexdigest()
+    elif f"{plain}.gz" in expected:
+        raise DataCorruptError(f"{path}: cannot be checked, {sums} lists only {plain}.gz; put the gzipped file "
+                               f"back, or add {path.name}'s SHA-256 to {sums.name}")
+    else:
+        return
+    if digest != expected[listed]:
+        raise DataCorruptError(f"{path}: SHA-256 {digest} does not match {sums} ({expected[listed]}); "
+                               "the file is corrupted. Replace it with a good copy.")
 
 
 def _find_idx_folder(root: Path, dataset: str) -> Optional[Path]:

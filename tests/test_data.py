@@ -87,6 +87,39 @@ def test_checksum_file_beside_the_data_is_checked(tmp_path):
         load_dataset("mnist", data_dir=str(tmp_path), download=False)
 
 
+@needs_mnist
+def test_plain_file_beside_a_checksum_list_of_gzipped_files_is_refused(tmp_path):
+    _copy_mnist(tmp_path / "mnist")
+    shutil.copy(DATA_DIR / "mnist" / "SHA256SUMS", tmp_path / "mnist" / "SHA256SUMS")
+    gz = tmp_path / "mnist" / "train-labels-idx1-ubyte.gz"
+    raw = gzip.decompress(gz.read_bytes())
+    gz.unlink()
+    labels = np.frombuffer(raw[8:], dtype=np.uint8).copy()
+    np.random.RandomState(0).shuffle(labels)  # shuffled labels: a plausible, wrong file
+    (tmp_path / "mnist" / "train-labels-idx1-ubyte").write_bytes(raw[:8] + labels.tobytes())
+    with pytest.raises(DataCorruptError) as err:
+        load_dataset("mnist", data_dir=str(tmp_path), download=False)
+    assert "train-labels-idx1-ubyte: cannot be checked" in str(err.value)
+    assert "lists only train-labels-idx1-ubyte.gz" in str(err.value)
+
+
+@needs_mnist
+def test_gzipped_file_is_checked_against_a_list_of_plain_files(tmp_path):
+    for copy in ("good", "bad"):  # two folders: loaded arrays are cached per folder
+        folder = tmp_path / copy / "mnist"
+        _copy_mnist(folder)
+        lines = [f"{hashlib.sha256(gzip.decompress(p.read_bytes())).hexdigest()}  {p.name[:-3]}"
+                 for p in sorted(folder.glob("*.gz"))]
+        (folder / "SHA256SUMS").write_text("\n".join(lines) + "\n")
+    load_dataset("mnist", data_dir=str(tmp_path / "good"), download=False)  # good copies pass
+    tmp_path = tmp_path / "bad"
+    path = folder / "t10k-labels-idx1-ubyte.gz"
+    raw = gzip.decompress(path.read_bytes())
+    path.write_bytes(gzip.compress(raw[:-1] + bytes([(raw[-1] + 1) % 10])))
+    with pytest.raises(DataCorruptError, match="SHA-256"):
+        load_dataset("mnist", data_dir=str(tmp_path), download=False)
+
+
 def test_missing_files_without_download_name_dir_and_files(tmp_path):
     with pytest.raises(DataNotFoundError) as err:
         load_dataset("mnist", data_dir=str(tmp_path), download=False)
