@@ -299,6 +299,9 @@ def run_lotteries(data: DataConfig = DataConfig(), model: ModelConfig = ModelCon
     """
     if not prunes:
         raise ValueError("run_lotteries: give at least one PruneConfig")
+    if max_stack is not None and (isinstance(max_stack, bool) or not isinstance(max_stack, int) or max_stack < 1):
+        raise ConfigError(f"max_stack: {max_stack!r} is not allowed; give an integer >= 1, or None to fit the "
+                          "stack to free memory")
     ctx = _Context(data, model, train, out, on_event, stop, progress)
     canon = [canonical(data, model, train, p) for p in prunes]
     data, model, train = canon[0][:3]

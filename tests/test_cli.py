@@ -130,3 +130,13 @@ def test_ctrl_c_keeps_a_checkpoint_and_the_same_command_resumes(tmp_path):
     (run_dir,) = tmp_path.glob("train-*")
     assert (run_dir / "round_000" / "checkpoint.pt").is_file()
     assert not (run_dir / "round_000" / "summary.json").exists()
+
+
+@pytest.mark.parametrize("value", ["0", "-2"])
+def test_max_stack_below_one_is_refused_before_training(tmp_path, value):
+    done = cli("lottery", *QUICK, "--criterion", "large_final,random", "--max-stack", value, "--out",
+               str(tmp_path / "results"))
+    assert done.returncode == 2
+    assert done.stderr.strip().splitlines()[-1].endswith(
+        f"max_stack: {value} is not allowed; give an integer >= 1, or None to fit the stack to free memory")
+    assert not (tmp_path / "results").exists()
