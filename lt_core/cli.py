@@ -15,11 +15,15 @@ import argparse
 import json
 import signal
 import sys
+import traceback
 from typing import List, Optional
 
 from . import criteria, data as data_mod, models, policies
 from .config import ConfigError, DataConfig, ModelConfig, PruneConfig, TrainConfig, load_json
 from .events import RunStopped, StopToken
+
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)  # both stop at a step boundary with a checkpoint
+EXPECTED_FAILURES = (ConfigError, data_mod.DataError, ValueError, FileNotFoundError)
 
 
 def _where_options(g) -> None:
@@ -120,6 +124,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("list", help="list architectures, datasets, criteria and policies",
                        description="Every name the other commands accept.")
     p.add_argument("--json", action="store_true", help="print one JSON object as the last line")
+    for p in sub.choices.values():
+        p.add_argument("--debug", action="store_true", help="on a failure, print the traceback too")
     return parser
 
 
@@ -191,7 +197,7 @@ def _listing() -> dict:
             "mask0_policies": list(policies.MASK0_POLICIES)}
 
 
-def _run(args) -> dict:
+def _run(args, stop: StopToken) -> dict:
     from .export import export_ticket
     from .lottery import run_lotteries, run_lottery, train_dense
 
@@ -212,8 +218,8 @@ def _run(args) -> dict:
         print(f"wrote {path}", file=sys.stderr)
         return {"out": str(path), "run_dir": args.run_dir, "round": args.round}
 
-    stop = StopToken()
-    previous = signal.signal(signal.SIGINT, lambda *_: stop.request())
+    previous = {sig: signal.signal(sig, lambda signum, _frame: stop.request(signal.Signals(signum).name))
+                for sig in STOP_SIGNALS}
     try:
         kwargs = dict(out=args.out, on_event=_print_event, stop=stop, progress=not args.quiet)
         if args.command == "learn-mask":
@@ -244,20 +250,35 @@ def _run(args) -> dict:
         return {"runs": [{"criterion": p.criterion, "mask1": p.mask1, "mask0": p.mask0, **r.to_json()}
                          for p, r in zip(cfg["prunes"], results)]}
     finally:
-        signal.signal(signal.SIGINT, previous)
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
 
 
 def main(argv: Optional[List[str]] = None) -> int:
+    """Run one command; return the exit status (0 done, 2 bad input or a failure named in one line,
+    130 / 143 stopped by Ctrl-C / SIGTERM with a checkpoint kept)."""
     parser = build_parser()
     args = parser.parse_args(argv)
+    stop = StopToken()
     try:
-        result = _run(args)
-    except (ConfigError, data_mod.DataError, ValueError, FileNotFoundError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+        result = _run(args, stop)
     except RunStopped as exc:
-        print(f"{exc}; finished rounds are kept, run the same command again to resume", file=sys.stderr)
-        return 130
+        signum = getattr(signal, stop.reason or "SIGINT", signal.SIGINT)
+        return _fail(args, f"{exc}; finished rounds are kept, run the same command again to resume",
+                     128 + int(signum), stopped=True)
+    except EXPECTED_FAILURES as exc:
+        return _fail(args, f"error: {exc}", 2)
     if args.json:
         print(json.dumps(result))
     return 0
+
+
+def _fail(args, message: str, status: int, stopped: bool = False) -> int:
+    """One line on stderr (the traceback too with ``--debug``); with ``--json`` also a JSON object
+    ``{"error": ...}`` as the last line of stdout, so scripts that read it see the failure."""
+    if getattr(args, "debug", False):
+        traceback.print_exc()
+    print(message, file=sys.stderr)
+    if getattr(args, "json", False):
+        print(json.dumps({"error": message, "exit_status": status, "stopped": stopped}))
+    return status

@@ -30,12 +30,17 @@ class StopToken:
 
     def __init__(self) -> None:
         self._event = threading.Event()
+        self.reason: Optional[str] = None
 
-    def request(self) -> None:
+    def request(self, reason: Optional[str] = None) -> None:
+        """Ask the run to stop at the next step boundary; ``reason`` (e.g. ``"SIGTERM"``) is kept."""
+        if not self._event.is_set():
+            self.reason = reason
         self._event.set()
 
     def clear(self) -> None:
         self._event.clear()
+        self.reason = None
 
     @property
     def requested(self) -> bool:

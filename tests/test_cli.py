@@ -132,6 +132,41 @@ def test_ctrl_c_keeps_a_checkpoint_and_the_same_command_resumes(tmp_path):
     assert not (run_dir / "round_000" / "summary.json").exists()
 
 
+@needs_mnist
+def test_sigterm_keeps_a_checkpoint_exits_143_and_the_json_error_is_the_last_line(tmp_path):
+    import signal
+    import time
+
+    args = ["train", "--iterations", "200000", "--eval-every", "1000", "--no-train-eval", "--device", "cpu",
+            "--quiet", "--json", "--out", str(tmp_path)]
+    proc = subprocess.Popen([sys.executable, "-m", "lt_core", *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True)
+    deadline = time.monotonic() + 120
+    while not list(tmp_path.glob("train-*/config.json")):
+        assert proc.poll() is None and time.monotonic() < deadline, proc.stderr.read() if proc.poll() else "timeout"
+        time.sleep(0.2)
+    time.sleep(1.0)
+    proc.terminate()  # SIGTERM, as kill, schedulers and container stops send
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 143, err
+    assert "run the same command again to resume" in err and "Traceback" not in err
+    last = json.loads(out.strip().splitlines()[-1])
+    assert last["stopped"] is True and last["exit_status"] == 143 and "resume" in last["error"]
+    (run_dir,) = tmp_path.glob("train-*")
+    assert (run_dir / "round_000" / "checkpoint.pt").is_file()
+
+
+def test_failures_print_one_line_and_a_json_error_and_debug_adds_the_traceback(tmp_path):
+    done = cli("train", "--epochs", "0", "--json")
+    assert done.returncode == 2
+    assert done.stderr.strip() == "error: TrainConfig.epochs: 0 is out of range [1, 100000]"
+    assert json.loads(done.stdout.strip().splitlines()[-1]) == {
+        "error": "error: TrainConfig.epochs: 0 is out of range [1, 100000]", "exit_status": 2, "stopped": False}
+    debug = cli("train", "--epochs", "0", "--debug")
+    assert debug.returncode == 2 and "Traceback" in debug.stderr
+    assert debug.stderr.strip().splitlines()[-1] == "error: TrainConfig.epochs: 0 is out of range [1, 100000]"
+
+
 @pytest.mark.parametrize("value", ["0", "-2"])
 def test_max_stack_below_one_is_refused_before_training(tmp_path, value):
     done = cli("lottery", *QUICK, "--criterion", "large_final,random", "--max-stack", value, "--out",
