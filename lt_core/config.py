@@ -235,6 +235,9 @@ CONFIG_CLASSES = {"data": DataConfig, "model": ModelConfig, "train": TrainConfig
 
 def configs_from_dict(data: dict) -> dict:
     """Build ``{"data": DataConfig, ...}`` from a JSON-style dict of per-concern dicts."""
+    if not isinstance(data, dict):
+        raise ConfigError(f"config: expected a JSON object with sections {', '.join(CONFIG_CLASSES)}, "
+                          f"got {type(data).__name__ if data is not None else 'null'}")
     unknown = sorted(set(data) - set(CONFIG_CLASSES))
     if unknown:
         raise ConfigError(f"config: unknown section(s) {', '.join(unknown)}; "
@@ -262,5 +265,16 @@ def save_json(path, configs: dict) -> None:
 
 
 def load_json(path) -> dict:
-    with open(path) as fh:
-        return configs_from_dict(json.load(fh))
+    """Configs from a JSON file; an unreadable or malformed file is a :class:`ConfigError` naming it."""
+    try:
+        with open(path) as fh:
+            data = json.load(fh)
+    except IsADirectoryError:
+        raise ConfigError(f"config: {path} is a directory; give a JSON file") from None
+    except FileNotFoundError:
+        raise ConfigError(f"config: {path} does not exist") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"config: {path} cannot be read ({exc})") from None
+    except json.JSONDecodeError as exc:
+        raise ConfigError(f"config: {path} is not valid JSON ({exc})") from None
+    return configs_from_dict(data)

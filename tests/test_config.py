@@ -76,3 +76,24 @@ def test_switches_and_names_are_typed_strictly(cls, field, value, words):
     with pytest.raises(ConfigError) as err:
         cls.from_dict({field: value})
     assert str(err.value) == f"{cls.__name__}.{field}: {words}"
+
+
+@pytest.mark.parametrize("content, words", [
+    ("[1, 2]", "config: expected a JSON object with sections data, model, train, prune, got list"),
+    ("null", "config: expected a JSON object with sections data, model, train, prune, got null"),
+    ('{"train": {"epochs": 2', "is not valid JSON"),
+    ('{"data": {"data_dir": 5}}', "DataConfig.data_dir: expected a string or null, got 5"),
+])
+def test_config_files_with_the_wrong_shape_are_one_clear_error(tmp_path, content, words):
+    path = tmp_path / "c.json"
+    path.write_text(content)
+    with pytest.raises(ConfigError) as err:
+        load_json(path)
+    assert words in str(err.value)
+
+
+def test_config_path_that_is_a_directory_or_missing(tmp_path):
+    with pytest.raises(ConfigError, match="is a directory; give a JSON file"):
+        load_json(tmp_path)
+    with pytest.raises(ConfigError, match="does not exist"):
+        load_json(tmp_path / "nope.json")
