@@ -70,7 +70,8 @@ def test_every_engine_event_and_stage_has_one_handler():
 
 def test_an_event_names_its_run_by_run_dir_else_by_folder_under_the_root(tmp_path):
     root = tmp_path / "results"
-    assert event_run_dir({"run_dir": str(tmp_path / "elsewhere" / "x"), "run": "y"}, root) == tmp_path / "elsewhere" / "x"
+    elsewhere = tmp_path / "elsewhere" / "x"
+    assert event_run_dir({"run_dir": str(elsewhere), "run": "y"}, root) == elsewhere
     assert event_run_dir({"run": "y"}, root) == root / "y"
     assert event_run_dir({"event": "stage", "stage": "data_loaded"}, root) is None
 

@@ -20,10 +20,10 @@ from lt_core.supermask import learn_iterations
 from lt_core.train import resolve_device
 
 from . import catalog
-from .stored import SUPERMASK_WEIGHTS
 
 MODES = {"lottery": "Lottery rounds", "oneshot": "One-shot supermask", "learned": "Learned supermask"}
 SCHEDULES = {"quick": "Quick (a curve within about a minute)", "paper": "Paper schedule", "custom": "Custom epochs"}
+SUPERMASK_WEIGHTS = {"init": "initial weights", "signed_constant": "signed constants"}
 
 # the dashboard's name for each config field a request sets; a message about a whole config is
 # about its schedule (e.g. both epochs and iterations given)

@@ -13,11 +13,11 @@ import time
 from pathlib import Path
 from typing import Callable, Dict, List, Optional, Sequence
 
-from .request import Job, RunRequest, lottery_series_key
+from .request import SUPERMASK_WEIGHTS, Job, RunRequest, lottery_series_key
 from .series import (EVAL_FIELDS, LEARN_EVAL_FIELDS, LEARN_FINAL_FIELDS, POINT_FIELDS, SUMMARY_FIELDS, Series,
                      pick)
-from .stored import (SUPERMASK_WEIGHTS, event_run_dir, learn_checkpoint_evals, load_stored_series,
-                     round_checkpoint, run_config, stored_curve)
+from .stored import (event_run_dir, learn_checkpoint_evals, load_stored_series, round_checkpoint, run_config,
+                     stored_curve)
 
 HISTORY_EVENTS = ("stage", "round_end", "learn_end")
 

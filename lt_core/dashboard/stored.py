@@ -16,10 +16,10 @@ from typing import Dict, List, Optional, Tuple
 from lt_core.store import RunDir, read_json, read_metrics_csv, torch_load
 
 from . import catalog
+from .request import SUPERMASK_WEIGHTS
 from .series import LEARN_FINAL_FIELDS, SUMMARY_FIELDS, Series, curve_from_rows, pick
 
 RUN_PREFIXES = ("train-", "lottery-", "supermask-", "learnmask-")
-SUPERMASK_WEIGHTS = {"init": "initial weights", "signed_constant": "signed constants"}
 SERIES_KINDS = {"train": "dense", "lottery": "lottery", "supermask": "oneshot", "learnmask": "learned"}
 
 
@@ -118,7 +118,8 @@ def describe(cfg: dict) -> str:
     seed = (train.get("seed") if kind != "learnmask" else learn.get("seed", 0)) or 0
     if kind == "lottery":
         p = cfg.get("prune", {}) or {}
-        return f"{arch} {p.get('criterion')} {p.get('mask1')}/{p.get('mask0')} · {_schedule_text(train)} · seed {seed}"
+        policies = f"{p.get('mask1')}/{p.get('mask0')}"
+        return f"{arch} {p.get('criterion')} {policies} · {_schedule_text(train)} · seed {seed}"
     if kind == "train":
         return f"{arch} dense · {_schedule_text(train)} · seed {seed}"
     if kind == "supermask":

@@ -139,7 +139,8 @@ class MaskView:
                 self.cache[key] = mask_details(path, k)
             d = self.cache[key]
         except Exception as exc:
-            self.info.value = f"<span style='color:#a00'>Cannot read the masks of round {k}: {html.escape(str(exc))}</span>"
+            self.info.value = (f"<span style='color:#a00'>Cannot read the masks of round {k}: "
+                               f"{html.escape(str(exc))}</span>")
             return
         with self.lock:
             layers = d["layers"]
