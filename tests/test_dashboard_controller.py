@@ -51,7 +51,7 @@ def test_parse_seeds():
     (dict(criteria=()), "criterion"),
     (dict(rounds=-1), "rounds"),
     (dict(arch="conv2", dataset="mnist"), "does not fit"),
-    (dict(mask1="nope"), "mask1"),
+    (dict(mask1="nope"), "Mask-1 policy: unknown value 'nope'"),
     (dict(seeds=()), "seed"),
 ])
 def test_bad_input_is_a_readable_message_and_touches_nothing(results, request_kwargs, match):
@@ -77,12 +77,13 @@ def test_plan_maps_choices_to_engine_calls(results):
     assert [j.key for j in jobs] == ["lottery/s0", "lottery/s1"]  # one stacked race per seed
     for job, seed in zip(jobs, (0, 1)):
         assert job.iterations == 40 and job.rounds == 3
-        assert job.trunk.startswith("train-fc-") and job.runs[job.trunk] == f"dense/s{seed}"
-        branches = {k: v for k, v in job.runs.items() if k != job.trunk}
-        assert sorted(branches.values()) == [f"lottery/large_final/s{seed}", f"lottery/random/s{seed}"]
-        assert all(k.startswith("lottery-fc-") for k in branches)
+        assert job.series == {f"dense/s{seed}": (f"dense (round 0) · seed {seed}", "dense"),
+                              f"lottery/large_final/s{seed}": (f"large_final · rewind/zero · seed {seed}", "lottery"),
+                              f"lottery/random/s{seed}": (f"random · rewind/zero · seed {seed}", "lottery")}
+        # progress: the dense round, then 3 rounds of 40 iterations for each of the two branches
+        assert job.part_totals == {f"dense/s{seed}": 40.0, f"lottery/large_final/s{seed}": 120.0,
+                                   f"lottery/random/s{seed}": 120.0}
         assert job.total == 40 + 2 * 3 * 40
-    assert jobs[0].trunk != jobs[1].trunk
     quick = plan_jobs(RunRequest(schedule="quick"), results)
     assert quick[0].iterations == 300  # the quick preset of FC
     paper = plan_jobs(RunRequest(schedule="paper"), results)
@@ -337,47 +338,49 @@ def test_views_show_bad_input_and_draw_a_run(results):
     from lt_core.dashboard import build_app
 
     app = build_app(results_root=results)
+    ui, plots, masks, compare = app.controls, app.plots, app.masks, app.compare
     # every control has a visible label, and a tooltip on the label and on the control
     for name in ("arch", "dataset", "mode", "criteria", "mask1", "mask0", "rounds", "schedule", "epochs",
                  "seeds", "device", "w_init", "w_sc", "dwr"):
-        w, label = getattr(app, name), app.labels[name].value
+        w, label = getattr(ui, name), app.labels[name].value
         assert len(w.tooltip) > 30 and f"title='{html.escape(w.tooltip, quote=True)}'" in label, name
         assert re.search(r">[^<]*\w[^<]*</label>", label), name  # visible text
-    for b in (app.run_btn, app.stop_btn, app.export_btn, app.overlay_btn):
+    for b in (ui.run_btn, ui.stop_btn, compare.export_btn, compare.overlay_btn):
         assert b.description and b.tooltip
     # only the controls of the mode are enabled
-    assert not app.mask1.disabled and app.dwr.disabled and app.epochs.disabled
-    app.mode.value = "learned"
-    assert app.mask1.disabled and app.criteria.disabled and not app.dwr.disabled
-    app.mode.value = "oneshot"
-    assert app.criteria.value == ("large_final_same_sign",) and app.rounds.disabled
-    app.mode.value = "lottery"
-    app.schedule.value = "custom"
-    assert not app.epochs.disabled
-    app.epochs.value = 0
-    app._on_run()
+    assert not ui.mask1.disabled and ui.dwr.disabled and ui.epochs.disabled
+    ui.mode.value = "learned"
+    assert ui.mask1.disabled and ui.criteria.disabled and not ui.dwr.disabled
+    ui.mode.value = "oneshot"
+    assert ui.criteria.value == ("large_final_same_sign",) and ui.rounds.disabled
+    ui.mode.value = "lottery"
+    ui.schedule.value = "custom"
+    assert not ui.epochs.disabled
+    ui.epochs.value = 0
+    app.run()
     assert app.wait_idle(10)
-    assert "lt-msg-error" in app.message.value and "epochs" in app.message.value
-    app.seeds.value = "zero"
-    app._on_run()
+    assert "lt-msg-error" in ui.message.value
+    assert "Invalid setting. Epochs: 0 is out of range [1, 100000]" in ui.message.value  # TrainConfig's own check
+    ui.seeds.value = "zero"
+    app.run()
     assert app.wait_idle(10)
-    assert "Seed(s)" in app.message.value
+    assert "Seed(s)" in ui.message.value
     # a tiny run drawn through the same code the page uses
-    app.seeds.value = "0"
-    app.rounds.value = 1
-    req = app.request().replace(schedule="custom", iterations=40, eval_every=20, epochs=None)
+    ui.seeds.value = "0"
+    ui.rounds.value = 1
+    req = ui.request().replace(schedule="custom", iterations=40, eval_every=20, epochs=None)
     assert app.c.start(req)
     assert app.c.wait(300)
     app.c.notify()
     assert app.wait_idle(30)
-    assert len(app.curve_pts.data["x"]) == 6  # dense round 0 + round 1, three points each
-    assert len(app.prune_pts.data["x"]) == 2
-    assert app.run_btn.disabled is False and app.stop_btn.disabled is True
-    assert app.progress.value == 1000
-    assert "lt-msg-success" in app.message.value
-    assert app.mask_run.value.startswith("lottery/") and app.mask_round.value == 1
-    assert len(app.mask_img_src.data["image"]) == 1
-    assert app.runs_select.options  # the store list was refreshed when the run ended
-    app._on_export()
-    assert "Download" in app.export_info.value and "data:text/csv;base64," in app.export_info.value
-    assert not app._worker.errors and not app.c.log
+    assert len(plots.curve_pts.data["x"]) == 6  # dense round 0 + round 1, three points each
+    assert len(plots.prune_pts.data["x"]) == 2
+    assert ui.run_btn.disabled is False and ui.stop_btn.disabled is True
+    assert ui.progress.value == 1000
+    assert "lt-msg-success" in ui.message.value
+    assert masks.run.value.startswith("lottery/") and masks.round.value == 1
+    assert len(masks.picture_src.data["image"]) == 1
+    assert compare.runs_select.options  # the store list was refreshed when the run ended
+    compare.export()
+    assert "Download" in compare.export_info.value and "data:text/csv;base64," in compare.export_info.value
+    assert not app.render_errors and not app.c.log

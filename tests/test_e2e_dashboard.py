@@ -135,7 +135,7 @@ def test_dashboard_run_stop_and_bad_input(voila, tmp_path):
             page.locator("button.lt-run").click()
             page.locator(".lt-msg-error").wait_for(timeout=30_000)
             error = page.locator(".lt-message").inner_text()
-            assert "Invalid setting" in error and "epochs" in error
+            assert "Invalid setting. Epochs:" in error
             expect(page.locator(".lt-status-error")).to_have_count(1, timeout=10_000)
             page.screenshot(path=str(tmp_path / "dashboard.png"), full_page=True)
         finally:

@@ -1,0 +1,298 @@
+"""What the user asked for (:class:`RunRequest`) and the engine calls it maps to (:class:`Job`).
+
+A request is checked by building the engine's own configs from it: their :class:`lt_core.ConfigError`
+names the field, the value and what is allowed, and :func:`plain_error` puts it in the words of
+the dashboard's controls. Only what no config knows is checked here: the mode, the schedule
+preset, and that the lists of seeds, criteria and weights are not empty.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+from dataclasses import dataclass, field
+from typing import Any, Callable, Dict, List, Optional, Tuple
+
+from lt_core import (ConfigError, DataConfig, DataError, LearnConfig, ModelConfig, PruneConfig, StopToken,
+                     SupermaskConfig, TrainConfig, learn_supermasks, one_shot_supermasks, run_lotteries)
+from lt_core.lottery import dataset_name, total_iterations
+from lt_core.supermask import learn_iterations
+from lt_core.train import resolve_device
+
+from . import catalog
+
+MODES = {"lottery": "Lottery rounds", "oneshot": "One-shot supermask", "learned": "Learned supermask"}
+SCHEDULES = {"quick": "Quick (a curve within about a minute)", "paper": "Paper schedule", "custom": "Custom epochs"}
+SUPERMASK_WEIGHTS = {"init": "initial weights", "signed_constant": "signed constants"}
+
+# the dashboard's name for each config field a request sets; a message about a whole config is
+# about its schedule (e.g. both epochs and iterations given)
+FIELD_NAMES = {"DataConfig.dataset": "Dataset", "ModelConfig.arch": "Network", "TrainConfig.device": "Device",
+               "TrainConfig.seed": "Seed(s)", "TrainConfig.epochs": "Epochs", "TrainConfig.iterations": "Iterations",
+               "TrainConfig.eval_every": "Evaluation interval", "PruneConfig.criterion": "Mask criteria",
+               "PruneConfig.mask1": "Mask-1 policy", "PruneConfig.mask0": "Mask-0 policy",
+               "PruneConfig.rounds": "Rounds", "SupermaskConfig.criteria": "Mask criteria",
+               "SupermaskConfig.weights": "Supermask weights", "SupermaskConfig.powers": "Prune powers",
+               "LearnConfig.weights": "Frozen weights", "LearnConfig.seed": "Seed(s)", "LearnConfig.epochs": "Epochs",
+               "LearnConfig.iterations": "Iterations", "LearnConfig.eval_every": "Evaluation interval",
+               "LearnConfig.device": "Device"}
+_FIELD_PREFIX = re.compile(r"^(\w+Config(?:\.\w+)?): ")
+
+
+@dataclass(frozen=True)
+class RunRequest:
+    """The dashboard's choices. ``epochs`` applies to the custom schedule; ``iterations`` and
+    ``eval_every`` (not shown as controls) replace it for very short runs, e.g. in tests."""
+
+    arch: str = "fc"
+    dataset: Optional[str] = None
+    mode: str = "lottery"
+    criteria: Tuple[str, ...] = ("large_final",)
+    mask1: str = "rewind"
+    mask0: str = "zero"
+    rounds: int = 5
+    schedule: str = "quick"
+    epochs: Optional[int] = None
+    iterations: Optional[int] = None
+    eval_every: Optional[int] = None
+    seeds: Tuple[int, ...] = (0,)
+    device: str = "auto"
+    supermask_weights: Tuple[str, ...] = ("init", "signed_constant")
+    powers: Optional[Tuple[int, ...]] = None
+    learned_weights: Tuple[str, ...] = ("init",)
+    dwr: bool = False
+    download: bool = True  # fetch a missing dataset (needs the network)
+
+    def replace(self, **changes) -> "RunRequest":
+        return dataclasses.replace(self, **changes)
+
+
+def parse_seeds(text: str) -> Tuple[int, ...]:
+    """``"0"``, ``"0, 1, 2"`` or ``"0-3"`` (inclusive) -> a tuple of distinct non-negative ints."""
+    out: List[int] = []
+    for part in str(text).replace(";", ",").replace(" ", ",").split(","):
+        part = part.strip()
+        if not part:
+            continue
+        try:
+            if "-" in part[1:]:
+                lo, hi = part.split("-", 1)
+                values = list(range(int(lo), int(hi) + 1))
+            else:
+                values = [int(part)]
+        except ValueError:
+            raise ConfigError(f"Seed(s): {text!r} is not a list of integers; write e.g. 0 or 0, 1, 2 or 0-3") from None
+        for v in values:
+            if v < 0:
+                raise ConfigError(f"Seed(s): {v} is negative; seeds are integers >= 0")
+            if v not in out:
+                out.append(v)
+    if not out:
+        raise ConfigError("Seed(s): give at least one seed, e.g. 0 or 0, 1, 2")
+    if len(out) > 16:
+        raise ConfigError(f"Seed(s): {len(out)} seeds given; at most 16 at once")
+    return tuple(out)
+
+
+def plain_error(exc: BaseException) -> str:
+    """An engine error in the dashboard's words: ``TrainConfig.epochs: 0 is out of range [1, 100000]``
+    reads ``Epochs: 0 is out of range [1, 100000]``; other messages are kept as they are."""
+    text = str(exc) or type(exc).__name__
+    m = _FIELD_PREFIX.match(text)
+    if m is None:
+        return text
+    name = FIELD_NAMES.get(m.group(1), m.group(1)) if "." in m.group(1) else "Schedule"
+    return f"{name}: {text[m.end():]}"
+
+
+def describe_error(exc: BaseException) -> str:
+    """A one-paragraph message for the page."""
+    if isinstance(exc, DataError):
+        return f"Data problem. {exc}"
+    if isinstance(exc, ValueError):  # ConfigError, and the engine's other setting errors
+        return f"Invalid setting. {plain_error(exc)}"
+    return f"{type(exc).__name__}: {str(exc) or type(exc).__name__}"
+
+
+def _choice(name: str, value, allowed) -> None:
+    if value not in allowed:
+        raise ConfigError(f"{name}: unknown value {value!r}; allowed values: {', '.join(map(str, allowed))}")
+
+
+def _nonempty(name: str, values, what: str) -> None:
+    if not values:
+        raise ConfigError(f"{name}: {what}")
+
+
+def schedule_fields(request: RunRequest, learned: bool = False) -> dict:
+    """The TrainConfig (or, for learned masks, LearnConfig) fields of the request's schedule."""
+    _choice("Schedule", request.schedule, SCHEDULES)
+    if request.schedule == "quick":
+        return {"epochs": catalog.quick_learn_epochs(request.arch)} if learned else catalog.quick_train(request.arch)
+    if request.schedule == "paper":
+        return {}
+    out: dict = {}
+    if request.iterations is not None:
+        out["iterations"] = request.iterations
+    elif request.epochs is None:
+        raise ConfigError("Epochs: the custom schedule needs a number of epochs (an integer >= 1)")
+    else:
+        out["epochs"] = request.epochs
+    if request.eval_every is not None:
+        out["eval_every"] = request.eval_every
+    return out
+
+
+# -- jobs -----------------------------------------------------------------------------------------
+
+@dataclass
+class Job:
+    """One engine call of a run request, with its progress.
+
+    Progress is kept per part (a series of a stacked lottery job, else ``"main"``) in units of
+    training iterations; a one-shot supermask point counts as ``point_units`` iterations.
+    """
+
+    key: str
+    label: str
+    kind: str  # "lottery" (dense trunk + stacked branches) | "oneshot" | "learned"
+    seed: int
+    call: Callable[[Callable[[dict], None], StopToken], Any]
+    iterations: int  # per round (learned: in total)
+    rounds: int = 0  # pruning rounds of a lottery job
+    points: int = 0  # supermask points of a one-shot job
+    series: Dict[str, Tuple[str, str]] = field(default_factory=dict)  # series key -> (label, kind) shown from start
+    part_totals: Dict[str, float] = field(default_factory=dict)
+    parts: Dict[str, float] = field(default_factory=dict)
+    points_done: int = 0
+    status: str = "waiting"  # waiting | running | done | stopped | error
+    round: Optional[int] = None
+    iteration: int = 0
+    error: Optional[str] = None
+
+    def __post_init__(self) -> None:
+        if not self.part_totals:
+            total = self.iterations + self.points * self.point_units if self.kind == "oneshot" else self.iterations
+            self.part_totals = {"main": max(1.0, float(total))}
+
+    @property
+    def total(self) -> float:
+        return sum(self.part_totals.values())
+
+    @property
+    def done(self) -> float:
+        return sum(min(self.parts.get(k, 0.0), t) for k, t in self.part_totals.items())
+
+    def finish(self) -> None:
+        self.parts = dict(self.part_totals)
+
+    @property
+    def point_units(self) -> float:
+        return max(1.0, self.iterations / max(1, 2 * self.points))
+
+    @property
+    def fraction(self) -> float:
+        return min(1.0, self.done / self.total)
+
+    def units(self, r: int, iteration: int) -> float:
+        """Progress units of ``iteration`` in round ``r``: a lottery branch's rounds follow each other,
+        a one-shot job's round 0 is its dense training."""
+        if self.kind == "lottery":
+            return iteration if r == 0 else (r - 1) * self.iterations + iteration
+        if self.kind == "oneshot":
+            return min(iteration, self.iterations) if r == 0 else self.iterations
+        return iteration
+
+    def position(self) -> str:
+        if self.kind == "learned":
+            return f"iteration {self.iteration}/{self.iterations}"
+        if self.kind == "oneshot" and self.points_done:
+            return f"supermask point {self.points_done}/{self.points}"
+        parts = []
+        if self.kind == "lottery" and self.round is not None:
+            parts.append(f"round {self.round}/{self.rounds}")
+        elif self.round is not None:
+            parts.append(f"round {self.round}")
+        parts.append(f"iteration {self.iteration}/{self.iterations}")
+        return ", ".join(parts)
+
+
+def lottery_series_key(seed: int, criterion: Optional[str] = None) -> str:
+    """The series of a lottery job's dense trunk (no criterion) or of its branch for ``criterion``."""
+    return f"dense/s{seed}" if criterion is None else f"lottery/{criterion}/s{seed}"
+
+
+def _lottery_jobs(request: RunRequest, root: str, data: DataConfig, model: ModelConfig) -> List[Job]:
+    prunes = [PruneConfig(criterion=c, mask1=request.mask1, mask0=request.mask0, rounds=request.rounds)
+              for c in request.criteria]
+    jobs = []
+    for seed in request.seeds:
+        train = TrainConfig(seed=seed, device=request.device, **schedule_fields(request))
+        its = total_iterations(data, model, train)
+        trunk = lottery_series_key(seed)
+        series = {trunk: (f"dense (round 0) · seed {seed}", "dense")}
+        totals = {trunk: float(its)}
+        for prune in prunes:
+            key = lottery_series_key(seed, prune.criterion)
+            series[key] = (f"{prune.criterion} · {request.mask1}/{request.mask0} · seed {seed}", "lottery")
+            totals[key] = float(max(1, prune.rounds * its))
+
+        def call(on_event, stop, train=train):
+            # the criteria race side by side: each round trains every branch in one stack
+            return run_lotteries(data, model, train, prunes, out=root, on_event=on_event, stop=stop)
+
+        label = (f"{len(prunes)} criteria" if len(prunes) > 1 else prunes[0].criterion) + f" · seed {seed}"
+        jobs.append(Job(f"lottery/s{seed}", label, "lottery", seed, call, its, rounds=request.rounds,
+                        series=series, part_totals=totals))
+    return jobs
+
+
+def _oneshot_jobs(request: RunRequest, root: str, data: DataConfig, model: ModelConfig) -> List[Job]:
+    powers = tuple(request.powers) if request.powers is not None else tuple(range(25))
+    sweep = SupermaskConfig(criteria=tuple(request.criteria), weights=tuple(request.supermask_weights), powers=powers)
+    jobs = []
+    for seed in request.seeds:
+        train = TrainConfig(seed=seed, device=request.device, **schedule_fields(request))
+        its = total_iterations(data, model, train)
+
+        def call(on_event, stop, train=train):
+            return one_shot_supermasks(data, model, train, sweep, out=root, on_event=on_event, stop=stop)
+
+        key, label = f"oneshot/s{seed}", f"one-shot · seed {seed}"
+        n_points = len(sweep.criteria) * len(sweep.weights) * len(sweep.powers)
+        jobs.append(Job(key, label, "oneshot", seed, call, its, points=n_points, series={key: (label, "oneshot")}))
+    return jobs
+
+
+def _learned_jobs(request: RunRequest, root: str, data: DataConfig, model: ModelConfig) -> List[Job]:
+    # every selected variant and seed trains in one stack
+    extra = schedule_fields(request, learned=True)
+    learns = [LearnConfig(weights=w, dwr=bool(request.dwr), seed=seed, device=request.device, **extra)
+              for seed in request.seeds for w in request.learned_weights]
+    n_train = catalog.train_size(dataset_name(data, model)) - data.val_size
+    its = learn_iterations(learns[0], request.arch, n_train)
+
+    def call(on_event, stop):
+        return learn_supermasks(data, model, learns, out=root, on_event=on_event, stop=stop)
+
+    label = "learned · " + ", ".join(SUPERMASK_WEIGHTS[w] for w in request.learned_weights) + \
+        (" · DWR" if request.dwr else "")
+    return [Job("learned", label, "learned", request.seeds[0], call, its)]
+
+
+def plan_jobs(request: RunRequest, root) -> List[Job]:
+    """Check ``request`` and turn it into engine calls. Raises :class:`lt_core.ConfigError` (or the
+    engine's ValueError) naming the field; :func:`describe_error` words it for the page."""
+    _choice("Mode", request.mode, MODES)
+    _nonempty("Seed(s)", request.seeds, "give at least one seed, e.g. 0 or 0, 1, 2")
+    if request.mode == "lottery":  # one PruneConfig per criterion: no config sees the whole list
+        _nonempty("Mask criteria", request.criteria, "select at least one criterion")
+    if request.mode == "learned":  # one LearnConfig per variant, likewise
+        _nonempty("Frozen weights", request.learned_weights, "select initial weights, signed constants or both")
+    data = DataConfig(dataset=request.dataset, download=bool(request.download))
+    model = ModelConfig(arch=request.arch)
+    dataset_name(data, model)  # the network fits the dataset
+    plan = {"lottery": _lottery_jobs, "oneshot": _oneshot_jobs, "learned": _learned_jobs}[request.mode]
+    jobs = plan(request, str(root), data, model)
+    resolve_device(request.device)  # a valid choice (checked by the configs) that exists here
+    return jobs

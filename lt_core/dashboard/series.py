@@ -1,0 +1,68 @@
+"""One run as the plots show it (:class:`Series`), and the records it is built from.
+
+A series is filled either live, from the engine's events (:mod:`.state`), or at once from the
+results store, as an overlay (:mod:`.stored`). Accuracies and fractions are kept as the engine
+reports them (0..1); the plot tables turn them into percentages.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Dict, Iterable, List, Optional
+
+SUMMARY_FIELDS = ("round", "weights_remaining", "layer_remaining", "early_stop_iteration", "early_stop_test_acc",
+                  "final_test_acc")
+EVAL_FIELDS = ("iteration", "train_acc", "val_acc", "test_acc", "val_loss")
+POINT_FIELDS = ("criterion", "weights", "power", "weights_remaining", "train_acc", "test_acc")
+LEARN_EVAL_FIELDS = ("iteration", "epoch", "train_acc", "test_acc", "expected_keep_fraction")
+LEARN_FINAL_FIELDS = ("test_acc_mean", "test_acc_samples", "expected_keep_fraction", "layer_keep_fraction")
+
+
+@dataclass
+class Series:
+    """One run as shown on the plots (live, or loaded from the store as an overlay)."""
+
+    key: str
+    label: str
+    kind: str  # "dense" | "lottery" | "oneshot" | "learned"
+    arch: str = "fc"
+    seed: int = 0
+    overlay: bool = False
+    root: Optional[str] = None
+    run_names: Dict[int, str] = field(default_factory=dict)  # round -> run directory name
+    rounds: Dict[int, dict] = field(default_factory=dict)  # round -> round_end summary
+    curves: Dict[int, List[dict]] = field(default_factory=dict)  # round -> eval points
+    current_round: Optional[int] = None
+    points: List[dict] = field(default_factory=list)  # one-shot supermask points
+    learn: List[dict] = field(default_factory=list)  # learned-mask evaluations
+    learn_final: Optional[dict] = None
+    learn_variant: Optional[dict] = None  # {"weights": ..., "dwr": ..., "seed": ...}
+
+    def shown_round(self) -> Optional[int]:
+        """The round the iteration plot shows: the current one, else the newest with a curve."""
+        if self.current_round is not None:
+            return self.current_round
+        return max(self.curves) if self.curves else None
+
+    def round_path(self, k: int) -> Optional[Path]:
+        """The run directory holding round ``k``'s tensors, if known."""
+        if k not in self.run_names or self.root is None:
+            return None
+        return Path(self.root) / self.run_names[k]
+
+
+def pick(record: dict, names: Iterable[str]) -> dict:
+    """The entries of ``record`` named in ``names`` that it has."""
+    return {k: record[k] for k in names if k in record}
+
+
+def curve_from_rows(rows: Iterable[dict]) -> List[dict]:
+    """Evaluation points (``{"iteration", "<split>_acc"...}``) from stored metric rows, by iteration;
+    only iterations with a test accuracy."""
+    by_it: Dict[int, dict] = {}
+    for r in rows:
+        if r.get("metric") != "accuracy":
+            continue
+        by_it.setdefault(r["iteration"], {"iteration": r["iteration"]})[f"{r['split']}_acc"] = r["value"]
+    return [by_it[k] for k in sorted(by_it) if "test_acc" in by_it[k]]

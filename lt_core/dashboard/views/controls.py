@@ -1,0 +1,146 @@
+"""The dashboard's controls: the choices of a run request, Run / Stop, status, progress, message."""
+
+from __future__ import annotations
+
+import html
+
+import ipywidgets as W
+import torch
+
+from lt_core import ARCHS, CRITERIA, MASK0_POLICIES, MASK1_POLICIES
+from lt_core.criteria import REGISTRY as CRITERION_INFO
+
+from .. import catalog
+from ..controller import Controller
+from ..request import MODES, SCHEDULES, RunRequest, parse_seeds
+from .tips import TIPS
+from .widgets import LABEL_WIDTH, STYLE, ControlRows, label_html
+
+
+class Controls:
+    """The request's controls with their labels, the Run and Stop buttons, status and progress."""
+
+    def __init__(self, controller: Controller, rows: ControlRows) -> None:
+        self.c = controller
+        self.labels = rows.labels
+        self.arch = rows.add(W.Dropdown, "arch", "Network", options=[(catalog.arch_label(a), a) for a in ARCHS],
+                             value="fc")
+        self.dataset = rows.add(W.Dropdown, "dataset", "Dataset", options=self._dataset_options("fc"))
+        self.mode = rows.add(W.Dropdown, "mode", "Mode", options=[(v, k) for k, v in MODES.items()], value="lottery")
+        self.criteria = rows.add(W.SelectMultiple, "criteria", "Mask criteria",
+                                 options=[(f"{c}  ({CRITERION_INFO[c].formula})", c) for c in CRITERIA],
+                                 value=("large_final",), rows=6)
+        self.mask1 = rows.add(W.Dropdown, "mask1", "Mask-1 policy", options=[(p, p) for p in MASK1_POLICIES],
+                              value="rewind")
+        self.mask0 = rows.add(W.Dropdown, "mask0", "Mask-0 policy", options=[(p, p) for p in MASK0_POLICIES],
+                              value="zero")
+        self.rounds = rows.add(W.IntText, "rounds", "Rounds", value=5)
+        self.w_init = rows.add(W.Checkbox, "w_init", "initial weights", value=True, indent=False,
+                               layout=W.Layout(width="20px"))
+        self.w_sc = rows.add(W.Checkbox, "w_sc", "signed constants", value=True, indent=False,
+                             layout=W.Layout(width="20px"))
+        self.dwr = rows.add(W.Checkbox, "dwr", "DWR", value=False, indent=False, layout=W.Layout(width="20px"))
+        self.weights_label = W.HTML(layout=W.Layout(width=LABEL_WIDTH, margin="0 6px 0 0"))
+        self.schedule = rows.add(W.Dropdown, "schedule", "Schedule", options=[(v, k) for k, v in SCHEDULES.items()],
+                                 value="quick")
+        self.epochs = rows.add(W.IntText, "epochs", "Epochs (custom)", value=1)
+        self.seeds = rows.add(W.Text, "seeds", "Seed(s)", value="0", placeholder="0 or 0, 1, 2")
+        devices = [("auto", "auto"), ("cpu", "cpu")] + ([("cuda", "cuda")] if torch.cuda.is_available() else [])
+        self.device = rows.add(W.Dropdown, "device", "Device", options=devices, value="auto")
+        self.run_btn = rows.add(W.Button, "run", description="Run", button_style="success", icon="play",
+                                layout=W.Layout(width="110px"))
+        self.stop_btn = rows.add(W.Button, "stop", description="Stop", button_style="danger", icon="stop",
+                                 layout=W.Layout(width="110px"), disabled=True)
+        self.status = W.HTML(layout=W.Layout(margin="0 0 0 12px"))
+        self.status.add_class("lt-status")
+
+        self.arch.observe(self._on_arch, names="value")
+        self.mode.observe(lambda _: self.apply_mode(mode_changed=True), names="value")
+        self.schedule.observe(lambda _: self.apply_mode(), names="value")
+
+        r = rows.rows
+        col1 = W.VBox([r["arch"], r["dataset"], r["mode"], r["device"]])
+        weights = W.HBox([self.weights_label, r["w_init"], r["w_sc"], r["dwr"]], layout=W.Layout(align_items="center"))
+        col2 = W.VBox([r["criteria"], weights])
+        col3 = W.VBox([r["mask1"], r["mask0"], r["rounds"]])
+        col4 = W.VBox([r["schedule"], r["epochs"], r["seeds"]])
+        buttons = W.HBox([self.run_btn, self.stop_btn, self.status], layout=W.Layout(align_items="center"))
+        self.controls_box = W.VBox([W.HBox([col1, col2], layout=W.Layout(flex_flow="row wrap")),
+                                    W.HBox([col3, col4], layout=W.Layout(flex_flow="row wrap")), buttons])
+        self.progress = W.IntProgress(value=0, min=0, max=1000, description="Progress", style=STYLE,
+                                      layout=W.Layout(width="480px"),
+                                      tooltip="Share of the requested training done (stored rounds count as done)")
+        self.progress.add_class("lt-progress")
+        self.progress_label = W.Label("")
+        self.progress_label.add_class("lt-progress-label")
+        self.progress_box = W.HBox([self.progress, self.progress_label], layout=W.Layout(align_items="center"))
+        self.message = W.HTML()
+        self.message.add_class("lt-message")
+
+    @staticmethod
+    def _dataset_options(arch: str):
+        return [(catalog.dataset_label(d), d) for d in catalog.datasets_for(arch)]
+
+    def _on_arch(self, change) -> None:
+        self.dataset.options = self._dataset_options(change["new"])
+        self.dataset.value = catalog.datasets_for(change["new"])[0]
+
+    def apply_mode(self, mode_changed: bool = False) -> None:
+        """Enable the controls the mode and schedule use (none while a run is in progress); a new mode
+        also swaps the default criterion (large_final for lottery rounds, large_final_same_sign for
+        one-shot supermasks)."""
+        mode = self.mode.value
+        running = self.c.status in ("running", "stopping")
+        if mode_changed:
+            if mode == "oneshot" and tuple(self.criteria.value) == ("large_final",):
+                self.criteria.value = ("large_final_same_sign",)
+            elif mode == "lottery" and tuple(self.criteria.value) == ("large_final_same_sign",):
+                self.criteria.value = ("large_final",)
+        enabled = {
+            "arch": True, "dataset": True, "mode": True, "device": True, "schedule": True, "seeds": True,
+            "criteria": mode in ("lottery", "oneshot"),
+            "mask1": mode == "lottery", "mask0": mode == "lottery", "rounds": mode == "lottery",
+            "w_init": mode in ("oneshot", "learned"), "w_sc": mode in ("oneshot", "learned"),
+            "dwr": mode == "learned",
+            "epochs": self.schedule.value == "custom",
+        }
+        for name, on in enabled.items():
+            getattr(self, name).disabled = running or not on
+        text, tip = (("Frozen weights", TIPS["learned_weights"]) if mode == "learned"
+                     else ("Supermask weights", TIPS["supermask_weights"]))
+        self.weights_label.value = label_html("weights", text, tip, ";display:block;text-align:right")
+        for name, widget in (("rounds", self.rounds), ("mask1", self.mask1), ("mask0", self.mask0),
+                             ("criteria", self.criteria), ("epochs", self.epochs), ("w_init", self.w_init),
+                             ("w_sc", self.w_sc), ("dwr", self.dwr)):
+            self.labels[name].layout.opacity = "0.45" if widget.disabled else "1"
+        self.run_btn.disabled = running
+        self.stop_btn.disabled = not running
+
+    def request(self) -> RunRequest:
+        """The run request the controls describe (raises ConfigError for unparsable text)."""
+        weights = tuple(w for w, box in (("init", self.w_init), ("signed_constant", self.w_sc)) if box.value)
+        return RunRequest(arch=self.arch.value, dataset=self.dataset.value, mode=self.mode.value,
+                          criteria=tuple(self.criteria.value), mask1=self.mask1.value, mask0=self.mask0.value,
+                          rounds=int(self.rounds.value), schedule=self.schedule.value,
+                          epochs=int(self.epochs.value) if self.schedule.value == "custom" else None,
+                          seeds=parse_seeds(self.seeds.value), device=self.device.value,
+                          supermask_weights=weights, learned_weights=weights, dwr=bool(self.dwr.value))
+
+    def render_status(self, snap: dict) -> None:
+        """Buttons, message, status and progress of a controller snapshot."""
+        colors = {"info": ("#eef5ff", "#1f4e8c"), "success": ("#eefaf0", "#1d6b32"),
+                  "warning": ("#fff8e6", "#8a5a00"), "error": ("#fdecec", "#a00000")}
+        bg, fg = colors.get(snap["level"], colors["info"])
+        status = snap["status"]
+        running = status in ("running", "stopping")
+        if self.run_btn.disabled != running or self.stop_btn.disabled == running:
+            self.apply_mode()  # buttons first: the page never shows "stopped" with Run still disabled
+        self.message.value = (f"<div class='lt-msg lt-msg-{snap['level']}' style='background:{bg};color:{fg};"
+                              f"padding:6px 10px;border-radius:4px;border:1px solid {fg}33'>"
+                              f"{html.escape(snap['message'])}</div>")
+        self.status.value = f"<span class='lt-status-{status}'>Status: <b>{status}</b></span>"
+        p = snap["progress"]
+        self.progress.value = int(round(1000 * p["fraction"]))
+        self.progress.bar_style = {"finished": "success", "error": "danger", "stopped": "warning"}.get(status, "info")
+        self.progress_label.value = p["label"]
+

@@ -1,0 +1,62 @@
+"""The tooltips of the dashboard's controls: what each choice means in the paper's terms."""
+
+from lt_core.criteria import REGISTRY as CRITERION_INFO
+from lt_core.policies import MASK0_REGISTRY, MASK1_REGISTRY
+
+TIPS = {
+    "arch": "The network and its dataset (paper section 2): FC is LeNet 300-100-10 on MNIST; Conv2, Conv4 and "
+            "Conv6 are the VGG-like convolutional networks on CIFAR-10.",
+    "dataset": "The dataset the network is trained and tested on (5,000 training images are held out for "
+               "validation / early stopping).",
+    "mode": "Lottery rounds: iterative pruning, retraining after every round (sections 2-4). One-shot supermask: a "
+            "mask computed once from the trained dense network and applied to the untrained network, with no "
+            "training (section 5, Table 1 'Mask'). Learned supermask: only a Bernoulli mask over frozen weights is "
+            "trained (section 5.2, Table 1 'Learned').",
+    "criteria": "Mask criterion M(w_i, w_f): the score deciding which weights a round keeps, from the initial "
+                "weights w_i and the final weights w_f (section 2, Figure 2). large_final is the original lottery "
+                "ticket; large_final_same_sign is the supermask criterion. Select several (Ctrl/Shift-click) to race "
+                "them side by side.",
+    "mask1": "Mask-1 action: what the kept weights (mask value 1) restart from before retraining (section 3): "
+             "rewind to w_i (the lottery ticket), reinit, reshuffle or constant, and their sign-keeping variants.",
+    "mask0": "Mask-0 action: what the pruned weights (mask value 0) do (section 4): set to zero (the lottery "
+             "ticket), frozen at their initial value, or frozen at zero when they moved toward zero during training.",
+    "rounds": "Pruning rounds after the dense round 0. Each round prunes 20% of the remaining hidden FC weights "
+              "(10% of the output layer; 10-15% of conv weights), so about 0.8^k of the weights remain after k rounds.",
+    "w_init": "Use the initial weights w_i under the mask (Table 1 'Mask, Init' / 'Learned, Init').",
+    "w_sc": "Use signed constants: every weight replaced by its layer's initial standard deviation times sign(w_i) "
+            "(Table 1 'S.C.').",
+    "dwr": "Dynamic weight rescaling (learned supermasks): every forward pass scales a layer's masked weights by "
+           "its weight count over the number of ones in the sampled mask (section 5.2, Table 1 'DWR').",
+    "supermask_weights": "Which weights the one-shot supermask is applied to, without any training: the initial "
+                         "weights w_i and/or signed constants (Table 1 'Mask, Init' and 'Mask, S.C.').",
+    "learned_weights": "Which frozen weights the learned supermask is trained over: the initial weights w_i and/or "
+                       "signed constants (Table 1 'Learned, Init' and 'Learned, S.C.').",
+    "schedule": "Quick: a short run (FC: 300 iterations, evaluation every 50) that draws a curve within about a "
+                "minute on a laptop CPU. Paper: the paper's schedule (FC: Adam 1.2e-3, batch 60, 55 epochs; learned "
+                "masks: SGD lr 100, 2000 epochs). Custom: the number of epochs below.",
+    "epochs": "Epochs of the custom schedule (one epoch = one pass over the 55,000 MNIST or 45,000 CIFAR-10 "
+              "training images).",
+    "seeds": "Seed(s): initialisation, data order and mask tie-breaks. Several (e.g. 0, 1, 2 or 0-3) give one line "
+             "per seed.",
+    "device": "Where the networks train: the CPU, or a CUDA GPU when one is present (auto picks CUDA if present).",
+    "run": "Start, or resume: the same settings reuse the finished rounds in the results store and continue an "
+           "interrupted round from its checkpoint.",
+    "stop": "Stop at the next training step. Finished rounds stay in the results store; Run resumes.",
+    "mask_run": "Which run's masks to show (live runs and overlays).",
+    "mask_round": "Which pruning round's mask to show (round 0 is the dense network).",
+    "mask_layer": "Layer whose per-unit kept fraction is shown (per filter for conv layers, per neuron for dense "
+                  "layers).",
+    "mask_follow": "Show the newest finished round while a run is in progress.",
+    "runs": "Finished and unfinished runs in the results store (the same store the command line and the "
+            "notebooks use). Select one or more to overlay them (dashed) on the plots.",
+    "refresh": "Scan the results store again.",
+    "overlay": "Draw the selected stored runs on the plots, dashed.",
+    "clear": "Remove all overlays from the plots.",
+    "export": "Write the data of the current plots (live runs, overlays, references) to a CSV file in the results "
+              "store and offer it for download.",
+}
+
+# the choices of the policy and criterion controls, spelled out in their tooltips
+TIPS["mask1"] += " " + "; ".join(f"{p.name}: {p.description}" for p in MASK1_REGISTRY.values()) + "."
+TIPS["mask0"] += " " + "; ".join(f"{p.name}: {p.description}" for p in MASK0_REGISTRY.values()) + "."
+TIPS["criteria"] += " " + "; ".join(f"{c.name} = {c.formula}" for c in CRITERION_INFO.values()) + "."
