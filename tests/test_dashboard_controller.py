@@ -223,6 +223,9 @@ def test_stop_keeps_finished_rounds_and_run_resumes(results):
     assert c.stop()
     assert time.monotonic() - t0 < 0.5  # Stop returns at once; the UI thread is free
     assert c.status == "stopping"
+    if c.running:  # Run pressed while the stop is still saving: told in plain words, nothing started
+        assert not c.start(req)
+        assert "still stopping" in c.message and "press Run again" in c.message
     assert c.wait(30)
     snap = c.snapshot()
     assert snap["status"] == "stopped", snap["message"]
@@ -384,3 +387,19 @@ def test_views_show_bad_input_and_draw_a_run(results):
     compare.export()
     assert "Download" in compare.export_info.value and "data:text/csv;base64," in compare.export_info.value
     assert not app.render_errors and not app.c.log
+
+
+def test_stop_when_idle_overlays_outside_the_root_and_export_to_a_directory_are_answered(results, tmp_path):
+    c = Controller(results)
+    c.show_message("an old message")
+    assert not c.stop()
+    assert c.message == "Nothing is running, so there is nothing to stop."
+    outside = tmp_path / "elsewhere" / "train-fc-000000000000"
+    outside.mkdir(parents=True)
+    (outside / "config.json").write_text('{"kind": "train"}')
+    for name in ("../elsewhere/train-fc-000000000000", str(outside), "", "no-such-run"):
+        with pytest.raises(ValueError, match="is not a run in the results root"):
+            c.add_overlay(name)
+    assert c.overlays == {}
+    with pytest.raises(ValueError, match="is a directory; give a file name"):
+        c.export_csv(tmp_path)

@@ -200,7 +200,11 @@ class Controller:
     def _start(self, request: RunRequest) -> bool:
         with self._lock:
             if self.running:
-                self.message = "A run is in progress; press Stop first."
+                if self._stop is not None and self._stop.requested:
+                    self.message = ("The previous run is still stopping (it is saving its checkpoint); "
+                                    "press Run again in a moment.")
+                else:
+                    self.message = "A run is in progress; press Stop first."
                 self.level = "warning"
                 return False
             try:
@@ -223,16 +227,17 @@ class Controller:
             return True
 
     def stop(self) -> bool:
-        """Ask the run to stop at the next step boundary (returns at once)."""
+        """Ask the run to stop at the next step boundary (returns at once); False when idle."""
         with self._lock:
-            if not self.running or self._stop is None:
-                return False
-            self._stop.request()
-            self.status = "stopping"
-            self.level = "warning"
-            self.message = "Stopping at the next step; finished rounds are kept."
+            stopping = self.running and self._stop is not None
+            if stopping:
+                self._stop.request()
+                self.status, self.level = "stopping", "warning"
+                self.message = "Stopping at the next step; finished rounds are kept."
+            else:
+                self.level, self.message = "info", "Nothing is running, so there is nothing to stop."
         self._changed(force=True)
-        return True
+        return stopping
 
     def wait(self, timeout: Optional[float] = None) -> bool:
         """Wait for the run thread to end; True if it has ended."""
@@ -327,6 +332,9 @@ class Controller:
         return list_runs(self.root)
 
     def add_overlay(self, name: str) -> Series:
+        """Overlay the stored run ``name``: a run folder directly in this dashboard's results root."""
+        if not name or Path(name).name != name or name in (".", "..") or not (self.root / name / "config.json").is_file():
+            raise ValueError(f"overlay: {name!r} is not a run in the results root {self.root}")
         s = load_stored_series(self.root, name)
         with self._lock:
             self.overlays[name] = s

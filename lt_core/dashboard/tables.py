@@ -104,6 +104,8 @@ def export_csv(snapshot: dict, root=None, *, path=None) -> Path:
         stamp = _dt.datetime.now().strftime("%Y%m%d-%H%M%S-%f")
         path = Path(root) / EXPORT_DIR / f"plots-{stamp}.csv"
     path = Path(path)
+    if path.is_dir():
+        raise ValueError(f"export: {path} is a directory; give a file name such as {path / 'plots.csv'}")
     path.parent.mkdir(parents=True, exist_ok=True)
     buf = io.StringIO()
     writer = csv.writer(buf, lineterminator="\n")
