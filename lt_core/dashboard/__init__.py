@@ -10,12 +10,11 @@
 The views are imported lazily so that the controller works where ipywidgets or bokeh are missing.
 """
 
-from .controller import (MODES, PAPER_TABLE1, SCHEDULES, Controller, RunRequest, StoredRun, export_csv,
-                         list_runs, load_stored_series, mask_details, parse_seeds, plan_jobs, plot_tables)
+from .controller import (MODES, SCHEDULES, Controller, RunRequest, StoredRun, export_csv, list_runs,
+                         load_stored_series, mask_details, paper_table1, parse_seeds, plan_jobs, plot_tables)
 
-__all__ = ["MODES", "PAPER_TABLE1", "SCHEDULES", "Controller", "RunRequest", "StoredRun", "build_app",
-           "export_csv", "list_runs", "load_stored_series", "mask_details", "parse_seeds", "plan_jobs",
-           "plot_tables"]
+__all__ = ["MODES", "SCHEDULES", "Controller", "RunRequest", "StoredRun", "build_app", "export_csv", "list_runs",
+           "load_stored_series", "mask_details", "paper_table1", "parse_seeds", "plan_jobs", "plot_tables"]
 
 
 def build_app(*args, **kwargs):

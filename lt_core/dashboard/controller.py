@@ -28,16 +28,16 @@ import time
 import traceback
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Dict, Iterable, List, Optional, Tuple
+from typing import Any, Callable, Dict, Iterable, List, Mapping, Optional, Tuple
 
 import torch
 
 import lt_core
 from lt_core import (ARCHS, CRITERIA, ConfigError, DataConfig, DataError, LearnConfig, ModelConfig, PruneConfig,
                      RunStopped, StopToken, SupermaskConfig, TrainConfig, learn_supermasks, one_shot_supermasks)
-from lt_core.analysis import PAPER_TABLE1
-from lt_core.lottery import COMPATIBLE, TRAIN_SIZES, dense_run_dir, lottery_run_dir, total_iterations
-from lt_core.models import get_arch
+from lt_core.archs import get_arch
+from lt_core.data import DATASET_INFO
+from lt_core.lottery import dense_run_dir, lottery_run_dir, total_iterations
 from lt_core.supermask import learn_iterations
 from lt_core.store import RunDir, read_json, read_metrics_csv, results_root, torch_load
 
@@ -45,16 +45,14 @@ MODES = {"lottery": "Lottery rounds", "oneshot": "One-shot supermask", "learned"
 SCHEDULES = {"quick": "Quick (a curve within about a minute)", "paper": "Paper schedule", "custom": "Custom epochs"}
 SUPERMASK_WEIGHTS = {"init": "initial weights", "signed_constant": "signed constants"}
 
-# Quick preset: enough iterations to see a curve within about a minute on a laptop CPU; the
-# training-set evaluation is skipped (it changes no reported number).
-QUICK_TRAIN = {"fc": {"iterations": 300, "eval_every": 50, "eval_train": False},
-               "conv2": {"iterations": 200, "eval_every": 50, "eval_train": False},
-               "conv4": {"iterations": 200, "eval_every": 50, "eval_train": False},
-               "conv6": {"iterations": 200, "eval_every": 50, "eval_train": False}}
-QUICK_LEARN_EPOCHS = {"fc": 10, "conv2": 2, "conv4": 2, "conv6": 2}
-
 RUN_PREFIXES = ("train-", "lottery-", "supermask-", "learnmask-")
 EXPORT_DIR = "dashboard-exports"
+
+
+def paper_table1(arch: Optional[str]) -> Mapping[str, float]:
+    """The paper's Table 1 row of ``arch`` (empty for a network the paper does not report on, or one
+    not registered in this session, e.g. a stored run of a plugin's network)."""
+    return (get_arch(arch).paper_table1 or {}) if arch in ARCHS else {}
 
 
 def cuda_available() -> bool:
@@ -129,7 +127,8 @@ def schedule_fields(request: RunRequest, learned: bool = False) -> dict:
     """The TrainConfig (or, for learned masks, LearnConfig) fields of the request's schedule."""
     _choice("Schedule", request.schedule, SCHEDULES)
     if request.schedule == "quick":
-        return {"epochs": QUICK_LEARN_EPOCHS[request.arch]} if learned else dict(QUICK_TRAIN[request.arch])
+        quick = get_arch(request.arch).quick  # each architecture's Quick preset
+        return quick.learn_fields() if learned else quick.train_fields()
     if request.schedule == "paper":
         return {}
     out: dict = {}
@@ -217,10 +216,11 @@ class Job:
 def _check_request(request: RunRequest) -> None:
     _choice("Network", request.arch, ARCHS)
     _choice("Mode", request.mode, MODES)
-    dataset = request.dataset or get_arch(request.arch).dataset
-    if dataset not in COMPATIBLE[request.arch]:
+    arch = get_arch(request.arch)
+    dataset = request.dataset or arch.dataset
+    if dataset not in arch.datasets:
         raise ConfigError(f"Dataset: {dataset!r} does not fit network {request.arch!r}; allowed values: "
-                          f"{', '.join(COMPATIBLE[request.arch])}")
+                          f"{', '.join(arch.datasets)}")
     _choice("Device", request.device, ("auto", "cpu", "cuda"))
     if request.device == "cuda" and not cuda_available():
         raise ConfigError("Device: 'cuda' was chosen but no CUDA device is available here; choose cpu")
@@ -293,7 +293,7 @@ def plan_jobs(request: RunRequest, root) -> List[Job]:
     extra = schedule_fields(request, learned=True)
     learns = [LearnConfig(weights=w, dwr=bool(request.dwr), seed=seed, device=request.device, **extra)
               for seed in request.seeds for w in request.learned_weights]
-    n_train = TRAIN_SIZES[request.dataset or get_arch(request.arch).dataset] - data.val_size
+    n_train = DATASET_INFO[request.dataset or get_arch(request.arch).dataset].train_size - data.val_size
     its = learn_iterations(learns[0], request.arch, n_train)
 
     def learned_call(on_event, stop):
@@ -1003,7 +1003,7 @@ def load_stored_series(root, name: str) -> Series:
         if (d / "metrics.csv").is_file():
             rows = read_metrics_csv(d / "metrics.csv")
             dataset = (cfg.get("data") or {}).get("dataset") or get_arch(arch).dataset
-            n_train = TRAIN_SIZES.get(dataset, 55000) - int((cfg.get("data") or {}).get("val_size", 5000))
+            n_train = DATASET_INFO[dataset].train_size - int((cfg.get("data") or {}).get("val_size", 5000))
             spe = max(1, n_train // int(learn.get("batch_size", 250)))
             by_it: Dict[int, dict] = {}
             for r in rows:
@@ -1103,9 +1103,8 @@ def plot_tables(snapshot: dict) -> Dict[str, List[dict]]:
             tables["reference"].append({"name": f"dense baseline · seed {s.seed}", "value":
                                         100 * s.rounds[0]["early_stop_test_acc"]})
     arch = snapshot.get("arch")
-    if arch in PAPER_TABLE1:
-        for key, value in PAPER_TABLE1[arch].items():
-            tables["reference"].append({"name": f"paper Table 1 · {arch} · {key}", "value": value})
+    for key, value in paper_table1(arch).items():
+        tables["reference"].append({"name": f"paper Table 1 · {arch} · {key}", "value": value})
     return tables
 
 

@@ -23,21 +23,17 @@ from bokeh.palettes import Category10_10, Viridis256
 from bokeh.plotting import figure
 from jupyter_bokeh.widgets import BokehModel
 
-from lt_core import ARCHS, CRITERIA, MASK0_POLICIES, MASK1_POLICIES
-from lt_core.criteria import REGISTRY as CRITERION_INFO
-from lt_core.lottery import COMPATIBLE
-from lt_core.policies import MASK0_REGISTRY, MASK1_REGISTRY
+from lt_core import ARCHS, CRITERIA, MASK0_POLICIES, MASK1_POLICIES, get_arch
 
-from .controller import (MODES, PAPER_TABLE1, SCHEDULES, Controller, RunRequest, Series, cuda_available,
-                         mask_details, parse_seeds, plot_tables)
+from .controller import (MODES, SCHEDULES, Controller, RunRequest, Series, cuda_available, mask_details,
+                         paper_table1, parse_seeds, plot_tables)
 
-ARCH_LABELS = {"fc": "FC 300-100-10 (MNIST)", "conv2": "Conv2 (CIFAR-10)", "conv4": "Conv4 (CIFAR-10)",
-               "conv6": "Conv6 (CIFAR-10)"}
 DATASET_LABELS = {"mnist": "MNIST", "fashion_mnist": "Fashion-MNIST", "cifar10": "CIFAR-10"}
 
 TIPS = {
     "arch": "The network and its dataset (paper section 2): FC is LeNet 300-100-10 on MNIST; Conv2, Conv4 and "
-            "Conv6 are the VGG-like convolutional networks on CIFAR-10.",
+            "Conv6 are the VGG-like convolutional networks on CIFAR-10 (Conv8, deeper, is from the follow-up "
+            "supermask papers).",
     "dataset": "The dataset the network is trained and tested on (5,000 training images are held out for "
                "validation / early stopping).",
     "mode": "Lottery rounds: iterative pruning, retraining after every round (sections 2-4). One-shot supermask: a "
@@ -88,10 +84,17 @@ TIPS = {
               "store and offer it for download.",
 }
 
-# the choices of the policy and criterion controls, spelled out in their tooltips
-TIPS["mask1"] += " " + "; ".join(f"{p.name}: {p.description}" for p in MASK1_REGISTRY.values()) + "."
-TIPS["mask0"] += " " + "; ".join(f"{p.name}: {p.description}" for p in MASK0_REGISTRY.values()) + "."
-TIPS["criteria"] += " " + "; ".join(f"{c.name} = {c.formula}" for c in CRITERION_INFO.values()) + "."
+
+
+def tip(name: str) -> str:
+    """The tooltip of control ``name``. The network, policy and criterion tips spell out the registered
+    choices, read when the control is built (so names that user code registered before are included)."""
+    choices = {"arch": lambda: (f"{a.name}: {a.label}" for a in ARCHS.values()),
+               "mask1": lambda: (f"{p.name}: {p.description}" for p in MASK1_POLICIES.values()),
+               "mask0": lambda: (f"{p.name}: {p.description}" for p in MASK0_POLICIES.values()),
+               "criteria": lambda: (f"{c.name} = {c.formula}" for c in CRITERIA.values())}
+    text = TIPS.get(name, "")
+    return text + " " + "; ".join(choices[name]()) + "." if name in choices else text
 
 LABEL_WIDTH = "132px"
 STYLE = {"description_width": LABEL_WIDTH}
@@ -208,17 +211,17 @@ class Dashboard:
 
     # -- controls ------------------------------------------------------------------------------
     def _w(self, cls, name: str, label: Optional[str] = None, **kw):
-        """A control with the tooltip ``TIPS[name]`` and CSS class ``lt-<name>``. With ``label``, also a
+        """A control with the tooltip ``tip(name)`` and CSS class ``lt-<name>``. With ``label``, also a
         visible label carrying the same tooltip (``self.labels[name]``) and the pair as one row
         (``self.rows[name]``): ipywidgets does not show the tooltip of every control kind."""
-        tip = TIPS.get(name, "")
+        tip_ = tip(name)
         if label is not None and cls is not W.Checkbox:
             kw.setdefault("layout", W.Layout(width=CONTROL_WIDTH))
-        widget = cls(tooltip=tip, **kw)
+        widget = cls(tooltip=tip_, **kw)
         widget.add_class(f"lt-{name}")
         if label is None:
             return widget
-        text = (f"<label class='lt-label lt-label-{name}' title='{html.escape(tip, quote=True)}' "
+        text = (f"<label class='lt-label lt-label-{name}' title='{html.escape(tip_, quote=True)}' "
                 f"style='cursor:help{{align}}'>{html.escape(label)}</label>")
         if cls is W.Checkbox:
             lab = W.HTML(text.replace("{align}", ""), layout=W.Layout(margin="0 14px 0 0"))
@@ -232,12 +235,12 @@ class Dashboard:
         return widget
 
     def _build_controls(self) -> None:
-        self.arch = self._w(W.Dropdown, "arch", "Network", options=[(ARCH_LABELS.get(a, a), a) for a in ARCHS],
+        self.arch = self._w(W.Dropdown, "arch", "Network", options=[(a.label, a.name) for a in ARCHS.values()],
                             value="fc")
         self.dataset = self._w(W.Dropdown, "dataset", "Dataset", options=self._dataset_options("fc"))
         self.mode = self._w(W.Dropdown, "mode", "Mode", options=[(v, k) for k, v in MODES.items()], value="lottery")
         self.criteria = self._w(W.SelectMultiple, "criteria", "Mask criteria",
-                                options=[(f"{c}  ({CRITERION_INFO[c].formula})", c) for c in CRITERIA],
+                                options=[(f"{c.name}  ({c.formula})", c.name) for c in CRITERIA.values()],
                                 value=("large_final",), rows=6)
         self.mask1 = self._w(W.Dropdown, "mask1", "Mask-1 policy", options=[(p, p) for p in MASK1_POLICIES],
                              value="rewind")
@@ -290,11 +293,11 @@ class Dashboard:
 
     @staticmethod
     def _dataset_options(arch: str):
-        return [(DATASET_LABELS.get(d, d), d) for d in COMPATIBLE[arch]]
+        return [(DATASET_LABELS.get(d, d), d) for d in get_arch(arch).datasets]
 
     def _on_arch(self, change) -> None:
         self.dataset.options = self._dataset_options(change["new"])
-        self.dataset.value = COMPATIBLE[change["new"]][0]
+        self.dataset.value = get_arch(change["new"]).dataset
         if hasattr(self, "tabs"):
             self.render(self.c.snapshot())
 
@@ -320,7 +323,7 @@ class Dashboard:
             getattr(self, name).disabled = running or not on
         text, tip = (("Frozen weights", TIPS["learned_weights"]) if mode == "learned"
                      else ("Supermask weights", TIPS["supermask_weights"]))
-        self.weights_label.value = (f"<label class='lt-label lt-label-weights' title='{html.escape(tip, quote=True)}' "
+        self.weights_label.value = (f"<label class='lt-label lt-label-weights' title='{html.escape(tip_, quote=True)}' "
                                     f"style='cursor:help;display:block;text-align:right'>{text}</label>")
         for name, widget in (("rounds", self.rounds), ("mask1", self.mask1), ("mask0", self.mask0),
                              ("criteria", self.criteria), ("epochs", self.epochs), ("w_init", self.w_init),
@@ -801,9 +804,10 @@ class Dashboard:
                 ref[r["name"]] = ([lo, 100.0], [r["value"], r["value"]])
                 ref_colors[r["name"]] = "#444444"
         arch = snap.get("arch")
-        if arch in PAPER_TABLE1:
-            name = f"paper: dense {arch} trained ({PAPER_TABLE1[arch]['dense']}%)"
-            ref[name] = ([lo, 100.0], [PAPER_TABLE1[arch]["dense"]] * 2)
+        table1 = paper_table1(arch)
+        if "dense" in table1:
+            name = f"paper: dense {arch} trained ({table1['dense']}%)"
+            ref[name] = ([lo, 100.0], [table1["dense"]] * 2)
             ref_colors[name] = "#999999"
         self._set(self.prune_ref, _lines_data(ref, ref_colors, "label_ref"))
 
@@ -842,10 +846,12 @@ class Dashboard:
         self._set(self.super_pts, pts)
         lo = max(0.05, min(pts["x"] or [1.0]) * 0.8)
         ref, ref_colors = {}, {}
-        if arch in PAPER_TABLE1:
-            t = PAPER_TABLE1[arch]
+        t = paper_table1(arch)
+        if t:
             for key, name, color in (("mask_init", "initial weights", "#7f7f7f"),
                                      ("mask_signed_constant", "signed constants", "#bcbd22")):
+                if key not in t:
+                    continue
                 label = f"paper Table 1, {name}: {t[key]}%"
                 ref[label] = ([lo, 100.0], [t[key], t[key]])
                 ref_colors[label] = color
@@ -866,11 +872,13 @@ class Dashboard:
         self._set(self.learn_keep, _lines_data(keep, {k: self._color(k.rsplit(':', 1)[0]) for k in keep}, "label_keep"))
         x_hi = max([x for k in acc for x in acc[k][0] if x is not None] or [10.0])
         ref, ref_colors = {}, {}
-        if arch in PAPER_TABLE1:
-            t = PAPER_TABLE1[arch]
+        t = paper_table1(arch)
+        if t:
             for key, name, color in (("learned_init", "init", "#7f7f7f"),
                                      ("learned_signed_constant", "S.C.", "#bcbd22"),
                                      ("learned_dwr", "DWR", "#17becf")):
+                if key not in t:
+                    continue
                 label = f"paper Table 1, learned {name}: {t[key]}%"
                 ref[label] = ([0.0, x_hi], [t[key], t[key]])
                 ref_colors[label] = color
