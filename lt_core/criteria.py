@@ -103,7 +103,8 @@ CRITERIA: Registry[Criterion] = Registry("criterion", "criterion")
 for _name, _formula, _fn, _description in _DEFS:
     CRITERIA.add(_name, Criterion(_name, _formula, _fn, _description))
 del _name, _formula, _fn, _description
-PAPER_CRITERIA = tuple(d[0] for d in _DEFS[:9])  # the nine criteria of the paper's Figure 3; the last two are for supermasks
+# the nine criteria of the paper's Figure 3; the last two are for supermasks
+PAPER_CRITERIA = tuple(name for name, *_ in _DEFS[:9])
 
 
 def register_criterion(name: str, fn: ScoreFn, description: str, *, formula: str = "",

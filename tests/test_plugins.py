@@ -160,3 +160,19 @@ def test_wrong_shapes_are_reported_with_the_name(registered):
         apply_mask1("flat_start", w["a"], ones["a"], 1.0, gen)
     with pytest.raises(ValueError, match=r"mask-0 policy 'single' returned Tensor; expected a pair \(start, frozen\)"):
         apply_mask0("single", w["a"], w["a"], w["a"], ones["a"], ones["a"], None, gen)
+
+
+def test_dashboard_offers_what_was_registered_before_it_is_built(plugin, tmp_path):
+    from lt_core.dashboard import RunRequest, plan_jobs
+
+    jobs = plan_jobs(RunRequest(arch="fc50", criteria=("global_magnitude",), mask1="negated", mask0="freeze_final",
+                                schedule="quick"), tmp_path)
+    assert jobs[0].iterations == 300 and jobs[0].trunk.startswith("train-fc50-")  # fc_arch's quick preset
+    pytest.importorskip("jupyter_bokeh")
+    from lt_core.dashboard import build_app
+
+    app = build_app(results_root=tmp_path)
+    assert ("FC 784-50-10 (MNIST)", "fc50") in app.arch.options
+    assert "global_magnitude" in [value for _, value in app.criteria.options]
+    assert "negated" in [value for _, value in app.mask1.options]
+    assert "freeze_final" in [value for _, value in app.mask0.options] and "freeze_final" in app.mask0.tooltip

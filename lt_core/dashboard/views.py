@@ -85,8 +85,7 @@ TIPS = {
 }
 
 
-
-def tip(name: str) -> str:
+def control_tip(name: str) -> str:
     """The tooltip of control ``name``. The network, policy and criterion tips spell out the registered
     choices, read when the control is built (so names that user code registered before are included)."""
     choices = {"arch": lambda: (f"{a.name}: {a.label}" for a in ARCHS.values()),
@@ -95,6 +94,7 @@ def tip(name: str) -> str:
                "criteria": lambda: (f"{c.name} = {c.formula}" for c in CRITERIA.values())}
     text = TIPS.get(name, "")
     return text + " " + "; ".join(choices[name]()) + "." if name in choices else text
+
 
 LABEL_WIDTH = "132px"
 STYLE = {"description_width": LABEL_WIDTH}
@@ -211,17 +211,17 @@ class Dashboard:
 
     # -- controls ------------------------------------------------------------------------------
     def _w(self, cls, name: str, label: Optional[str] = None, **kw):
-        """A control with the tooltip ``tip(name)`` and CSS class ``lt-<name>``. With ``label``, also a
+        """A control with the tooltip ``control_tip(name)`` and CSS class ``lt-<name>``. With ``label``, also a
         visible label carrying the same tooltip (``self.labels[name]``) and the pair as one row
         (``self.rows[name]``): ipywidgets does not show the tooltip of every control kind."""
-        tip_ = tip(name)
+        tip = control_tip(name)
         if label is not None and cls is not W.Checkbox:
             kw.setdefault("layout", W.Layout(width=CONTROL_WIDTH))
-        widget = cls(tooltip=tip_, **kw)
+        widget = cls(tooltip=tip, **kw)
         widget.add_class(f"lt-{name}")
         if label is None:
             return widget
-        text = (f"<label class='lt-label lt-label-{name}' title='{html.escape(tip_, quote=True)}' "
+        text = (f"<label class='lt-label lt-label-{name}' title='{html.escape(tip, quote=True)}' "
                 f"style='cursor:help{{align}}'>{html.escape(label)}</label>")
         if cls is W.Checkbox:
             lab = W.HTML(text.replace("{align}", ""), layout=W.Layout(margin="0 14px 0 0"))
@@ -323,7 +323,7 @@ class Dashboard:
             getattr(self, name).disabled = running or not on
         text, tip = (("Frozen weights", TIPS["learned_weights"]) if mode == "learned"
                      else ("Supermask weights", TIPS["supermask_weights"]))
-        self.weights_label.value = (f"<label class='lt-label lt-label-weights' title='{html.escape(tip_, quote=True)}' "
+        self.weights_label.value = (f"<label class='lt-label lt-label-weights' title='{html.escape(tip, quote=True)}' "
                                     f"style='cursor:help;display:block;text-align:right'>{text}</label>")
         for name, widget in (("rounds", self.rounds), ("mask1", self.mask1), ("mask0", self.mask0),
                              ("criteria", self.criteria), ("epochs", self.epochs), ("w_init", self.w_init),
