@@ -14,18 +14,6 @@ import pandas as pd
 
 from .store import RunDir, read_json, read_metrics_csv
 
-# Table 1 of the paper (test accuracy, %): one-shot masks (init, signed constants), learned
-# masks (init, signed constants, DWR) and the trained dense network.
-PAPER_TABLE1 = {
-    "fc": {"mask_init": 79.3, "mask_signed_constant": 86.3, "learned_init": 95.3,
-           "learned_signed_constant": 96.4, "learned_dwr": 97.8, "dense": 97.7},
-    "conv2": {"mask_init": 22.3, "mask_signed_constant": 37.4, "learned_init": 64.4,
-              "learned_signed_constant": 66.3, "learned_dwr": 65.0, "dense": 69.2},
-    "conv4": {"mask_init": 23.7, "mask_signed_constant": 39.7, "learned_init": 65.4,
-              "learned_signed_constant": 66.2, "learned_dwr": 71.7, "dense": 75.4},
-    "conv6": {"mask_init": 24.0, "mask_signed_constant": 41.0, "learned_init": 65.3,
-              "learned_signed_constant": 65.4, "learned_dwr": 76.3, "dense": 78.3},
-}
 
 def rounds_frame(results: Iterable, labels: Optional[Sequence[dict]] = None) -> pd.DataFrame:
     """One row per (run, round) of lottery results (``ExperimentResult``), with optional labels.

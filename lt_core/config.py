@@ -3,7 +3,8 @@
 Each config
 
 * validates itself on construction: an unknown name raises :class:`ConfigError` listing the allowed
-  values, an out-of-range number names the field and the range;
+  values (read from the live registries, so names registered by user code are accepted), an
+  out-of-range number names the field and the range;
 * prints only the fields that differ from their defaults (``TrainConfig(epochs=2, seed=3)``);
 * round-trips through JSON (:meth:`to_dict` / :meth:`from_dict`);
 * contributes its non-default, result-relevant fields to the run hash that names a run's directory
@@ -21,16 +22,13 @@ import typing
 from dataclasses import dataclass, field, fields
 from typing import Any, ClassVar, Optional
 
-from . import criteria as _criteria
-from . import policies as _policies
-from .models import ARCHS
+from .archs import ARCHS
+from .criteria import CRITERIA
 from .data import DATASETS
+from .errors import ConfigError
+from .policies import MASK0_POLICIES, MASK1_POLICIES
 
 DEVICES = ("auto", "cpu", "cuda")
-
-
-class ConfigError(ValueError):
-    """A configuration value is invalid. The message names the field and what is allowed."""
 
 
 def _no_hash(default: Any) -> Any:
@@ -164,7 +162,8 @@ class DataConfig(_Config):
 
 @dataclass(frozen=True, repr=False)
 class ModelConfig(_Config):
-    """Which network: ``fc`` (LeNet 300-100-10), ``conv2``, ``conv4`` or ``conv6``."""
+    """Which network: a name registered in :data:`lt_core.archs.ARCHS` (``fc``, ``conv2``, ``conv4``,
+    ``conv6``, ``conv8`` or one registered by user code)."""
 
     arch: str = "fc"
 
@@ -220,9 +219,9 @@ class PruneConfig(_Config):
     prune_fraction_output: Optional[float] = None
 
     def validate(self) -> None:
-        check_choice("PruneConfig", "criterion", self.criterion, _criteria.CRITERIA)
-        check_choice("PruneConfig", "mask1", self.mask1, _policies.MASK1_POLICIES)
-        check_choice("PruneConfig", "mask0", self.mask0, _policies.MASK0_POLICIES)
+        check_choice("PruneConfig", "criterion", self.criterion, CRITERIA)
+        check_choice("PruneConfig", "mask1", self.mask1, MASK1_POLICIES)
+        check_choice("PruneConfig", "mask0", self.mask0, MASK0_POLICIES)
         check_range("PruneConfig", "rounds", self.rounds, 0, 200, integer=True)
         for kind in ("conv", "fc", "output"):
             value = getattr(self, f"prune_fraction_{kind}")

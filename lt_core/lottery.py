@@ -25,25 +25,17 @@ import torch
 
 from . import pruning
 from .config import ConfigError, DataConfig, ModelConfig, PruneConfig, TrainConfig, config_hash, configs_to_dict
-from .data import load_dataset
+from .data import DATASET_INFO, load_dataset
 from .events import EventCallback, StopToken, emit
 from .models import Arch, full_masks, get_arch, init_weights, zero_biases
-from .policies import MASK0_REGISTRY, apply_mask0, apply_mask1
+from .policies import MASK0_POLICIES, apply_mask0, apply_mask1
 from .seeding import derive_seed, generator
 from .store import RunDir, atomic_write_json, metrics_csv, atomic_write_text, read_json, results_root
 from .train import RunSpec, Trainer, auto_stack_size, resolve_device
 
-COMPATIBLE = {"fc": ("mnist", "fashion_mnist"), "conv2": ("cifar10",), "conv4": ("cifar10",),
-              "conv6": ("cifar10",)}
-TRAIN_SIZES = {"mnist": 60000, "fashion_mnist": 60000, "cifar10": 50000}
-
 
 def dataset_name(data: DataConfig, model: ModelConfig) -> str:
-    name = data.dataset or get_arch(model.arch).dataset
-    if name not in COMPATIBLE[model.arch]:
-        raise ConfigError(f"DataConfig.dataset: {name!r} does not fit arch {model.arch!r}; allowed values: "
-                          f"{', '.join(COMPATIBLE[model.arch])}")
-    return name
+    return get_arch(model.arch).dataset_for(data.dataset)
 
 
 def total_iterations(data: DataConfig, model: ModelConfig, train: TrainConfig) -> int:
@@ -51,7 +43,7 @@ def total_iterations(data: DataConfig, model: ModelConfig, train: TrainConfig) -
     if train.iterations is not None:
         return train.iterations
     arch = get_arch(model.arch)
-    n_train = TRAIN_SIZES[dataset_name(data, model)] - data.val_size
+    n_train = DATASET_INFO[dataset_name(data, model)].train_size - data.val_size
     per_epoch = n_train // train.batch_size
     if per_epoch == 0:
         raise ConfigError(f"TrainConfig.batch_size: {train.batch_size} is larger than the {n_train} training images")
@@ -227,7 +219,7 @@ class _Branch:
         self.result = ExperimentResult(self.run_dir.path, list(trunk_rounds), trunk_dir.path)
         self.fractions = pruning.layer_prune_fractions(ctx.arch, prune.prune_fraction_conv, prune.prune_fraction_fc,
                                                        prune.prune_fraction_output)
-        self.freezes = MASK0_REGISTRY[prune.mask0].freezes
+        self.freezes = MASK0_POLICIES[prune.mask0].freezes
         self.trunk_dir = trunk_dir
         self.state: Optional[dict] = None
         self.pending: Optional[dict] = None

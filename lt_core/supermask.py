@@ -276,9 +276,6 @@ class LearnConfig(_Config):
         check_choice("LearnConfig", "device", self.device, ("auto", "cpu", "cuda"))
 
 
-LEARN_DEFAULT_EPOCHS = {"fc": 2000, "conv2": 100, "conv4": 100, "conv6": 100}
-
-
 @dataclass
 class LearnResult:
     run_dir: Path
@@ -517,7 +514,7 @@ def learn_iterations(learn: LearnConfig, arch_name: str, n_train: int) -> int:
     per_epoch = n_train // learn.batch_size
     if per_epoch == 0:
         raise ConfigError(f"LearnConfig.batch_size: {learn.batch_size} is larger than the {n_train} training images")
-    return (learn.epochs or LEARN_DEFAULT_EPOCHS[arch_name]) * per_epoch
+    return (learn.epochs or get_arch(arch_name).learn_epochs) * per_epoch
 
 
 def learn_supermask(data: DataConfig = DataConfig(), model: ModelConfig = ModelConfig(),
@@ -531,14 +528,13 @@ def learn_supermasks(data: DataConfig, model: ModelConfig, learns: Sequence[Lear
                      on_event: Optional[EventCallback] = None, stop: Optional[StopToken] = None,
                      progress: bool = False) -> List[LearnResult]:
     """Several learned supermasks (e.g. init, signed constants, DWR) trained as one stack."""
-    from .data import load_dataset
-    from .lottery import TRAIN_SIZES
+    from .data import DATASET_INFO, load_dataset
 
     arch = get_arch(model.arch)
     name = dataset_name(data, model)
     data_c, model_c, _, _ = canonical(data, model, TrainConfig())
     root = results_root(out)
-    n_train = TRAIN_SIZES[name] - data.val_size
+    n_train = DATASET_INFO[name].train_size - data.val_size
     its = [learn_iterations(l, model.arch, n_train) for l in learns]
     if len(set(its)) != 1:
         raise ValueError("learn_supermasks: stacked runs must have the same length")

@@ -8,7 +8,6 @@ import ipywidgets as W
 import torch
 
 from lt_core import ARCHS, CRITERIA, MASK0_POLICIES, MASK1_POLICIES
-from lt_core.criteria import REGISTRY as CRITERION_INFO
 
 from .. import catalog
 from ..controller import Controller
@@ -28,7 +27,7 @@ class Controls:
         self.dataset = rows.add(W.Dropdown, "dataset", "Dataset", options=self._dataset_options("fc"))
         self.mode = rows.add(W.Dropdown, "mode", "Mode", options=[(v, k) for k, v in MODES.items()], value="lottery")
         self.criteria = rows.add(W.SelectMultiple, "criteria", "Mask criteria",
-                                 options=[(f"{c}  ({CRITERION_INFO[c].formula})", c) for c in CRITERIA],
+                                 options=[(f"{c.name}  ({c.formula})", c.name) for c in CRITERIA.values()],
                                  value=("large_final",), rows=6)
         self.mask1 = rows.add(W.Dropdown, "mask1", "Mask-1 policy", options=[(p, p) for p in MASK1_POLICIES],
                               value="rewind")
