@@ -15,6 +15,7 @@ from .lottery import ExperimentResult, run_lotteries, run_lottery, train_dense
 from .models import ARCHS, forward, get_arch, init_weights, torch_module
 from .policies import MASK0_POLICIES, MASK1_POLICIES
 from .pruning import compute_masks, layer_prune_fractions
+from .store import DamagedFileError, StoreError, list_runs, open_run
 from .supermask import LearnConfig, SupermaskConfig, learn_supermask, learn_supermasks, one_shot_supermasks
 
 __all__ = [
@@ -23,6 +24,7 @@ __all__ = [
     "PAPER_CRITERIA", "PruneConfig", "RunStopped", "StopToken", "TrainConfig", "compute_masks",
     "export_ticket", "forward", "get_arch", "init_weights", "layer_prune_fractions", "load_dataset",
     "run_lotteries", "run_lottery", "ticket_state_dict", "torch_module", "train_dense", "LearnConfig", "SupermaskConfig",
-    "learn_supermask", "learn_supermasks", "one_shot_supermasks",
+    "learn_supermask", "learn_supermasks", "one_shot_supermasks", "DamagedFileError", "StoreError", "list_runs",
+    "open_run",
 ]
 __version__ = "0.1.0"

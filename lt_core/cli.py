@@ -20,6 +20,7 @@ from typing import List, Optional
 from . import criteria, data as data_mod, models, policies
 from .config import ConfigError, DataConfig, ModelConfig, PruneConfig, TrainConfig, load_json
 from .events import RunStopped, StopToken
+from .store import StoreError
 
 
 def _where_options(g) -> None:
@@ -252,7 +253,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     args = parser.parse_args(argv)
     try:
         result = _run(args)
-    except (ConfigError, data_mod.DataError, ValueError, FileNotFoundError) as exc:
+    except (ConfigError, data_mod.DataError, StoreError, ValueError, FileNotFoundError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     except RunStopped as exc:
