@@ -47,7 +47,7 @@ from .lottery import _Context, _train_dense, canonical, dataset_name
 from .models import Arch, forward, get_arch, init_weights
 from .seeding import derive_seed
 from .store import RunDir, atomic_torch_save, atomic_write_json, atomic_write_text, learnmask_dir, metrics_csv, \
-    read_json, read_points, results_root, supermask_dir, torch_load, write_points, write_tensors
+    open_run, read_json, read_points, results_root, supermask_dir, torch_load, write_points, write_tensors
 from .train import BatchOrder, StepLoop, evaluate, resolve_device
 
 Tensor = torch.Tensor
@@ -178,7 +178,8 @@ def one_shot_supermasks(data: DataConfig = DataConfig(), model: ModelConfig = Mo
                           "model": model_c.to_dict(), "train": train_c.to_dict()})
     points_path = run_dir.path / "points.csv"
     points = {(r["criterion"], r["weights"], r["power"]): r for r in read_points(points_path)}
-    state = {"init": trunk_dir.load_tensors(0, "init")["weights"], "final": trunk_dir.load_tensors(0, "final")["weights"]}
+    dense = open_run(trunk_dir.path).round(0)  # checked: a damaged trunk raises DamagedFileError
+    state = {"init": dense.load("init")["weights"], "final": dense.load("final")["weights"]}
     arch = ctx.arch
     wanted = [(c, w, p) for c in sweep.criteria for w in sweep.weights for p in sweep.powers]
     for key in wanted:

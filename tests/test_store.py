@@ -232,6 +232,13 @@ def test_a_resumed_lottery_refuses_to_train_on_a_damaged_round(store, scratch, d
     assert not (scratch / store["stopped"].name / "round_002" / "summary.json").exists()
 
 
+def test_a_supermask_sweep_refuses_a_damaged_trunk(store, scratch):
+    path = scratch / store["lottery"].trunk_dir.name / "round_000" / "final.pt"
+    _flip_a_byte(path)
+    with pytest.raises(DamagedFileError, match=f"^{re.escape(str(path))}: damaged"):
+        one_shot_supermasks(train=QUICK, sweep=SupermaskConfig(criteria=("large_final",), powers=(2,)), out=scratch)
+
+
 def test_runs_stored_before_checksums_read_unverified(store, scratch):
     for record in scratch.rglob("checksums.json"):
         record.unlink()

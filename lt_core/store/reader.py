@@ -26,6 +26,7 @@ if TYPE_CHECKING:
 
 ROUND_TENSORS = ("init", "start", "final", "masks", "frozen")
 REQUIRED_TENSORS = ("init", "final", "masks")  # every finished round has these; start and frozen only some
+ROW_COLUMNS = ("run", "kind", "arch", "path", "criterion", "mask1", "mask0", "done", "total")  # Run.row()
 
 
 def _frame(rows: List[dict], columns) -> pd.DataFrame:
@@ -118,9 +119,6 @@ class Run:
         prune = self.config.get("prune") or {}
         return {"run": self.name, "kind": self.kind, "arch": self.arch, "path": str(self.path),
                 **{k: prune.get(k) for k in ("criterion", "mask1", "mask0")}, "done": self.done, "total": self.total}
-
-
-ROW_COLUMNS = ("run", "kind", "arch", "path", "criterion", "mask1", "mask0", "done", "total")
 
 
 @dataclass(frozen=True)
