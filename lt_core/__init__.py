@@ -20,15 +20,16 @@ from .lottery import ExperimentResult, run_lotteries, run_lottery, train_dense
 from .models import forward, init_weights, torch_module
 from .policies import MASK0_POLICIES, MASK1_POLICIES, register_mask0, register_mask1
 from .pruning import compute_masks, layer_prune_fractions
+from .store import DamagedFileError, StoreError, list_runs, open_run
 from .supermask import LearnConfig, SupermaskConfig, learn_supermask, learn_supermasks, one_shot_supermasks
 
 __all__ = [
-    "ARCHS", "Arch", "CRITERIA", "ConfigError", "DATASETS", "DataConfig", "DataCorruptError", "DataError",
-    "DataNotFoundError", "ExperimentResult", "Layer", "LearnConfig", "MASK0_POLICIES", "MASK1_POLICIES",
-    "ModelConfig", "PAPER_CRITERIA", "PruneConfig", "QuickSchedule", "RunStopped", "StopToken", "SupermaskConfig",
-    "TrainConfig", "compute_masks", "export_ticket", "fc_arch", "forward", "get_arch", "init_weights",
-    "layer_prune_fractions", "learn_supermask", "learn_supermasks", "load_dataset", "one_shot_supermasks",
-    "register_arch", "register_criterion", "register_mask0", "register_mask1", "run_lotteries", "run_lottery",
-    "ticket_state_dict", "torch_module", "train_dense", "vgg_arch",
+    "ARCHS", "Arch", "CRITERIA", "ConfigError", "DATASETS", "DamagedFileError", "DataConfig", "DataCorruptError",
+    "DataError", "DataNotFoundError", "ExperimentResult", "Layer", "LearnConfig", "MASK0_POLICIES", "MASK1_POLICIES",
+    "ModelConfig", "PAPER_CRITERIA", "PruneConfig", "QuickSchedule", "RunStopped", "StopToken", "StoreError",
+    "SupermaskConfig", "TrainConfig", "compute_masks", "export_ticket", "fc_arch", "forward", "get_arch",
+    "init_weights", "layer_prune_fractions", "learn_supermask", "learn_supermasks", "list_runs", "load_dataset",
+    "one_shot_supermasks", "open_run", "register_arch", "register_criterion", "register_mask0", "register_mask1",
+    "run_lotteries", "run_lottery", "ticket_state_dict", "torch_module", "train_dense", "vgg_arch",
 ]
 __version__ = "0.1.0"

@@ -28,9 +28,10 @@ from typing import List, Optional
 from . import archs, criteria, data as data_mod, policies
 from .config import ConfigError, DataConfig, ModelConfig, PruneConfig, TrainConfig, load_json
 from .events import RunStopped, StopToken
+from .store import StoreError
 
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)  # both stop at a step boundary with a checkpoint
-EXPECTED_FAILURES = (ConfigError, data_mod.DataError, ValueError, FileNotFoundError)
+EXPECTED_FAILURES = (ConfigError, data_mod.DataError, StoreError, ValueError, FileNotFoundError)
 
 
 def _where_options(g) -> None:

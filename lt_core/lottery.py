@@ -24,13 +24,13 @@ from typing import Dict, List, Optional, Sequence
 import torch
 
 from . import pruning
-from .config import ConfigError, DataConfig, ModelConfig, PruneConfig, TrainConfig, config_hash, configs_to_dict
+from .config import ConfigError, DataConfig, ModelConfig, PruneConfig, TrainConfig, configs_to_dict
 from .data import DATASET_INFO, load_dataset
-from .events import EventCallback, StopToken, emit
+from .events import EventCallback, StopToken, emit, with_run_dir
 from .models import Arch, full_masks, get_arch, init_weights, zero_biases
 from .policies import MASK0_POLICIES, apply_mask0, apply_mask1
 from .seeding import derive_seed, generator
-from .store import RunDir, atomic_write_json, metrics_csv, atomic_write_text, read_json, results_root
+from .store import Round, RunDir, atomic_write_text, dense_dir, lottery_dir, metrics_csv, open_run, results_root
 from .train import RunSpec, Trainer, auto_stack_size, resolve_device
 
 
@@ -102,7 +102,7 @@ class _Context:
         self.lr = learning_rate(model, train)
         self.device = resolve_device(train.device)
         self.root = results_root(out)
-        self.on_event, self.stop, self.progress = on_event, stop, progress
+        self.on_event, self.stop, self.progress = with_run_dir(on_event, self.root), stop, progress
         self._data = None
 
     @property
@@ -131,10 +131,7 @@ def _summary(k: int, masks: Dict[str, torch.Tensor], result, seconds: float, ite
 
 
 def _write_config(run_dir: RunDir, kind: str, configs: dict, extra: Optional[dict] = None) -> None:
-    path = run_dir.path / "config.json"
-    body = {"kind": kind, **configs_to_dict(configs), **(extra or {})}
-    if not path.is_file():
-        atomic_write_json(path, body)
+    run_dir.write_config({"kind": kind, **configs_to_dict(configs), **(extra or {})})
 
 
 def canonical(data: DataConfig, model: ModelConfig, train: TrainConfig, prune: Optional[PruneConfig] = None):
@@ -159,15 +156,13 @@ def canonical(data: DataConfig, model: ModelConfig, train: TrainConfig, prune: O
 
 def dense_run_dir(data: DataConfig, model: ModelConfig, train: TrainConfig, out=None) -> RunDir:
     data, model, train, _ = canonical(data, model, train)
-    h = config_hash("train", data=data, model=model, train=train)
-    return RunDir(results_root(out) / f"train-{model.arch}-{h}")
+    return dense_dir(results_root(out), data, model, train)
 
 
 def lottery_run_dir(data: DataConfig, model: ModelConfig, train: TrainConfig, prune: PruneConfig,
                     out=None) -> RunDir:
     data, model, train, prune = canonical(data, model, train, prune)
-    h = config_hash("lottery", data=data, model=model, train=train, prune=prune)
-    return RunDir(results_root(out) / f"lottery-{model.arch}-{h}")
+    return lottery_dir(results_root(out), data, model, train, prune)
 
 
 def _train_dense(ctx: _Context) -> ExperimentResult:
@@ -202,9 +197,10 @@ def train_dense(data: DataConfig = DataConfig(), model: ModelConfig = ModelConfi
     return _train_dense(_Context(data, model, train, out, on_event, stop, progress))
 
 
-def _load_round_state(run_dir: RunDir, k: int) -> dict:
-    return {"init": run_dir.load_tensors(k, "init"), "final": run_dir.load_tensors(k, "final"),
-            "masks": run_dir.load_tensors(k, "masks"), "frozen": run_dir.load_tensors(k, "frozen")}
+def _load_round_state(finished: Round) -> dict:
+    """What the next round builds on, read through the store's checks: a damaged file raises
+    :class:`lt_core.store.DamagedFileError` instead of being trained on."""
+    return {name: finished.load(name) for name in ("init", "final", "masks", "frozen")}
 
 
 class _Branch:
@@ -220,13 +216,12 @@ class _Branch:
         self.fractions = pruning.layer_prune_fractions(ctx.arch, prune.prune_fraction_conv, prune.prune_fraction_fc,
                                                        prune.prune_fraction_output)
         self.freezes = MASK0_POLICIES[prune.mask0].freezes
-        self.trunk_dir = trunk_dir
         self.state: Optional[dict] = None
         self.pending: Optional[dict] = None
 
     def load_state(self, k: int) -> dict:
         if self.state is None:
-            self.state = _load_round_state(self.trunk_dir if k == 0 else self.run_dir, k)
+            self.state = _load_round_state(open_run(self.run_dir.path).round(k))
         return self.state
 
     def prepare(self, k: int, seed: int, alpha: Dict[str, float], init_biases, arch: Arch) -> RunSpec:
@@ -307,7 +302,7 @@ def run_lotteries(data: DataConfig = DataConfig(), model: ModelConfig = ModelCon
         branches.setdefault(b.run_dir.name, b)
         order.append(b.run_dir.name)
     unique = list(branches.values())
-    trunk_state = _load_round_state(trunk_dir, 0)
+    trunk_state = _load_round_state(open_run(trunk.run_dir).round(0))
     alpha = {n: float(w.std(unbiased=False)) for n, w in trunk_state["init"]["weights"].items()}
     init_biases = trunk_state["init"]["biases"]
     for b in unique:
@@ -319,20 +314,20 @@ def run_lotteries(data: DataConfig = DataConfig(), model: ModelConfig = ModelCon
             if k > b.prune.rounds:
                 continue
             if b.run_dir.round_done(k):
-                b.reuse(k, on_event)
+                b.reuse(k, ctx.on_event)
             else:
                 todo.append(b)
         for start in range(0, len(todo), stack):
             group = todo[start:start + stack]
             specs = [b.prepare(k, train.seed, alpha, init_biases, arch) for b in group]
             for b in group:
-                emit(on_event, event="stage", stage="round_start", run=b.run_dir.name, round=k,
+                emit(ctx.on_event, event="stage", stage="round_start", run=b.run_dir.name, round=k,
                      iterations=ctx.iterations)
             t0 = time.perf_counter()
             trained = ctx.train_stack(group[0].run_dir.round_dir(k) / "checkpoint.pt", k, specs)
             seconds = time.perf_counter() - t0
             for b, result in zip(group, trained):
-                b.finish(k, result, seconds, ctx.iterations, on_event)
+                b.finish(k, result, seconds, ctx.iterations, ctx.on_event)
     return [branches[name].result for name in order]
 
 

@@ -28,8 +28,6 @@ configurable (:class:`LearnConfig`).
 
 from __future__ import annotations
 
-import csv
-import io
 import math
 import time
 from dataclasses import dataclass, field
@@ -44,12 +42,12 @@ from .config import ConfigError, DataConfig, ModelConfig, TrainConfig, _Config, 
     check_range, config_hash
 from .criteria import CRITERIA
 from .data import Dataset
-from .events import EventCallback, RunStopped, StopToken, emit
+from .events import EventCallback, RunStopped, StopToken, emit, with_run_dir
 from .lottery import _Context, _train_dense, canonical, dataset_name
 from .models import Arch, forward, get_arch, init_weights
 from .seeding import derive_seed
-from .store import RunDir, atomic_torch_save, atomic_write_json, atomic_write_text, metrics_csv, read_json, \
-    results_root, torch_load
+from .store import RunDir, atomic_torch_save, atomic_write_json, atomic_write_text, learnmask_dir, metrics_csv, \
+    open_run, read_json, read_points, results_root, supermask_dir, torch_load, write_points, write_tensors
 from .train import BatchOrder, StepLoop, evaluate, resolve_device
 
 Tensor = torch.Tensor
@@ -124,32 +122,6 @@ class SupermaskResult:
                 "best": self.best}
 
 
-POINT_COLUMNS = ("criterion", "weights", "power", "weights_remaining", "train_acc", "test_acc")
-
-
-def _read_points(path: Path) -> Dict[tuple, dict]:
-    if not path.is_file():
-        return {}
-    with open(path, newline="") as fh:
-        rows = list(csv.DictReader(fh))
-    out = {}
-    for r in rows:
-        row = {"criterion": r["criterion"], "weights": r["weights"], "power": int(r["power"]),
-               "weights_remaining": float(r["weights_remaining"]), "train_acc": float(r["train_acc"]),
-               "test_acc": float(r["test_acc"])}
-        out[(row["criterion"], row["weights"], row["power"])] = row
-    return out
-
-
-def _write_points(path: Path, points: Dict[tuple, dict]) -> None:
-    buf = io.StringIO()
-    writer = csv.writer(buf, lineterminator="\n")
-    writer.writerow(POINT_COLUMNS)
-    for key in sorted(points):
-        writer.writerow([points[key][c] for c in POINT_COLUMNS])
-    atomic_write_text(path, buf.getvalue())
-
-
 def best_points(rows: Iterable[dict]) -> List[dict]:
     """Per (criterion, weights): the point of highest test accuracy (the smallest power on ties)."""
     best: Dict[tuple, dict] = {}
@@ -201,19 +173,18 @@ def one_shot_supermasks(data: DataConfig = DataConfig(), model: ModelConfig = Mo
     trunk = _train_dense(ctx)
     trunk_dir = RunDir(trunk.run_dir)
     data_c, model_c, train_c, _ = canonical(data, model, train)
-    run_dir = RunDir(ctx.root / f"supermask-{model.arch}-{config_hash('supermask', data=data_c, model=model_c, train=train_c)}")
-    if not (run_dir.path / "config.json").is_file():
-        atomic_write_json(run_dir.path / "config.json", {"kind": "supermask", "trunk": trunk_dir.name,
-                                                         "data": data_c.to_dict(), "model": model_c.to_dict(),
-                                                         "train": train_c.to_dict()})
+    run_dir = supermask_dir(ctx.root, data_c, model_c, train_c)
+    run_dir.write_config({"kind": "supermask", "trunk": trunk_dir.name, "data": data_c.to_dict(),
+                          "model": model_c.to_dict(), "train": train_c.to_dict()})
     points_path = run_dir.path / "points.csv"
-    points = _read_points(points_path)
-    state = {"init": trunk_dir.load_tensors(0, "init")["weights"], "final": trunk_dir.load_tensors(0, "final")["weights"]}
+    points = {(r["criterion"], r["weights"], r["power"]): r for r in read_points(points_path)}
+    dense = open_run(trunk_dir.path).round(0)  # checked: a damaged trunk raises DamagedFileError
+    state = {"init": dense.load("init")["weights"], "final": dense.load("final")["weights"]}
     arch = ctx.arch
     wanted = [(c, w, p) for c in sweep.criteria for w in sweep.weights for p in sweep.powers]
     for key in wanted:
         if key in points:
-            emit(on_event, event="supermask_point", reused=True, **points[key])
+            emit(ctx.on_event, event="supermask_point", run=run_dir.name, reused=True, **points[key])
     todo = [key for key in wanted if key not in points]
     bases = {kind: supermask_weights(kind, state["init"]) for kind in sweep.weights}
     by_mask: Dict[Tuple[str, int], Dict[str, Tensor]] = {}
@@ -235,8 +206,8 @@ def one_shot_supermasks(data: DataConfig = DataConfig(), model: ModelConfig = Mo
             row = {"criterion": criterion, "weights": kind, "power": power, "weights_remaining": remaining[i],
                    "train_acc": acc["train"][i], "test_acc": acc["test"][i]}
             points[(criterion, kind, power)] = row
-            emit(on_event, event="supermask_point", reused=False, **row)
-        _write_points(points_path, points)
+            emit(ctx.on_event, event="supermask_point", run=run_dir.name, reused=False, **row)
+        write_points(points_path, [points[key] for key in sorted(points)])
     rows = [points[key] for key in wanted]
     return SupermaskResult(run_dir.path, trunk_dir.path, rows, best_points(rows))
 
@@ -534,12 +505,12 @@ def learn_supermasks(data: DataConfig, model: ModelConfig, learns: Sequence[Lear
     name = dataset_name(data, model)
     data_c, model_c, _, _ = canonical(data, model, TrainConfig())
     root = results_root(out)
+    on_event = with_run_dir(on_event, root)
     n_train = DATASET_INFO[name].train_size - data.val_size
     its = [learn_iterations(l, model.arch, n_train) for l in learns]
     if len(set(its)) != 1:
         raise ValueError("learn_supermasks: stacked runs must have the same length")
-    run_dirs = [RunDir(root / f"learnmask-{model.arch}-{config_hash('learnmask', data=data_c, model=model_c, learn=l)}")
-                for l in learns]
+    run_dirs = [learnmask_dir(root, data_c, model_c, l) for l in learns]
     results: List[Optional[LearnResult]] = [None] * len(learns)
     todo = []
     ds = None
@@ -556,9 +527,8 @@ def learn_supermasks(data: DataConfig, model: ModelConfig, learns: Sequence[Lear
                 ds = load_dataset(name, data_dir=data.data_dir, download=data.download, val_size=data.val_size,
                                   val_seed=data.val_seed, device=device)
                 emit(on_event, event="stage", stage="data_loaded", dataset=name, device=str(device))
-            if not (rd.path / "config.json").is_file():
-                atomic_write_json(rd.path / "config.json", {"kind": "learnmask", "data": data_c.to_dict(),
-                                                            "model": model_c.to_dict(), "learn": learns[i].to_dict()})
+            rd.write_config({"kind": "learnmask", "data": data_c.to_dict(), "model": model_c.to_dict(),
+                             "learn": learns[i].to_dict()})
     if todo:
         checkpoint = run_dirs[todo[0]].path / "checkpoint.pt" if len(todo) == 1 else \
             root / f".learnmask-stack-{config_hash('stack', **{str(i): learns[i] for i in todo})}.pt"
@@ -572,7 +542,7 @@ def learn_supermasks(data: DataConfig, model: ModelConfig, learns: Sequence[Lear
             res = trained[j]
             res.run_dir = run_dirs[i].path
             rd = run_dirs[i]
-            atomic_torch_save(rd.path / "scores.pt", {n: s[j].detach().cpu() for n, s in learner.scores.items()})
+            write_tensors(rd.path, {"scores": {n: s[j].detach().cpu() for n, s in learner.scores.items()}})
             rows = []
             for e in res.evals:
                 rows += [{"run": rd.name, "round": 0, "iteration": e["iteration"], "split": "train",
