@@ -16,6 +16,7 @@ with no per-step masking. Backends differ only in the rounding of sums.
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
@@ -60,7 +61,7 @@ def split_metrics(split: Split, k: int, batch: int, logits: Callable[[int, Tenso
     return loss / n, correct / n
 
 
-class Backend:
+class Backend(ABC):
     """Trains a stack of runs (see the module docstring).
 
     ``data``: the splits as this backend reads them (a backend may reorder the inputs; batches are
@@ -124,16 +125,17 @@ class Backend:
         """How many steps from ``it`` on one call of :meth:`steps` can take."""
         return 1
 
+    @abstractmethod
     def steps(self, batches: BatchOrder, it: int, n: int) -> None:
         """Training steps ``it`` to ``it + n - 1`` of every run (``n <= max_steps(batches, it)``)."""
-        raise NotImplementedError
 
     @staticmethod
+    @abstractmethod
     def evaluate_weights(arch: Arch, weights: Dict[str, Tensor], biases: Dict[str, Tensor], split: Split,
                          batch: Optional[int] = None) -> Tuple[Tensor, Tensor]:
-        """Mean cross-entropy and accuracy (float64 (K,)) of stacked networks, computed as this
-        backend computes; ``batch``: images per batch (default :func:`lt_core.devices.eval_batch_size`)."""
-        raise NotImplementedError
+        """Mean cross-entropy and accuracy (float64 (K,)) of stacked networks (weights
+        ``(K, *layer.shape)``, inputs in the split's order), computed as this backend computes;
+        ``batch``: images per batch (default :func:`lt_core.devices.eval_batch_size`)."""
 
     def evaluate(self, split: str) -> Tuple[Tensor, Tensor]:
         """Mean cross-entropy and accuracy (float64 (K,)) of the stack on split ``split``."""
