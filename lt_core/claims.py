@@ -79,8 +79,8 @@ def rq1_criteria(frame: pd.DataFrame, *, by: str = "criterion", from_round: Opti
 
 def rq2_signs(frame: pd.DataFrame, *, by: str = "mask1", from_round: Optional[int] = None) -> List[Check]:
     """RQ2: re-initialised kept weights train when they keep their original signs, not otherwise."""
-    checks = [above(frame, by, f"{name}_sign", name, question="rq2", from_round=from_round,
-                    claim=f"keeping signs helps: {name}_sign is above {name} at every round from "
+    checks = [above(frame, by, f"signed_{name}", name, question="rq2", from_round=from_round,
+                    claim=f"keeping signs helps: signed_{name} is above {name} at every round from "
                           f"{default_from_round(frame) if from_round is None else from_round} on")
               for name in ("reinit", "reshuffle", "constant")]
     return checks

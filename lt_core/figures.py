@@ -11,6 +11,7 @@ keeps its interactive bokeh plots). Every function takes a tidy DataFrame and re
   against percent remaining for initial weights and signed constants, the paper's values marked.
 * :func:`learned_mask_curves` — learned supermasks from their stored metrics: test accuracy and
   expected keep fraction (on its own axis) against iterations.
+* :func:`table1_bars` — Table 1: ours (mean, min-max over seeds) beside the paper's value per cell.
 
 Colours: :func:`colour` gives each criterion / policy name the same colour in every figure (a fixed
 order of the built-in names, then a stable hash for names users register). Reference lines
@@ -22,6 +23,7 @@ from __future__ import annotations
 import hashlib
 import os
 import tempfile
+import textwrap
 from pathlib import Path
 from typing import Dict, Optional, Sequence, Tuple
 
@@ -38,7 +40,7 @@ _PALETTE = ["#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b", "#
 # The built-in names in a fixed order, so a name keeps its colour whatever else is on a plot.
 _KNOWN = ["large_final", "magnitude_increase", "movement", "large_init_large_final", "large_init", "small_final",
           "small_init", "small_init_small_final", "random", "large_final_same_sign", "large_final_diff_sign",
-          "rewind", "reinit", "reshuffle", "constant", "reinit_sign", "reshuffle_sign", "constant_sign",
+          "rewind", "reinit", "reshuffle", "constant", "signed_reinit", "signed_reshuffle", "signed_constant",
           "zero", "freeze_init", "freeze_init_zero_mask"]
 REFERENCE = "black"
 PAPER = "#555555"
@@ -170,6 +172,40 @@ def learned_mask_curves(metrics: pd.DataFrame, *, labels: Optional[Dict[str, str
     keep_ax.legend(loc="upper left", bbox_to_anchor=(1.02, 1), fontsize=8, frameon=False)
     fig.suptitle(title or "learned supermasks" + (" (dotted: the paper's final accuracy)" if paper else ""),
                  fontsize=10)
+    return fig
+
+
+def table1_bars(table: pd.DataFrame, title: str = ""):
+    """Table 1 as bars: ours (mean over seeds, min-max whiskers) beside the paper's value, per cell.
+
+    ``table``: :mod:`lt_core.table1` rows (``network``, ``what``, ``ours``, ``ours_min``, ``ours_max``,
+    ``paper``). One panel per network with numbers of ours; a network without any says so in words.
+    """
+    networks = list(dict.fromkeys(table["network"]))
+    fig, axes = plt.subplots(len(networks), 1, figsize=(9, 2.9 * len(networks)), squeeze=False,
+                             constrained_layout=True)
+    for ax, network in zip(axes[:, 0], networks):
+        rows = table[table["network"] == network].reset_index(drop=True)
+        x = range(len(rows))
+        ax.set_xticks(list(x))
+        ax.set_xticklabels([textwrap.fill(w, 18) for w in rows["what"]], fontsize=7)
+        ax.set_ylabel("test accuracy (%)")
+        ax.set_title(network, fontsize=10)
+        ax.set_ylim(0, 100)
+        ax.grid(True, axis="y", alpha=0.3)
+        ax.scatter(list(x), rows["paper"], color=PAPER, marker="_", s=600, lw=2, zorder=3, label="paper")
+        have = rows["ours"].notna()
+        if not have.any():
+            note = textwrap.shorten(str(rows["note"].iloc[0]), 180, placeholder=" ...")
+            ax.text(0.5, 0.5, textwrap.fill(note, 90), transform=ax.transAxes, ha="center", va="center",
+                    fontsize=8, bbox={"facecolor": "white", "edgecolor": "#cccccc"})
+        else:
+            ours = rows[have]
+            err = [ours["ours"] - ours["ours_min"], ours["ours_max"] - ours["ours"]]
+            ax.bar(ours.index, ours["ours"], width=0.6, color=_PALETTE[0], alpha=0.8, yerr=err, capsize=3,
+                   label="ours (mean over seeds, min-max)")
+        ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1), fontsize=8, frameon=False)
+    fig.suptitle(title or "Table 1: ours beside the paper's", fontsize=10)
     return fig
 
 
