@@ -1,5 +1,7 @@
 """Presets read the architecture records; notebook parameters are read the same way however they arrive."""
 
+import json
+
 import pytest
 
 from lt_core import ConfigError, TrainConfig
@@ -86,3 +88,18 @@ def test_a_scheduler_is_refused_in_one_line(tmp_path):
 
 def test_every_preset_is_named_by_its_key():
     assert all(name == p.name for name, p in PRESETS.items())
+
+
+def test_progress_counts_finished_rounds_points_and_masks_into_the_file(tmp_path):
+    from lt_core.experiments import Progress
+
+    path = tmp_path / "progress.jsonl"
+    progress = Progress(4, "rq1", str(path))
+    for event in ({"event": "eval", "run": "a"}, {"event": "round_end", "run": "a", "round": 0},
+                  {"event": "supermask_point", "run": "s"}, {"event": "stage", "stage": "round_start", "run": "a"},
+                  {"event": "stage", "stage": "learn_reused", "run": "m"}, {"event": "learn_end", "run": "n"}):
+        progress.on_event(event)
+    progress.close()
+    lines = [json.loads(line) for line in path.read_text().splitlines()]
+    assert [(l["done"], l["what"]) for l in lines] == [(0, ""), (1, "a round 0"), (2, "s"), (3, "m"), (4, "n")]
+    assert {(l["label"], l["total"]) for l in lines} == {("rq1", 4)}

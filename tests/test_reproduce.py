@@ -101,5 +101,5 @@ def test_claim_checks_and_index_report(tiny):
 def test_a_failing_notebook_is_named_with_its_cell(tmp_path):
     proc = _reproduce(tmp_path, "--preset", "tiny", "--only", "rq4", "--archs", "nosuch")
     assert proc.returncode == 2
-    assert "rq4_supermasks.ipynb: cell 2 failed: ConfigError: parameter archs: unknown value 'nosuch'" in proc.stderr
+    assert "rq4_supermasks.ipynb: cell 3 failed: ConfigError: parameter archs: unknown value 'nosuch'" in proc.stderr
     assert (tmp_path / "out" / "report" / "index.md").is_file()  # the report of what ran is still written
