@@ -55,15 +55,20 @@ class Preset:
         """One-shot supermasks of ``criteria`` at this preset's prune powers, on both weight kinds."""
         return SupermaskConfig(criteria=tuple(criteria), powers=self.powers)
 
-    def schedule(self, arch: str) -> str:
-        """The schedule in words, for tables and reports: what a number of ours was trained with."""
+    def schedule(self, arch: str, learned: bool = True) -> str:
+        """The schedule in words, for tables and figures: what a number of ours was trained with.
+
+        ``learned=False`` leaves out the learned masks' length (for lottery and one-shot results).
+        """
         a = get_arch(arch)
-        train, learn = self.train_fields(a), self.learn_fields(a)
-        dense = (f"{train['iterations']} iterations" if "iterations" in train
-                 else f"{a.epochs} epochs")
-        learned = (f"{learn['iterations']} iterations" if "iterations" in learn
-                   else f"{learn.get('epochs') or a.learn_epochs} epochs")
-        return f"{self.name}: training {dense}, learned masks {learned}"
+        train = self.train_fields(a)
+        text = f"{self.name}: training " + (f"{train['iterations']} iterations" if "iterations" in train
+                                            else f"{a.epochs} epochs")
+        if learned:
+            learn = self.learn_fields(a)
+            text += ", learned masks " + (f"{learn['iterations']} iterations" if "iterations" in learn
+                                          else f"{learn.get('epochs') or a.learn_epochs} epochs")
+        return text
 
 
 def _tiny_train(arch: Arch) -> dict:

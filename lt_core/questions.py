@@ -30,6 +30,8 @@ from .experiments import Dense, LearnedMasks, Lottery, Supermasks, run_experimen
 from .params import NotebookParams
 from .store import open_run
 
+RQ4_CELLS = ("mask_init", "mask_signed_constant", "dense")  # the Table 1 cells rq4's runs give
+
 # learned-mask variants: key (as in lt_core.claims.rq5_learned) -> (weights, dwr, words, paper column)
 VARIANTS = {"init": ("init", False, "initial weights", "learned_init"),
             "signed_constant": ("signed_constant", False, "signed constants", "learned_signed_constant"),
@@ -82,7 +84,7 @@ def _lottery(p: NotebookParams, question: str, by: str, check: Callable) -> Answ
     answer.tables["rounds"] = rounds
     for arch in p.archs:
         frame = rounds[rounds["arch"] == arch]
-        title = (f"{get_arch(arch).label}: early-stop test accuracy by {by} ({p.preset.schedule(arch)}; "
+        title = (f"{get_arch(arch).label}: early-stop test accuracy by {by} ({p.preset.schedule(arch, False)}; "
                  f"{len(p.seeds)} seed{'s' if len(p.seeds) > 1 else ''})")
         answer.figures[f"{arch}_accuracy"] = figures.accuracy_vs_remaining(frame, by, dense=_dense_mean(frame),
                                                                            title=title)
@@ -112,12 +114,17 @@ def _paper_masks(arch: str) -> Dict[str, float]:
 
 
 def rq4(p: NotebookParams) -> Answer:
-    """One-shot supermasks of ``criteria`` on the untrained network, initial weights and signed constants."""
+    """One-shot supermasks of ``criteria`` on the untrained network, initial weights and signed constants.
+
+    Also the Table 1 cells this covers (columns 1-2 and the dense network), as ``table1_columns``.
+    """
     answer = Answer("rq4")
-    exps = [Supermasks(arch, p.preset.train_config(arch, seed, p.device), p.preset.supermask_config(p.criteria))
-            for arch in p.archs for seed in p.seeds]
-    points = pd.concat(run_experiments(exps, out=p.results_dir, scheduler=p.scheduler, label="rq4"),
-                       ignore_index=True)
+    trains = [(arch, p.preset.train_config(arch, seed, p.device)) for arch in p.archs for seed in p.seeds]
+    exps = ([Supermasks(arch, train, p.preset.supermask_config(p.criteria)) for arch, train in trains] +
+            [Dense(arch, train) for arch, train in trains])
+    frames = run_experiments(exps, out=p.results_dir, scheduler=p.scheduler, label="rq4")
+    points = pd.concat(frames[:len(trains)], ignore_index=True)
+    dense = pd.concat(frames[len(trains):], ignore_index=True)
     answer.tables["points"] = points
     per_seed = points.groupby(["arch", "criterion", "weights", "seed"], as_index=False)["test_acc"].max()
     best = per_seed.groupby(["arch", "criterion", "weights"], as_index=False).agg(
@@ -131,9 +138,15 @@ def rq4(p: NotebookParams) -> Answer:
         frame = points[points["arch"] == arch]
         answer.figures[f"{arch}_supermasks"] = figures.supermask_accuracy(
             frame, paper=_paper_masks(arch),
-            title=f"{get_arch(arch).label}: one-shot supermasks on the untrained network ({p.preset.schedule(arch)})")
+            title=f"{get_arch(arch).label}: one-shot supermasks, untrained network ({p.preset.schedule(arch, False)})")
         answer.checks += [claims.Check(c.question, f"{arch}: {c.claim}", c.verdict, c.evidence)
                           for c in claims.rq4_supermasks(frame, paper=_paper_masks(arch))]
+    no_learned = pd.DataFrame(columns=["seed", "weights", "dwr", "test_acc"])
+    columns = [t1.table1_rows(arch, t1.cell_values(dense[dense["arch"] == arch], points[points["arch"] == arch],
+                                                   no_learned), f"{p.preset.schedule(arch, False)}; seeds {p.seeds}")
+               for arch in p.archs]
+    table = pd.concat(columns, ignore_index=True)
+    answer.tables["table1_columns"] = table[table["cell"].isin(RQ4_CELLS)].reset_index(drop=True)
     return answer
 
 

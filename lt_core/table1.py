@@ -89,5 +89,5 @@ def paper_style(frame: pd.DataFrame) -> pd.DataFrame:
         return f"{r['ours']:.1f}{sd}{paper}"
 
     wide = frame.assign(value=frame.apply(text, axis=1)).pivot(index="network", columns="what", values="value")
-    wide = wide[[what for _, what, _ in CELLS]]
+    wide = wide[[what for _, what, _ in CELLS if what in wide.columns]]
     return wide.loc[list(dict.fromkeys(frame["network"]))]

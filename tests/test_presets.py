@@ -103,3 +103,7 @@ def test_progress_counts_finished_rounds_points_and_masks_into_the_file(tmp_path
     lines = [json.loads(line) for line in path.read_text().splitlines()]
     assert [(l["done"], l["what"]) for l in lines] == [(0, ""), (1, "a round 0"), (2, "s"), (3, "m"), (4, "n")]
     assert {(l["label"], l["total"]) for l in lines} == {("rq1", 4)}
+
+
+def test_schedule_words_leave_out_learned_masks_when_asked():
+    assert get_preset("tiny").schedule("fc", learned=False) == "tiny: training 20 iterations"

@@ -29,3 +29,12 @@ def test_index_collects_table1_claims_figures_and_times(tmp_path):
     page = (tmp_path / "index.html").read_text()
     assert '<img src="rq1_fc_accuracy.png"' in page and "<td>-1 | 2</td>" in page and "<script" not in page
     assert list(pd.read_csv(tmp_path / "claims.csv")["question"]) == ["rq1", "rq3"]
+
+
+def test_without_the_table1_notebook_the_cells_rq4_gives_are_shown(tmp_path):
+    rows = table1.empty_rows("fc", "")
+    rows[rows["cell"].isin(["mask_init", "dense"])].to_csv(tmp_path / "rq4_table1_columns.csv", index=False)
+    report.write_index(tmp_path, title="T", about=[])
+    md = (tmp_path / "index.md").read_text()
+    assert "## Table 1: the cells RQ4's runs give" in md
+    assert "| network | one-shot mask, initial weights | trained dense network |" in md
