@@ -55,7 +55,7 @@ def select(only: Optional[Sequence[str]]) -> List[str]:
     return [name for name in NOTEBOOKS if name in only]
 
 
-class _ProgressTail:
+class ProgressTail:
     """Follows the progress file a notebook's experiments append to, into a tqdm bar."""
 
     def __init__(self, path: Path, position: int) -> None:
@@ -160,7 +160,7 @@ def reproduce(preset: str = "quick", *, only: Optional[Sequence[str]] = None, se
             if outer is not None:
                 outer.set_description(name)
             progress_file.unlink(missing_ok=True)
-            tail = _ProgressTail(progress_file, 1) if progress else None
+            tail = ProgressTail(progress_file, 1) if progress else None
             t0 = time.perf_counter()
             target = notebooks / NOTEBOOKS[name]
             try:

@@ -38,3 +38,19 @@ def test_without_the_table1_notebook_the_cells_rq4_gives_are_shown(tmp_path):
     md = (tmp_path / "index.md").read_text()
     assert "## Table 1: the cells RQ4's runs give" in md
     assert "| network | one-shot mask, initial weights | trained dense network |" in md
+
+
+def test_progress_tail_follows_the_notebooks_progress_file(tmp_path):
+    from lt_core.reproduce import ProgressTail
+
+    path = tmp_path / "progress.jsonl"
+    tail = ProgressTail(path, position=0)
+    path.write_text('{"label": "rq1", "done": 0, "total": 5, "what": ""}\n'
+                    '{"label": "rq1", "done": 2, "total": 5, "what": "lottery-fc-x round 1"}\n')
+    tail.poll()
+    assert (tail.bar.total, tail.bar.n, tail.label) == (5, 2, "rq1")
+    with open(path, "a") as fh:
+        fh.write('{"label": "rq5 fc", "done": 1, "total": 9, "what": "learnmask-fc-y"}\n')
+    tail.poll()
+    assert (tail.bar.total, tail.bar.n, tail.label) == (9, 1, "rq5 fc")
+    tail.close()
