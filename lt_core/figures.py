@@ -41,7 +41,7 @@ _PALETTE = ["#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b", "#
 _KNOWN = ["large_final", "magnitude_increase", "movement", "large_init_large_final", "large_init", "small_final",
           "small_init", "small_init_small_final", "random", "large_final_same_sign", "large_final_diff_sign",
           "rewind", "reinit", "reshuffle", "constant", "signed_reinit", "signed_reshuffle", "signed_constant",
-          "zero", "freeze_init", "freeze_init_zero_mask"]
+          "zero", "freeze_init", "freeze_init_zero_mask", "init", "init_dwr", "signed_constant_dwr"]
 REFERENCE = "black"
 PAPER = "#555555"
 DASHES = ["-", "--", ":", "-."]
@@ -146,21 +146,29 @@ def supermask_accuracy(points: pd.DataFrame, *, paper: Optional[Dict[str, float]
 
 
 def learned_mask_curves(metrics: pd.DataFrame, *, labels: Optional[Dict[str, str]] = None,
-                        paper: Optional[Dict[str, float]] = None, title: str = ""):
+                        paper: Optional[Dict[str, float]] = None, title: str = "",
+                        groups: Optional[Dict[str, str]] = None):
     """Learned supermasks over training: test accuracy (left) and expected keep fraction (right panel).
 
     ``metrics``: the tidy metric rows of learned-mask runs (``run``, ``iteration``, ``split``,
     ``metric``, ``value``) as stored in their ``metrics.csv``. ``labels`` maps run names to legend
     text; ``paper`` maps the same labels to the paper's accuracy (%), drawn dotted in the line's colour.
+    ``groups`` maps run names to a setting (e.g. the variant): runs of one setting (its seeds) share
+    a colour and differ in dash; without it every run has its own colour.
     """
     fig, (acc_ax, keep_ax) = plt.subplots(1, 2, figsize=(10, 3.8), constrained_layout=True)
+    seen: Dict[str, int] = {}
     for i, (run, g) in enumerate(metrics.groupby("run", sort=False)):
         label = (labels or {}).get(run, run)
-        c = _PALETTE[i % len(_PALETTE)]
+        group = (groups or {}).get(run)
+        c = _PALETTE[i % len(_PALETTE)] if group is None else colour(group)
+        ls = DASHES[seen.get(group, 0) % len(DASHES)] if group is not None else "-"
+        if group is not None:
+            seen[group] = seen.get(group, 0) + 1
         acc = g[(g["split"] == "test") & (g["metric"] == "accuracy")].sort_values("iteration")
         keep = g[g["metric"] == "expected_keep_fraction"].sort_values("iteration")
-        acc_ax.plot(acc["iteration"], 100 * acc["value"], color=c, lw=1.6, label=label)
-        keep_ax.plot(keep["iteration"], 100 * keep["value"], color=c, lw=1.6, label=label)
+        acc_ax.plot(acc["iteration"], 100 * acc["value"], color=c, ls=ls, lw=1.6, label=label)
+        keep_ax.plot(keep["iteration"], 100 * keep["value"], color=c, ls=ls, lw=1.6, label=label)
         if paper and label in paper:
             acc_ax.axhline(paper[label], color=c, ls=":", lw=1)
     acc_ax.set_xlabel("iteration")

@@ -182,8 +182,9 @@ def rq5(p: NotebookParams) -> Answer:
         metrics = pd.concat([open_run(r).metrics() for r in learned["run_dir"]], ignore_index=True)
         refs = {labels[Path(r).name]: paper[VARIANTS[v][3]] for r, v in zip(learned["run_dir"], learned["variant"])
                 if VARIANTS[v][3] in paper}
+        groups = {Path(r).name: v for r, v in zip(learned["run_dir"], learned["variant"])}
         answer.figures[f"{arch}_learned"] = figures.learned_mask_curves(
-            metrics, labels=labels, paper=refs,
+            metrics, labels=labels, paper=refs, groups=groups,
             title=f"{get_arch(arch).label}: learned supermasks ({p.preset.schedule(arch)}; dotted: the paper)")
         means = summary.set_index("variant")["test_acc"].div(100).to_dict()
         dense_acc = float(dense["early_stop_test_acc"].mean()) if len(dense) else None

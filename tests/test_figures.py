@@ -77,3 +77,12 @@ def test_supermask_and_learned_mask_figures_draw_what_they_are_given():
     acc_ax, keep_ax = fig.axes
     assert list(acc_ax.lines[0].get_ydata()) == pytest.approx([60.0, 70.0])
     assert list(keep_ax.lines[0].get_ydata()) == pytest.approx([50.0, 50.0])
+
+
+def test_learned_curves_share_a_colour_per_setting_and_dash_per_seed():
+    metrics = pd.DataFrame([{"run": run, "round": 0, "iteration": 10, "split": "test", "metric": "accuracy",
+                             "value": 0.5} for run in ("a0", "b0", "a1")])
+    fig = figures.learned_mask_curves(metrics, groups={"a0": "init", "a1": "init", "b0": "init_dwr"})
+    a0, b0, a1 = fig.axes[0].lines
+    assert a0.get_color() == a1.get_color() == figures.colour("init") != b0.get_color()
+    assert (a0.get_linestyle(), a1.get_linestyle()) == ("-", "--")
