@@ -37,20 +37,28 @@ import pandas as pd  # noqa: E402
 _PALETTE = ["#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b", "#e377c2", "#17becf", "#bcbd22",
             "#393b79", "#e6550d", "#31a354", "#756bb1", "#843c39", "#d6616b", "#3182bd", "#637939", "#ce6dbd",
             "#fd8d3c", "#6baed6"]
-# The built-in names in a fixed order, so a name keeps its colour whatever else is on a plot.
-_KNOWN = ["large_final", "magnitude_increase", "movement", "large_init_large_final", "large_init", "small_final",
-          "small_init", "small_init_small_final", "random", "large_final_same_sign", "large_final_diff_sign",
-          "rewind", "reinit", "reshuffle", "constant", "signed_reinit", "signed_reshuffle", "signed_constant",
-          "zero", "freeze_init", "freeze_init_zero_mask", "init", "init_dwr", "signed_constant_dwr"]
+# The built-in names by family, each in a fixed order: a figure shows one family (criteria, mask-1
+# policies, mask-0 policies or learned-mask variants), so a name keeps its colour whatever else is on
+# the plot and no two names of a family share one. The baselines (large_final, rewind, zero) are blue.
+_FAMILIES = (
+    ("large_final", "magnitude_increase", "movement", "large_init_large_final", "large_init", "small_final",
+     "small_init", "small_init_small_final", "random", "large_final_same_sign", "large_final_diff_sign"),
+    ("rewind", "reinit", "reshuffle", "constant", "signed_reinit", "signed_reshuffle", "signed_constant"),
+    ("zero", "freeze_init", "freeze_init_zero_mask", "freeze_init_zero_all", "freeze_init_zero_reshuffle",
+     "freeze_init_zero_rev"),
+    ("init", "signed_constant", "init_dwr", "signed_constant_dwr"),
+)
 REFERENCE = "black"
 PAPER = "#555555"
 DASHES = ["-", "--", ":", "-."]
 
 
 def colour(name: str) -> str:
-    """The colour of a criterion / policy / setting name, the same in every figure."""
-    if name in _KNOWN:
-        return _PALETTE[_KNOWN.index(name) % len(_PALETTE)]
+    """The colour of a criterion / policy / setting name, the same in every figure (a built-in name
+    by its place in its family; any other name by a stable hash)."""
+    for family in _FAMILIES:
+        if name in family:
+            return _PALETTE[family.index(name)]
     digest = int(hashlib.sha256(str(name).encode()).hexdigest(), 16)
     return _PALETTE[digest % len(_PALETTE)]
 

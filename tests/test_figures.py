@@ -45,11 +45,17 @@ def test_one_seed_draws_no_band():
     assert len(fig.axes[0].collections) == 0
 
 
-def test_colours_are_stable_and_distinct_for_builtin_names():
-    names = ["large_final", "magnitude_increase", "movement", "random", "rewind", "reinit_sign", "zero"]
-    assert len({figures.colour(n) for n in names}) == len(names)
+def test_colours_are_stable_and_distinct_within_each_family_of_names():
+    from lt_core import PAPER_CRITERIA
+
+    for family in (list(PAPER_CRITERIA) + ["large_final_same_sign", "large_final_diff_sign"],
+                   ["rewind", "reinit", "reshuffle", "constant", "signed_reinit", "signed_reshuffle", "signed_constant"],
+                   ["zero", "freeze_init", "freeze_init_zero_mask", "freeze_init_zero_all", "freeze_init_zero_reshuffle",
+                    "freeze_init_zero_rev"], ["init", "signed_constant", "init_dwr", "signed_constant_dwr"]):
+        assert len({figures.colour(n) for n in family}) == len(family), family
+        assert figures.REFERENCE not in {figures.colour(n) for n in family}
+    assert figures.colour("large_final") == figures.colour("rewind") == figures.colour("zero")  # the baselines
     assert figures.colour("my_own_criterion") == figures.colour("my_own_criterion")
-    assert figures.REFERENCE not in {figures.colour(n) for n in names}
 
 
 def test_save_writes_png_and_svg(tmp_path):
