@@ -23,6 +23,7 @@ from dataclasses import dataclass, field, fields
 from typing import Any, ClassVar, Optional
 
 from .archs import ARCHS
+from .atomic import atomic_write_text
 from .criteria import CRITERIA
 from .data import DATASETS
 from .errors import ConfigError
@@ -261,8 +262,7 @@ def config_hash(kind: str, **configs: Config) -> str:
 
 
 def save_json(path, configs: dict) -> None:
-    from .store import atomic_write_text
-
+    """Write ``{"data": DataConfig, ...}`` as a JSON file that :func:`load_json` (and ``--config``) reads."""
     atomic_write_text(path, json.dumps(configs_to_dict(configs), indent=2, sort_keys=True) + "\n")
 
 
