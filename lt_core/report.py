@@ -19,7 +19,7 @@ from typing import List, Sequence, Tuple, Union
 
 import pandas as pd
 
-from .store import atomic_write_text
+from .atomic import atomic_write_text
 from .table1 import paper_style
 
 QUESTIONS = {"rq1": "RQ1: mask criteria", "rq2": "RQ2: mask-1 policies (signs)", "rq3": "RQ3: mask-0 policies (zeros)",
