@@ -103,3 +103,9 @@ def test_a_failing_notebook_is_named_with_its_cell(tmp_path):
     assert proc.returncode == 2
     assert "rq4_supermasks.ipynb: cell 3 failed: ConfigError: parameter archs: unknown value 'nosuch'" in proc.stderr
     assert (tmp_path / "out" / "report" / "index.md").is_file()  # the report of what ran is still written
+
+
+def test_one_dense_trunk_serves_every_notebook(tiny):
+    out, _ = tiny
+    trunks = sorted(p.name for p in (out.parent / "results").glob("train-fc-*"))
+    assert len(trunks) == 1, trunks  # rq1-rq5 and Table 1 share the preset's dense run
