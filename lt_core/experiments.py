@@ -12,7 +12,8 @@ Results are tidy frames with ``arch`` and ``seed`` columns: rounds for dense and
 (:func:`lt_core.analysis.rounds_frame` plus ``criterion``/``mask1``/``mask0``), points for
 supermasks, one row per learned mask (with its ``run_dir``, where its metrics are stored).
 
-Progress: one unit per finished (or reused) round, supermask point and learned mask. With the
+Progress: one unit per finished (or reused) round, supermask point and learned-mask evaluation
+(a reused learned mask counts for all of its evaluations). With the
 environment variable ``LT_PROGRESS_FILE`` set (as ``python -m lt_core reproduce`` sets it for the
 notebooks it executes) each update is one JSON line appended to that file; otherwise a tqdm bar on
 stderr, redrawn at most every few seconds so that executed notebooks stay small.
@@ -31,6 +32,7 @@ import pandas as pd
 from .analysis import rounds_frame
 from .config import ConfigError, DataConfig, ModelConfig, PruneConfig, TrainConfig
 from .lottery import run_lotteries, train_dense
+from .schedule import learn_iterations, train_images
 from .supermask import LearnConfig, SupermaskConfig, learn_supermasks, one_shot_supermasks
 
 PROGRESS_ENV = "LT_PROGRESS_FILE"
@@ -86,12 +88,20 @@ class LearnedMasks:
     data: DataConfig = field(default_factory=DataConfig)
 
     @property
+    def evaluations(self) -> int:
+        """Evaluation points of each mask: every ``eval_every`` iterations (default once per epoch) and at the end."""
+        first, model = self.learns[0], ModelConfig(arch=self.arch)
+        every = first.eval_every or train_images(self.data, model) // first.batch_size
+        return -(-learn_iterations(self.data, model, first) // every)
+
+    @property
     def units(self) -> int:
-        return len(self.learns)
+        return len(self.learns) * (self.evaluations + 1)
 
 
 Experiment = Union[Dense, Lottery, Supermasks, LearnedMasks]
-_COUNTED = {("round_end", None), ("supermask_point", None), ("learn_end", None), ("stage", "learn_reused")}
+_COUNTED = {("round_end", None), ("supermask_point", None), ("learn_eval", None), ("learn_end", None),
+            ("stage", "learn_reused")}
 
 
 class Progress:
@@ -113,15 +123,24 @@ class Progress:
                 fh.write(json.dumps({"label": self.label, "done": self.done, "total": self.total,
                                      "what": what}) + "\n")
 
-    def on_event(self, event: dict) -> None:
-        """Advance by one unit on a finished round, supermask point or learned mask."""
+    def on_event(self, event: dict, reused_units: int = 1) -> None:
+        """Advance by one unit on a finished round, supermask point, learned-mask evaluation or learned
+        mask; by ``reused_units`` on a learned mask read back from the store (its evaluations and end)."""
         kind = event.get("event")
-        if (kind, event.get("stage") if kind == "stage" else None) not in _COUNTED:
+        stage = event.get("stage") if kind == "stage" else None
+        if (kind, stage) not in _COUNTED:
             return
-        self.done += 1
-        what = f"{event.get('run', '')} round {event['round']}" if "round" in event else str(event.get("run", ""))
+        units = reused_units if stage == "learn_reused" else 1
+        self.done += units
+        run = str(event.get("run", ""))
+        if "round" in event:
+            what = f"{run} round {event['round']}"
+        elif kind == "learn_eval":
+            what = f"{run} iteration {event['iteration']}"
+        else:
+            what = run
         if self.bar is not None:
-            self.bar.update(1)
+            self.bar.update(units)
         self._write(what)
 
     def close(self) -> None:
@@ -163,6 +182,7 @@ def run_experiments(experiments: Sequence[Experiment], *, out=None, scheduler: O
                           f"this version of lt_core; leave scheduler empty (None) to run here")
     progress = Progress(sum(e.units for e in experiments), label, os.environ.get(PROGRESS_ENV) or None)
     try:
-        return [_run_one(e, out, progress.on_event) for e in experiments]
+        return [_run_one(e, out, lambda event, e=e: progress.on_event(
+            event, e.evaluations + 1 if isinstance(e, LearnedMasks) else 1)) for e in experiments]
     finally:
         progress.close()

@@ -78,7 +78,10 @@ def test_experiment_units_count_rounds_points_and_masks():
     assert Lottery("fc", train, [PruneConfig(rounds=3), PruneConfig(criterion="random", rounds=3)]).units == 7
     assert Supermasks("fc", train, get_preset("tiny").supermask_config(["large_final"])).units == 1 + 2 * 4
     learns = [get_preset("tiny").learn_config("fc", 0, w, False) for w in ("init", "signed_constant")]
-    assert LearnedMasks("fc", learns).units == 2
+    assert LearnedMasks("fc", learns).evaluations == 2  # 10 iterations, every 5
+    assert LearnedMasks("fc", learns).units == 2 * (2 + 1)
+    quick = [get_preset("quick").learn_config("fc", 0, "init", False)]
+    assert LearnedMasks("fc", quick).evaluations == 10  # 10 epochs of 55,000 / 250 = 220 steps, once per epoch
 
 
 def test_a_scheduler_is_refused_in_one_line(tmp_path):
@@ -97,11 +100,13 @@ def test_progress_counts_finished_rounds_points_and_masks_into_the_file(tmp_path
     progress = Progress(4, "rq1", str(path))
     for event in ({"event": "eval", "run": "a"}, {"event": "round_end", "run": "a", "round": 0},
                   {"event": "supermask_point", "run": "s"}, {"event": "stage", "stage": "round_start", "run": "a"},
-                  {"event": "stage", "stage": "learn_reused", "run": "m"}, {"event": "learn_end", "run": "n"}):
-        progress.on_event(event)
+                  {"event": "stage", "stage": "learn_reused", "run": "m"},
+                  {"event": "learn_eval", "run": "n", "iteration": 220}, {"event": "learn_end", "run": "n"}):
+        progress.on_event(event, reused_units=3)
     progress.close()
     lines = [json.loads(line) for line in path.read_text().splitlines()]
-    assert [(l["done"], l["what"]) for l in lines] == [(0, ""), (1, "a round 0"), (2, "s"), (3, "m"), (4, "n")]
+    assert [(l["done"], l["what"]) for l in lines] == [(0, ""), (1, "a round 0"), (2, "s"), (5, "m"),
+                                                      (6, "n iteration 220"), (7, "n")]
     assert {(l["label"], l["total"]) for l in lines} == {("rq1", 4)}
 
 
