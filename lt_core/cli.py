@@ -234,6 +234,9 @@ def _learn_config(args):
 
 
 def _print_event(event: dict) -> None:
+    if event.get("event") == "stage" and event.get("stage") == "waiting":
+        print(f"waiting for {event['run']}: another process trains it (host {event['host']}, pid {event['pid']})",
+              file=sys.stderr, flush=True)
     if event.get("event") == "supermask_point" and not event.get("reused"):
         print(f"{event['criterion']} / {event['weights']} p={event['power']:>2}: "
               f"{100 * event['weights_remaining']:6.2f}% remaining, test acc {100 * event['test_acc']:.2f}%",
