@@ -26,34 +26,18 @@ import torch
 
 from . import pruning
 from .config import ConfigError, DataConfig, ModelConfig, PruneConfig, TrainConfig, configs_to_dict
-from .data import DATASET_INFO, load_dataset
-from .events import EventCallback, StopToken, emit, with_run_dir
-from .models import Arch, full_masks, get_arch, init_weights, zero_biases
+from .data import load_dataset
+from .events import EventCallback, StopToken, emit, waiting_reporter, with_run_dir
+from .archs import Arch, get_arch
+from .models import full_masks, init_weights, zero_biases
 from .policies import MASK0_POLICIES, apply_mask0, apply_mask1
+from .schedule import canonical, dataset_name, learning_rate, total_iterations
 from .seeding import derive_seed, generator
 from .store import Round, RunDir, RunLock, atomic_write_text, dense_dir, hold_locks, lottery_dir, metrics_csv, \
     open_run, results_root
-from .train import RunSpec, Trainer, auto_stack_size, resolve_device
-
-
-def dataset_name(data: DataConfig, model: ModelConfig) -> str:
-    return get_arch(model.arch).dataset_for(data.dataset)
-
-
-def total_iterations(data: DataConfig, model: ModelConfig, train: TrainConfig) -> int:
-    """The run's length: ``iterations`` if set, else epochs x floor(N_train / batch)."""
-    if train.iterations is not None:
-        return train.iterations
-    arch = get_arch(model.arch)
-    n_train = DATASET_INFO[dataset_name(data, model)].train_size - data.val_size
-    per_epoch = n_train // train.batch_size
-    if per_epoch == 0:
-        raise ConfigError(f"TrainConfig.batch_size: {train.batch_size} is larger than the {n_train} training images")
-    return (train.epochs or arch.epochs) * per_epoch
-
-
-def learning_rate(model: ModelConfig, train: TrainConfig) -> float:
-    return train.lr if train.lr is not None else get_arch(model.arch).lr
+from .backends import RunSpec
+from .devices import auto_stack_size, resolve_device
+from .train import Trainer
 
 
 @dataclass
@@ -152,26 +136,6 @@ def _write_config(run_dir: RunDir, kind: str, configs: dict, extra: Optional[dic
     run_dir.write_config({"kind": kind, **configs_to_dict(configs), **(extra or {})})
 
 
-def canonical(data: DataConfig, model: ModelConfig, train: TrainConfig, prune: Optional[PruneConfig] = None):
-    """The same configs with values equal to the architecture's defaults reset to ``None``.
-
-    ``--dataset mnist`` for FC, or ``--lr 1.2e-3``, is the default experiment and gets the default's
-    run directory.
-    """
-    arch = get_arch(model.arch)
-    if data.dataset == arch.dataset:
-        data = data.replace(dataset=None)
-    if train.lr == arch.lr:
-        train = train.replace(lr=None)
-    if train.epochs == arch.epochs:
-        train = train.replace(epochs=None)
-    if prune is not None:
-        for kind in ("conv", "fc", "output"):
-            if getattr(prune, f"prune_fraction_{kind}") == arch.prune_fractions[kind]:
-                prune = prune.replace(**{f"prune_fraction_{kind}": None})
-    return data, model, train, prune
-
-
 def dense_run_dir(data: DataConfig, model: ModelConfig, train: TrainConfig, out=None) -> RunDir:
     data, model, train, _ = canonical(data, model, train)
     return dense_dir(results_root(out), data, model, train)
@@ -181,14 +145,6 @@ def lottery_run_dir(data: DataConfig, model: ModelConfig, train: TrainConfig, pr
                     out=None) -> RunDir:
     data, model, train, prune = canonical(data, model, train, prune)
     return lottery_dir(results_root(out), data, model, train, prune)
-
-
-def waiting_reporter(on_event: Optional[EventCallback]):
-    """The ``on_wait`` of a run's lock: a ``waiting`` stage event naming the run and the lock's holder."""
-    def report(run_path: Path, holder: dict) -> None:
-        emit(on_event, event="stage", stage="waiting", run=run_path.name, host=holder.get("host"),
-             pid=holder.get("pid"))
-    return report
 
 
 def _train_dense(ctx: _Context) -> ExperimentResult:
@@ -314,7 +270,7 @@ def run_lotteries(data: DataConfig = DataConfig(), model: ModelConfig = ModelCon
     """Several lottery runs (e.g. every criterion of a figure) on one dense trunk, trained as stacks.
 
     Round by round, the unfinished runs are trained together, at most ``max_stack`` at a time
-    (``None``: as many as fit in the device's free memory, see :func:`lt_core.train.auto_stack_size`).
+    (``None``: as many as fit in the device's free memory, see :func:`lt_core.devices.auto_stack_size`).
     They share the seed, hence the data order: one wide matmul serves every run's first layer. Each
     run's numbers equal those of the run trained alone, up to float rounding. Returns one
     :class:`ExperimentResult` per entry of ``prunes``.

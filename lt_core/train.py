@@ -26,12 +26,10 @@ from typing import Dict, List, Optional
 import torch
 
 from .backends import RunSpec, choose_backend
-from .backends import evaluate  # noqa: F401  (callers import it from here)
 from .batches import BatchOrder
 from .data import Dataset
-from .devices import auto_stack_size, resolve_device  # noqa: F401  (callers import them from here)
 from .events import EventCallback, RunStopped, StopToken, emit
-from .models import Arch
+from .archs import Arch
 from .store import atomic_torch_save, torch_load
 
 Tensor = torch.Tensor

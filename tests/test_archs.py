@@ -9,7 +9,7 @@ from lt_core import ConfigError, DataConfig, ModelConfig
 from lt_core.archs import ARCHS, Arch, Layer, QuickSchedule, fc_arch, get_arch, vgg_arch
 from lt_core.data import DATASET_INFO
 from lt_core.config import TrainConfig
-from lt_core.lottery import dataset_name, total_iterations
+from lt_core.schedule import dataset_name, total_iterations
 from lt_core.models import forward, init_weights, torch_module
 
 CONV8_CONVS = [(64, 3), (64, 64), (128, 64), (128, 128), (256, 128), (256, 256), (512, 256), (512, 512)]

@@ -2,7 +2,7 @@
 
 A run folder is named ``<kind>-<arch>-<hash>``, the hash being :func:`lt_core.config.config_hash`
 of the run's *canonical* configs (values equal to the architecture's defaults reset to ``None``, see
-:func:`lt_core.lottery.canonical`), so a setting spelled two ways names one run. The four functions
+:func:`lt_core.schedule.canonical`), so a setting spelled two ways names one run. The four functions
 below are the only place these names are built.
 """
 

@@ -2,7 +2,8 @@
 
 ``<run folder>/ledger.jsonl`` gets one JSON line each time a result is stored: a finished round of a
 dense or lottery run (``{"round": k}``), a learned supermask (``{"round": 0}``) or a batch of one-shot
-supermask points (``{"points": n}``), each with the ``backend`` that computed it, the ``host`` and
+supermask points (``{"points": n}``), each with the ``backend`` that trained a round (the ``device``
+for a learned mask, which has no backend choice), the ``host`` and
 ``pid`` of the process and the ``time`` (Unix seconds). Lines are appended while the run's lock is
 held (:mod:`.lock`), just before the result is marked finished, so the ledger counts trainings: a
 result reused from the store adds no line, and a round trained twice (which the locks prevent)

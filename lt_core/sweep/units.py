@@ -22,7 +22,8 @@ from typing import Dict, List, Optional, Tuple
 
 from ..config import TrainConfig
 from ..events import EventCallback, StopToken
-from ..lottery import canonical, lottery_run_dir, run_lotteries
+from ..lottery import lottery_run_dir, run_lotteries
+from ..schedule import canonical
 from ..store import learnmask_dir, open_run, read_json, supermask_dir
 from ..supermask import SupermaskConfig, learn_supermasks, one_shot_supermasks
 from .grid import Experiment
