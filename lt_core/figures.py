@@ -20,8 +20,6 @@ order of the built-in names, then a stable hash for names users register). Refer
 from __future__ import annotations
 
 import hashlib
-import os
-import tempfile
 from pathlib import Path
 from typing import Dict, Optional, Sequence, Tuple
 
@@ -30,6 +28,8 @@ import matplotlib
 matplotlib.use("Agg")  # figures are files and inline images; never a window
 import matplotlib.pyplot as plt  # noqa: E402
 import pandas as pd  # noqa: E402
+
+from .atomic import atomic_write  # noqa: E402
 
 # 20 distinguishable colours (no black or grey: those are the reference lines').
 _PALETTE = ["#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b", "#e377c2", "#17becf", "#bcbd22",
@@ -192,13 +192,6 @@ def save(fig, stem, formats: Sequence[str] = ("png", "svg"), dpi: int = 130) -> 
     written = []
     for fmt in formats:
         path = stem.with_suffix(f".{fmt}")
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=f".{fmt}")
-        os.close(fd)
-        try:
-            fig.savefig(tmp, format=fmt, dpi=dpi, bbox_inches="tight")
-            os.replace(tmp, path)
-        finally:
-            if os.path.exists(tmp):
-                os.unlink(tmp)
+        atomic_write(path, lambda fh: fig.savefig(fh, format=fmt, dpi=dpi, bbox_inches="tight"))
         written.append(path)
     return written
