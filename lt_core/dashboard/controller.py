@@ -23,10 +23,10 @@ from typing import Callable, Dict, List, Optional
 from lt_core import RunStopped, StopToken
 from lt_core.store import results_root
 
-from .request import Job, RunRequest, describe_error, plan_jobs
+from .request import MODES, Job, RunRequest, describe_error, plan_jobs
 from .series import Series
 from .state import RunState
-from .stored import StoredRun, list_runs, load_stored_series
+from .stored import StoredRun, list_runs, load_runs_of, load_stored_series
 from .tables import export_csv
 
 
@@ -77,6 +77,26 @@ class _Throttle:
             self.fn()
 
 
+class _CountingStop(StopToken):
+    """The stop token handed to the engine: it reads the controller's token and counts the reads.
+
+    The training loop reads it once per step, so the reads are the steps taken since the last
+    evaluation: the learned-mask progress moves within an epoch, not only at its end.
+    """
+
+    def __init__(self, inner: StopToken, on_read: Callable[[], None]) -> None:
+        super().__init__()
+        self.inner, self.on_read = inner, on_read
+
+    @property
+    def requested(self) -> bool:
+        self.on_read()
+        return self.inner.requested
+
+    def request(self, reason: Optional[str] = None) -> None:
+        self.inner.request(reason)
+
+
 class Controller:
     """Runs requests off the UI thread and keeps the live state the views draw.
 
@@ -90,6 +110,8 @@ class Controller:
         self.message = "Choose a network and a mode, then press Run."
         self.level = "info"  # info | success | warning | error
         self.state = RunState(self.root)  # the latest request's jobs, series, history and progress
+        self.states: Dict[str, RunState] = {}  # the latest request of each mode: its plots stay
+        self.settings: List[Series] = []  # stored runs of the controls' settings (every mode)
         self.overlays: Dict[str, Series] = {}  # stored runs drawn on the plots, by run directory name
         self.log: List[str] = []  # tracebacks of unexpected errors
         self._lock = threading.RLock()
@@ -98,6 +120,8 @@ class Controller:
         self._listeners: List[Callable[[dict], None]] = []
         self._throttle = _Throttle(throttle_s, self._flush)
         self._version = 0
+        self._refused = False  # the last Run was refused: no progress to show
+        self._pending: Optional[RunRequest] = None  # Run pressed while the previous run was stopping
         self._t_start = 0.0
         self._t_end = 0.0
 
@@ -133,7 +157,18 @@ class Controller:
 
     @property
     def series(self) -> Dict[str, Series]:
-        return self.state.series
+        """The live series of the latest request of every mode."""
+        out: Dict[str, Series] = {}
+        for state in self.states.values():
+            out.update(state.series)
+        return out
+
+    def shown_series(self) -> List[Series]:
+        """What the plots draw besides overlays: the live series, then the stored runs of the
+        controls' settings that no live series stands for."""
+        live = list(self.series.values())
+        runs = {s.run for s in live if s.run}
+        return live + [s for s in self.settings if s.run not in runs]
 
     @property
     def history(self) -> List[dict]:
@@ -142,7 +177,9 @@ class Controller:
 
     @property
     def running(self) -> bool:
-        return self._thread is not None and self._thread.is_alive()
+        """A run thread is at work (the run thread itself, starting a queued run, is done with it)."""
+        t = self._thread
+        return t is not None and t.is_alive() and t is not threading.current_thread()
 
     def snapshot(self) -> dict:
         """A deep copy of everything the views draw."""
@@ -154,7 +191,7 @@ class Controller:
                 "level": self.level,
                 "request": self.request,
                 "arch": self.request.arch if self.request else None,
-                "series": copy.deepcopy(list(self.series.values())),
+                "series": copy.deepcopy(self.shown_series()),
                 "overlays": copy.deepcopy(list(self.overlays.values())),
                 "progress": self._progress(),
                 "jobs": [{"key": j.key, "label": j.label, "status": j.status, "fraction": j.fraction,
@@ -163,6 +200,8 @@ class Controller:
             }
 
     def _progress(self) -> dict:
+        if self._refused:
+            return {"fraction": 0.0, "eta_s": None, "label": "", "round": None, "iteration": None}
         total = sum(j.total for j in self.jobs)
         done = sum(min(j.done, j.total) for j in self.jobs)
         fraction = done / total if total else 0.0
@@ -201,11 +240,13 @@ class Controller:
         with self._lock:
             if self.running:
                 if self._stop is not None and self._stop.requested:
-                    self.message = ("The previous run is still stopping (it is saving its checkpoint); "
-                                    "press Run again in a moment.")
+                    self._pending = request
+                    self.level = "info"
+                    self.message = ("The previous run is saving its checkpoint; this run starts as soon as it "
+                                    "has stopped.")
                 else:
-                    self.message = "A run is in progress; press Stop first."
-                self.level = "warning"
+                    self.level = "warning"
+                    self.message = "A run is in progress: press Stop first, or wait until it has finished."
                 return False
             try:
                 jobs = plan_jobs(request, self.root)
@@ -213,8 +254,11 @@ class Controller:
                 self.status = "error"
                 self.level = "error"
                 self.message = describe_error(exc)
+                self._refused = True
                 return False
+            self._refused = False
             self.state = RunState(self.root, request, jobs)
+            self.states[request.mode] = self.state
             self._stop = StopToken()
             self.status = "running"
             self.level = "info"
@@ -226,11 +270,27 @@ class Controller:
             self._thread.start()
             return True
 
+    def show_settings(self, request: RunRequest) -> None:
+        """Draw the runs the store already holds for ``request``'s settings, in every mode (on page
+        load and when the controls change). Settings that cannot run draw nothing."""
+        names: List[str] = []
+        for mode in MODES:
+            try:
+                jobs = plan_jobs(request.replace(mode=mode), self.root)
+            except Exception:  # the message comes when Run is pressed
+                continue
+            names += [name for job in jobs for name in job.runs]
+        found = load_runs_of(self.root, names)
+        with self._lock:
+            self.settings = found
+        self._changed(force=True)
+
     def stop(self) -> bool:
         """Ask the run to stop at the next step boundary (returns at once); False when idle."""
         with self._lock:
             stopping = self.running and self._stop is not None
             if stopping:
+                self._pending = None
                 self._stop.request()
                 self.status, self.level = "stopping", "warning"
                 self.message = "Stopping at the next step; finished rounds are kept."
@@ -280,7 +340,10 @@ class Controller:
             else:
                 self.status, self.level = "error", "error"
                 self.message = describe_error(error) + " Nothing stored was lost; fix the setting and press Run."
+            pending, self._pending = self._pending, None
         self._changed(force=True)
+        if pending is not None:
+            self.start(pending)
 
     def _finished_message(self, jobs: List[Job]) -> str:
         took = _fmt_seconds(self._t_end - self._t_start)
@@ -308,7 +371,7 @@ class Controller:
             self.state.last_job = job
         self._changed()
         try:
-            job.call(lambda ev: self._on_event(job, ev), stop)
+            job.call(lambda ev: self._on_event(job, ev), _CountingStop(stop, lambda: self._on_step(job)))
         except RunStopped:
             with self._lock:
                 job.status = "stopped"
@@ -321,6 +384,12 @@ class Controller:
             job.status = "done"
             job.finish()
         self._changed()
+
+    def _on_step(self, job: Job) -> None:
+        if job.kind == "learned":
+            with self._lock:
+                self.state.step(job)
+            self._changed()
 
     def _on_event(self, job: Job, ev: dict) -> None:
         with self._lock:
