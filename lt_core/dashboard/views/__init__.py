@@ -69,8 +69,10 @@ class Dashboard:
         self.controls.stop_btn.on_click(self.stop)
         self.controls.arch.observe(lambda _: self.render(self.c.snapshot()), names="value")  # the reference lines
         self.controls.apply_mode()
-        # Draw the initial state before wrapping the figures in BokehModel widgets: a BokehModel
-        # ships its figures' state when the page connects, but changes made before that are lost.
+        # Draw the initial state, with the stored runs of the first settings, before wrapping the
+        # figures in BokehModel widgets: a BokehModel ships its figures' state when the page
+        # connects, but changes made before that are lost.
+        self.c.show_settings(self.controls.request())
         self._render_now(self.c.snapshot())
         p, m = self.plots, self.masks
         panels = [grid([p.curve_fig, p.prune_fig, p.layer_fig]),
@@ -98,7 +100,6 @@ class Dashboard:
         self.c.add_listener(self.render)
         for widget in self.controls.request_widgets():
             widget.observe(lambda _: self.show_settings(), names="value")
-        self.show_settings()  # what the store already holds for the first settings
 
     def show_settings(self) -> None:
         """Draw the stored runs of the settings the controls describe (on the render thread)."""
