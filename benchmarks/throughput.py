@@ -38,8 +38,9 @@ sys.path.insert(0, str(REPO))
 
 from lt_core import get_arch, init_weights, load_dataset  # noqa: E402
 from lt_core.data import IDX_FILES, resolve_data_dir  # noqa: E402
+from lt_core.backends import RunSpec  # noqa: E402
 from lt_core.models import zero_biases  # noqa: E402
-from lt_core.train import RunSpec, Trainer  # noqa: E402
+from lt_core.train import Trainer  # noqa: E402
 
 FC_WEIGHTS = 266_200
 BATCH = 60
@@ -133,10 +134,11 @@ class LtCoreLoop(Stepper):
 
     def advance(self, n: int) -> None:
         end = self.it + n
+        backend = self.trainer.backend
         while self.it < end:  # as the training loop steps: as many steps a call as the trainer takes
             steps = min(self.trainer.max_steps(self.it), end - self.it)
-            if self.trainer.inputs is not None and self.trainer.fc_stack is None:
-                self.widths += [self.trainer.batch.width(self.it + j) for j in range(steps)]
+            if backend.name == "dense_fc":
+                self.widths += [backend.width(self.trainer.batch, self.it + j) for j in range(steps)]
             self.trainer.steps(self.it, steps)
             self.it += steps
 
@@ -202,7 +204,8 @@ def main() -> int:
     print(f"float32 matmul (2048^3): {peak:.1f} GFLOP/s; stacked path reaches {reached:.1f} dense-equivalent GFLOP/s "
           f"({100 * reached / peak:.1f}% of it; dense compute roof {peak * 1e9 / flops_step:.0f} run-steps/s)")
     trainer = loops["stacked"].trainer
-    if trainer.fc_stack is not None:  # the C kernel computes over each image's nonzero inputs
+    print(f"backend: {trainer.backend.name}")
+    if trainer.backend.name == "cpu_kernel":  # the C kernel computes over each image's nonzero inputs
         nonzero = [float((trainer.batch(it)[0] != 0).flatten(-3).sum(-1).float().mean()) for it in range(200)]
         print(f"first-layer inputs computed per image (its nonzero pixels, of 784): mean {sum(nonzero) / len(nonzero):.0f};"
               " the FLOP count above is the dense one")

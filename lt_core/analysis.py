@@ -1,31 +1,20 @@
 """Results -> tidy DataFrames -> plots, for the notebooks and the dashboard.
 
-``rounds_frame`` turns lottery results into one row per (run, round); ``metrics_frame`` reads the
-tidy metric rows of stored runs; ``accuracy_vs_remaining`` draws the paper's Figure-3-style plot
+``rounds_frame`` turns lottery results into one row per (run, round); ``stored_rounds_frame``,
+``metrics_frame`` and ``runs_frame`` read the results store through its reader
+(:func:`lt_core.store.open_run`); ``accuracy_vs_remaining`` draws the paper's Figure-3-style plot
 (early-stop test accuracy against the percent of weights remaining, log x axis) with bokeh.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Iterable, List, Optional, Sequence
+from typing import Iterable, Optional, Sequence
 
 import pandas as pd
 
-from .store import RunDir, read_json, read_metrics_csv
+from .store import ROW_COLUMNS, list_runs, open_run
 
-# Table 1 of the paper (test accuracy, %): one-shot masks (init, signed constants), learned
-# masks (init, signed constants, DWR) and the trained dense network.
-PAPER_TABLE1 = {
-    "fc": {"mask_init": 79.3, "mask_signed_constant": 86.3, "learned_init": 95.3,
-           "learned_signed_constant": 96.4, "learned_dwr": 97.8, "dense": 97.7},
-    "conv2": {"mask_init": 22.3, "mask_signed_constant": 37.4, "learned_init": 64.4,
-              "learned_signed_constant": 66.3, "learned_dwr": 65.0, "dense": 69.2},
-    "conv4": {"mask_init": 23.7, "mask_signed_constant": 39.7, "learned_init": 65.4,
-              "learned_signed_constant": 66.2, "learned_dwr": 71.7, "dense": 75.4},
-    "conv6": {"mask_init": 24.0, "mask_signed_constant": 41.0, "learned_init": 65.3,
-              "learned_signed_constant": 65.4, "learned_dwr": 76.3, "dense": 78.3},
-}
 
 def rounds_frame(results: Iterable, labels: Optional[Sequence[dict]] = None) -> pd.DataFrame:
     """One row per (run, round) of lottery results (``ExperimentResult``), with optional labels.
@@ -45,22 +34,16 @@ def rounds_frame(results: Iterable, labels: Optional[Sequence[dict]] = None) -> 
 
 def stored_rounds_frame(run_dir) -> pd.DataFrame:
     """The rounds of a stored lottery run (its trunk's round 0 included), from the results store."""
-    run = RunDir(run_dir)
-    config = run.config()
-    dirs = []
-    if "trunk" in config:
-        dirs.append(RunDir(run.path.parent / config["trunk"]))
-    dirs.append(run)
+    run = open_run(run_dir)
     rows = []
-    for d in dirs:
-        for k in d.done_rounds():
-            s = d.summary(k)
-            rows.append({"run": run.name, "round": k, "weights_remaining": s["weights_remaining"],
-                         "percent_remaining": 100 * s["weights_remaining"],
-                         "early_stop_iteration": s["early_stop_iteration"],
-                         "early_stop_test_acc": s["early_stop_test_acc"], "final_test_acc": s["final_test_acc"],
-                         **{f"layer_{n}": v for n, v in s["layer_remaining"].items()}})
-    prune = config.get("prune", {})
+    for r in run.rounds:
+        s = r.summary
+        rows.append({"run": run.name, "round": r.index, "weights_remaining": s["weights_remaining"],
+                     "percent_remaining": 100 * s["weights_remaining"],
+                     "early_stop_iteration": s["early_stop_iteration"],
+                     "early_stop_test_acc": s["early_stop_test_acc"], "final_test_acc": s["final_test_acc"],
+                     **{f"layer_{n}": v for n, v in s["layer_remaining"].items()}})
+    prune = run.config.get("prune", {})
     frame = pd.DataFrame(rows)
     for key in ("criterion", "mask1", "mask0"):
         if key in prune:
@@ -69,31 +52,18 @@ def stored_rounds_frame(run_dir) -> pd.DataFrame:
 
 
 def metrics_frame(run_dir) -> pd.DataFrame:
-    """All tidy metric rows (run, round, iteration, split, metric, value) of a stored run."""
-    run = RunDir(run_dir)
-    rows: List[dict] = []
-    config = run.config()
-    if "trunk" in config:
-        rows += metrics_frame(run.path.parent / config["trunk"]).to_dict("records")
-    for k in run.done_rounds():
-        rows += read_metrics_csv(run.round_dir(k) / "metrics.csv")
-    return pd.DataFrame(rows, columns=["run", "round", "iteration", "split", "metric", "value"])
+    """All tidy metric rows (run, round, iteration, split, metric, value) of a stored run.
+
+    A lottery run's rows start with its trunk's round 0; a one-shot supermask sweep has none (its
+    numbers are :meth:`lt_core.store.SupermaskRun.points`).
+    """
+    return open_run(run_dir).metrics()
 
 
-def list_runs(root) -> pd.DataFrame:
-    """Every run in a results root: directory, kind, architecture and its non-default settings."""
-    rows = []
-    root = Path(root)
-    if root.is_dir():
-        for d in sorted(root.iterdir()):
-            cfg_path = d / "config.json"
-            if not cfg_path.is_file():
-                continue
-            cfg = read_json(cfg_path)
-            rows.append({"run": d.name, "kind": cfg.get("kind", d.name.split("-")[0]),
-                         "arch": cfg.get("model", {}).get("arch"), "path": str(d),
-                         **{k: cfg.get("prune", {}).get(k) for k in ("criterion", "mask1", "mask0")}})
-    return pd.DataFrame(rows, columns=["run", "kind", "arch", "path", "criterion", "mask1", "mask0"])
+def runs_frame(root, kinds: Optional[Sequence[str]] = None) -> pd.DataFrame:
+    """One row per run in a results root (see :func:`lt_core.store.list_runs`): folder, kind,
+    architecture, criterion and policies of a lottery run, rounds finished and asked for."""
+    return pd.DataFrame([run.row() for run in list_runs(root, kinds)], columns=list(ROW_COLUMNS))
 
 
 PALETTE = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22",

@@ -4,6 +4,10 @@ Commands: ``train`` (dense network), ``lottery`` (iterative pruning), ``supermas
 supermasks on the untrained network), ``learn-mask`` (learned supermasks), ``export`` (a round's
 ticket as a plain state_dict), ``list`` (every name the other commands accept).
 
+``--plugin MODULE`` (repeatable, on every command; a module name or a path to a ``.py`` file)
+imports a module before the arguments are read, so the architectures, criteria and policies it
+registers (``lt_core.register_arch`` and friends) are valid choices of that command.
+
 With ``--json`` the last line of stdout is one JSON object with the results. Errors in the input
 print one line naming the field and the allowed values, and exit with status 2. Ctrl-C stops at
 the next step boundary: finished rounds are kept and the same command resumes.
@@ -12,23 +16,27 @@ the next step boundary: finished rounds are kept and the same command resumes.
 from __future__ import annotations
 
 import argparse
+import importlib
+import importlib.util
 import json
 import signal
 import sys
 import traceback
+from pathlib import Path
 from typing import List, Optional
 
-from . import criteria, data as data_mod, models, policies
+from . import archs, criteria, data as data_mod, policies
 from .config import ConfigError, DataConfig, ModelConfig, PruneConfig, TrainConfig, load_json
 from .events import RunStopped, StopToken
+from .store import StoreError
 
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)  # both stop at a step boundary with a checkpoint
-EXPECTED_FAILURES = (ConfigError, data_mod.DataError, ValueError, FileNotFoundError)
+EXPECTED_FAILURES = (ConfigError, data_mod.DataError, StoreError, ValueError, FileNotFoundError)
 
 
 def _where_options(g) -> None:
     """Options of every training command: which network and data, where, which device and seed, output."""
-    g.add_argument("--arch", choices=models.ARCHS, default=None, help="network (default fc)")
+    g.add_argument("--arch", choices=archs.ARCHS.names(), default=None, help="network (default fc)")
     g.add_argument("--dataset", choices=data_mod.DATASETS, default=None,
                    help="dataset (default: the architecture's: mnist for fc, cifar10 for conv nets)")
     g.add_argument("--data-dir", default=None, help="folder holding the datasets (default $LT_DATA_DIR, "
@@ -39,6 +47,34 @@ def _where_options(g) -> None:
     g.add_argument("--seed", type=int, default=None, help="seeds every random choice (default 0)")
     g.add_argument("--json", action="store_true", help="print one JSON object with the results as the last line")
     g.add_argument("--quiet", action="store_true", help="no progress bar")
+
+
+def _plugin_option(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--plugin", action="append", default=[], metavar="MODULE",
+                   help="import MODULE (a module name or a .py file) first, so the architectures, criteria and "
+                        "policies it registers can be chosen; repeatable")
+
+
+def load_plugin(spec: str) -> None:
+    """Import ``spec``: a path to a ``.py`` file (loaded as a module named after the file) or a module name."""
+    path = Path(spec)
+    if spec.endswith(".py") or path.is_file():
+        if not path.is_file():
+            raise FileNotFoundError(f"--plugin: no file {spec!r}")
+        name = path.stem
+        loaded = sys.modules.get(name)
+        if loaded is not None and Path(getattr(loaded, "__file__", "") or "").resolve() == path.resolve():
+            return
+        module_spec = importlib.util.spec_from_file_location(name, path)
+        module = importlib.util.module_from_spec(module_spec)
+        sys.modules[name] = module
+        try:
+            module_spec.loader.exec_module(module)
+        except BaseException:
+            del sys.modules[name]
+            raise
+        return
+    importlib.import_module(spec)
 
 
 def _common(p: argparse.ArgumentParser) -> None:
@@ -124,8 +160,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("list", help="list architectures, datasets, criteria and policies",
                        description="Every name the other commands accept.")
     p.add_argument("--json", action="store_true", help="print one JSON object as the last line")
-    for p in sub.choices.values():
-        p.add_argument("--debug", action="store_true", help="on a failure, print the traceback too")
+    for command in sub.choices.values():
+        _plugin_option(command)
+        command.add_argument("--debug", action="store_true", help="on a failure, print the traceback too")
     return parser
 
 
@@ -192,7 +229,7 @@ def _print_event(event: dict) -> None:
 
 
 def _listing() -> dict:
-    return {"architectures": list(models.ARCHS), "datasets": list(data_mod.DATASETS),
+    return {"architectures": list(archs.ARCHS), "datasets": list(data_mod.DATASETS),
             "criteria": list(criteria.CRITERIA), "mask1_policies": list(policies.MASK1_POLICIES),
             "mask0_policies": list(policies.MASK0_POLICIES)}
 
@@ -204,13 +241,14 @@ def _run(args, stop: StopToken) -> dict:
     if args.command == "list":
         listing = _listing()
         if not args.json:
-            descriptions = {**{n: c.description for n, c in criteria.REGISTRY.items()},
-                            **{n: p.description for n, p in policies.MASK1_REGISTRY.items()},
-                            **{n: p.description for n, p in policies.MASK0_REGISTRY.items()}}
+            described = {"architectures": {n: a.label for n, a in archs.ARCHS.items()},
+                         "criteria": {n: c.description for n, c in criteria.CRITERIA.items()},
+                         "mask1_policies": {n: p.description for n, p in policies.MASK1_POLICIES.items()},
+                         "mask0_policies": {n: p.description for n, p in policies.MASK0_POLICIES.items()}}
             for section, names in listing.items():
                 print(f"{section}:")
                 for name in names:
-                    desc = descriptions.get(name, "")
+                    desc = described.get(section, {}).get(name, "")
                     print(f"  {name:<28} {desc}".rstrip())
         return listing
     if args.command == "export":
@@ -257,6 +295,15 @@ def _run(args, stop: StopToken) -> dict:
 def main(argv: Optional[List[str]] = None) -> int:
     """Run one command; return the exit status (0 done, 2 bad input or a failure named in one line,
     130 / 143 stopped by Ctrl-C / SIGTERM with a checkpoint kept)."""
+    # plugins first: what they register must be among the choices the full parser checks
+    early = argparse.ArgumentParser(add_help=False, allow_abbrev=False)
+    _plugin_option(early)
+    for spec in early.parse_known_args(argv)[0].plugin:
+        try:
+            load_plugin(spec)
+        except Exception as exc:  # the user's module: report what failed, in one line
+            print(f"error: --plugin {spec}: {type(exc).__name__}: {exc}", file=sys.stderr)
+            return 2
     parser = build_parser()
     args = parser.parse_args(argv)
     stop = StopToken()

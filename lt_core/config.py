@@ -3,7 +3,8 @@
 Each config
 
 * validates itself on construction: an unknown name raises :class:`ConfigError` listing the allowed
-  values, an out-of-range number names the field and the range;
+  values (read from the live registries, so names registered by user code are accepted), an
+  out-of-range number names the field and the range;
 * prints only the fields that differ from their defaults (``TrainConfig(epochs=2, seed=3)``);
 * round-trips through JSON (:meth:`to_dict` / :meth:`from_dict`);
 * contributes its non-default, result-relevant fields to the run hash that names a run's directory
@@ -21,19 +22,18 @@ import typing
 from dataclasses import dataclass, field, fields
 from typing import Any, ClassVar, Optional
 
-from . import criteria as _criteria
-from . import policies as _policies
-from .models import ARCHS
+from .archs import ARCHS
+from .criteria import CRITERIA
 from .data import DATASETS
+from .errors import ConfigError
+from .policies import MASK0_POLICIES, MASK1_POLICIES
 
 DEVICES = ("auto", "cpu", "cuda")
 
 
-class ConfigError(ValueError):
-    """A configuration value is invalid. The message names the field and what is allowed."""
-
-
-def _no_hash(default: Any) -> Any:
+def no_hash(default: Any) -> Any:
+    """A config field that says only *where* or *how fast* (a path, a device): it is stored with the
+    run but never part of its identity (the run hash)."""
     return field(default=default, metadata={"hash": False})
 
 
@@ -73,8 +73,8 @@ def check_length(owner: str, epochs, iterations) -> None:
 
 
 @dataclass(frozen=True)
-class _Config:
-    """Shared behaviour of the config dataclasses."""
+class Config:
+    """Shared behaviour of the config dataclasses (subclass it, frozen, for a new kind of config)."""
 
     _label: ClassVar[str] = "config"
 
@@ -124,7 +124,7 @@ class _Config:
         return {f.name: getattr(self, f.name) for f in fields(self)}
 
     @classmethod
-    def from_dict(cls, data: dict) -> "_Config":
+    def from_dict(cls, data: dict) -> "Config":
         if not isinstance(data, dict):
             raise ConfigError(f"{cls.__name__}: expected a JSON object, got {type(data).__name__}")
         allowed = [f.name for f in fields(cls)]
@@ -135,12 +135,12 @@ class _Config:
             )
         return cls(**data)
 
-    def replace(self, **changes) -> "_Config":
+    def replace(self, **changes) -> "Config":
         return dataclasses.replace(self, **changes)
 
 
 @dataclass(frozen=True, repr=False)
-class DataConfig(_Config):
+class DataConfig(Config):
     """Which dataset and how it is split.
 
     ``dataset=None`` means the architecture's own dataset (MNIST for ``fc``, CIFAR-10 for the conv
@@ -152,8 +152,8 @@ class DataConfig(_Config):
     dataset: Optional[str] = None
     val_size: int = 5000
     val_seed: int = 0
-    data_dir: Optional[str] = _no_hash(None)
-    download: bool = _no_hash(True)
+    data_dir: Optional[str] = no_hash(None)
+    download: bool = no_hash(True)
 
     def validate(self) -> None:
         if self.dataset is not None:
@@ -163,8 +163,9 @@ class DataConfig(_Config):
 
 
 @dataclass(frozen=True, repr=False)
-class ModelConfig(_Config):
-    """Which network: ``fc`` (LeNet 300-100-10), ``conv2``, ``conv4`` or ``conv6``."""
+class ModelConfig(Config):
+    """Which network: a name registered in :data:`lt_core.archs.ARCHS` (``fc``, ``conv2``, ``conv4``,
+    ``conv6``, ``conv8`` or one registered by user code)."""
 
     arch: str = "fc"
 
@@ -173,7 +174,7 @@ class ModelConfig(_Config):
 
 
 @dataclass(frozen=True, repr=False)
-class TrainConfig(_Config):
+class TrainConfig(Config):
     """How a network is trained (Adam, protocol section 2.2).
 
     ``lr=None`` and ``epochs=None`` mean the architecture's protocol values (FC 1.2e-3 / 55 epochs,
@@ -189,7 +190,7 @@ class TrainConfig(_Config):
     iterations: Optional[int] = None
     eval_every: int = 100
     eval_train: bool = True
-    device: str = _no_hash("auto")
+    device: str = no_hash("auto")
 
     def validate(self) -> None:
         check_range("TrainConfig", "seed", self.seed, 0, 2**63 - 1, integer=True)
@@ -202,7 +203,7 @@ class TrainConfig(_Config):
 
 
 @dataclass(frozen=True, repr=False)
-class PruneConfig(_Config):
+class PruneConfig(Config):
     """Iterative pruning (protocol sections 3-5).
 
     ``rounds`` pruning rounds follow the dense round 0. Each round prunes, within each layer, the
@@ -220,9 +221,9 @@ class PruneConfig(_Config):
     prune_fraction_output: Optional[float] = None
 
     def validate(self) -> None:
-        check_choice("PruneConfig", "criterion", self.criterion, _criteria.CRITERIA)
-        check_choice("PruneConfig", "mask1", self.mask1, _policies.MASK1_POLICIES)
-        check_choice("PruneConfig", "mask0", self.mask0, _policies.MASK0_POLICIES)
+        check_choice("PruneConfig", "criterion", self.criterion, CRITERIA)
+        check_choice("PruneConfig", "mask1", self.mask1, MASK1_POLICIES)
+        check_choice("PruneConfig", "mask0", self.mask0, MASK0_POLICIES)
         check_range("PruneConfig", "rounds", self.rounds, 0, 200, integer=True)
         for kind in ("conv", "fc", "output"):
             value = getattr(self, f"prune_fraction_{kind}")
@@ -249,7 +250,7 @@ def configs_to_dict(configs: dict) -> dict:
     return {k: v.to_dict() for k, v in configs.items()}
 
 
-def config_hash(kind: str, **configs: _Config) -> str:
+def config_hash(kind: str, **configs: Config) -> str:
     """Stable short hash of the non-default, result-relevant fields of ``configs``."""
     payload = {"kind": kind}
     for key in sorted(configs):

@@ -1,9 +1,21 @@
 """Mask criteria M(w_i, w_f) (protocol section 3.2): pure functions from tensors to keep-scores.
 
-A criterion maps one layer's initial weights ``w_i``, final weights ``w_f``, the boolean tensor
-``kept`` of still-unpruned positions and a ``torch.Generator`` to a score tensor of the same shape:
-**higher means keep**. Only the scores at kept positions matter. Pruning (``lt_core.pruning``)
-removes the lowest-scoring kept weights, ties broken by a seeded random key.
+The signature, for built-ins and for criteria registered with :func:`register_criterion`:
+
+* ``scope="layer"`` (the paper's layer-wise pruning): ``fn(w_i, w_f, kept, gen) -> scores`` is
+  called once per layer with that layer's initial weights ``w_i``, final weights ``w_f`` (float
+  tensors of the weight's shape, on the CPU), the boolean tensor ``kept`` of still-unpruned
+  positions and a ``torch.Generator`` seeded for (round, layer); it returns a tensor of the same
+  shape.
+* ``scope="network"`` (global pruning): ``fn(w_i, w_f, kept, gen) -> scores`` is called once per
+  round with ``{layer_name: tensor}`` dicts of all layers and one generator; it returns a dict with
+  a score tensor for every layer, each of that layer's shape. Scores are compared across layers, so
+  they must share one scale. How many weights go is still set by the per-layer fractions (see
+  :func:`lt_core.pruning.compute_masks`).
+
+In both, **higher means keep**; only the scores at kept positions matter. Pruning
+(``lt_core.pruning``) removes the lowest-scoring kept weights, ties broken by a seeded random key.
+A returned score of the wrong shape raises a ``ValueError`` naming the criterion and the layer.
 
 The two-sided criteria (``large_init_large_final``, ``small_init_small_final``) follow the
 protocol's single-percentile rule: a weight survives only if it is in the top of the layer by
@@ -18,20 +30,25 @@ tie-break.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Callable, Dict
+from typing import Callable
 
 import torch
 
+from .errors import ConfigError
+from .registry import Registry
+
 Tensor = torch.Tensor
-ScoreFn = Callable[[Tensor, Tensor, Tensor, torch.Generator], Tensor]
+ScoreFn = Callable[..., object]  # see the module docstring for the two signatures
+SCOPES = ("layer", "network")
 
 
 @dataclass(frozen=True)
 class Criterion:
     name: str
-    formula: str
+    formula: str  # how the score reads in the paper's notation, e.g. "|w_f|"
     fn: ScoreFn
     description: str
+    scope: str = "layer"  # "layer": fn sees one layer at a time; "network": all layers at once
 
 
 def ranks_among(values: Tensor, kept: Tensor, gen: torch.Generator) -> Tensor:
@@ -82,17 +99,31 @@ _DEFS = [
      "keep large final weights that flipped sign (supermask control)"),
 ]
 
-REGISTRY: Dict[str, Criterion] = {name: Criterion(name, formula, fn, desc) for name, formula, fn, desc in _DEFS}
-CRITERIA = tuple(REGISTRY)
-PAPER_CRITERIA = CRITERIA[:9]  # the nine criteria of the paper's Figure 3; the last two are for supermasks
+CRITERIA: Registry[Criterion] = Registry("criterion", "criterion")
+for _name, _formula, _fn, _description in _DEFS:
+    CRITERIA.add(_name, Criterion(_name, _formula, _fn, _description))
+del _name, _formula, _fn, _description
+# the nine criteria of the paper's Figure 3; the last two are for supermasks
+PAPER_CRITERIA = tuple(name for name, *_ in _DEFS[:9])
 
 
-def get_criterion(name: str) -> Criterion:
-    if name not in REGISTRY:
-        raise ValueError(f"criterion: unknown value {name!r}; allowed values: {', '.join(CRITERIA)}")
-    return REGISTRY[name]
+def register_criterion(name: str, fn: ScoreFn, description: str, *, formula: str = "",
+                       scope: str = "layer") -> Criterion:
+    """Make the mask criterion ``fn`` available under ``name`` wherever a built-in one is: the Python API
+    (``PruneConfig(criterion=name)``, ``compute_masks``, one-shot supermasks), the CLI's
+    ``--criterion`` / ``--criteria``, the dashboard's menu (registered before the app is built) and the
+    results store (the name is part of a run's identity).
 
+    ``fn`` follows the signature of the module docstring for its ``scope`` (``"layer"``, the default,
+    or ``"network"`` for global pruning); ``formula`` is how the score reads, for menus and tips.
+    A name already registered raises :class:`~lt_core.errors.ConfigError`. Example::
 
-def score(name: str, w_init: Tensor, w_final: Tensor, kept: Tensor, gen: torch.Generator) -> Tensor:
-    """Keep-scores of criterion ``name`` for one layer (higher = keep)."""
-    return get_criterion(name).fn(w_init, w_final, kept.bool(), gen)
+        register_criterion("large_init_times_final", lambda wi, wf, kept, gen: (wi * wf).abs(),
+                           "keep weights with a large |w_i * w_f|", formula="|w_i w_f|")
+    """
+    if not callable(fn):
+        raise ConfigError(f"register_criterion: fn of {name!r} is not callable (got {type(fn).__name__})")
+    if scope not in SCOPES:
+        raise ConfigError(f"register_criterion: scope {scope!r} of {name!r} is unknown; allowed values: "
+                          f"{', '.join(SCOPES)}")
+    return CRITERIA.add(name, Criterion(name, formula or name, fn, description, scope))

@@ -31,7 +31,24 @@ from typing import Dict, Optional, Tuple
 import numpy as np
 import torch
 
-DATASETS = ("mnist", "fashion_mnist", "cifar10")
+
+
+@dataclass(frozen=True)
+class DatasetInfo:
+    """What an architecture and a schedule need to know of a dataset before loading it."""
+
+    train_size: int  # images in the original training set (the validation split comes out of it)
+    test_size: int
+    input_shape: Tuple[int, int, int]  # (C, H, W)
+    classes: int
+
+
+DATASET_INFO: Dict[str, DatasetInfo] = {
+    "mnist": DatasetInfo(60000, 10000, (1, 28, 28), 10),
+    "fashion_mnist": DatasetInfo(60000, 10000, (1, 28, 28), 10),
+    "cifar10": DatasetInfo(50000, 10000, (3, 32, 32), 10),
+}
+DATASETS = tuple(DATASET_INFO)
 
 IDX_FILES = {
     "train_images": "train-images-idx3-ubyte",
@@ -39,7 +56,6 @@ IDX_FILES = {
     "test_images": "t10k-images-idx3-ubyte",
     "test_labels": "t10k-labels-idx1-ubyte",
 }
-IDX_COUNTS = {"train": 60000, "test": 10000}
 IDX_FOLDERS = {"mnist": ("mnist", "MNIST/raw", "."), "fashion_mnist": ("fashion_mnist", "FashionMNIST/raw", ".")}
 CIFAR_FOLDER = "cifar-10-batches-py"
 CIFAR_FILES = ("data_batch_1", "data_batch_2", "data_batch_3", "data_batch_4", "data_batch_5",
@@ -179,13 +195,15 @@ def load_idx_arrays(root: Path, dataset: str, download: bool) -> Dict[str, np.nd
         folder = _find_idx_folder(root, dataset)
     if folder is None:
         raise DataNotFoundError(_expected_idx_message(root, dataset))
+    info = DATASET_INFO[dataset]
+    counts = {"train": info.train_size, "test": info.test_size}
     out = {}
     for key, name in IDX_FILES.items():
         path = _idx_path(folder, name)
         _check_sha256(folder, path)
         split, what = key.split("_")
         out[key] = parse_idx(_read_bytes(path), expect_ndim=3 if what == "images" else 1,
-                             expect_count=IDX_COUNTS[split], path=path)
+                             expect_count=counts[split], path=path)
     for split in ("train", "test"):
         labels = out[f"{split}_labels"]
         if labels.max() > 9:

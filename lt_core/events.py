@@ -2,6 +2,10 @@
 
 Events are small JSON-ready dicts with an ``"event"`` key:
 
+Every event about one run names it twice: ``"run"`` (its folder's name) and ``"run_dir"`` (the
+absolute path of its folder in the results store, added by :func:`with_run_dir`), so a listener
+never rebuilds folder names.
+
 * ``{"event": "stage", "stage": ..., ...}`` -- a stage started, finished or was reused
   (``"data_loaded"``, ``"round_start"``, ``"round_reused"``, ``"resumed"``...);
 * ``{"event": "eval", "run", "round", "iteration", "iterations", "<split>_loss", "<split>_acc"...}``
@@ -16,6 +20,7 @@ raises :class:`RunStopped`. Finished stages stay in the results store and a late
 from __future__ import annotations
 
 import threading
+from pathlib import Path
 from typing import Callable, Optional
 
 EventCallback = Callable[[dict], None]
@@ -50,3 +55,21 @@ class StopToken:
 def emit(callback: Optional[EventCallback], **record) -> None:
     if callback is not None:
         callback(record)
+
+
+def with_run_dir(callback: Optional[EventCallback], root) -> Optional[EventCallback]:
+    """``callback`` seeing, in every event that names a ``run``, its folder ``root / run`` as ``run_dir``.
+
+    The experiments wrap their listener once, so every event they and the training loop emit for
+    a run carries its folder (the loop itself knows runs by name only).
+    """
+    if callback is None:
+        return None
+    root = Path(root).absolute()
+
+    def forward(record: dict) -> None:
+        if "run" in record:
+            record = {**record, "run_dir": str(root / record["run"])}
+        callback(record)
+
+    return forward

@@ -14,29 +14,13 @@ from typing import Dict
 
 import torch
 
-from .store import RunDir
-
-
-def _round_source(run_dir: RunDir, k: int) -> RunDir:
-    if k == 0 and not run_dir.round_done(0):
-        config = run_dir.config()
-        if "trunk" in config:
-            return RunDir(run_dir.path.parent / config["trunk"])
-    return run_dir
+from .store import atomic_torch_save, open_run
 
 
 def ticket_state_dict(run_dir, round_index: int) -> Dict[str, torch.Tensor]:
-    """The ticket of round ``round_index`` of the run stored at ``run_dir``."""
-    run = RunDir(run_dir)
-    if not (run.path / "config.json").is_file():
-        raise FileNotFoundError(f"{run.path}: not a run directory (no config.json)")
-    src = _round_source(run, round_index)
-    if not src.round_done(round_index):
-        done = sorted(set(src.done_rounds()) | ({0} if src is not run else set()) | set(run.done_rounds()))
-        raise ValueError(f"round {round_index}: not finished in {run.path}; finished rounds: "
-                         f"{', '.join(map(str, done)) or 'none'}")
-    start = src.load_tensors(round_index, "start") or src.load_tensors(round_index, "init")
-    masks = src.load_tensors(round_index, "masks")
+    """The ticket of round ``round_index`` of the run stored at ``run_dir`` (round 0: its dense trunk's)."""
+    finished = open_run(run_dir).round(round_index)
+    start, masks = finished.start(), finished.load("masks")
     out = {}
     for name, w in start["weights"].items():
         mask = masks[name].to(w.dtype)
@@ -48,8 +32,6 @@ def ticket_state_dict(run_dir, round_index: int) -> Dict[str, torch.Tensor]:
 
 def export_ticket(run_dir, round_index: int, out_path) -> Path:
     """Write :func:`ticket_state_dict` to ``out_path`` with ``torch.save``; returns the path."""
-    from .store import atomic_torch_save
-
     sd = ticket_state_dict(run_dir, round_index)
     atomic_torch_save(Path(out_path), sd)
     return Path(out_path)

@@ -24,42 +24,18 @@ from typing import Dict, List, Optional, Sequence
 import torch
 
 from . import pruning
-from .config import ConfigError, DataConfig, ModelConfig, PruneConfig, TrainConfig, config_hash, configs_to_dict
+from .config import ConfigError, DataConfig, ModelConfig, PruneConfig, TrainConfig, configs_to_dict
 from .data import load_dataset
-from .events import EventCallback, StopToken, emit
-from .models import Arch, full_masks, get_arch, init_weights, zero_biases
-from .policies import MASK0_REGISTRY, apply_mask0, apply_mask1
+from .events import EventCallback, StopToken, emit, with_run_dir
+from .archs import Arch, get_arch
+from .models import full_masks, init_weights, zero_biases
+from .policies import MASK0_POLICIES, apply_mask0, apply_mask1
+from .schedule import canonical, dataset_name, learning_rate, total_iterations
 from .seeding import derive_seed, generator
-from .store import RunDir, atomic_write_json, metrics_csv, atomic_write_text, read_json, results_root
-from .train import RunSpec, Trainer, auto_stack_size, resolve_device
-
-COMPATIBLE = {"fc": ("mnist", "fashion_mnist"), "conv2": ("cifar10",), "conv4": ("cifar10",),
-              "conv6": ("cifar10",)}
-TRAIN_SIZES = {"mnist": 60000, "fashion_mnist": 60000, "cifar10": 50000}
-
-
-def dataset_name(data: DataConfig, model: ModelConfig) -> str:
-    name = data.dataset or get_arch(model.arch).dataset
-    if name not in COMPATIBLE[model.arch]:
-        raise ConfigError(f"DataConfig.dataset: {name!r} does not fit arch {model.arch!r}; allowed values: "
-                          f"{', '.join(COMPATIBLE[model.arch])}")
-    return name
-
-
-def total_iterations(data: DataConfig, model: ModelConfig, train: TrainConfig) -> int:
-    """The run's length: ``iterations`` if set, else epochs x floor(N_train / batch)."""
-    if train.iterations is not None:
-        return train.iterations
-    arch = get_arch(model.arch)
-    n_train = TRAIN_SIZES[dataset_name(data, model)] - data.val_size
-    per_epoch = n_train // train.batch_size
-    if per_epoch == 0:
-        raise ConfigError(f"TrainConfig.batch_size: {train.batch_size} is larger than the {n_train} training images")
-    return (train.epochs or arch.epochs) * per_epoch
-
-
-def learning_rate(model: ModelConfig, train: TrainConfig) -> float:
-    return train.lr if train.lr is not None else get_arch(model.arch).lr
+from .store import Round, RunDir, atomic_write_text, dense_dir, lottery_dir, metrics_csv, open_run, results_root
+from .backends import RunSpec
+from .devices import auto_stack_size, resolve_device
+from .train import Trainer
 
 
 @dataclass
@@ -110,7 +86,7 @@ class _Context:
         self.lr = learning_rate(model, train)
         self.device = resolve_device(train.device)
         self.root = results_root(out)
-        self.on_event, self.stop, self.progress = on_event, stop, progress
+        self.on_event, self.stop, self.progress = with_run_dir(on_event, self.root), stop, progress
         self._data = None
 
     @property
@@ -139,43 +115,18 @@ def _summary(k: int, masks: Dict[str, torch.Tensor], result, seconds: float, ite
 
 
 def _write_config(run_dir: RunDir, kind: str, configs: dict, extra: Optional[dict] = None) -> None:
-    path = run_dir.path / "config.json"
-    body = {"kind": kind, **configs_to_dict(configs), **(extra or {})}
-    if not path.is_file():
-        atomic_write_json(path, body)
-
-
-def canonical(data: DataConfig, model: ModelConfig, train: TrainConfig, prune: Optional[PruneConfig] = None):
-    """The same configs with values equal to the architecture's defaults reset to ``None``.
-
-    ``--dataset mnist`` for FC, or ``--lr 1.2e-3``, is the default experiment and gets the default's
-    run directory.
-    """
-    arch = get_arch(model.arch)
-    if data.dataset == arch.dataset:
-        data = data.replace(dataset=None)
-    if train.lr == arch.lr:
-        train = train.replace(lr=None)
-    if train.epochs == arch.epochs:
-        train = train.replace(epochs=None)
-    if prune is not None:
-        for kind in ("conv", "fc", "output"):
-            if getattr(prune, f"prune_fraction_{kind}") == arch.prune_fractions[kind]:
-                prune = prune.replace(**{f"prune_fraction_{kind}": None})
-    return data, model, train, prune
+    run_dir.write_config({"kind": kind, **configs_to_dict(configs), **(extra or {})})
 
 
 def dense_run_dir(data: DataConfig, model: ModelConfig, train: TrainConfig, out=None) -> RunDir:
     data, model, train, _ = canonical(data, model, train)
-    h = config_hash("train", data=data, model=model, train=train)
-    return RunDir(results_root(out) / f"train-{model.arch}-{h}")
+    return dense_dir(results_root(out), data, model, train)
 
 
 def lottery_run_dir(data: DataConfig, model: ModelConfig, train: TrainConfig, prune: PruneConfig,
                     out=None) -> RunDir:
     data, model, train, prune = canonical(data, model, train, prune)
-    h = config_hash("lottery", data=data, model=model, train=train, prune=prune)
-    return RunDir(results_root(out) / f"lottery-{model.arch}-{h}")
+    return lottery_dir(results_root(out), data, model, train, prune)
 
 
 def _train_dense(ctx: _Context) -> ExperimentResult:
@@ -210,9 +161,10 @@ def train_dense(data: DataConfig = DataConfig(), model: ModelConfig = ModelConfi
     return _train_dense(_Context(data, model, train, out, on_event, stop, progress))
 
 
-def _load_round_state(run_dir: RunDir, k: int) -> dict:
-    return {"init": run_dir.load_tensors(k, "init"), "final": run_dir.load_tensors(k, "final"),
-            "masks": run_dir.load_tensors(k, "masks"), "frozen": run_dir.load_tensors(k, "frozen")}
+def _load_round_state(finished: Round) -> dict:
+    """What the next round builds on, read through the store's checks: a damaged file raises
+    :class:`lt_core.store.DamagedFileError` instead of being trained on."""
+    return {name: finished.load(name) for name in ("init", "final", "masks", "frozen")}
 
 
 class _Branch:
@@ -227,14 +179,13 @@ class _Branch:
         self.result = ExperimentResult(self.run_dir.path, list(trunk_rounds), trunk_dir.path)
         self.fractions = pruning.layer_prune_fractions(ctx.arch, prune.prune_fraction_conv, prune.prune_fraction_fc,
                                                        prune.prune_fraction_output)
-        self.freezes = MASK0_REGISTRY[prune.mask0].freezes
-        self.trunk_dir = trunk_dir
+        self.freezes = MASK0_POLICIES[prune.mask0].freezes
         self.state: Optional[dict] = None
         self.pending: Optional[dict] = None
 
     def load_state(self, k: int) -> dict:
         if self.state is None:
-            self.state = _load_round_state(self.trunk_dir if k == 0 else self.run_dir, k)
+            self.state = _load_round_state(open_run(self.run_dir.path).round(k))
         return self.state
 
     def prepare(self, k: int, seed: int, alpha: Dict[str, float], init_biases, arch: Arch) -> RunSpec:
@@ -292,7 +243,7 @@ def run_lotteries(data: DataConfig = DataConfig(), model: ModelConfig = ModelCon
     """Several lottery runs (e.g. every criterion of a figure) on one dense trunk, trained as stacks.
 
     Round by round, the unfinished runs are trained together, at most ``max_stack`` at a time
-    (``None``: as many as fit in the device's free memory, see :func:`lt_core.train.auto_stack_size`).
+    (``None``: as many as fit in the device's free memory, see :func:`lt_core.devices.auto_stack_size`).
     They share the seed, hence the data order: one wide matmul serves every run's first layer. Each
     run's numbers equal those of the run trained alone, up to float rounding. Returns one
     :class:`ExperimentResult` per entry of ``prunes``.
@@ -315,7 +266,7 @@ def run_lotteries(data: DataConfig = DataConfig(), model: ModelConfig = ModelCon
         branches.setdefault(b.run_dir.name, b)
         order.append(b.run_dir.name)
     unique = list(branches.values())
-    trunk_state = _load_round_state(trunk_dir, 0)
+    trunk_state = _load_round_state(open_run(trunk.run_dir).round(0))
     alpha = {n: float(w.std(unbiased=False)) for n, w in trunk_state["init"]["weights"].items()}
     init_biases = trunk_state["init"]["biases"]
     for b in unique:
@@ -327,20 +278,20 @@ def run_lotteries(data: DataConfig = DataConfig(), model: ModelConfig = ModelCon
             if k > b.prune.rounds:
                 continue
             if b.run_dir.round_done(k):
-                b.reuse(k, on_event)
+                b.reuse(k, ctx.on_event)
             else:
                 todo.append(b)
         for start in range(0, len(todo), stack):
             group = todo[start:start + stack]
             specs = [b.prepare(k, train.seed, alpha, init_biases, arch) for b in group]
             for b in group:
-                emit(on_event, event="stage", stage="round_start", run=b.run_dir.name, round=k,
+                emit(ctx.on_event, event="stage", stage="round_start", run=b.run_dir.name, round=k,
                      iterations=ctx.iterations)
             t0 = time.perf_counter()
             trained = ctx.train_stack(group[0].run_dir.round_dir(k) / "checkpoint.pt", k, specs)
             seconds = time.perf_counter() - t0
             for b, result in zip(group, trained):
-                b.finish(k, result, seconds, ctx.iterations, on_event)
+                b.finish(k, result, seconds, ctx.iterations, ctx.on_event)
     return [branches[name].result for name in order]
 
 

@@ -1,7 +1,9 @@
-"""The four networks of the paper (protocol section 1) as plain, stackable functions.
+"""The networks as plain, stackable functions: initialisation, the forward pass, a torch.nn twin.
 
-A network is an :class:`Arch`: an ordered list of :class:`Layer` specs. Its parameters are plain
-dicts keyed by layer name (``{"fc1": tensor, ...}``): ``weights``, ``biases`` and ``masks``.
+A network is an :class:`~lt_core.archs.Arch` record: an ordered list of :class:`~lt_core.archs.Layer`
+specs (VGG-style: convolutions with their padding and optional 2x2 max-pool, then a dense head).
+Its parameters are plain dicts keyed by layer name (``{"fc1": tensor, ...}``): ``weights``,
+``biases`` and ``masks``.
 Every weight tensor carries a mask; biases are never masked.
 
 The forward pass works on *stacks* of K independent runs: every parameter has a leading run
@@ -18,96 +20,15 @@ from __future__ import annotations
 
 import math
 from collections import OrderedDict
-from dataclasses import dataclass
-from typing import Dict, List, Optional, Tuple
+from typing import Dict, Optional
 
 import torch
 import torch.nn.functional as F
 
+from .archs import Arch, Layer, get_arch
 from .seeding import derive_seed
 
 Tensor = torch.Tensor
-
-
-@dataclass(frozen=True)
-class Layer:
-    name: str
-    kind: str  # "conv", "fc" (hidden dense) or "output"
-    shape: Tuple[int, ...]  # weight shape in torch layout: (out, in) or (out, in, k, k)
-    pool_after: bool = False
-
-    @property
-    def numel(self) -> int:
-        return math.prod(self.shape)
-
-    @property
-    def fans(self) -> Tuple[int, int]:
-        receptive = math.prod(self.shape[2:]) if len(self.shape) > 2 else 1
-        return self.shape[1] * receptive, self.shape[0] * receptive
-
-
-@dataclass(frozen=True)
-class Arch:
-    name: str
-    dataset: str
-    input_shape: Tuple[int, int, int]  # (C, H, W)
-    layers: Tuple[Layer, ...]
-    lr: float
-    epochs: int
-    prune_fractions: Dict[str, float]  # per layer kind: fraction of remaining weights pruned per round
-
-    @property
-    def layer_names(self) -> List[str]:
-        return [layer.name for layer in self.layers]
-
-    @property
-    def fully_connected(self) -> bool:
-        """No convolutional layer: every layer a dense matmul (the FC network)."""
-        return all(layer.kind != "conv" for layer in self.layers)
-
-    @property
-    def num_weights(self) -> int:
-        return sum(layer.numel for layer in self.layers)
-
-    def layer(self, name: str) -> Layer:
-        for layer in self.layers:
-            if layer.name == name:
-                return layer
-        raise KeyError(f"{self.name} has no layer {name!r}; layers: {', '.join(self.layer_names)}")
-
-
-def _conv_net(name: str, widths: List[int], lr: float, epochs: int, conv_prune: float) -> Arch:
-    layers, c_in, spatial = [], 3, 32
-    idx = 0
-    for block_width in widths:
-        for j in range(2):
-            idx += 1
-            layers.append(Layer(f"conv{idx}", "conv", (block_width, c_in, 3, 3), pool_after=(j == 1)))
-            c_in = block_width
-        spatial //= 2
-    flat = c_in * spatial * spatial
-    layers += [Layer("fc1", "fc", (256, flat)), Layer("fc2", "fc", (256, 256)),
-               Layer("fc3", "output", (10, 256))]
-    return Arch(name, "cifar10", (3, 32, 32), tuple(layers), lr, epochs,
-                {"conv": conv_prune, "fc": 0.2, "output": 0.1})
-
-
-ARCH_SPECS: Dict[str, Arch] = {
-    "fc": Arch("fc", "mnist", (1, 28, 28),
-               (Layer("fc1", "fc", (300, 784)), Layer("fc2", "fc", (100, 300)),
-                Layer("fc3", "output", (10, 100))),
-               lr=1.2e-3, epochs=55, prune_fractions={"conv": 0.0, "fc": 0.2, "output": 0.1}),
-    "conv2": _conv_net("conv2", [64], lr=2e-4, epochs=27, conv_prune=0.1),
-    "conv4": _conv_net("conv4", [64, 128], lr=3e-4, epochs=34, conv_prune=0.1),
-    "conv6": _conv_net("conv6", [64, 128, 256], lr=3e-4, epochs=40, conv_prune=0.15),
-}
-ARCHS = tuple(ARCH_SPECS)
-
-
-def get_arch(name: str) -> Arch:
-    if name not in ARCH_SPECS:
-        raise ValueError(f"arch: unknown value {name!r}; allowed values: {', '.join(ARCHS)}")
-    return ARCH_SPECS[name]
 
 
 # -- initialisation -----------------------------------------------------------------------------
@@ -156,7 +77,7 @@ def forward(arch: Arch, weights: Dict[str, Tensor], biases: Dict[str, Tensor], x
         if layer.kind == "conv":
             if conv is None:
                 conv = x.repeat(1, k, 1, 1) if shared else x.transpose(0, 1).reshape(b, -1, *x.shape[-2:])
-            conv = F.conv2d(conv, w.reshape(-1, *w.shape[2:]), bias.reshape(-1), padding=1, groups=k)
+            conv = F.conv2d(conv, w.reshape(-1, *w.shape[2:]), bias.reshape(-1), padding=layer.padding, groups=k)
             conv = F.relu(conv)
             if layer.pool_after:
                 conv = F.max_pool2d(conv, 2)
@@ -192,7 +113,7 @@ def torch_module(arch_name: str) -> torch.nn.Sequential:
     flattened = False
     for layer in arch.layers:
         if layer.kind == "conv":
-            mods[layer.name] = torch.nn.Conv2d(layer.shape[1], layer.shape[0], 3, padding=1)
+            mods[layer.name] = torch.nn.Conv2d(layer.shape[1], layer.shape[0], layer.shape[2], padding=layer.padding)
             mods[f"relu_{layer.name}"] = torch.nn.ReLU()
             if layer.pool_after:
                 mods[f"pool_{layer.name}"] = torch.nn.MaxPool2d(2)

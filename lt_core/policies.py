@@ -1,6 +1,9 @@
 """Mask-1 policies (what kept weights start from) and mask-0 policies (what pruned weights do).
 
-Both are pure functions of one layer's tensors and a seeded ``torch.Generator``.
+Both are pure functions of one layer's tensors and a seeded ``torch.Generator``, kept in the
+registries :data:`MASK1_POLICIES` and :data:`MASK0_POLICIES`; user code adds its own with
+:func:`register_mask1` and :func:`register_mask0`, with the signatures below. A policy returning a
+tensor of the wrong shape raises a ``ValueError`` naming the policy.
 
 Mask-1 (protocol section 4): ``fn(w, mask, alpha, gen) -> new starting weights`` where ``w`` is
 the layer's previous starting weights (round k-1's transformed init, protocol 9.3), ``mask`` the
@@ -22,9 +25,12 @@ the frozen value they already had.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Callable, Dict, Optional, Tuple
+from typing import Callable, Optional, Tuple
 
 import torch
+
+from .errors import ConfigError
+from .registry import Registry
 
 Tensor = torch.Tensor
 
@@ -76,7 +82,8 @@ class Mask1Policy:
     description: str
 
 
-MASK1_REGISTRY: Dict[str, Mask1Policy] = {p.name: p for p in [
+MASK1_POLICIES: Registry[Mask1Policy] = Registry("mask-1 policy", "mask1")
+for _policy in [
     Mask1Policy("rewind", rewind, "kept weights restart from their initial values (the lottery ticket)"),
     Mask1Policy("reinit", reinit, "all weights of the layer shuffled: a fresh draw from the init distribution"),
     Mask1Policy("reshuffle", reshuffle, "initial values permuted among the kept positions"),
@@ -84,14 +91,32 @@ MASK1_REGISTRY: Dict[str, Mask1Policy] = {p.name: p for p in [
     Mask1Policy("signed_reinit", signed_reinit, "reinit, but each weight keeps its original sign"),
     Mask1Policy("signed_reshuffle", signed_reshuffle, "reshuffle, but each weight keeps its original sign"),
     Mask1Policy("signed_constant", signed_constant, "alpha times each weight's original sign"),
-]}
-MASK1_POLICIES = tuple(MASK1_REGISTRY)
+]:
+    MASK1_POLICIES.add(_policy.name, _policy)
+
+
+def _check_shape(kind: str, name: str, what: str, got, want: Tensor) -> None:
+    if not isinstance(got, torch.Tensor) or got.shape != want.shape:
+        shape = tuple(got.shape) if isinstance(got, torch.Tensor) else type(got).__name__
+        raise ValueError(f"{kind} policy {name!r} returned {what} of shape {shape}; expected the layer's weight "
+                         f"shape {tuple(want.shape)}")
+
+
+def register_mask1(name: str, fn: Callable, description: str) -> Mask1Policy:
+    """Make the mask-1 policy ``fn(w, mask, alpha, gen) -> starting weights`` available under ``name``
+    wherever a built-in one is (``PruneConfig(mask1=name)``, the CLI's ``--mask1``, the dashboard's
+    menu, the results store). Arguments as in the module docstring; the result has ``w``'s shape.
+    A name already registered raises :class:`~lt_core.errors.ConfigError`.
+    """
+    if not callable(fn):
+        raise ConfigError(f"register_mask1: fn of {name!r} is not callable (got {type(fn).__name__})")
+    return MASK1_POLICIES.add(name, Mask1Policy(name, fn, description))
 
 
 def apply_mask1(name: str, w: Tensor, mask: Tensor, alpha: float, gen: torch.Generator) -> Tensor:
-    if name not in MASK1_REGISTRY:
-        raise ValueError(f"mask1: unknown value {name!r}; allowed values: {', '.join(MASK1_POLICIES)}")
-    return MASK1_REGISTRY[name].fn(w, mask.bool(), alpha, gen)
+    out = MASK1_POLICIES[name].fn(w, mask.bool(), alpha, gen)
+    _check_shape("mask-1", name, "starting weights", out, w)
+    return out
 
 
 # -- mask-0 --------------------------------------------------------------------------------------
@@ -152,7 +177,8 @@ class Mask0Policy:
     freezes: bool  # False only for "zero": pruned weights contribute nothing
 
 
-MASK0_REGISTRY: Dict[str, Mask0Policy] = {p.name: p for p in [
+MASK0_POLICIES: Registry[Mask0Policy] = Registry("mask-0 policy", "mask0")
+for _policy in [
     Mask0Policy("zero", mask0_zero, "pruned weights are 0 and stay 0 (the lottery ticket)", False),
     Mask0Policy("freeze_init", mask0_freeze_init, "pruned weights frozen at their initial value", True),
     Mask0Policy("freeze_init_zero_mask", mask0_freeze_init_zero_mask,
@@ -163,12 +189,29 @@ MASK0_REGISTRY: Dict[str, Mask0Policy] = {p.name: p for p in [
                 "control: a random subset of pruned weights, as large as variant 1's, frozen at 0", True),
     Mask0Policy("freeze_init_zero_rev", mask0_freeze_init_zero_rev,
                 "control: pruned weights that moved away from zero frozen at 0, the others at init", True),
-]}
-MASK0_POLICIES = tuple(MASK0_REGISTRY)
+]:
+    MASK0_POLICIES.add(_policy.name, _policy)
+del _policy
+
+
+def register_mask0(name: str, fn: Callable, description: str, *, freezes: bool = True) -> Mask0Policy:
+    """Make the mask-0 policy ``fn(w_i, w_f, start, mask, prev_mask, prev_frozen, gen) -> (start, frozen)``
+    available under ``name`` wherever a built-in one is (``PruneConfig(mask0=name)``, the CLI's
+    ``--mask0``, the dashboard's menu, the results store). Arguments as in the module docstring;
+    both results have the layer's weight shape. ``freezes=False`` declares that pruned weights
+    contribute nothing (the returned ``frozen`` is then ignored and the faster zero path trains).
+    A name already registered raises :class:`~lt_core.errors.ConfigError`.
+    """
+    if not callable(fn):
+        raise ConfigError(f"register_mask0: fn of {name!r} is not callable (got {type(fn).__name__})")
+    return MASK0_POLICIES.add(name, Mask0Policy(name, fn, description, bool(freezes)))
 
 
 def apply_mask0(name: str, w_i: Tensor, w_f: Tensor, start: Tensor, mask: Tensor, prev_mask: Tensor,
                 prev_frozen: Optional[Tensor], gen: torch.Generator) -> Tuple[Tensor, Tensor]:
-    if name not in MASK0_REGISTRY:
-        raise ValueError(f"mask0: unknown value {name!r}; allowed values: {', '.join(MASK0_POLICIES)}")
-    return MASK0_REGISTRY[name].fn(w_i, w_f, start, mask.bool(), prev_mask.bool(), prev_frozen, gen)
+    out = MASK0_POLICIES[name].fn(w_i, w_f, start, mask.bool(), prev_mask.bool(), prev_frozen, gen)
+    if not isinstance(out, tuple) or len(out) != 2:
+        raise ValueError(f"mask-0 policy {name!r} returned {type(out).__name__}; expected a pair (start, frozen)")
+    _check_shape("mask-0", name, "start", out[0], start)
+    _check_shape("mask-0", name, "frozen", out[1], start)
+    return out

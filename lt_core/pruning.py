@@ -1,8 +1,10 @@
-"""Layer-wise pruning (protocol section 3.1): masks from a criterion, and the per-layer schedule.
+"""Pruning (protocol section 3.1): masks from a criterion, and the per-layer schedule.
 
 Masks are plain ``{layer_name: tensor}`` dicts. Within each layer a round prunes
 ``floor(prune_fraction * remaining)`` of the still-kept weights, those with the lowest criterion
-score, ties broken by a seeded random key. Pruned weights stay pruned: masks only shrink.
+score, ties broken by a seeded random key (the paper's layer-wise pruning). A criterion registered
+with ``scope="network"`` ranks all layers together instead (see :func:`compute_masks`). Pruned
+weights stay pruned: masks only shrink.
 """
 
 from __future__ import annotations
@@ -12,8 +14,8 @@ from typing import Dict, Mapping, Optional
 
 import torch
 
-from . import criteria
-from .models import Arch
+from .archs import Arch
+from .criteria import CRITERIA
 from .seeding import generator
 
 Tensor = torch.Tensor
@@ -37,6 +39,14 @@ def lowest_kept(scores: Tensor, kept: Tensor, count: int, gen: torch.Generator) 
     return drop.reshape(kept.shape)
 
 
+def _checked_scores(criterion: str, layer: str, scores, kept: Tensor) -> Tensor:
+    if not isinstance(scores, torch.Tensor) or scores.shape != kept.shape:
+        got = tuple(scores.shape) if isinstance(scores, torch.Tensor) else type(scores).__name__
+        raise ValueError(f"criterion {criterion!r} returned scores of shape {got} for layer {layer!r}; "
+                         f"expected the layer's weight shape {tuple(kept.shape)}")
+    return scores
+
+
 def compute_masks(criterion: str, w_init: Mapping[str, Tensor], w_final: Mapping[str, Tensor],
                   prev_masks: Mapping[str, Tensor], prune_fractions: Mapping[str, float],
                   seed: int) -> Dict[str, Tensor]:
@@ -46,28 +56,63 @@ def compute_masks(criterion: str, w_init: Mapping[str, Tensor], w_final: Mapping
     ``prune_fractions`` gives, per layer, the fraction of the *remaining* weights to prune; ``seed``
     seeds the random tie-break (and the ``random`` criterion). Returns masks of the same shapes and
     dtypes as ``prev_masks``. Layers missing from ``prune_fractions`` are left as they are.
+
+    A layer-wise criterion (the paper's) prunes ``floor(fraction * remaining)`` weights in each
+    layer. A network-wide one (``scope="network"``) prunes the same total, the sum of those per-layer
+    counts, but picks the lowest-scoring kept weights across all layers with a nonzero fraction at
+    once: a layer can then lose more or fewer weights than its own count (all of them, even), and
+    layers with fraction 0 keep all theirs.
     """
-    crit = criteria.get_criterion(criterion)
+    crit = CRITERIA[criterion]
     for label, given in (("w_init", w_init), ("w_final", w_final)):
         missing = sorted(set(prev_masks) - set(given))
         if missing:
             raise ValueError(f"compute_masks: {label} lacks layer(s) {', '.join(missing)}")
-    out = {}
+    wi, wf, kept, counts = {}, {}, {}, {}
     for layer, prev in prev_masks.items():
         fraction = float(prune_fractions.get(layer, 0.0))
         if not 0.0 <= fraction < 1.0:
             raise ValueError(f"compute_masks: prune_fractions[{layer!r}] = {fraction} is out of range [0, 1)")
-        wi, wf = w_init[layer].detach().cpu(), w_final[layer].detach().cpu()
-        if wi.shape != prev.shape or wf.shape != prev.shape:
-            raise ValueError(f"compute_masks: layer {layer!r} shapes differ: w_init {tuple(wi.shape)}, "
-                             f"w_final {tuple(wf.shape)}, mask {tuple(prev.shape)}")
-        kept = prev.detach().cpu().bool()
-        count = prune_count(int(kept.sum()), fraction)
-        scores = crit.fn(wi, wf, kept, generator(seed, "criterion", layer))
-        drop = lowest_kept(scores, kept, count, generator(seed, "tiebreak", layer))
-        new = kept & ~drop
-        out[layer] = new.to(dtype=prev.dtype, device=prev.device)
-    return out
+        wi[layer], wf[layer] = w_init[layer].detach().cpu(), w_final[layer].detach().cpu()
+        if wi[layer].shape != prev.shape or wf[layer].shape != prev.shape:
+            raise ValueError(f"compute_masks: layer {layer!r} shapes differ: w_init {tuple(wi[layer].shape)}, "
+                             f"w_final {tuple(wf[layer].shape)}, mask {tuple(prev.shape)}")
+        kept[layer] = prev.detach().cpu().bool()
+        counts[layer] = prune_count(int(kept[layer].sum()), fraction) if fraction > 0 else None
+    if crit.scope == "network":
+        drops = _network_drops(crit, wi, wf, kept, counts, seed)
+    else:
+        drops = {}
+        for layer in prev_masks:
+            scores = crit.fn(wi[layer], wf[layer], kept[layer], generator(seed, "criterion", layer))
+            scores = _checked_scores(criterion, layer, scores, kept[layer])
+            drops[layer] = lowest_kept(scores, kept[layer], counts[layer] or 0, generator(seed, "tiebreak", layer))
+    return {layer: (kept[layer] & ~drops[layer]).to(dtype=prev.dtype, device=prev.device)
+            for layer, prev in prev_masks.items()}
+
+
+def _network_drops(crit, wi, wf, kept, counts, seed: int) -> Dict[str, Tensor]:
+    """Weights a network-wide criterion prunes: the lowest-scoring kept ones over the pruned layers."""
+    scores = crit.fn(wi, wf, kept, generator(seed, "criterion", "network"))
+    if not isinstance(scores, Mapping) or set(scores) != set(kept):
+        raise ValueError(f"criterion {crit.name!r} (scope 'network') must return a dict of scores for the layers "
+                         f"{', '.join(kept)}; got {type(scores).__name__}"
+                         + (f" for {', '.join(map(str, scores))}" if isinstance(scores, Mapping) else ""))
+    pool = [layer for layer in kept if counts[layer] is not None]
+    drops = {layer: torch.zeros_like(kept[layer]) for layer in kept}
+    if not pool:
+        return drops
+    flat_scores = torch.cat([_checked_scores(crit.name, layer, scores[layer], kept[layer]).reshape(-1).double()
+                             for layer in pool])
+    flat_kept = torch.cat([kept[layer].reshape(-1) for layer in pool])
+    flat_drop = lowest_kept(flat_scores, flat_kept, sum(counts[layer] for layer in pool),
+                            generator(seed, "tiebreak", "network"))
+    start = 0
+    for layer in pool:
+        n = kept[layer].numel()
+        drops[layer] = flat_drop[start:start + n].reshape(kept[layer].shape)
+        start += n
+    return drops
 
 
 def layer_prune_fractions(arch: Arch, conv: Optional[float] = None, fc: Optional[float] = None,

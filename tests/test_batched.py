@@ -2,10 +2,12 @@ import pytest
 import torch
 
 from lt_core import PruneConfig, TrainConfig, get_arch, load_dataset, run_lotteries, run_lottery
-from lt_core import train as train_mod
+from lt_core import devices
+from lt_core.backends import RunSpec
+from lt_core.devices import auto_stack_size, run_memory_bytes
 from lt_core.models import full_masks, init_weights, zero_biases
 from lt_core.store import RunDir
-from lt_core.train import RunSpec, Trainer, auto_stack_size, run_memory_bytes
+from lt_core.train import Trainer
 
 from .conftest import needs_mnist
 from .test_data import cifar_fixture  # noqa: F401  (fixture)
@@ -75,10 +77,10 @@ def test_conv_stack_matches_single_runs(cifar_fixture):  # noqa: F811
 def test_auto_stack_size_follows_free_memory(monkeypatch):
     arch = get_arch("conv6")
     per_run = run_memory_bytes(arch, 60)
-    monkeypatch.setattr(train_mod, "available_memory", lambda device: 10 * per_run)
+    monkeypatch.setattr(devices, "available_memory", lambda device: 10 * per_run)
     assert auto_stack_size(arch, torch.device("cpu"), 100) == 5  # half of the free memory
     assert auto_stack_size(arch, torch.device("cpu"), 3) == 3
-    monkeypatch.setattr(train_mod, "available_memory", lambda device: per_run // 10)
+    monkeypatch.setattr(devices, "available_memory", lambda device: per_run // 10)
     assert auto_stack_size(arch, torch.device("cpu"), 4) == 1
     # FC: 8 parameter-sized float tensors of 266,610 values, plus activations
     assert run_memory_bytes(get_arch("fc"), 60) > 4 * 8 * 266_610

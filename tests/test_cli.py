@@ -34,7 +34,7 @@ def test_help_documents_every_subcommand():
 
 def test_list_names_everything():
     listing = last_json(cli("list", "--json"))
-    assert listing["architectures"] == ["fc", "conv2", "conv4", "conv6"]
+    assert listing["architectures"] == ["fc", "conv2", "conv4", "conv6", "conv8"]
     assert "large_init_large_final" in listing["criteria"] and "signed_reshuffle" in listing["mask1_policies"]
     assert "freeze_init_zero_rev" in listing["mask0_policies"] and "cifar10" in listing["datasets"]
     text = cli("list").stdout

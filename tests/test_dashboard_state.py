@@ -202,10 +202,10 @@ def test_presets_set_the_paper_figures_lists_and_every_one_plans(results):
     assert len(keys) == len(FIGURES) * len(SCALES)
     rq2 = apply_preset(RunRequest(arch="conv2"), "rq2/quick")
     assert rq2.arch == "conv2" and rq2.mode == "lottery" and rq2.criteria == ("large_final",)
-    assert rq2.mask1 == lt_core.MASK1_POLICIES and rq2.mask0 == ("zero",)
+    assert rq2.mask1 == tuple(lt_core.MASK1_POLICIES) and rq2.mask0 == ("zero",)
     assert (rq2.schedule, rq2.rounds, rq2.seeds) == ("quick", 5, (0,))
     paper = apply_preset(RunRequest(), "rq3/paper")
-    assert paper.mask0 == lt_core.MASK0_POLICIES and (paper.rounds, paper.seeds) == (24, (0, 1, 2, 3, 4))
+    assert paper.mask0 == tuple(lt_core.MASK0_POLICIES) and (paper.rounds, paper.seeds) == (24, (0, 1, 2, 3, 4))
     for key in keys:  # every preset is a valid request: one job per seed, one series per setting and seed
         req = apply_preset(RunRequest(), key)
         jobs = plan_jobs(req, results)

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from lt_core import kernels
+from lt_core.backends import native
 
 from .conftest import needs_mnist
 
@@ -38,7 +38,7 @@ def _expected(variant):
 @needs_mnist
 @pytest.mark.parametrize("variant", ["kernel", "torch"])
 def test_stored_numbers_are_byte_identical(tmp_path, variant):
-    if variant == "kernel" and (os.environ.get("LT_KERNELS") == "0" or kernels.library() is None):
+    if variant == "kernel" and (os.environ.get("LT_KERNELS") == "0" or native.library() is None):
         pytest.skip("the C kernels are not available here")
     got = _run(tmp_path, "0" if variant == "torch" else "1")
     expected = _expected(variant)

@@ -72,7 +72,8 @@ def test_trunk_is_shared_and_branches_are_separate(tmp_path):
     b = run_lottery(train=QUICK, prune=PruneConfig(rounds=1, criterion="random"), out=tmp_path,
                     on_event=events.append)
     assert a.trunk_dir == b.trunk_dir and a.run_dir != b.run_dir
-    assert events[0] == {"event": "stage", "stage": "round_reused", "run": a.trunk_dir.name, "round": 0}
+    assert events[0] == {"event": "stage", "stage": "round_reused", "run": a.trunk_dir.name, "round": 0,
+                         "run_dir": str(a.trunk_dir.absolute())}
     assert b.rounds[0].early_stop_test_acc == a.rounds[0].early_stop_test_acc
     events.clear()
     again = run_lottery(train=QUICK, prune=PruneConfig(rounds=1, criterion="random"), out=tmp_path,

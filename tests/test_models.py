@@ -3,7 +3,8 @@ import math
 import pytest
 import torch
 
-from lt_core.models import ARCH_SPECS, forward, full_masks, get_arch, glorot_sigma, init_weights, torch_module, zero_biases
+from lt_core.archs import get_arch
+from lt_core.models import forward, full_masks, glorot_sigma, init_weights, torch_module, zero_biases
 
 
 @pytest.mark.parametrize("arch,count", [("fc", 266_200), ("conv2", 4_300_992), ("conv4", 2_425_024),
@@ -72,9 +73,3 @@ def test_biases_never_masked():
     arch = get_arch("fc")
     assert set(full_masks(arch)) == set(arch.layer_names)
     assert all(m.shape == arch.layer(n).shape for n, m in full_masks(arch).items())
-
-
-def test_unknown_arch_lists_allowed():
-    with pytest.raises(ValueError, match="allowed values: fc, conv2, conv4, conv6"):
-        get_arch("resnet")
-    assert set(ARCH_SPECS) == {"fc", "conv2", "conv4", "conv6"}

@@ -1,33 +1,23 @@
 """What the dashboard needs to know about each network and dataset, one function per fact.
 
-Every per-architecture table the dashboard uses is read here and nowhere else, so that these
-functions can later read the engine's architecture records instead: the datasets a network fits,
-its display label, the quick preset's schedule, the paper's Table 1 row and the training-set sizes.
+Every per-architecture fact the dashboard uses is read here, from the engine's architecture records
+(:mod:`lt_core.archs`) and dataset facts (:data:`lt_core.data.DATASET_INFO`): the datasets a network
+fits, its display label, the quick preset's schedule, the paper's Table 1 row, training-set sizes.
 """
 
 from __future__ import annotations
 
 from typing import Dict, Optional, Tuple
 
-from lt_core.analysis import PAPER_TABLE1
-from lt_core.lottery import COMPATIBLE, TRAIN_SIZES
-from lt_core.models import get_arch
+from lt_core.archs import ARCHS, get_arch
+from lt_core.data import DATASET_INFO
 
-# The quick preset: enough iterations to see a curve within about a minute on a laptop CPU; the
-# training-set evaluation is skipped (it changes no reported number).
-_QUICK_TRAIN = {"fc": {"iterations": 300, "eval_every": 50, "eval_train": False},
-                "conv2": {"iterations": 200, "eval_every": 50, "eval_train": False},
-                "conv4": {"iterations": 200, "eval_every": 50, "eval_train": False},
-                "conv6": {"iterations": 200, "eval_every": 50, "eval_train": False}}
-_QUICK_LEARN_EPOCHS = {"fc": 10, "conv2": 2, "conv4": 2, "conv6": 2}
-_ARCH_LABELS = {"fc": "FC 300-100-10 (MNIST)", "conv2": "Conv2 (CIFAR-10)", "conv4": "Conv4 (CIFAR-10)",
-                "conv6": "Conv6 (CIFAR-10)"}
 _DATASET_LABELS = {"mnist": "MNIST", "fashion_mnist": "Fashion-MNIST", "cifar10": "CIFAR-10"}
 
 
 def arch_label(arch: str) -> str:
-    """The network's name in the Network menu."""
-    return _ARCH_LABELS.get(arch, arch)
+    """The network's name in the Network menu (its record's label)."""
+    return get_arch(arch).label if arch in ARCHS else arch
 
 
 def dataset_label(dataset: str) -> str:
@@ -37,7 +27,7 @@ def dataset_label(dataset: str) -> str:
 
 def datasets_for(arch: str) -> Tuple[str, ...]:
     """The datasets ``arch`` can be trained on, its own first."""
-    return tuple(COMPATIBLE[arch])
+    return tuple(get_arch(arch).datasets)
 
 
 def default_dataset(arch: str) -> str:
@@ -47,19 +37,20 @@ def default_dataset(arch: str) -> str:
 
 def train_size(dataset: str) -> int:
     """Images in the dataset's training set, before the validation split."""
-    return TRAIN_SIZES[dataset]
+    return DATASET_INFO[dataset].train_size
 
 
 def quick_train(arch: str) -> Dict[str, object]:
-    """The TrainConfig fields of the quick preset for ``arch``."""
-    return dict(_QUICK_TRAIN[arch])
+    """The TrainConfig fields of the quick preset for ``arch`` (from its record)."""
+    return dict(get_arch(arch).quick.train_fields())
 
 
 def quick_learn_epochs(arch: str) -> int:
-    """Epochs of a learned supermask under the quick preset for ``arch``."""
-    return _QUICK_LEARN_EPOCHS[arch]
+    """Epochs of a learned supermask under the quick preset for ``arch`` (from its record)."""
+    return int(get_arch(arch).quick.learn_fields()["epochs"])
 
 
 def paper_table(arch: Optional[str]) -> Optional[Dict[str, float]]:
-    """The paper's Table 1 row for ``arch`` (test accuracies in %), or None where it has none."""
-    return PAPER_TABLE1.get(arch) if arch else None
+    """The paper's Table 1 row for ``arch`` (test accuracies in %), or None where it has none (a network
+    the paper does not report on, or one not registered in this session, e.g. a plugin's stored run)."""
+    return dict(get_arch(arch).paper_table1) if arch in ARCHS and get_arch(arch).paper_table1 else None

@@ -16,9 +16,8 @@ from typing import Any, Callable, Dict, List, Optional, Tuple
 from lt_core import (ConfigError, DataConfig, DataError, LearnConfig, ModelConfig, PruneConfig, StopToken,
                      SupermaskConfig, TrainConfig, learn_supermasks, one_shot_supermasks, run_lotteries)
 from lt_core.config import check_range
-from lt_core.lottery import dataset_name, total_iterations
-from lt_core.supermask import learn_iterations
-from lt_core.train import resolve_device
+from lt_core.schedule import dataset_name, learn_iterations, total_iterations
+from lt_core.devices import resolve_device
 
 from . import catalog, stored
 from .series import SUPERMASK_WEIGHTS, SeriesSpec, lottery_hue, lottery_setting
@@ -282,8 +281,7 @@ def _learned_jobs(request: RunRequest, root: str, data: DataConfig, model: Model
     extra = schedule_fields(request, learned=True)
     learns = [LearnConfig(weights=w, dwr=bool(request.dwr), seed=seed, device=request.device, **extra)
               for seed in request.seeds for w in request.learned_weights]
-    n_train = catalog.train_size(dataset_name(data, model)) - data.val_size
-    its = learn_iterations(learns[0], request.arch, n_train)
+    its = learn_iterations(data, model, learns[0])
 
     def call(on_event, stop):
         return learn_supermasks(data, model, learns, out=root, on_event=on_event, stop=stop)

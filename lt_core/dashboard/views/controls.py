@@ -8,7 +8,6 @@ import ipywidgets as W
 import torch
 
 from lt_core import ARCHS, CRITERIA, MASK0_POLICIES, MASK1_POLICIES
-from lt_core.criteria import REGISTRY as CRITERION_INFO
 
 from .. import catalog
 from ..controller import Controller
@@ -33,7 +32,7 @@ class Controls:
                                value="", layout=W.Layout(width="440px"))
         width = max(len(c) for c in CRITERIA) + 2
         self.criteria = rows.add(W.SelectMultiple, "criteria", "Mask criteria",
-                                 options=[(f"{c:<{width}}{CRITERION_INFO[c].formula}", c) for c in CRITERIA],
+                                 options=[(f"{c.name:<{width}}{c.formula}", c.name) for c in CRITERIA.values()],
                                  value=("large_final",), rows=len(CRITERIA), layout=W.Layout(width="380px"))
         self.mask1 = rows.add(W.SelectMultiple, "mask1", "Mask-1 policy", options=[(p, p) for p in MASK1_POLICIES],
                               value=("rewind",), rows=len(MASK1_POLICIES))

@@ -1,11 +1,11 @@
 """The tooltips of the dashboard's controls: what each choice means in the paper's terms."""
 
-from lt_core.criteria import REGISTRY as CRITERION_INFO
-from lt_core.policies import MASK0_REGISTRY, MASK1_REGISTRY
+from lt_core import ARCHS, CRITERIA, MASK0_POLICIES, MASK1_POLICIES
 
 TIPS = {
     "arch": "The network and its dataset (paper section 2): FC is LeNet 300-100-10 on MNIST; Conv2, Conv4 and "
-            "Conv6 are the VGG-like convolutional networks on CIFAR-10.",
+            "Conv6 are the VGG-like convolutional networks on CIFAR-10 (Conv8, deeper, is from the follow-up "
+            "supermask papers).",
     "dataset": "The dataset the network is trained and tested on (5,000 training images are held out for "
                "validation / early stopping).",
     "preset": "Sets the controls to reproduce one of the paper's figures or Table 1's columns: quick (one seed, 5 "
@@ -63,7 +63,14 @@ TIPS = {
               "store and offer it for download.",
 }
 
-# the choices of the policy and criterion controls, spelled out in their tooltips
-TIPS["mask1"] += " " + "; ".join(f"{p.name}: {p.description}" for p in MASK1_REGISTRY.values()) + "."
-TIPS["mask0"] += " " + "; ".join(f"{p.name}: {p.description}" for p in MASK0_REGISTRY.values()) + "."
-TIPS["criteria"] += " " + "; ".join(f"{c.name} = {c.formula}" for c in CRITERION_INFO.values()) + "."
+
+
+def control_tip(name: str) -> str:
+    """The tooltip of control ``name``. The network, policy and criterion tips spell out the registered
+    choices, read when the control is built (so names that user code registered before are included)."""
+    choices = {"arch": lambda: (f"{a.name}: {a.label}" for a in ARCHS.values()),
+               "mask1": lambda: (f"{p.name}: {p.description}" for p in MASK1_POLICIES.values()),
+               "mask0": lambda: (f"{p.name}: {p.description}" for p in MASK0_POLICIES.values()),
+               "criteria": lambda: (f"{c.name} = {c.formula}" for c in CRITERIA.values())}
+    text = TIPS.get(name, "")
+    return text + " " + "; ".join(choices[name]()) + "." if name in choices else text

@@ -12,7 +12,7 @@ from typing import Callable, Dict, List, Optional
 
 import ipywidgets as W
 
-from .tips import TIPS
+from .tips import control_tip
 
 LABEL_WIDTH = "132px"
 STYLE = {"description_width": LABEL_WIDTH}
@@ -37,9 +37,9 @@ class ControlRows:
         self.rows: Dict[str, W.Box] = {}
 
     def add(self, cls, name: str, label: Optional[str] = None, **kw):
-        """A control with the tooltip ``TIPS[name]`` and CSS class ``lt-<name>``; with ``label``, also
+        """A control with the tooltip ``control_tip(name)`` and CSS class ``lt-<name>``; with ``label``, also
         its label and row."""
-        tip = TIPS.get(name, "")
+        tip = control_tip(name)
         if label is not None and cls is not W.Checkbox:
             kw.setdefault("layout", W.Layout(width=CONTROL_WIDTH))
         widget = cls(tooltip=tip, **kw)

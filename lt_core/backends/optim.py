@@ -8,7 +8,7 @@ update, so a pruned weight that starts at 0 stays exactly 0 and no separate mask
 Two implementations of the same update (PyTorch's form of Adam; betas (0.9, 0.999) and eps 1e-8
 are TF's defaults, as in the original code; no weight decay):
 
-* on the CPU, a small C kernel (``csrc/masked_adam.c``, built by :mod:`lt_core.kernels`): one
+* on the CPU, a small C kernel (``csrc/masked_adam.c``, built by :mod:`lt_core.backends.native`): one
   pass over memory per step, denormal moments flushed to zero (see the kernel's comment for why);
 * elsewhere (CUDA, no compiler, or ``LT_KERNELS=0``), the gradient is masked into a reused
   buffer and PyTorch's fused Adam kernel steps, bit for bit ``torch.optim.Adam(fused=True)``
@@ -30,14 +30,14 @@ from typing import List, Optional, Sequence
 
 import torch
 
-from . import kernels
+from . import native
 
 Tensor = torch.Tensor
 
 
 def fused_kernel():
-    """The C kernel ``lt_masked_adam`` (see :mod:`lt_core.kernels`); None where it is not available."""
-    lib = kernels.library()
+    """The C kernel ``lt_masked_adam`` (see :mod:`lt_core.backends.native`); None where it is not available."""
+    lib = native.library()
     return None if lib is None else lib.lt_masked_adam
 
 

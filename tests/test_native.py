@@ -1,13 +1,13 @@
-"""The C kernel for stacks of fully connected networks (lt_core.kernels.FcStack) against hand
-computation and against PyTorch autograd + Adam."""
+"""The C kernel for stacks of fully connected networks (lt_core.backends.native.FcStack) against
+hand computation and against PyTorch autograd + Adam."""
 
 import pytest
 import torch
 import torch.nn.functional as F
 
-from lt_core import kernels
+from lt_core.backends import native
 
-needs_kernels = pytest.mark.skipif(kernels.library() is None, reason="no C compiler here, or LT_KERNELS=0")
+needs_kernels = pytest.mark.skipif(native.library() is None, reason="no C compiler here, or LT_KERNELS=0")
 DIMS = [50, 37, 21, 10]  # widths that are not multiples of the kernel's 16-float vectors or 64-row tiles
 LIVE = 44  # inputs from 44 on are 0 in every batch below
 
@@ -39,7 +39,7 @@ def _batches(n, rows=13, seed=1):
 
 def _stack(w, b, masks, lib=None):
     w, b = [t.clone() for t in w], [t.clone() for t in b]
-    stack = kernels.FcStack(w, b, exp_avg_w=_zeros(w), exp_avg_sq_w=_zeros(w), exp_avg_b=_zeros(b),
+    stack = native.FcStack(w, b, exp_avg_w=_zeros(w), exp_avg_sq_w=_zeros(w), exp_avg_b=_zeros(b),
                             exp_avg_sq_b=_zeros(b), masks=masks, live_in=[LIVE, None, None], lib=lib)
     return w, b, stack
 
@@ -58,9 +58,9 @@ def test_one_step_by_hand():
     # gradient of w[0, :] is 2 * (1/2 - 1, 1/2) = (-1, 1), of w[1, :] 0 (its input is 0) and of the
     # bias (-1/2, 1/2). Adam's first step moves each weight by lr * g / (|g| + eps): -lr sign(g).
     w, b, exp_avg = [torch.zeros(1, 2, 2)], [torch.zeros(1, 2)], [torch.zeros(1, 2, 2)]
-    stack = kernels.FcStack(w, b, exp_avg_w=exp_avg, exp_avg_sq_w=_zeros(w), exp_avg_b=_zeros(b),
+    stack = native.FcStack(w, b, exp_avg_w=exp_avg, exp_avg_sq_w=_zeros(w), exp_avg_b=_zeros(b),
                             exp_avg_sq_b=_zeros(b))
-    stack.train_step(torch.tensor([[2.0, 0.0]]), torch.tensor([0]), kernels.adam_step(1, 0.01), 1)
+    stack.train_step(torch.tensor([[2.0, 0.0]]), torch.tensor([0]), native.adam_step(1, 0.01), 1)
     assert w[0][0].flatten().tolist() == pytest.approx([0.01, -0.01, 0.0, 0.0], abs=1e-7)
     assert b[0][0].tolist() == pytest.approx([0.01, -0.01], abs=1e-7)
     assert exp_avg[0][0].flatten().tolist() == pytest.approx([-0.1, 0.1, 0.0, 0.0])  # (1 - beta1) g
@@ -83,7 +83,7 @@ def test_training_steps_equal_autograd_with_masked_adam():
         for p, m in zip(tw, masks):
             p.grad.mul_(m)
         opt.step()
-        stack.train_step(x, y, kernels.adam_step(t, 1e-2), 2)
+        stack.train_step(x, y, native.adam_step(t, 1e-2), 2)
     for mine, ref in zip(w + b, tw + tb):
         torch.testing.assert_close(mine, ref.detach(), rtol=1e-4, atol=1e-5)
     for mine, start, m in zip(w, w0, masks):
@@ -105,7 +105,7 @@ def test_a_run_gets_the_same_bits_alone_stacked_and_on_any_thread_count():
     # the same batch for every run, given per run as views into larger blocks
     perrun_w, _, perrun = _stack(w0, b0, masks)
     for t, (x, y) in enumerate(batches, start=1):
-        adam = kernels.adam_step(t, 1e-2)
+        adam = native.adam_step(t, 1e-2)
         stacked.train_step(x, y, adam, 2, share_leftover=True)
         for (k, threads), (_, _, one) in alone.items():
             one.train_step(x, y, adam, threads, share_leftover=True)
@@ -133,18 +133,18 @@ def _whole_memory(t):
 
 
 def test_input_major_pads_rows_to_whole_lines_and_shares_memory_once_so_laid_out():
-    assert [kernels.row_stride(n) for n in (1, 10, 16, 17, 300)] == [16, 16, 16, 32, 304]
+    assert [native.row_stride(n) for n in (1, 10, 16, 17, 300)] == [16, 16, 16, 32, 304]
     canonical = torch.arange(2 * 3 * 5, dtype=torch.float32).view(2, 3, 5)  # (K, n_out, n_in)
-    t = kernels.input_major(canonical)
+    t = native.input_major(canonical)
     assert t.shape == (2, 5, 3) and t.stride() == (5 * 16, 16, 1)
     assert torch.equal(t, canonical.transpose(1, 2))
     assert t.untyped_storage().nbytes() == 2 * 5 * 16 * 4
     padding = _whole_memory(t).view(2, 5, 16)[:, :, 3:]
     assert not padding.any()
-    assert kernels.is_input_major(t) and not kernels.is_input_major(canonical.transpose(1, 2))
-    again = kernels.input_major(t.transpose(1, 2))  # already so laid out: the same memory
+    assert native.is_input_major(t) and not native.is_input_major(canonical.transpose(1, 2))
+    again = native.input_major(t.transpose(1, 2))  # already so laid out: the same memory
     assert again.data_ptr() == t.data_ptr() and again.stride() == t.stride()
-    mask = kernels.input_major(canonical > 10, torch.uint8)
+    mask = native.input_major(canonical > 10, torch.uint8)
     assert mask.dtype == torch.uint8 and mask.stride() == t.stride()
     assert torch.equal(mask, (canonical > 10).transpose(1, 2).to(torch.uint8))
 
@@ -156,14 +156,14 @@ def test_padded_rows_train_and_evaluate_to_the_same_bits_as_contiguous_ones():
     flat_w, flat_b, flat = _stack(w0, b0, masks)
 
     def padded(ts, dtype=None):
-        return [kernels.input_major(t.transpose(1, 2), dtype) for t in ts]
+        return [native.input_major(t.transpose(1, 2), dtype) for t in ts]
 
     pad_w, pad_b = padded(w0), [t.clone() for t in b0]
     moments = [padded([torch.zeros_like(t) for t in w0]) for _ in range(2)]
-    pad = kernels.FcStack(pad_w, pad_b, exp_avg_w=moments[0], exp_avg_sq_w=moments[1], exp_avg_b=_zeros(b0),
+    pad = native.FcStack(pad_w, pad_b, exp_avg_w=moments[0], exp_avg_sq_w=moments[1], exp_avg_b=_zeros(b0),
                           exp_avg_sq_b=_zeros(b0), masks=padded(masks, torch.uint8), live_in=[LIVE, None, None])
     for t, (x, y) in enumerate(_batches(5), start=1):
-        adam = kernels.adam_step(t, 1e-2)
+        adam = native.adam_step(t, 1e-2)
         flat.train_step(x, y, adam, 2)
         pad.train_step(x, y, adam, 2)
     for a, c in zip(flat_w + flat_b, pad_w + pad_b):
@@ -176,14 +176,14 @@ def test_padded_rows_train_and_evaluate_to_the_same_bits_as_contiguous_ones():
     xe[xe < 0.5] = 0
     assert torch.equal(flat.forward(xe, 2), pad.forward(xe, 2))
     with pytest.raises(ValueError, match="layer 0 exp_avg_w: .*rows 48 apart"):
-        kernels.FcStack(pad_w, pad_b, exp_avg_w=_zeros(w0), exp_avg_sq_w=moments[1], exp_avg_b=_zeros(b0),
+        native.FcStack(pad_w, pad_b, exp_avg_w=_zeros(w0), exp_avg_sq_w=moments[1], exp_avg_b=_zeros(b0),
                         exp_avg_sq_b=_zeros(b0))
 
 
 @needs_kernels
 def test_forward_equals_torch_on_a_batch_larger_than_one_block():
     w, b, _ = _net(2)
-    stack = kernels.FcStack(w, b)
+    stack = native.FcStack(w, b)
     x = torch.rand(613, DIMS[0])
     x[x < 0.7] = 0
     torch.testing.assert_close(stack.forward(x, 2), _torch_logits(w, b, x), rtol=1e-5, atol=1e-5)
@@ -195,38 +195,38 @@ def test_the_portable_build_gets_the_same_bits_as_the_native_one():
 
     if platform.machine() not in ("x86_64", "AMD64"):
         pytest.skip("the portable target named here is x86-64")
-    portable = kernels.compile_library([f if f != "-march=native" else "-march=x86-64" for f in kernels.FLAGS])
+    portable = native.compile_library([f if f != "-march=native" else "-march=x86-64" for f in native.FLAGS])
     w0, b0, masks = _net(2)
-    nw, nb, native = _stack(w0, b0, masks)
+    nw, nb, tuned = _stack(w0, b0, masks)
     pw, pb, port = _stack(w0, b0, masks, lib=portable)
     for t, (x, y) in enumerate(_batches(5), start=1):
-        native.train_step(x, y, kernels.adam_step(t, 1e-2), 2)
-        port.train_step(x, y, kernels.adam_step(t, 1e-2), 2)
+        tuned.train_step(x, y, native.adam_step(t, 1e-2), 2)
+        port.train_step(x, y, native.adam_step(t, 1e-2), 2)
     assert all(torch.equal(a, c) for a, c in zip(nw + nb, pw + pb))
     x = _batches(1, rows=300)[0][0]
-    assert torch.equal(native.forward(x, 2), port.forward(x, 2))
+    assert torch.equal(tuned.forward(x, 2), port.forward(x, 2))
 
 
 @needs_kernels
 def test_bad_input_names_the_field():
     w, b, masks = _net(2)
     with pytest.raises(ValueError, match="layer 1 biases"):
-        kernels.FcStack(w, [b[0], b[1][:, :3], b[2]])
+        native.FcStack(w, [b[0], b[1][:, :3], b[2]])
     with pytest.raises(ValueError, match="layer 0 mask"):
-        kernels.FcStack(w, b, masks=[m.bool() for m in masks])
+        native.FcStack(w, b, masks=[m.bool() for m in masks])
     with pytest.raises(ValueError, match=r"FcStack\.masks: 2 entries for 3 layers"):
-        kernels.FcStack(w, b, masks=masks[:2])
+        native.FcStack(w, b, masks=masks[:2])
     with pytest.raises(ValueError, match="layer 1 weights"):
-        kernels.FcStack([w[0], w[2], w[1]], b)
-    stack = kernels.FcStack(w, b, exp_avg_w=_zeros(w), exp_avg_sq_w=_zeros(w), exp_avg_b=_zeros(b),
+        native.FcStack([w[0], w[2], w[1]], b)
+    stack = native.FcStack(w, b, exp_avg_w=_zeros(w), exp_avg_sq_w=_zeros(w), exp_avg_b=_zeros(b),
                             exp_avg_sq_b=_zeros(b))
     x, y = _batches(1)[0]
     with pytest.raises(ValueError, match="^x: "):
-        stack.train_step(x[:, :10], y, kernels.adam_step(1, 0.1), 1)
+        stack.train_step(x[:, :10], y, native.adam_step(1, 0.1), 1)
     with pytest.raises(ValueError, match="^y: "):
-        stack.train_step(x, y.int(), kernels.adam_step(1, 0.1), 1)
+        stack.train_step(x, y.int(), native.adam_step(1, 0.1), 1)
     with pytest.raises(ValueError, match="without Adam's moments"):
-        kernels.FcStack(w, b).train_step(x, y, kernels.adam_step(1, 0.1), 1)
+        native.FcStack(w, b).train_step(x, y, native.adam_step(1, 0.1), 1)
 
 
 def _drive(chooser, cost, calls):
@@ -240,7 +240,7 @@ def _drive(chooser, cost, calls):
 
 
 def test_faster_of_tries_each_option_then_keeps_the_faster_and_tries_again():
-    chooser = kernels.FasterOf(("team", "solo"), trial=3, keep=4)
+    chooser = native.FasterOf(("team", "solo"), trial=3, keep=4)
     assert _drive(chooser, {"team": 1.0, "solo": 2.0}, 3 + 3 + 4) == ["team"] * 3 + ["solo"] * 3 + ["team"] * 4
     # the machine got busy: sharing a run between threads got slow
     assert _drive(chooser, {"team": 5.0, "solo": 2.0}, 3 + 3 + 2) == ["team"] * 3 + ["solo"] * 3 + ["solo"] * 2
@@ -252,9 +252,9 @@ def test_a_leftover_run_gets_the_same_bits_whichever_way_the_chooser_goes():
     results = []
     for share in (True, False, None):
         w, b, stack = _stack(w0, b0, masks)
-        stack._leftover = kernels.FasterOf((True, False), trial=1, keep=2)  # switches often
+        stack._leftover = native.FasterOf((True, False), trial=1, keep=2)  # switches often
         for t, (x, y) in enumerate(_batches(7), start=1):
-            stack.train_step(x, y, kernels.adam_step(t, 1e-2), 2, share_leftover=share)
+            stack.train_step(x, y, native.adam_step(t, 1e-2), 2, share_leftover=share)
         results.append(w + b)
     for other in results[1:]:
         assert all(torch.equal(a, c) for a, c in zip(results[0], other))
@@ -264,7 +264,7 @@ def _a_call_a_step_and_one_call(w0, b0, masks, batches, threads=2):
     """The same runs stepped on ``batches`` one call a step and in one call (leftover runs shared
     by the ``threads``); returns both stacks' weights and biases, the second stack and its inputs."""
     xs, ys = torch.stack([x for x, _ in batches]), torch.stack([y for _, y in batches])
-    adam = [kernels.adam_step(t, 1e-2) for t in range(1, len(batches) + 1)]
+    adam = [native.adam_step(t, 1e-2) for t in range(1, len(batches) + 1)]
     one_w, one_b, one = _stack(w0, b0, masks)
     for (x, y), a in zip(batches, adam):
         one.train_step(x, y, a, threads, share_leftover=True)

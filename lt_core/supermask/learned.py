@@ -1,15 +1,4 @@
-"""Supermasks: masks that make an *untrained* network accurate (protocol sections 6, 7, 8.1).
-
-One-shot supermasks (:func:`one_shot_supermasks`): from a trained dense run's ``(w_i, w_f)``, for
-each criterion and prune power ``p``, a mask keeping ``base_l ** p`` of each layer ``l`` (the
-architecture's per-round keep fractions: FC 0.8 hidden / 0.9 output) is computed in one shot and
-applied to the untrained network with (a) its initial weights and (b) signed constants
-(``std(W_l) * sign(W_l)``, the layer's init std). Both are evaluated on the full train and test
-sets without any training; many masks are evaluated at once as one stack of networks. That the
-conv nets use their own per-round bases is UNVERIFIED in the protocol; we follow its
-recommended reading (they do).
-
-Learned supermasks (:func:`learn_supermask`): weights frozen at their initialisation (initial
+"""Learned supermasks (protocol section 7), :func:`learn_supermask`: weights frozen at their initialisation (initial
 values or signed constants, biases zero and unused), one real-valued score per weight, initialised
 to ``score_init``; each forward pass samples ``b ~ Bernoulli(sigmoid(score))`` and uses the
 straight-through mask ``b + sigmoid(score) - stopgrad(sigmoid(score))``, so that
@@ -28,224 +17,37 @@ configurable (:class:`LearnConfig`).
 
 from __future__ import annotations
 
-import csv
-import io
-import math
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Dict, Iterable, List, Optional, Sequence, Tuple
+from typing import Dict, List, Optional, Sequence, Tuple
 
 import torch
 import torch.nn.functional as F
 
-from . import pruning
-from .config import ConfigError, DataConfig, ModelConfig, TrainConfig, _Config, _no_hash, check_choice, check_length, \
-    check_range, config_hash
-from .criteria import CRITERIA
-from .data import Dataset
-from .events import EventCallback, RunStopped, StopToken, emit
-from .lottery import _Context, _train_dense, canonical, dataset_name
-from .models import Arch, forward, get_arch, init_weights
-from .seeding import derive_seed
-from .store import RunDir, atomic_torch_save, atomic_write_json, atomic_write_text, metrics_csv, read_json, \
-    results_root, torch_load
-from .train import BatchOrder, StepLoop, evaluate, resolve_device
+from ..archs import Arch, get_arch
+from ..backends import evaluate
+from ..batches import BatchOrder
+from ..config import Config, DataConfig, ModelConfig, TrainConfig, check_choice, check_length, \
+    check_range, config_hash, no_hash
+from ..data import Dataset, load_dataset
+from ..devices import resolve_device
+from ..events import EventCallback, StopToken, emit, with_run_dir
+from ..models import forward, init_weights
+from ..schedule import canonical, dataset_name, learn_iterations
+from ..seeding import derive_seed
+from ..store import atomic_torch_save, atomic_write_json, atomic_write_text, learnmask_dir, metrics_csv, open_run, \
+    results_root, torch_load, write_tensors
+from ..train import StepLoop
+from .oneshot import WEIGHT_KINDS, signed_constants
 
 Tensor = torch.Tensor
-WEIGHT_KINDS = ("init", "signed_constant")
-DEFAULT_POWERS = tuple(range(25))
-
-
-def signed_constants(weights: Dict[str, Tensor], multiplier: float = 1.0) -> Dict[str, Tensor]:
-    """``std(W) * sign(W) * multiplier`` per layer (population std over the whole layer)."""
-    return {n: w.std(unbiased=False) * torch.sign(w) * multiplier for n, w in weights.items()}
-
-
-def supermask_weights(kind: str, init: Dict[str, Tensor]) -> Dict[str, Tensor]:
-    check_choice("supermask", "weights", kind, WEIGHT_KINDS)
-    return {n: w.clone() for n, w in init.items()} if kind == "init" else signed_constants(init)
-
-
-def parse_powers(text: str) -> Tuple[int, ...]:
-    """``"0-24"``, ``"0,4,8"`` or a mix (``"0-3,10"``) -> sorted unique powers."""
-    out = set()
-    try:
-        for part in str(text).split(","):
-            part = part.strip()
-            if "-" in part:
-                lo, hi = (int(v) for v in part.split("-", 1))
-                out.update(range(lo, hi + 1))
-            elif part:
-                out.add(int(part))
-    except ValueError:
-        raise ConfigError(f"SupermaskConfig.powers: cannot read {text!r}; write e.g. 0-24 or 0,4,8") from None
-    return tuple(sorted(out))
 
 
 @dataclass(frozen=True, repr=False)
-class SupermaskConfig(_Config):
-    """One-shot supermask sweep: which criteria, which weights, which prune powers."""
-
-    criteria: Tuple[str, ...] = ("large_final_same_sign",)
-    weights: Tuple[str, ...] = WEIGHT_KINDS
-    powers: Tuple[int, ...] = DEFAULT_POWERS
-
-    def __post_init__(self) -> None:
-        for name in ("criteria", "weights", "powers"):
-            object.__setattr__(self, name, tuple(getattr(self, name)))
-        super().__post_init__()
-
-    def validate(self) -> None:
-        if not self.criteria:
-            raise ConfigError("SupermaskConfig.criteria: give at least one criterion; allowed values: "
-                              + ", ".join(CRITERIA))
-        for c in self.criteria:
-            check_choice("SupermaskConfig", "criteria", c, CRITERIA)
-        if not self.weights:
-            raise ConfigError("SupermaskConfig.weights: give at least one of init, signed_constant")
-        for w in self.weights:
-            check_choice("SupermaskConfig", "weights", w, WEIGHT_KINDS)
-        if not self.powers:
-            raise ConfigError("SupermaskConfig.powers: give at least one prune power in [0, 200]")
-        for p in self.powers:
-            check_range("SupermaskConfig", "powers", p, 0, 200, integer=True)
-
-
-@dataclass
-class SupermaskResult:
-    run_dir: Path
-    trunk_dir: Path
-    rows: List[dict]
-    best: List[dict]
-
-    def to_json(self) -> dict:
-        return {"run_dir": str(self.run_dir), "trunk_dir": str(self.trunk_dir), "rows": self.rows,
-                "best": self.best}
-
-
-POINT_COLUMNS = ("criterion", "weights", "power", "weights_remaining", "train_acc", "test_acc")
-
-
-def _read_points(path: Path) -> Dict[tuple, dict]:
-    if not path.is_file():
-        return {}
-    with open(path, newline="") as fh:
-        rows = list(csv.DictReader(fh))
-    out = {}
-    for r in rows:
-        row = {"criterion": r["criterion"], "weights": r["weights"], "power": int(r["power"]),
-               "weights_remaining": float(r["weights_remaining"]), "train_acc": float(r["train_acc"]),
-               "test_acc": float(r["test_acc"])}
-        out[(row["criterion"], row["weights"], row["power"])] = row
-    return out
-
-
-def _write_points(path: Path, points: Dict[tuple, dict]) -> None:
-    buf = io.StringIO()
-    writer = csv.writer(buf, lineterminator="\n")
-    writer.writerow(POINT_COLUMNS)
-    for key in sorted(points):
-        writer.writerow([points[key][c] for c in POINT_COLUMNS])
-    atomic_write_text(path, buf.getvalue())
-
-
-def best_points(rows: Iterable[dict]) -> List[dict]:
-    """Per (criterion, weights): the point of highest test accuracy (the smallest power on ties)."""
-    best: Dict[tuple, dict] = {}
-    for r in rows:
-        key = (r["criterion"], r["weights"])
-        if key not in best or r["test_acc"] > best[key]["test_acc"]:
-            best[key] = r
-    return [{k: best[key][k] for k in ("criterion", "weights", "power", "weights_remaining", "test_acc")}
-            for key in sorted(best)]
-
-
-def one_shot_masks(arch: Arch, criterion: str, w_init: Dict[str, Tensor], w_final: Dict[str, Tensor],
-                   power: int, seed: int) -> Dict[str, Tensor]:
-    """The one-shot mask of ``criterion`` keeping ``base_l ** power`` of each layer."""
-    keep = {l.name: (1.0 - arch.prune_fractions[l.kind]) ** power for l in arch.layers}
-    prev = {l.name: torch.ones(l.shape, dtype=torch.bool) for l in arch.layers}
-    return pruning.compute_masks(criterion, w_init, w_final, prev, {n: 1.0 - k for n, k in keep.items()}, seed)
-
-
-def _stack_eval(arch: Arch, nets: List[Dict[str, Tensor]], data: Dataset, splits=("train", "test"),
-                chunk: Optional[int] = None) -> Dict[str, List[float]]:
-    """Accuracy of many networks (zero biases) on whole splits, evaluated in stacks."""
-    dev = data.train.x.device
-    conv = not arch.fully_connected
-    chunk = chunk or (16 if conv else 64)
-    out = {s: [] for s in splits}
-    for start in range(0, len(nets), chunk):
-        group = nets[start:start + chunk]
-        w = {n: torch.stack([g[n] for g in group]).to(dev) for n in arch.layer_names}
-        b = {l.name: torch.zeros(len(group), l.shape[0], device=dev) for l in arch.layers}
-        # keep activations near 100 MB: K networks x batch x widest layer
-        batch = 100 if conv else max(500, 80000 // len(group))
-        for split in splits:
-            _, acc = evaluate(arch, w, b, data.splits[split], batch=batch)
-            out[split] += acc.tolist()
-    return out
-
-
-def one_shot_supermasks(data: DataConfig = DataConfig(), model: ModelConfig = ModelConfig(),
-                        train: TrainConfig = TrainConfig(), sweep: SupermaskConfig = SupermaskConfig(), *,
-                        out=None, on_event: Optional[EventCallback] = None, stop: Optional[StopToken] = None,
-                        progress: bool = False) -> SupermaskResult:
-    """Evaluate one-shot supermasks on the untrained network; see the module docstring.
-
-    Trains (or reuses) the dense run first. Finished points are stored in the run directory's
-    ``points.csv`` and reused; one ``supermask_point`` event is emitted per point.
-    """
-    ctx = _Context(data, model, train, out, on_event, stop, progress)
-    trunk = _train_dense(ctx)
-    trunk_dir = RunDir(trunk.run_dir)
-    data_c, model_c, train_c, _ = canonical(data, model, train)
-    run_dir = RunDir(ctx.root / f"supermask-{model.arch}-{config_hash('supermask', data=data_c, model=model_c, train=train_c)}")
-    if not (run_dir.path / "config.json").is_file():
-        atomic_write_json(run_dir.path / "config.json", {"kind": "supermask", "trunk": trunk_dir.name,
-                                                         "data": data_c.to_dict(), "model": model_c.to_dict(),
-                                                         "train": train_c.to_dict()})
-    points_path = run_dir.path / "points.csv"
-    points = _read_points(points_path)
-    state = {"init": trunk_dir.load_tensors(0, "init")["weights"], "final": trunk_dir.load_tensors(0, "final")["weights"]}
-    arch = ctx.arch
-    wanted = [(c, w, p) for c in sweep.criteria for w in sweep.weights for p in sweep.powers]
-    for key in wanted:
-        if key in points:
-            emit(on_event, event="supermask_point", reused=True, **points[key])
-    todo = [key for key in wanted if key not in points]
-    bases = {kind: supermask_weights(kind, state["init"]) for kind in sweep.weights}
-    by_mask: Dict[Tuple[str, int], Dict[str, Tensor]] = {}
-    group_size = 10
-    for start in range(0, len(todo), group_size):
-        if stop is not None and stop.requested:
-            raise RunStopped(f"stopped after {len(points)} supermask points; finished points are kept")
-        group = todo[start:start + group_size]
-        nets, remaining = [], []
-        for criterion, kind, power in group:
-            if (criterion, power) not in by_mask:
-                by_mask[(criterion, power)] = one_shot_masks(arch, criterion, state["init"], state["final"], power,
-                                                             train.seed)
-            masks = by_mask[(criterion, power)]
-            nets.append({n: bases[kind][n] * masks[n] for n in arch.layer_names})
-            remaining.append(pruning.remaining(masks)["overall"])
-        acc = _stack_eval(arch, nets, ctx.dataset)
-        for i, (criterion, kind, power) in enumerate(group):
-            row = {"criterion": criterion, "weights": kind, "power": power, "weights_remaining": remaining[i],
-                   "train_acc": acc["train"][i], "test_acc": acc["test"][i]}
-            points[(criterion, kind, power)] = row
-            emit(on_event, event="supermask_point", reused=False, **row)
-        _write_points(points_path, points)
-    rows = [points[key] for key in wanted]
-    return SupermaskResult(run_dir.path, trunk_dir.path, rows, best_points(rows))
-
-
-# -- learned supermasks ---------------------------------------------------------------------------
-
-@dataclass(frozen=True, repr=False)
-class LearnConfig(_Config):
-    """Learned supermask training (protocol section 7). ``epochs=None``: 2000 for FC, 100 for conv nets."""
+class LearnConfig(Config):
+    """Learned supermask training (protocol section 7). ``epochs=None``: the architecture record's
+    ``learn_epochs`` (2000 for FC, 100 for the conv nets)."""
 
     weights: str = "init"
     dwr: bool = False
@@ -259,7 +61,7 @@ class LearnConfig(_Config):
     signed_constant_multiplier: float = 1.0
     eval_samples: int = 10
     eval_every: Optional[int] = None  # iterations; None = once per epoch
-    device: str = _no_hash("auto")
+    device: str = no_hash("auto")
 
     def validate(self) -> None:
         check_choice("LearnConfig", "weights", self.weights, WEIGHT_KINDS)
@@ -274,9 +76,6 @@ class LearnConfig(_Config):
         if self.eval_every is not None:
             check_range("LearnConfig", "eval_every", self.eval_every, 1, 10**9, integer=True)
         check_choice("LearnConfig", "device", self.device, ("auto", "cpu", "cuda"))
-
-
-LEARN_DEFAULT_EPOCHS = {"fc": 2000, "conv2": 100, "conv4": 100, "conv6": 100}
 
 
 @dataclass
@@ -511,15 +310,6 @@ class MaskLearner(StepLoop):
                             self.iterations, self.evals[i]) for i in range(k)]
 
 
-def learn_iterations(learn: LearnConfig, arch_name: str, n_train: int) -> int:
-    if learn.iterations is not None:
-        return learn.iterations
-    per_epoch = n_train // learn.batch_size
-    if per_epoch == 0:
-        raise ConfigError(f"LearnConfig.batch_size: {learn.batch_size} is larger than the {n_train} training images")
-    return (learn.epochs or LEARN_DEFAULT_EPOCHS[arch_name]) * per_epoch
-
-
 def learn_supermask(data: DataConfig = DataConfig(), model: ModelConfig = ModelConfig(),
                     learn: LearnConfig = LearnConfig(), *, out=None, on_event: Optional[EventCallback] = None,
                     stop: Optional[StopToken] = None, progress: bool = False) -> LearnResult:
@@ -531,25 +321,21 @@ def learn_supermasks(data: DataConfig, model: ModelConfig, learns: Sequence[Lear
                      on_event: Optional[EventCallback] = None, stop: Optional[StopToken] = None,
                      progress: bool = False) -> List[LearnResult]:
     """Several learned supermasks (e.g. init, signed constants, DWR) trained as one stack."""
-    from .data import load_dataset
-    from .lottery import TRAIN_SIZES
-
     arch = get_arch(model.arch)
     name = dataset_name(data, model)
     data_c, model_c, _, _ = canonical(data, model, TrainConfig())
     root = results_root(out)
-    n_train = TRAIN_SIZES[name] - data.val_size
-    its = [learn_iterations(l, model.arch, n_train) for l in learns]
+    on_event = with_run_dir(on_event, root)
+    its = [learn_iterations(data, model, l) for l in learns]
     if len(set(its)) != 1:
         raise ValueError("learn_supermasks: stacked runs must have the same length")
-    run_dirs = [RunDir(root / f"learnmask-{model.arch}-{config_hash('learnmask', data=data_c, model=model_c, learn=l)}")
-                for l in learns]
+    run_dirs = [learnmask_dir(root, data_c, model_c, l) for l in learns]
     results: List[Optional[LearnResult]] = [None] * len(learns)
     todo = []
     ds = None
     for i, rd in enumerate(run_dirs):
         if (rd.path / "summary.json").is_file():
-            s = read_json(rd.path / "summary.json")
+            s = open_run(rd.path).summary
             results[i] = LearnResult(rd.path, s["test_acc_mean"], s["test_acc_samples"], s["expected_keep_fraction"],
                                      s["layer_keep_fraction"], s["iterations"], reused=True)
             emit(on_event, event="stage", stage="learn_reused", run=rd.name)
@@ -560,9 +346,8 @@ def learn_supermasks(data: DataConfig, model: ModelConfig, learns: Sequence[Lear
                 ds = load_dataset(name, data_dir=data.data_dir, download=data.download, val_size=data.val_size,
                                   val_seed=data.val_seed, device=device)
                 emit(on_event, event="stage", stage="data_loaded", dataset=name, device=str(device))
-            if not (rd.path / "config.json").is_file():
-                atomic_write_json(rd.path / "config.json", {"kind": "learnmask", "data": data_c.to_dict(),
-                                                            "model": model_c.to_dict(), "learn": learns[i].to_dict()})
+            rd.write_config({"kind": "learnmask", "data": data_c.to_dict(), "model": model_c.to_dict(),
+                             "learn": learns[i].to_dict()})
     if todo:
         checkpoint = run_dirs[todo[0]].path / "checkpoint.pt" if len(todo) == 1 else \
             root / f".learnmask-stack-{config_hash('stack', **{str(i): learns[i] for i in todo})}.pt"
@@ -576,7 +361,7 @@ def learn_supermasks(data: DataConfig, model: ModelConfig, learns: Sequence[Lear
             res = trained[j]
             res.run_dir = run_dirs[i].path
             rd = run_dirs[i]
-            atomic_torch_save(rd.path / "scores.pt", {n: s[j].detach().cpu() for n, s in learner.scores.items()})
+            write_tensors(rd.path, {"scores": {n: s[j].detach().cpu() for n, s in learner.scores.items()}})
             rows = []
             for e in res.evals:
                 rows += [{"run": rd.name, "round": 0, "iteration": e["iteration"], "split": "train",

@@ -1,12 +1,12 @@
-"""lt_core's C kernels: compiled on first use with the system's C compiler, loaded with ctypes.
+"""lt_core's C library: compiled on first use with the system's C compiler, loaded with ctypes.
 
 Two sources make one library:
 
 * ``csrc/masked_adam.c``: one Adam step over a float32 tensor with the pruning mask applied to the
-  gradient (used by :class:`lt_core.optim.StackAdam` for every CPU tensor it steps);
+  gradient (used by :class:`lt_core.backends.optim.StackAdam` for every CPU tensor it steps);
 * ``csrc/fc_stack.c``: a whole training step, and the forward pass, of a stack of fully connected
-  networks, computed over the nonzero entries of each layer's input (used by
-  :mod:`lt_core.train` on the CPU; see the file's comment).
+  networks, computed over the nonzero entries of each layer's input (:class:`FcStack`, used by
+  the ``cpu_kernel`` backend; see the file's comment).
 
 The library is built once per process with ``-O3 -march=native -ffp-contract=off -fopenmp`` and
 linked against the OpenMP runtime PyTorch has already loaded, so both share one thread pool. On

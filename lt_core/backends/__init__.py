@@ -1,0 +1,66 @@
+"""Training backends: how a stack of runs computes its steps and evaluations.
+
+The training loop (:mod:`lt_core.train`) drives one :class:`Backend` per stack of runs, chosen
+once by :func:`choose_backend`:
+
+* ``reference`` (:mod:`.reference`): :func:`lt_core.models.forward`, autograd and Adam over the
+  stacked tensors -- the specification; it trains the convolutional networks;
+* ``dense_fc`` (:mod:`.dense_fc`): fully connected networks with hand-written gradients on inputs
+  sorted by how often they are nonzero -- on CUDA, or on a CPU without the C kernels;
+* ``cpu_kernel`` (:mod:`.cpu_kernel`): fully connected networks trained and evaluated in C on the
+  CPU (:mod:`.native` builds and loads the library; ``LT_KERNELS=0`` switches it off).
+
+:mod:`.optim` holds Adam for stacks (with the pruning mask folded into the update). All of it is
+float32 arithmetic: the backends differ only in the rounding of sums (and denormal Adam moments,
+flushed to zero as TF did), which is why a run records the backend that trained it.
+"""
+
+from __future__ import annotations
+
+from typing import Dict, Optional, Tuple, Type
+
+import torch
+
+from ..data import Split
+from ..models import Arch
+from .base import Backend, RunSpec
+from .cpu_kernel import CpuKernelBackend
+from .dense_fc import DenseFcBackend
+from .reference import ReferenceBackend
+
+Tensor = torch.Tensor
+BACKENDS: Dict[str, Type[Backend]] = {cls.name: cls for cls in (ReferenceBackend, DenseFcBackend, CpuKernelBackend)}
+
+
+def choose_backend(arch: Arch, device: torch.device, name: Optional[str] = None) -> Type[Backend]:
+    """The backend class that trains ``arch`` on ``device``.
+
+    By default the fastest that applies: ``cpu_kernel`` for a fully connected network on the CPU
+    when the C library builds (and ``LT_KERNELS`` is not 0), else ``dense_fc`` for a fully
+    connected network, else ``reference``. ``name`` asks for one by name (an error says why it
+    cannot train this network here).
+    """
+    device = torch.device(device)
+    if name is None:
+        for cls in (CpuKernelBackend, DenseFcBackend, ReferenceBackend):
+            if cls.unavailable(arch, device) is None:
+                return cls
+    if name not in BACKENDS:
+        raise ValueError(f"backend: unknown value {name!r}; allowed values: {', '.join(BACKENDS)}")
+    cls = BACKENDS[name]
+    why = cls.unavailable(arch, device)
+    if why is not None:
+        raise ValueError(f"backend: {name!r} cannot train {arch.name} on {device}: {why}")
+    return cls
+
+
+def evaluate(arch: Arch, weights: Dict[str, Tensor], biases: Dict[str, Tensor], split: Split,
+             batch: Optional[int] = None) -> Tuple[Tensor, Tensor]:
+    """Mean cross-entropy and accuracy (float64 tensors (K,)) of K stacked networks (canonical
+    layout) on ``split``, computed by the backend :func:`choose_backend` picks for its device;
+    ``batch``: images per batch (default :func:`lt_core.devices.eval_batch_size`)."""
+    return choose_backend(arch, split.x.device).evaluate_weights(arch, weights, biases, split, batch=batch)
+
+
+__all__ = ["BACKENDS", "Backend", "CpuKernelBackend", "DenseFcBackend", "ReferenceBackend", "RunSpec",
+           "choose_backend", "evaluate"]

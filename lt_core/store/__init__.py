@@ -1,0 +1,41 @@
+"""The results store: one folder per run, named by a hash of its canonical configuration.
+
+Layout under the results root (``--out``, else ``$LT_RESULTS_DIR``, else ``./results``)::
+
+    train-fc-<hash>/            a dense run (also round 0 of every lottery run built on it)
+        config.json
+        round_000/ init.pt final.pt masks.pt checksums.json metrics.csv summary.json
+    lottery-fc-<hash>/          iterative pruning built on a dense run (its "trunk")
+        config.json             (names the trunk folder)
+        round_001/ ... round_024/   init.pt [start.pt] final.pt masks.pt [frozen.pt] checksums.json
+                                    metrics.csv summary.json
+        metrics.csv             all pruning rounds' rows, rewritten after each round
+    supermask-fc-<hash>/        one-shot supermask points of a dense run: config.json, points.csv
+    learnmask-fc-<hash>/        a learned supermask: config.json, scores.pt, checksums.json, metrics.csv,
+                                summary.json
+
+* :mod:`.layout` names the folders (:func:`dense_dir`, :func:`lottery_dir`, :func:`supermask_dir`,
+  :func:`learnmask_dir`) and writes a run's rounds (:class:`RunDir`); a round is finished when its
+  ``summary.json`` exists, written last.
+* :mod:`.files` writes every file atomically and records each tensor file's SHA-256 in its folder's
+  ``checksums.json``; reading checks it and raises :class:`DamagedFileError` (a :class:`StoreError`)
+  naming the file and the folder to delete. Folders stored before checksums existed read unverified.
+* :mod:`.reader` reads runs back as typed records (:func:`open_run`, :func:`list_runs`), a lottery's
+  round 0 resolved to its trunk's.
+
+Metric rows are tidy: ``run, round, iteration, split, metric, value``.
+"""
+
+from .files import METRIC_COLUMNS, POINT_COLUMNS, DamagedFileError, StoreError, atomic_torch_save, \
+    atomic_write_bytes, atomic_write_json, atomic_write_text, metrics_csv, read_json, read_metrics_csv, read_points, \
+    read_tensors, torch_load, write_points, write_tensors
+from .layout import KINDS, RunDir, dense_dir, learnmask_dir, lottery_dir, results_root, supermask_dir
+from .reader import ROW_COLUMNS, LearnedMaskRun, LotteryRun, Round, Run, SupermaskRun, TrainRun, list_runs, open_run
+
+__all__ = [
+    "DamagedFileError", "KINDS", "LearnedMaskRun", "LotteryRun", "METRIC_COLUMNS", "POINT_COLUMNS", "ROW_COLUMNS", "Round", "Run",
+    "RunDir", "StoreError", "SupermaskRun", "TrainRun", "atomic_torch_save", "atomic_write_bytes",
+    "atomic_write_json", "atomic_write_text", "dense_dir", "learnmask_dir", "list_runs", "lottery_dir",
+    "metrics_csv", "open_run", "read_json", "read_metrics_csv", "read_points", "read_tensors", "results_root",
+    "supermask_dir", "torch_load", "write_points", "write_tensors",
+]

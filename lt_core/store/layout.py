@@ -1,0 +1,110 @@
+"""Where runs live: the results root, the run folders' names, and a run folder's rounds.
+
+A run folder is named ``<kind>-<arch>-<hash>``, the hash being :func:`lt_core.config.config_hash`
+of the run's *canonical* configs (values equal to the architecture's defaults reset to ``None``, see
+:func:`lt_core.schedule.canonical`), so a setting spelled two ways names one run. The four functions
+below are the only place these names are built.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Dict, List, Optional
+
+from ..config import DataConfig, ModelConfig, PruneConfig, TrainConfig, config_hash
+from .files import atomic_write_json, atomic_write_text, metrics_csv, read_json, read_metrics_csv, read_tensors, \
+    write_tensors
+
+KINDS = ("train", "lottery", "supermask", "learnmask")
+
+
+def results_root(out: Optional[str] = None) -> Path:
+    """``out``, else ``$LT_RESULTS_DIR``, else ``./results``."""
+    return Path(out or os.environ.get("LT_RESULTS_DIR") or "results").expanduser()
+
+
+def _run_dir(root, kind: str, model: ModelConfig, **configs) -> "RunDir":
+    return RunDir(Path(root) / f"{kind}-{model.arch}-{config_hash(kind, model=model, **configs)}")
+
+
+def dense_dir(root, data: DataConfig, model: ModelConfig, train: TrainConfig) -> "RunDir":
+    """The dense run (round 0 of every lottery and supermask run on it) of canonical configs."""
+    return _run_dir(root, "train", model, data=data, train=train)
+
+
+def lottery_dir(root, data: DataConfig, model: ModelConfig, train: TrainConfig, prune: PruneConfig) -> "RunDir":
+    """The lottery branch (pruning rounds 1..R) of canonical configs."""
+    return _run_dir(root, "lottery", model, data=data, train=train, prune=prune)
+
+
+def supermask_dir(root, data: DataConfig, model: ModelConfig, train: TrainConfig) -> "RunDir":
+    """The one-shot supermask points of the dense run of canonical configs (every sweep shares it)."""
+    return _run_dir(root, "supermask", model, data=data, train=train)
+
+
+def learnmask_dir(root, data: DataConfig, model: ModelConfig, learn) -> "RunDir":
+    """The learned supermask of canonical data/model configs and a ``LearnConfig``."""
+    return _run_dir(root, "learnmask", model, data=data, learn=learn)
+
+
+class RunDir:
+    """One run's folder, as the engine writes it: ``config.json`` and ``round_<k>/`` folders.
+
+    A round is finished when its ``summary.json`` exists; :meth:`save_round` writes it last.
+    Reading whole runs (with a lottery's round 0 taken from its trunk) is :func:`lt_core.store.open_run`'s job.
+    """
+
+    def __init__(self, path) -> None:
+        self.path = Path(path)
+
+    def __repr__(self) -> str:
+        return f"RunDir({str(self.path)!r})"
+
+    @property
+    def name(self) -> str:
+        return self.path.name
+
+    def round_dir(self, k: int) -> Path:
+        return self.path / f"round_{k:03d}"
+
+    def round_done(self, k: int) -> bool:
+        return (self.round_dir(k) / "summary.json").is_file()
+
+    def done_rounds(self) -> List[int]:
+        if not self.path.is_dir():
+            return []
+        out = []
+        for child in self.path.iterdir():
+            if child.name.startswith("round_") and (child / "summary.json").is_file():
+                out.append(int(child.name[6:]))
+        return sorted(out)
+
+    def write_config(self, body: dict) -> None:
+        """Write ``config.json`` once: a run's configuration never changes, so an existing one is kept."""
+        path = self.path / "config.json"
+        if not path.is_file():
+            atomic_write_json(path, body)
+
+    def save_round(self, k: int, tensors: Dict[str, dict], rows: List[dict], summary: dict) -> None:
+        """Tensors (with their checksums), then ``metrics.csv``, then ``summary.json``; drops the checkpoint."""
+        d = self.round_dir(k)
+        write_tensors(d, tensors)
+        atomic_write_text(d / "metrics.csv", metrics_csv(rows))
+        atomic_write_json(d / "summary.json", summary)  # last: marks the round finished
+        checkpoint = d / "checkpoint.pt"
+        if checkpoint.exists():
+            checkpoint.unlink()
+
+    def load_tensors(self, k: int, name: str) -> Optional[dict]:
+        """Round ``k``'s ``<name>.pt``, checked (see :func:`lt_core.store.read_tensors`); ``None`` if absent."""
+        return read_tensors(self.round_dir(k), name)
+
+    def summary(self, k: int) -> dict:
+        return read_json(self.round_dir(k) / "summary.json")
+
+    def rows(self, k: int) -> List[dict]:
+        return read_metrics_csv(self.round_dir(k) / "metrics.csv")
+
+    def config(self) -> dict:
+        return read_json(self.path / "config.json")
