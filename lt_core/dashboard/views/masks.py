@@ -138,6 +138,8 @@ class MaskView:
             criteria = list(dict.fromkeys(p["criterion"] for p in s.points))
             if list(self.criterion.options) != criteria:
                 self.criterion.options = criteria
+            if self.criterion.value not in criteria:
+                self.criterion.value = criteria[0]
             self.round.max = max(powers)
             self.round.min = min(powers)
         elif s.kind == "learned":
