@@ -3,7 +3,8 @@
 * :mod:`.request` -- what the user asked for (:class:`RunRequest`), checked by building the
   engine's configs, and the engine calls it maps to (:func:`plan_jobs`);
 * :mod:`.state` -- the live state of a run, folded from the engine's events by a table of handlers;
-* :mod:`.controller` -- the run thread, Stop / resume, and the listeners the views draw from;
+* :mod:`.controller` -- the run thread, Stop / resume, and the listeners the views draw from
+  (paced by :mod:`.pacing`);
 * :mod:`.stored` -- the results store as the dashboard reads it (the Compare tab's list, overlays,
   the stored runs of the controls' settings);
 * :mod:`.presets` -- the settings that reproduce each of the paper's figures and Table 1;

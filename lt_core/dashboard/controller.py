@@ -23,58 +23,12 @@ from typing import Callable, Dict, List, Optional
 from lt_core import RunStopped, StopToken
 from lt_core.store import results_root
 
+from .pacing import Throttle, fmt_seconds
 from .request import MODES, Job, RunRequest, describe_error, plan_jobs
 from .series import Series
 from .state import RunState
 from .stored import StoredRun, list_runs, load_runs_of, load_stored_series
 from .tables import export_csv
-
-
-def _fmt_seconds(s: float) -> str:
-    s = int(round(max(0.0, s)))
-    h, rem = divmod(s, 3600)
-    m, sec = divmod(rem, 60)
-    return f"{h}:{m:02d}:{sec:02d}" if h else f"{m}:{sec:02d}"
-
-
-class _Throttle:
-    """Calls ``fn`` at most once per ``interval`` seconds; a skipped call is made later, once."""
-
-    def __init__(self, interval: float, fn: Callable[[], None]) -> None:
-        self.interval, self.fn = interval, fn
-        self._lock = threading.Lock()
-        self._run = threading.Lock()
-        self._last = 0.0
-        self._timer: Optional[threading.Timer] = None
-
-    def __call__(self, force: bool = False) -> None:
-        with self._lock:
-            now = time.monotonic()
-            wait = self._last + self.interval - now
-            if force or wait <= 0:
-                if self._timer is not None:
-                    self._timer.cancel()
-                    self._timer = None
-                self._last = now
-                go = True
-            else:
-                if self._timer is None:
-                    self._timer = threading.Timer(wait, self._fire)
-                    self._timer.daemon = True
-                    self._timer.start()
-                go = False
-        if go:
-            self._call()
-
-    def _fire(self) -> None:
-        with self._lock:
-            self._timer = None
-            self._last = time.monotonic()
-        self._call()
-
-    def _call(self) -> None:
-        with self._run:
-            self.fn()
 
 
 class _CountingStop(StopToken):
@@ -118,7 +72,7 @@ class Controller:
         self._thread: Optional[threading.Thread] = None
         self._stop: Optional[StopToken] = None
         self._listeners: List[Callable[[dict], None]] = []
-        self._throttle = _Throttle(throttle_s, self._flush)
+        self._throttle = Throttle(throttle_s, self._flush)
         self._version = 0
         self._refused = False  # the last Run was refused: no progress to show
         self._pending: Optional[RunRequest] = None  # Run pressed while the previous run was stopping
@@ -220,11 +174,11 @@ class Controller:
         if self.jobs:
             parts.append(f"{fraction * 100:.0f}%")
         if eta is not None:
-            parts.append(f"ETA {_fmt_seconds(eta)}")
+            parts.append(f"ETA {fmt_seconds(eta)}")
         elif self.status == "running":
             parts.append("ETA estimating...")
         if self.status in ("finished", "stopped", "error") and self._t_start:
-            parts.append(f"elapsed {_fmt_seconds(self._t_end - self._t_start)}")
+            parts.append(f"elapsed {fmt_seconds(self._t_end - self._t_start)}")
         return {"fraction": fraction, "eta_s": eta, "label": " · ".join(parts),
                 "round": job.round if job else None, "iteration": job.iteration if job else None}
 
@@ -346,7 +300,7 @@ class Controller:
             self.start(pending)
 
     def _finished_message(self, jobs: List[Job]) -> str:
-        took = _fmt_seconds(self._t_end - self._t_start)
+        took = fmt_seconds(self._t_end - self._t_start)
         parts = []
         for s in self.series.values():
             if s.kind == "lottery" and s.rounds:
