@@ -23,6 +23,7 @@ from dataclasses import dataclass, field, fields
 from typing import Any, ClassVar, Optional
 
 from .archs import ARCHS
+from .atomic import atomic_write_text
 from .criteria import CRITERIA
 from .data import DATASETS
 from .errors import ConfigError
@@ -206,7 +207,8 @@ class TrainConfig(Config):
 class PruneConfig(Config):
     """Iterative pruning (protocol sections 3-5).
 
-    ``rounds`` pruning rounds follow the dense round 0. Each round prunes, within each layer, the
+    ``rounds`` pruning rounds follow the dense round 0; the count is not part of the run's identity,
+    so asking for more rounds later continues the stored run (and fewer reads its first rounds). Each round prunes, within each layer, the
     fraction ``prune_fraction_<kind>`` of the weights still kept. ``None`` means the architecture's
     protocol value (FC: hidden 0.2, output 0.1; Conv2/Conv4: conv 0.1, hidden FC 0.2, output 0.1;
     Conv6: conv 0.15, hidden FC 0.2, output 0.1).
@@ -215,7 +217,7 @@ class PruneConfig(Config):
     criterion: str = "large_final"
     mask1: str = "rewind"
     mask0: str = "zero"
-    rounds: int = 24
+    rounds: int = no_hash(24)  # not part of the run's identity: asking for more rounds continues the run
     prune_fraction_conv: Optional[float] = None
     prune_fraction_fc: Optional[float] = None
     prune_fraction_output: Optional[float] = None
@@ -260,8 +262,7 @@ def config_hash(kind: str, **configs: Config) -> str:
 
 
 def save_json(path, configs: dict) -> None:
-    from .store import atomic_write_text
-
+    """Write ``{"data": DataConfig, ...}`` as a JSON file that :func:`load_json` (and ``--config``) reads."""
     atomic_write_text(path, json.dumps(configs_to_dict(configs), indent=2, sort_keys=True) + "\n")
 
 

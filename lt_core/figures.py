@@ -19,8 +19,6 @@ data line takes.
 
 from __future__ import annotations
 
-import os
-import tempfile
 from pathlib import Path
 from typing import Dict, Optional, Sequence, Tuple
 
@@ -30,6 +28,7 @@ matplotlib.use("Agg")  # figures are files and inline images; never a window
 import matplotlib.pyplot as plt  # noqa: E402
 import pandas as pd  # noqa: E402
 
+from .atomic import atomic_write  # noqa: E402
 from .colours import PALETTE, PAPER, REFERENCE, colour  # noqa: E402  (re-exported: figures.colour)
 
 DASHES = ["-", "--", ":", "-."]
@@ -174,13 +173,6 @@ def save(fig, stem, formats: Sequence[str] = ("png", "svg"), dpi: int = 130) -> 
     written = []
     for fmt in formats:
         path = stem.with_suffix(f".{fmt}")
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=f".{fmt}")
-        os.close(fd)
-        try:
-            fig.savefig(tmp, format=fmt, dpi=dpi, bbox_inches="tight")
-            os.replace(tmp, path)
-        finally:
-            if os.path.exists(tmp):
-                os.unlink(tmp)
+        atomic_write(path, lambda fh: fig.savefig(fh, format=fmt, dpi=dpi, bbox_inches="tight"))
         written.append(path)
     return written

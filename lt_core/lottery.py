@@ -176,6 +176,7 @@ class _Branch:
         self.run_dir = lottery_run_dir(data, model, train, prune, ctx.root)
         _write_config(self.run_dir, "lottery", {"data": data, "model": model, "train": train, "prune": prune},
                       {"trunk": trunk_dir.name})
+        self.run_dir.extend_rounds(prune.rounds)
         self.result = ExperimentResult(self.run_dir.path, list(trunk_rounds), trunk_dir.path)
         self.fractions = pruning.layer_prune_fractions(ctx.arch, prune.prune_fraction_conv, prune.prune_fraction_fc,
                                                        prune.prune_fraction_output)

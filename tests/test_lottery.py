@@ -6,6 +6,8 @@ import textwrap
 import pytest
 import torch
 
+import lt_core
+
 from lt_core import (DataConfig, ModelConfig, PruneConfig, RunStopped, StopToken, TrainConfig, export_ticket,
                      forward, get_arch, run_lottery, ticket_state_dict)
 from lt_core.lottery import lottery_run_dir
@@ -141,3 +143,15 @@ def test_export_loads_into_a_plain_torch_model(tmp_path):
     assert int(dense["fc1.weight_mask"].sum()) == 235200
     with pytest.raises(ValueError, match="round 5: not finished"):
         ticket_state_dict(res.run_dir, 5)
+
+
+def test_more_rounds_continue_the_stored_run(tmp_path):
+    short = run_lottery(train=QUICK, prune=PruneConfig(rounds=1), out=tmp_path)
+    longer = run_lottery(train=QUICK, prune=PruneConfig(rounds=2), out=tmp_path)
+    assert longer.run_dir == short.run_dir  # the round count is not part of the run's identity
+    assert [r.reused for r in longer.rounds] == [True, True, False]
+    assert longer.rounds[1].early_stop_test_acc == short.rounds[1].early_stop_test_acc
+    assert lt_core.open_run(longer.run_dir).config["prune"]["rounds"] == 2
+    again = run_lottery(train=QUICK, prune=PruneConfig(rounds=1), out=tmp_path)
+    assert [r.round for r in again.rounds] == [0, 1] and all(r.reused for r in again.rounds)
+    assert lt_core.open_run(longer.run_dir).config["prune"]["rounds"] == 2  # the larger request is kept

@@ -1,7 +1,7 @@
 """The store's files: atomic writes, the tidy CSV formats, and tensor files checked by SHA-256.
 
-Every file is written atomically (a temporary file in the same folder, then a rename), so a
-reader sees either the old file or the new one, never half of one.
+Every file is written atomically (:mod:`lt_core.atomic`: a temporary file in the same folder, then a
+rename), so a reader sees either the old file or the new one, never half of one.
 
 Tensor files (``init.pt``, ``final.pt``, ``masks.pt``, ``scores.pt``...) are written together by
 :func:`write_tensors`, which then writes the folder's ``checksums.json``: the SHA-256 of each file's
@@ -17,12 +17,12 @@ import csv
 import hashlib
 import io
 import json
-import os
-import tempfile
 from pathlib import Path
 from typing import Dict, Iterable, List, Optional
 
 import torch
+
+from ..atomic import atomic_write, atomic_write_bytes, atomic_write_json, atomic_write_text  # noqa: F401 (re-exported)
 
 METRIC_COLUMNS = ("run", "round", "iteration", "split", "metric", "value")
 POINT_COLUMNS = ("criterion", "weights", "power", "weights_remaining", "train_acc", "test_acc")
@@ -41,37 +41,9 @@ class DamagedFileError(StoreError):
         super().__init__(f"{path}: {problem}; delete {folder} to recompute it")
 
 
-def _atomic(path: Path, write) -> None:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            write(fh)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-
-
-def atomic_write_bytes(path, data: bytes) -> None:
-    _atomic(path, lambda fh: fh.write(data))
-
-
-def atomic_write_text(path, text: str) -> None:
-    atomic_write_bytes(path, text.encode())
-
-
-def atomic_write_json(path, obj) -> None:
-    atomic_write_text(path, json.dumps(obj, indent=2, sort_keys=True) + "\n")
-
-
 def atomic_torch_save(path, obj) -> None:
     """``torch.save`` to ``path`` atomically (checkpoints; round tensors go through :func:`write_tensors`)."""
-    _atomic(path, lambda fh: torch.save(obj, fh))
+    atomic_write(path, lambda fh: torch.save(obj, fh))
 
 
 def read_json(path) -> dict:

@@ -86,6 +86,13 @@ class RunDir:
         if not path.is_file():
             atomic_write_json(path, body)
 
+    def extend_rounds(self, rounds: int) -> None:
+        """Record that a lottery run was asked for ``rounds`` pruning rounds, if more than before: the
+        round count is the one setting of a run that may grow (it is not part of the run's identity)."""
+        config = self.config()
+        if config.get("prune", {}).get("rounds", rounds) < rounds:
+            atomic_write_json(self.path / "config.json", {**config, "prune": {**config["prune"], "rounds": rounds}})
+
     def save_round(self, k: int, tensors: Dict[str, dict], rows: List[dict], summary: dict) -> None:
         """Tensors (with their checksums), then ``metrics.csv``, then ``summary.json``; drops the checkpoint."""
         d = self.round_dir(k)
