@@ -264,9 +264,12 @@ def test_results_stay_a_new_page_draws_the_stored_runs_and_another_mode_keeps_th
     live = lottery_series(c.snapshot(), "large_final")
     assert stored["large_final · seed 0"].rounds[1]["early_stop_test_acc"] == live.rounds[1]["early_stop_test_acc"]
     assert [p["iteration"] for p in stored["large_final · seed 0"].curves[1]] == [0, 20, 40]
-    # other settings: their stored runs replace these (2 rounds: only the shared dense trunk is stored)
+    # other settings: their stored runs replace these
+    page.show_settings(req.replace(seeds=(1,)))
+    assert page.snapshot()["series"] == []
+    # more rounds: the same runs (the round count is not part of a run's identity), to be continued
     page.show_settings(req.replace(rounds=2))
-    assert [s.kind for s in page.snapshot()["series"]] == ["dense"]
+    assert sorted(s.label for s in page.snapshot()["series"]) == sorted(stored)
     page.show_settings(req)
     # a one-shot run keeps the lottery lines on the plots, and finds the dense trunk in the store
     assert page.start(req.replace(mode="oneshot", criteria=("large_final_same_sign",), powers=(0, 4),
