@@ -13,14 +13,41 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Dict, List, Optional, Tuple
 
+from lt_core import DataConfig, LearnConfig, ModelConfig, PruneConfig, TrainConfig
+from lt_core.config import config_hash
+from lt_core.lottery import canonical, dense_run_dir, lottery_run_dir
 from lt_core.store import RunDir, read_json, read_metrics_csv, torch_load
 
 from . import catalog
-from .request import SUPERMASK_WEIGHTS
-from .series import LEARN_FINAL_FIELDS, SUMMARY_FIELDS, Series, curve_from_rows, pick
+from .series import (LEARN_FINAL_FIELDS, SUMMARY_FIELDS, SUPERMASK_WEIGHTS, Series, curve_from_rows, learned_setting,
+                     lottery_hue, lottery_setting, pick)
 
 RUN_PREFIXES = ("train-", "lottery-", "supermask-", "learnmask-")
 SERIES_KINDS = {"train": "dense", "lottery": "lottery", "supermask": "oneshot", "learnmask": "learned"}
+
+
+# -- the directory a configuration is stored in ----------------------------------------------------
+
+def dense_run_name(data: DataConfig, model: ModelConfig, train: TrainConfig) -> str:
+    """The folder of the dense run (round 0 of every lottery run built on it)."""
+    return dense_run_dir(data, model, train, ".").name
+
+
+def lottery_run_name(data: DataConfig, model: ModelConfig, train: TrainConfig, prune: PruneConfig) -> str:
+    """The folder of a lottery run (its pruning rounds)."""
+    return lottery_run_dir(data, model, train, prune, ".").name
+
+
+def supermask_run_name(data: DataConfig, model: ModelConfig, train: TrainConfig) -> str:
+    """The folder of the one-shot supermask points of a dense run."""
+    data, model, train, _ = canonical(data, model, train)
+    return f"supermask-{model.arch}-{config_hash('supermask', data=data, model=model, train=train)}"
+
+
+def learnmask_run_name(data: DataConfig, model: ModelConfig, learn: LearnConfig) -> str:
+    """The folder of a learned supermask."""
+    data, model, _, _ = canonical(data, model, TrainConfig())
+    return f"learnmask-{model.arch}-{config_hash('learnmask', data=data, model=model, learn=learn)}"
 
 
 def event_run_dir(event: dict, root: Path) -> Optional[Path]:
@@ -216,16 +243,35 @@ def _load_learned(s: Series, d: Path, cfg: dict) -> None:
         s.learn_final = pick(read_json(d / "summary.json"), LEARN_FINAL_FIELDS)
 
 
-def load_stored_series(root, name: str) -> Series:
-    """The stored run ``root/name`` as a :class:`Series` (an overlay)."""
+def _identify(s: Series, kind: str, cfg: dict) -> None:
+    """The setting (legend name without seed) and hue of a stored run, as a live run has them."""
+    if kind == "lottery":
+        p = cfg.get("prune") or {}
+        c, m1, m0 = p.get("criterion", "large_final"), p.get("mask1", "rewind"), p.get("mask0", "zero")
+        s.setting, s.hue = lottery_setting(c, m1, m0), lottery_hue(c, m1, m0)
+    elif kind == "train":
+        s.setting, s.hue = "dense (round 0)", "dense"
+    elif kind == "supermask":
+        s.setting, s.hue = "one-shot", "oneshot"
+    elif kind == "learnmask":
+        learn = cfg.get("learn") or {}
+        weights, dwr = learn.get("weights", "init"), bool(learn.get("dwr"))
+        s.setting, s.hue = learned_setting(weights, dwr), ("dwr " if dwr else "") + weights
+
+
+def load_stored_series(root, name: str, overlay: bool = True) -> Series:
+    """The stored run ``root/name`` as a :class:`Series`: an overlay (drawn dashed, labelled with its
+    settings and folder), or, with ``overlay=False``, drawn as the dashboard's own runs are."""
     root = Path(root)
     d = root / name
     cfg = read_json(d / "config.json")
     kind = cfg.get("kind") or name.split("-", 1)[0]
     arch = (cfg.get("model") or {}).get("arch", "fc")
     seed = int(((cfg.get("train") or cfg.get("learn") or {}).get("seed")) or 0)
-    label = f"{describe(cfg).split(' ', 1)[-1]} [{name.rsplit('-', 1)[-1][:6]}]"
-    s = Series(name, label, SERIES_KINDS.get(kind, kind), arch, seed, overlay=True, root=str(root))
+    s = Series(name, "", SERIES_KINDS.get(kind, kind), arch, seed, overlay=overlay, root=str(root), run=name)
+    _identify(s, kind, cfg)
+    s.label = (f"{describe(cfg).split(' ', 1)[-1]} [{name.rsplit('-', 1)[-1][:6]}]" if overlay
+               else f"{s.setting} · seed {seed}")
     if kind == "lottery":
         trunk = RunDir(root / cfg["trunk"]) if cfg.get("trunk") else None
         rd = RunDir(d)
@@ -239,3 +285,16 @@ def load_stored_series(root, name: str) -> Series:
     elif kind == "learnmask":
         _load_learned(s, d, cfg)
     return s
+
+
+def load_runs_of(root, names) -> List[Series]:
+    """The runs among ``names`` that are in the store (with a finished round, point or
+    evaluation), drawn as the dashboard's own runs."""
+    out = []
+    for name in dict.fromkeys(names):
+        if not (Path(root) / name / "config.json").is_file():
+            continue
+        s = load_stored_series(root, name, overlay=False)
+        if s.rounds or s.points or s.learn:
+            out.append(s)
+    return out
