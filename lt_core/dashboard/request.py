@@ -64,6 +64,13 @@ class RunRequest:
     dwr: bool = False
     download: bool = True  # fetch a missing dataset (needs the network)
 
+    def __post_init__(self) -> None:
+        # one name where a list is expected means that name ("negated", not "n", "e", ...)
+        for name in ("criteria", "mask1", "mask0", "seeds", "supermask_weights", "learned_weights"):
+            value = getattr(self, name)
+            if isinstance(value, (str, int)):
+                object.__setattr__(self, name, (value,))
+
     def replace(self, **changes) -> "RunRequest":
         return dataclasses.replace(self, **changes)
 
