@@ -259,6 +259,7 @@ class _Branch:
         self.result.rounds.append(record)
 
     def reuse(self, k: int, on_event) -> None:
+        self.run_dir.rows(k)  # a damaged metrics.csv is named now, not after the next round has trained
         emit(on_event, event="stage", stage="round_reused", run=self.run_dir.name, round=k)
         record = _record(self.run_dir.summary(k), reused=True)
         emit(on_event, event="round_end", run=self.run_dir.name, reused=True, **record.to_json())
