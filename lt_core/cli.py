@@ -9,9 +9,11 @@ ticket as a plain state_dict), ``sweep`` (a grid of experiments on a Dask cluste
 imports a module before the arguments are read, so the architectures, criteria and policies it
 registers (``lt_core.register_arch`` and friends) are valid choices of that command.
 
-With ``--json`` the last line of stdout is one JSON object with the results. Errors in the input
-print one line naming the field and the allowed values, and exit with status 2. Ctrl-C stops at
-the next step boundary: finished rounds are kept and the same command resumes.
+With ``--json`` the last line of stdout is one JSON object with the results (on a failure, an object
+with ``error``). Errors in the input, missing or damaged data or store files, and a full or
+read-only disk print one line naming the field or file (``--debug`` adds the traceback) and exit
+with status 2. Ctrl-C or SIGTERM stops at the next step boundary (status 130 / 143): finished rounds
+and a checkpoint of the current one are kept, and the same command resumes.
 """
 
 from __future__ import annotations
