@@ -5,8 +5,8 @@ An experiment is a record of what to run, built from configs only: :class:`Dense
 :class:`Supermasks` (one-shot supermasks of a trunk) and :class:`LearnedMasks` (learned
 supermasks, stacked). Every experiment a notebook runs goes through :func:`run_experiments`,
 which runs them here, one after another, reusing whatever the results store already holds, and
-reports progress over runs and rounds. A ``scheduler`` address (a Dask sweep) is refused in this
-version with one line saying so.
+reports progress over runs and rounds. Given a ``scheduler`` (a Dask scheduler's address) it hands
+them to :mod:`lt_core.sweep` first, then reads every result back from the store the same way.
 
 Results are tidy frames with ``arch`` and ``seed`` columns: rounds for dense and lottery runs
 (:func:`lt_core.analysis.rounds_frame` plus ``criterion``/``mask1``/``mask0``), points for
@@ -30,7 +30,7 @@ from typing import List, Optional, Sequence, Union
 import pandas as pd
 
 from .analysis import rounds_frame
-from .config import ConfigError, DataConfig, ModelConfig, PruneConfig, TrainConfig
+from .config import DataConfig, ModelConfig, PruneConfig, TrainConfig
 from .lottery import run_lotteries, train_dense
 from .schedule import learn_iterations, train_images
 from .supermask import LearnConfig, SupermaskConfig, learn_supermasks, one_shot_supermasks
@@ -170,16 +170,37 @@ def _run_one(exp: Experiment, out, on_event) -> pd.DataFrame:
                     f"Supermasks or LearnedMasks records")
 
 
+def sweep_records(experiments: Sequence[Experiment]) -> list:
+    """The experiments as :class:`lt_core.sweep.Experiment` records (one per run; dense runs are trained
+    by the lottery and supermask records that share them, so :class:`Dense` gives none)."""
+    from .sweep import Experiment as SweepExperiment
+
+    records = []
+    for exp in experiments:
+        common = dict(data=exp.data, model=ModelConfig(arch=exp.arch), schedule="reproduce")
+        if isinstance(exp, Lottery):
+            records += [SweepExperiment("lottery", train=exp.train, prune=p, **common) for p in exp.prunes]
+        elif isinstance(exp, Supermasks):
+            records += [SweepExperiment("supermask", train=exp.train, supermask=exp.sweep.replace(criteria=(c,)),
+                                        **common) for c in exp.sweep.criteria]
+        elif isinstance(exp, LearnedMasks):
+            records += [SweepExperiment("learn-mask", learn=learn, **common) for learn in exp.learns]
+    return records
+
+
 def run_experiments(experiments: Sequence[Experiment], *, out=None, scheduler: Optional[str] = None,
                     label: str = "experiments") -> List[pd.DataFrame]:
     """Run (or reuse from the store under ``out``) each experiment; one result frame per experiment.
 
-    ``scheduler``: the address of a Dask scheduler to run them on (a sweep); ``None`` or ``""``
-    runs them here. ``label`` names the progress bar (e.g. the notebook's question).
+    ``scheduler``: ``None`` or ``""`` runs them here, one after another. A Dask scheduler's address
+    (``tcp://host:8786``), or ``"serial"``, hands them to :func:`lt_core.sweep.run_experiments` first
+    (the results root must be shared with the workers); the frames are then read back here, every
+    run found in the store. ``label`` names the progress bar (e.g. the notebook's question).
     """
     if scheduler:
-        raise ConfigError(f"scheduler: {scheduler!r} given, but sweeps on a Dask scheduler are not available in "
-                          f"this version of lt_core; leave scheduler empty (None) to run here")
+        from .sweep import run_experiments as run_sweep
+
+        run_sweep(sweep_records(experiments), scheduler=scheduler, out=out)
     progress = Progress(sum(e.units for e in experiments), label, os.environ.get(PROGRESS_ENV) or None)
     try:
         return [_run_one(e, out, lambda event, e=e: progress.on_event(

@@ -13,14 +13,13 @@ keeps its interactive bokeh plots). Every function takes a tidy DataFrame and re
   expected keep fraction (on its own axis) against iterations.
 * :func:`table1_bars` — Table 1: ours (mean, min-max over seeds) beside the paper's value per cell.
 
-Colours: :func:`colour` gives each criterion / policy name the same colour in every figure (a fixed
-order of the built-in names, then a stable hash for names users register). Reference lines
-(dense network, paper values, chance) are black or grey, which no data line takes.
+Colours: :func:`lt_core.colours.colour` gives each criterion / policy name the same colour in every figure
+and in the dashboard. Reference lines (dense network, paper values, chance) are black or grey, which no
+data line takes.
 """
 
 from __future__ import annotations
 
-import hashlib
 import textwrap
 from pathlib import Path
 from typing import Dict, Optional, Sequence, Tuple
@@ -32,35 +31,9 @@ import matplotlib.pyplot as plt  # noqa: E402
 import pandas as pd  # noqa: E402
 
 from .atomic import atomic_write  # noqa: E402
+from .colours import PALETTE, PAPER, REFERENCE, colour  # noqa: E402  (re-exported: figures.colour)
 
-# 20 distinguishable colours (no black or grey: those are the reference lines').
-_PALETTE = ["#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b", "#e377c2", "#17becf", "#bcbd22",
-            "#393b79", "#e6550d", "#31a354", "#756bb1", "#843c39", "#d6616b", "#3182bd", "#637939", "#ce6dbd",
-            "#fd8d3c", "#6baed6"]
-# The built-in names by family, each in a fixed order: a figure shows one family (criteria, mask-1
-# policies, mask-0 policies or learned-mask variants), so a name keeps its colour whatever else is on
-# the plot and no two names of a family share one. The baselines (large_final, rewind, zero) are blue.
-_FAMILIES = (
-    ("large_final", "magnitude_increase", "movement", "large_init_large_final", "large_init", "small_final",
-     "small_init", "small_init_small_final", "random", "large_final_same_sign", "large_final_diff_sign"),
-    ("rewind", "reinit", "reshuffle", "constant", "signed_reinit", "signed_reshuffle", "signed_constant"),
-    ("zero", "freeze_init", "freeze_init_zero_mask", "freeze_init_zero_all", "freeze_init_zero_reshuffle",
-     "freeze_init_zero_rev"),
-    ("init", "signed_constant", "init_dwr", "signed_constant_dwr"),
-)
-REFERENCE = "black"
-PAPER = "#555555"
 DASHES = ["-", "--", ":", "-."]
-
-
-def colour(name: str) -> str:
-    """The colour of a criterion / policy / setting name, the same in every figure (a built-in name
-    by its place in its family; any other name by a stable hash)."""
-    for family in _FAMILIES:
-        if name in family:
-            return _PALETTE[family.index(name)]
-    digest = int(hashlib.sha256(str(name).encode()).hexdigest(), 16)
-    return _PALETTE[digest % len(_PALETTE)]
 
 
 def _log_remaining_axis(ax, values: Sequence[float]) -> None:
@@ -161,17 +134,19 @@ def learned_mask_curves(metrics: pd.DataFrame, *, labels: Optional[Dict[str, str
     ``metrics``: the tidy metric rows of learned-mask runs (``run``, ``iteration``, ``split``,
     ``metric``, ``value``) as stored in their ``metrics.csv``. ``labels`` maps run names to legend
     text; ``paper`` maps the same labels to the paper's accuracy (%), drawn dotted in the line's colour.
-    ``groups`` maps run names to a setting (e.g. the variant): runs of one setting (its seeds) share
-    a colour and differ in dash; without it every run has its own colour.
+    ``groups`` maps run names to a setting (e.g. the variant): runs of one setting (its seeds) share a
+    colour (one per setting, in order of appearance) and differ in dash; without it each run has its own.
     """
     fig, (acc_ax, keep_ax) = plt.subplots(1, 2, figsize=(10, 3.8), constrained_layout=True)
     seen: Dict[str, int] = {}
     for i, (run, g) in enumerate(metrics.groupby("run", sort=False)):
         label = (labels or {}).get(run, run)
         group = (groups or {}).get(run)
-        c = _PALETTE[i % len(_PALETTE)] if group is None else colour(group)
-        ls = DASHES[seen.get(group, 0) % len(DASHES)] if group is not None else "-"
-        if group is not None:
+        if group is None:
+            c, ls = PALETTE[i % len(PALETTE)], "-"
+        else:
+            c = PALETTE[list(dict.fromkeys(groups.values())).index(group) % len(PALETTE)]
+            ls = DASHES[seen.get(group, 0) % len(DASHES)]
             seen[group] = seen.get(group, 0) + 1
         acc = g[(g["split"] == "test") & (g["metric"] == "accuracy")].sort_values("iteration")
         keep = g[g["metric"] == "expected_keep_fraction"].sort_values("iteration")
@@ -218,7 +193,7 @@ def table1_bars(table: pd.DataFrame, title: str = ""):
         else:
             ours = rows[have]
             err = [ours["ours"] - ours["ours_min"], ours["ours_max"] - ours["ours"]]
-            ax.bar(ours.index, ours["ours"], width=0.6, color=_PALETTE[0], alpha=0.8, yerr=err, capsize=3,
+            ax.bar(ours.index, ours["ours"], width=0.6, color=PALETTE[0], alpha=0.8, yerr=err, capsize=3,
                    label="ours (mean over seeds, min-max)")
         ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1), fontsize=8, frameon=False)
     fig.suptitle(title or "Table 1: ours beside the paper's", fontsize=10)

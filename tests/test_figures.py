@@ -45,17 +45,11 @@ def test_one_seed_draws_no_band():
     assert len(fig.axes[0].collections) == 0
 
 
-def test_colours_are_stable_and_distinct_within_each_family_of_names():
-    from lt_core import PAPER_CRITERIA
-
-    for family in (list(PAPER_CRITERIA) + ["large_final_same_sign", "large_final_diff_sign"],
-                   ["rewind", "reinit", "reshuffle", "constant", "signed_reinit", "signed_reshuffle", "signed_constant"],
-                   ["zero", "freeze_init", "freeze_init_zero_mask", "freeze_init_zero_all", "freeze_init_zero_reshuffle",
-                    "freeze_init_zero_rev"], ["init", "signed_constant", "init_dwr", "signed_constant_dwr"]):
-        assert len({figures.colour(n) for n in family}) == len(family), family
-        assert figures.REFERENCE not in {figures.colour(n) for n in family}
-    assert figures.colour("large_final") == figures.colour("rewind") == figures.colour("zero")  # the baselines
+def test_colours_are_stable_and_distinct_for_builtin_names():
+    names = ["large_final", "magnitude_increase", "movement", "random", "rewind", "reinit_sign", "zero"]
+    assert len({figures.colour(n) for n in names}) == len(names)
     assert figures.colour("my_own_criterion") == figures.colour("my_own_criterion")
+    assert figures.REFERENCE not in {figures.colour(n) for n in names}
 
 
 def test_save_writes_png_and_svg(tmp_path):
@@ -88,7 +82,19 @@ def test_supermask_and_learned_mask_figures_draw_what_they_are_given():
 def test_learned_curves_share_a_colour_per_setting_and_dash_per_seed():
     metrics = pd.DataFrame([{"run": run, "round": 0, "iteration": 10, "split": "test", "metric": "accuracy",
                              "value": 0.5} for run in ("a0", "b0", "a1")])
-    fig = figures.learned_mask_curves(metrics, groups={"a0": "init", "a1": "init", "b0": "init_dwr"})
+    fig = figures.learned_mask_curves(metrics, groups={"a0": "init", "b0": "init_dwr", "a1": "init"})
     a0, b0, a1 = fig.axes[0].lines
-    assert a0.get_color() == a1.get_color() == figures.colour("init") != b0.get_color()
-    assert (a0.get_linestyle(), a1.get_linestyle()) == ("-", "--")
+    assert a0.get_color() == a1.get_color() == figures.PALETTE[0] and b0.get_color() == figures.PALETTE[1]
+    assert (a0.get_linestyle(), a1.get_linestyle(), b0.get_linestyle()) == ("-", "--", "-")
+
+
+def test_table1_bars_draw_ours_beside_the_paper_or_say_why_not():
+    from lt_core import table1
+
+    values = {"dense": pd.Series([0.97, 0.99]), "mask_init": pd.Series([0.8])}
+    frame = pd.concat([table1.table1_rows("fc", values, "s"), table1.empty_rows("conv2", "no data: CIFAR-10 missing")])
+    fc_ax, conv_ax = figures.table1_bars(frame).axes
+    bars = fc_ax.patches
+    assert [round(b.get_height(), 6) for b in bars] == [80.0, 98.0]  # the cells with numbers of ours
+    assert list(fc_ax.collections[0].get_offsets()[:, 1]) == pytest.approx([79.3, 86.3, 95.3, 96.4, 97.8, 97.8, 97.7])
+    assert not conv_ax.patches[1:] and "no data: CIFAR-10 missing" in conv_ax.texts[0].get_text()

@@ -1,16 +1,19 @@
 """Presets read the architecture records; notebook parameters are read the same way however they arrive."""
 
 import json
+from pathlib import Path
 
 import pytest
 
 from lt_core import ConfigError, TrainConfig
 from lt_core.archs import get_arch
-from lt_core.experiments import Dense, LearnedMasks, Lottery, Supermasks, run_experiments
+from lt_core.experiments import Dense, LearnedMasks, Lottery, Supermasks, run_experiments, sweep_records
 from lt_core.lottery import dense_run_dir
 from lt_core.params import as_list, notebook_params
 from lt_core.presets import PRESETS, get_preset
 from lt_core import DataConfig, ModelConfig, PruneConfig
+
+from .conftest import needs_mnist
 
 
 def test_presets_schedules_come_from_the_arch_records():
@@ -84,9 +87,29 @@ def test_experiment_units_count_rounds_points_and_masks():
     assert LearnedMasks("fc", quick).evaluations == 10  # 10 epochs of 55,000 / 250 = 220 steps, once per epoch
 
 
-def test_a_scheduler_is_refused_in_one_line(tmp_path):
-    with pytest.raises(ConfigError, match="scheduler: 'tcp://host:8786' given, but sweeps"):
-        run_experiments([Dense("fc", TrainConfig(iterations=10))], out=tmp_path, scheduler="tcp://host:8786")
+def test_sweep_records_one_per_run():
+    tiny = get_preset("tiny")
+    train = tiny.train_config("fc", 0)
+    records = sweep_records([Dense("fc", train),
+                             Lottery("fc", train, [PruneConfig(rounds=1), PruneConfig(criterion="random", rounds=1)]),
+                             Supermasks("fc", train, tiny.supermask_config(["large_final", "random"])),
+                             LearnedMasks("fc", [tiny.learn_config("fc", 0, "init", True)])])
+    assert [(r.kind, r.prune and r.prune.criterion, r.supermask and r.supermask.criteria) for r in records] == [
+        ("lottery", "large_final", None), ("lottery", "random", None), ("supermask", None, ("large_final",)),
+        ("supermask", None, ("random",)), ("learn-mask", None, None)]
+    assert records[2].supermask.powers == (0, 4, 8, 12) and records[4].learn.dwr is True
+    assert all(r.train == train for r in records[:4])
+
+
+@needs_mnist
+def test_a_scheduler_runs_the_experiments_as_a_sweep_then_reads_them_back(tmp_path):
+    train = get_preset("tiny").train_config("fc", 0, "cpu")
+    exps = [Lottery("fc", train, [PruneConfig(rounds=1), PruneConfig(criterion="random", rounds=1)])]
+    swept = run_experiments(exps, out=tmp_path / "swept", scheduler="serial")[0]
+    here = run_experiments(exps, out=tmp_path / "here")[0]
+    columns = ["criterion", "round", "early_stop_test_acc", "weights_remaining"]
+    assert swept[columns].equals(here[columns]) and len(here) == 4  # round 0 and 1 of two runs
+    assert (tmp_path / "swept" / Path(swept["run"].iloc[-1]).name / "ledger.jsonl").is_file()
 
 
 def test_every_preset_is_named_by_its_key():
