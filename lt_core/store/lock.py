@@ -108,7 +108,8 @@ class RunLock:
         self._beat.start()
 
     def release(self) -> None:
-        """Stop the heartbeat and remove the lock file if it is still ours."""
+        """Stop the heartbeat and remove the lock file if it is still ours; a run folder that the
+        lock alone created (nothing was written, e.g. the dataset was missing) goes with it."""
         self._stop.set()
         if self._beat is not None:
             self._beat.join()
@@ -116,6 +117,8 @@ class RunLock:
         if (_read(self.path) or {}).get("token") == self.holder["token"]:
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(self.path)
+            with contextlib.suppress(OSError):  # not empty (the usual case), or gone: keep it as it is
+                self.path.parent.rmdir()
 
     def _create(self) -> bool:
         try:
