@@ -248,7 +248,7 @@ class MaskLearner(StepLoop):
                 out[i].append(a)
         return out
 
-    def _evaluate(self, it: int) -> None:
+    def evaluate_point(self, it: int) -> None:
         """Test accuracy of one mask sample, expected keep fraction, and the training accuracy
         averaged over the sampled masks of the steps since the last evaluation."""
         train_acc = (self._correct / max(self._seen, 1)).tolist()
