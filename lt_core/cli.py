@@ -31,7 +31,9 @@ from .events import RunStopped, StopToken
 from .store import StoreError
 
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)  # both stop at a step boundary with a checkpoint
-EXPECTED_FAILURES = (ConfigError, data_mod.DataError, StoreError, ValueError, FileNotFoundError)
+# the failures a user can cause or meet (bad input, missing or damaged data or store, a disk that is full or
+# read-only): one line each; anything else is a bug and keeps its traceback
+EXPECTED_FAILURES = (ConfigError, data_mod.DataError, StoreError, ValueError, OSError)
 
 
 def _where_options(g) -> None:
@@ -216,6 +218,9 @@ def _learn_config(args):
 
 
 def _print_event(event: dict) -> None:
+    if event.get("stage") == "checkpoint_discarded":
+        print(f"warning: checkpoint {event['path']} could not be read ({event['reason']}); it was deleted and "
+              "training starts afresh", file=sys.stderr, flush=True)
     if event.get("event") == "supermask_point" and not event.get("reused"):
         print(f"{event['criterion']} / {event['weights']} p={event['power']:>2}: "
               f"{100 * event['weights_remaining']:6.2f}% remaining, test acc {100 * event['test_acc']:.2f}%",

@@ -62,6 +62,14 @@ def check_range(owner: str, name: str, value: Any, lo=None, hi=None, *, integer=
         raise ConfigError(f"{owner}.{name}: {value!r} is out of range {left}{lo_s}, {hi_s}{right}")
 
 
+def check_config(owner: str, name: str, value: Any, cls: type) -> None:
+    """An API argument that must be a config object (``run_lottery(train=...)``): a dict or anything
+    else is one clear error saying how to build the right thing."""
+    if not isinstance(value, cls):
+        hint = f"; build one with {cls.__name__}(**{{...}})" if isinstance(value, dict) else ""
+        raise ConfigError(f"{owner}: {name} must be a {cls.__name__}, got {type(value).__name__}{hint}")
+
+
 def check_length(owner: str, epochs, iterations) -> None:
     """A run's length: at most one of ``epochs`` and ``iterations``, each a positive integer."""
     if epochs is not None and iterations is not None:

@@ -14,7 +14,7 @@ from typing import Dict
 
 import torch
 
-from .store import atomic_torch_save, open_run
+from .store import StoreError, atomic_torch_save, open_run
 
 
 def ticket_state_dict(run_dir, round_index: int) -> Dict[str, torch.Tensor]:
@@ -32,6 +32,9 @@ def ticket_state_dict(run_dir, round_index: int) -> Dict[str, torch.Tensor]:
 
 def export_ticket(run_dir, round_index: int, out_path) -> Path:
     """Write :func:`ticket_state_dict` to ``out_path`` with ``torch.save``; returns the path."""
+    out_path = Path(out_path)
+    if out_path.is_dir():
+        raise StoreError(f"export: {out_path} is a folder; give a file name such as {out_path / 'ticket.pt'}")
     sd = ticket_state_dict(run_dir, round_index)
-    atomic_torch_save(Path(out_path), sd)
-    return Path(out_path)
+    atomic_torch_save(out_path, sd)
+    return out_path

@@ -24,7 +24,7 @@ from typing import Dict, List, Optional, Sequence
 import torch
 
 from . import pruning
-from .config import ConfigError, DataConfig, ModelConfig, PruneConfig, TrainConfig, configs_to_dict
+from .config import ConfigError, DataConfig, ModelConfig, PruneConfig, TrainConfig, check_config, configs_to_dict
 from .data import load_dataset
 from .events import EventCallback, StopToken, emit, with_run_dir
 from .archs import Arch, get_arch
@@ -32,7 +32,7 @@ from .models import full_masks, init_weights, zero_biases
 from .policies import MASK0_POLICIES, apply_mask0, apply_mask1
 from .schedule import canonical, dataset_name, learning_rate, total_iterations
 from .seeding import derive_seed, generator
-from .store import Round, RunDir, atomic_write_text, dense_dir, lottery_dir, metrics_csv, open_run, results_root
+from .store import Round, RunDir, atomic_write_text, check_writable, dense_dir, lottery_dir, metrics_csv, open_run, results_root
 from .backends import RunSpec
 from .devices import auto_stack_size, resolve_device
 from .train import Trainer
@@ -78,6 +78,8 @@ class _Context:
 
     def __init__(self, data: DataConfig, model: ModelConfig, train: TrainConfig, out, on_event, stop,
                  progress: bool) -> None:
+        for name, value, cls in (("data", data, DataConfig), ("model", model, ModelConfig), ("train", train, TrainConfig)):
+            check_config("experiment", name, value, cls)
         data, model, train, _ = canonical(data, model, train)
         self.data_cfg, self.model_cfg, self.train_cfg = data, model, train
         self.arch: Arch = get_arch(model.arch)
@@ -85,7 +87,7 @@ class _Context:
         self.iterations = total_iterations(data, model, train)
         self.lr = learning_rate(model, train)
         self.device = resolve_device(train.device)
-        self.root = results_root(out)
+        self.root = check_writable(results_root(out))  # before the dataset loads or anything trains
         self.on_event, self.stop, self.progress = with_run_dir(on_event, self.root), stop, progress
         self._data = None
 
@@ -249,8 +251,10 @@ def run_lotteries(data: DataConfig = DataConfig(), model: ModelConfig = ModelCon
     run's numbers equal those of the run trained alone, up to float rounding. Returns one
     :class:`ExperimentResult` per entry of ``prunes``.
     """
-    if not prunes:
-        raise ValueError("run_lotteries: give at least one PruneConfig")
+    if isinstance(prunes, PruneConfig) or not prunes:
+        raise ValueError("run_lotteries: prunes must be a non-empty list of PruneConfig (one per lottery run)")
+    for prune in prunes:
+        check_config("run_lotteries", "prune", prune, PruneConfig)
     if max_stack is not None and (isinstance(max_stack, bool) or not isinstance(max_stack, int) or max_stack < 1):
         raise ConfigError(f"max_stack: {max_stack!r} is not allowed; give an integer >= 1, or None to fit the "
                           "stack to free memory")

@@ -64,6 +64,10 @@ def compute_masks(criterion: str, w_init: Mapping[str, Tensor], w_final: Mapping
     layers with fraction 0 keep all theirs.
     """
     crit = CRITERIA[criterion]
+    unknown = sorted(set(prune_fractions) - set(prev_masks))
+    if unknown:
+        raise ValueError(f"compute_masks: prune_fractions names layer(s) {', '.join(map(repr, unknown))} that are "
+                         f"not among the masks' layers ({', '.join(prev_masks)})")
     for label, given in (("w_init", w_init), ("w_final", w_final)):
         missing = sorted(set(prev_masks) - set(given))
         if missing:

@@ -75,6 +75,21 @@ class StepLoop:
         for j in range(n):
             self.step(it + j)
 
+    def read_checkpoint(self) -> Optional[dict]:
+        """The checkpoint's contents, or None without one. A checkpoint that cannot be read (a
+        truncated or damaged file) is reported -- a ``checkpoint_discarded`` stage event naming the
+        file and the cause -- then deleted, and training starts afresh."""
+        if self.checkpoint is None or not Path(self.checkpoint).is_file():
+            return None
+        try:
+            return torch_load(self.checkpoint)
+        except Exception as exc:
+            reason = f"{type(exc).__name__}: {exc}".splitlines()[0][:200]
+            emit(self.on_event, event="stage", stage="checkpoint_discarded", path=str(self.checkpoint),
+                 reason=reason)
+            Path(self.checkpoint).unlink(missing_ok=True)
+            return None
+
     def loop(self) -> None:
         self._load_checkpoint()
         bar = None
@@ -166,15 +181,12 @@ class Trainer(StepLoop):
                                                 "evals": self.evals, **self.backend.state_dict()})
 
     def _load_checkpoint(self) -> bool:
-        if self.checkpoint is None or not Path(self.checkpoint).is_file():
+        state = self.read_checkpoint()
+        if state is None:
             return False
-        try:
-            state = torch_load(self.checkpoint)
-            if state["labels"] != [r.label for r in self.runs] or \
-                    not {"exp_avg", "exp_avg_sq", "steps"} <= set(state["opt"]):
-                return False  # another stack's, or an older format: start the round afresh
-        except Exception:  # unreadable: start the round afresh
-            return False
+        if state.get("labels") != [r.label for r in self.runs] or \
+                not {"exp_avg", "exp_avg_sq", "steps"} <= set(state.get("opt", {})):
+            return False  # another stack's, or an older format: start the round afresh
         self.backend.load_state_dict(state)
         self.evals = state["evals"]
         self.start_iteration = state["iteration"]

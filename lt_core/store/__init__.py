@@ -29,13 +29,13 @@ Metric rows are tidy: ``run, round, iteration, split, metric, value``.
 from .files import METRIC_COLUMNS, POINT_COLUMNS, DamagedFileError, StoreError, atomic_torch_save, \
     atomic_write_bytes, atomic_write_json, atomic_write_text, metrics_csv, read_json, read_metrics_csv, read_points, \
     read_tensors, torch_load, write_points, write_tensors
-from .layout import KINDS, RunDir, dense_dir, learnmask_dir, lottery_dir, results_root, supermask_dir
+from .layout import KINDS, RunDir, check_writable, dense_dir, learnmask_dir, lottery_dir, results_root, supermask_dir
 from .reader import ROW_COLUMNS, LearnedMaskRun, LotteryRun, Round, Run, SupermaskRun, TrainRun, list_runs, open_run
 
 __all__ = [
     "DamagedFileError", "KINDS", "LearnedMaskRun", "LotteryRun", "METRIC_COLUMNS", "POINT_COLUMNS", "ROW_COLUMNS", "Round", "Run",
     "RunDir", "StoreError", "SupermaskRun", "TrainRun", "atomic_torch_save", "atomic_write_bytes",
     "atomic_write_json", "atomic_write_text", "dense_dir", "learnmask_dir", "list_runs", "lottery_dir",
-    "metrics_csv", "open_run", "read_json", "read_metrics_csv", "read_points", "read_tensors", "results_root",
+    "metrics_csv", "open_run", "read_json", "read_metrics_csv", "read_points", "read_tensors", "check_writable", "results_root",
     "supermask_dir", "torch_load", "write_points", "write_tensors",
 ]

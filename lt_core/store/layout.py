@@ -9,19 +9,45 @@ below are the only place these names are built.
 from __future__ import annotations
 
 import os
+import tempfile
 from pathlib import Path
 from typing import Dict, List, Optional
 
 from ..config import DataConfig, ModelConfig, PruneConfig, TrainConfig, config_hash
-from .files import atomic_write_json, atomic_write_text, metrics_csv, read_json, read_metrics_csv, read_tensors, \
+from .files import StoreError, atomic_write_json, atomic_write_text, metrics_csv, read_json, read_metrics_csv, read_tensors, \
     write_tensors
 
 KINDS = ("train", "lottery", "supermask", "learnmask")
 
 
 def results_root(out: Optional[str] = None) -> Path:
-    """``out``, else ``$LT_RESULTS_DIR``, else ``./results``."""
-    return Path(out or os.environ.get("LT_RESULTS_DIR") or "results").expanduser()
+    """``out``, else ``$LT_RESULTS_DIR``, else ``./results``. An empty path is refused (it would
+    silently mean ``./results``)."""
+    if out is not None and not str(out).strip():
+        raise StoreError("results root: an empty path was given; name a folder (e.g. --out results)")
+    return Path(out if out is not None else (os.environ.get("LT_RESULTS_DIR") or "results")).expanduser()
+
+
+def check_writable(root) -> Path:
+    """Make sure ``root`` is (or can be made) a folder this process can write in, before any work
+    starts; a :class:`StoreError` names the path and the cause otherwise."""
+    root = Path(root)
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+    except FileExistsError:
+        raise StoreError(f"results root {root}: is a file, not a folder; name a folder") from None
+    except OSError as exc:
+        raise StoreError(f"results root {root}: cannot be created ({exc.strerror or exc})") from None
+    if not root.is_dir():
+        raise StoreError(f"results root {root}: is not a folder; name a folder")
+    try:
+        probe = tempfile.NamedTemporaryFile(dir=root, prefix=".write-check-", delete=True)
+        probe.write(b"x")
+        probe.flush()
+        probe.close()
+    except OSError as exc:
+        raise StoreError(f"results root {root}: cannot be written ({exc.strerror or exc})") from None
+    return root
 
 
 def _run_dir(root, kind: str, model: ModelConfig, **configs) -> "RunDir":

@@ -28,7 +28,7 @@ import torch.nn.functional as F
 from ..archs import Arch, get_arch
 from ..backends import evaluate
 from ..batches import BatchOrder
-from ..config import Config, DataConfig, ModelConfig, TrainConfig, check_choice, check_length, \
+from ..config import Config, DataConfig, ModelConfig, TrainConfig, check_choice, check_config, check_length, \
     check_range, config_hash, no_hash
 from ..data import Dataset, load_dataset
 from ..devices import resolve_device
@@ -36,8 +36,8 @@ from ..events import EventCallback, StopToken, emit, with_run_dir
 from ..models import forward, init_weights
 from ..schedule import canonical, dataset_name, learn_iterations
 from ..seeding import derive_seed
-from ..store import atomic_torch_save, atomic_write_json, atomic_write_text, learnmask_dir, metrics_csv, open_run, \
-    results_root, torch_load, write_tensors
+from ..store import atomic_torch_save, check_writable, atomic_write_json, atomic_write_text, learnmask_dir, metrics_csv, open_run, \
+    results_root, write_tensors
 from ..train import StepLoop
 from .oneshot import WEIGHT_KINDS, signed_constants
 
@@ -276,10 +276,8 @@ class MaskLearner(StepLoop):
                                             "evals": self.evals})
 
     def _load_checkpoint(self) -> None:
-        if self.checkpoint is None or not Path(self.checkpoint).is_file():
-            return
-        state = torch_load(self.checkpoint)
-        if state["labels"] != self.labels:
+        state = self.read_checkpoint()
+        if state is None or state.get("labels") != self.labels:
             return
         with torch.no_grad():
             for n in self.scores:
@@ -326,10 +324,16 @@ def learn_supermasks(data: DataConfig, model: ModelConfig, learns: Sequence[Lear
                      on_event: Optional[EventCallback] = None, stop: Optional[StopToken] = None,
                      progress: bool = False) -> List[LearnResult]:
     """Several learned supermasks (e.g. init, signed constants, DWR) trained as one stack."""
+    check_config("learn_supermasks", "data", data, DataConfig)
+    check_config("learn_supermasks", "model", model, ModelConfig)
+    if isinstance(learns, LearnConfig) or not learns:
+        raise ValueError("learn_supermasks: learns must be a non-empty list of LearnConfig (one per mask)")
+    for learn in learns:
+        check_config("learn_supermasks", "learn", learn, LearnConfig)
     arch = get_arch(model.arch)
     name = dataset_name(data, model)
     data_c, model_c, _, _ = canonical(data, model, TrainConfig())
-    root = results_root(out)
+    root = check_writable(results_root(out))
     on_event = with_run_dir(on_event, root)
     its = [learn_iterations(data, model, l) for l in learns]
     if len(set(its)) != 1:

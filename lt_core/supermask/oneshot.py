@@ -19,7 +19,7 @@ import torch
 from .. import pruning
 from ..archs import Arch, get_arch
 from ..backends import evaluate
-from ..config import Config, ConfigError, DataConfig, ModelConfig, TrainConfig, check_choice, check_range
+from ..config import Config, ConfigError, DataConfig, ModelConfig, TrainConfig, check_choice, check_config, check_range
 from ..criteria import CRITERIA
 from ..data import Dataset, load_dataset
 from ..devices import resolve_device
@@ -147,6 +147,7 @@ def one_shot_supermasks(data: DataConfig = DataConfig(), model: ModelConfig = Mo
     Trains (or reuses) the dense run first. Finished points are stored in the run directory's
     ``points.csv`` and reused; one ``supermask_point`` event is emitted per point.
     """
+    check_config("one_shot_supermasks", "sweep", sweep, SupermaskConfig)
     root = results_root(out)
     trunk = train_dense(data, model, train, out=root, on_event=on_event, stop=stop, progress=progress)
     on_event = with_run_dir(on_event, root)
