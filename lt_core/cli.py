@@ -2,15 +2,18 @@
 
 Commands: ``train`` (dense network), ``lottery`` (iterative pruning), ``supermask`` (one-shot
 supermasks on the untrained network), ``learn-mask`` (learned supermasks), ``export`` (a round's
-ticket as a plain state_dict), ``list`` (every name the other commands accept).
+ticket as a plain state_dict), ``sweep`` (a grid of experiments on a Dask cluster, see
+:mod:`lt_core.sweep`), ``list`` (every name the other commands accept).
 
 ``--plugin MODULE`` (repeatable, on every command; a module name or a path to a ``.py`` file)
 imports a module before the arguments are read, so the architectures, criteria and policies it
 registers (``lt_core.register_arch`` and friends) are valid choices of that command.
 
-With ``--json`` the last line of stdout is one JSON object with the results. Errors in the input
-print one line naming the field and the allowed values, and exit with status 2. Ctrl-C stops at
-the next step boundary: finished rounds are kept and the same command resumes.
+With ``--json`` the last line of stdout is one JSON object with the results (on a failure, an object
+with ``error``). Errors in the input, missing or damaged data or store files, and a full or
+read-only disk print one line naming the field or file (``--debug`` adds the traceback) and exit
+with status 2. Ctrl-C or SIGTERM stops at the next step boundary (status 130 / 143): finished rounds
+and a checkpoint of the current one are kept, and the same command resumes.
 """
 
 from __future__ import annotations
@@ -27,13 +30,14 @@ from typing import List, Optional
 
 from . import archs, criteria, data as data_mod, policies
 from .config import ConfigError, DataConfig, ModelConfig, PruneConfig, TrainConfig, load_json
+from .errors import SweepError
 from .events import RunStopped, StopToken
 from .store import StoreError
 
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)  # both stop at a step boundary with a checkpoint
 # the failures a user can cause or meet (bad input, missing or damaged data or store, a disk that is full or
 # read-only): one line each; anything else is a bug and keeps its traceback
-EXPECTED_FAILURES = (ConfigError, data_mod.DataError, StoreError, ValueError, OSError)
+EXPECTED_FAILURES = (ConfigError, data_mod.DataError, StoreError, SweepError, ValueError, OSError)
 
 
 def _where_options(g) -> None:
@@ -159,6 +163,22 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--round", type=int, required=True, help="which round's ticket")
     p.add_argument("--out", required=True, help="output file, e.g. ticket.pt")
     p.add_argument("--json", action="store_true", help="print one JSON object as the last line")
+    p = sub.add_parser("sweep", help="a grid of experiments (YAML) on a Dask cluster, then one tidy table",
+                       description="Expand the grid into experiments, run them as work units on a Dask cluster "
+                                   "(an existing scheduler, else a local cluster of --workers processes) into the "
+                                   "results root every worker shares, skip those already stored, and write the "
+                                   "tidy table of every experiment's results.")
+    p.add_argument("grid", help="grid file (YAML): kind, then a list per axis; see lt_core.sweep.grid")
+    where = p.add_mutually_exclusive_group()
+    where.add_argument("--scheduler", default=None, metavar="ADDRESS",
+                       help="a running Dask scheduler, e.g. tcp://10.0.0.5:8786; 'serial' runs here, without Dask")
+    where.add_argument("--scheduler-file", default=None, help="the scheduler's --scheduler-file instead")
+    p.add_argument("--workers", type=int, default=None, help="worker processes of the local cluster (default 2)")
+    p.add_argument("--out", default=None, help="results root shared by every worker (default $LT_RESULTS_DIR, "
+                   "else ./results)")
+    p.add_argument("--table", default=None, help="CSV file for the table (default <out>/sweep-<grid name>.csv)")
+    p.add_argument("--json", action="store_true", help="print one JSON object as the last line")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
     p = sub.add_parser("list", help="list architectures, datasets, criteria and policies",
                        description="Every name the other commands accept.")
     p.add_argument("--json", action="store_true", help="print one JSON object as the last line")
@@ -221,6 +241,9 @@ def _print_event(event: dict) -> None:
     if event.get("stage") == "checkpoint_discarded":
         print(f"warning: checkpoint {event['path']} could not be read ({event['reason']}); it was deleted and "
               "training starts afresh", file=sys.stderr, flush=True)
+    if event.get("event") == "stage" and event.get("stage") == "waiting":
+        print(f"waiting for {event['run']}: another process trains it (host {event['host']}, pid {event['pid']})",
+              file=sys.stderr, flush=True)
     if event.get("event") == "supermask_point" and not event.get("reused"):
         print(f"{event['criterion']} / {event['weights']} p={event['power']:>2}: "
               f"{100 * event['weights_remaining']:6.2f}% remaining, test acc {100 * event['test_acc']:.2f}%",
@@ -261,6 +284,9 @@ def _run(args, stop: StopToken) -> dict:
         print(f"wrote {path}", file=sys.stderr)
         return {"out": str(path), "run_dir": args.run_dir, "round": args.round}
 
+    if args.command == "sweep":
+        return _sweep(args)
+
     previous = {sig: signal.signal(sig, lambda signum, _frame: stop.request(signal.Signals(signum).name))
                 for sig in STOP_SIGNALS}
     try:
@@ -295,6 +321,20 @@ def _run(args, stop: StopToken) -> dict:
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
+
+
+def _sweep(args) -> dict:
+    from .store import results_root
+    from .sweep import load_grid, run_experiments
+
+    if args.workers is not None and args.workers < 1:
+        raise ConfigError(f"--workers: {args.workers} is not allowed; give an integer >= 1")
+    experiments = load_grid(args.grid).experiments()  # checked in full before anything is submitted
+    table = Path(args.table) if args.table else results_root(args.out) / f"sweep-{Path(args.grid).stem}.csv"
+    frame = run_experiments(experiments, args.scheduler, args.workers, out=args.out,
+                            scheduler_file=args.scheduler_file, table=table, progress=not args.quiet)
+    print(f"{len(experiments)} experiments, {len(frame)} rows: wrote {table}", file=sys.stderr)
+    return {"experiments": len(experiments), "rows": len(frame), "table": str(table)}
 
 
 def main(argv: Optional[List[str]] = None) -> int:

@@ -11,7 +11,11 @@ never rebuilds folder names.
 * ``{"event": "eval", "run", "round", "iteration", "iterations", "<split>_loss", "<split>_acc"...}``
   -- one evaluation point;
 * ``{"event": "round_end", "run", "round", "weights_remaining", "layer_remaining",
-  "early_stop_iteration", "early_stop_test_acc", "final_test_acc", ...}`` -- a finished round.
+  "early_stop_iteration", "early_stop_test_acc", "final_test_acc", ...}`` -- a finished round;
+* ``{"event": "stage", "stage": "waiting", "run", "host", "pid"}`` -- another process holds the
+  run's lock (it trains the run); this one waits, then reuses what it stored;
+* ``{"event": "stage", "stage": "backend_changed", "run", "round", "backend", "previous"}`` -- a
+  round computed by another numeric backend than the round it builds on.
 
 A :class:`StopToken` is checked at every step boundary; when set, the run writes a checkpoint and
 raises :class:`RunStopped`. Finished stages stay in the results store and a later call resumes.
@@ -55,6 +59,15 @@ class StopToken:
 def emit(callback: Optional[EventCallback], **record) -> None:
     if callback is not None:
         callback(record)
+
+
+def waiting_reporter(callback: Optional[EventCallback]):
+    """The ``on_wait`` of a run's lock (:class:`lt_core.store.RunLock`): a ``waiting`` stage event
+    naming the run and the process that holds its lock, which trains it meanwhile."""
+    def report(run_path: Path, holder: dict) -> None:
+        emit(callback, event="stage", stage="waiting", run=run_path.name, host=holder.get("host"),
+             pid=holder.get("pid"))
+    return report
 
 
 def with_run_dir(callback: Optional[EventCallback], root) -> Optional[EventCallback]:

@@ -12,14 +12,13 @@ keeps its interactive bokeh plots). Every function takes a tidy DataFrame and re
 * :func:`learned_mask_curves` — learned supermasks from their stored metrics: test accuracy and
   expected keep fraction (on its own axis) against iterations.
 
-Colours: :func:`colour` gives each criterion / policy name the same colour in every figure (a fixed
-order of the built-in names, then a stable hash for names users register). Reference lines
-(dense network, paper values, chance) are black or grey, which no data line takes.
+Colours: :func:`lt_core.colours.colour` gives each criterion / policy name the same colour in every figure
+and in the dashboard. Reference lines (dense network, paper values, chance) are black or grey, which no
+data line takes.
 """
 
 from __future__ import annotations
 
-import hashlib
 from pathlib import Path
 from typing import Dict, Optional, Sequence, Tuple
 
@@ -30,27 +29,9 @@ import matplotlib.pyplot as plt  # noqa: E402
 import pandas as pd  # noqa: E402
 
 from .atomic import atomic_write  # noqa: E402
+from .colours import PALETTE, PAPER, REFERENCE, colour  # noqa: E402  (re-exported: figures.colour)
 
-# 20 distinguishable colours (no black or grey: those are the reference lines').
-_PALETTE = ["#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b", "#e377c2", "#17becf", "#bcbd22",
-            "#393b79", "#e6550d", "#31a354", "#756bb1", "#843c39", "#d6616b", "#3182bd", "#637939", "#ce6dbd",
-            "#fd8d3c", "#6baed6"]
-# The built-in names in a fixed order, so a name keeps its colour whatever else is on a plot.
-_KNOWN = ["large_final", "magnitude_increase", "movement", "large_init_large_final", "large_init", "small_final",
-          "small_init", "small_init_small_final", "random", "large_final_same_sign", "large_final_diff_sign",
-          "rewind", "reinit", "reshuffle", "constant", "reinit_sign", "reshuffle_sign", "constant_sign",
-          "zero", "freeze_init", "freeze_init_zero_mask"]
-REFERENCE = "black"
-PAPER = "#555555"
 DASHES = ["-", "--", ":", "-."]
-
-
-def colour(name: str) -> str:
-    """The colour of a criterion / policy / setting name, the same in every figure."""
-    if name in _KNOWN:
-        return _PALETTE[_KNOWN.index(name) % len(_PALETTE)]
-    digest = int(hashlib.sha256(str(name).encode()).hexdigest(), 16)
-    return _PALETTE[digest % len(_PALETTE)]
 
 
 def _log_remaining_axis(ax, values: Sequence[float]) -> None:
@@ -154,7 +135,7 @@ def learned_mask_curves(metrics: pd.DataFrame, *, labels: Optional[Dict[str, str
     fig, (acc_ax, keep_ax) = plt.subplots(1, 2, figsize=(10, 3.8), constrained_layout=True)
     for i, (run, g) in enumerate(metrics.groupby("run", sort=False)):
         label = (labels or {}).get(run, run)
-        c = _PALETTE[i % len(_PALETTE)]
+        c = PALETTE[i % len(PALETTE)]
         acc = g[(g["split"] == "test") & (g["metric"] == "accuracy")].sort_values("iteration")
         keep = g[g["metric"] == "expected_keep_fraction"].sort_values("iteration")
         acc_ax.plot(acc["iteration"], 100 * acc["value"], color=c, lw=1.6, label=label)

@@ -17,6 +17,7 @@ finished round is stored; a repeated call reuses finished rounds and resumes an 
 from __future__ import annotations
 
 import time
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Dict, List, Optional, Sequence
@@ -26,13 +27,14 @@ import torch
 from . import pruning
 from .config import ConfigError, DataConfig, ModelConfig, PruneConfig, TrainConfig, check_config, configs_to_dict
 from .data import load_dataset
-from .events import EventCallback, StopToken, emit, with_run_dir
+from .events import EventCallback, StopToken, emit, waiting_reporter, with_run_dir
 from .archs import Arch, get_arch
 from .models import full_masks, init_weights, zero_biases
 from .policies import MASK0_POLICIES, apply_mask0, apply_mask1
 from .schedule import canonical, dataset_name, learning_rate, total_iterations
 from .seeding import derive_seed, generator
-from .store import Round, RunDir, atomic_write_text, check_writable, dense_dir, lottery_dir, metrics_csv, open_run, results_root
+from .store import Round, RunDir, RunLock, atomic_write_text, check_writable, dense_dir, hold_locks, lottery_dir, \
+    metrics_csv, open_run, results_root
 from .backends import RunSpec
 from .devices import auto_stack_size, resolve_device
 from .train import Trainer
@@ -116,6 +118,22 @@ def _summary(k: int, masks: Dict[str, torch.Tensor], result, seconds: float, ite
             "wall_seconds": seconds, **result.summary()}
 
 
+def note_backend_change(summary: dict, previous: Optional[str], run_name: str, on_event) -> None:
+    """Report a round computed by another numeric backend than the round it builds on.
+
+    Backends agree only up to float rounding, so a run continued elsewhere (a shared store, a
+    worker with a GPU) mixes numbers from two backends: the round's summary records
+    ``backend_changed_from``, a ``backend_changed`` stage event is emitted and a warning issued.
+    """
+    if previous is None or previous == summary.get("backend"):
+        return
+    summary["backend_changed_from"] = previous
+    emit(on_event, event="stage", stage="backend_changed", run=run_name, round=summary["round"],
+         backend=summary.get("backend"), previous=previous)
+    warnings.warn(f"{run_name}: round {summary['round']} was trained with backend {summary.get('backend')}, "
+                  f"the round before with {previous}; their numbers differ by float rounding", stacklevel=2)
+
+
 def _write_config(run_dir: RunDir, kind: str, configs: dict, extra: Optional[dict] = None) -> None:
     run_dir.write_config({"kind": kind, **configs_to_dict(configs), **(extra or {})})
 
@@ -132,12 +150,19 @@ def lottery_run_dir(data: DataConfig, model: ModelConfig, train: TrainConfig, pr
 
 
 def _train_dense(ctx: _Context) -> ExperimentResult:
+    """The dense run, trained under its lock (:mod:`lt_core.store.lock`), or reused."""
     run_dir = dense_run_dir(ctx.data_cfg, ctx.model_cfg, ctx.train_cfg, ctx.root)
-    if run_dir.round_done(0):
-        emit(ctx.on_event, event="stage", stage="round_reused", run=run_dir.name, round=0)
-        record = _record(run_dir.summary(0), reused=True)
-        emit(ctx.on_event, event="round_end", run=run_dir.name, reused=True, **record.to_json())
-        return ExperimentResult(run_dir.path, [record])
+    if not run_dir.round_done(0):
+        with RunLock(run_dir.path, on_wait=waiting_reporter(ctx.on_event)):
+            if not run_dir.round_done(0):
+                return _train_dense_round(ctx, run_dir)
+    emit(ctx.on_event, event="stage", stage="round_reused", run=run_dir.name, round=0)
+    record = _record(run_dir.summary(0), reused=True)
+    emit(ctx.on_event, event="round_end", run=run_dir.name, reused=True, **record.to_json())
+    return ExperimentResult(run_dir.path, [record])
+
+
+def _train_dense_round(ctx: _Context, run_dir: RunDir) -> ExperimentResult:
     ctx.dataset  # noqa: B018 -- loads the dataset: a missing one fails here, before anything is written
     _write_config(run_dir, "train", {"data": ctx.data_cfg, "model": ctx.model_cfg, "train": ctx.train_cfg})
     seed = ctx.train_cfg.seed
@@ -174,7 +199,7 @@ class _Branch:
 
     def __init__(self, ctx: _Context, data, model, train, prune: PruneConfig, trunk_dir: RunDir,
                  trunk_rounds: List[RoundRecord]) -> None:
-        self.prune = prune
+        self.prune, self.trunk_dir = prune, trunk_dir
         self.run_dir = lottery_run_dir(data, model, train, prune, ctx.root)
         _write_config(self.run_dir, "lottery", {"data": data, "model": model, "train": train, "prune": prune},
                       {"trunk": trunk_dir.name})
@@ -212,6 +237,8 @@ class _Branch:
     def finish(self, k: int, trained, seconds: float, iterations: int, on_event) -> None:
         p = self.pending
         summary = _summary(k, p["masks"], trained, seconds, iterations)
+        previous = (self.trunk_dir if k == 1 else self.run_dir).summary(k - 1).get("backend")
+        note_backend_change(summary, previous, self.run_dir.name, on_event)
         tensors = {"init": {"weights": p["init"], "biases": p["biases"]},
                    "final": {"weights": trained.final_weights, "biases": trained.final_biases},
                    "masks": p["masks"]}
@@ -232,6 +259,7 @@ class _Branch:
         self.result.rounds.append(record)
 
     def reuse(self, k: int, on_event) -> None:
+        self.run_dir.rows(k)  # a damaged metrics.csv is named now, not after the next round has trained
         emit(on_event, event="stage", stage="round_reused", run=self.run_dir.name, round=k)
         record = _record(self.run_dir.summary(k), reused=True)
         emit(on_event, event="round_end", run=self.run_dir.name, reused=True, **record.to_json())
@@ -277,9 +305,17 @@ def run_lotteries(data: DataConfig = DataConfig(), model: ModelConfig = ModelCon
     for b in unique:
         b.state = trunk_state
     stack = max_stack or auto_stack_size(arch, ctx.device, len(unique), ctx.train_cfg.batch_size)
-    for k in range(1, max(b.prune.rounds for b in unique) + 1):
+    # every branch's lock, in a fixed order; one held elsewhere is waited for, then its rounds reused
+    with hold_locks([b.run_dir.path for b in unique], on_wait=waiting_reporter(ctx.on_event)):
+        _prune_rounds(ctx, unique, stack, train.seed, alpha, init_biases)
+    return [branches[name].result for name in order]
+
+
+def _prune_rounds(ctx: _Context, branches: List[_Branch], stack: int, seed: int, alpha, init_biases) -> None:
+    """Rounds 1..R of every branch: finished rounds reused, the others trained ``stack`` at a time."""
+    for k in range(1, max(b.prune.rounds for b in branches) + 1):
         todo = []
-        for b in unique:
+        for b in branches:
             if k > b.prune.rounds:
                 continue
             if b.run_dir.round_done(k):
@@ -288,7 +324,7 @@ def run_lotteries(data: DataConfig = DataConfig(), model: ModelConfig = ModelCon
                 todo.append(b)
         for start in range(0, len(todo), stack):
             group = todo[start:start + stack]
-            specs = [b.prepare(k, train.seed, alpha, init_biases, arch) for b in group]
+            specs = [b.prepare(k, seed, alpha, init_biases, ctx.arch) for b in group]
             for b in group:
                 emit(ctx.on_event, event="stage", stage="round_start", run=b.run_dir.name, round=k,
                      iterations=ctx.iterations)
@@ -297,7 +333,6 @@ def run_lotteries(data: DataConfig = DataConfig(), model: ModelConfig = ModelCon
             seconds = time.perf_counter() - t0
             for b, result in zip(group, trained):
                 b.finish(k, result, seconds, ctx.iterations, ctx.on_event)
-    return [branches[name].result for name in order]
 
 
 def run_lottery(data: DataConfig = DataConfig(), model: ModelConfig = ModelConfig(),

@@ -25,6 +25,7 @@ def test_notebook_executes_headless(tmp_path, monkeypatch):
     pytest.importorskip("jupyter_bokeh")
     monkeypatch.setenv("BOKEH_RESOURCES", "inline")  # offline: BokehJS comes with the page
     monkeypatch.setenv("LT_RESULTS_DIR", str(tmp_path / "results"))
+    monkeypatch.setenv("PYTHONPATH", str(REPO))  # the kernel imports this checkout's lt_core
     out = tmp_path / "explorer.out.ipynb"
     papermill.execute_notebook(str(NOTEBOOK), str(out), kernel_name="python3", cwd=str(NOTEBOOK.parent),
                                progress_bar=False, execution_timeout=180)

@@ -3,6 +3,7 @@ mask view and bad input. Runs are tiny (tens of iterations) and go to a temporar
 
 import csv
 import html
+import math
 import re
 import time
 
@@ -11,7 +12,8 @@ import torch
 
 import lt_core
 from lt_core import ConfigError, DataConfig, ModelConfig, PruneConfig, TrainConfig
-from lt_core.dashboard import (Controller, RunRequest, export_csv, list_runs, load_stored_series, mask_details,
+from lt_core.dashboard import (Controller, RunRequest, export_csv, learned_mask_details, list_runs, load_stored_series,
+                               mask_details, oneshot_mask_details,
                                parse_seeds, plan_jobs, plot_tables)
 from lt_core.store import RunDir
 
@@ -51,7 +53,8 @@ def test_parse_seeds():
     (dict(criteria=()), "criterion"),
     (dict(rounds=-1), "rounds"),
     (dict(arch="conv2", dataset="mnist"), "does not fit"),
-    (dict(mask1="nope"), "Mask-1 policy: unknown value 'nope'"),
+    (dict(mask1=("nope",)), "Mask-1 policy: unknown value 'nope'"),
+    (dict(rounds=0), "Rounds: 0 is out of range [1, 200]"),
     (dict(seeds=()), "seed"),
 ])
 def test_bad_input_is_a_readable_message_and_touches_nothing(results, request_kwargs, match):
@@ -77,13 +80,29 @@ def test_plan_maps_choices_to_engine_calls(results):
     assert [j.key for j in jobs] == ["lottery/s0", "lottery/s1"]  # one stacked race per seed
     for job, seed in zip(jobs, (0, 1)):
         assert job.iterations == 40 and job.rounds == 3
-        assert job.series == {f"dense/s{seed}": (f"dense (round 0) · seed {seed}", "dense"),
-                              f"lottery/large_final/s{seed}": (f"large_final · rewind/zero · seed {seed}", "lottery"),
-                              f"lottery/random/s{seed}": (f"random · rewind/zero · seed {seed}", "lottery")}
+        train = TrainConfig(seed=seed, iterations=40, eval_every=20)
+        assert job.series == {
+            f"dense/s{seed}": (f"dense (round 0) · seed {seed}", "dense", "dense (round 0)", "dense",
+                               lt_core.lottery.dense_run_dir(DataConfig(), ModelConfig(), train, results).name),
+            f"lottery/large_final/rewind/zero/s{seed}": (
+                f"large_final · seed {seed}", "lottery", "large_final", "large_final",
+                lt_core.lottery.lottery_run_dir(DataConfig(), ModelConfig(), train, PruneConfig(rounds=3), results).name),
+            f"lottery/random/rewind/zero/s{seed}": (
+                f"random · seed {seed}", "lottery", "random", "random",
+                lt_core.lottery.lottery_run_dir(DataConfig(), ModelConfig(), train,
+                                                PruneConfig(criterion="random", rounds=3), results).name)}
+        assert job.runs == tuple(spec.run for spec in job.series.values())
         # progress: the dense round, then 3 rounds of 40 iterations for each of the two branches
-        assert job.part_totals == {f"dense/s{seed}": 40.0, f"lottery/large_final/s{seed}": 120.0,
-                                   f"lottery/random/s{seed}": 120.0}
+        assert job.part_totals == {f"dense/s{seed}": 40.0, f"lottery/large_final/rewind/zero/s{seed}": 120.0,
+                                   f"lottery/random/rewind/zero/s{seed}": 120.0}
         assert job.total == 40 + 2 * 3 * 40
+    # several policies race too: every combination of the lists
+    race = plan_jobs(RunRequest(mask1=("rewind", "signed_reinit"), mask0=("zero", "freeze_init"), **TINY), results)
+    assert [spec.setting for spec in race[0].series.values()] == [
+        "dense (round 0)", "large_final", "large_final · freeze_init", "large_final · signed_reinit",
+        "large_final · signed_reinit · freeze_init"]
+    assert [spec.hue for spec in race[0].series.values()] == [
+        "dense", "large_final", "freeze_init", "signed_reinit", "signed_reinit"]
     quick = plan_jobs(RunRequest(schedule="quick"), results)
     assert quick[0].iterations == 300  # the quick preset of FC
     paper = plan_jobs(RunRequest(schedule="paper"), results)
@@ -129,7 +148,7 @@ def test_run_races_criteria_and_stores_rounds(finished):
     trunks = [r for r in list_runs(c.root) if r.kind == "train"]
     assert len(trunks) == 1
     starts = [(h["series"], h["round"]) for h in c.history if h["stage"] == "round_start"]
-    assert starts == [("dense/s0", 0), ("lottery/large_final/s0", 1), ("lottery/random/s0", 1)]
+    assert starts == [("dense/s0", 0), ("lottery/large_final/rewind/zero/s0", 1), ("lottery/random/rewind/zero/s0", 1)]
     # the same configuration through the engine reuses every stored round
     res = lt_core.run_lottery(DataConfig(), ModelConfig(), TrainConfig(iterations=40, eval_every=20),
                               PruneConfig(criterion="large_final", rounds=1), out=str(c.root))
@@ -193,8 +212,9 @@ def test_mask_details_match_the_stored_tensors(finished):
     init, final = rd.load_tensors(1, "init")["weights"], rd.load_tensors(1, "final")["weights"]
     picture = torch.tensor(d["picture"])
     assert picture.shape == (28, 28)
-    assert torch.equal(picture, masks["fc1"].sum(0).reshape(28, 28))
-    assert 0 <= int(picture.min()) and int(picture.max()) <= 300
+    # the percentage of each pixel's 300 outgoing weights kept
+    assert torch.allclose(picture, 100 * masks["fc1"].sum(0).reshape(28, 28) / 300)
+    assert 0 <= float(picture.min()) and float(picture.max()) <= 100
     assert d["remaining"]["fc1"] == pytest.approx(0.8, abs=1e-3)
     assert len(d["per_unit"]["fc2"]) == 100
     m = masks["fc2"].bool()
@@ -205,7 +225,80 @@ def test_mask_details_match_the_stored_tensors(finished):
     assert d0["remaining"] == {"fc1": 1.0, "fc2": 1.0, "fc3": 1.0}
 
 
+@needs_mnist
+def test_one_shot_and_learned_masks_can_be_viewed(finished, tmp_path):
+    c, _, _ = finished
+    dense = next(s for s in c.snapshot()["series"] if s.kind == "dense")
+    trunk = RunDir(dense.round_path(0))
+    w_i, w_f = trunk.load_tensors(0, "init")["weights"], trunk.load_tensors(0, "final")["weights"]
+    d = oneshot_mask_details(trunk.path, "fc", "large_final_same_sign", 3, dense.seed)
+    # power 3 keeps 0.8^3 of each hidden layer and 0.9^3 of the output layer
+    assert d["remaining"]["fc1"] == pytest.approx(0.8 ** 3, abs=2e-3)
+    assert d["remaining"]["fc3"] == pytest.approx(0.9 ** 3, abs=2e-3)
+    # the criterion keeps no weight whose sign changed in training
+    assert d["sign_flips_overall"] == 0.0
+    expected = lt_core.supermask.one_shot_masks(lt_core.models.get_arch("fc"), "large_final_same_sign", w_i, w_f, 3,
+                                                dense.seed)
+    assert torch.allclose(torch.tensor(d["picture"]), 100 * expected["fc1"].float().mean(0).reshape(28, 28))
+    # a learned mask: each weight kept with probability sigmoid(score)
+    run = tmp_path / "learnmask-fc-x"
+    run.mkdir()
+    scores = {"fc1": torch.zeros(300, 784), "fc2": torch.full((100, 300), 2.0), "fc3": torch.full((10, 100), -2.0)}
+    lt_core.store.atomic_torch_save(run / "scores.pt", scores)
+    d = learned_mask_details(run)
+    assert d["remaining"]["fc1"] == pytest.approx(0.5)
+    assert d["remaining"]["fc2"] == pytest.approx(1 / (1 + math.exp(-2.0)))
+    assert torch.allclose(torch.tensor(d["picture"]), torch.full((28, 28), 50.0))
+    assert d["sign_flips"] == {} and d["sign_flips_overall"] is None
+
+
+@needs_mnist
+def test_results_stay_a_new_page_draws_the_stored_runs_and_another_mode_keeps_them(finished):
+    c, req, _ = finished
+    page = Controller(c.root, throttle_s=0.05)  # a reload: a new controller on the same store
+    assert page.snapshot()["series"] == []
+    page.show_settings(req)
+    snap = page.snapshot()
+    stored = {s.label: s for s in snap["series"]}
+    assert set(stored) == {"dense (round 0) · seed 0", "large_final · seed 0", "random · seed 0"}
+    live = lottery_series(c.snapshot(), "large_final")
+    assert stored["large_final · seed 0"].rounds[1]["early_stop_test_acc"] == live.rounds[1]["early_stop_test_acc"]
+    assert [p["iteration"] for p in stored["large_final · seed 0"].curves[1]] == [0, 20, 40]
+    # other settings: their stored runs replace these
+    page.show_settings(req.replace(seeds=(1,)))
+    assert page.snapshot()["series"] == []
+    # more rounds: the same runs (the round count is not part of a run's identity), to be continued
+    page.show_settings(req.replace(rounds=2))
+    assert sorted(s.label for s in page.snapshot()["series"]) == sorted(stored)
+    page.show_settings(req)
+    # a one-shot run keeps the lottery lines on the plots, and finds the dense trunk in the store
+    assert page.start(req.replace(mode="oneshot", criteria=("large_final_same_sign",), powers=(0, 4),
+                                  supermask_weights=("init",))), page.message
+    assert page.wait(300) and page.status == "finished", page.message
+    kinds = sorted(s.kind for s in page.snapshot()["series"])
+    assert kinds == ["dense", "lottery", "lottery", "oneshot"]
+    assert [h["stage"] for h in page.history if h["stage"]][:1] == ["round_reused"]
+
+
 # -- stop and resume ------------------------------------------------------------------------------
+
+@needs_mnist
+def test_run_pressed_while_stopping_starts_once_stopped_and_stop_when_idle_says_so(results):
+    c = Controller(results, throttle_s=0.05)
+    assert not c.stop() and c.message == "Nothing is running, so there is nothing to stop."
+    req = RunRequest(rounds=1, schedule="custom", iterations=400, eval_every=20)
+    assert c.start(req), c.message
+    assert wait_until(lambda: any(s.curves.get(0) for s in c.snapshot()["series"]), 300)
+    assert c.stop()
+    queued = c.running and not c.start(req)  # the stopping run is still saving its checkpoint
+    if queued:
+        assert c.message == "The previous run is saving its checkpoint; this run starts as soon as it has stopped."
+    else:  # it had already stopped: Run starts at once
+        assert c.start(req), c.message
+    assert wait_until(lambda: c.status == "finished", 300), c.message
+    assert c.wait(30)
+    s = lottery_series(c.snapshot(), "large_final")
+    assert sorted(s.rounds) == [0, 1]
 
 @needs_mnist
 def test_stop_keeps_finished_rounds_and_run_resumes(results):
@@ -223,9 +316,6 @@ def test_stop_keeps_finished_rounds_and_run_resumes(results):
     assert c.stop()
     assert time.monotonic() - t0 < 0.5  # Stop returns at once; the UI thread is free
     assert c.status == "stopping"
-    if c.running:  # Run pressed while the stop is still saving: told in plain words, nothing started
-        assert not c.start(req)
-        assert "still stopping" in c.message and "press Run again" in c.message
     assert c.wait(30)
     snap = c.snapshot()
     assert snap["status"] == "stopped", snap["message"]
@@ -244,8 +334,8 @@ def test_stop_keeps_finished_rounds_and_run_resumes(results):
     assert snap["status"] == "finished", snap["message"]
     stages = [(h["series"] or h["job"], h["stage"], h["round"]) for h in c.history]
     assert ("dense/s0", "round_reused", 0) in stages
-    assert ("lottery/large_final/s0", "round_start", 1) in stages
-    assert ("lottery/large_final/s0", "resumed", 1) in stages
+    assert ("lottery/large_final/rewind/zero/s0", "round_start", 1) in stages
+    assert ("lottery/large_final/rewind/zero/s0", "resumed", 1) in stages
     s = lottery_series(snap, "large_final")
     assert sorted(s.rounds) == [0, 1, 2]
     # the curve of the resumed round holds the points from before the stop (from the checkpoint)
@@ -376,8 +466,12 @@ def test_views_show_bad_input_and_draw_a_run(results):
     assert app.c.wait(300)
     app.c.notify()
     assert app.wait_idle(30)
-    assert len(plots.curve_pts.data["x"]) == 6  # dense round 0 + round 1, three points each
-    assert len(plots.prune_pts.data["x"]) == 2
+    def points(group):
+        return {label: len(group.slots[i][0].data["x"]) for i, label in enumerate(group.labels) if label}
+
+    assert points(plots.curve) == {"dense (round 0)": 3, "large_final": 3}  # round 0, and round 1 of the branch
+    assert points(plots.prune) == {"large_final": 2}  # rounds 0 and 1
+    assert points(plots.layer) == {"fc1 = fc2": 2, "fc3": 2}  # fc1 and fc2 are pruned at the same rate
     assert ui.run_btn.disabled is False and ui.stop_btn.disabled is True
     assert ui.progress.value == 1000
     assert "lt-msg-success" in ui.message.value

@@ -4,6 +4,8 @@ bad requests must give the engine configs' own errors, worded for the page."""
 
 import pytest
 
+import lt_core
+
 from lt_core import ConfigError, PruneConfig, TrainConfig
 from lt_core.dashboard import RunRequest, plan_jobs
 from lt_core.dashboard.request import describe_error, plain_error
@@ -26,8 +28,11 @@ def test_custom_epochs_of_zero_give_the_train_configs_own_error_in_plain_words(r
 
 
 @pytest.mark.parametrize("request_kwargs, config, message", [
-    (dict(rounds=-1), lambda: PruneConfig(rounds=-1), "Rounds: -1 is out of range [0, 200]"),
-    (dict(mask0="nope"), lambda: PruneConfig(mask0="nope"), "Mask-0 policy: unknown value 'nope'; allowed values: "),
+    (dict(rounds=-1), None, "Rounds: -1 is out of range [1, 200]"),
+    (dict(rounds=0), None, "Rounds: 0 is out of range [1, 200]"),  # round 0 is the dense network
+    (dict(rounds=201), None, "Rounds: 201 is out of range [1, 200]"),
+    (dict(mask0=("nope",)), lambda: PruneConfig(mask0="nope"), "Mask-0 policy: unknown value 'nope'; allowed values: "),
+    (dict(mask1=()), None, "Mask-1 policy: select at least one policy"),
     (dict(arch="vgg"), None, "Network: unknown value 'vgg'; allowed values: fc, conv2, conv4, conv6"),
     (dict(arch="conv2", dataset="mnist"), None, "Dataset: 'mnist' does not fit arch 'conv2'; allowed values: cifar10"),
     (dict(mode="oneshot", supermask_weights=()), None, "Supermask weights: give at least one of init, signed_constant"),
@@ -97,7 +102,7 @@ def _summary(k, remaining):
 
 def test_handlers_fill_the_series_of_the_run_dir_and_count_progress(tmp_path):
     state, job, trunk, branch = _lottery_state(tmp_path)
-    dense, lottery = state.series["dense/s0"], state.series["lottery/large_final/s0"]
+    dense, lottery = state.series["dense/s0"], state.series["lottery/large_final/rewind/zero/s0"]
     events = [
         {"event": "stage", "stage": "round_start", "run_dir": str(trunk), "round": 0, "iterations": 40},
         {"event": "eval", "run_dir": str(trunk), "round": 0, "iteration": 20, "iterations": 40, "test_acc": 0.5},
@@ -113,11 +118,11 @@ def test_handlers_fill_the_series_of_the_run_dir_and_count_progress(tmp_path):
     assert lottery.rounds[0] == dense.rounds[0] and lottery.run_names == {0: "my-trunk", 1: "my-branch"}
     assert lottery.curves == {1: [{"iteration": 20, "test_acc": 0.7}]} and lottery.current_round == 1
     # progress: dense round 40 of 40, branch 20 of 2 x 40 -> 60 of 120, all trained here
-    assert job.parts == {"dense/s0": 40.0, "lottery/large_final/s0": 20.0}
+    assert job.parts == {"dense/s0": 40.0, "lottery/large_final/rewind/zero/s0": 20.0}
     assert job.fraction == 0.5 and state.trained == 60.0
     assert (job.round, job.iteration) == (1, 20) and job.position() == "round 1/2, iteration 20/40"
     assert [(h["series"], h["stage"] or h["event"]) for h in state.history] == [
-        ("dense/s0", "round_start"), ("dense/s0", "round_end"), ("lottery/large_final/s0", "round_start")]
+        ("dense/s0", "round_start"), ("dense/s0", "round_end"), ("lottery/large_final/rewind/zero/s0", "round_start")]
 
 
 def test_a_reused_round_counts_as_done_but_not_as_trained_and_its_curve_comes_from_the_store(tmp_path):
@@ -139,9 +144,9 @@ def test_a_resumed_round_restores_the_curves_of_every_stacked_run_from_its_check
                       {"iteration": 20, "labels": ["my-branch"], "evals": [evals]})
     state.apply(job, {"event": "stage", "stage": "resumed", "run_dir": str(branch), "runs": ["my-branch"],
                       "round": 1, "iteration": 20})
-    lottery = state.series["lottery/large_final/s0"]
+    lottery = state.series["lottery/large_final/rewind/zero/s0"]
     assert lottery.curves[1] == evals and lottery.run_names[1] == "my-branch"
-    assert job.parts == {"lottery/large_final/s0": 20.0} and state.trained == 0.0
+    assert job.parts == {"lottery/large_final/rewind/zero/s0": 20.0} and state.trained == 0.0
 
 
 def test_events_without_run_dir_fall_back_to_the_folder_under_the_root(tmp_path):
@@ -187,3 +192,41 @@ def test_one_shot_points_advance_by_point_units(tmp_path):
     state.apply(job, dict(point, reused=True))
     assert job.points_done == 1 and job.parts == {"main": 50.0} and state.trained == 0.0
     assert state.series["oneshot/s0"].points == [{k: v for k, v in point.items() if k != "event"}]
+
+
+def test_presets_set_the_paper_figures_lists_and_every_one_plans(results):
+    from lt_core.dashboard import apply_preset, preset_options
+    from lt_core.dashboard.presets import FIGURES, SCALES
+
+    keys = [k for _, k in preset_options()]
+    assert len(keys) == len(FIGURES) * len(SCALES)
+    rq2 = apply_preset(RunRequest(arch="conv2"), "rq2/quick")
+    assert rq2.arch == "conv2" and rq2.mode == "lottery" and rq2.criteria == ("large_final",)
+    assert rq2.mask1 == tuple(lt_core.MASK1_POLICIES) and rq2.mask0 == ("zero",)
+    assert (rq2.schedule, rq2.rounds, rq2.seeds) == ("quick", 5, (0,))
+    paper = apply_preset(RunRequest(), "rq3/paper")
+    assert paper.mask0 == tuple(lt_core.MASK0_POLICIES) and (paper.rounds, paper.seeds) == (24, (0, 1, 2, 3, 4))
+    for key in keys:  # every preset is a valid request: one job per seed, one series per setting and seed
+        req = apply_preset(RunRequest(), key)
+        jobs = plan_jobs(req, results)
+        if req.mode == "lottery":
+            assert len(jobs) == len(req.seeds)
+            assert len(jobs[0].series) == 1 + len(req.criteria) * len(req.mask1) * len(req.mask0)
+    with pytest.raises(ValueError, match="Preset: unknown value 'rq9/quick'"):
+        apply_preset(RunRequest(), "rq9/quick")
+    assert not results.exists()
+
+
+def test_seed_bands_are_the_mean_min_and_max_over_seeds_per_step():
+    from lt_core.dashboard.tables import seed_bands
+
+    rows = [{"line": "large_final", "hue": "large_final", "overlay": False, "seed": seed, "round": r,
+             "x": x, "y": y}
+            for seed, r, x, y in ((0, 0, 100.0, 97.0), (1, 0, 100.0, 98.0), (2, 0, 100.0, 99.0),
+                                  (0, 1, 80.0, 97.5), (1, 1, 80.0, 98.5))]
+    rows.append({"line": "random", "hue": "random", "overlay": False, "seed": 0, "round": 0, "x": 100.0, "y": 96.0})
+    bands = seed_bands(rows, "round", "x", "y")
+    b = bands["large_final"]
+    assert (b.x, b.mean, b.low, b.high, b.seeds) == ([100.0, 80.0], [98.0, 98.0], [97.0, 97.5], [99.0, 98.5], 3)
+    r = bands["random"]
+    assert (r.mean, r.low, r.high, r.seeds) == ([96.0], [96.0], [96.0], 1)

@@ -1,7 +1,9 @@
-"""End to end: Voila serves app/explorer.ipynb on loopback, headless Chromium (Debian's, driven by
-Playwright) picks FC + large_final + the quick preset, presses Run, watches the live plot grow,
-presses Stop, then enters a bad value and sees the message. Prints the measured timings and saves
-a screenshot (also copied to /tmp/dashboard.png)."""
+"""End to end: Voila serves app/explorer.ipynb on loopback and headless Chromium (Debian's, driven by
+Playwright) uses it as a researcher would: the store's runs for the chosen settings are drawn (two
+seeds as one band), a run goes live and stops, another mode runs while the lottery lines stay, a
+one-shot mask is viewed, raising Rounds continues the stored run, a refused setting is answered in the page's words, every plot fits a
+1024 px page, a reload draws the stored runs, and closing the page shuts its kernel down. Prints
+the measured timings and saves screenshots (copied to /tmp/dashboard-*.png)."""
 
 import os
 import shutil
@@ -10,6 +12,8 @@ import socket
 import subprocess
 import sys
 import time
+import urllib.error
+import urllib.request
 from pathlib import Path
 
 import pytest
@@ -21,7 +25,7 @@ NOTEBOOK = REPO / "app" / "explorer.ipynb"
 CHROMIUM = Path("/usr/bin/chromium")
 FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
          "--disable-component-update", "--disable-sync"]
-# lengths of every named ColumnDataSource in the page (BokehJS keeps data as a Map or a plain object)
+# lengths (and first labels) of every named ColumnDataSource in the page (BokehJS keeps data as a Map or an object)
 DATA_LENGTHS = """() => { const out = {};
   for (const doc of (window.Bokeh ? Bokeh.documents : [])) for (const m of doc._all_models.values()) {
     if (m.type !== 'ColumnDataSource' || !m.name) continue;
@@ -29,6 +33,12 @@ DATA_LENGTHS = """() => { const out = {};
     const first = keys.length ? (d instanceof Map ? d.get(keys[0]) : d[keys[0]]) : [];
     out[m.name] = first.length; }
   return out; }"""
+LABELS = """(prefix) => { const out = [];
+  for (const doc of (window.Bokeh ? Bokeh.documents : [])) for (const m of doc._all_models.values()) {
+    if (m.type !== 'ColumnDataSource' || !m.name || !m.name.startsWith(prefix)) continue;
+    const d = m.data, labels = d instanceof Map ? d.get('label') : d.label;
+    if (labels && labels.length) out.push(labels[0]); }
+  return out.sort(); }"""
 
 pytestmark = [pytest.mark.skipif(not CHROMIUM.exists(), reason="needs Debian's chromium at /usr/bin/chromium"),
               needs_mnist]
@@ -40,12 +50,21 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-@pytest.fixture
-def voila(tmp_path):
+@pytest.fixture(scope="module")
+def voila(tmp_path_factory):
+    """Voila on a results store that already holds quick lottery runs of seeds 0 and 1 (1 round)."""
     pytest.importorskip("playwright")
+    tmp_path = tmp_path_factory.mktemp("voila")
+    from lt_core import DataConfig, ModelConfig, PruneConfig, TrainConfig, run_lotteries
+    from lt_core.dashboard import catalog
+
+    for seed in (0, 1):
+        run_lotteries(DataConfig(), ModelConfig(), TrainConfig(seed=seed, **catalog.quick_train("fc")),
+                      [PruneConfig(rounds=1)], out=str(tmp_path / "results"))
     port = free_port()
+    # the kernels import this checkout's lt_core, whatever the environment has installed
     env = dict(os.environ, BOKEH_RESOURCES="inline", LT_RESULTS_DIR=str(tmp_path / "results"),
-               LT_DATA_DIR=str(DATA_DIR))
+               LT_DATA_DIR=str(DATA_DIR), PYTHONPATH=os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")]))
     log = open(tmp_path / "voila.log", "wb")
     exe = Path(sys.executable).parent / "voila"
     t0 = time.monotonic()
@@ -62,7 +81,7 @@ def voila(tmp_path):
                     raise RuntimeError("voila did not start:\n" + (tmp_path / "voila.log").read_text())
                 time.sleep(0.2)
         yield {"url": f"http://127.0.0.1:{port}/", "t0": t0, "listening": time.monotonic() - t0,
-               "results": tmp_path / "results"}
+               "results": tmp_path / "results", "tmp": tmp_path}
     finally:
         proc.terminate()
         try:
@@ -73,50 +92,75 @@ def voila(tmp_path):
         log.close()
 
 
-def test_dashboard_run_stop_and_bad_input(voila, tmp_path):
+def kernel_alive(base: str, kernel_id: str) -> bool:
+    """Whether Voila still has the kernel (its REST API answers 404 once the kernel is shut down)."""
+    try:
+        with urllib.request.urlopen(f"{base}api/kernels/{kernel_id}", timeout=5) as r:
+            return r.status == 200
+    except urllib.error.HTTPError as e:
+        if e.code == 404:
+            return False
+        raise
+
+
+def set_text(page, css: str, value: str) -> None:
+    box = page.locator(f"{css} input")
+    box.fill(value)
+    box.press("Enter")
+
+
+def open_page(ctx, url: str, errors: list):
+    page = ctx.new_page()
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    page.goto(url, timeout=120_000)
+    page.locator("button.lt-run").wait_for(timeout=120_000)
+    page.locator("canvas").first.wait_for(timeout=60_000)
+    return page
+
+
+def wait_lengths(page, condition: str, timeout: float = 120_000) -> None:
+    """Wait until ``condition`` (JS over ``d``, the data lengths by source name) holds."""
+    page.wait_for_function(f"() => {{ const d = ({DATA_LENGTHS})(); return {condition}; }}", timeout=timeout,
+                           polling=200)
+
+
+def test_dashboard_as_a_researcher_uses_it(voila):
     from playwright.sync_api import expect, sync_playwright
 
+    tmp = voila["tmp"]
     timings = {"voila listening": voila["listening"]}
-    errors = []
+    errors: list = []
     with sync_playwright() as pw:
-        ctx = pw.chromium.launch_persistent_context(str(tmp_path / "udd"), executable_path=str(CHROMIUM),
-                                                    headless=True, args=FLAGS,
-                                                    viewport={"width": 1400, "height": 1250})
+        ctx = pw.chromium.launch_persistent_context(str(tmp / "udd"), executable_path=str(CHROMIUM), headless=True,
+                                                    args=FLAGS, viewport={"width": 1400, "height": 1600})
         try:
-            page = ctx.new_page()
-            page.on("pageerror", lambda e: errors.append(str(e)))
-            page.goto(voila["url"], timeout=120_000)
-            page.locator("button.lt-run").wait_for(timeout=120_000)
-            page.locator("canvas").first.wait_for(timeout=60_000)
+            page = open_page(ctx, voila["url"], errors)
             timings["voila start -> first rendered page"] = time.monotonic() - voila["t0"]
-            assert page.evaluate(DATA_LENGTHS)["live_curve_points"] == 0
+            kernel = page.evaluate("() => JSON.parse(document.getElementById('jupyter-config-data').textContent)"
+                                   ".kernelId")
+            assert kernel_alive(voila["url"], kernel)
 
-            # choose FC + large_final + the quick preset
-            page.locator(".lt-arch select").select_option(value="FC 300-100-10 (MNIST)")
-            page.locator(".lt-mode select").select_option(value="Lottery rounds")
-            page.locator(".lt-criteria select").select_option(value=["large_final  (|w_f|)"])
-            page.locator(".lt-schedule select").select_option(value="Quick (a curve within about a minute)")
-            expect(page.locator(".lt-epochs input")).to_be_disabled(timeout=10_000)  # only the custom schedule takes epochs
-            expect(page.locator(".lt-dwr input")).to_be_disabled(timeout=10_000)  # DWR is for learned supermasks only
-            assert "Mask criterion M(w_i, w_f)" in page.locator("label.lt-label-criteria").get_attribute("title")
+            # the settings of the stored runs: their lines are drawn, two seeds as one band
+            page.locator(".lt-mode select").select_option(label="Lottery rounds")
+            set_text(page, ".lt-rounds", "1")
+            set_text(page, ".lt-seeds", "0, 1")
+            page.wait_for_function(f"() => ({LABELS})('prune:').includes('large_final (2 seeds)')", timeout=60_000)
+            assert page.evaluate(LABELS, "curve:") == ["dense (round 0) (2 seeds)", "large_final (2 seeds)"]
+            page.screenshot(path=str(tmp / "dashboard-stored.png"), full_page=True)
 
+            # a live run: seed 0, two more rounds than stored, continuing the stored run; Stop halts it
+            stored_runs = sorted(p.name for p in voila["results"].glob("lottery-fc-*"))
+            set_text(page, ".lt-seeds", "0")
+            set_text(page, ".lt-rounds", "3")
             page.locator("button.lt-run").click()
             t_run = time.monotonic()
             page.locator(".lt-status-running").wait_for(timeout=30_000)
-            page.wait_for_function(f"() => ({DATA_LENGTHS})()['live_curve_points'] > 0", timeout=120_000,
-                                   polling=100)
+            page.wait_for_function(f"() => ({LABELS})('prune:').includes('large_final')", timeout=120_000)
+            wait_lengths(page, "Object.keys(d).some(k => k.startsWith('curve:') && d[k] > 0)")
             timings["Run -> first live point"] = time.monotonic() - t_run
-            first = page.evaluate(DATA_LENGTHS)["live_curve_points"]
-            # the plot grows while the run is in progress, and the page answers meanwhile
-            page.wait_for_function(f"() => ({DATA_LENGTHS})()['live_curve_points'] >= {first + 2}",
-                                   timeout=120_000, polling=100)
-            expect(page.locator(".lt-status-running")).to_have_count(1, timeout=10_000)
-            grown = page.evaluate(DATA_LENGTHS)["live_curve_points"]
-            assert grown >= first + 2
+            page.wait_for_function("() => document.querySelector('.lt-progress-label').innerText.includes('round 2/3')",
+                                   timeout=180_000, polling=200)
             assert "ETA" in page.locator(".lt-progress-label").inner_text()
-            page.locator(".lt-tabs").get_by_text("Compare & export", exact=True).click()
-            page.locator(".lt-tabs").get_by_text("Lottery rounds", exact=True).click()
-
             t_stop = time.monotonic()
             page.locator("button.lt-stop").click()
             page.locator(".lt-status-stopped").wait_for(timeout=60_000)
@@ -124,26 +168,69 @@ def test_dashboard_run_stop_and_bad_input(voila, tmp_path):
             message = page.locator(".lt-message").inner_text()
             assert "Stopped" in message and "resume" in message
             expect(page.locator("button.lt-run")).to_be_enabled(timeout=10_000)
-            assert page.evaluate(DATA_LENGTHS)["live_curve_points"] >= grown
-            page.screenshot(path=str(tmp_path / "dashboard-stopped.png"), full_page=True)
+            assert list(voila["results"].glob("*-fc-*/round_*/checkpoint.pt"))  # Run resumes from it
+            # raising Rounds continued the stored run: no new run directory, round 1 not trained again
+            assert sorted(p.name for p in voila["results"].glob("lottery-fc-*")) == stored_runs
+            assert page.evaluate(LABELS, "prune:") == ["large_final"]
 
-            # a bad value: a custom schedule of 0 epochs
-            page.locator(".lt-schedule select").select_option(value="Custom epochs")
-            epochs = page.locator(".lt-epochs input")
-            epochs.fill("0")
-            epochs.press("Enter")
+            # another mode runs; the lottery lines stay
+            page.locator(".lt-mode select").select_option(label="One-shot supermask")
+            page.locator(".lt-w_sc input").uncheck()
+            page.locator("button.lt-run").click()
+            page.locator(".lt-status-finished").wait_for(timeout=180_000)
+            assert page.evaluate(LABELS, "supermask_init:") == ["large_final_same_sign · initial weights"]
+            assert "large_final" in page.evaluate(LABELS, "prune:")
+            page.screenshot(path=str(tmp / "dashboard-supermasks.png"), full_page=True)
+
+            # the mask view of a one-shot supermask
+            page.locator(".lt-tabs").get_by_text("Mask view", exact=True).click()
+            page.locator(".lt-mask_run select").select_option(label="one-shot · seed 0")
+            page.wait_for_function("() => document.querySelector('.lt-mask-info').innerText.includes('one-shot')",
+                                   timeout=60_000)
+            wait_lengths(page, "d['mask_picture'] === 1")
+            assert "large_final_same_sign mask, prune power" in page.locator(".lt-mask-info").inner_text()
+            page.screenshot(path=str(tmp / "dashboard-mask.png"), full_page=True)
+
+            # Rounds >= 1: the control holds no less; a refused setting is answered in the page's words,
+            # and the progress bar starts over
+            page.locator(".lt-mode select").select_option(label="Lottery rounds")
+            set_text(page, ".lt-rounds", "0")
+            expect(page.locator(".lt-rounds input")).to_have_value("1", timeout=10_000)
+            page.locator(".lt-schedule select").select_option(label="Custom epochs")
+            set_text(page, ".lt-epochs", "0")
             page.locator("button.lt-run").click()
             page.locator(".lt-msg-error").wait_for(timeout=30_000)
-            error = page.locator(".lt-message").inner_text()
-            assert "Invalid setting. Epochs:" in error
-            expect(page.locator(".lt-status-error")).to_have_count(1, timeout=10_000)
-            page.screenshot(path=str(tmp_path / "dashboard.png"), full_page=True)
+            assert "Invalid setting. Epochs: 0 is out of range [1, 100000]" in page.locator(".lt-message").inner_text()
+            assert page.locator(".lt-progress-label").inner_text() == ""
+
+            # 1024 px wide: every plot inside the page
+            page.set_viewport_size({"width": 1024, "height": 1600})
+            page.locator(".lt-tabs").get_by_text("Lottery rounds", exact=True).click()
+            time.sleep(1.5)
+            right = page.evaluate("() => Math.max(...[...document.querySelectorAll('.lt-grid > *')]"
+                                  ".filter(e => e.offsetParent).map(e => e.getBoundingClientRect().right))")
+            assert 0 < right <= 1024
+            page.screenshot(path=str(tmp / "dashboard-1024.png"), full_page=True)
+
+            # a reload draws the stored runs of the (default) settings: the dense run and the supermasks
+            t_reload = time.monotonic()
+            page.reload(timeout=120_000)
+            page.locator("button.lt-run").wait_for(timeout=120_000)
+            wait_lengths(page, "Object.keys(d).some(k => k.startsWith('curve:') && d[k] > 0)", 60_000)
+            timings["reload -> stored runs drawn"] = time.monotonic() - t_reload
+            assert page.evaluate(LABELS, "curve:")  # the dense run of seed 0, from the store
+            assert not kernel_alive(voila["url"], kernel)  # the reload shut the first page's kernel down
+            kernel = page.evaluate("() => JSON.parse(document.getElementById('jupyter-config-data').textContent)"
+                                   ".kernelId")
+            page.close(run_before_unload=True)  # as a browser closing the tab
+            deadline = time.monotonic() + 20
+            while kernel_alive(voila["url"], kernel) and time.monotonic() < deadline:
+                time.sleep(0.5)
+            assert not kernel_alive(voila["url"], kernel)  # closing the page shut its kernel down
         finally:
             ctx.close()
-    shutil.copy(tmp_path / "dashboard-stopped.png", "/tmp/dashboard.png")
-    shutil.copy(tmp_path / "dashboard.png", "/tmp/dashboard-bad-input.png")
+    for name in ("stored", "supermasks", "mask", "1024"):
+        shutil.copy(tmp / f"dashboard-{name}.png", f"/tmp/dashboard-{name}.png")
     assert not errors, errors
-    # the stopped round left a checkpoint in the store, from which Run resumes
-    assert list(voila["results"].glob("*-fc-*/round_*/checkpoint.pt"))
     for name, seconds in timings.items():
         print(f"TIMING {name}: {seconds:.1f} s")

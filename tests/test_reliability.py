@@ -74,11 +74,78 @@ CASES = [
 @needs_mnist
 @pytest.mark.parametrize("case, make_args, words", CASES, ids=[c[0] for c in CASES])
 def test_bad_input_is_one_clear_line(tmp_path, stored, case, make_args, words):
-    done = cli(*make_args(tmp_path, stored))
+    args = make_args(tmp_path, stored)
+    before_store, before_tmp = _snapshot(stored[0]), _snapshot(tmp_path)
+    done = cli(*args)
     lines = done.stderr.strip().splitlines()
     assert done.returncode == 2, done.stderr
     assert "Traceback" not in done.stderr and len(lines) == 1, done.stderr
     assert words in lines[0]
+    assert _snapshot(stored[0]) == before_store and _snapshot(tmp_path) == before_tmp  # nothing written
+
+
+def _snapshot(root: Path) -> dict:
+    """Every file under ``root`` with its size and modification time: equal snapshots, untouched files."""
+    return {str(p.relative_to(root)): (p.stat().st_size, p.stat().st_mtime_ns) for p in sorted(root.rglob("*"))
+            if p.is_file()}
+
+
+@needs_mnist
+def test_a_damaged_metrics_file_is_named_before_the_next_round_trains(tmp_path):
+    root = tmp_path / "results"
+    first = cli("lottery", *TINY, "--rounds", "1", "--out", root, "--json")
+    assert first.returncode == 0, first.stderr
+    run_dir = Path(json.loads(first.stdout.splitlines()[-1])["run_dir"])
+    metrics = run_dir / "round_001" / "metrics.csv"
+    metrics.write_text("run,round,iteration\nx,one,0\n")
+    again = cli("lottery", *TINY, "--rounds", "2", "--out", root)
+    assert again.returncode == 2 and "Traceback" not in again.stderr, again.stderr
+    line = again.stderr.strip().splitlines()[-1]
+    assert str(metrics) in line and "malformed metrics" in line and f"delete {metrics.parent}" in line
+    assert not (run_dir / "round_002").exists()
+
+
+@needs_mnist
+def test_a_full_disk_is_one_line_naming_the_file(tmp_path, monkeypatch, capsys):
+    import errno
+
+    from lt_core import atomic, cli as cli_module
+
+    def full(path, write):
+        raise OSError(errno.ENOSPC, "No space left on device", str(path))
+
+    monkeypatch.setattr(atomic, "atomic_write", full)
+    status = cli_module.main(["train", *TINY, "--out", str(tmp_path / "results")])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert status == 2 and err[-1].startswith("error: [Errno 28] No space left on device: ")
+    assert str(tmp_path / "results") in err[-1]
+
+
+@needs_mnist
+def test_sigterm_mid_round_then_the_same_command_resumes_to_the_same_bytes(tmp_path):
+    import signal
+    import time
+
+    args = ["train", "--iterations", "20000", "--eval-every", "2000", "--no-train-eval", "--device", "cpu", "--quiet"]
+    reference = cli(*args, "--out", tmp_path / "reference", "--json")
+    assert reference.returncode == 0, reference.stderr
+    root = tmp_path / "stopped"
+    proc = subprocess.Popen([sys.executable, "-m", "lt_core", *args, "--out", str(root)], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 120
+    while not list(root.glob("train-*/config.json")):
+        assert proc.poll() is None and time.monotonic() < deadline, "the run ended before it could be stopped"
+        time.sleep(0.1)
+    time.sleep(0.5)
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 143, err
+    (run_dir,) = root.glob("train-*")
+    assert (run_dir / "round_000" / "checkpoint.pt").is_file()
+    resumed = cli(*args, "--out", root, "--json")
+    assert resumed.returncode == 0, resumed.stderr
+    (ref_dir,) = (tmp_path / "reference").glob("train-*")
+    assert (run_dir / "round_000" / "metrics.csv").read_bytes() == (ref_dir / "round_000" / "metrics.csv").read_bytes()
 
 
 @needs_mnist

@@ -23,58 +23,32 @@ from typing import Callable, Dict, List, Optional
 from lt_core import RunStopped, StopToken
 from lt_core.store import results_root
 
-from .request import Job, RunRequest, describe_error, plan_jobs
+from .pacing import Throttle, fmt_seconds
+from .request import MODES, Job, RunRequest, describe_error, plan_jobs
 from .series import Series
 from .state import RunState
-from .stored import StoredRun, list_runs, load_stored_series
+from .stored import StoredRun, list_runs, load_runs_of, load_stored_series
 from .tables import export_csv
 
 
-def _fmt_seconds(s: float) -> str:
-    s = int(round(max(0.0, s)))
-    h, rem = divmod(s, 3600)
-    m, sec = divmod(rem, 60)
-    return f"{h}:{m:02d}:{sec:02d}" if h else f"{m}:{sec:02d}"
+class _CountingStop(StopToken):
+    """The stop token handed to the engine: it reads the controller's token and counts the reads.
 
+    The training loop reads it once per step, so the reads are the steps taken since the last
+    evaluation: the learned-mask progress moves within an epoch, not only at its end.
+    """
 
-class _Throttle:
-    """Calls ``fn`` at most once per ``interval`` seconds; a skipped call is made later, once."""
+    def __init__(self, inner: StopToken, on_read: Callable[[], None]) -> None:
+        super().__init__()
+        self.inner, self.on_read = inner, on_read
 
-    def __init__(self, interval: float, fn: Callable[[], None]) -> None:
-        self.interval, self.fn = interval, fn
-        self._lock = threading.Lock()
-        self._run = threading.Lock()
-        self._last = 0.0
-        self._timer: Optional[threading.Timer] = None
+    @property
+    def requested(self) -> bool:
+        self.on_read()
+        return self.inner.requested
 
-    def __call__(self, force: bool = False) -> None:
-        with self._lock:
-            now = time.monotonic()
-            wait = self._last + self.interval - now
-            if force or wait <= 0:
-                if self._timer is not None:
-                    self._timer.cancel()
-                    self._timer = None
-                self._last = now
-                go = True
-            else:
-                if self._timer is None:
-                    self._timer = threading.Timer(wait, self._fire)
-                    self._timer.daemon = True
-                    self._timer.start()
-                go = False
-        if go:
-            self._call()
-
-    def _fire(self) -> None:
-        with self._lock:
-            self._timer = None
-            self._last = time.monotonic()
-        self._call()
-
-    def _call(self) -> None:
-        with self._run:
-            self.fn()
+    def request(self, reason: Optional[str] = None) -> None:
+        self.inner.request(reason)
 
 
 class Controller:
@@ -90,14 +64,18 @@ class Controller:
         self.message = "Choose a network and a mode, then press Run."
         self.level = "info"  # info | success | warning | error
         self.state = RunState(self.root)  # the latest request's jobs, series, history and progress
+        self.states: Dict[str, RunState] = {}  # the latest request of each mode: its plots stay
+        self.settings: List[Series] = []  # stored runs of the controls' settings (every mode)
         self.overlays: Dict[str, Series] = {}  # stored runs drawn on the plots, by run directory name
         self.log: List[str] = []  # tracebacks of unexpected errors
         self._lock = threading.RLock()
         self._thread: Optional[threading.Thread] = None
         self._stop: Optional[StopToken] = None
         self._listeners: List[Callable[[dict], None]] = []
-        self._throttle = _Throttle(throttle_s, self._flush)
+        self._throttle = Throttle(throttle_s, self._flush)
         self._version = 0
+        self._refused = False  # the last Run was refused: no progress to show
+        self._pending: Optional[RunRequest] = None  # Run pressed while the previous run was stopping
         self._t_start = 0.0
         self._t_end = 0.0
 
@@ -133,7 +111,18 @@ class Controller:
 
     @property
     def series(self) -> Dict[str, Series]:
-        return self.state.series
+        """The live series of the latest request of every mode."""
+        out: Dict[str, Series] = {}
+        for state in self.states.values():
+            out.update(state.series)
+        return out
+
+    def shown_series(self) -> List[Series]:
+        """What the plots draw besides overlays: the live series, then the stored runs of the
+        controls' settings that no live series stands for."""
+        live = list(self.series.values())
+        runs = {s.run for s in live if s.run}
+        return live + [s for s in self.settings if s.run not in runs]
 
     @property
     def history(self) -> List[dict]:
@@ -142,7 +131,9 @@ class Controller:
 
     @property
     def running(self) -> bool:
-        return self._thread is not None and self._thread.is_alive()
+        """A run thread is at work (the run thread itself, starting a queued run, is done with it)."""
+        t = self._thread
+        return t is not None and t.is_alive() and t is not threading.current_thread()
 
     def snapshot(self) -> dict:
         """A deep copy of everything the views draw."""
@@ -154,7 +145,7 @@ class Controller:
                 "level": self.level,
                 "request": self.request,
                 "arch": self.request.arch if self.request else None,
-                "series": copy.deepcopy(list(self.series.values())),
+                "series": copy.deepcopy(self.shown_series()),
                 "overlays": copy.deepcopy(list(self.overlays.values())),
                 "progress": self._progress(),
                 "jobs": [{"key": j.key, "label": j.label, "status": j.status, "fraction": j.fraction,
@@ -163,6 +154,8 @@ class Controller:
             }
 
     def _progress(self) -> dict:
+        if self._refused:
+            return {"fraction": 0.0, "eta_s": None, "label": "", "round": None, "iteration": None}
         total = sum(j.total for j in self.jobs)
         done = sum(min(j.done, j.total) for j in self.jobs)
         fraction = done / total if total else 0.0
@@ -181,11 +174,11 @@ class Controller:
         if self.jobs:
             parts.append(f"{fraction * 100:.0f}%")
         if eta is not None:
-            parts.append(f"ETA {_fmt_seconds(eta)}")
+            parts.append(f"ETA {fmt_seconds(eta)}")
         elif self.status == "running":
             parts.append("ETA estimating...")
         if self.status in ("finished", "stopped", "error") and self._t_start:
-            parts.append(f"elapsed {_fmt_seconds(self._t_end - self._t_start)}")
+            parts.append(f"elapsed {fmt_seconds(self._t_end - self._t_start)}")
         return {"fraction": fraction, "eta_s": eta, "label": " · ".join(parts),
                 "round": job.round if job else None, "iteration": job.iteration if job else None}
 
@@ -201,11 +194,13 @@ class Controller:
         with self._lock:
             if self.running:
                 if self._stop is not None and self._stop.requested:
-                    self.message = ("The previous run is still stopping (it is saving its checkpoint); "
-                                    "press Run again in a moment.")
+                    self._pending = request
+                    self.level = "info"
+                    self.message = ("The previous run is saving its checkpoint; this run starts as soon as it "
+                                    "has stopped.")
                 else:
-                    self.message = "A run is in progress; press Stop first."
-                self.level = "warning"
+                    self.level = "warning"
+                    self.message = "A run is in progress: press Stop first, or wait until it has finished."
                 return False
             try:
                 jobs = plan_jobs(request, self.root)
@@ -213,8 +208,11 @@ class Controller:
                 self.status = "error"
                 self.level = "error"
                 self.message = describe_error(exc)
+                self._refused = True
                 return False
+            self._refused = False
             self.state = RunState(self.root, request, jobs)
+            self.states[request.mode] = self.state
             self._stop = StopToken()
             self.status = "running"
             self.level = "info"
@@ -226,11 +224,27 @@ class Controller:
             self._thread.start()
             return True
 
+    def show_settings(self, request: RunRequest) -> None:
+        """Draw the runs the store already holds for ``request``'s settings, in every mode (on page
+        load and when the controls change). Settings that cannot run draw nothing."""
+        names: List[str] = []
+        for mode in MODES:
+            try:
+                jobs = plan_jobs(request.replace(mode=mode), self.root)
+            except Exception:  # the message comes when Run is pressed
+                continue
+            names += [name for job in jobs for name in job.runs]
+        found = load_runs_of(self.root, names)
+        with self._lock:
+            self.settings = found
+        self._changed(force=True)
+
     def stop(self) -> bool:
         """Ask the run to stop at the next step boundary (returns at once); False when idle."""
         with self._lock:
             stopping = self.running and self._stop is not None
             if stopping:
+                self._pending = None
                 self._stop.request()
                 self.status, self.level = "stopping", "warning"
                 self.message = "Stopping at the next step; finished rounds are kept."
@@ -280,10 +294,13 @@ class Controller:
             else:
                 self.status, self.level = "error", "error"
                 self.message = describe_error(error) + " Nothing stored was lost; fix the setting and press Run."
+            pending, self._pending = self._pending, None
         self._changed(force=True)
+        if pending is not None:
+            self.start(pending)
 
     def _finished_message(self, jobs: List[Job]) -> str:
-        took = _fmt_seconds(self._t_end - self._t_start)
+        took = fmt_seconds(self._t_end - self._t_start)
         parts = []
         for s in self.series.values():
             if s.kind == "lottery" and s.rounds:
@@ -308,7 +325,7 @@ class Controller:
             self.state.last_job = job
         self._changed()
         try:
-            job.call(lambda ev: self._on_event(job, ev), stop)
+            job.call(lambda ev: self._on_event(job, ev), _CountingStop(stop, lambda: self._on_step(job)))
         except RunStopped:
             with self._lock:
                 job.status = "stopped"
@@ -321,6 +338,12 @@ class Controller:
             job.status = "done"
             job.finish()
         self._changed()
+
+    def _on_step(self, job: Job) -> None:
+        if job.kind == "learned":
+            with self._lock:
+                self.state.step(job)
+            self._changed()
 
     def _on_event(self, job: Job, ev: dict) -> None:
         with self._lock:

@@ -15,14 +15,15 @@ from typing import Any, Callable, Dict, List, Optional, Tuple
 
 from lt_core import (ConfigError, DataConfig, DataError, LearnConfig, ModelConfig, PruneConfig, StopToken,
                      SupermaskConfig, TrainConfig, learn_supermasks, one_shot_supermasks, run_lotteries)
+from lt_core.config import check_range
 from lt_core.schedule import dataset_name, learn_iterations, total_iterations
 from lt_core.devices import resolve_device
 
-from . import catalog
+from . import catalog, stored
+from .series import SUPERMASK_WEIGHTS, SeriesSpec, lottery_hue, lottery_setting
 
 MODES = {"lottery": "Lottery rounds", "oneshot": "One-shot supermask", "learned": "Learned supermask"}
 SCHEDULES = {"quick": "Quick (a curve within about a minute)", "paper": "Paper schedule", "custom": "Custom epochs"}
-SUPERMASK_WEIGHTS = {"init": "initial weights", "signed_constant": "signed constants"}
 
 # the dashboard's name for each config field a request sets; a message about a whole config is
 # about its schedule (e.g. both epochs and iterations given)
@@ -40,15 +41,16 @@ _FIELD_PREFIX = re.compile(r"^(\w+Config(?:\.\w+)?): ")
 
 @dataclass(frozen=True)
 class RunRequest:
-    """The dashboard's choices. ``epochs`` applies to the custom schedule; ``iterations`` and
+    """The dashboard's choices. Lottery rounds race every combination of ``criteria``, ``mask1`` and
+    ``mask0`` side by side. ``epochs`` applies to the custom schedule; ``iterations`` and
     ``eval_every`` (not shown as controls) replace it for very short runs, e.g. in tests."""
 
     arch: str = "fc"
     dataset: Optional[str] = None
     mode: str = "lottery"
     criteria: Tuple[str, ...] = ("large_final",)
-    mask1: str = "rewind"
-    mask0: str = "zero"
+    mask1: Tuple[str, ...] = ("rewind",)
+    mask0: Tuple[str, ...] = ("zero",)
     rounds: int = 5
     schedule: str = "quick"
     epochs: Optional[int] = None
@@ -61,6 +63,13 @@ class RunRequest:
     learned_weights: Tuple[str, ...] = ("init",)
     dwr: bool = False
     download: bool = True  # fetch a missing dataset (needs the network)
+
+    def __post_init__(self) -> None:
+        # one name where a list is expected means that name ("negated", not "n", "e", ...)
+        for name in ("criteria", "mask1", "mask0", "seeds", "supermask_weights", "learned_weights"):
+            value = getattr(self, name)
+            if isinstance(value, (str, int)):
+                object.__setattr__(self, name, (value,))
 
     def replace(self, **changes) -> "RunRequest":
         return dataclasses.replace(self, **changes)
@@ -160,7 +169,7 @@ class Job:
     iterations: int  # per round (learned: in total)
     rounds: int = 0  # pruning rounds of a lottery job
     points: int = 0  # supermask points of a one-shot job
-    series: Dict[str, Tuple[str, str]] = field(default_factory=dict)  # series key -> (label, kind) shown from start
+    series: Dict[str, SeriesSpec] = field(default_factory=dict)  # the series shown from the start, by key
     part_totals: Dict[str, float] = field(default_factory=dict)
     parts: Dict[str, float] = field(default_factory=dict)
     points_done: int = 0
@@ -168,8 +177,12 @@ class Job:
     round: Optional[int] = None
     iteration: int = 0
     error: Optional[str] = None
+    steps: int = 0  # steps since the last evaluation (learned masks)
+    runs: Tuple[str, ...] = ()  # the run directories it fills (those of its series, when it has any)
 
     def __post_init__(self) -> None:
+        if not self.runs:
+            self.runs = tuple(spec.run for spec in self.series.values())
         if not self.part_totals:
             total = self.iterations + self.points * self.point_units if self.kind == "oneshot" else self.iterations
             self.part_totals = {"main": max(1.0, float(total))}
@@ -204,7 +217,7 @@ class Job:
 
     def position(self) -> str:
         if self.kind == "learned":
-            return f"iteration {self.iteration}/{self.iterations}"
+            return f"iteration {min(self.iterations, self.iteration + self.steps)}/{self.iterations}"
         if self.kind == "oneshot" and self.points_done:
             return f"supermask point {self.points_done}/{self.points}"
         parts = []
@@ -216,31 +229,37 @@ class Job:
         return ", ".join(parts)
 
 
-def lottery_series_key(seed: int, criterion: Optional[str] = None) -> str:
-    """The series of a lottery job's dense trunk (no criterion) or of its branch for ``criterion``."""
-    return f"dense/s{seed}" if criterion is None else f"lottery/{criterion}/s{seed}"
+def lottery_series_key(seed: int, prune: Optional[PruneConfig] = None) -> str:
+    """The series of a lottery job's dense trunk (no prune config) or of its branch for ``prune``."""
+    if prune is None:
+        return f"dense/s{seed}"
+    return f"lottery/{prune.criterion}/{prune.mask1}/{prune.mask0}/s{seed}"
 
 
 def _lottery_jobs(request: RunRequest, root: str, data: DataConfig, model: ModelConfig) -> List[Job]:
-    prunes = [PruneConfig(criterion=c, mask1=request.mask1, mask0=request.mask0, rounds=request.rounds)
-              for c in request.criteria]
+    prunes = [PruneConfig(criterion=c, mask1=m1, mask0=m0, rounds=request.rounds)
+              for c in request.criteria for m1 in request.mask1 for m0 in request.mask0]
     jobs = []
     for seed in request.seeds:
         train = TrainConfig(seed=seed, device=request.device, **schedule_fields(request))
         its = total_iterations(data, model, train)
         trunk = lottery_series_key(seed)
-        series = {trunk: (f"dense (round 0) · seed {seed}", "dense")}
+        series = {trunk: SeriesSpec(f"dense (round 0) · seed {seed}", "dense", "dense (round 0)", "dense",
+                                    stored.dense_run_name(data, model, train))}
         totals = {trunk: float(its)}
         for prune in prunes:
-            key = lottery_series_key(seed, prune.criterion)
-            series[key] = (f"{prune.criterion} · {request.mask1}/{request.mask0} · seed {seed}", "lottery")
+            key = lottery_series_key(seed, prune)
+            setting = lottery_setting(prune.criterion, prune.mask1, prune.mask0)
+            series[key] = SeriesSpec(f"{setting} · seed {seed}", "lottery", setting,
+                                     lottery_hue(prune.criterion, prune.mask1, prune.mask0),
+                                     stored.lottery_run_name(data, model, train, prune))
             totals[key] = float(max(1, prune.rounds * its))
 
         def call(on_event, stop, train=train):
-            # the criteria race side by side: each round trains every branch in one stack
+            # the settings race side by side: each round trains every branch in one stack
             return run_lotteries(data, model, train, prunes, out=root, on_event=on_event, stop=stop)
 
-        label = (f"{len(prunes)} criteria" if len(prunes) > 1 else prunes[0].criterion) + f" · seed {seed}"
+        label = (f"{len(prunes)} settings" if len(prunes) > 1 else prunes[0].criterion) + f" · seed {seed}"
         jobs.append(Job(f"lottery/s{seed}", label, "lottery", seed, call, its, rounds=request.rounds,
                         series=series, part_totals=totals))
     return jobs
@@ -259,7 +278,8 @@ def _oneshot_jobs(request: RunRequest, root: str, data: DataConfig, model: Model
 
         key, label = f"oneshot/s{seed}", f"one-shot · seed {seed}"
         n_points = len(sweep.criteria) * len(sweep.weights) * len(sweep.powers)
-        jobs.append(Job(key, label, "oneshot", seed, call, its, points=n_points, series={key: (label, "oneshot")}))
+        jobs.append(Job(key, label, "oneshot", seed, call, its, points=n_points, series={key: SeriesSpec(label, "oneshot", "one-shot", "oneshot",
+                                                           stored.supermask_run_name(data, model, train))}))
     return jobs
 
 
@@ -275,7 +295,9 @@ def _learned_jobs(request: RunRequest, root: str, data: DataConfig, model: Model
 
     label = "learned · " + ", ".join(SUPERMASK_WEIGHTS[w] for w in request.learned_weights) + \
         (" · DWR" if request.dwr else "")
-    return [Job("learned", label, "learned", request.seeds[0], call, its)]
+    job = Job("learned", label, "learned", request.seeds[0], call, its)
+    job.runs = tuple(stored.learnmask_run_name(data, model, learn) for learn in learns)
+    return [job]
 
 
 def plan_jobs(request: RunRequest, root) -> List[Job]:
@@ -283,8 +305,12 @@ def plan_jobs(request: RunRequest, root) -> List[Job]:
     engine's ValueError) naming the field; :func:`describe_error` words it for the page."""
     _choice("Mode", request.mode, MODES)
     _nonempty("Seed(s)", request.seeds, "give at least one seed, e.g. 0 or 0, 1, 2")
-    if request.mode == "lottery":  # one PruneConfig per criterion: no config sees the whole list
+    if request.mode == "lottery":  # one PruneConfig per combination: no config sees the whole lists
         _nonempty("Mask criteria", request.criteria, "select at least one criterion")
+        _nonempty("Mask-1 policy", request.mask1, "select at least one policy")
+        _nonempty("Mask-0 policy", request.mask0, "select at least one policy")
+        # round 0 is the dense network: a lottery needs at least one pruning round
+        check_range("PruneConfig", "rounds", request.rounds, 1, 200, integer=True)
     if request.mode == "learned":  # one LearnConfig per variant, likewise
         _nonempty("Frozen weights", request.learned_weights, "select initial weights, signed constants or both")
     data = DataConfig(dataset=request.dataset, download=bool(request.download))

@@ -9,14 +9,26 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Dict, Iterable, List, Optional
+from typing import Dict, Iterable, List, NamedTuple, Optional
 
+# the weights a supermask is applied to, as the controls name them
+SUPERMASK_WEIGHTS = {"init": "initial weights", "signed_constant": "signed constants"}
 SUMMARY_FIELDS = ("round", "weights_remaining", "layer_remaining", "early_stop_iteration", "early_stop_test_acc",
                   "final_test_acc")
 EVAL_FIELDS = ("iteration", "train_acc", "val_acc", "test_acc", "val_loss")
 POINT_FIELDS = ("criterion", "weights", "power", "weights_remaining", "train_acc", "test_acc")
 LEARN_EVAL_FIELDS = ("iteration", "epoch", "train_acc", "test_acc", "expected_keep_fraction")
 LEARN_FINAL_FIELDS = ("test_acc_mean", "test_acc_samples", "expected_keep_fraction", "layer_keep_fraction")
+
+
+class SeriesSpec(NamedTuple):
+    """What a job's series is before its first event: its label, kind, setting, hue and run directory."""
+
+    label: str
+    kind: str
+    setting: str
+    hue: str
+    run: str  # the run directory's name
 
 
 @dataclass
@@ -38,6 +50,9 @@ class Series:
     learn: List[dict] = field(default_factory=list)  # learned-mask evaluations
     learn_final: Optional[dict] = None
     learn_variant: Optional[dict] = None  # {"weights": ..., "dwr": ..., "seed": ...}
+    setting: str = ""  # the legend's name of the line: what the run varies, without its seed
+    hue: str = ""  # the name whose colour the line takes (lt_core.colours.colour)
+    run: str = ""  # the run directory the series stands for (a live one hides a stored one)
 
     def shown_round(self) -> Optional[int]:
         """The round the iteration plot shows: the current one, else the newest with a curve."""
@@ -50,6 +65,27 @@ class Series:
         if k not in self.run_names or self.root is None:
             return None
         return Path(self.root) / self.run_names[k]
+
+
+def lottery_setting(criterion: str, mask1: str, mask0: str) -> str:
+    """A lottery run's name on the plots: its criterion, and its policies where not the original
+    lottery ticket's (rewind / zero)."""
+    parts = [criterion] + [p for p, default in ((mask1, "rewind"), (mask0, "zero")) if p != default]
+    return " · ".join(parts)
+
+
+def lottery_hue(criterion: str, mask1: str, mask0: str) -> str:
+    """The name whose colour a lottery run takes: the policy it varies, else its criterion."""
+    if mask1 != "rewind":
+        return mask1
+    if mask0 != "zero":
+        return mask0
+    return criterion
+
+
+def learned_setting(weights: str, dwr: bool) -> str:
+    """A learned supermask's name on the plots."""
+    return "learned · " + SUPERMASK_WEIGHTS.get(weights, weights) + (" · DWR" if dwr else "")
 
 
 def pick(record: dict, names: Iterable[str]) -> dict:

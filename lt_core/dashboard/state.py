@@ -13,9 +13,11 @@ import time
 from pathlib import Path
 from typing import Callable, Dict, List, Optional, Sequence
 
-from .request import SUPERMASK_WEIGHTS, Job, RunRequest, lottery_series_key
+from lt_core import PruneConfig
+
+from .request import Job, RunRequest, lottery_series_key
 from .series import (EVAL_FIELDS, LEARN_EVAL_FIELDS, LEARN_FINAL_FIELDS, POINT_FIELDS, SUMMARY_FIELDS, Series,
-                     pick)
+                     learned_setting, pick)
 from .stored import (event_run_dir, learn_checkpoint_evals, load_stored_series, round_checkpoint, run_config,
                      stored_curve)
 
@@ -36,8 +38,9 @@ class RunState:
         self.series: Dict[str, Series] = {}
         arch = request.arch if request else "fc"
         for job in self.jobs:
-            for key, (label, kind) in job.series.items():
-                self.series[key] = Series(key, label, kind, arch, job.seed, root=str(self.root))
+            for key, spec in job.series.items():
+                self.series[key] = Series(key, spec.label, spec.kind, arch, job.seed, root=str(self.root),
+                                          setting=spec.setting, hue=spec.hue, run=spec.run)
         self._run_keys: Dict[Path, str] = {}
 
     # -- finding the series of an event ---------------------------------------------------------
@@ -53,7 +56,7 @@ class RunState:
             if cfg.get("kind") == "train":
                 self._run_keys[run_dir] = lottery_series_key(job.seed)
             elif cfg.get("kind") == "lottery":
-                self._run_keys[run_dir] = lottery_series_key(job.seed, (cfg.get("prune") or {}).get("criterion"))
+                self._run_keys[run_dir] = lottery_series_key(job.seed, PruneConfig.from_dict(cfg.get("prune") or {}))
             else:
                 return None
         return self.series.get(self._run_keys[run_dir])
@@ -65,12 +68,11 @@ class RunState:
             learn = run_config(run_dir).get("learn")
             variant = {} if learn is None else {"weights": learn.get("weights", "init"),
                                                 "dwr": bool(learn.get("dwr", False)), "seed": learn.get("seed", 0)}
-            label = "learned · " + SUPERMASK_WEIGHTS.get(variant.get("weights"), run_dir.name)
-            if variant.get("dwr"):
-                label += " · DWR"
-            label += f" · seed {variant.get('seed', job.seed)}"
-            s = Series(run_dir.name, label, "learned", self.request.arch if self.request else "fc",
-                       variant.get("seed", job.seed), root=str(self.root), learn_variant=variant)
+            setting = learned_setting(variant.get("weights", run_dir.name), bool(variant.get("dwr")))
+            seed = variant.get("seed", job.seed)
+            s = Series(run_dir.name, f"{setting} · seed {seed}", "learned", self.request.arch if self.request else "fc",
+                       seed, root=str(self.root), learn_variant=variant, setting=setting,
+                       hue=("dwr " if variant.get("dwr") else "") + variant.get("weights", "init"), run=run_dir.name)
             s.run_names[0] = run_dir.name
             self.series[run_dir.name] = s
         return s
@@ -88,6 +90,11 @@ class RunState:
             job.parts[part] = units
             if trained:
                 self.trained += delta
+
+    def step(self, job: Job) -> None:
+        """A training step of a learned-mask job (between two evaluations)."""
+        job.steps += 1
+        self.advance(job, min(job.iterations, job.iteration + job.steps), True)
 
     def mark_training(self) -> None:
         if self.t_ref is None:
@@ -145,8 +152,8 @@ def on_round_end(state: RunState, job: Job, ev: dict, s: Optional[Series], run_d
     job.round, job.iteration = r, job.iterations
     state.advance(job, job.units(r, job.iterations), not reused, state.part_of(job, s))
     if job.kind == "lottery" and s.kind == "dense":
-        for key, (_, kind) in job.series.items():
-            if kind == "lottery" and key in state.series:
+        for key, spec in job.series.items():
+            if spec.kind == "lottery" and key in state.series:
                 state.series[key].rounds[0] = dict(s.rounds[0])
                 state.series[key].run_names[0] = run_dir.name
 
@@ -167,7 +174,7 @@ def on_learn_eval(state: RunState, job: Job, ev: dict, s: Optional[Series], run_
     if run_dir is None:
         return
     state.learned_series(job, run_dir).learn.append(pick(ev, LEARN_EVAL_FIELDS))
-    job.iteration = int(ev.get("iteration", 0))
+    job.iteration, job.steps = int(ev.get("iteration", 0)), 0
     job.iterations = int(ev.get("iterations", job.iterations))
     state.advance(job, job.iteration, True)
 
@@ -200,7 +207,7 @@ def on_round_start(state: RunState, job: Job, ev: dict, s: Optional[Series], run
 def on_resumed(state: RunState, job: Job, ev: dict, s: Optional[Series], run_dir: Optional[Path]) -> None:
     """An interrupted round (or learned mask) continues from its checkpoint: the evaluation
     points from before the stop come from the checkpoint, with the progress they stand for."""
-    job.iteration = int(ev.get("iteration", 0))
+    job.iteration, job.steps = int(ev.get("iteration", 0)), 0
     if job.kind == "learned":
         for learned in state.series.values():
             path = learned.round_path(0)

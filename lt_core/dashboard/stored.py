@@ -1,26 +1,53 @@
-"""The results store as the dashboard reads it: the one module that knows its folder layout.
+"""The results store as the dashboard reads it, through the store's own reader and names.
 
-Which folders are runs, where a run's config, rounds, checkpoints, points and learned-mask files
-lie, and that round 0 of a lottery lives in its dense trunk are all read here, through
-:class:`lt_core.store.RunDir`, so that this module can later be replaced by the store's own reader.
+Stored runs are listed and drawn from :func:`lt_core.store.list_runs` / :func:`lt_core.store.open_run`
+records (a lottery's round 0 comes from its trunk there); folder names come from the engine's
+naming functions; an interrupted round's checkpoint is found through :class:`lt_core.store.RunDir`.
 :func:`event_run_dir` is the one place that turns an engine event into a run directory.
 """
 
 from __future__ import annotations
 
-import csv
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Dict, List, Optional, Tuple
+from typing import Dict, Iterable, List, Optional, Tuple
 
-from lt_core.store import RunDir, read_json, read_metrics_csv, torch_load
+from lt_core import DataConfig, LearnConfig, ModelConfig, PruneConfig, TrainConfig
+from lt_core.lottery import dense_run_dir, lottery_run_dir
+from lt_core.schedule import canonical
+from lt_core.store import (LearnedMaskRun, Round, RunDir, StoreError, SupermaskRun, learnmask_dir, open_run, read_json,
+                           supermask_dir, torch_load)
+from lt_core.store import list_runs as store_list_runs
 
 from . import catalog
-from .request import SUPERMASK_WEIGHTS
-from .series import LEARN_FINAL_FIELDS, SUMMARY_FIELDS, Series, curve_from_rows, pick
+from .series import (LEARN_FINAL_FIELDS, SUMMARY_FIELDS, SUPERMASK_WEIGHTS, Series, curve_from_rows, learned_setting,
+                     lottery_hue, lottery_setting, pick)
 
-RUN_PREFIXES = ("train-", "lottery-", "supermask-", "learnmask-")
 SERIES_KINDS = {"train": "dense", "lottery": "lottery", "supermask": "oneshot", "learnmask": "learned"}
+
+
+# -- the directory a configuration is stored in ----------------------------------------------------
+
+def dense_run_name(data: DataConfig, model: ModelConfig, train: TrainConfig) -> str:
+    """The folder of the dense run (round 0 of every lottery run built on it)."""
+    return dense_run_dir(data, model, train, ".").name
+
+
+def lottery_run_name(data: DataConfig, model: ModelConfig, train: TrainConfig, prune: PruneConfig) -> str:
+    """The folder of a lottery run (its pruning rounds)."""
+    return lottery_run_dir(data, model, train, prune, ".").name
+
+
+def supermask_run_name(data: DataConfig, model: ModelConfig, train: TrainConfig) -> str:
+    """The folder of the one-shot supermask points of a dense run (named by the store)."""
+    data, model, train, _ = canonical(data, model, train)
+    return supermask_dir(".", data, model, train).name
+
+
+def learnmask_run_name(data: DataConfig, model: ModelConfig, learn: LearnConfig) -> str:
+    """The folder of a learned supermask (named by the store)."""
+    data, model, _, _ = canonical(data, model, TrainConfig())
+    return learnmask_dir(".", data, model, learn).name
 
 
 def event_run_dir(event: dict, root: Path) -> Optional[Path]:
@@ -132,110 +159,101 @@ def describe(cfg: dict) -> str:
     return kind
 
 
-def _count_csv_rows(path: Path) -> int:
-    if not path.is_file():
-        return 0
-    with open(path, newline="") as fh:
-        return max(0, sum(1 for _ in fh) - 1)
-
-
-def _progress(root: Path, d: Path, kind: str, cfg: dict) -> Tuple[int, Optional[int]]:
-    rd = RunDir(d)
-    if kind == "lottery":
-        trunk = RunDir(root / cfg["trunk"]) if cfg.get("trunk") else None
-        done = len([k for k in rd.done_rounds() if k > 0]) + (1 if trunk and trunk.round_done(0) else 0)
-        return done, (cfg.get("prune") or {}).get("rounds", 24)
-    if kind == "train":
-        return (1 if rd.round_done(0) else 0), 1
-    if kind == "supermask":
-        return _count_csv_rows(d / "points.csv"), None
-    return (1 if (d / "summary.json").is_file() else 0), 1
-
-
 def list_runs(root) -> List[StoredRun]:
-    """Runs in the results store (directories ``train-*``, ``lottery-*``, ... with a config.json)."""
-    root = Path(root)
+    """Runs in the results store, as the store's reader lists them (unreadable folders are left out)."""
     out: List[StoredRun] = []
-    if not root.is_dir():
-        return out
-    for d in sorted(root.iterdir()):
-        if not d.is_dir() or not d.name.startswith(RUN_PREFIXES) or not (d / "config.json").is_file():
-            continue
-        cfg = run_config(d)
-        if not cfg:
-            continue
-        kind = cfg.get("kind") or d.name.split("-", 1)[0]
-        arch = (cfg.get("model") or {}).get("arch") or d.name.split("-")[1]
-        done, total = _progress(root, d, kind, cfg)
-        out.append(StoredRun(d.name, d, kind, arch, describe(cfg), done, total))
+    for run in store_list_runs(root):
+        total = run.total - 1 if run.kind == "lottery" else run.total  # pruning rounds, after round 0
+        out.append(StoredRun(run.name, run.path, run.kind, run.arch, describe(run.config), run.done, total))
     return out
 
 
 # -- a stored run as an overlay ---------------------------------------------------------------------
 
-def _load_rounds(s: Series, rounds: List[Tuple[int, RunDir]]) -> None:
-    for k, rd in rounds:
-        s.rounds[k] = pick(rd.summary(k), SUMMARY_FIELDS)
-        s.run_names[k] = rd.name
-        s.curves[k] = stored_curve(rd.path, k) or []
+def _load_rounds(s: Series, rounds: Iterable[Round]) -> None:
+    for r in rounds:
+        s.rounds[r.index] = pick(r.summary, SUMMARY_FIELDS)
+        s.run_names[r.index] = r.path.parent.name
+        s.curves[r.index] = curve_from_rows(r.metrics().to_dict("records"))
     s.current_round = max(s.rounds) if s.rounds else None
 
 
-def _load_points(s: Series, root: Path, d: Path, cfg: dict) -> None:
-    path = d / "points.csv"
-    if path.is_file():
-        with open(path, newline="") as fh:
-            for r in csv.DictReader(fh):
-                s.points.append({"criterion": r["criterion"], "weights": r["weights"], "power": int(r["power"]),
-                                 "weights_remaining": float(r["weights_remaining"]),
-                                 "train_acc": float(r["train_acc"]), "test_acc": float(r["test_acc"])})
-    if cfg.get("trunk") and RunDir(root / cfg["trunk"]).round_done(0):
-        trunk = RunDir(root / cfg["trunk"])
-        s.rounds[0] = {k: v for k, v in trunk.summary(0).items() if k != "wall_seconds"}
-        s.run_names[0] = trunk.name
+def _load_points(s: Series, run: SupermaskRun) -> None:
+    s.points.extend(run.points().to_dict("records"))
+    if run.trunk is not None:
+        trunk = open_run(run.trunk)
+        if trunk.rounds:
+            s.rounds[0] = {k: v for k, v in trunk.rounds[0].summary.items() if k != "wall_seconds"}
+            s.run_names[0] = trunk.name
 
 
-def _load_learned(s: Series, d: Path, cfg: dict) -> None:
-    learn = cfg.get("learn") or {}
+def _load_learned(s: Series, run: LearnedMaskRun) -> None:
+    learn = run.config.get("learn") or {}
     s.learn_variant = {"weights": learn.get("weights"), "dwr": bool(learn.get("dwr")), "seed": s.seed}
-    s.run_names[0] = d.name
-    if (d / "metrics.csv").is_file():
-        data = cfg.get("data") or {}
-        dataset = data.get("dataset") or catalog.default_dataset(s.arch)
-        n_train = catalog.train_size(dataset) - int(data.get("val_size", 5000))
-        per_epoch = max(1, n_train // int(learn.get("batch_size", 250)))
-        by_it: Dict[int, dict] = {}
-        for r in read_metrics_csv(d / "metrics.csv"):
-            e = by_it.setdefault(r["iteration"], {"iteration": r["iteration"], "epoch": r["iteration"] / per_epoch})
-            if r["metric"] == "accuracy":
-                e[f"{r['split']}_acc"] = r["value"]
-            elif r["metric"] == "expected_keep_fraction":
-                e["expected_keep_fraction"] = r["value"]
-        s.learn = [by_it[k] for k in sorted(by_it)]
-    if (d / "summary.json").is_file():
-        s.learn_final = pick(read_json(d / "summary.json"), LEARN_FINAL_FIELDS)
+    s.run_names[0] = run.name
+    data = run.config.get("data") or {}
+    dataset = data.get("dataset") or catalog.default_dataset(s.arch)
+    n_train = catalog.train_size(dataset) - int(data.get("val_size", 5000))
+    per_epoch = max(1, n_train // int(learn.get("batch_size", 250)))
+    by_it: Dict[int, dict] = {}
+    for r in run.metrics().to_dict("records"):
+        it = int(r["iteration"])
+        e = by_it.setdefault(it, {"iteration": it, "epoch": it / per_epoch})
+        if r["metric"] == "accuracy":
+            e[f"{r['split']}_acc"] = r["value"]
+        elif r["metric"] == "expected_keep_fraction":
+            e["expected_keep_fraction"] = r["value"]
+    s.learn = [by_it[k] for k in sorted(by_it)]
+    if run.summary is not None:
+        s.learn_final = pick(run.summary, LEARN_FINAL_FIELDS)
 
 
-def load_stored_series(root, name: str) -> Series:
-    """The stored run ``root/name`` as a :class:`Series` (an overlay)."""
-    root = Path(root)
-    d = root / name
-    cfg = read_json(d / "config.json")
-    kind = cfg.get("kind") or name.split("-", 1)[0]
-    arch = (cfg.get("model") or {}).get("arch", "fc")
-    seed = int(((cfg.get("train") or cfg.get("learn") or {}).get("seed")) or 0)
-    label = f"{describe(cfg).split(' ', 1)[-1]} [{name.rsplit('-', 1)[-1][:6]}]"
-    s = Series(name, label, SERIES_KINDS.get(kind, kind), arch, seed, overlay=True, root=str(root))
+def _identify(s: Series, kind: str, cfg: dict) -> None:
+    """The setting (legend name without seed) and hue of a stored run, as a live run has them."""
     if kind == "lottery":
-        trunk = RunDir(root / cfg["trunk"]) if cfg.get("trunk") else None
-        rd = RunDir(d)
-        rounds = [(0, trunk)] if trunk is not None and trunk.round_done(0) else []
-        _load_rounds(s, rounds + [(k, rd) for k in rd.done_rounds() if k > 0])
+        p = cfg.get("prune") or {}
+        c, m1, m0 = p.get("criterion", "large_final"), p.get("mask1", "rewind"), p.get("mask0", "zero")
+        s.setting, s.hue = lottery_setting(c, m1, m0), lottery_hue(c, m1, m0)
     elif kind == "train":
-        rd = RunDir(d)
-        _load_rounds(s, [(0, rd)] if rd.round_done(0) else [])
+        s.setting, s.hue = "dense (round 0)", "dense"
     elif kind == "supermask":
-        _load_points(s, root, d, cfg)
+        s.setting, s.hue = "one-shot", "oneshot"
     elif kind == "learnmask":
-        _load_learned(s, d, cfg)
+        learn = cfg.get("learn") or {}
+        weights, dwr = learn.get("weights", "init"), bool(learn.get("dwr"))
+        s.setting, s.hue = learned_setting(weights, dwr), ("dwr " if dwr else "") + weights
+
+
+def load_stored_series(root, name: str, overlay: bool = True) -> Series:
+    """The stored run ``root/name`` as a :class:`Series`: an overlay (drawn dashed, labelled with its
+    settings and folder), or, with ``overlay=False``, drawn as the dashboard's own runs are. Read
+    through the store's reader (a damaged file raises :class:`lt_core.store.StoreError`)."""
+    root = Path(root)
+    run = open_run(root / name)
+    cfg, kind = run.config, run.kind
+    seed = int(((cfg.get("train") or cfg.get("learn") or {}).get("seed")) or 0)
+    s = Series(name, "", SERIES_KINDS.get(kind, kind), run.arch, seed, overlay=overlay, root=str(root), run=name)
+    _identify(s, kind, cfg)
+    s.label = (f"{describe(cfg).split(' ', 1)[-1]} [{name.rsplit('-', 1)[-1][:6]}]" if overlay
+               else f"{s.setting} · seed {seed}")
+    if isinstance(run, SupermaskRun):
+        _load_points(s, run)
+    elif isinstance(run, LearnedMaskRun):
+        _load_learned(s, run)
+    else:  # a dense run, or a lottery run with its trunk's round 0
+        _load_rounds(s, run.rounds)
     return s
+
+
+def load_runs_of(root, names) -> List[Series]:
+    """The runs among ``names`` that are in the store (with a finished round, point or
+    evaluation), drawn as the dashboard's own runs."""
+    out = []
+    for name in dict.fromkeys(names):
+        try:
+            s = load_stored_series(root, name, overlay=False)
+        except StoreError:  # not stored (yet), or unreadable: nothing to draw
+            continue
+        if s.rounds or s.points or s.learn:
+            out.append(s)
+    return out

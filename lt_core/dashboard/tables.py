@@ -10,51 +10,55 @@ from __future__ import annotations
 import csv
 import datetime as _dt
 import io
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Dict, List
 
 from lt_core.store import atomic_write_text
 
 from . import catalog
-from .series import Series
+from .series import SUPERMASK_WEIGHTS, Series
 
 EXPORT_DIR = "dashboard-exports"
 
 
-
 def plot_tables(snapshot: dict) -> Dict[str, List[dict]]:
-    """The plots' data as tidy rows (accuracies and fractions in %), live runs then overlays."""
+    """The plots' data as tidy rows (accuracies and fractions in %), live runs then overlays. Every
+    row names its ``series`` (one run), its ``line`` (the setting: the seeds of one setting make one
+    line, see :func:`seed_bands`), the line's ``hue`` and the run's ``seed``."""
     tables: Dict[str, List[dict]] = {"curve": [], "accuracy_vs_remaining": [], "layer_remaining": [],
                                      "supermask": [], "learned": [], "reference": []}
     all_series: List[Series] = list(snapshot.get("series", [])) + list(snapshot.get("overlays", []))
     for s in all_series:
+        base = {"series": s.label, "line": (s.label if s.overlay else s.setting or s.label), "hue": s.hue,
+                "seed": s.seed, "overlay": s.overlay}
         r = s.shown_round()
         if s.kind in ("dense", "lottery", "oneshot") and r is not None:
+            # a one-shot run's curve is its dense network's training: one line with the dense runs'
+            line = dict(base, line="dense (round 0)", hue="dense") if s.kind == "oneshot" and not s.overlay else base
             for p in s.curves.get(r, []):
-                tables["curve"].append({"series": s.label, "overlay": s.overlay, "round": r,
-                                        "iteration": p["iteration"], "test_acc": 100 * p["test_acc"]})
+                tables["curve"].append({**line, "round": r, "iteration": p["iteration"], "test_acc": 100 * p["test_acc"]})
         if s.kind == "lottery" or (s.kind == "dense" and s.overlay):
             for k in sorted(s.rounds):
                 rec = s.rounds[k]
                 tables["accuracy_vs_remaining"].append({
-                    "series": s.label, "overlay": s.overlay, "round": k,
-                    "weights_remaining": 100 * rec["weights_remaining"],
+                    **base, "round": k, "weights_remaining": 100 * rec["weights_remaining"],
                     "early_stop_test_acc": 100 * rec["early_stop_test_acc"]})
         if s.kind == "lottery":
             for k in sorted(s.rounds):
                 for layer, frac in (s.rounds[k].get("layer_remaining") or {}).items():
-                    tables["layer_remaining"].append({"series": s.label, "overlay": s.overlay, "layer": layer,
-                                                      "round": k, "weights_remaining": 100 * frac})
+                    tables["layer_remaining"].append({**base, "layer": layer, "round": k,
+                                                      "weights_remaining": 100 * frac})
         if s.kind == "oneshot":
             for p in sorted(s.points, key=lambda p: (p["criterion"], p["weights"], p["power"])):
-                tables["supermask"].append({"series": s.label, "overlay": s.overlay, "criterion": p["criterion"],
-                                            "weights": p["weights"], "power": p["power"],
+                tables["supermask"].append({**base, "line": f"{p['criterion']} · {SUPERMASK_WEIGHTS[p['weights']]}"
+                                            + (f" [{s.label}]" if s.overlay else ""), "hue": p["criterion"],
+                                            "criterion": p["criterion"], "weights": p["weights"], "power": p["power"],
                                             "weights_remaining": 100 * p["weights_remaining"],
                                             "test_acc": 100 * p["test_acc"], "train_acc": 100 * p["train_acc"]})
         if s.kind == "learned":
             for e in s.learn:
-                row = {"series": s.label, "overlay": s.overlay, "iteration": e.get("iteration"),
-                       "epoch": e.get("epoch"), "test_acc": 100 * e["test_acc"]}
+                row = {**base, "iteration": e.get("iteration"), "epoch": e.get("epoch"), "test_acc": 100 * e["test_acc"]}
                 if "expected_keep_fraction" in e:
                     row["expected_keep"] = 100 * e["expected_keep_fraction"]
                 tables["learned"].append(row)
@@ -67,6 +71,43 @@ def plot_tables(snapshot: dict) -> Dict[str, List[dict]]:
         for key, value in paper.items():
             tables["reference"].append({"name": f"paper Table 1 · {arch} · {key}", "value": value})
     return tables
+
+
+@dataclass
+class Band:
+    """One line of a plot: the mean over seeds of a setting at each step, with the min and max."""
+
+    hue: str
+    overlay: bool
+    x: List[float]
+    mean: List[float]
+    low: List[float]
+    high: List[float]
+    seeds: int  # how many seeds the line has
+
+
+def seed_bands(rows: List[dict], step: str, x: str, y: str) -> Dict[str, Band]:
+    """The rows of a plot table as one :class:`Band` per ``line``: the seeds of a setting at the same
+    ``step`` (round, iteration, prune power, epoch) give one point, at the mean of their ``x``."""
+    groups: Dict[str, Dict[object, List[dict]]] = {}
+    for r in rows:
+        groups.setdefault(r["line"], {}).setdefault(r[step], []).append(r)
+    out: Dict[str, Band] = {}
+    for line, steps in groups.items():
+        first = next(iter(steps.values()))[0]
+        seeds = {r["seed"] for group in steps.values() for r in group}
+        band = Band(first["hue"], first["overlay"], [], [], [], [], len(seeds))
+        for key in sorted(steps, key=lambda k: (k is None, k)):
+            points = [r for r in steps[key] if r.get(y) is not None]
+            if not points:
+                continue
+            ys = [r[y] for r in points]
+            band.x.append(sum(r[x] for r in points) / len(points))
+            band.mean.append(sum(ys) / len(ys))
+            band.low.append(min(ys))
+            band.high.append(max(ys))
+        out[line] = band
+    return out
 
 
 def csv_rows(tables: Dict[str, List[dict]]) -> List[List]:

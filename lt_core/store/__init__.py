@@ -3,7 +3,7 @@
 Layout under the results root (``--out``, else ``$LT_RESULTS_DIR``, else ``./results``)::
 
     train-fc-<hash>/            a dense run (also round 0 of every lottery run built on it)
-        config.json
+        config.json  ledger.jsonl  [.lock while a process trains it]
         round_000/ init.pt final.pt masks.pt checksums.json metrics.csv summary.json
     lottery-fc-<hash>/          iterative pruning built on a dense run (its "trunk")
         config.json             (names the trunk folder)
@@ -20,6 +20,10 @@ Layout under the results root (``--out``, else ``$LT_RESULTS_DIR``, else ``./res
 * :mod:`.files` writes every file atomically and records each tensor file's SHA-256 in its folder's
   ``checksums.json``; reading checks it and raises :class:`DamagedFileError` (a :class:`StoreError`)
   naming the file and the folder to delete. Folders stored before checksums existed read unverified.
+* :mod:`.lock` keeps two processes from training one run at once (:class:`RunLock`,
+  :func:`hold_locks`): the second waits, then reuses what the first stored.
+* :mod:`.ledger` appends one line per stored result to the run's ``ledger.jsonl`` (which backend,
+  host and process computed it): the record that counts trainings (:func:`trainings`).
 * :mod:`.reader` reads runs back as typed records (:func:`open_run`, :func:`list_runs`), a lottery's
   round 0 resolved to its trunk's.
 
@@ -29,11 +33,13 @@ Metric rows are tidy: ``run, round, iteration, split, metric, value``.
 from .files import METRIC_COLUMNS, POINT_COLUMNS, DamagedFileError, StoreError, atomic_torch_save, \
     atomic_write_bytes, atomic_write_json, atomic_write_text, metrics_csv, read_json, read_metrics_csv, read_points, \
     read_tensors, torch_load, write_points, write_tensors
+from .ledger import LEDGER, append_entry, read_entries, trainings
 from .layout import KINDS, RunDir, check_writable, dense_dir, learnmask_dir, lottery_dir, results_root, supermask_dir
+from .lock import RunLock, hold_locks
 from .reader import ROW_COLUMNS, LearnedMaskRun, LotteryRun, Round, Run, SupermaskRun, TrainRun, list_runs, open_run
 
 __all__ = [
-    "DamagedFileError", "KINDS", "LearnedMaskRun", "LotteryRun", "METRIC_COLUMNS", "POINT_COLUMNS", "ROW_COLUMNS", "Round", "Run",
+    "DamagedFileError", "KINDS", "LEDGER", "RunLock", "append_entry", "hold_locks", "read_entries", "trainings", "LearnedMaskRun", "LotteryRun", "METRIC_COLUMNS", "POINT_COLUMNS", "ROW_COLUMNS", "Round", "Run",
     "RunDir", "StoreError", "SupermaskRun", "TrainRun", "atomic_torch_save", "atomic_write_bytes",
     "atomic_write_json", "atomic_write_text", "dense_dir", "learnmask_dir", "list_runs", "lottery_dir",
     "metrics_csv", "open_run", "read_json", "read_metrics_csv", "read_points", "read_tensors", "check_writable", "results_root",

@@ -72,12 +72,22 @@ def metrics_csv(rows: Iterable[dict]) -> str:
 
 
 def read_metrics_csv(path) -> List[dict]:
-    with open(path, newline="") as fh:
-        rows = list(csv.DictReader(fh))
-    for row in rows:
-        row["round"] = int(row["round"])
-        row["iteration"] = int(row["iteration"])
-        row["value"] = float(row["value"])
+    """The typed rows of a ``metrics.csv``; a missing or malformed file raises :class:`DamagedFileError`
+    naming it (the folder holding it is what to delete and recompute)."""
+    path = Path(path)
+    try:
+        with open(path, newline="") as fh:
+            rows = list(csv.DictReader(fh))
+        for row in rows:
+            row["round"] = int(row["round"])
+            row["iteration"] = int(row["iteration"])
+            row["value"] = float(row["value"])
+            if row.get("split") is None or row.get("metric") is None:
+                raise ValueError("a row lacks its split or metric")
+    except FileNotFoundError:
+        raise DamagedFileError(path, "missing", path.parent) from None
+    except (KeyError, TypeError, ValueError, csv.Error, UnicodeDecodeError) as exc:
+        raise DamagedFileError(path, f"malformed metrics ({type(exc).__name__}: {exc})", path.parent) from None
     return rows
 
 

@@ -16,6 +16,7 @@ from typing import Dict, List, Optional
 from ..config import DataConfig, ModelConfig, PruneConfig, TrainConfig, config_hash
 from .files import StoreError, atomic_write_json, atomic_write_text, metrics_csv, read_json, read_metrics_csv, read_tensors, \
     write_tensors
+from .ledger import append_entry
 
 KINDS = ("train", "lottery", "supermask", "learnmask")
 
@@ -120,10 +121,12 @@ class RunDir:
             atomic_write_json(self.path / "config.json", {**config, "prune": {**config["prune"], "rounds": rounds}})
 
     def save_round(self, k: int, tensors: Dict[str, dict], rows: List[dict], summary: dict) -> None:
-        """Tensors (with their checksums), then ``metrics.csv``, then ``summary.json``; drops the checkpoint."""
+        """Tensors (with their checksums), ``metrics.csv``, a ledger line (:mod:`.ledger`), then
+        ``summary.json``; drops the checkpoint."""
         d = self.round_dir(k)
         write_tensors(d, tensors)
         atomic_write_text(d / "metrics.csv", metrics_csv(rows))
+        append_entry(self.path, {"round": k, "backend": summary.get("backend")})
         atomic_write_json(d / "summary.json", summary)  # last: marks the round finished
         checkpoint = d / "checkpoint.pt"
         if checkpoint.exists():

@@ -32,12 +32,12 @@ from ..config import Config, DataConfig, ModelConfig, TrainConfig, check_choice,
     check_range, config_hash, no_hash
 from ..data import Dataset, load_dataset
 from ..devices import resolve_device
-from ..events import EventCallback, StopToken, emit, with_run_dir
+from ..events import EventCallback, StopToken, emit, waiting_reporter, with_run_dir
 from ..models import forward, init_weights
 from ..schedule import canonical, dataset_name, learn_iterations
 from ..seeding import derive_seed
-from ..store import atomic_torch_save, check_writable, atomic_write_json, atomic_write_text, learnmask_dir, metrics_csv, open_run, \
-    results_root, write_tensors
+from ..store import append_entry, atomic_torch_save, atomic_write_json, atomic_write_text, check_writable, hold_locks, \
+    learnmask_dir, metrics_csv, open_run, results_root, write_tensors
 from ..train import StepLoop
 from .oneshot import WEIGHT_KINDS, signed_constants
 
@@ -339,52 +339,56 @@ def learn_supermasks(data: DataConfig, model: ModelConfig, learns: Sequence[Lear
     if len(set(its)) != 1:
         raise ValueError("learn_supermasks: stacked runs must have the same length")
     run_dirs = [learnmask_dir(root, data_c, model_c, l) for l in learns]
-    results: List[Optional[LearnResult]] = [None] * len(learns)
-    todo = []
-    ds = None
-    for i, rd in enumerate(run_dirs):
-        if (rd.path / "summary.json").is_file():
-            s = open_run(rd.path).summary
-            results[i] = LearnResult(rd.path, s["test_acc_mean"], s["test_acc_samples"], s["expected_keep_fraction"],
-                                     s["layer_keep_fraction"], s["iterations"], reused=True)
-            emit(on_event, event="stage", stage="learn_reused", run=rd.name)
-        else:
-            todo.append(i)
-            if ds is None:  # a missing dataset fails here, before anything is written
-                device = resolve_device(learns[i].device)
-                ds = load_dataset(name, data_dir=data.data_dir, download=data.download, val_size=data.val_size,
-                                  val_seed=data.val_seed, device=device)
-                emit(on_event, event="stage", stage="data_loaded", dataset=name, device=str(device))
-            rd.write_config({"kind": "learnmask", "data": data_c.to_dict(), "model": model_c.to_dict(),
-                             "learn": learns[i].to_dict()})
-    if todo:
-        checkpoint = run_dirs[todo[0]].path / "checkpoint.pt" if len(todo) == 1 else \
-            root / f".learnmask-stack-{config_hash('stack', **{str(i): learns[i] for i in todo})}.pt"
-        t0 = time.perf_counter()
-        learner = MaskLearner(arch, ds, [learns[i] for i in todo], [run_dirs[i].name for i in todo],
-                              iterations=its[0], on_event=on_event, stop=stop, checkpoint=checkpoint,
-                              progress=progress)
-        trained = learner.run()
-        seconds = time.perf_counter() - t0
-        for j, i in enumerate(todo):
-            res = trained[j]
-            res.run_dir = run_dirs[i].path
-            rd = run_dirs[i]
-            write_tensors(rd.path, {"scores": {n: s[j].detach().cpu() for n, s in learner.scores.items()}})
-            rows = []
-            for e in res.evals:
-                rows += [{"run": rd.name, "round": 0, "iteration": e["iteration"], "split": "train",
-                          "metric": "accuracy", "value": e["train_acc"]},
-                         {"run": rd.name, "round": 0, "iteration": e["iteration"], "split": "test",
-                          "metric": "accuracy", "value": e["test_acc"]},
-                         {"run": rd.name, "round": 0, "iteration": e["iteration"], "split": "mask",
-                          "metric": "expected_keep_fraction", "value": e["expected_keep_fraction"]}]
-            atomic_write_text(rd.path / "metrics.csv", metrics_csv(rows))
-            summary = {**res.to_json(), "wall_seconds": seconds}
-            summary.pop("run_dir")
-            atomic_write_json(rd.path / "summary.json", summary)
-            results[i] = res
-            emit(on_event, event="learn_end", run=rd.name, **res.to_json())
-        if checkpoint.exists():
-            checkpoint.unlink()
+    # the unfinished runs' locks, in a fixed order; one held elsewhere is waited for, then reused
+    unfinished = [rd.path for rd in run_dirs if not (rd.path / "summary.json").is_file()]
+    with hold_locks(unfinished, on_wait=waiting_reporter(on_event)):
+        results: List[Optional[LearnResult]] = [None] * len(learns)
+        todo = []
+        ds = None
+        for i, rd in enumerate(run_dirs):
+            if (rd.path / "summary.json").is_file():
+                s = open_run(rd.path).summary
+                results[i] = LearnResult(rd.path, s["test_acc_mean"], s["test_acc_samples"], s["expected_keep_fraction"],
+                                         s["layer_keep_fraction"], s["iterations"], reused=True)
+                emit(on_event, event="stage", stage="learn_reused", run=rd.name)
+            else:
+                todo.append(i)
+                if ds is None:  # a missing dataset fails here, before anything is written
+                    device = resolve_device(learns[i].device)
+                    ds = load_dataset(name, data_dir=data.data_dir, download=data.download, val_size=data.val_size,
+                                      val_seed=data.val_seed, device=device)
+                    emit(on_event, event="stage", stage="data_loaded", dataset=name, device=str(device))
+                rd.write_config({"kind": "learnmask", "data": data_c.to_dict(), "model": model_c.to_dict(),
+                                 "learn": learns[i].to_dict()})
+        if todo:
+            checkpoint = run_dirs[todo[0]].path / "checkpoint.pt" if len(todo) == 1 else \
+                root / f".learnmask-stack-{config_hash('stack', **{str(i): learns[i] for i in todo})}.pt"
+            t0 = time.perf_counter()
+            learner = MaskLearner(arch, ds, [learns[i] for i in todo], [run_dirs[i].name for i in todo],
+                                  iterations=its[0], on_event=on_event, stop=stop, checkpoint=checkpoint,
+                                  progress=progress)
+            trained = learner.run()
+            seconds = time.perf_counter() - t0
+            for j, i in enumerate(todo):
+                res = trained[j]
+                res.run_dir = run_dirs[i].path
+                rd = run_dirs[i]
+                write_tensors(rd.path, {"scores": {n: s[j].detach().cpu() for n, s in learner.scores.items()}})
+                rows = []
+                for e in res.evals:
+                    rows += [{"run": rd.name, "round": 0, "iteration": e["iteration"], "split": "train",
+                              "metric": "accuracy", "value": e["train_acc"]},
+                             {"run": rd.name, "round": 0, "iteration": e["iteration"], "split": "test",
+                              "metric": "accuracy", "value": e["test_acc"]},
+                             {"run": rd.name, "round": 0, "iteration": e["iteration"], "split": "mask",
+                              "metric": "expected_keep_fraction", "value": e["expected_keep_fraction"]}]
+                atomic_write_text(rd.path / "metrics.csv", metrics_csv(rows))
+                summary = {**res.to_json(), "wall_seconds": seconds}
+                summary.pop("run_dir")
+                append_entry(rd.path, {"round": 0, "device": str(learner.device)})
+                atomic_write_json(rd.path / "summary.json", summary)
+                results[i] = res
+                emit(on_event, event="learn_end", run=rd.name, **res.to_json())
+            if checkpoint.exists():
+                checkpoint.unlink()
     return results

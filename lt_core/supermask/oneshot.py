@@ -23,10 +23,10 @@ from ..config import Config, ConfigError, DataConfig, ModelConfig, TrainConfig, 
 from ..criteria import CRITERIA
 from ..data import Dataset, load_dataset
 from ..devices import resolve_device
-from ..events import EventCallback, RunStopped, StopToken, emit, with_run_dir
+from ..events import EventCallback, RunStopped, StopToken, emit, waiting_reporter, with_run_dir
 from ..lottery import train_dense
 from ..schedule import canonical, dataset_name
-from ..store import open_run, read_points, results_root, supermask_dir, write_points
+from ..store import RunLock, append_entry, open_run, read_points, results_root, supermask_dir, write_points
 
 Tensor = torch.Tensor
 WEIGHT_KINDS = ("init", "signed_constant")
@@ -155,42 +155,44 @@ def one_shot_supermasks(data: DataConfig = DataConfig(), model: ModelConfig = Mo
     run_dir = supermask_dir(root, data_c, model_c, train_c)
     run_dir.write_config({"kind": "supermask", "trunk": trunk.run_dir.name, "data": data_c.to_dict(),
                           "model": model_c.to_dict(), "train": train_c.to_dict()})
-    points_path = run_dir.path / "points.csv"
-    points = {(r["criterion"], r["weights"], r["power"]): r for r in read_points(points_path)}
-    dense = open_run(trunk.run_dir).round(0)  # checked: a damaged trunk raises DamagedFileError
-    state = {"init": dense.load("init")["weights"], "final": dense.load("final")["weights"]}
-    arch = get_arch(model.arch)
-    dataset: Optional[Dataset] = None
-    wanted = [(c, w, p) for c in sweep.criteria for w in sweep.weights for p in sweep.powers]
-    for key in wanted:
-        if key in points:
-            emit(on_event, event="supermask_point", run=run_dir.name, reused=True, **points[key])
-    todo = [key for key in wanted if key not in points]
-    bases = {kind: supermask_weights(kind, state["init"]) for kind in sweep.weights}
-    by_mask: Dict[Tuple[str, int], Dict[str, Tensor]] = {}
-    group_size = 10
-    for start in range(0, len(todo), group_size):
-        if stop is not None and stop.requested:
-            raise RunStopped(f"stopped after {len(points)} supermask points; finished points are kept")
-        group = todo[start:start + group_size]
-        nets, remaining = [], []
-        for criterion, kind, power in group:
-            if (criterion, power) not in by_mask:
-                by_mask[(criterion, power)] = one_shot_masks(arch, criterion, state["init"], state["final"], power,
-                                                             train.seed)
-            masks = by_mask[(criterion, power)]
-            nets.append({n: bases[kind][n] * masks[n] for n in arch.layer_names})
-            remaining.append(pruning.remaining(masks)["overall"])
-        if dataset is None:
-            dataset = load_dataset(dataset_name(data, model), data_dir=data.data_dir, download=data.download,
-                                   val_size=data.val_size, val_seed=data.val_seed,
-                                   device=resolve_device(train.device))
-        acc = _stack_eval(arch, nets, dataset)
-        for i, (criterion, kind, power) in enumerate(group):
-            row = {"criterion": criterion, "weights": kind, "power": power, "weights_remaining": remaining[i],
-                   "train_acc": acc["train"][i], "test_acc": acc["test"][i]}
-            points[(criterion, kind, power)] = row
-            emit(on_event, event="supermask_point", run=run_dir.name, reused=False, **row)
-        write_points(points_path, [points[key] for key in sorted(points)])
+    with RunLock(run_dir.path, on_wait=waiting_reporter(on_event)):  # one process evaluates the points
+        points_path = run_dir.path / "points.csv"
+        points = {(r["criterion"], r["weights"], r["power"]): r for r in read_points(points_path)}
+        dense = open_run(trunk.run_dir).round(0)  # checked: a damaged trunk raises DamagedFileError
+        state = {"init": dense.load("init")["weights"], "final": dense.load("final")["weights"]}
+        arch = get_arch(model.arch)
+        dataset: Optional[Dataset] = None
+        wanted = [(c, w, p) for c in sweep.criteria for w in sweep.weights for p in sweep.powers]
+        for key in wanted:
+            if key in points:
+                emit(on_event, event="supermask_point", run=run_dir.name, reused=True, **points[key])
+        todo = [key for key in wanted if key not in points]
+        bases = {kind: supermask_weights(kind, state["init"]) for kind in sweep.weights}
+        by_mask: Dict[Tuple[str, int], Dict[str, Tensor]] = {}
+        group_size = 10
+        for start in range(0, len(todo), group_size):
+            if stop is not None and stop.requested:
+                raise RunStopped(f"stopped after {len(points)} supermask points; finished points are kept")
+            group = todo[start:start + group_size]
+            nets, remaining = [], []
+            for criterion, kind, power in group:
+                if (criterion, power) not in by_mask:
+                    by_mask[(criterion, power)] = one_shot_masks(arch, criterion, state["init"], state["final"], power,
+                                                                 train.seed)
+                masks = by_mask[(criterion, power)]
+                nets.append({n: bases[kind][n] * masks[n] for n in arch.layer_names})
+                remaining.append(pruning.remaining(masks)["overall"])
+            if dataset is None:
+                dataset = load_dataset(dataset_name(data, model), data_dir=data.data_dir, download=data.download,
+                                       val_size=data.val_size, val_seed=data.val_seed,
+                                       device=resolve_device(train.device))
+            acc = _stack_eval(arch, nets, dataset)
+            for i, (criterion, kind, power) in enumerate(group):
+                row = {"criterion": criterion, "weights": kind, "power": power, "weights_remaining": remaining[i],
+                       "train_acc": acc["train"][i], "test_acc": acc["test"][i]}
+                points[(criterion, kind, power)] = row
+                emit(on_event, event="supermask_point", run=run_dir.name, reused=False, **row)
+            append_entry(run_dir.path, {"points": len(group)})
+            write_points(points_path, [points[key] for key in sorted(points)])
     rows = [points[key] for key in wanted]
     return SupermaskResult(run_dir.path, trunk.run_dir, rows, best_points(rows))

@@ -14,7 +14,6 @@ import threading
 from typing import Callable, Optional
 
 import ipywidgets as W
-from bokeh.layouts import column, row
 from jupyter_bokeh.widgets import BokehModel
 
 from ..controller import Controller
@@ -27,6 +26,28 @@ from .plots import Plots
 from .widgets import ControlRows, SerialWorker
 
 TAB_TITLES = ("Lottery rounds", "Supermasks", "Mask view", "Compare & export")
+SUPERMASK_NOTE = (
+    "<div class='lt-note'><b>Supermasks.</b> A supermask is a mask that, applied to the <i>untrained</i> network, "
+    "already gives an accuracy far above chance: no weight is trained, the mask alone selects a good subnetwork. "
+    "<i>One-shot</i>: the mask comes from a trained dense network (keep the weights that are large at the end and "
+    "kept their sign) and is applied to the initial weights or to signed constants. <i>Learned</i>: only the mask "
+    "is trained, as a keep probability per weight, over frozen weights. Grey dotted lines: the paper's Table 1. "
+    "The Mask view tab shows any of these masks.</div>")
+# the page's own styles: dimmed labels of controls that do not apply, plot cells that wrap
+PAGE_CSS = """<style>
+.lt-dashboard .lt-off { opacity: 0.45; }
+.lt-dashboard .lt-grid { display: flex; flex-flow: row wrap; gap: 8px; width: 100%; }
+.lt-dashboard .lt-note { color: #444; max-width: 1100px; margin: 4px 0 8px 0; line-height: 1.4; }
+.lt-dashboard .lt-criteria select { font-family: monospace; font-size: 12px; }
+</style>"""
+
+
+def grid(figures, basis: str = "560px"):
+    """Plots side by side as far as the page is wide, each in its own cell; they wrap on a narrow page."""
+    cells = [BokehModel(f, layout=W.Layout(flex=f"1 1 {basis}", min_width="0", max_width="100%")) for f in figures]
+    box = W.Box(cells, layout=W.Layout(width="100%"))
+    box.add_class("lt-grid")
+    return box
 
 
 class Dashboard:
@@ -48,31 +69,48 @@ class Dashboard:
         self.controls.stop_btn.on_click(self.stop)
         self.controls.arch.observe(lambda _: self.render(self.c.snapshot()), names="value")  # the reference lines
         self.controls.apply_mode()
-        # Draw the initial state before wrapping the figures in BokehModel widgets: a BokehModel
-        # ships its figures' state when the page connects, but changes made before that are lost.
+        # Draw the initial state, with the stored runs of the first settings, before wrapping the
+        # figures in BokehModel widgets: a BokehModel ships its figures' state when the page
+        # connects, but changes made before that are lost.
+        self.c.show_settings(self.controls.request())
         self._render_now(self.c.snapshot())
         p, m = self.plots, self.masks
-        note = W.HTML("<div style='color:#555'>Dotted lines: the paper's Table 1 values for this network. The one-shot "
-                      "supermasks' dense training also shows on the iteration plot of the first tab.</div>")
-        panels = [W.VBox([BokehModel(column(row(p.curve_fig, p.prune_fig), row(p.layer_fig)))]),
-                  W.VBox([note, BokehModel(row(p.super_fig, p.learn_fig))]),
-                  W.VBox(m.controls + [BokehModel(row(m.picture_fig, m.unit_fig, m.flip_fig))]),
+        panels = [grid([p.curve_fig, p.prune_fig, p.layer_fig]),
+                  W.VBox([W.HTML(SUPERMASK_NOTE), grid([p.super_fig, p.learn_fig])]),
+                  W.VBox(m.controls + [grid([m.picture_fig, m.unit_fig, m.flip_fig], basis="340px")]),
                   self.compare.panel]
         self.tabs = W.Tab(children=panels)
         for i, title in enumerate(TAB_TITLES):
             self.tabs.set_title(i, title)
         self.tabs.add_class("lt-tabs")
+        self._tab_plots = {i: [(cell, fig) for box in boxes for cell, fig in zip(box.children, figs)]
+                           for i, boxes, figs in ((1, [panels[1].children[1]], [p.super_fig, p.learn_fig]),
+                                                  (2, [panels[2].children[-1]], [m.picture_fig, m.unit_fig, m.flip_fig]))}
+        self.tabs.observe(self._on_tab, names="selected_index")
         self.controls.mode.observe(lambda change: self._show_tab(change["new"]), names="value")
         header = W.HTML("<h2 style='margin:4px 0'>Lottery ticket explorer</h2>"
                         "<div style='color:#555'>Zhou et al., <i>Deconstructing Lottery Tickets: Zeros, Signs, "
                         "and the Supermask</i> (NeurIPS 2019). Pick a network and a mode, press Run, watch the "
                         "rounds; hover any control for what it means in the paper's terms.</div>")
         c = self.controls
-        self.layout = W.VBox([header, c.controls_box, c.progress_box, c.message, self.tabs])
+        self.layout = W.VBox([W.HTML(PAGE_CSS), header, c.controls_box, c.progress_box, c.message, self.tabs])
         self.layout.add_class("lt-dashboard")
         self.compare.refresh()
         self._worker = SerialWorker()
         self.c.add_listener(self.render)
+        for widget in self.controls.request_widgets():
+            widget.observe(lambda _: self.show_settings(), names="value")
+
+    def show_settings(self) -> None:
+        """Draw the stored runs of the settings the controls describe (on the render thread)."""
+        def load() -> None:
+            try:
+                request = self.controls.request()
+            except Exception:  # unparsable text: the message comes when Run is pressed
+                return
+            self.c.show_settings(request)
+
+        self._submit("settings", load)
 
     # -- Run and Stop ---------------------------------------------------------------------------
     def run(self, _=None) -> None:
@@ -94,6 +132,18 @@ class Dashboard:
 
     def _show_tab(self, mode: str) -> None:
         self.tabs.selected_index = 0 if mode == "lottery" else 1
+
+    def _on_tab(self, change) -> None:
+        """A tab shown for the first time draws its plots afresh: a plot the page has not shown yet
+        builds itself from the state it had when the page loaded, and misses the changes since."""
+        plots = self._tab_plots.pop(change["new"], None)
+        if plots:
+            def resend() -> None:
+                with self._render_lock:
+                    for cell, fig in plots:
+                        cell.update_from_model(fig)
+
+            self._submit("tab", resend)
 
     # -- rendering ------------------------------------------------------------------------------
     def _submit(self, key: str, fn: Callable[[], None]) -> None:
@@ -130,6 +180,27 @@ class Dashboard:
                 self._last_status = snap["status"]
                 if snap["status"] in ("finished", "stopped", "error"):
                     self.compare.refresh()
+
+
+# Voila shuts a page's kernel down by a request from the page that carries the page's ``_xsrf``
+# cookie; Voila never sets that cookie, so the request is refused (403) and the kernel is left
+# running. Giving the page an ``_xsrf`` cookie of its own (any random token: the server compares
+# the cookie with the value sent alongside it) lets Voila's own request through.
+XSRF_COOKIE_JS = """(function () {
+  if (/(^|;\\s*)_xsrf=/.test(document.cookie)) return;
+  var bytes = new Uint8Array(16);
+  window.crypto.getRandomValues(bytes);
+  var token = Array.prototype.map.call(bytes, function (b) { return ("0" + b.toString(16)).slice(-2); }).join("");
+  document.cookie = "_xsrf=" + token + "; path=/; SameSite=Strict";
+})();"""
+
+
+def close_kernel_with_page():
+    """A Javascript output for the app notebook: the page's kernel is shut down when the page is
+    closed or reloaded (kernels of 0.5-1.5 GB are otherwise left running until culled)."""
+    from IPython.display import Javascript
+
+    return Javascript(XSRF_COOKIE_JS)
 
 
 def build_app(results_root=None, controller: Optional[Controller] = None) -> Dashboard:

@@ -11,6 +11,7 @@ from lt_core import ARCHS, CRITERIA, MASK0_POLICIES, MASK1_POLICIES
 
 from .. import catalog
 from ..controller import Controller
+from ..presets import apply_preset, preset_options
 from ..request import MODES, SCHEDULES, RunRequest, parse_seeds
 from .tips import TIPS
 from .widgets import LABEL_WIDTH, STYLE, ControlRows, label_html
@@ -26,14 +27,18 @@ class Controls:
                              value="fc")
         self.dataset = rows.add(W.Dropdown, "dataset", "Dataset", options=self._dataset_options("fc"))
         self.mode = rows.add(W.Dropdown, "mode", "Mode", options=[(v, k) for k, v in MODES.items()], value="lottery")
+        self.preset = rows.add(W.Dropdown, "preset", "Paper figure",
+                               options=[("choose a figure or table to reproduce...", "")] + preset_options(),
+                               value="", layout=W.Layout(width="440px"))
+        width = max(len(c) for c in CRITERIA) + 2
         self.criteria = rows.add(W.SelectMultiple, "criteria", "Mask criteria",
-                                 options=[(f"{c.name}  ({c.formula})", c.name) for c in CRITERIA.values()],
-                                 value=("large_final",), rows=6)
-        self.mask1 = rows.add(W.Dropdown, "mask1", "Mask-1 policy", options=[(p, p) for p in MASK1_POLICIES],
-                              value="rewind")
-        self.mask0 = rows.add(W.Dropdown, "mask0", "Mask-0 policy", options=[(p, p) for p in MASK0_POLICIES],
-                              value="zero")
-        self.rounds = rows.add(W.IntText, "rounds", "Rounds", value=5)
+                                 options=[(f"{c.name:<{width}}{c.formula}", c.name) for c in CRITERIA.values()],
+                                 value=("large_final",), rows=len(CRITERIA), layout=W.Layout(width="380px"))
+        self.mask1 = rows.add(W.SelectMultiple, "mask1", "Mask-1 policy", options=[(p, p) for p in MASK1_POLICIES],
+                              value=("rewind",), rows=len(MASK1_POLICIES))
+        self.mask0 = rows.add(W.SelectMultiple, "mask0", "Mask-0 policy", options=[(p, p) for p in MASK0_POLICIES],
+                              value=("zero",), rows=len(MASK0_POLICIES))
+        self.rounds = rows.add(W.BoundedIntText, "rounds", "Rounds", value=5, min=1, max=200)
         self.w_init = rows.add(W.Checkbox, "w_init", "initial weights", value=True, indent=False,
                                layout=W.Layout(width="20px"))
         self.w_sc = rows.add(W.Checkbox, "w_sc", "signed constants", value=True, indent=False,
@@ -41,7 +46,7 @@ class Controls:
         self.dwr = rows.add(W.Checkbox, "dwr", "DWR", value=False, indent=False, layout=W.Layout(width="20px"))
         self.weights_label = W.HTML(layout=W.Layout(width=LABEL_WIDTH, margin="0 6px 0 0"))
         self.schedule = rows.add(W.Dropdown, "schedule", "Schedule", options=[(v, k) for k, v in SCHEDULES.items()],
-                                 value="quick")
+                                 value="quick", layout=W.Layout(width="250px"))
         self.epochs = rows.add(W.IntText, "epochs", "Epochs (custom)", value=1)
         self.seeds = rows.add(W.Text, "seeds", "Seed(s)", value="0", placeholder="0 or 0, 1, 2")
         devices = [("auto", "auto"), ("cpu", "cpu")] + ([("cuda", "cuda")] if torch.cuda.is_available() else [])
@@ -56,16 +61,16 @@ class Controls:
         self.arch.observe(self._on_arch, names="value")
         self.mode.observe(lambda _: self.apply_mode(mode_changed=True), names="value")
         self.schedule.observe(lambda _: self.apply_mode(), names="value")
+        self.preset.observe(self._on_preset, names="value")
 
         r = rows.rows
-        col1 = W.VBox([r["arch"], r["dataset"], r["mode"], r["device"]])
+        wrap = W.Layout(flex_flow="row wrap", align_items="flex-start")
+        col1 = W.VBox([r["arch"], r["dataset"], r["mode"], r["device"], r["schedule"], r["epochs"], r["seeds"]])
         weights = W.HBox([self.weights_label, r["w_init"], r["w_sc"], r["dwr"]], layout=W.Layout(align_items="center"))
         col2 = W.VBox([r["criteria"], weights])
         col3 = W.VBox([r["mask1"], r["mask0"], r["rounds"]])
-        col4 = W.VBox([r["schedule"], r["epochs"], r["seeds"]])
         buttons = W.HBox([self.run_btn, self.stop_btn, self.status], layout=W.Layout(align_items="center"))
-        self.controls_box = W.VBox([W.HBox([col1, col2], layout=W.Layout(flex_flow="row wrap")),
-                                    W.HBox([col3, col4], layout=W.Layout(flex_flow="row wrap")), buttons])
+        self.controls_box = W.VBox([r["preset"], W.HBox([col1, col2, col3], layout=wrap), buttons])
         self.progress = W.IntProgress(value=0, min=0, max=1000, description="Progress", style=STYLE,
                                       layout=W.Layout(width="480px"),
                                       tooltip="Share of the requested training done (stored rounds count as done)")
@@ -111,7 +116,7 @@ class Controls:
         for name, widget in (("rounds", self.rounds), ("mask1", self.mask1), ("mask0", self.mask0),
                              ("criteria", self.criteria), ("epochs", self.epochs), ("w_init", self.w_init),
                              ("w_sc", self.w_sc), ("dwr", self.dwr)):
-            self.labels[name].layout.opacity = "0.45" if widget.disabled else "1"
+            (self.labels[name].add_class if widget.disabled else self.labels[name].remove_class)("lt-off")
         self.run_btn.disabled = running
         self.stop_btn.disabled = not running
 
@@ -119,11 +124,32 @@ class Controls:
         """The run request the controls describe (raises ConfigError for unparsable text)."""
         weights = tuple(w for w, box in (("init", self.w_init), ("signed_constant", self.w_sc)) if box.value)
         return RunRequest(arch=self.arch.value, dataset=self.dataset.value, mode=self.mode.value,
-                          criteria=tuple(self.criteria.value), mask1=self.mask1.value, mask0=self.mask0.value,
+                          criteria=tuple(self.criteria.value), mask1=tuple(self.mask1.value),
+                          mask0=tuple(self.mask0.value),
                           rounds=int(self.rounds.value), schedule=self.schedule.value,
                           epochs=int(self.epochs.value) if self.schedule.value == "custom" else None,
                           seeds=parse_seeds(self.seeds.value), device=self.device.value,
                           supermask_weights=weights, learned_weights=weights, dwr=bool(self.dwr.value))
+
+    def request_widgets(self) -> list:
+        """The controls a run request is made of (a change shows that request's stored runs)."""
+        return [self.arch, self.dataset, self.mode, self.criteria, self.mask1, self.mask0, self.rounds, self.schedule,
+                self.epochs, self.seeds, self.w_init, self.w_sc, self.dwr]
+
+    def _on_preset(self, change) -> None:
+        """Set the controls to reproduce the chosen figure (see :mod:`..presets`)."""
+        if not change["new"]:
+            return
+        req = apply_preset(RunRequest(arch=self.arch.value, dataset=self.dataset.value), change["new"])
+        self.mode.value = req.mode
+        self.criteria.value = req.criteria
+        self.mask1.value, self.mask0.value = req.mask1, req.mask0
+        self.rounds.value, self.schedule.value = req.rounds, req.schedule
+        self.seeds.value = ", ".join(map(str, req.seeds))
+        weights = req.supermask_weights if req.mode == "oneshot" else req.learned_weights
+        self.w_init.value, self.w_sc.value = "init" in weights, "signed_constant" in weights
+        self.dwr.value = req.dwr
+        self.apply_mode()
 
     def render_status(self, snap: dict) -> None:
         """Buttons, message, status and progress of a controller snapshot."""
@@ -140,6 +166,7 @@ class Controls:
         self.status.value = f"<span class='lt-status-{status}'>Status: <b>{status}</b></span>"
         p = snap["progress"]
         self.progress.value = int(round(1000 * p["fraction"]))
-        self.progress.bar_style = {"finished": "success", "error": "danger", "stopped": "warning"}.get(status, "info")
+        self.progress.bar_style = ("info" if p["fraction"] == 0 else
+                                   {"finished": "success", "error": "danger", "stopped": "warning"}.get(status, "info"))
         self.progress_label.value = p["label"]
 

@@ -1,5 +1,6 @@
-"""The Mask view tab: which weights a round keeps (per input pixel, per unit, per layer) and how
-many kept weights flipped sign, for any finished round of a live or stored run."""
+"""The Mask view tab: which weights a mask keeps (per input pixel, per unit, per layer) and how
+many kept weights flipped sign, for any finished lottery round, any one-shot supermask (criterion
+and prune power) and any learned supermask (its expected mask sigma(score)), live or stored."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ import numpy as np
 from bokeh.models import ColorBar, ColumnDataSource, LinearColorMapper, Range1d
 from bokeh.palettes import Viridis256
 
-from ..masks import mask_details
+from ..masks import learned_mask_details, mask_details, oneshot_mask_details
 from ..series import Series
 from .plots import new_figure
 from .widgets import ControlRows
@@ -31,44 +32,48 @@ class MaskView:
         self._follow_lock = False
         self._shown = None
         self.run = rows.add(W.Dropdown, "mask_run", "Run", options=[], layout=W.Layout(width="480px"))
-        self.round = rows.add(W.IntSlider, "mask_round", "Round", min=0, max=0, value=0, continuous_update=False,
-                              layout=W.Layout(width="260px"))
+        self.round = rows.add(W.IntSlider, "mask_round", "Round / power", min=0, max=0, value=0,
+                              continuous_update=False, layout=W.Layout(width="260px"))
+        self.criterion = rows.add(W.Dropdown, "mask_criterion", "Criterion", options=[],
+                                  layout=W.Layout(width="200px"))
         self.layer = rows.add(W.Dropdown, "mask_layer", "Layer", options=[], layout=W.Layout(width="120px"))
         self.follow = rows.add(W.Checkbox, "mask_follow", "follow the newest round", value=True, indent=False,
                                layout=W.Layout(width="20px"))
         self.info = W.HTML()
         self.info.add_class("lt-mask-info")
-        for w in (self.run, self.round, self.layer):
+        for w in (self.run, self.round, self.layer, self.criterion):
             w.observe(self._on_control, names="value")
         self.follow.observe(lambda ch: self._submit_update(), names="value")
 
         self.picture_src = ColumnDataSource({"image": []}, name="mask_picture")
-        self.mapper = LinearColorMapper(palette=Viridis256, low=0, high=300)
-        f = new_figure("fc1 mask per input pixel", width=400, height=380, x_range=(0, 28), y_range=(0, 28),
-                       tools="hover,save", tooltips=[("kept weights", "@image")])
+        self.mapper = LinearColorMapper(palette=Viridis256, low=0, high=100)
+        f = new_figure("First layer: weights kept per input pixel", height=300, x_range=Range1d(0, 28),
+                       y_range=Range1d(0, 28), tools="hover,save", tooltips=[("kept", "@image{0.0}%")],
+                       match_aspect=True, sizing_mode="fixed", frame_width=300)
         f.image(image="image", x=0, y=0, dw=28, dh=28, source=self.picture_src, color_mapper=self.mapper)
-        f.add_layout(ColorBar(color_mapper=self.mapper, width=10, title="kept"), "right")
+        f.add_layout(ColorBar(color_mapper=self.mapper, width=10, title="% of the pixel's weights kept"), "right")
         f.axis.visible = False
         f.grid.visible = False
         self.picture_fig = f
 
         self.unit_src = ColumnDataSource({"x": [], "top": []}, name="mask_per_unit")
-        f = new_figure("Fraction kept per unit", "unit (filter / neuron)", "weights kept (%)", width=460, height=380,
+        f = new_figure("Fraction kept per unit", "unit (filter / neuron)", "weights kept (%)", height=300,
                        x_range=Range1d(-1, 10), y_range=Range1d(0, 105), tools="hover,xpan,xwheel_zoom,reset,save",
                        tooltips=[("unit", "@x"), ("kept", "@top{0.0}%")])
         f.vbar(x="x", top="top", width=0.9, source=self.unit_src, color="#1f77b4")
         self.unit_fig = f
 
         self.flip_src = ColumnDataSource({"layer": [], "flip": []}, name="sign_flips")
-        f = new_figure("Sign flips, w_i vs w_f", None, "kept weights whose sign flipped (%)", width=340, height=380,
+        f = new_figure("Sign flips, w_i vs w_f", None, "kept weights whose sign flipped (%)", height=300,
                        x_range=["-"], y_range=Range1d(0, 10), tools="hover,save",
                        tooltips=[("layer", "@layer"), ("flipped", "@flip{0.00}%")])
         f.vbar(x="layer", top="flip", width=0.7, source=self.flip_src, color="#d62728")
         self.flip_fig = f
 
         r = rows.rows
-        self.controls = [W.HBox([r["mask_run"], r["mask_follow"]]), W.HBox([r["mask_round"], r["mask_layer"]]),
-                         self.info]
+        self.controls = [W.HBox([r["mask_run"], r["mask_follow"]], layout=W.Layout(flex_flow="row wrap")),
+                         W.HBox([r["mask_round"], r["mask_criterion"], r["mask_layer"]],
+                                layout=W.Layout(flex_flow="row wrap")), self.info]
 
     def _submit_update(self) -> None:
         if self.submit is None:
@@ -80,6 +85,12 @@ class MaskView:
         owner = change["owner"]
         if self._follow_lock:
             return
+        if owner is self.run:
+            self._follow_lock = True
+            try:
+                self._sync_steps(self._series.get(self.run.value))
+            finally:
+                self._follow_lock = False
         if owner is self.round and self.follow.value:
             s = self._series.get(self.run.value)
             if s is not None and s.rounds and change["new"] != max(s.rounds):
@@ -87,9 +98,8 @@ class MaskView:
         self._submit_update()
 
     def sync(self, snap: dict) -> None:
-        """Offer the runs of a snapshot that have finished rounds; follow the newest round if asked."""
-        shown = [s for s in list(snap["series"]) + list(snap["overlays"])
-                 if s.kind in ("dense", "lottery") and s.rounds and s.run_names]
+        """Offer the runs of a snapshot that have a mask to show; follow the newest round if asked."""
+        shown = [s for s in list(snap["series"]) + list(snap["overlays"]) if self._has_mask(s)]
         self._series = {s.key: s for s in shown}
         options = [(("stored: " if s.overlay else "") + s.label, s.key) for s in shown]
         self._follow_lock = True
@@ -106,76 +116,122 @@ class MaskView:
             current = self._series.get(self.run.value)
             if self.follow.value and live and (current is None or current.kind == "dense"):
                 self.run.value = live[0]
-            s = self._series.get(self.run.value)
-            if s is not None:
-                rounds = sorted(s.rounds)
-                self.round.max = max(rounds)
-                self.round.min = min(rounds)
-                if self.follow.value:
-                    self.round.value = max(rounds)
+            self._sync_steps(self._series.get(self.run.value))
         finally:
             self._follow_lock = False
         self.update()
 
-    def update(self) -> None:
-        """Show the chosen run, round and layer (masks read once per round and cached)."""
-        s = self._series.get(self.run.value)
+    @staticmethod
+    def _has_mask(s: Series) -> bool:
+        if s.kind in ("dense", "lottery"):
+            return bool(s.rounds and s.run_names)
+        if s.kind == "oneshot":
+            return bool(s.points) and s.round_path(0) is not None
+        return s.kind == "learned" and s.learn_final is not None and s.round_path(0) is not None
+
+    def _sync_steps(self, s: Optional[Series]) -> None:
+        """The slider's range (rounds, or prune powers) and the criteria of the chosen run."""
         if s is None:
-            self.info.value = ("<i>No finished round to show yet. Run lottery rounds, or overlay a stored run "
-                               "in the Compare tab.</i>")
             return
+        if s.kind == "oneshot":
+            powers = sorted({p["power"] for p in s.points})
+            criteria = list(dict.fromkeys(p["criterion"] for p in s.points))
+            if list(self.criterion.options) != criteria:
+                self.criterion.options = criteria
+            if self.criterion.value not in criteria:
+                self.criterion.value = criteria[0]
+            self.round.max = max(powers)
+            self.round.min = min(powers)
+        elif s.kind == "learned":
+            self.round.min = self.round.max = 0
+        else:
+            rounds = sorted(s.rounds)
+            self.round.max = max(rounds)
+            self.round.min = min(rounds)
+            if self.follow.value:
+                self.round.value = max(rounds)
+        self.criterion.disabled = s.kind != "oneshot"
+        self.round.disabled = s.kind == "learned"
+
+    def _load(self, s: Series) -> Optional[Tuple[tuple, str, Callable[[], dict]]]:
+        """(cache key, what is shown, reader) of the chosen mask, or None."""
         k = int(self.round.value)
+        if s.kind == "oneshot":
+            criterion = self.criterion.value or s.points[0]["criterion"]
+            point = next((p for p in s.points if p["criterion"] == criterion and p["power"] == k), None)
+            kept = f", {100 * point['weights_remaining']:.2f}% of weights kept" if point else ""
+            trunk = s.round_path(0)
+            return ((str(trunk), criterion, k), f"one-shot {criterion} mask, prune power {k}{kept}",
+                    lambda: oneshot_mask_details(trunk, s.arch, criterion, k, s.seed))
+        if s.kind == "learned":
+            path = s.round_path(0)
+            return (str(path), "learned"), "expected mask σ(score)", lambda: learned_mask_details(path)
         if k not in s.rounds:
             k = max(r for r in s.rounds if r <= k) if any(r <= k for r in s.rounds) else min(s.rounds)
         path = s.round_path(k)
         if path is None:
+            return None
+        overall = s.rounds[k].get("weights_remaining")
+        return (str(path), k), f"round {k}, {100 * overall:.2f}% of weights remain", lambda: mask_details(path, k)
+
+    def update(self) -> None:
+        """Show the chosen mask and layer (each mask read once and cached)."""
+        s = self._series.get(self.run.value)
+        if s is None:
+            self.info.value = ("<i>No mask to show yet. Run lottery rounds, one-shot or learned supermasks, or "
+                               "overlay a stored run in the Compare tab.</i>")
             return
-        key = (str(path), k)
+        found = self._load(s)
+        if found is None:
+            return
+        key, what, read = found
         shown = (s.key, key, self.layer.value)
         if shown == self._shown:
             return
         try:
             if key not in self.cache:
-                self.cache[key] = mask_details(path, k)
+                self.cache[key] = read()
             d = self.cache[key]
         except Exception as exc:
-            self.info.value = (f"<span style='color:#a00'>Cannot read the masks of round {k}: "
-                               f"{html.escape(str(exc))}</span>")
+            self.info.value = f"<span style='color:#a00'>Cannot read the mask ({what}): {html.escape(str(exc))}</span>"
             return
         with self.lock:
-            layers = d["layers"]
-            self._follow_lock = True
-            try:
-                if list(self.layer.options) != layers:
-                    self.layer.options = layers
-                if self.layer.value not in layers:
-                    self.layer.value = layers[0]
-            finally:
-                self._follow_lock = False
-            layer = self.layer.value
-            if d["picture"] is not None:
-                img = np.flipud(np.asarray(d["picture"], dtype=float))
-                self.picture_src.data = {"image": [img]}
-                self.mapper.high = float(d["fan_out"])
-                self.picture_fig.title.text = f"fc1, round {k}: kept weights per pixel (of {d['fan_out']})"
-            else:
-                self.picture_src.data = {"image": []}
-                self.picture_fig.title.text = "Pixel picture: FC networks only"
-            per = d["per_unit"].get(layer, [])
-            self.unit_src.data = {"x": list(range(len(per))), "top": [100 * v for v in per]}
-            self.unit_fig.x_range.start, self.unit_fig.x_range.end = -1, max(10, len(per))
-            kind = "filter" if layer.startswith("conv") else "neuron"
-            self.unit_fig.title.text = f"{layer}, round {k}: fraction kept per {kind}"
-            flips = d["sign_flips"]
-            values = [100 * v for v in flips.values()]
-            self.flip_fig.x_range.factors = list(flips) or ["-"]
-            self.flip_fig.y_range.end = max(5.0, 1.15 * max(values or [0.0]))
-            self.flip_src.data = {"layer": list(flips), "flip": values}
-            self.flip_fig.title.text = f"Sign flips w_i vs w_f, round {k}"
-        self._shown = (s.key, key, self.layer.value)
+            self._draw(d, what)
+        self._shown = shown
         rem = ", ".join(f"{n} {100 * v:.1f}%" for n, v in d["remaining"].items())
-        overall = s.rounds[k].get("weights_remaining")
-        flip_text = (f"{100 * d['sign_flips_overall']:.2f}% of the kept weights have a different sign in w_f than in "
-                     f"w_i" if d["sign_flips_overall"] is not None else "no weights stored")
-        self.info.value = (f"<b>{html.escape(s.label)}</b>, round {k}: "
-                           f"{100 * overall:.2f}% of weights remain ({rem}); {flip_text}.")
+        flip_text = (f"; {100 * d['sign_flips_overall']:.2f}% of the kept weights have a different sign in w_f than "
+                     f"in w_i" if d["sign_flips_overall"] is not None else "")
+        self.info.value = f"<b>{html.escape(s.label)}</b>: {html.escape(what)} (kept per layer: {rem}){flip_text}."
+
+    def _draw(self, d: dict, what: str) -> None:
+        layers = d["layers"]
+        self._follow_lock = True
+        try:
+            if list(self.layer.options) != layers:
+                self.layer.options = layers
+            if self.layer.value not in layers:
+                self.layer.value = layers[0]
+        finally:
+            self._follow_lock = False
+        layer = self.layer.value
+        if d["picture"] is not None:
+            img = np.flipud(np.asarray(d["picture"], dtype=float))
+            self.picture_src.data = {"image": [img]}
+            # the scale follows the data: the fewest and the most kept of any pixel
+            lo, hi = float(img.min()), float(img.max())
+            self.mapper.low, self.mapper.high = lo, max(hi, lo + 1.0)
+            self.picture_fig.title.text = f"{layers[0]}: % of each pixel's {d['fan_out']} weights kept"
+        else:
+            self.picture_src.data = {"image": []}
+            self.picture_fig.title.text = "Pixel picture: FC networks only"
+        per = d["per_unit"].get(layer, [])
+        self.unit_src.data = {"x": list(range(len(per))), "top": [100 * v for v in per]}
+        self.unit_fig.x_range.start, self.unit_fig.x_range.end = -1, max(10, len(per))
+        kind = "filter" if layer.startswith("conv") else "neuron"
+        self.unit_fig.title.text = f"{layer}: fraction kept per {kind}"
+        flips = d["sign_flips"]
+        values = [100 * v for v in flips.values()]
+        self.flip_fig.x_range.factors = list(flips) or ["-"]
+        self.flip_fig.y_range.end = max(5.0, 1.15 * max(values or [0.0]))
+        self.flip_src.data = {"layer": list(flips), "flip": values}
+        self.flip_fig.title.text = "Sign flips w_i vs w_f" if flips else "Sign flips: no trained weights"

@@ -1,153 +1,209 @@
 """The live plots: bokeh figures drawn from the plot tables (:func:`lt_core.dashboard.plot_tables`).
 
-Every figure of the dashboard is made by :func:`new_figure`; lines and points are added by
-:func:`add_lines` / :func:`add_points` and filled with :func:`lines_data`. Live runs are solid,
-stored runs (overlays) dashed and the paper's reference values dotted. Each draw assigns whole new
-``ColumnDataSource.data`` dicts, and only those that changed: each reaches the page as one message.
+Every figure of the dashboard is made by :func:`new_figure`: its plot area has a fixed height and
+stretches to the width of its cell in the page's grid; its legend sits outside the plot area, on
+the right, and a click on an entry hides that line. Each setting is one :class:`LineGroup` line:
+the mean over its seeds, with the min-max band of the seeds around it (as the paper's figures),
+in the colour of its criterion or policy (:func:`lt_core.colours.colour`, the same as the static
+figures'). Stored runs overlaid from the Compare tab are dashed; the references (the dense
+network trained here, the paper's Table 1) are black and grey, which no data line takes.
+Each draw assigns whole new ``ColumnDataSource.data`` dicts, and only those that changed.
 """
 
 from __future__ import annotations
 
 from typing import Dict, Iterable, List, Optional, Sequence, Tuple
 
-from bokeh.models import BasicTicker, ColumnDataSource, DataRange1d, HoverTool, Legend
-from bokeh.palettes import Category10_10
+from bokeh.models import (BasicTicker, ColumnDataSource, DataRange1d, HoverTool, Legend, LegendItem, LinearAxis,
+                          Range1d)
+from bokeh.core.properties import value
 from bokeh.plotting import figure
 
+from lt_core.colours import PAPER, REFERENCE, colour
+
+PAPER_SHADES = (PAPER, "#8c8c8c", "#b0b0b0")  # the paper's values, one grey each
+
 from .. import catalog
+from ..tables import Band, seed_bands
 
-PLOT_W, PLOT_H, PLOT_H_BELOW = 560, 340, 470
-Lines = Dict[str, Tuple[List, List]]  # line label -> (xs, ys)
-
-
-def palette(i: int) -> str:
-    return Category10_10[i % 10]
+PLOT_H = 300  # the plot area's height, whatever the legend holds
+MIN_W = 340
+LEGEND_ROWS = 13  # entries per legend column (more entries: another column)
 
 
-def new_figure(title: str, x_label: Optional[str] = None, y_label: Optional[str] = None, *, width: int = PLOT_W,
-               height: int = PLOT_H, x_log: bool = False, flip_x: bool = False, y_log: bool = False,
-               legend: Optional[str] = None, tools: str = "pan,wheel_zoom,box_zoom,reset,save", **kw):
-    """A figure of the dashboard. ``legend``: where its (initially empty) legend goes, inside the plot
-    at a location such as ``"bottom_right"``, or ``"below"`` it; None for no legend."""
-    fig = figure(title=title, width=width, height=height, x_axis_label=x_label, y_axis_label=y_label,
+def new_figure(title: str, x_label: Optional[str] = None, y_label: Optional[str] = None, *, height: int = PLOT_H,
+               x_log: bool = False, flip_x: bool = False, y_log: bool = False, legend: bool = False,
+               x_min_interval: Optional[float] = None, y_min_interval: Optional[float] = None,
+               tools: str = "pan,wheel_zoom,box_zoom,reset,save", **kw):
+    """A figure of the dashboard, as wide as its cell; ``legend``: a (first empty) legend outside the
+    plot area, on the right. ``*_min_interval``: the narrowest span of an axis that follows the data,
+    so that a first point does not make a degenerate axis."""
+    kw.setdefault("sizing_mode", "stretch_width")
+    if "x_range" not in kw:
+        kw["x_range"] = DataRange1d(flipped=flip_x, min_interval=x_min_interval)
+    if "y_range" not in kw:
+        kw["y_range"] = DataRange1d(min_interval=y_min_interval)
+    fig = figure(title=title, frame_height=height, min_width=MIN_W, x_axis_label=x_label, y_axis_label=y_label,
                  x_axis_type="log" if x_log else "linear", y_axis_type="log" if y_log else "linear",
-                 tools=tools, toolbar_location="right", **kw)
-    if flip_x:
-        fig.x_range = DataRange1d(flipped=True)
+                 tools=tools, toolbar_location="above", **kw)
     fig.title.text_font_size = "11pt"
-    if legend is not None:
-        lg = Legend(items=[], label_text_font_size="8pt", background_fill_alpha=0.6, click_policy="hide",
-                    spacing=0, padding=4, glyph_height=14)
-        lg.location = "top_left" if legend == "below" else legend
-        fig.add_layout(lg, "below" if legend == "below" else "center")
+    if legend:
+        fig.add_layout(Legend(items=[], label_text_font_size="8pt", click_policy="hide", spacing=0, padding=4,
+                              glyph_height=12, glyph_width=22, nrows=LEGEND_ROWS, border_line_alpha=0), "right")
     return fig
 
 
-def empty_lines(label: str = "label") -> dict:
-    return {"xs": [], "ys": [], label: [], "color": []}
+class LineGroup:
+    """Up to ``slots`` lines of one figure, by legend label: each a mean line, a min-max band and
+    points (with a hover). The renderers are made with the figure, before it reaches the page (a
+    renderer added later does not reach it); a line takes a free slot when it first shows and
+    gives it back when it is gone."""
+
+    def __init__(self, fig, tooltips: Sequence[Tuple[str, str]], columns: Sequence[str] = (), width: float = 2,
+                 points: int = 5, y_range_name: str = "default", dash: str = "solid", slots: int = 16,
+                 name: Optional[str] = None) -> None:
+        self.fig, self.columns, self.width, self.dash = fig, tuple(columns), width, dash
+        self.slots: List[Tuple[ColumnDataSource, object, object, object, LegendItem]] = []
+        self.labels: List[Optional[str]] = [None] * slots  # the line in each slot
+        self._shown: List[Optional[tuple]] = [None] * slots  # what each slot shows (to skip unchanged ones)
+        self.dropped: List[str] = []  # lines beyond the slots, not drawn
+        items, dots_all = [], []
+        for i in range(slots):
+            src = ColumnDataSource({c: [] for c in ("x", "y", "low", "high", "label", *self.columns)},
+                                   name=f"{name or fig.name}:{i}")
+            kw = dict(source=src, y_range_name=y_range_name)
+            band = fig.varea("x", "low", "high", fill_color="#888888", fill_alpha=0.18, **kw)
+            line = fig.line("x", "y", line_color="#888888", line_width=width, line_dash=dash, **kw)
+            dots = fig.scatter("x", "y", color="#888888", size=points, **kw)
+            item = LegendItem(label=value(""), renderers=[line, band, dots], visible=False)
+            self.slots.append((src, line, band, dots, item))
+            items.append(item)
+            dots_all.append(dots)
+        fig.legend[0].items = list(fig.legend[0].items) + items
+        fig.add_tools(HoverTool(tooltips=list(tooltips), renderers=dots_all))
+
+    def draw(self, bands: Dict[str, Band], extra: Optional[Dict[str, Dict[str, list]]] = None) -> None:
+        """Show exactly the lines ``bands`` (by label); ``extra``: hover columns per label."""
+        for i, label in enumerate(self.labels):
+            if label is not None and label not in bands:
+                src, *_, item = self.slots[i]
+                src.data = {c: [] for c in src.data}
+                item.visible = False
+                self.labels[i], self._shown[i] = None, None
+        self.dropped = []
+        for label, b in bands.items():
+            if label in self.labels:
+                i = self.labels.index(label)
+            elif None in self.labels:
+                i = self.labels.index(None)
+                self.labels[i] = label
+            else:
+                self.dropped.append(label)
+                continue
+            src, line, band, dots, item = self.slots[i]
+            name = label if b.seeds < 2 else f"{label} ({b.seeds} seeds)"
+            color = REFERENCES.get(b.hue) or colour(b.hue)
+            data = {"x": b.x, "y": b.mean, "low": b.low, "high": b.high, "label": [name] * len(b.x),
+                    **{c: (extra or {}).get(label, {}).get(c, [None] * len(b.x)) for c in self.columns}}
+            shown = (name, color, b.overlay, data)
+            if self._shown[i] == shown:
+                continue
+            if self._shown[i] is None or self._shown[i][1:3] != (color, b.overlay):
+                line.glyph.line_color = band.glyph.fill_color = color
+                dots.glyph.fill_color = dots.glyph.line_color = color
+                line.glyph.line_dash = "dashed" if b.overlay else self.dash
+                line.glyph.line_width = 1.5 if b.overlay else self.width
+            if self._shown[i] is None or self._shown[i][0] != name:
+                item.label = value(name)
+            item.visible = True
+            src.data = data
+            self._shown[i] = shown
 
 
-def add_lines(fig, name: str, label: str = "label", dash: str = "solid", width: float = 2) -> ColumnDataSource:
-    """A multi-line source named ``name`` drawn on ``fig``, one legend item per value of ``label``
-    (each renderer of a figure needs its own label column)."""
-    src = ColumnDataSource(empty_lines(label), name=name)
-    fig.multi_line("xs", "ys", source=src, color="color", legend_field=label, line_dash=dash, line_width=width)
-    return src
+# the hues of lines that are references, not settings
+REFERENCES = {"dense": REFERENCE}
 
 
-def add_points(fig, name: str, columns: Sequence[str], size: int, tooltips: List[Tuple[str, str]]) -> ColumnDataSource:
-    """A scatter source named ``name`` (columns x, y, color, label and ``columns``) with a hover tool."""
-    src = ColumnDataSource({c: [] for c in ("x", "y", "color", "label", *columns)}, name=name)
-    renderer = fig.scatter("x", "y", source=src, color="color", size=size)
-    fig.add_tools(HoverTool(tooltips=tooltips, renderers=[renderer]))
-    return src
-
-
-def lines_data(groups: Lines, colors: Dict[str, str], label: str = "label") -> dict:
-    """multi_line data of ``groups`` in the colours ``colors`` (by line label)."""
-    labels = list(groups)
-    return {"xs": [groups[k][0] for k in labels], "ys": [groups[k][1] for k in labels], label: labels,
-            "color": [colors[k] for k in labels]}
+def span(axis_range: Range1d, start: float, end: float) -> None:
+    """Set a range (on a log axis, where a range cannot follow a first point) when it changes."""
+    if (axis_range.start, axis_range.end) != (start, end):
+        axis_range.start, axis_range.end = start, end
 
 
 def level_lines(levels: Iterable[Tuple[str, float, str]], x0: float, x1: float) -> dict:
-    """Horizontal reference lines ``(label, y, color)`` from ``x0`` to ``x1``."""
-    groups, colors = {}, {}
-    for label, y, color in levels:
-        groups[label] = ([x0, x1], [y, y])
-        colors[label] = color
-    return lines_data(groups, colors, "label_ref")
+    """Horizontal reference lines ``(label, y, color)`` from ``x0`` to ``x1`` (multi_line data)."""
+    levels = list(levels)
+    return {"xs": [[x0, x1] for _ in levels], "ys": [[y, y] for _, y, _ in levels],
+            "label_ref": [label for label, _, _ in levels], "color": [c for _, _, c in levels]}
 
 
-def _append(groups: Lines, label: str, x, y) -> None:
-    xs, ys = groups.setdefault(label, ([], []))
-    xs.append(x)
-    ys.append(y)
+def add_references(fig) -> ColumnDataSource:
+    """Dotted horizontal reference lines on ``fig``, in its legend."""
+    src = ColumnDataSource(level_lines([], 0, 1), name=f"{fig.name}_reference_lines")
+    r = fig.multi_line("xs", "ys", source=src, color="color", line_dash="dotted", line_width=1.5)
+    fig.legend[0].items = list(fig.legend[0].items) + [LegendItem(label={"field": "label_ref"}, renderers=[r])]
+    return src
 
 
 class Plots:
-    """The figures of the Lottery rounds and Supermasks tabs and their data sources."""
+    """The figures of the Lottery rounds and Supermasks tabs and their data."""
 
     def __init__(self) -> None:
-        self._colors: Dict[str, str] = {}
         self._sent: Dict[int, object] = {}
         self._placeholders: list = []
 
-        f = self._figure("Test accuracy vs iteration (current round)", "iteration", "test accuracy (%)",
-                         legend="bottom_right", empty=((0, 300), (0, 100)))
-        self.curve_src = add_lines(f, "live_curve_lines")
-        self.curve_pts = add_points(f, "live_curve_points", (), 5,
-                                    [("run", "@label"), ("iteration", "@x"), ("test acc", "@y{0.00}%")])
-        self.curve_ovl = add_lines(f, "overlay_curve_lines", "label_stored", "dashed", 1.5)
+        f = self._figure("Test accuracy vs iteration (newest round)", "iteration", "test accuracy (%)",
+                         name="curve", empty=((0, 300), (80, 100)), x_min_interval=10, y_min_interval=2)
+        self.curve = LineGroup(f, [("run", "@label"), ("iteration", "@x"), ("test acc", "@y{0.00}%")])
         self.curve_fig = f
 
         f = self._figure("Early-stop test accuracy vs weights remaining", "weights remaining (%)",
-                         "test accuracy at early stop (%)", x_log=True, flip_x=True, legend="below",
-                         empty=((1, 100), (90, 100)), height=PLOT_H_BELOW)
-        self.prune_ref = add_lines(f, "prune_reference_lines", "label_ref", "dotted")
-        self.prune_src = add_lines(f, "live_prune_lines")
-        self.prune_pts = add_points(f, "live_prune_points", ("round",), 7,
-                                    [("run", "@label"), ("round", "@round"), ("remaining", "@x{0.0}%"),
-                                     ("early-stop acc", "@y{0.00}%")])
-        self.prune_ovl = add_lines(f, "overlay_prune_lines", "label_stored", "dashed", 1.5)
+                         "test accuracy at early stop (%)", name="prune", x_log=True, flip_x=True,
+                         empty=((1, 100), (90, 100)), y_min_interval=2, x_range=Range1d(105, 40))
+        self.prune_ref = add_references(f)
+        self.prune = LineGroup(f, [("run", "@label"), ("round", "@round"), ("remaining", "@x{0.0}%"),
+                                   ("early-stop acc", "@y{0.00}% (seeds: @low{0.00} to @high{0.00})")], ("round",),
+                               points=7, slots=24)
         self.prune_fig = f
 
-        f = self._figure("Weights remaining per layer", "round", "weights remaining (%)", y_log=True,
-                         legend="bottom_left", empty=((0, 5), (30, 100)))
-        self.layer_src = add_lines(f, "layer_lines")
+        f = self._figure("Weights remaining per layer", "round", "weights remaining (%)", name="layer",
+                         y_log=True, empty=((0, 5), (30, 100)), x_min_interval=2, y_range=Range1d(30, 120))
         f.xaxis.ticker = BasicTicker(min_interval=1)  # whole rounds
+        self.layer = LineGroup(f, [("layers", "@label"), ("round", "@x"), ("remaining", "@y{0.00}%")], slots=9)
         self.layer_fig = f
 
         f = self._figure("One-shot supermask on the untrained network", "weights remaining (%)", "test accuracy (%)",
-                         x_log=True, flip_x=True, legend="below", empty=((0.5, 100), (0, 100)), height=PLOT_H_BELOW)
-        self.super_ref = add_lines(f, "supermask_reference_lines", "label_ref", "dotted")
-        self.super_src = add_lines(f, "supermask_lines")
-        self.super_pts = add_points(f, "supermask_points", ("power",), 6,
-                                    [("mask", "@label"), ("power", "@power"), ("remaining", "@x{0.00}%"),
-                                     ("test acc", "@y{0.00}%")])
+                         name="supermask", x_log=True, empty=((0.5, 100), (0, 100)), y_min_interval=5,
+                         x_range=Range1d(105, 0.4))
+        self.super_ref = add_references(f)
+        self.supermask = {kind: LineGroup(f, [("mask", "@label"), ("power", "@power"), ("remaining", "@x{0.00}%"),
+                                              ("test acc", "@y{0.00}%")], ("power",), dash=dash, slots=12,
+                                          name=f"supermask_{kind}")
+                          for kind, dash in (("init", "solid"), ("signed_constant", "dashed"))}
         self.super_fig = f
 
-        f = self._figure("Learned supermask: accuracy, expected keep", "epoch", "test accuracy / expected keep (%)",
-                         legend="below", empty=((0, 10), (0, 100)), height=PLOT_H_BELOW)
-        self.learn_ref = add_lines(f, "learned_reference_lines", "label_ref", "dotted")
-        self.learn_acc = add_lines(f, "learned_accuracy_lines")
-        self.learn_keep = add_lines(f, "learned_keep_lines", "label_keep", "dashed")
+        f = self._figure("Learned supermask: test accuracy (left), expected keep (right, dashed)", "epoch",
+                         "test accuracy (%)", name="learned", empty=((0, 10), (80, 100)), y_min_interval=2)
+        f.extra_y_ranges = {"keep": Range1d(0, 100)}
+        f.add_layout(LinearAxis(y_range_name="keep", axis_label="expected keep (%)"), "right")
+        self.learn_ref = add_references(f)
+        self.learn_acc = LineGroup(f, [("mask", "@label"), ("epoch", "@x{0.00}"), ("test acc", "@y{0.00}%")],
+                                   slots=8)
+        self.learn_keep = LineGroup(f, [("mask", "@label"), ("epoch", "@x{0.00}"), ("expected keep", "@y{0.0}%")],
+                                    y_range_name="keep", dash="dashed", width=1.5, points=3, slots=8,
+                                    name="learned_keep")
         self.learn_fig = f
+        self.figures = [self.curve_fig, self.prune_fig, self.layer_fig, self.super_fig, self.learn_fig]
 
-    def _figure(self, *args, empty, **kw):
+    def _figure(self, *args, empty, name: str, **kw):
         """:func:`new_figure` with an invisible placeholder glyph spanning ``empty`` = ((x0, x1), (y0, y1))
         while it has no data, so that its axes show before the first point."""
-        fig = new_figure(*args, **kw)
+        fig = new_figure(*args, legend=True, name=name, **kw)
         placeholder = {"x": list(empty[0]), "y": list(empty[1])}
         ph = ColumnDataSource(dict(placeholder), name="placeholder")
         fig.scatter("x", "y", source=ph, alpha=0)
         self._placeholders.append((fig, ph, placeholder))
         return fig
-
-    def _color(self, key: str) -> str:
-        if key not in self._colors:
-            self._colors[key] = palette(len(self._colors))
-        return self._colors[key]
 
     def _set(self, source: ColumnDataSource, data: dict) -> None:
         if self._sent.get(id(source)) == data:
@@ -158,7 +214,7 @@ class Plots:
     def render(self, arch: Optional[str], tables: dict) -> None:
         """Draw the plot tables; reference lines are those of network ``arch``."""
         paper = catalog.paper_table(arch)
-        self._render_curves(tables)
+        self.curve.draw(seed_bands(tables["curve"], "iteration", "iteration", "test_acc"))
         self._render_pruning(arch, paper, tables)
         self._render_layers(tables)
         self._render_supermask(paper, tables)
@@ -167,102 +223,80 @@ class Plots:
 
     def _update_placeholders(self) -> None:
         for fig, ph, placeholder in self._placeholders:
-            has_data = has_any = False
+            has_data = False
             for r in fig.renderers:
                 src = r.data_source
                 cols = list(src.data.values())
-                if src is ph or not cols or not len(cols[0]):
+                if src is ph or not cols or not len(cols[0]) or (src.name or "").endswith("reference_lines"):
                     continue
-                has_any = True
-                if not (src.name or "").endswith("reference_lines"):
-                    has_data = True
+                has_data = True
             self._set(ph, {"x": [], "y": []} if has_data else dict(placeholder))
-            for lg in fig.legend:
-                if lg.visible != has_any:
-                    lg.visible = has_any
-
-    def _render_curves(self, tables: dict) -> None:
-        live, ovl = {}, {}
-        pts = {"x": [], "y": [], "color": [], "label": []}
-        for r in tables["curve"]:
-            label = f"{r['series']} · round {r['round']}"
-            _append(ovl if r["overlay"] else live, label, r["iteration"], r["test_acc"])
-            if not r["overlay"]:
-                for column, value in zip(pts, (r["iteration"], r["test_acc"], self._color(r["series"]), label)):
-                    pts[column].append(value)
-        color_of = {k: self._color(k.rsplit(" · round", 1)[0]) for k in list(live) + list(ovl)}
-        self._set(self.curve_src, lines_data(live, color_of))
-        self._set(self.curve_ovl, lines_data(ovl, color_of, "label_stored"))
-        self._set(self.curve_pts, pts)
 
     def _render_pruning(self, arch: Optional[str], paper: Optional[dict], tables: dict) -> None:
-        live, ovl = {}, {}
-        pts = {"x": [], "y": [], "color": [], "label": [], "round": []}
-        for r in tables["accuracy_vs_remaining"]:
-            _append(ovl if r["overlay"] else live, r["series"], r["weights_remaining"], r["early_stop_test_acc"])
-            for column, value in zip(pts, (r["weights_remaining"], r["early_stop_test_acc"], self._color(r["series"]),
-                                           r["series"], r["round"])):
-                pts[column].append(value)
-        colors = {k: self._color(k) for k in list(live) + list(ovl)}
-        self._set(self.prune_src, lines_data(live, colors))
-        self._set(self.prune_ovl, lines_data(ovl, colors, "label_stored"))
-        self._set(self.prune_pts, pts)
-        lo = max(0.05, min(pts["x"] or [1.25]) * 0.8)  # no point yet: span the empty plot
-        levels = [(r["name"], r["value"], "#444444") for r in tables["reference"]
-                  if r["name"].startswith("dense baseline")]
+        rows = tables["accuracy_vs_remaining"]
+        bands = seed_bands(rows, "round", "weights_remaining", "early_stop_test_acc")
+        rounds = {}
+        for line, b in bands.items():
+            steps = sorted({r["round"] for r in rows if r["line"] == line})
+            rounds[line] = {"round": steps}
+        self.prune.draw(bands, rounds)
+        lo = max(0.05, min([x for b in bands.values() for x in b.x] or [50.0]) * 0.8)
+        span(self.prune_fig.x_range, 105.0, lo)  # log axes: set from the data (a first point spans nothing)
+        levels = []
+        dense = [r["value"] for r in tables["reference"] if r["name"].startswith("dense baseline")]
+        if dense:
+            levels.append((f"dense network here ({sum(dense) / len(dense):.2f}%)", sum(dense) / len(dense), REFERENCE))
         if paper:
-            levels.append((f"paper: dense {arch} trained ({paper['dense']}%)", paper["dense"], "#999999"))
+            levels.append((f"paper: dense {arch} ({paper['dense']}%)", paper["dense"], PAPER))
         self._set(self.prune_ref, level_lines(levels, lo, 100.0))
 
     def _render_layers(self, tables: dict) -> None:
-        # one line per layer, from the run with the most rounds (the per-layer schedule depends only
-        # on the network and the prune fractions, not on the criterion)
+        # the per-layer schedule depends only on the network and the prune fractions, not on the
+        # setting: one line per layer from the run with the most rounds; layers pruned at the same
+        # rate share one line (named after all of them) instead of hiding each other
         rounds_of: Dict[str, int] = {}
         for r in tables["layer_remaining"]:
             rounds_of[r["series"]] = max(rounds_of.get(r["series"], 0), r["round"] + 1)
-        groups: Lines = {}
+        by_layer: Dict[str, List[Tuple[int, float]]] = {}
         if rounds_of:
             best = max(rounds_of, key=lambda k: rounds_of[k])
             for r in tables["layer_remaining"]:
                 if r["series"] == best:
-                    _append(groups, r["layer"], r["round"], r["weights_remaining"])
-        self._set(self.layer_src, lines_data(groups, {k: palette(i + 3) for i, k in enumerate(groups)}))
+                    by_layer.setdefault(r["layer"], []).append((r["round"], r["weights_remaining"]))
+        same: Dict[tuple, List[str]] = {}
+        for layer, points in by_layer.items():
+            same.setdefault(tuple(round(y, 2) for _, y in sorted(points)), []).append(layer)
+        bands = {}
+        for values, layers in same.items():
+            xs = [x for x, _ in sorted(by_layer[layers[0]])]
+            bands[" = ".join(layers)] = Band(layers[0], False, xs, list(values), list(values), list(values), 1)
+        self.layer.draw(bands)
+        span(self.layer_fig.y_range, min([y for b in bands.values() for y in b.mean] or [50.0]) * 0.7, 120.0)
 
     def _render_supermask(self, paper: Optional[dict], tables: dict) -> None:
-        groups: Lines = {}
-        pts = {"x": [], "y": [], "color": [], "label": [], "power": []}
-        for r in tables["supermask"]:
-            label = f"{r['series']} · {r['criterion']} · {r['weights']}"
-            _append(groups, label, r["weights_remaining"], r["test_acc"])
-            for column, value in zip(pts, (r["weights_remaining"], r["test_acc"], self._color(label), label,
-                                           r["power"])):
-                pts[column].append(value)
-        self._set(self.super_src, lines_data(groups, {k: self._color(k) for k in groups}))
-        self._set(self.super_pts, pts)
-        lo = max(0.05, min(pts["x"] or [1.0]) * 0.8)
+        for kind, group in self.supermask.items():
+            rows = [r for r in tables["supermask"] if r["weights"] == kind]
+            bands = seed_bands(rows, "power", "weights_remaining", "test_acc")
+            group.draw(bands, {line: {"power": sorted({r["power"] for r in rows if r["line"] == line})}
+                               for line in bands})
+        lo = max(0.05, min([r["weights_remaining"] for r in tables["supermask"]] or [1.0]) * 0.8)
+        span(self.super_fig.x_range, 105.0, lo)
         levels = []
         if paper:
-            for key, name, color in (("mask_init", "initial weights", "#7f7f7f"),
-                                     ("mask_signed_constant", "signed constants", "#bcbd22")):
-                levels.append((f"paper Table 1, {name}: {paper[key]}%", paper[key], color))
+            for (key, name), grey in zip((("mask_init", "initial weights"), ("mask_signed_constant", "signed constants")),
+                                         PAPER_SHADES):
+                levels.append((f"paper Table 1, {name}: {paper[key]}%", paper[key], grey))
         self._set(self.super_ref, level_lines(levels, lo, 100.0))
 
     def _render_learned(self, paper: Optional[dict], tables: dict) -> None:
-        acc: Lines = {}
-        keep: Lines = {}
-        for r in tables["learned"]:
-            x = r["epoch"] if r["epoch"] is not None else r["iteration"]
-            label = r["series"] + (" (stored)" if r["overlay"] else "")
-            _append(acc, f"{label}: test accuracy", x, r["test_acc"])
-            if "expected_keep" in r:
-                _append(keep, f"{label}: expected keep", x, r["expected_keep"])
-        self._set(self.learn_acc, lines_data(acc, {k: self._color(k.rsplit(':', 1)[0]) for k in acc}))
-        self._set(self.learn_keep, lines_data(keep, {k: self._color(k.rsplit(':', 1)[0]) for k in keep}, "label_keep"))
-        x_hi = max([x for k in acc for x in acc[k][0] if x is not None] or [10.0])
+        rows = tables["learned"]
+        self.learn_acc.draw(seed_bands(rows, "iteration", "epoch", "test_acc"))
+        keep = [dict(r, line=r["line"] + " · keep") for r in rows if "expected_keep" in r]
+        self.learn_keep.draw(seed_bands(keep, "iteration", "epoch", "expected_keep"))
+        x_hi = max([r["epoch"] for r in rows if r["epoch"] is not None] or [10.0])
         levels = []
         if paper:
-            for key, name, color in (("learned_init", "init", "#7f7f7f"),
-                                     ("learned_signed_constant", "S.C.", "#bcbd22"),
-                                     ("learned_dwr", "DWR", "#17becf")):
-                levels.append((f"paper Table 1, learned {name}: {paper[key]}%", paper[key], color))
+            for (key, name), grey in zip((("learned_init", "init"), ("learned_signed_constant", "S.C."),
+                                          ("learned_dwr", "DWR")), PAPER_SHADES):
+                levels.append((f"paper Table 1, learned {name}: {paper[key]}%", paper[key], grey))
         self._set(self.learn_ref, level_lines(levels, 0.0, x_hi))

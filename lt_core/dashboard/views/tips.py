@@ -8,6 +8,9 @@ TIPS = {
             "supermask papers).",
     "dataset": "The dataset the network is trained and tested on (5,000 training images are held out for "
                "validation / early stopping).",
+    "preset": "Sets the controls to reproduce one of the paper's figures or Table 1's columns: quick (one seed, 5 "
+              "rounds, the quick schedule: the figure's shape within minutes) or the paper's schedule (24 rounds, "
+              "5 seeds drawn as a mean line with a min-max band). Press Run afterwards.",
     "mode": "Lottery rounds: iterative pruning, retraining after every round (sections 2-4). One-shot supermask: a "
             "mask computed once from the trained dense network and applied to the untrained network, with no "
             "training (section 5, Table 1 'Mask'). Learned supermask: only a Bernoulli mask over frozen weights is "
@@ -16,9 +19,9 @@ TIPS = {
                 "weights w_i and the final weights w_f (section 2, Figure 2). large_final is the original lottery "
                 "ticket; large_final_same_sign is the supermask criterion. Select several (Ctrl/Shift-click) to race "
                 "them side by side.",
-    "mask1": "Mask-1 action: what the kept weights (mask value 1) restart from before retraining (section 3): "
+    "mask1": "Select several (Ctrl/Shift-click) to race them side by side. Mask-1 action: what the kept weights (mask value 1) restart from before retraining (section 3): "
              "rewind to w_i (the lottery ticket), reinit, reshuffle or constant, and their sign-keeping variants.",
-    "mask0": "Mask-0 action: what the pruned weights (mask value 0) do (section 4): set to zero (the lottery "
+    "mask0": "Select several (Ctrl/Shift-click) to race them side by side. Mask-0 action: what the pruned weights (mask value 0) do (section 4): set to zero (the lottery "
              "ticket), frozen at their initial value, or frozen at zero when they moved toward zero during training.",
     "rounds": "Pruning rounds after the dense round 0. Each round prunes 20% of the remaining hidden FC weights "
               "(10% of the output layer; 10-15% of conv weights), so about 0.8^k of the weights remain after k rounds.",
@@ -37,13 +40,17 @@ TIPS = {
     "epochs": "Epochs of the custom schedule (one epoch = one pass over the 55,000 MNIST or 45,000 CIFAR-10 "
               "training images).",
     "seeds": "Seed(s): initialisation, data order and mask tie-breaks. Several (e.g. 0, 1, 2 or 0-3) give one line "
-             "per seed.",
+             "per setting: the mean over the seeds, with a band from the lowest to the highest (as the paper's "
+             "figures).",
     "device": "Where the networks train: the CPU, or a CUDA GPU when one is present (auto picks CUDA if present).",
     "run": "Start, or resume: the same settings reuse the finished rounds in the results store and continue an "
            "interrupted round from its checkpoint.",
     "stop": "Stop at the next training step. Finished rounds stay in the results store; Run resumes.",
-    "mask_run": "Which run's masks to show (live runs and overlays).",
-    "mask_round": "Which pruning round's mask to show (round 0 is the dense network).",
+    "mask_run": "Which run's masks to show: lottery rounds, one-shot supermasks, learned supermasks (their expected "
+                "mask: each weight kept with probability sigma(score)); live, stored for these settings, or overlaid.",
+    "mask_round": "Which pruning round's mask to show (round 0 is the dense network); for a one-shot supermask, "
+                  "the prune power p (each layer keeps base^p of its weights).",
+    "mask_criterion": "The criterion of the one-shot supermask shown.",
     "mask_layer": "Layer whose per-unit kept fraction is shown (per filter for conv layers, per neuron for dense "
                   "layers).",
     "mask_follow": "Show the newest finished round while a run is in progress.",

@@ -1,0 +1,257 @@
+"""Grids of experiments: a YAML file read, checked in full, and expanded into :class:`Experiment` records.
+
+A grid names a ``kind`` and gives a list of values per axis; the experiments are every
+combination (the cartesian product, in the order the axes are listed below)::
+
+    kind: lottery                  # lottery | supermask | learn-mask
+    archs: [fc]                    # every kind
+    seeds: [0, 1, 2]               # every kind
+    schedule: [tiny]               # every kind: a preset name (tiny, quick, paper) or a mapping of fields
+    criteria: [large_final, magnitude_increase]      # lottery, supermask
+    mask1: [rewind]                # lottery
+    mask0: [zero]                  # lottery
+    rounds: [2]                    # lottery
+    weights: [init, signed_constant]                 # learn-mask
+    dwr: [false, true]             # learn-mask
+    dataset: mnist                 # fixed values: one value each (see FIXED)
+
+Axes not given take the configs' defaults. A schedule mapping holds fields of ``TrainConfig``
+(lottery, supermask: e.g. ``{iterations: 300, eval_every: 50, eval_train: false}``) or of
+``LearnConfig`` (learn-mask); :func:`schedule_fields` resolves the preset names.
+
+Everything is checked before anything runs: an unknown field, an unknown value, an empty list or a
+value of the wrong type is refused with one :class:`ConfigError` naming the field (``criteria[1]``)
+and what is allowed.
+"""
+
+from __future__ import annotations
+
+import itertools
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Dict, List, Optional, Tuple
+
+from ..archs import get_arch
+from ..config import ConfigError, DataConfig, ModelConfig, PruneConfig, TrainConfig
+from ..supermask import LearnConfig, SupermaskConfig, parse_powers
+
+KINDS = ("lottery", "supermask", "learn-mask")
+PRESETS = ("tiny", "quick", "paper")
+# the axes of each kind, in the order the experiments are expanded; each maps to (config, field)
+AXES: Dict[str, Dict[str, Tuple[str, str]]] = {
+    "lottery": {"archs": ("model", "arch"), "seeds": ("train", "seed"), "schedule": ("train", ""),
+                "criteria": ("prune", "criterion"), "mask1": ("prune", "mask1"), "mask0": ("prune", "mask0"),
+                "rounds": ("prune", "rounds")},
+    "supermask": {"archs": ("model", "arch"), "seeds": ("train", "seed"), "schedule": ("train", ""),
+                  "criteria": ("supermask", "criteria")},
+    "learn-mask": {"archs": ("model", "arch"), "seeds": ("learn", "seed"), "schedule": ("learn", ""),
+                   "weights": ("learn", "weights"), "dwr": ("learn", "dwr")},
+}
+# fixed values (one value each) of each kind, mapped to (config, field)
+FIXED: Dict[str, Dict[str, Tuple[str, str]]] = {
+    "lottery": {"prune_fraction_conv": ("prune", "prune_fraction_conv"),
+                "prune_fraction_fc": ("prune", "prune_fraction_fc"),
+                "prune_fraction_output": ("prune", "prune_fraction_output")},
+    "supermask": {"powers": ("supermask", "powers"), "weights": ("supermask", "weights")},
+    "learn-mask": {},
+}
+DATA_FIELDS = ("dataset", "val_size", "val_seed")
+CLASSES = {"data": DataConfig, "model": ModelConfig, "train": TrainConfig, "prune": PruneConfig,
+           "learn": LearnConfig, "supermask": SupermaskConfig}
+
+
+@dataclass(frozen=True)
+class Experiment:
+    """One experiment of a grid: its kind, its configs and the schedule's label.
+
+    ``train`` is set for lottery and supermask experiments, ``prune`` for lottery ones, ``supermask``
+    (one criterion) for supermask ones, ``learn`` for learn-mask ones.
+    """
+
+    kind: str
+    data: DataConfig
+    model: ModelConfig
+    schedule: str
+    train: Optional[TrainConfig] = None
+    prune: Optional[PruneConfig] = None
+    supermask: Optional[SupermaskConfig] = None
+    learn: Optional[LearnConfig] = None
+
+    def label(self) -> dict:
+        """What tells this experiment from the others of its grid (the first columns of the table)."""
+        seed = (self.learn or self.train).seed
+        out = {"kind": self.kind, "arch": self.model.arch, "seed": seed, "schedule": self.schedule,
+               "criterion": None, "mask1": None, "mask0": None, "rounds": None, "weights": None, "dwr": None}
+        if self.prune is not None:
+            out.update(criterion=self.prune.criterion, mask1=self.prune.mask1, mask0=self.prune.mask0,
+                       rounds=self.prune.rounds)
+        if self.supermask is not None:
+            out.update(criterion=self.supermask.criteria[0])
+        if self.learn is not None:
+            out.update(weights=self.learn.weights, dwr=self.learn.dwr)
+        return out
+
+
+def schedule_fields(schedule: str, arch: str, kind: str) -> dict:
+    """The ``TrainConfig`` fields (``LearnConfig`` for learn-mask) of preset ``schedule`` for ``arch``.
+
+    ``tiny``: a few dozen iterations (tests, smoke runs); ``quick``: the architecture record's quick
+    schedule (the dashboard's); ``paper``: the paper's schedule, i.e. the configs' defaults.
+    """
+    check_value("schedule", schedule, PRESETS)
+    learned = kind == "learn-mask"
+    if schedule == "tiny":
+        return {"iterations": 40, "eval_every": 20} if learned else \
+            {"iterations": 40, "eval_every": 20, "eval_train": False}
+    if schedule == "quick":
+        record = get_arch(arch).quick
+        return record.learn_fields() if learned else record.train_fields()
+    return {}
+
+
+def check_value(name: str, value, allowed) -> None:
+    if value not in allowed:
+        raise ConfigError(f"{name}: unknown value {value!r}; allowed values: {', '.join(map(str, allowed))}")
+
+
+def _schedule_label(schedule) -> str:
+    if isinstance(schedule, str):
+        return schedule
+    return ",".join(f"{k}={v}" for k, v in schedule.items())
+
+
+def _schedule_config(kind: str, schedule, arch: str, seed: int, where: str):
+    """The TrainConfig / LearnConfig of ``schedule`` (a preset name or a mapping) for ``arch``, ``seed``."""
+    cls = LearnConfig if kind == "learn-mask" else TrainConfig
+    if isinstance(schedule, str):
+        fields = schedule_fields(schedule, arch, kind)
+    else:
+        fields = dict(schedule)
+        if "seed" in fields:
+            raise ConfigError(f"{where}.seed: seeds are an axis of the grid; give them as seeds: [...]")
+    try:
+        return cls.from_dict({**fields, "seed": seed})
+    except ConfigError as exc:
+        raise ConfigError(f"{where}: {exc}") from None
+
+
+def _check_axis(kind: str, name: str, values) -> list:
+    if not isinstance(values, list):
+        raise ConfigError(f"{name}: expected a list of values, got {values!r} (write {name}: [{values}])")
+    if not values:
+        raise ConfigError(f"{name}: empty list; give at least one value")
+    config, field = AXES[kind][name]
+    for i, value in enumerate(values):
+        where = f"{name}[{i}]"
+        if name == "schedule":
+            if not isinstance(value, (str, dict)):
+                raise ConfigError(f"{where}: expected a preset name ({', '.join(PRESETS)}) or a mapping of "
+                                  f"fields, got {value!r}")
+            if isinstance(value, str):
+                check_value(where, value, PRESETS)
+            continue
+        if isinstance(value, (list, dict)):
+            raise ConfigError(f"{where}: expected one value, got {value!r}")
+        try:
+            CLASSES[config](**{field: [value] if config == "supermask" else value})
+        except ConfigError as exc:
+            raise ConfigError(f"{where}: {exc}") from None
+    if len(set(map(repr, values))) != len(values):
+        raise ConfigError(f"{name}: {values!r} lists a value twice")
+    return values
+
+
+@dataclass(frozen=True)
+class Grid:
+    """A checked grid: its kind, its axes' values and its fixed values (see the module docstring)."""
+
+    kind: str
+    axes: Dict[str, list]
+    fixed: Dict[str, object]
+
+    @classmethod
+    def from_dict(cls, body) -> "Grid":
+        if not isinstance(body, dict):
+            raise ConfigError(f"grid: expected a mapping with kind and axes, got {type(body).__name__}")
+        if "kind" not in body:
+            raise ConfigError(f"kind: missing; allowed values: {', '.join(KINDS)}")
+        kind = body["kind"]
+        check_value("kind", kind, KINDS)
+        allowed = list(AXES[kind]) + list(FIXED[kind]) + list(DATA_FIELDS)
+        unknown = [k for k in body if k != "kind" and k not in allowed]
+        if unknown:
+            raise ConfigError(f"{unknown[0]}: unknown field for kind {kind}; allowed fields: {', '.join(allowed)}")
+        axes = {name: _check_axis(kind, name, body[name]) for name in AXES[kind] if name in body}
+        fixed = {k: v for k, v in body.items() if k in FIXED[kind] or k in DATA_FIELDS}
+        grid = cls(kind, axes, fixed)
+        grid.experiments()  # every combination's configs are valid (a schedule mapping, a fixed value...)
+        return grid
+
+    def _fixed(self, config: str) -> dict:
+        out = {}
+        for name, value in self.fixed.items():
+            target = ("data", name) if name in DATA_FIELDS else FIXED[self.kind][name]
+            if target[0] == config:
+                out[target[1]] = value
+        return out
+
+    def _build(self, config: str, where: str, **fields):
+        fixed = self._fixed(config)
+        if config == "supermask" and isinstance(fixed.get("powers"), (str, int)):
+            fixed["powers"] = parse_powers(fixed["powers"])
+        try:
+            return CLASSES[config](**{**fixed, **fields})
+        except (ConfigError, TypeError) as exc:
+            names = ", ".join(sorted(fixed)) or where
+            raise ConfigError(f"{names}: {exc}") from None
+
+    def experiments(self) -> List[Experiment]:
+        """Every combination of the axes' values, as experiments (the first axis varies slowest)."""
+        names = list(AXES[self.kind])
+        values = [self.axes.get(n, [None]) for n in names]
+        out = []
+        for combo in itertools.product(*values):
+            given = {n: v for n, v in zip(names, combo) if v is not None}
+            arch, seed = given.get("archs", ModelConfig().arch), given.get("seeds", 0)
+            schedule = given.get("schedule", "paper")
+            where = f"schedule[{self.axes['schedule'].index(schedule)}]" if "schedule" in given else "schedule"
+            sched = _schedule_config(self.kind, schedule, arch, seed, where)
+            base = {"kind": self.kind, "data": self._build("data", "dataset"), "model": ModelConfig(arch=arch),
+                    "schedule": _schedule_label(schedule)}
+            if self.kind == "lottery":
+                prune = self._build("prune", "prune", **{AXES["lottery"][n][1]: given[n]
+                                                          for n in ("criteria", "mask1", "mask0", "rounds")
+                                                          if n in given})
+                out.append(Experiment(train=sched, prune=prune, **base))
+            elif self.kind == "supermask":
+                criteria = [given["criteria"]] if "criteria" in given else list(SupermaskConfig().criteria)
+                out.append(Experiment(train=sched, supermask=self._build("supermask", "supermask",
+                                                                         criteria=criteria), **base))
+            else:
+                learn = sched.replace(**{AXES["learn-mask"][n][1]: given[n] for n in ("weights", "dwr") if n in given})
+                out.append(Experiment(learn=learn, **base))
+        for exp in out:
+            dataset = exp.data.dataset
+            if dataset is not None and dataset not in get_arch(exp.model.arch).datasets:
+                raise ConfigError(f"dataset: {dataset!r} does not fit {exp.model.arch}; allowed values: "
+                                  f"{', '.join(get_arch(exp.model.arch).datasets)}")
+        return out
+
+
+def load_grid(path) -> Grid:
+    """Read and check the grid in YAML file ``path`` (errors name the file and the field)."""
+    import yaml
+
+    path = Path(path)
+    try:
+        body = yaml.safe_load(path.read_text())
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: no such grid file") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{path}: cannot be read ({exc})") from None
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path}: not valid YAML ({exc})") from None
+    try:
+        return Grid.from_dict(body)
+    except ConfigError as exc:
+        raise ConfigError(f"{path}: {exc}") from None
