@@ -3,7 +3,8 @@
 Commands: ``train`` (dense network), ``lottery`` (iterative pruning), ``supermask`` (one-shot
 supermasks on the untrained network), ``learn-mask`` (learned supermasks), ``export`` (a round's
 ticket as a plain state_dict), ``sweep`` (a grid of experiments on a Dask cluster, see
-:mod:`lt_core.sweep`), ``list`` (every name the other commands accept).
+:mod:`lt_core.sweep`), ``reproduce`` (the notebooks and a report, :mod:`lt_core.reproduce`), ``list``
+(every name the other commands accept).
 
 ``--plugin MODULE`` (repeatable, on every command; a module name or a path to a ``.py`` file)
 imports a module before the arguments are read, so the architectures, criteria and policies it
@@ -32,12 +33,15 @@ from . import archs, criteria, data as data_mod, policies
 from .config import ConfigError, DataConfig, ModelConfig, PruneConfig, TrainConfig, load_json
 from .errors import SweepError
 from .events import RunStopped, StopToken
+from .presets import PRESETS
+from .reproduce import NOTEBOOKS, ReproduceError
 from .store import StoreError
 
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)  # both stop at a step boundary with a checkpoint
 # the failures a user can cause or meet (bad input, missing or damaged data or store, a disk that is full or
-# read-only): one line each; anything else is a bug and keeps its traceback
-EXPECTED_FAILURES = (ConfigError, data_mod.DataError, StoreError, SweepError, ValueError, OSError)
+# read-only, a sweep's failed units, a notebook of a reproduction that failed): one line each; anything else is
+# a bug and keeps its traceback
+EXPECTED_FAILURES = (ConfigError, data_mod.DataError, StoreError, SweepError, ReproduceError, ValueError, OSError)
 
 
 def _where_options(g) -> None:
@@ -179,6 +183,24 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--table", default=None, help="CSV file for the table (default <out>/sweep-<grid name>.csv)")
     p.add_argument("--json", action="store_true", help="print one JSON object as the last line")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p = sub.add_parser("reproduce", help="execute the research-question notebooks and Table 1; write a report",
+                       description="Execute notebooks/ with papermill (a preset's schedule), export each to HTML "
+                                   "and write a report (Markdown and HTML: Table 1, claim checks, figures, run "
+                                   "times) under --out. Finished runs in the results store are reused.")
+    p.add_argument("--preset", choices=list(PRESETS), default="quick",
+                   help="tiny (seconds; CI), quick (minutes on a laptop CPU, default) or paper (the paper's "
+                        "schedule and seeds: days on a CPU)")
+    p.add_argument("--only", default=None, help=f"comma-separated notebooks (default all): {', '.join(NOTEBOOKS)}")
+    p.add_argument("--seeds", default=None, help="seeds of every notebook, e.g. 0,1,2 (default: the preset's)")
+    p.add_argument("--archs", default=None, help="networks of every notebook, e.g. fc (default: each notebook's)")
+    p.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
+    p.add_argument("--out", default="reproduction", help="folder for the executed notebooks and the report "
+                   "(default ./reproduction)")
+    p.add_argument("--results-dir", default=None, help="results store (default $LT_RESULTS_DIR, else ./results)")
+    p.add_argument("--data-dir", default=None, help="datasets folder (default $LT_DATA_DIR)")
+    p.add_argument("--scheduler", default=None, help="Dask scheduler address to run the experiments on")
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
+    p.add_argument("--json", action="store_true", help="print one JSON object as the last line")
     p = sub.add_parser("list", help="list architectures, datasets, criteria and policies",
                        description="Every name the other commands accept.")
     p.add_argument("--json", action="store_true", help="print one JSON object as the last line")
@@ -279,6 +301,18 @@ def _run(args, stop: StopToken) -> dict:
                     desc = described.get(section, {}).get(name, "")
                     print(f"  {name:<28} {desc}".rstrip())
         return listing
+    if args.command == "reproduce":
+        from .params import as_list
+        from .reproduce import reproduce
+
+        timings = reproduce(args.preset, only=as_list("only", args.only) if args.only else None,
+                            seeds=as_list("seeds", args.seeds, int) if args.seeds else None,
+                            archs=as_list("archs", args.archs) if args.archs else None, device=args.device,
+                            out=args.out, results_dir=args.results_dir, data_dir=args.data_dir,
+                            scheduler=args.scheduler, progress=not args.quiet)
+        report = Path(args.out) / "report" / "index.md"
+        print(f"report: {report}", file=sys.stderr)
+        return {"report": str(report), "notebooks": [t.__dict__ for t in timings]}
     if args.command == "export":
         path = export_ticket(args.run_dir, args.round, args.out)
         print(f"wrote {path}", file=sys.stderr)

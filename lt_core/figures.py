@@ -11,6 +11,7 @@ keeps its interactive bokeh plots). Every function takes a tidy DataFrame and re
   against percent remaining for initial weights and signed constants, the paper's values marked.
 * :func:`learned_mask_curves` — learned supermasks from their stored metrics: test accuracy and
   expected keep fraction (on its own axis) against iterations.
+* :func:`table1_bars` — Table 1: ours (mean, min-max over seeds) beside the paper's value per cell.
 
 Colours: :func:`lt_core.colours.colour` gives each criterion / policy name the same colour in every figure
 and in the dashboard. Reference lines (dense network, paper values, chance) are black or grey, which no
@@ -19,6 +20,7 @@ data line takes.
 
 from __future__ import annotations
 
+import textwrap
 from pathlib import Path
 from typing import Dict, Optional, Sequence, Tuple
 
@@ -125,21 +127,31 @@ def supermask_accuracy(points: pd.DataFrame, *, paper: Optional[Dict[str, float]
 
 
 def learned_mask_curves(metrics: pd.DataFrame, *, labels: Optional[Dict[str, str]] = None,
-                        paper: Optional[Dict[str, float]] = None, title: str = ""):
+                        paper: Optional[Dict[str, float]] = None, title: str = "",
+                        groups: Optional[Dict[str, str]] = None):
     """Learned supermasks over training: test accuracy (left) and expected keep fraction (right panel).
 
     ``metrics``: the tidy metric rows of learned-mask runs (``run``, ``iteration``, ``split``,
     ``metric``, ``value``) as stored in their ``metrics.csv``. ``labels`` maps run names to legend
     text; ``paper`` maps the same labels to the paper's accuracy (%), drawn dotted in the line's colour.
+    ``groups`` maps run names to a setting (e.g. the variant): runs of one setting (its seeds) share a
+    colour (one per setting, in order of appearance) and differ in dash; without it each run has its own.
     """
     fig, (acc_ax, keep_ax) = plt.subplots(1, 2, figsize=(10, 3.8), constrained_layout=True)
+    seen: Dict[str, int] = {}
     for i, (run, g) in enumerate(metrics.groupby("run", sort=False)):
         label = (labels or {}).get(run, run)
-        c = PALETTE[i % len(PALETTE)]
+        group = (groups or {}).get(run)
+        if group is None:
+            c, ls = PALETTE[i % len(PALETTE)], "-"
+        else:
+            c = PALETTE[list(dict.fromkeys(groups.values())).index(group) % len(PALETTE)]
+            ls = DASHES[seen.get(group, 0) % len(DASHES)]
+            seen[group] = seen.get(group, 0) + 1
         acc = g[(g["split"] == "test") & (g["metric"] == "accuracy")].sort_values("iteration")
         keep = g[g["metric"] == "expected_keep_fraction"].sort_values("iteration")
-        acc_ax.plot(acc["iteration"], 100 * acc["value"], color=c, lw=1.6, label=label)
-        keep_ax.plot(keep["iteration"], 100 * keep["value"], color=c, lw=1.6, label=label)
+        acc_ax.plot(acc["iteration"], 100 * acc["value"], color=c, ls=ls, lw=1.6, label=label)
+        keep_ax.plot(keep["iteration"], 100 * keep["value"], color=c, ls=ls, lw=1.6, label=label)
         if paper and label in paper:
             acc_ax.axhline(paper[label], color=c, ls=":", lw=1)
     acc_ax.set_xlabel("iteration")
@@ -151,6 +163,40 @@ def learned_mask_curves(metrics: pd.DataFrame, *, labels: Optional[Dict[str, str
     keep_ax.legend(loc="upper left", bbox_to_anchor=(1.02, 1), fontsize=8, frameon=False)
     fig.suptitle(title or "learned supermasks" + (" (dotted: the paper's final accuracy)" if paper else ""),
                  fontsize=10)
+    return fig
+
+
+def table1_bars(table: pd.DataFrame, title: str = ""):
+    """Table 1 as bars: ours (mean over seeds, min-max whiskers) beside the paper's value, per cell.
+
+    ``table``: :mod:`lt_core.table1` rows (``network``, ``what``, ``ours``, ``ours_min``, ``ours_max``,
+    ``paper``). One panel per network with numbers of ours; a network without any says so in words.
+    """
+    networks = list(dict.fromkeys(table["network"]))
+    fig, axes = plt.subplots(len(networks), 1, figsize=(9, 2.9 * len(networks)), squeeze=False,
+                             constrained_layout=True)
+    for ax, network in zip(axes[:, 0], networks):
+        rows = table[table["network"] == network].reset_index(drop=True)
+        x = range(len(rows))
+        ax.set_xticks(list(x))
+        ax.set_xticklabels([textwrap.fill(w, 18) for w in rows["what"]], fontsize=7)
+        ax.set_ylabel("test accuracy (%)")
+        ax.set_title(network, fontsize=10)
+        ax.set_ylim(0, 100)
+        ax.grid(True, axis="y", alpha=0.3)
+        ax.scatter(list(x), rows["paper"], color=PAPER, marker="_", s=600, lw=2, zorder=3, label="paper")
+        have = rows["ours"].notna()
+        if not have.any():
+            note = textwrap.shorten(str(rows["note"].iloc[0]), 180, placeholder=" ...")
+            ax.text(0.5, 0.5, textwrap.fill(note, 90), transform=ax.transAxes, ha="center", va="center",
+                    fontsize=8, bbox={"facecolor": "white", "edgecolor": "#cccccc"})
+        else:
+            ours = rows[have]
+            err = [ours["ours"] - ours["ours_min"], ours["ours_max"] - ours["ours"]]
+            ax.bar(ours.index, ours["ours"], width=0.6, color=PALETTE[0], alpha=0.8, yerr=err, capsize=3,
+                   label="ours (mean over seeds, min-max)")
+        ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1), fontsize=8, frameon=False)
+    fig.suptitle(title or "Table 1: ours beside the paper's", fontsize=10)
     return fig
 
 

@@ -54,3 +54,11 @@ def test_rq4_and_rq5_verdicts():
     assert [c.verdict for c in checks] == [claims.PASS, claims.FAIL, claims.NO_DATA, claims.NO_DATA]
     assert "gap 2.70 points" in checks[0].evidence
     assert list(claims.table(checks).columns) == ["question", "claim", "verdict", "evidence"]
+
+
+def test_rq4_best_is_each_seeds_best_averaged_as_table1():
+    points = pd.DataFrame([{"criterion": "large_final_same_sign", "weights": "init", "seed": s, "weights_remaining": r,
+                            "test_acc": a} for s, r, a in [(0, 0.5, 0.80), (0, 0.2, 0.70), (1, 0.5, 0.60),
+                                                           (1, 0.2, 0.74)]])
+    check = claims.rq4_supermasks(points)[0]  # per seed 0.80 and 0.74 -> 77.0 (the mean curve's best is 70.0)
+    assert check.verdict == claims.PASS and "best over prune levels 77.0%" in check.evidence

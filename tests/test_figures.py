@@ -77,3 +77,24 @@ def test_supermask_and_learned_mask_figures_draw_what_they_are_given():
     acc_ax, keep_ax = fig.axes
     assert list(acc_ax.lines[0].get_ydata()) == pytest.approx([60.0, 70.0])
     assert list(keep_ax.lines[0].get_ydata()) == pytest.approx([50.0, 50.0])
+
+
+def test_learned_curves_share_a_colour_per_setting_and_dash_per_seed():
+    metrics = pd.DataFrame([{"run": run, "round": 0, "iteration": 10, "split": "test", "metric": "accuracy",
+                             "value": 0.5} for run in ("a0", "b0", "a1")])
+    fig = figures.learned_mask_curves(metrics, groups={"a0": "init", "b0": "init_dwr", "a1": "init"})
+    a0, b0, a1 = fig.axes[0].lines
+    assert a0.get_color() == a1.get_color() == figures.PALETTE[0] and b0.get_color() == figures.PALETTE[1]
+    assert (a0.get_linestyle(), a1.get_linestyle(), b0.get_linestyle()) == ("-", "--", "-")
+
+
+def test_table1_bars_draw_ours_beside_the_paper_or_say_why_not():
+    from lt_core import table1
+
+    values = {"dense": pd.Series([0.97, 0.99]), "mask_init": pd.Series([0.8])}
+    frame = pd.concat([table1.table1_rows("fc", values, "s"), table1.empty_rows("conv2", "no data: CIFAR-10 missing")])
+    fc_ax, conv_ax = figures.table1_bars(frame).axes
+    bars = fc_ax.patches
+    assert [round(b.get_height(), 6) for b in bars] == [80.0, 98.0]  # the cells with numbers of ours
+    assert list(fc_ax.collections[0].get_offsets()[:, 1]) == pytest.approx([79.3, 86.3, 95.3, 96.4, 97.8, 97.8, 97.7])
+    assert not conv_ax.patches[1:] and "no data: CIFAR-10 missing" in conv_ax.texts[0].get_text()

@@ -1,0 +1,225 @@
+"""The notebooks' work: one function per research question and Table 1, from parameters to an answer.
+
+Each function builds its experiments from :class:`~lt_core.params.NotebookParams` (every dense
+trunk from :meth:`lt_core.presets.Preset.train_config`, so all notebooks share it), runs them
+through :func:`lt_core.experiments.run_experiments` and returns an :class:`Answer`: tidy tables,
+matplotlib figures in the paper's style and the paper's claims checked on our numbers.
+:meth:`Answer.save` writes them to the report folder as ``<question>_<name>.csv`` /
+``.png`` / ``.svg`` and ``<question>_claims.csv``; the reproduction report collects those files.
+
+* :func:`rq1` (criteria), :func:`rq2` (mask-1 policies), :func:`rq3` (mask-0 policies): iterative
+  pruning, the product of ``criteria`` x ``mask1`` x ``mask0`` per network and seed;
+* :func:`rq4`: one-shot supermasks of ``criteria`` on the untrained network;
+* :func:`rq5`: learned supermasks (initial weights, signed constants, each with and without DWR);
+* :func:`table1`: every cell of the paper's Table 1 for each network whose dataset is here.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Dict, List
+
+import pandas as pd
+
+from . import claims, figures, table1 as t1
+from .archs import get_arch
+from .config import PruneConfig
+from .data import DataError, load_arrays
+from .experiments import Dense, LearnedMasks, Lottery, Supermasks, run_experiments
+from .params import NotebookParams
+from .store import open_run
+
+RQ4_CELLS = ("mask_init", "mask_signed_constant", "dense")  # the Table 1 cells rq4's runs give
+
+# learned-mask variants: key (as in lt_core.claims.rq5_learned) -> (weights, dwr, words, paper column)
+VARIANTS = {"init": ("init", False, "initial weights", "learned_init"),
+            "signed_constant": ("signed_constant", False, "signed constants", "learned_signed_constant"),
+            "init_dwr": ("init", True, "initial weights + DWR", "learned_dwr"),
+            "signed_constant_dwr": ("signed_constant", True, "signed constants + DWR", "learned_dwr")}
+
+
+@dataclass
+class Answer:
+    """What a notebook shows and writes: tables, figures (by name) and claim checks."""
+
+    question: str
+    tables: Dict[str, pd.DataFrame] = field(default_factory=dict)
+    figures: Dict[str, object] = field(default_factory=dict)
+    checks: List[claims.Check] = field(default_factory=list)
+
+    def claims_table(self) -> pd.DataFrame:
+        return claims.table(self.checks)
+
+    def save(self, report_dir) -> List[Path]:
+        """Write every table (CSV), figure (PNG and SVG) and the claim checks (CSV) to ``report_dir``."""
+        report = Path(report_dir)
+        report.mkdir(parents=True, exist_ok=True)
+        written = []
+        for name, frame in self.tables.items():
+            path = report / f"{self.question}_{name}.csv"
+            frame.to_csv(path, index=False)
+            written.append(path)
+        for name, fig in self.figures.items():
+            written += figures.save(fig, report / f"{self.question}_{name}")
+        if self.checks:
+            path = report / f"{self.question}_claims.csv"
+            self.claims_table().to_csv(path, index=False)
+            written.append(path)
+        return written
+
+
+def _dense_mean(frame: pd.DataFrame) -> float:
+    return float(frame[frame["round"] == 0]["early_stop_test_acc"].mean())
+
+
+def _lottery(p: NotebookParams, question: str, by: str, check: Callable) -> Answer:
+    answer = Answer(question)
+    prunes = [PruneConfig(criterion=c, mask1=m1, mask0=m0, rounds=p.rounds)
+              for c in p.criteria for m1 in p.mask1 for m0 in p.mask0]
+    exps = [Lottery(arch, p.preset.train_config(arch, seed, p.device), prunes) for arch in p.archs
+            for seed in p.seeds]
+    frames = run_experiments(exps, out=p.results_dir, scheduler=p.scheduler, label=question)
+    rounds = pd.concat(frames, ignore_index=True)
+    answer.tables["rounds"] = rounds
+    for arch in p.archs:
+        frame = rounds[rounds["arch"] == arch]
+        title = (f"{get_arch(arch).label}: early-stop test accuracy by {by} ({p.preset.schedule(arch, False)}; "
+                 f"{len(p.seeds)} seed{'s' if len(p.seeds) > 1 else ''})")
+        answer.figures[f"{arch}_accuracy"] = figures.accuracy_vs_remaining(frame, by, dense=_dense_mean(frame),
+                                                                           title=title)
+        answer.checks += [claims.Check(c.question, f"{arch}: {c.claim}", c.verdict, c.evidence)
+                          for c in check(frame, by=by)]
+    return answer
+
+
+def rq1(p: NotebookParams) -> Answer:
+    """Which mask criteria make winning tickets (kept weights rewound, pruned ones zeroed)."""
+    return _lottery(p, "rq1", "criterion", claims.rq1_criteria)
+
+
+def rq2(p: NotebookParams) -> Answer:
+    """What kept weights should start from: the mask-1 policies."""
+    return _lottery(p, "rq2", "mask1", claims.rq2_signs)
+
+
+def rq3(p: NotebookParams) -> Answer:
+    """What pruned weights should do: the mask-0 policies."""
+    return _lottery(p, "rq3", "mask0", claims.rq3_mask0)
+
+
+def _paper_masks(arch: str) -> Dict[str, float]:
+    row = get_arch(arch).paper_table1 or {}
+    return {kind: row[f"mask_{kind}"] for kind in ("init", "signed_constant") if f"mask_{kind}" in row}
+
+
+def rq4(p: NotebookParams) -> Answer:
+    """One-shot supermasks of ``criteria`` on the untrained network, initial weights and signed constants.
+
+    Also the Table 1 cells this covers (columns 1-2 and the dense network), as ``table1_columns``.
+    """
+    answer = Answer("rq4")
+    trains = [(arch, p.preset.train_config(arch, seed, p.device)) for arch in p.archs for seed in p.seeds]
+    exps = ([Supermasks(arch, train, p.preset.supermask_config(p.criteria)) for arch, train in trains] +
+            [Dense(arch, train) for arch, train in trains])
+    frames = run_experiments(exps, out=p.results_dir, scheduler=p.scheduler, label="rq4")
+    points = pd.concat(frames[:len(trains)], ignore_index=True)
+    dense = pd.concat(frames[len(trains):], ignore_index=True)
+    answer.tables["points"] = points
+    per_seed = points.groupby(["arch", "criterion", "weights", "seed"], as_index=False)["test_acc"].max()
+    best = per_seed.groupby(["arch", "criterion", "weights"], as_index=False).agg(
+        best_test_acc=("test_acc", "mean"), seed_min=("test_acc", "min"), seed_max=("test_acc", "max"),
+        seeds=("seed", "nunique"))
+    best[["best_test_acc", "seed_min", "seed_max"]] *= 100  # percent, as the paper
+    best["paper"] = [_paper_masks(a).get(w) if c == t1.SUPERMASK_CRITERION else None
+                     for a, c, w in zip(best["arch"], best["criterion"], best["weights"])]
+    answer.tables["best"] = best
+    for arch in p.archs:
+        frame = points[points["arch"] == arch]
+        answer.figures[f"{arch}_supermasks"] = figures.supermask_accuracy(
+            frame, paper=_paper_masks(arch),
+            title=f"{get_arch(arch).label}: one-shot supermasks, untrained network ({p.preset.schedule(arch, False)})")
+        answer.checks += [claims.Check(c.question, f"{arch}: {c.claim}", c.verdict, c.evidence)
+                          for c in claims.rq4_supermasks(frame, paper=_paper_masks(arch))]
+    no_learned = pd.DataFrame(columns=["seed", "weights", "dwr", "test_acc"])
+    columns = [t1.table1_rows(arch, t1.cell_values(dense[dense["arch"] == arch], points[points["arch"] == arch],
+                                                   no_learned), f"{p.preset.schedule(arch, False)}; seeds {p.seeds}")
+               for arch in p.archs]
+    table = pd.concat(columns, ignore_index=True)
+    answer.tables["table1_columns"] = table[table["cell"].isin(RQ4_CELLS)].reset_index(drop=True)
+    return answer
+
+
+def _learned_experiments(p: NotebookParams, arch: str) -> List[LearnedMasks]:
+    return [LearnedMasks(arch, [p.preset.learn_config(arch, seed, w, dwr, p.device) for w, dwr, _, _ in
+                                VARIANTS.values()]) for seed in p.seeds]
+
+
+def _variant(frame: pd.DataFrame) -> pd.Series:
+    return frame["weights"] + frame["dwr"].map({True: "_dwr", False: ""})
+
+
+def rq5(p: NotebookParams) -> Answer:
+    """Learned supermasks: initial weights and signed constants, each with and without DWR."""
+    answer = Answer("rq5")
+    for arch in p.archs:
+        dense_exps = [Dense(arch, p.preset.train_config(arch, seed, p.device)) for seed in p.seeds]
+        exps = dense_exps + _learned_experiments(p, arch)
+        frames = run_experiments(exps, out=p.results_dir, scheduler=p.scheduler, label=f"rq5 {arch}")
+        dense = pd.concat(frames[:len(dense_exps)], ignore_index=True)
+        learned = pd.concat(frames[len(dense_exps):], ignore_index=True)
+        learned["variant"] = _variant(learned)
+        paper = get_arch(arch).paper_table1 or {}
+        summary = learned.groupby("variant", sort=False).agg(
+            test_acc=("test_acc", "mean"), seed_min=("test_acc", "min"), seed_max=("test_acc", "max"),
+            expected_keep=("expected_keep_fraction", "mean"), seeds=("seed", "nunique")).reset_index()
+        summary[["test_acc", "seed_min", "seed_max", "expected_keep"]] *= 100
+        summary.insert(1, "what", [VARIANTS[v][2] for v in summary["variant"]])
+        summary["paper"] = [paper.get(VARIANTS[v][3]) for v in summary["variant"]]
+        answer.tables[f"{arch}_learned"] = summary.assign(arch=arch)
+        labels = {Path(r).name: f"{VARIANTS[v][2]}, seed {s}"
+                  for r, v, s in zip(learned["run_dir"], learned["variant"], learned["seed"])}
+        metrics = pd.concat([open_run(r).metrics() for r in learned["run_dir"]], ignore_index=True)
+        refs = {labels[Path(r).name]: paper[VARIANTS[v][3]] for r, v in zip(learned["run_dir"], learned["variant"])
+                if VARIANTS[v][3] in paper}
+        groups = {Path(r).name: v for r, v in zip(learned["run_dir"], learned["variant"])}
+        answer.figures[f"{arch}_learned"] = figures.learned_mask_curves(
+            metrics, labels=labels, paper=refs, groups=groups,
+            title=f"{get_arch(arch).label}: learned supermasks ({p.preset.schedule(arch)}; dotted: the paper)")
+        means = summary.set_index("variant")["test_acc"].div(100).to_dict()
+        dense_acc = float(dense["early_stop_test_acc"].mean()) if len(dense) else None
+        answer.checks += [claims.Check(c.question, f"{arch}: {c.claim}", c.verdict, c.evidence)
+                          for c in claims.rq5_learned(means, dense_acc)]
+    return answer
+
+
+def data_missing(arch: str, data_dir=None) -> str:
+    """Why ``arch``'s dataset cannot be read here (nothing is downloaded), or ``""`` when it can."""
+    try:
+        load_arrays(get_arch(arch).dataset, data_dir, download=False)
+    except DataError as exc:
+        return f"no data: {exc}"
+    return ""
+
+
+def table1(p: NotebookParams) -> Answer:
+    """Every cell of the paper's Table 1 for each of ``archs`` whose dataset is on this machine."""
+    answer = Answer("table1")
+    parts = []
+    for arch in p.archs:
+        reason = data_missing(arch, p.data_dir)
+        if reason:
+            parts.append(t1.empty_rows(arch, reason))
+            continue
+        trains = [p.preset.train_config(arch, seed, p.device) for seed in p.seeds]
+        exps = ([Dense(arch, t) for t in trains] +
+                [Supermasks(arch, t, p.preset.supermask_config([t1.SUPERMASK_CRITERION])) for t in trains] +
+                _learned_experiments(p, arch))
+        frames = run_experiments(exps, out=p.results_dir, scheduler=p.scheduler, label=f"table1 {arch}")
+        n = len(trains)
+        values = t1.cell_values(pd.concat(frames[:n]), pd.concat(frames[n:2 * n]), pd.concat(frames[2 * n:]))
+        parts.append(t1.table1_rows(arch, values, f"{p.preset.schedule(arch)}; seeds {p.seeds}"))
+    table = pd.concat(parts, ignore_index=True)
+    answer.tables["table1"] = table
+    answer.figures["table1"] = figures.table1_bars(table)
+    return answer

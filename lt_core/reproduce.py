@@ -1,0 +1,197 @@
+"""One command reproduces the paper: execute the notebooks with papermill, export them, write a report.
+
+``python -m lt_core reproduce --preset tiny|quick|paper [--only rq1,table1] [--seeds 0,1] [--archs fc]
+[--device cpu] [--out DIR] [--scheduler ADDRESS]`` calls :func:`reproduce`, which for each notebook
+of :data:`NOTEBOOKS` (in order):
+
+1. executes it with papermill into ``DIR/notebooks/<file>`` with the shared parameters (``preset``,
+   ``seeds``, ``archs``, ``device``, ``data_dir``, ``results_dir``, ``report_dir`` = ``DIR/report``,
+   ``scheduler``); the kernel imports the same ``lt_core`` as this process;
+2. exports the executed notebook to HTML beside it (figures are PNGs inside it: it reads offline);
+3. shows progress: a bar over notebooks and, inside each, a bar over runs and rounds fed by the
+   notebook's experiments through a progress file (see :mod:`lt_core.experiments`).
+
+Then it writes the index report (``DIR/report/index.md`` and ``index.html``: Table 1, every claim
+check, every figure, run times; :mod:`lt_core.report`). A notebook that fails stops the command
+with :class:`ReproduceError` naming the notebook and the cell; the report of the notebooks before
+it is written first. Runs finished before a failure or an interruption stay in the results store,
+and the same command reuses them.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import threading
+import time
+from pathlib import Path
+from typing import Dict, List, Optional, Sequence
+
+import lt_core
+
+from .errors import ConfigError
+from .experiments import PROGRESS_ENV
+from .presets import get_preset
+from .report import Timing, machine, write_index
+from .store import results_root
+
+REPO_NOTEBOOKS = Path(lt_core.__file__).resolve().parents[1] / "notebooks"
+NOTEBOOKS: Dict[str, str] = {"rq1": "rq1_mask_criteria.ipynb", "rq2": "rq2_mask1_signs.ipynb",
+                             "rq3": "rq3_mask0.ipynb", "rq4": "rq4_supermasks.ipynb",
+                             "rq5": "rq5_learned_supermasks.ipynb", "table1": "table1.ipynb"}
+
+
+class ReproduceError(RuntimeError):
+    """A notebook of the reproduction failed; the message names it and the cell."""
+
+
+def select(only: Optional[Sequence[str]]) -> List[str]:
+    """The notebooks to run, in :data:`NOTEBOOKS` order; ``only`` names a subset."""
+    if not only:
+        return list(NOTEBOOKS)
+    unknown = [name for name in only if name not in NOTEBOOKS]
+    if unknown:
+        raise ConfigError(f"only: unknown notebook(s) {', '.join(unknown)}; allowed values: {', '.join(NOTEBOOKS)}")
+    return [name for name in NOTEBOOKS if name in only]
+
+
+class ProgressTail:
+    """Follows the progress file a notebook's experiments append to, into a tqdm bar."""
+
+    def __init__(self, path: Path, position: int) -> None:
+        from tqdm import tqdm
+
+        self.path, self.offset, self.label = path, 0, None
+        self.bar = tqdm(total=0, position=position, leave=False, unit="run-round", dynamic_ncols=True)
+        self.done = threading.Event()
+        self.thread = threading.Thread(target=self._follow, daemon=True)
+        self.thread.start()
+
+    def _follow(self) -> None:
+        while not self.done.wait(0.5):
+            self.poll()
+        self.poll()
+
+    def poll(self) -> None:
+        if not self.path.is_file():
+            return
+        with open(self.path) as fh:
+            fh.seek(self.offset)
+            lines = fh.readlines()
+            self.offset = fh.tell()
+        for line in lines:
+            try:
+                update = json.loads(line)
+            except json.JSONDecodeError:
+                continue
+            if update["label"] != self.label:
+                self.label = update["label"]
+                self.bar.reset(total=update["total"])
+                self.bar.set_description(update["label"])
+            self.bar.n = update["done"]
+            self.bar.set_postfix_str(update["what"][-40:], refresh=False)
+            self.bar.refresh()
+
+    def close(self) -> None:
+        self.done.set()
+        self.thread.join()
+        self.bar.close()
+
+
+def _execute(source: Path, target: Path, parameters: dict, cwd: Path) -> None:
+    import papermill as pm
+    from papermill.exceptions import PapermillExecutionError
+
+    try:
+        pm.execute_notebook(str(source), str(target), parameters=parameters, kernel_name="python3", cwd=str(cwd),
+                            progress_bar=False, log_output=False)
+    except PapermillExecutionError as exc:
+        raise ReproduceError(f"{source.name}: cell {exc.exec_count} failed: {exc.ename}: {exc.evalue} "
+                             f"(the executed notebook, with the traceback: {target})") from None
+
+
+def _export_html(notebook: Path) -> Path:
+    from nbconvert import HTMLExporter
+
+    body, _ = HTMLExporter().from_filename(str(notebook))
+    path = notebook.with_suffix(".html")
+    path.write_text(body, encoding="utf-8")
+    return path
+
+
+def reproduce(preset: str = "quick", *, only: Optional[Sequence[str]] = None, seeds: Optional[Sequence[int]] = None,
+              archs: Optional[Sequence[str]] = None, device: str = "auto", out="reproduction",
+              results_dir=None, data_dir: Optional[str] = None, scheduler: Optional[str] = None,
+              progress: bool = True) -> List[Timing]:
+    """Execute the notebooks, export them and write the report under ``out``; see the module docstring.
+
+    ``seeds`` / ``archs`` (``None``: each notebook's own) reach every notebook. Returns one
+    :class:`Timing` per notebook; a failing notebook raises :class:`ReproduceError`.
+    """
+    chosen = get_preset(preset)
+    names = select(only)
+    if not REPO_NOTEBOOKS.is_dir():
+        raise ConfigError(f"reproduce: the notebooks folder {REPO_NOTEBOOKS} is missing; run from a checkout of "
+                          f"lt-explorer (pip install -e .)")
+    out = Path(out).resolve()
+    notebooks, report = out / "notebooks", out / "report"
+    notebooks.mkdir(parents=True, exist_ok=True)
+    parameters = {"preset": preset, "device": device, "data_dir": data_dir, "scheduler": scheduler,
+                  "results_dir": str(results_root(results_dir).resolve()), "report_dir": str(report)}
+    if seeds is not None:
+        parameters["seeds"] = list(seeds)
+    if archs is not None:
+        parameters["archs"] = list(archs)
+    progress_file = out / ".progress.jsonl"
+    # the kernels import the lt_core this process runs, and report their progress to the file
+    package_root = str(Path(lt_core.__file__).resolve().parents[1])
+    saved = {key: os.environ.get(key) for key in ("PYTHONPATH", PROGRESS_ENV)}
+    os.environ["PYTHONPATH"] = os.pathsep.join(p for p in (package_root, saved["PYTHONPATH"]) if p)
+    os.environ[PROGRESS_ENV] = str(progress_file)
+    timings: List[Timing] = []
+    started = time.perf_counter()
+    outer = None
+    if progress:
+        from tqdm import tqdm
+
+        outer = tqdm(total=len(names), unit="notebook", position=0, dynamic_ncols=True)
+    try:
+        for name in names:
+            if outer is not None:
+                outer.set_description(name)
+            progress_file.unlink(missing_ok=True)
+            tail = ProgressTail(progress_file, 1) if progress else None
+            t0 = time.perf_counter()
+            target = notebooks / NOTEBOOKS[name]
+            try:
+                _execute(REPO_NOTEBOOKS / NOTEBOOKS[name], target, parameters, out)
+            except ReproduceError as exc:
+                timings.append(Timing(name, time.perf_counter() - t0, f"failed: {exc}"))
+                raise
+            finally:
+                if tail is not None:
+                    tail.close()
+            _export_html(target)
+            timings.append(Timing(name, time.perf_counter() - t0, "done"))
+            if outer is not None:
+                outer.update(1)
+    finally:
+        if outer is not None:
+            outer.close()
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+        progress_file.unlink(missing_ok=True)
+        total = time.perf_counter() - started
+        seeds_text = (", ".join(map(str, seeds)) if seeds is not None
+                      else f"each notebook's default for the preset ({', '.join(map(str, chosen.seeds))})")
+        about = [f"Preset {chosen.name}: {chosen.description}. Seeds: {seeds_text}. Networks: "
+                 f"{', '.join(archs) if archs else 'each notebook’s default'}.",
+                 f"Machine: {machine()}. Wall time: {total / 60:.1f} minutes for {len(timings)} notebook(s).",
+                 f"Results store: {parameters['results_dir']}. Executed notebooks and their HTML exports: "
+                 f"{notebooks}."]
+        write_index(report, title=f"Reproduction of Zhou et al. (2019), preset {chosen.name}", about=about,
+                    timings=timings)
+    return timings
