@@ -58,7 +58,7 @@ class StepLoop:
     """The driver shared by the training loops: resume from a checkpoint, cooperative stop,
     evaluation every ``eval_every`` steps and at the end, periodic checkpoints, progress bar.
 
-    Subclasses provide ``step(it)``, ``_evaluate(it)``, ``_save_checkpoint(it)`` and
+    Subclasses provide ``step(it)``, ``evaluate_point(it)``, ``_save_checkpoint(it)`` and
     ``_load_checkpoint()`` and set ``iterations``, ``eval_every``, ``stop``, ``checkpoint``,
     ``checkpoint_seconds``, ``progress``, ``evals`` and ``start_iteration``.
     """
@@ -100,7 +100,7 @@ class StepLoop:
                        desc=self.desc, dynamic_ncols=True)
         it = self.start_iteration
         if it == 0 and self.eval_at_start and not self.evals[0]:
-            self._evaluate(0)
+            self.evaluate_point(0)
         last_ckpt = time.monotonic()
         try:
             while it < self.iterations:
@@ -113,7 +113,7 @@ class StepLoop:
                 self.steps(it, n)
                 before, it = it, it + n
                 if it % self.eval_every == 0 or it == self.iterations:
-                    self._evaluate(it)
+                    self.evaluate_point(it)
                     if bar is not None:
                         bar.set_postfix(test_acc=f"{self.evals[0][-1]['test_acc']:.4f}", refresh=False)
                     if self.checkpoint is not None and time.monotonic() - last_ckpt > self.checkpoint_seconds:
@@ -163,7 +163,7 @@ class Trainer(StepLoop):
         """One training step of every run, on batch ``it`` of each run's data order."""
         self.steps(it, 1)
 
-    def _evaluate(self, it: int) -> None:
+    def evaluate_point(self, it: int) -> None:
         results = {split: tuple(t.tolist() for t in self.backend.evaluate(split))
                    for split in SPLITS if split != "train" or self.eval_train}
         for i, run in enumerate(self.runs):

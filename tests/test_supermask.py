@@ -211,3 +211,20 @@ def test_fused_masked_weights_match_the_reference():
     for n in w:
         torch.testing.assert_close(eff_f[n], eff_r[n])
         torch.testing.assert_close(grad_f[n], grad_r[n])
+
+
+def test_stacked_sampling_draws_each_runs_own_masks():
+    """Each run of a stack draws, from its own generator, exactly the mask it draws alone (the
+    stacked sampler writes each run's draws into its slice of one tensor): with unit weights and
+    no DWR the masked weights are the 0/1 draws themselves."""
+    from lt_core.supermask import sampled_masked_weights
+
+    scores = {"fc": torch.randn(3, 50, 40, generator=torch.Generator().manual_seed(1))}
+    ones = {"fc": torch.ones(3, 50, 40)}
+    gens = [torch.Generator().manual_seed(10 + i) for i in range(3)]
+    with torch.no_grad():
+        stacked = sampled_masked_weights(ones, scores, gens, torch.tensor([False] * 3))["fc"]
+    for i in range(3):
+        alone = torch.bernoulli(torch.sigmoid(scores["fc"][i]), generator=torch.Generator().manual_seed(10 + i))
+        assert torch.equal(stacked[i], alone)
+    assert 0.3 < float(stacked.mean()) < 0.7  # sigmoid of standard normal scores: about half kept

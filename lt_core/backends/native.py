@@ -37,6 +37,7 @@ SOURCES = (CSRC / "masked_adam.c", CSRC / "fc_stack.c")
 FLAGS = ["-O3", "-march=native", "-ffp-contract=off", "-fno-math-errno", "-fopenmp", "-shared", "-fPIC"]
 ENV_SWITCH = "LT_KERNELS"
 MAX_LAYERS = 16  # as in fc_stack.c
+FORWARD_WAYS = ("auto", "inputs", "weights")  # lt_fc_forward's `way`, in its order
 
 _lock = threading.Lock()
 _library = None  # the loaded library, False once building it failed, None before the first try
@@ -85,7 +86,7 @@ def compile_library(flags: Sequence[str] = FLAGS) -> ctypes.CDLL:
     lib.lt_fc_train_steps.argtypes = [cint, ctypes.POINTER(FcLayer), i64, i64, vp, i64, i64, vp, i64, i64, i64,
                                       ctypes.POINTER(AdamStep), cint, cint]
     lib.lt_fc_forward.restype = cint
-    lib.lt_fc_forward.argtypes = [cint, ctypes.POINTER(FcLayer), i64, vp, i64, vp, cint]
+    lib.lt_fc_forward.argtypes = [cint, ctypes.POINTER(FcLayer), i64, vp, i64, vp, cint, cint]
     return lib
 
 
@@ -290,15 +291,22 @@ class FcStack:
         if rc != 0:
             raise MemoryError("lt_fc_train_steps: no memory for its scratch buffers (nothing was changed)")
 
-    def forward(self, x: Tensor, threads: int) -> Tensor:
-        """Logits ``(K, B, n_out)`` of every run on one batch ``x`` (B, ...) of ``n_in`` values each."""
+    def forward(self, x: Tensor, threads: int, way: str = "auto") -> Tensor:
+        """Logits ``(K, B, n_out)`` of every run on one batch ``x`` (B, ...) of ``n_in`` values each.
+
+        ``way``: how the first layer's sums are computed -- over each image's nonzero inputs
+        (``"inputs"``), over each run's nonzero weights (``"weights"``: a pruned network), or
+        whichever is less work for each run and block of images (``"auto"``). The same bits every
+        way: the terms one way skips and the other adds are exact zeros."""
+        if way not in FORWARD_WAYS:
+            raise ValueError(f"way: unknown value {way!r}; allowed values: {', '.join(FORWARD_WAYS)}")
         lib = self._lib()
         x = x.reshape(x.shape[0], -1).to(torch.float32).contiguous()
         if x.shape[1] != self.n_in:
             raise ValueError(f"x: {x.shape[1]} inputs for a first layer of {self.n_in}")
         logits = torch.empty(self.runs, x.shape[0], self.n_out)
         if x.shape[0] and lib.lt_fc_forward(len(self.layers), self.layers, self.runs, x.data_ptr(), x.shape[0],
-                                            logits.data_ptr(), max(1, int(threads))) != 0:
+                                            logits.data_ptr(), max(1, int(threads)), FORWARD_WAYS.index(way)) != 0:
             raise MemoryError("lt_fc_forward: no memory for its scratch buffers")
         return logits
 
@@ -345,5 +353,5 @@ def thread_count() -> int:
     return max(1, torch.get_num_threads())
 
 
-__all__: List[str] = ["AdamStep", "FasterOf", "FcLayer", "FcStack", "adam_step", "enabled", "input_major",
+__all__: List[str] = ["AdamStep", "FORWARD_WAYS", "FasterOf", "FcLayer", "FcStack", "adam_step", "enabled", "input_major",
                       "is_input_major", "library", "row_stride", "thread_count"]

@@ -96,10 +96,14 @@ class LearnResult:
 
 
 def _bernoulli(p: Tensor, gens) -> Tensor:
-    """0/1 samples of ``p``: one generator for the whole tensor, or one per run (leading dimension)."""
+    """0/1 samples of ``p``: one generator for the whole tensor, or one per run (leading dimension),
+    each run's drawn straight into its slice of the result (no copy)."""
     if isinstance(gens, torch.Generator) or gens is None:
         return torch.bernoulli(p, generator=gens)
-    return torch.stack([torch.bernoulli(p[i], generator=g) for i, g in enumerate(gens)])
+    out = torch.empty_like(p)
+    for i, g in enumerate(gens):
+        torch.bernoulli(p[i], generator=g, out=out[i])
+    return out
 
 
 def sample_masks(scores: Dict[str, Tensor], gens) -> Dict[str, Tensor]:
@@ -140,8 +144,8 @@ class _SampledMaskedWeight(torch.autograd.Function):
     """
 
     @staticmethod
-    def forward(ctx, scores, w, b, dwr):
-        p = torch.sigmoid(scores)
+    def forward(ctx, scores, p, w, b, dwr):
+        """``p``: ``sigmoid(scores)``, computed once for the sample and the gradient."""
         k = scores.shape[0]
         eff = w * b
         scale = None
@@ -171,7 +175,7 @@ class _SampledMaskedWeight(torch.autograd.Function):
             through_count = (g * b).reshape(k, -1).sum(1) * (-ctx.count) / ones.pow(2)
             g.mul_(scale.view(shape)).add_(torch.where(dwr, through_count, torch.zeros_like(through_count)).view(shape))
         g.mul_(p).mul_(1.0 - p)
-        return g, None, None, None
+        return g, None, None, None, None
 
 
 def sampled_masked_weights(weights: Dict[str, Tensor], scores: Dict[str, Tensor], gens, dwr: Tensor) -> Dict[str, Tensor]:
@@ -179,8 +183,9 @@ def sampled_masked_weights(weights: Dict[str, Tensor], scores: Dict[str, Tensor]
     out = {}
     for n, s in scores.items():
         with torch.no_grad():
-            b = _bernoulli(torch.sigmoid(s), gens)
-        out[n] = _SampledMaskedWeight.apply(s, weights[n], b, dwr)
+            p = torch.sigmoid(s)
+            b = _bernoulli(p, gens)
+        out[n] = _SampledMaskedWeight.apply(s, p, weights[n], b, dwr)
     return out
 
 
@@ -248,7 +253,7 @@ class MaskLearner(StepLoop):
                 out[i].append(a)
         return out
 
-    def _evaluate(self, it: int) -> None:
+    def evaluate_point(self, it: int) -> None:
         """Test accuracy of one mask sample, expected keep fraction, and the training accuracy
         averaged over the sampled masks of the steps since the last evaluation."""
         train_acc = (self._correct / max(self._seen, 1)).tolist()
