@@ -35,7 +35,7 @@ def test_a_grid_expands_to_every_combination_in_axis_order():
     assert len(experiments) == 2 * 2 * 2
     assert [(e.train.seed, e.prune.criterion, e.prune.rounds) for e in experiments[:4]] == \
         [(0, "large_final", 1), (0, "large_final", 2), (0, "random", 1), (0, "random", 2)]
-    assert experiments[0].train == TrainConfig(seed=0, iterations=40, eval_every=20, eval_train=False)
+    assert experiments[0].train == TrainConfig(seed=0, iterations=20, eval_every=20, eval_train=False)  # presets.tiny
     assert experiments[0].prune == PruneConfig(criterion="large_final", rounds=1)
     assert experiments[0].schedule == "tiny"
 
@@ -43,12 +43,12 @@ def test_a_grid_expands_to_every_combination_in_axis_order():
 def test_schedules_are_presets_or_mappings_of_fields():
     quick, paper, custom = _grid(schedule=["quick", "paper", {"iterations": 7, "lr": 0.01}]).experiments()
     assert quick.train == TrainConfig(iterations=300, eval_every=50, eval_train=False)  # the fc record's quick
-    assert paper.train == TrainConfig()
+    assert paper.train == TrainConfig(eval_train=False)  # the paper's schedule; no reported number needs train eval
     assert custom.train == TrainConfig(iterations=7, lr=0.01) and custom.schedule == "iterations=7,lr=0.01"
     learn = Grid.from_dict({"kind": "learn-mask", "weights": ["init", "signed_constant"], "dwr": [True],
                             "schedule": ["tiny"]}).experiments()
     assert [(e.learn.weights, e.learn.dwr, e.learn.iterations) for e in learn] == \
-        [("init", True, 40), ("signed_constant", True, 40)]
+        [("init", True, 10), ("signed_constant", True, 10)]
 
 
 def test_fixed_values_reach_every_experiment():

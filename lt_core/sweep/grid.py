@@ -31,12 +31,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Dict, List, Optional, Tuple
 
+from .. import presets
 from ..archs import get_arch
 from ..config import ConfigError, DataConfig, ModelConfig, PruneConfig, TrainConfig
 from ..supermask import LearnConfig, SupermaskConfig, parse_powers
 
 KINDS = ("lottery", "supermask", "learn-mask")
-PRESETS = ("tiny", "quick", "paper")
+PRESETS = tuple(presets.PRESETS)  # tiny, quick, paper
 # the axes of each kind, in the order the experiments are expanded; each maps to (config, field)
 AXES: Dict[str, Dict[str, Tuple[str, str]]] = {
     "lottery": {"archs": ("model", "arch"), "seeds": ("train", "seed"), "schedule": ("train", ""),
@@ -93,20 +94,14 @@ class Experiment:
 
 
 def schedule_fields(schedule: str, arch: str, kind: str) -> dict:
-    """The ``TrainConfig`` fields (``LearnConfig`` for learn-mask) of preset ``schedule`` for ``arch``.
-
-    ``tiny``: a few dozen iterations (tests, smoke runs); ``quick``: the architecture record's quick
-    schedule (the dashboard's); ``paper``: the paper's schedule, i.e. the configs' defaults.
-    """
+    """The ``TrainConfig`` fields (``LearnConfig`` for learn-mask) of preset ``schedule`` for ``arch``:
+    the reproduction presets of :mod:`lt_core.presets`, so a preset name means the same runs (the same
+    store entries) in a sweep, the notebooks and ``reproduce``."""
     check_value("schedule", schedule, PRESETS)
-    learned = kind == "learn-mask"
-    if schedule == "tiny":
-        return {"iterations": 40, "eval_every": 20} if learned else \
-            {"iterations": 40, "eval_every": 20, "eval_train": False}
-    if schedule == "quick":
-        record = get_arch(arch).quick
-        return record.learn_fields() if learned else record.train_fields()
-    return {}
+    preset, record = presets.get_preset(schedule), get_arch(arch)
+    if kind == "learn-mask":
+        return dict(preset.learn_fields(record))
+    return {"eval_train": False, **preset.train_fields(record)}
 
 
 def check_value(name: str, value, allowed) -> None:
