@@ -98,6 +98,10 @@ def _common(p: argparse.ArgumentParser) -> None:
     g.add_argument("--eval-every", type=int, default=None, help="evaluate every N iterations (default 100)")
     g.add_argument("--no-train-eval", action="store_true",
                    help="skip the training-set evaluation at each evaluation point (faster)")
+    g.add_argument("--eval-test", choices=("every", "best"), default=None,
+                   help="where to evaluate the test split: every evaluation point (default), or only where a "
+                        "run's validation loss reaches a new minimum and at the end (faster; the same early-stop "
+                        "and final test accuracies)")
     g.add_argument("--config", default=None, help="JSON file with data/model/train/prune sections; "
                    "options given on the command line override it")
 
@@ -226,7 +230,8 @@ def _configs(args) -> dict:
                                download=False if args.no_download else None))
     model = model.replace(**_given(arch=args.arch))
     train_changes = _given(seed=args.seed, lr=args.lr, batch_size=args.batch_size, eval_every=args.eval_every,
-                         device=args.device, eval_train=False if args.no_train_eval else None)
+                         device=args.device, eval_train=False if args.no_train_eval else None,
+                         eval_test=args.eval_test)
     if args.epochs is not None:
         train_changes.update(epochs=args.epochs, iterations=None)
     if args.iterations is not None:

@@ -30,6 +30,7 @@ from .errors import ConfigError
 from .policies import MASK0_POLICIES, MASK1_POLICIES
 
 DEVICES = ("auto", "cpu", "cuda")
+EVAL_TEST = ("every", "best")  # where the test split is evaluated (TrainConfig.eval_test)
 
 
 def no_hash(default: Any) -> Any:
@@ -190,6 +191,13 @@ class TrainConfig(Config):
     Conv2 2e-4 / 27, Conv4 3e-4 / 34, Conv6 3e-4 / 40). ``iterations`` replaces ``epochs`` for quick
     runs (at most one of the two may be set). ``seed`` seeds every random choice of the run: the
     initialisation, the data order, mask tie-breaks and the mask policies.
+
+    ``eval_test`` says where the test split is evaluated: ``"every"`` evaluation point (the test
+    curve), or ``"best"``: only where a run's validation loss reaches a new minimum (strictly below
+    every earlier point, so the first point too) and at the end. The early-stop test accuracy (test
+    accuracy at the first point of minimum validation loss) and the final test accuracy are the
+    same either way; only the test curve between those points is left out. It changes no weight,
+    so it is not part of the run's identity.
     """
 
     seed: int = 0
@@ -199,6 +207,7 @@ class TrainConfig(Config):
     iterations: Optional[int] = None
     eval_every: int = 100
     eval_train: bool = True
+    eval_test: str = no_hash("every")
     device: str = no_hash("auto")
 
     def validate(self) -> None:
@@ -208,6 +217,7 @@ class TrainConfig(Config):
         check_range("TrainConfig", "batch_size", self.batch_size, 1, 100000, integer=True)
         check_length("TrainConfig", self.epochs, self.iterations)
         check_range("TrainConfig", "eval_every", self.eval_every, 1, 10**9, integer=True)
+        check_choice("TrainConfig", "eval_test", self.eval_test, EVAL_TEST)
         check_choice("TrainConfig", "device", self.device, DEVICES)
 
 

@@ -106,7 +106,8 @@ class _Context:
     def train_stack(self, checkpoint: Path, k: int, specs: List[RunSpec]):
         trainer = Trainer(self.arch, self.dataset, specs, lr=self.lr, batch_size=self.train_cfg.batch_size,
                           iterations=self.iterations, eval_every=self.train_cfg.eval_every,
-                          eval_train=self.train_cfg.eval_train, round_index=k, on_event=self.on_event,
+                          eval_train=self.train_cfg.eval_train, eval_test=self.train_cfg.eval_test,
+                          round_index=k, on_event=self.on_event,
                           stop=self.stop, checkpoint=checkpoint, progress=self.progress)
         return trainer.run()
 

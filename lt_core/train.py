@@ -9,7 +9,9 @@ update, which differs from TF's only in where eps enters), batch 60 drawn from a
 permutation with the last partial batch dropped (:mod:`lt_core.batches`), a fresh optimiser per
 call, evaluation of the full train / val / test splits at iteration 0, every ``eval_every``
 iterations and at the end, and the early-stop accuracy = test accuracy at the evaluation point of
-minimum validation loss. The weights kept for mask computation are those at the end of training.
+minimum validation loss. The training split can be left out (``eval_train``) and the test split
+evaluated only where a run's validation loss reaches a new minimum and at the end
+(``eval_test="best"``): neither changes the early-stop or final test accuracy. The weights kept for mask computation are those at the end of training.
 
 How a step and an evaluation are computed is the backend's business (:mod:`lt_core.backends`,
 one chosen per stack); the whole dataset lives on the device and nothing synchronises with the
@@ -33,7 +35,6 @@ from .archs import Arch
 from .store import atomic_torch_save, torch_load
 
 Tensor = torch.Tensor
-SPLITS = ("train", "val", "test")
 
 
 @dataclass
@@ -115,7 +116,9 @@ class StepLoop:
                 if it % self.eval_every == 0 or it == self.iterations:
                     self.evaluate_point(it)
                     if bar is not None:
-                        bar.set_postfix(test_acc=f"{self.evals[0][-1]['test_acc']:.4f}", refresh=False)
+                        last = self.evals[0][-1]
+                        if "test_acc" in last:
+                            bar.set_postfix(test_acc=f"{last['test_acc']:.4f}", refresh=False)
                     if self.checkpoint is not None and time.monotonic() - last_ckpt > self.checkpoint_seconds:
                         self._save_checkpoint(it)
                         last_ckpt = time.monotonic()
@@ -136,7 +139,8 @@ class Trainer(StepLoop):
     """
 
     def __init__(self, arch: Arch, data: Dataset, runs: List[RunSpec], *, lr: float, batch_size: int,
-                 iterations: int, eval_every: int = 100, eval_train: bool = True, round_index: int = 0,
+                 iterations: int, eval_every: int = 100, eval_train: bool = True, eval_test: str = "every",
+                 round_index: int = 0,
                  on_event: Optional[EventCallback] = None, stop: Optional[StopToken] = None,
                  checkpoint: Optional[Path] = None, checkpoint_seconds: float = 120.0,
                  progress: bool = False, backend: Optional[str] = None) -> None:
@@ -144,6 +148,9 @@ class Trainer(StepLoop):
             raise ValueError("Trainer: no runs to train")
         self.arch, self.runs, self.iterations = arch, runs, iterations
         self.eval_every, self.eval_train, self.round = eval_every, eval_train, round_index
+        if eval_test not in ("every", "best"):
+            raise ValueError(f"Trainer: eval_test {eval_test!r}; allowed: every, best")
+        self.eval_test = eval_test
         self.on_event, self.stop = on_event, stop
         self.checkpoint, self.checkpoint_seconds, self.progress = checkpoint, checkpoint_seconds, progress
         self.backend = choose_backend(arch, data.train.x.device, backend)(arch, data, runs, lr)
@@ -163,17 +170,30 @@ class Trainer(StepLoop):
         """One training step of every run, on batch ``it`` of each run's data order."""
         self.steps(it, 1)
 
+    def test_runs(self, it: int, val_loss: List[float]) -> List[int]:
+        """The runs whose test accuracy point ``it`` records: all of them, or with
+        ``eval_test="best"`` those whose validation loss is below every earlier point's, and all at
+        the end. The first point of minimum validation loss is always among them."""
+        if self.eval_test == "every" or it >= self.iterations:
+            return list(range(len(self.runs)))
+        return [i for i, evals in enumerate(self.evals) if all(val_loss[i] < e["val_loss"] for e in evals)]
+
     def evaluate_point(self, it: int) -> None:
-        results = {split: tuple(t.tolist() for t in self.backend.evaluate(split))
-                   for split in SPLITS if split != "train" or self.eval_train}
+        everyone = list(range(len(self.runs)))
+        results = {split: (everyone, *(t.tolist() for t in self.backend.evaluate(split)))
+                   for split in ("train", "val") if split != "train" or self.eval_train}
+        test = self.test_runs(it, results["val"][1])
+        if test:
+            results["test"] = (test, *(t.tolist() for t in self.backend.evaluate("test", runs=test)))
+        records = [{"iteration": it} for _ in self.runs]
+        for split, (which, loss, acc) in results.items():  # keys in split order: train, val, test
+            for j, i in enumerate(which):
+                records[i][f"{split}_loss"] = loss[j]
+                records[i][f"{split}_acc"] = acc[j]
         for i, run in enumerate(self.runs):
-            record = {"iteration": it}
-            for split, (loss, acc) in results.items():
-                record[f"{split}_loss"] = loss[i]
-                record[f"{split}_acc"] = acc[i]
-            self.evals[i].append(record)
+            self.evals[i].append(records[i])
             emit(self.on_event, event="eval", run=run.label, round=self.round, iterations=self.iterations,
-                 **record)
+                 **records[i])
 
     def _save_checkpoint(self, it: int) -> None:
         if self.checkpoint is not None:

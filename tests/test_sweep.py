@@ -35,15 +35,17 @@ def test_a_grid_expands_to_every_combination_in_axis_order():
     assert len(experiments) == 2 * 2 * 2
     assert [(e.train.seed, e.prune.criterion, e.prune.rounds) for e in experiments[:4]] == \
         [(0, "large_final", 1), (0, "large_final", 2), (0, "random", 1), (0, "random", 2)]
-    assert experiments[0].train == TrainConfig(seed=0, iterations=20, eval_every=20, eval_train=False)  # presets.tiny
+    assert experiments[0].train == TrainConfig(seed=0, iterations=20, eval_every=20, eval_train=False,
+                                               eval_test="best")  # presets.tiny
     assert experiments[0].prune == PruneConfig(criterion="large_final", rounds=1)
     assert experiments[0].schedule == "tiny"
 
 
 def test_schedules_are_presets_or_mappings_of_fields():
     quick, paper, custom = _grid(schedule=["quick", "paper", {"iterations": 7, "lr": 0.01}]).experiments()
-    assert quick.train == TrainConfig(iterations=300, eval_every=50, eval_train=False)  # the fc record's quick
-    assert paper.train == TrainConfig(eval_train=False)  # the paper's schedule; no reported number needs train eval
+    # the fc record's quick, and the paper's schedule; no reported number needs train eval or every test point
+    assert quick.train == TrainConfig(iterations=300, eval_every=50, eval_train=False, eval_test="best")
+    assert paper.train == TrainConfig(eval_train=False, eval_test="best")
     assert custom.train == TrainConfig(iterations=7, lr=0.01) and custom.schedule == "iterations=7,lr=0.01"
     learn = Grid.from_dict({"kind": "learn-mask", "weights": ["init", "signed_constant"], "dwr": [True],
                             "schedule": ["tiny"]}).experiments()

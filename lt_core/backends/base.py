@@ -137,10 +137,18 @@ class Backend(ABC):
         ``(K, *layer.shape)``, inputs in the split's order), computed as this backend computes;
         ``batch``: images per batch (default :func:`lt_core.devices.eval_batch_size`)."""
 
-    def evaluate(self, split: str) -> Tuple[Tensor, Tensor]:
-        """Mean cross-entropy and accuracy (float64 (K,)) of the stack on split ``split``."""
-        return self.evaluate_weights(self.arch, {n: t.detach() for n, t in self.w.items()},
-                                     {n: t.detach() for n, t in self.b.items()}, self.data.splits[split])
+    def evaluate(self, split: str, runs: Optional[Sequence[int]] = None) -> Tuple[Tensor, Tensor]:
+        """Mean cross-entropy and accuracy (float64 (K,)) of the stack on split ``split``; with
+        ``runs``, of those runs only (in that order), each with the numbers it gets in the stack."""
+        w, b = self.chosen(runs)
+        return self.evaluate_weights(self.arch, w, b, self.data.splits[split])
+
+    def chosen(self, runs: Optional[Sequence[int]] = None) -> Tuple[Dict[str, Tensor], Dict[str, Tensor]]:
+        """The stacked weights and biases (detached) of ``runs`` (all: None)."""
+        def pick(t: Tensor) -> Tensor:
+            t = t.detach()
+            return t if runs is None or list(runs) == list(range(t.shape[0])) else t[list(runs)]
+        return {n: pick(t) for n, t in self.w.items()}, {n: pick(t) for n, t in self.b.items()}
 
     def final(self, i: int) -> Tuple[Dict[str, Tensor], Dict[str, Tensor]]:
         """Run ``i``'s weights (``w * mask + frozen``) and biases now, canonical CPU copies."""

@@ -72,8 +72,9 @@ class CpuKernelBackend(DenseFcBackend):
         self.opt.t += n  # the kernel steps the optimiser's tensors
         self.fc_stack.train_steps(x.reshape(*x.shape[:-3], -1), y, adam, self.threads)
 
-    def evaluate(self, split: str):
-        return self.evaluate_weights(self.arch, self.w, self.b, self.data.splits[split])
+    def evaluate(self, split: str, runs=None):
+        w, b = self.chosen(runs)
+        return self.evaluate_weights(self.arch, w, b, self.data.splits[split])
 
     @staticmethod
     def evaluate_weights(arch: Arch, weights: Dict[str, Tensor], biases: Dict[str, Tensor], split: Split,

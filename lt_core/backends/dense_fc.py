@@ -152,9 +152,10 @@ class DenseFcBackend(Backend):
             # layer's narrowed gradient as it is)
             self.opt.step([grads_w[name] for name in self.w] + [grads_b[name] for name in self.b])
 
-    def evaluate(self, split: str):
+    def evaluate(self, split: str, runs=None):
         widths = self.inputs.widths(split, eval_batch_size(self.arch, self.device))
-        return self.evaluate_weights(self.arch, self.w, self.b, self.data.splits[split], widths=widths)
+        w, b = self.chosen(runs)
+        return self.evaluate_weights(self.arch, w, b, self.data.splits[split], widths=widths)
 
     @staticmethod
     def evaluate_weights(arch: Arch, weights: Dict[str, Tensor], biases: Dict[str, Tensor], split: Split,

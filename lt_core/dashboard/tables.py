@@ -36,7 +36,7 @@ def plot_tables(snapshot: dict) -> Dict[str, List[dict]]:
         if s.kind in ("dense", "lottery", "oneshot") and r is not None:
             # a one-shot run's curve is its dense network's training: one line with the dense runs'
             line = dict(base, line="dense (round 0)", hue="dense") if s.kind == "oneshot" and not s.overlay else base
-            for p in s.curves.get(r, []):
+            for p in (p for p in s.curves.get(r, []) if "test_acc" in p):  # points with a test accuracy
                 tables["curve"].append({**line, "round": r, "iteration": p["iteration"], "test_acc": 100 * p["test_acc"]})
         if s.kind == "lottery" or (s.kind == "dense" and s.overlay):
             for k in sorted(s.rounds):

@@ -101,7 +101,7 @@ def schedule_fields(schedule: str, arch: str, kind: str) -> dict:
     preset, record = presets.get_preset(schedule), get_arch(arch)
     if kind == "learn-mask":
         return dict(preset.learn_fields(record))
-    return {"eval_train": False, **preset.train_fields(record)}
+    return {"eval_train": False, "eval_test": "best", **preset.train_fields(record)}
 
 
 def check_value(name: str, value, allowed) -> None:
