@@ -1,16 +1,20 @@
 """What a user waits for: a paper figure and the learned-mask Table 1 row, extrapolated from slices
 timed in one process against the plain PyTorch way.
 
-    python benchmarks/figure_time.py [--quick] [--rounds R] [--steps N] [--learn-steps M]
+    python benchmarks/figure_time.py [--quick] [--rounds R] [--steps N] [--learn-steps M] [--test-points T]
 
-(1) Figure: a slice of one round of the RQ1 figure -- 11 stacked FC 300-100-10 runs (the nine
-    criteria and same/diff sign; random masks at 0.8^8 / 0.9^8 kept, the mean kept fraction of the
-    figure's 24 rounds), batch 60, Adam, with the default evaluation (train, validation and test
-    splits every 100 steps). Training steps and evaluation points are timed apart and extrapolated
-    to 24 rounds x (50,380 steps + 505 evaluation points).
+(1) Figure: the RQ1 figure at the paper's schedule -- the dense round 0 (one run), then 24 pruning
+    rounds of 11 stacked FC 300-100-10 runs (the nine criteria and same/diff sign), batch 60, Adam,
+    50,380 steps and 505 evaluation points a round. A training step's cost follows the weights a
+    round keeps, so slices are timed at sample rounds k (random masks keeping 0.8^k of the hidden
+    layers' weights, 0.9^k of the output layer's) and the rounds between are interpolated. The
+    evaluation is the reproduction presets' (``eval_train=False, eval_test="best"``): the validation
+    split at every point, the test split only where a run's validation loss reaches a new minimum
+    and at the end -- T points per run and round (``--test-points``; default measured, see
+    TEST_POINTS) -- everything the figure, Table 1 and the dashboard's early-stop numbers need.
     The plain way: one ``nn.Module`` per run, Adam, the pruned gradients zeroed after backward, a
-    shuffled ``DataLoader`` over torchvision's MNIST with ``ToTensor``, evaluation of the three
-    splits in batches of 1,000 under ``no_grad``; the 11 runs one after another.
+    shuffled ``DataLoader`` over torchvision's MNIST with ``ToTensor``, evaluation of the validation
+    and test splits at every point in batches of 1,000 under ``no_grad``; the runs one after another.
 (2) Learned masks: a slice of the Table 1 MNIST FC row -- four variants (initial weights, signed
     constants, each with and without DWR) trained as one stack by :class:`MaskLearner` (batch
     250, SGD momentum 0.9, a Bernoulli sample of every weight each step), extrapolated to 2000
@@ -53,9 +57,14 @@ from lt_core.supermask import LearnConfig  # noqa: E402
 from lt_core.supermask.learned import MaskLearner  # noqa: E402
 from lt_core.train import Trainer  # noqa: E402
 
-FIGURE_RUNS, FIGURE_ROUNDS, MEAN_ROUND = 11, 24, 8
+FIGURE_RUNS, FIGURE_ROUNDS = 11, 24
+SAMPLE_ROUNDS, QUICK_SAMPLE_ROUNDS = (1, 4, 8, 12, 16, 20, 24), (1, 8, 16, 24)
 STEPS, EVAL_EVERY, BATCH, LR = 50_380, 100, 60, 1.2e-3  # 55 epochs of 916 batches of 60
 EVAL_POINTS = STEPS // EVAL_EVERY + 2  # iteration 0, every 100, and the end
+# Test-split evaluations per run and round under eval_test="best" (new validation minima and the
+# end), measured on a whole paper-schedule round of 11 stacked runs at k = 8 (one seed):
+# `python benchmarks/figure_time.py --count-test-points 8`.
+TEST_POINTS = 40.0
 LEARN_EPOCHS, LEARN_SPE, LEARN_BATCH = 2000, 220, 250
 VARIANTS = [LearnConfig(weights=w, dwr=d) for w in ("init", "signed_constant") for d in (False, True)]
 
@@ -66,22 +75,24 @@ def timed(fn) -> float:
     return time.perf_counter() - t0
 
 
-def figure_masks(arch, i: int):
+def figure_masks(arch, i: int, k: int):
+    """Run i's random mask of pruning round k: 0.8^k of the hidden layers' weights kept, 0.9^k of the output's."""
     gen = torch.Generator().manual_seed(100 + i)
-    keep = {l.name: (0.9 if l.name == arch.layers[-1].name else 0.8) ** MEAN_ROUND for l in arch.layers}
+    keep = {l.name: (0.9 if l.name == arch.layers[-1].name else 0.8) ** k for l in arch.layers}
     return {l.name: (torch.rand(l.shape, generator=gen) < keep[l.name]).float() for l in arch.layers}
 
 
 # -- the figure round -----------------------------------------------------------------------------
 
 class LtFigure:
-    """lt_core's training loop over the 11-run stack: steps and evaluation points."""
+    """lt_core's training loop over a stack of ``runs`` runs at round ``k``: steps and evaluation."""
 
-    def __init__(self, data) -> None:
+    def __init__(self, data, k: int, runs: int = FIGURE_RUNS, iterations: int = STEPS) -> None:
         arch = get_arch("fc")
-        runs = [RunSpec(f"run{i}", init_weights(arch, i), zero_biases(arch), figure_masks(arch, i), seed=0)
-                for i in range(FIGURE_RUNS)]
-        self.trainer = Trainer(arch, data, runs, lr=LR, batch_size=BATCH, iterations=STEPS, eval_every=EVAL_EVERY)
+        specs = [RunSpec(f"run{i}", init_weights(arch, i), zero_biases(arch), figure_masks(arch, i, k), seed=0)
+                 for i in range(runs)]
+        self.trainer = Trainer(arch, data, specs, lr=LR, batch_size=BATCH, iterations=iterations,
+                               eval_every=EVAL_EVERY, eval_train=False, eval_test="best")
         self.it = 0
 
     def steps(self, n: int) -> None:
@@ -91,8 +102,19 @@ class LtFigure:
             self.trainer.steps(self.it, k)
             self.it += k
 
-    def evaluate(self) -> None:
-        self.trainer.evaluate_point(self.it)
+    def evaluate(self, split: str) -> None:
+        self.trainer.backend.evaluate(split)
+
+
+def count_test_points(data, k: int) -> None:
+    """Train one whole paper-schedule round of the 11-run stack at round k and count the points
+    where each run's test split was evaluated (what TEST_POINTS holds)."""
+    lt = LtFigure(data, k)
+    t0 = time.perf_counter()
+    results = lt.trainer.run()
+    counts = [sum("test_acc" in e for e in r.evals) for r in results]
+    print(f"round k={k}: {time.perf_counter() - t0:.0f} s wall; test points per run {counts}, "
+          f"mean {statistics.mean(counts):.1f} of {len(results[0].evals)} evaluation points")
 
 
 class PlainFigure:
@@ -106,13 +128,13 @@ class PlainFigure:
                                                   generator=torch.Generator().manual_seed(0))
         self.batches = iter(self.loader)
         arch = get_arch("fc")
-        self.splits = [data.train, data.val, data.test]
+        self.splits = [data.val, data.test]
         self.models, self.masks, self.opts = [], [], []
         for i in range(FIGURE_RUNS):
             torch.manual_seed(i)
             model = nn.Sequential(nn.Flatten(), nn.Linear(784, 300), nn.ReLU(), nn.Linear(300, 100), nn.ReLU(),
                                   nn.Linear(100, 10))
-            masks = list(figure_masks(arch, i).values())
+            masks = list(figure_masks(arch, i, 8).values())
             with torch.no_grad():
                 for lin, m in zip([model[1], model[3], model[5]], masks):
                     lin.weight.mul_(m)
@@ -231,13 +253,28 @@ def spread(lt, plain) -> str:
     return f"ratio per round {ratios[0]:.2f}..{ratios[-1]:.2f}"
 
 
+def interpolate(samples: dict, k: int) -> float:
+    """A round's time at k, linear between the sampled rounds around it."""
+    ks = sorted(samples)
+    if k <= ks[0]:
+        return samples[ks[0]]
+    for lo, hi in zip(ks, ks[1:]):
+        if k <= hi:
+            return samples[lo] + (samples[hi] - samples[lo]) * (k - lo) / (hi - lo)
+    return samples[ks[-1]]
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--quick", action="store_true", help="shorter slices, fewer rounds (~2 min)")
+    parser.add_argument("--quick", action="store_true", help="shorter slices, fewer rounds and sample rounds")
     parser.add_argument("--rounds", type=int, default=None, help="timing rounds (default 3, quick 2)")
     parser.add_argument("--steps", type=int, default=None, help="figure steps per round (default 200, quick 60)")
     parser.add_argument("--learn-steps", type=int, default=None,
                         help="learned-mask steps per round (default 44, quick 12)")
+    parser.add_argument("--test-points", type=float, default=TEST_POINTS,
+                        help=f"test-split evaluations per run and round (default {TEST_POINTS}, measured)")
+    parser.add_argument("--count-test-points", type=int, default=None, metavar="K",
+                        help="instead: train one whole round at k = K and count them (minutes)")
     args = parser.parse_args()
     rounds = args.rounds or (2 if args.quick else 3)
     steps = args.steps or (60 if args.quick else 200)
@@ -246,38 +283,57 @@ def main() -> int:
     os.environ.setdefault("LT_DATA_DIR", str(REPO.parent / "shared" / "datasets"))
     torch.manual_seed(0)
     data = load_dataset("mnist", device="cpu")
+    if args.count_test_points is not None:
+        count_test_points(data, args.count_test_points)
+        return 0
     print(f"cpu, {torch.get_num_threads()} threads, torch {torch.__version__}; load average "
           f"{os.getloadavg()[0]:.1f} (timings share the cores with whatever else runs)")
 
-    # (1) figure round
-    lt, tmp = LtFigure(data), tempfile.TemporaryDirectory()
+    # (1) the figure: the plain way once (its cost does not follow the mask), lt_core at sample rounds
+    tmp = tempfile.TemporaryDirectory()
     plain = PlainFigure(torchvision_root(Path(tmp.name)), data)
-    lt.steps(20)
-    lt.evaluate()
     plain.steps(3, 1)
     plain.evaluate(1)
-    t_steps = rounds_of(rounds, {"lt": lambda: lt.steps(steps), "plain": lambda: plain.steps(plain_steps, 1)})
-    t_eval = rounds_of(rounds, {"lt": lt.evaluate, "plain": lambda: plain.evaluate(1)})
-    lt_step = statistics.median(t_steps["lt"]) / steps  # one step of the whole stack
-    plain_step = statistics.median(t_steps["plain"]) / plain_steps * FIGURE_RUNS
-    lt_eval, plain_eval = statistics.median(t_eval["lt"]), statistics.median(t_eval["plain"]) * FIGURE_RUNS
-    lt_round = STEPS * lt_step + EVAL_POINTS * lt_eval
-    plain_round = STEPS * plain_step + EVAL_POINTS * plain_eval
+    samples = QUICK_SAMPLE_ROUNDS if args.quick else SAMPLE_ROUNDS
+    lt_round, lt_parts, plain_times = {}, {}, {"step": [], "eval": []}
+    print(f"\n(1) figure: {FIGURE_RUNS} stacked FC runs a round, {STEPS} steps + {EVAL_POINTS} evaluation points "
+          f"(validation at each, test at {args.test_points:g} a run)")
+    print(f"{'round k (kept hidden %)':<26}{'step ms':>9}{'plain':>9}{'x':>7}{'eval s':>9}{'plain':>9}{'x':>7}"
+          f"{'round min':>11}{'plain':>9}")
+    for k in (0,) + tuple(samples):
+        runs = 1 if k == 0 else FIGURE_RUNS  # round 0: the one dense run all criteria share
+        lt = LtFigure(data, k, runs)
+        lt.steps(20)
+        lt.evaluate("val")
+        t = rounds_of(rounds, {"lt": lambda: lt.steps(steps), "plain": lambda: plain.steps(plain_steps, 1)})
+        e = rounds_of(rounds, {"val": lambda: lt.evaluate("val"), "test": lambda: lt.evaluate("test"),
+                               "plain": lambda: plain.evaluate(1)})
+        step, val, test = (statistics.median(x) for x in (t["lt"], e["val"], e["test"]))
+        step /= steps
+        plain_times["step"] += [x / plain_steps for x in t["plain"]]
+        plain_times["eval"] += e["plain"]
+        p_step = statistics.median(t["plain"]) / plain_steps * runs
+        p_eval = statistics.median(e["plain"]) * runs
+        evals = EVAL_POINTS * val + args.test_points * test  # the test split's cost is per run evaluated
+        lt_round[k] = STEPS * step + evals
+        lt_parts[k] = (STEPS * step, evals)
+        p_round = STEPS * p_step + EVAL_POINTS * p_eval
+        print(f"{k:>3} ({100 * 0.8 ** k:5.1f}%){'':<13}{1e3 * step:>9.2f}{1e3 * p_step:>9.1f}{p_step / step:>7.1f}"
+              f"{EVAL_POINTS * val + args.test_points * test:>9.1f}{EVAL_POINTS * p_eval:>9.1f}"
+              f"{EVAL_POINTS * p_eval / evals:>7.1f}{lt_round[k] / 60:>11.2f}{p_round / 60:>9.1f}")
+        del lt
     del plain
     tmp.cleanup()
-    print(f"\n(1) figure round: {FIGURE_RUNS} stacked FC runs, {STEPS} steps + {EVAL_POINTS} evaluation points "
-          f"(backend {lt.trainer.backend.name})")
-    print(f"{'':<28}{'lt_core':>12}{'plain':>12}{'x plain':>9}")
-    print(f"{'step of 11 runs (ms)':<28}{1e3 * lt_step:>12.2f}{1e3 * plain_step:>12.2f}{plain_step / lt_step:>9.2f}"
-          f"   ({spread([t / steps for t in t_steps['lt']], [t / plain_steps * FIGURE_RUNS for t in t_steps['plain']])})")
-    print(f"{'evaluation point (s)':<28}{lt_eval:>12.3f}{plain_eval:>12.3f}{plain_eval / lt_eval:>9.2f}"
-          f"   ({spread(t_eval['lt'], [t * FIGURE_RUNS for t in t_eval['plain']])})")
-    print(f"{'round (min)':<28}{lt_round / 60:>12.2f}{plain_round / 60:>12.2f}{plain_round / lt_round:>9.2f}"
-          f"   (steps {100 * STEPS * lt_step / lt_round:.0f}% / evaluation "
-          f"{100 * EVAL_POINTS * lt_eval / lt_round:.0f}% of lt_core's)")
-    figure_min = FIGURE_ROUNDS * lt_round / 60
-    print(f"{'figure, 24 rounds (min)':<28}{figure_min:>12.1f}{FIGURE_ROUNDS * plain_round / 60:>12.1f}")
-    del lt
+    pruned = [interpolate({k: v for k, v in lt_round.items() if k > 0}, k) for k in range(1, FIGURE_ROUNDS + 1)]
+    figure_min = (lt_round[0] + sum(pruned)) / 60
+    p_step = statistics.median(plain_times["step"]) * FIGURE_RUNS
+    p_eval = statistics.median(plain_times["eval"]) * FIGURE_RUNS
+    plain_round = STEPS * p_step + EVAL_POINTS * p_eval
+    plain_min = (plain_round / FIGURE_RUNS + FIGURE_ROUNDS * plain_round) / 60
+    steps_share = sum(interpolate({k: v[0] for k, v in lt_parts.items() if k > 0}, k)
+                      for k in range(1, FIGURE_ROUNDS + 1)) / sum(pruned)
+    print(f"figure, round 0 + {FIGURE_ROUNDS} rounds (min): lt_core {figure_min:.1f} (steps {100 * steps_share:.0f}% / "
+          f"evaluation {100 - 100 * steps_share:.0f}%), plain {plain_min:.1f}, x plain {plain_min / figure_min:.1f}")
 
     # (2) learned masks
     lt, plain = LtLearned(data), PlainLearned(data)

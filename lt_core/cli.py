@@ -20,8 +20,6 @@ and a checkpoint of the current one are kept, and the same command resumes.
 from __future__ import annotations
 
 import argparse
-import importlib
-import importlib.util
 import json
 import signal
 import sys
@@ -33,6 +31,7 @@ from . import archs, criteria, data as data_mod, policies
 from .config import ConfigError, DataConfig, ModelConfig, PruneConfig, TrainConfig, load_json
 from .errors import SweepError
 from .events import RunStopped, StopToken
+from .plugins import load_plugin, portable
 from .presets import PRESETS
 from .reproduce import NOTEBOOKS, ReproduceError
 from .store import StoreError
@@ -63,28 +62,6 @@ def _plugin_option(p: argparse.ArgumentParser) -> None:
     p.add_argument("--plugin", action="append", default=[], metavar="MODULE",
                    help="import MODULE (a module name or a .py file) first, so the architectures, criteria and "
                         "policies it registers can be chosen; repeatable")
-
-
-def load_plugin(spec: str) -> None:
-    """Import ``spec``: a path to a ``.py`` file (loaded as a module named after the file) or a module name."""
-    path = Path(spec)
-    if spec.endswith(".py") or path.is_file():
-        if not path.is_file():
-            raise FileNotFoundError(f"--plugin: no file {spec!r}")
-        name = path.stem
-        loaded = sys.modules.get(name)
-        if loaded is not None and Path(getattr(loaded, "__file__", "") or "").resolve() == path.resolve():
-            return
-        module_spec = importlib.util.spec_from_file_location(name, path)
-        module = importlib.util.module_from_spec(module_spec)
-        sys.modules[name] = module
-        try:
-            module_spec.loader.exec_module(module)
-        except BaseException:
-            del sys.modules[name]
-            raise
-        return
-    importlib.import_module(spec)
 
 
 def _common(p: argparse.ArgumentParser) -> None:
@@ -314,7 +291,7 @@ def _run(args, stop: StopToken) -> dict:
                             seeds=as_list("seeds", args.seeds, int) if args.seeds else None,
                             archs=as_list("archs", args.archs) if args.archs else None, device=args.device,
                             out=args.out, results_dir=args.results_dir, data_dir=args.data_dir,
-                            scheduler=args.scheduler, progress=not args.quiet)
+                            scheduler=args.scheduler, plugins=portable(args.plugin), progress=not args.quiet)
         report = Path(args.out) / "report" / "index.md"
         print(f"report: {report}", file=sys.stderr)
         return {"report": str(report), "notebooks": [t.__dict__ for t in timings]}

@@ -2,7 +2,8 @@
 
 Every research-question notebook (and Table 1) has one cell tagged ``parameters`` with these names:
 ``preset``, ``archs``, ``seeds``, ``criteria``, ``mask1``, ``mask0``, ``rounds``, ``device``,
-``data_dir``, ``results_dir``, ``report_dir`` and ``scheduler``. papermill passes list parameters
+``data_dir``, ``results_dir``, ``report_dir``, ``scheduler`` and ``plugins`` (modules or ``.py`` files
+that register architectures, criteria or policies, loaded first so that their names are accepted). papermill passes list parameters
 as lists with ``-y``/``-f`` (YAML) but as strings with ``-p seeds '[0, 1]'``; :func:`notebook_params`
 accepts a list, a YAML list written as a string (``'[0, 1]'``), a comma-separated string
 (``'0,1'``) or a single value, checks every name against the live registries, and fills ``None``
@@ -23,6 +24,7 @@ from .config import DEVICES
 from .criteria import CRITERIA
 from .errors import ConfigError
 from .policies import MASK0_POLICIES, MASK1_POLICIES
+from .plugins import load_plugin
 from .presets import Preset, get_preset
 from .store import results_root
 
@@ -89,8 +91,13 @@ def _names(name: str, value: Any, allowed: Sequence[str]) -> List[str]:
 def notebook_params(*, preset: str = "quick", archs: Any = ("fc",), seeds: Any = None, criteria: Any = ("large_final",),
                     mask1: Any = ("rewind",), mask0: Any = ("zero",), rounds: Any = None, device: str = "auto",
                     data_dir: Optional[str] = None, results_dir: Optional[str] = None, report_dir: str = "reports",
-                    scheduler: Optional[str] = None) -> NotebookParams:
+                    scheduler: Optional[str] = None, plugins: Any = ()) -> NotebookParams:
     """Check and normalise a notebook's parameters (see the module docstring); creates ``report_dir``."""
+    for spec in (as_list("plugins", plugins) if plugins else []):
+        try:
+            load_plugin(spec)
+        except Exception as exc:
+            raise ConfigError(f"parameter plugins: cannot load {spec!r} ({type(exc).__name__}: {exc})") from None
     chosen = get_preset(preset)
     seed_list = list(chosen.seeds) if seeds is None else as_list("seeds", seeds, int)
     for seed in seed_list:

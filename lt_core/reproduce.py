@@ -31,6 +31,7 @@ import lt_core
 
 from .errors import ConfigError
 from .experiments import PROGRESS_ENV
+from .plugins import portable
 from .presets import get_preset
 from .report import Timing, machine, write_index
 from .store import results_root
@@ -122,10 +123,12 @@ def _export_html(notebook: Path) -> Path:
 def reproduce(preset: str = "quick", *, only: Optional[Sequence[str]] = None, seeds: Optional[Sequence[int]] = None,
               archs: Optional[Sequence[str]] = None, device: str = "auto", out="reproduction",
               results_dir=None, data_dir: Optional[str] = None, scheduler: Optional[str] = None,
-              progress: bool = True) -> List[Timing]:
+              plugins: Sequence[str] = (), progress: bool = True) -> List[Timing]:
     """Execute the notebooks, export them and write the report under ``out``; see the module docstring.
 
-    ``seeds`` / ``archs`` (``None``: each notebook's own) reach every notebook. Returns one
+    ``seeds`` / ``archs`` (``None``: each notebook's own) reach every notebook, and so do ``plugins``
+    (module names or ``.py`` files, as ``--plugin``), which each notebook loads before it reads its
+    other parameters, so the names they register can be chosen (``archs=["my_net"]``). Returns one
     :class:`Timing` per notebook; a failing notebook raises :class:`ReproduceError`.
     """
     chosen = get_preset(preset)
@@ -142,6 +145,8 @@ def reproduce(preset: str = "quick", *, only: Optional[Sequence[str]] = None, se
         parameters["seeds"] = list(seeds)
     if archs is not None:
         parameters["archs"] = list(archs)
+    if plugins:
+        parameters["plugins"] = portable(plugins)
     progress_file = out / ".progress.jsonl"
     # the kernels import the lt_core this process runs, and report their progress to the file
     package_root = str(Path(lt_core.__file__).resolve().parents[1])

@@ -14,7 +14,7 @@ import torch
 import lt_core
 from lt_core import ConfigError, compute_masks
 from lt_core.archs import ARCHS
-from lt_core.cli import load_plugin
+from lt_core.plugins import load_plugin
 from lt_core.criteria import CRITERIA
 from lt_core.policies import MASK0_POLICIES, MASK1_POLICIES, apply_mask0, apply_mask1
 from lt_core.store import RunDir
@@ -177,3 +177,33 @@ def test_dashboard_offers_what_was_registered_before_it_is_built(plugin, tmp_pat
     assert "negated" in [value for _, value in controls.mask1.options]
     assert "freeze_final" in [value for _, value in controls.mask0.options]
     assert "freeze_final" in controls.mask0.tooltip
+
+
+def test_notebook_parameters_load_plugins_before_checking_names(tmp_path):
+    from lt_core.params import notebook_params
+
+    with pytest.raises(ConfigError, match="parameter archs: unknown value 'fc50'"):
+        notebook_params(preset="tiny", archs=["fc50"], report_dir=str(tmp_path / "r"))
+    with pytest.raises(ConfigError, match=r"parameter plugins: cannot load 'no_such_plugin_module' \(ModuleNotFound"):
+        notebook_params(preset="tiny", plugins=["no_such_plugin_module"], report_dir=str(tmp_path / "r"))
+    try:
+        p = notebook_params(preset="tiny", archs="fc50", criteria=["product_magnitude"], plugins=str(PLUGIN),
+                            report_dir=str(tmp_path / "r"))
+        assert p.archs == ["fc50"] and p.criteria == ["product_magnitude"]
+    finally:
+        module = sys.modules.pop("example_plugin", None)
+        for kind, names in (module.NAMES.items() if module else ()):
+            for name in names:
+                REGISTRIES[kind].remove(name)
+
+
+@needs_mnist
+def test_reproduce_hands_plugins_to_the_notebooks(tmp_path):
+    """``reproduce --plugin FILE --archs NAME``: every notebook loads the plugin, so its network is a valid arch."""
+    args = [sys.executable, "-m", "lt_core", "reproduce", "--preset", "tiny", "--only", "rq1", "--archs", "fc50",
+            "--plugin", os.path.relpath(PLUGIN, REPO), "--device", "cpu", "--quiet", "--out", str(tmp_path / "out"),
+            "--results-dir", str(tmp_path / "results")]
+    done = subprocess.run(args, capture_output=True, text=True, cwd=REPO, env=dict(os.environ), timeout=600)
+    assert done.returncode == 0, done.stderr[-2000:]
+    runs = [p.name for p in (tmp_path / "results").iterdir()]
+    assert any(name.startswith("lottery-fc50-") for name in runs), runs
