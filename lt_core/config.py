@@ -284,17 +284,24 @@ def save_json(path, configs: dict) -> None:
     atomic_write_text(path, json.dumps(configs_to_dict(configs), indent=2, sort_keys=True) + "\n")
 
 
+def read_text(path, what: str, kind: str) -> str:
+    """The text of the ``kind`` file (``"JSON"``, ``"YAML"``) at ``path``; a folder, a missing or
+    unreadable file is one :class:`ConfigError` line starting with ``what`` and naming the path."""
+    try:
+        with open(path, encoding="utf-8") as fh:
+            return fh.read()
+    except IsADirectoryError:
+        raise ConfigError(f"{what}: {path} is a directory; give a {kind} file") from None
+    except FileNotFoundError:
+        raise ConfigError(f"{what}: {path} does not exist") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{what}: {path} cannot be read ({exc})") from None
+
+
 def load_json(path) -> dict:
     """Configs from a JSON file; an unreadable or malformed file is a :class:`ConfigError` naming it."""
     try:
-        with open(path) as fh:
-            data = json.load(fh)
-    except IsADirectoryError:
-        raise ConfigError(f"config: {path} is a directory; give a JSON file") from None
-    except FileNotFoundError:
-        raise ConfigError(f"config: {path} does not exist") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"config: {path} cannot be read ({exc})") from None
+        data = json.loads(read_text(path, "config", "JSON"))
     except json.JSONDecodeError as exc:
         raise ConfigError(f"config: {path} is not valid JSON ({exc})") from None
     return configs_from_dict(data)

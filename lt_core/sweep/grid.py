@@ -33,7 +33,7 @@ from typing import Dict, List, Optional, Tuple
 
 from .. import presets
 from ..archs import get_arch
-from ..config import ConfigError, DataConfig, ModelConfig, PruneConfig, TrainConfig
+from ..config import ConfigError, DataConfig, ModelConfig, PruneConfig, TrainConfig, read_text
 from ..supermask import LearnConfig, SupermaskConfig, parse_powers
 
 KINDS = ("lottery", "supermask", "learn-mask")
@@ -239,13 +239,9 @@ def load_grid(path) -> Grid:
 
     path = Path(path)
     try:
-        body = yaml.safe_load(path.read_text())
-    except FileNotFoundError:
-        raise ConfigError(f"{path}: no such grid file") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"{path}: cannot be read ({exc})") from None
+        body = yaml.safe_load(read_text(path, "grid", "YAML"))
     except yaml.YAMLError as exc:
-        raise ConfigError(f"{path}: not valid YAML ({exc})") from None
+        raise ConfigError(f"grid: {path} is not valid YAML ({exc})") from None
     try:
         return Grid.from_dict(body)
     except ConfigError as exc:
