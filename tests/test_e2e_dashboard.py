@@ -234,10 +234,15 @@ def test_dashboard_as_a_researcher_uses_it(voila):
             assert len(chosen) == 2, labels
             page.locator(".lt-runs select").select_option(index=chosen)
             page.locator("button.lt-overlay").click()
-            page.wait_for_function(f"() => ({LABELS})('prune:').some(l => l.includes('stored [') && "
-                                   f"l.endsWith('(2 seeds)'))", timeout=60_000)
-            overlaid = [label for label in page.evaluate(LABELS, "prune:") if "stored [" in label]
-            assert len(overlaid) == 1 and overlaid[0].startswith("large_final rewind/zero · 300 it · stored ["), overlaid
+            deadline = time.monotonic() + 60
+            while True:
+                overlaid = [label for label in page.evaluate(LABELS, "prune:") if "stored [" in label]
+                if overlaid or time.monotonic() > deadline:
+                    break
+                time.sleep(0.2)
+            assert len(overlaid) == 1 and overlaid[0].startswith("large_final rewind/zero · 300 it · stored [") \
+                and overlaid[0].endswith(" (2 seeds)"), (overlaid, page.locator(".lt-compare-info").inner_text(),
+                                                          errors)
             page.locator("button.lt-clear").click()
             page.wait_for_function(f"() => !({LABELS})('prune:').some(l => l.includes('stored ['))", timeout=60_000)
 

@@ -215,6 +215,15 @@ XSRF_COOKIE_JS = """(function () {
 })();"""
 
 
+def plot_resources():
+    """The BokehJS the page loads (``output_notebook(resources=...)``): its core only, which draws
+    every plot of the dashboard, not the widget, table, WebGL and MathJax bundles (three fifths of
+    BokehJS, some 5 MB of an inline page). Inline or from the CDN as ``$BOKEH_RESOURCES`` says."""
+    from bokeh.resources import Resources
+
+    return Resources(components=["bokeh"])
+
+
 def close_kernel_with_page():
     """A Javascript output for the app notebook: the page's kernel is shut down when the page is
     closed or reloaded (kernels of 0.5-1.5 GB are otherwise left running until culled)."""
