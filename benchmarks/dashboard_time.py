@@ -42,6 +42,7 @@ CURVE_POINTS = """() => { let n = 0;
 
 
 def build_time(root: Path) -> tuple:
+    sys.path.insert(0, str(REPO))  # this checkout's lt_core, as the page's kernel imports it
     from lt_core.dashboard import build_app
 
     t = time.perf_counter()

@@ -40,7 +40,7 @@ def test_a_figure_draws_every_line_however_many_there_are():
 
 def overlay(seed, curve, rounds):
     return Series(f"lottery-fc-{seed}", f"large_final · seed {seed} [x{seed}]", "lottery", seed=seed, overlay=True,
-                  setting="large_final rewind/zero · 300 it · stored [abc123]", hue="large_final",
+                  setting="large_final · 300 it · stored [abc123]", hue="large_final",
                   rounds={k: {"weights_remaining": w, "early_stop_test_acc": a} for k, (w, a) in rounds.items()},
                   curves={1: [{"iteration": it, "test_acc": acc} for it, acc in curve]}, current_round=1)
 
@@ -53,7 +53,7 @@ def test_stored_seeds_of_one_setting_are_one_dashed_mean_line_with_a_min_max_ban
                          overlay(1, [(0, 0.12), (20, 0.94)], {0: (1.0, 0.980), 1: (0.8, 0.985)})]}
     plots = Plots()
     plots.render("fc", plot_tables(snap))
-    line = "large_final rewind/zero · 300 it · stored [abc123]"
+    line = "large_final · 300 it · stored [abc123]"
     assert plots.prune.drawn() == {line: 2} and plots.curve.drawn() == {line: 2}
     for group, x, mean, low, high in (
             (plots.prune, [100.0, 80.0], [97.5, 98.0], [97.0, 97.5], [98.0, 98.5]),  # rounds 0 and 1, in %
@@ -74,13 +74,13 @@ def test_a_stored_setting_holds_its_seeds_and_tells_settings_apart():
            "train": {"iterations": 300, "seed": 0, "device": "auto", "lr": None}, "trunk": "train-fc-aaaaaaaaaaaa"}
     seed1 = json.loads(json.dumps(cfg))
     seed1["train"]["seed"], seed1["trunk"], seed1["prune"]["rounds"] = 1, "train-fc-bbbbbbbbbbbb", 3
-    assert stored_setting(cfg) == stored_setting(seed1)
-    assert stored_setting(cfg).startswith("large_final rewind/zero · 300 it · stored [")
+    assert stored_setting(cfg, "large_final") == stored_setting(seed1, "large_final")
+    assert stored_setting(cfg, "large_final").startswith("large_final · 300 it · stored [")
     other_lr = json.loads(json.dumps(cfg))
     other_lr["train"]["lr"] = 0.01  # not in the description, still another setting
     other_split = json.loads(json.dumps(cfg))
     other_split["data"]["val_seed"] = 1
-    names = {stored_setting(c) for c in (cfg, other_lr, other_split)}
+    names = {stored_setting(c, "large_final") for c in (cfg, other_lr, other_split)}
     assert len(names) == 3
 
 

@@ -234,16 +234,24 @@ def test_dashboard_as_a_researcher_uses_it(voila):
             assert len(chosen) == 2, labels
             page.locator(".lt-runs select").select_option(index=chosen)
             page.locator("button.lt-overlay").click()
+            page.wait_for_function("() => document.querySelector('.lt-compare-info').innerText.includes('Overlays: 2')",
+                                   timeout=60_000)
+            tabs.get_by_text("Lottery rounds", exact=True).click()  # drawn while hidden: sent whole when shown
             deadline = time.monotonic() + 60
             while True:
                 overlaid = [label for label in page.evaluate(LABELS, "prune:") if "stored [" in label]
-                if overlaid or time.monotonic() > deadline:
+                if any(label.endswith(" (2 seeds)") for label in overlaid) or time.monotonic() > deadline:
                     break
                 time.sleep(0.2)
-            assert len(overlaid) == 1 and overlaid[0].startswith("large_final rewind/zero · 300 it · stored [") \
+            assert len(overlaid) == 1 and overlaid[0].startswith("large_final · 300 it · stored [") \
                 and overlaid[0].endswith(" (2 seeds)"), (overlaid, page.locator(".lt-compare-info").inner_text(),
                                                           errors)
+            page.screenshot(path=str(tmp / "dashboard-compare.png"), full_page=True)
+            tabs.get_by_text("Compare & export", exact=True).click()
             page.locator("button.lt-clear").click()
+            page.wait_for_function("() => document.querySelector('.lt-compare-info').innerText.includes('Overlays: 0')",
+                                   timeout=60_000)
+            tabs.get_by_text("Lottery rounds", exact=True).click()
             page.wait_for_function(f"() => !({LABELS})('prune:').some(l => l.includes('stored ['))", timeout=60_000)
 
             # 1024 px wide: every plot inside the page
@@ -272,7 +280,7 @@ def test_dashboard_as_a_researcher_uses_it(voila):
             assert not kernel_alive(voila["url"], kernel)  # closing the page shut its kernel down
         finally:
             ctx.close()
-    for name in ("stored", "supermasks", "mask", "1024"):
+    for name in ("stored", "supermasks", "mask", "compare", "1024"):
         shutil.copy(tmp / f"dashboard-{name}.png", f"/tmp/dashboard-{name}.png")
     assert not errors, errors
     for name, seconds in timings.items():

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Dict, Iterable, List, Optional, Tuple
@@ -167,17 +166,17 @@ def describe(cfg: dict) -> str:
 _RUN_ONLY = {"train": ("seed", "device"), "learn": ("seed", "device"), "prune": ("rounds",)}
 
 
-def stored_setting(cfg: dict) -> str:
-    """The line a stored run is overlaid on: its description without network and seed, and a digest
-    of its configuration without what only tells the runs of one setting apart (see ``_RUN_ONLY``),
-    so that the seeds of a setting make one band and two settings never share a line."""
-    setting = {k: v for k, v in cfg.items() if k != "trunk"}
+def stored_setting(cfg: dict, setting: str) -> str:
+    """The line a stored run is overlaid on: its ``setting`` as a live run names it, its schedule and a
+    digest of its configuration without what only tells the runs of one setting apart (see
+    ``_RUN_ONLY``), so that the seeds of a setting make one band and two settings never share a line."""
+    config = {k: v for k, v in cfg.items() if k != "trunk"}
     for section, keys in _RUN_ONLY.items():
-        if isinstance(setting.get(section), dict):
-            setting[section] = {k: v for k, v in setting[section].items() if k not in keys}
-    digest = hashlib.sha1(json.dumps(setting, sort_keys=True, default=str).encode()).hexdigest()[:6]
-    text = re.sub(r" · seed \S+$", "", describe(cfg)).split(" ", 1)[-1]
-    return f"{text} · stored [{digest}]"
+        if isinstance(config.get(section), dict):
+            config[section] = {k: v for k, v in config[section].items() if k not in keys}
+    digest = hashlib.sha1(json.dumps(config, sort_keys=True, default=str).encode()).hexdigest()[:6]
+    schedule = _schedule_text((cfg.get("learn") if cfg.get("kind") == "learnmask" else cfg.get("train")) or {})
+    return f"{setting} · {schedule} · stored [{digest}]"
 
 
 def list_runs(root) -> List[StoredRun]:
@@ -257,7 +256,7 @@ def load_stored_series(root, name: str, overlay: bool = True) -> Series:
     _identify(s, kind, cfg)
     if overlay:  # one line per stored setting: its seeds make one band
         s.label = f"{describe(cfg).split(' ', 1)[-1]} [{name.rsplit('-', 1)[-1][:6]}]"
-        s.setting = stored_setting(cfg)
+        s.setting = stored_setting(cfg, s.setting)
     else:
         s.label = f"{s.setting} · seed {seed}"
     if isinstance(run, SupermaskRun):

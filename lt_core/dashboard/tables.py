@@ -53,7 +53,7 @@ def plot_tables(snapshot: dict) -> Dict[str, List[dict]]:
         if s.kind == "oneshot":
             for p in sorted(s.points, key=lambda p: (p["criterion"], p["weights"], p["power"])):
                 tables["supermask"].append({**base, "line": f"{p['criterion']} · {SUPERMASK_WEIGHTS[p['weights']]}"
-                                            + (f" [{s.setting or s.label}]" if s.overlay else ""),
+                                            + (f" ({s.setting or s.label})" if s.overlay else ""),
                                             "hue": p["criterion"],
                                             "criterion": p["criterion"], "weights": p["weights"], "power": p["power"],
                                             "weights_remaining": 100 * p["weights_remaining"],

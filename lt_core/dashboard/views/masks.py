@@ -224,6 +224,7 @@ class MaskView:
         layer = self.layer.value or ""
         if not layers:
             self.picture_src.data = {"image": []}
+            self.mapper.low, self.mapper.high = 0, 100
             self.picture_fig.title.text = "First layer: weights kept per input pixel"
         elif d["picture"] is not None:
             img = np.flipud(np.asarray(d["picture"], dtype=float))
