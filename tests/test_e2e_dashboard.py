@@ -246,6 +246,8 @@ def test_dashboard_as_a_researcher_uses_it(voila):
             assert len(overlaid) == 1 and overlaid[0].startswith("large_final · 300 it · stored [") \
                 and overlaid[0].endswith(" (2 seeds)"), (overlaid, page.locator(".lt-compare-info").inner_text(),
                                                           errors)
+            page.wait_for_function(f"() => ({LABELS})('curve:').includes({overlaid[0]!r})", timeout=60_000)
+            time.sleep(1.0)
             page.screenshot(path=str(tmp / "dashboard-compare.png"), full_page=True)
             tabs.get_by_text("Compare & export", exact=True).click()
             page.locator("button.lt-clear").click()
