@@ -467,7 +467,7 @@ def test_views_show_bad_input_and_draw_a_run(results):
     app.c.notify()
     assert app.wait_idle(30)
     def points(group):
-        return {label: len(group.slots[i][0].data["x"]) for i, label in enumerate(group.labels) if label}
+        return group.drawn()
 
     assert points(plots.curve) == {"dense (round 0)": 3, "large_final": 3}  # round 0, and round 1 of the branch
     assert points(plots.prune) == {"large_final": 2}  # rounds 0 and 1

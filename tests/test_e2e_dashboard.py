@@ -1,9 +1,11 @@
 """End to end: Voila serves app/explorer.ipynb on loopback and headless Chromium (Debian's, driven by
 Playwright) uses it as a researcher would: the store's runs for the chosen settings are drawn (two
-seeds as one band), a run goes live and stops, another mode runs while the lottery lines stay, a
-one-shot mask is viewed, raising Rounds continues the stored run, a refused setting is answered in the page's words, every plot fits a
-1024 px page, a reload draws the stored runs, and closing the page shuts its kernel down. Prints
-the measured timings and saves screenshots (copied to /tmp/dashboard-*.png)."""
+seeds as one band), a run goes live and stops, another mode runs while the lottery lines stay, the
+mask view drawn while its tab was hidden shows its layers by name, a one-shot mask is viewed,
+raising Rounds continues the stored run, a refused setting is answered in the page's words, two
+stored seeds overlaid make one banded line, every plot fits a 1024 px page, a reload draws the
+stored runs, and closing the page shuts its kernel down. Prints the measured timings and saves
+screenshots (copied to /tmp/dashboard-*.png)."""
 
 import os
 import shutil
@@ -32,6 +34,15 @@ DATA_LENGTHS = """() => { const out = {};
     const d = m.data, keys = d instanceof Map ? [...d.keys()] : Object.keys(d);
     const first = keys.length ? (d instanceof Map ? d.get(keys[0]) : d[keys[0]]) : [];
     out[m.name] = first.length; }
+  return out; }"""
+# the sign-flip plot as the page holds it: its x range's factors, its bars' layers, its x axis
+SIGN_FLIPS = """() => { let out = null;
+  for (const doc of (window.Bokeh ? Bokeh.documents : [])) {
+    const models = [...doc._all_models.values()], src = models.find(m => m.name === 'sign_flips');
+    if (!src) continue;
+    const range = models.find(m => m.type === 'FactorRange'), d = src.data;
+    out = {factors: range ? [...range.factors] : null, layers: [...(d instanceof Map ? d.get('layer') : d.layer)],
+           axis: models.filter(m => m.type.endsWith('Axis')).map(m => m.type).sort()}; }
   return out; }"""
 LABELS = """(prefix) => { const out = [];
   for (const doc of (window.Bokeh ? Bokeh.documents : [])) for (const m of doc._all_models.values()) {
@@ -147,6 +158,11 @@ def test_dashboard_as_a_researcher_uses_it(voila):
             page.wait_for_function(f"() => ({LABELS})('prune:').includes('large_final (2 seeds)')", timeout=60_000)
             assert page.evaluate(LABELS, "curve:") == ["dense (round 0) (2 seeds)", "large_final (2 seeds)"]
             page.screenshot(path=str(tmp / "dashboard-stored.png"), full_page=True)
+            # the mask view shown once, then hidden: what it draws from now on is drawn while hidden
+            tabs = page.locator(".lt-tabs")
+            tabs.get_by_text("Mask view", exact=True).click()
+            time.sleep(1.0)
+            tabs.get_by_text("Lottery rounds", exact=True).click()
 
             # a live run: seed 0, two more rounds than stored, continuing the stored run; Stop halts it
             stored_runs = sorted(p.name for p in voila["results"].glob("lottery-fc-*"))
@@ -182,8 +198,15 @@ def test_dashboard_as_a_researcher_uses_it(voila):
             assert "large_final" in page.evaluate(LABELS, "prune:")
             page.screenshot(path=str(tmp / "dashboard-supermasks.png"), full_page=True)
 
-            # the mask view of a one-shot supermask
+            # the mask view, drawn while hidden (it followed the live run's rounds): the sign flips of
+            # the lottery run's newest round, by layer name
             page.locator(".lt-tabs").get_by_text("Mask view", exact=True).click()
+            page.wait_for_function("() => document.querySelector('.lt-mask-info').innerText.includes('round')",
+                                   timeout=60_000)
+            page.wait_for_function(f"() => ({SIGN_FLIPS})().layers.length === 3", timeout=30_000, polling=200)
+            assert page.evaluate(SIGN_FLIPS) == {"factors": ["fc1", "fc2", "fc3"], "layers": ["fc1", "fc2", "fc3"],
+                                                 "axis": ["CategoricalAxis", "LinearAxis"]}
+            # the mask view of a one-shot supermask
             page.locator(".lt-mask_run select").select_option(label="one-shot · seed 0")
             page.wait_for_function("() => document.querySelector('.lt-mask-info').innerText.includes('one-shot')",
                                    timeout=60_000)
@@ -202,6 +225,36 @@ def test_dashboard_as_a_researcher_uses_it(voila):
             page.locator(".lt-msg-error").wait_for(timeout=30_000)
             assert "Invalid setting. Epochs: 0 is out of range [1, 100000]" in page.locator(".lt-message").inner_text()
             assert page.locator(".lt-progress-label").inner_text() == ""
+
+            # the stored seeds 0 and 1 of the lottery setting overlaid: one dashed line with a band
+            tabs.get_by_text("Compare & export", exact=True).click()
+            options = page.locator(".lt-runs select option")
+            labels = [options.nth(i).inner_text().replace("\xa0", " ") for i in range(options.count())]
+            chosen = [i for i, label in enumerate(labels) if label.startswith("lottery-fc-")]
+            assert len(chosen) == 2, labels
+            page.locator(".lt-runs select").select_option(index=chosen)
+            page.locator("button.lt-overlay").click()
+            page.wait_for_function("() => document.querySelector('.lt-compare-info').innerText.includes('Overlays: 2')",
+                                   timeout=60_000)
+            tabs.get_by_text("Lottery rounds", exact=True).click()  # drawn while hidden: sent whole when shown
+            deadline = time.monotonic() + 60
+            while True:
+                overlaid = [label for label in page.evaluate(LABELS, "prune:") if "stored [" in label]
+                if any(label.endswith(" (2 seeds)") for label in overlaid) or time.monotonic() > deadline:
+                    break
+                time.sleep(0.2)
+            assert len(overlaid) == 1 and overlaid[0].startswith("large_final · 300 it · stored [") \
+                and overlaid[0].endswith(" (2 seeds)"), (overlaid, page.locator(".lt-compare-info").inner_text(),
+                                                          errors)
+            page.wait_for_function(f"() => ({LABELS})('curve:').includes({overlaid[0]!r})", timeout=60_000)
+            time.sleep(1.0)
+            page.screenshot(path=str(tmp / "dashboard-compare.png"), full_page=True)
+            tabs.get_by_text("Compare & export", exact=True).click()
+            page.locator("button.lt-clear").click()
+            page.wait_for_function("() => document.querySelector('.lt-compare-info').innerText.includes('Overlays: 0')",
+                                   timeout=60_000)
+            tabs.get_by_text("Lottery rounds", exact=True).click()
+            page.wait_for_function(f"() => !({LABELS})('prune:').some(l => l.includes('stored ['))", timeout=60_000)
 
             # 1024 px wide: every plot inside the page
             page.set_viewport_size({"width": 1024, "height": 1600})
@@ -229,7 +282,7 @@ def test_dashboard_as_a_researcher_uses_it(voila):
             assert not kernel_alive(voila["url"], kernel)  # closing the page shut its kernel down
         finally:
             ctx.close()
-    for name in ("stored", "supermasks", "mask", "1024"):
+    for name in ("stored", "supermasks", "mask", "compare", "1024"):
         shutil.copy(tmp / f"dashboard-{name}.png", f"/tmp/dashboard-{name}.png")
     assert not errors, errors
     for name, seconds in timings.items():

@@ -25,7 +25,8 @@ from .tables import export_csv, plot_tables
 
 __all__ = ["MODES", "SCHEDULES", "Controller", "RunRequest", "StoredRun", "apply_preset", "build_app",
            "close_kernel_with_page", "export_csv", "learned_mask_details", "list_runs", "load_stored_series",
-           "mask_details", "oneshot_mask_details", "parse_seeds", "plan_jobs", "plot_tables", "preset_options"]
+           "mask_details", "oneshot_mask_details", "parse_seeds", "plan_jobs", "plot_resources", "plot_tables",
+           "preset_options"]
 
 
 def build_app(*args, **kwargs):
@@ -33,6 +34,13 @@ def build_app(*args, **kwargs):
     from .views import build_app as build
 
     return build(*args, **kwargs)
+
+
+def plot_resources():
+    """The BokehJS the page needs (see :func:`views.plot_resources`)."""
+    from .views import plot_resources as resources
+
+    return resources()
 
 
 def close_kernel_with_page():

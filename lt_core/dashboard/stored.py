@@ -8,6 +8,8 @@ naming functions; an interrupted round's checkpoint is found through :class:`lt_
 
 from __future__ import annotations
 
+import hashlib
+import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Dict, Iterable, List, Optional, Tuple
@@ -159,6 +161,24 @@ def describe(cfg: dict) -> str:
     return kind
 
 
+# what only tells apart the runs of one setting: the seed (and the trunk trained with it), the
+# rounds asked for so far (a run grows when Rounds is raised) and the device
+_RUN_ONLY = {"train": ("seed", "device"), "learn": ("seed", "device"), "prune": ("rounds",)}
+
+
+def stored_setting(cfg: dict, setting: str) -> str:
+    """The line a stored run is overlaid on: its ``setting`` as a live run names it, its schedule and a
+    digest of its configuration without what only tells the runs of one setting apart (see
+    ``_RUN_ONLY``), so that the seeds of a setting make one band and two settings never share a line."""
+    config = {k: v for k, v in cfg.items() if k != "trunk"}
+    for section, keys in _RUN_ONLY.items():
+        if isinstance(config.get(section), dict):
+            config[section] = {k: v for k, v in config[section].items() if k not in keys}
+    digest = hashlib.sha1(json.dumps(config, sort_keys=True, default=str).encode()).hexdigest()[:6]
+    schedule = _schedule_text((cfg.get("learn") if cfg.get("kind") == "learnmask" else cfg.get("train")) or {})
+    return f"{setting} · {schedule} · stored [{digest}]"
+
+
 def list_runs(root) -> List[StoredRun]:
     """Runs in the results store, as the store's reader lists them (unreadable folders are left out)."""
     out: List[StoredRun] = []
@@ -234,8 +254,11 @@ def load_stored_series(root, name: str, overlay: bool = True) -> Series:
     seed = int(((cfg.get("train") or cfg.get("learn") or {}).get("seed")) or 0)
     s = Series(name, "", SERIES_KINDS.get(kind, kind), run.arch, seed, overlay=overlay, root=str(root), run=name)
     _identify(s, kind, cfg)
-    s.label = (f"{describe(cfg).split(' ', 1)[-1]} [{name.rsplit('-', 1)[-1][:6]}]" if overlay
-               else f"{s.setting} · seed {seed}")
+    if overlay:  # one line per stored setting: its seeds make one band
+        s.label = f"{describe(cfg).split(' ', 1)[-1]} [{name.rsplit('-', 1)[-1][:6]}]"
+        s.setting = stored_setting(cfg, s.setting)
+    else:
+        s.label = f"{s.setting} · seed {seed}"
     if isinstance(run, SupermaskRun):
         _load_points(s, run)
     elif isinstance(run, LearnedMaskRun):

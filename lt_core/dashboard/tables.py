@@ -25,12 +25,13 @@ EXPORT_DIR = "dashboard-exports"
 def plot_tables(snapshot: dict) -> Dict[str, List[dict]]:
     """The plots' data as tidy rows (accuracies and fractions in %), live runs then overlays. Every
     row names its ``series`` (one run), its ``line`` (the setting: the seeds of one setting make one
-    line, see :func:`seed_bands`), the line's ``hue`` and the run's ``seed``."""
+    line, see :func:`seed_bands`; for a stored run overlaid, its stored setting), the line's ``hue``
+    and the run's ``seed``."""
     tables: Dict[str, List[dict]] = {"curve": [], "accuracy_vs_remaining": [], "layer_remaining": [],
                                      "supermask": [], "learned": [], "reference": []}
     all_series: List[Series] = list(snapshot.get("series", [])) + list(snapshot.get("overlays", []))
     for s in all_series:
-        base = {"series": s.label, "line": (s.label if s.overlay else s.setting or s.label), "hue": s.hue,
+        base = {"series": s.label, "line": s.setting or s.label, "hue": s.hue,
                 "seed": s.seed, "overlay": s.overlay}
         r = s.shown_round()
         if s.kind in ("dense", "lottery", "oneshot") and r is not None:
@@ -52,7 +53,8 @@ def plot_tables(snapshot: dict) -> Dict[str, List[dict]]:
         if s.kind == "oneshot":
             for p in sorted(s.points, key=lambda p: (p["criterion"], p["weights"], p["power"])):
                 tables["supermask"].append({**base, "line": f"{p['criterion']} · {SUPERMASK_WEIGHTS[p['weights']]}"
-                                            + (f" [{s.label}]" if s.overlay else ""), "hue": p["criterion"],
+                                            + (f" ({s.setting or s.label})" if s.overlay else ""),
+                                            "hue": p["criterion"],
                                             "criterion": p["criterion"], "weights": p["weights"], "power": p["power"],
                                             "weights_remaining": 100 * p["weights_remaining"],
                                             "test_acc": 100 * p["test_acc"], "train_acc": 100 * p["train_acc"]})

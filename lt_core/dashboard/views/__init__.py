@@ -83,9 +83,17 @@ class Dashboard:
         for i, title in enumerate(TAB_TITLES):
             self.tabs.set_title(i, title)
         self.tabs.add_class("lt-tabs")
-        self._tab_plots = {i: [(cell, fig) for box in boxes for cell, fig in zip(box.children, figs)]
-                           for i, boxes, figs in ((1, [panels[1].children[1]], [p.super_fig, p.learn_fig]),
-                                                  (2, [panels[2].children[-1]], [m.picture_fig, m.unit_fig, m.flip_fig]))}
+        # the plot cells of each tab, and those changed while their tab was hidden (at first: every
+        # cell of a tab not shown yet, which the page builds from the state it had when it loaded)
+        self._cells = {i: list(zip(box.children, figs)) for i, box, figs in (
+            (0, panels[0], [p.curve_fig, p.prune_fig, p.layer_fig]),
+            (1, panels[1].children[1], [p.super_fig, p.learn_fig]),
+            (2, panels[2].children[-1], [m.picture_fig, m.unit_fig, m.flip_fig]))}
+        self._stale = {i: set(range(len(cells))) if i != self.tabs.selected_index else set()
+                       for i, cells in self._cells.items()}
+        for i, cells in self._cells.items():
+            for k, (_, fig) in enumerate(cells):
+                fig.document.on_change(self._watch(i, k))
         self.tabs.observe(self._on_tab, names="selected_index")
         self.controls.mode.observe(lambda change: self._show_tab(change["new"]), names="value")
         header = W.HTML("<h2 style='margin:4px 0'>Lottery ticket explorer</h2>"
@@ -133,17 +141,29 @@ class Dashboard:
     def _show_tab(self, mode: str) -> None:
         self.tabs.selected_index = 0 if mode == "lottery" else 1
 
-    def _on_tab(self, change) -> None:
-        """A tab shown for the first time draws its plots afresh: a plot the page has not shown yet
-        builds itself from the state it had when the page loaded, and misses the changes since."""
-        plots = self._tab_plots.pop(change["new"], None)
-        if plots:
-            def resend() -> None:
-                with self._render_lock:
-                    for cell, fig in plots:
-                        cell.update_from_model(fig)
+    def _watch(self, tab: int, k: int) -> Callable:
+        def changed(event) -> None:
+            if self.tabs.selected_index != tab:
+                self._stale[tab].add(k)
 
-            self._submit("tab", resend)
+        return changed
+
+    def _on_tab(self, change) -> None:
+        """A tab shown draws afresh the plots that changed while it was hidden: a tab shown for the
+        first time builds its plots from the state they had when the page loaded, and a change
+        sent to a plot the page does not show is not relied on to reach it. Changes made while a
+        tab is shown reach its plots as they are made."""
+        tab = change["new"]
+        if self._stale.get(tab):
+            self._submit("tab", lambda: self.resend(tab))
+
+    def resend(self, tab: int) -> None:
+        """Send the page the whole state of the plots of ``tab`` that changed while it was hidden."""
+        with self._render_lock:
+            stale, self._stale[tab] = self._stale[tab], set()
+            for k in sorted(stale):
+                cell, fig = self._cells[tab][k]
+                cell.update_from_model(fig)
 
     # -- rendering ------------------------------------------------------------------------------
     def _submit(self, key: str, fn: Callable[[], None]) -> None:
@@ -193,6 +213,15 @@ XSRF_COOKIE_JS = """(function () {
   var token = Array.prototype.map.call(bytes, function (b) { return ("0" + b.toString(16)).slice(-2); }).join("");
   document.cookie = "_xsrf=" + token + "; path=/; SameSite=Strict";
 })();"""
+
+
+def plot_resources():
+    """The BokehJS the page loads (``output_notebook(resources=...)``): its core only, which draws
+    every plot of the dashboard, not the widget, table, WebGL and MathJax bundles (three fifths of
+    BokehJS, some 5 MB of an inline page). Inline or from the CDN as ``$BOKEH_RESOURCES`` says."""
+    from bokeh.resources import Resources
+
+    return Resources(components=["bokeh"])
 
 
 def close_kernel_with_page():

@@ -19,6 +19,10 @@ from .plots import new_figure
 from .widgets import ControlRows
 
 
+# what the figures show when there is no mask
+EMPTY = {"layers": [], "picture": None, "per_unit": {}, "sign_flips": {}, "fan_out": 0}
+
+
 class MaskView:
     """The mask view's controls and figures. ``submit(key, fn)`` runs ``fn`` on the render thread
     (None: at once); ``lock`` is held while the figures change."""
@@ -180,6 +184,10 @@ class MaskView:
         if s is None:
             self.info.value = ("<i>No mask to show yet. Run lottery rounds, one-shot or learned supermasks, or "
                                "overlay a stored run in the Compare tab.</i>")
+            if self._shown is not None:  # the figures showed a run that is gone: empty them
+                with self.lock:
+                    self._draw(EMPTY, "")
+                self._shown = None
             return
         found = self._load(s)
         if found is None:
@@ -209,12 +217,16 @@ class MaskView:
         try:
             if list(self.layer.options) != layers:
                 self.layer.options = layers
-            if self.layer.value not in layers:
+            if layers and self.layer.value not in layers:
                 self.layer.value = layers[0]
         finally:
             self._follow_lock = False
-        layer = self.layer.value
-        if d["picture"] is not None:
+        layer = self.layer.value or ""
+        if not layers:
+            self.picture_src.data = {"image": []}
+            self.mapper.low, self.mapper.high = 0, 100
+            self.picture_fig.title.text = "First layer: weights kept per input pixel"
+        elif d["picture"] is not None:
             img = np.flipud(np.asarray(d["picture"], dtype=float))
             self.picture_src.data = {"image": [img]}
             # the scale follows the data: the fewest and the most kept of any pixel
@@ -228,10 +240,13 @@ class MaskView:
         self.unit_src.data = {"x": list(range(len(per))), "top": [100 * v for v in per]}
         self.unit_fig.x_range.start, self.unit_fig.x_range.end = -1, max(10, len(per))
         kind = "filter" if layer.startswith("conv") else "neuron"
-        self.unit_fig.title.text = f"{layer}: fraction kept per {kind}"
+        self.unit_fig.title.text = f"{layer}: fraction kept per {kind}" if layer else "Fraction kept per unit"
         flips = d["sign_flips"]
         values = [100 * v for v in flips.values()]
+        # the layer names are the categorical x axis's factors: the bars and their factors change
+        # together, one right after the other (a bar whose layer is not a factor is not drawn)
+        self.flip_src.data = {"layer": list(flips), "flip": values}
         self.flip_fig.x_range.factors = list(flips) or ["-"]
         self.flip_fig.y_range.end = max(5.0, 1.15 * max(values or [0.0]))
-        self.flip_src.data = {"layer": list(flips), "flip": values}
-        self.flip_fig.title.text = "Sign flips w_i vs w_f" if flips else "Sign flips: no trained weights"
+        self.flip_fig.title.text = ("Sign flips w_i vs w_f" if flips else
+                                    "Sign flips: no trained weights" if layers else "Sign flips w_i vs w_f")

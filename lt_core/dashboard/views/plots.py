@@ -5,8 +5,10 @@ stretches to the width of its cell in the page's grid; its legend sits outside t
 the right, and a click on an entry hides that line. Each setting is one :class:`LineGroup` line:
 the mean over its seeds, with the min-max band of the seeds around it (as the paper's figures),
 in the colour of its criterion or policy (:func:`lt_core.colours.colour`, the same as the static
-figures'). Stored runs overlaid from the Compare tab are dashed; the references (the dense
-network trained here, the paper's Table 1) are black and grey, which no data line takes.
+figures'). Stored runs overlaid from the Compare tab are dashed, the seeds of one stored setting
+one banded line as well; the references (the dense network trained here, the paper's Table 1) are
+black and grey, which no data line takes. A figure holds renderers only for the lines it has
+drawn (made when a line first shows), so a page loads fast and any number of lines is drawn.
 Each draw assigns whole new ``ColumnDataSource.data`` dicts, and only those that changed.
 """
 
@@ -43,8 +45,9 @@ def new_figure(title: str, x_label: Optional[str] = None, y_label: Optional[str]
         kw["x_range"] = DataRange1d(flipped=flip_x, min_interval=x_min_interval)
     if "y_range" not in kw:
         kw["y_range"] = DataRange1d(min_interval=y_min_interval)
+    # "auto": a categorical axis over a FactorRange (layer names), else a linear one
     fig = figure(title=title, frame_height=height, min_width=MIN_W, x_axis_label=x_label, y_axis_label=y_label,
-                 x_axis_type="log" if x_log else "linear", y_axis_type="log" if y_log else "linear",
+                 x_axis_type="log" if x_log else "auto", y_axis_type="log" if y_log else "auto",
                  tools=tools, toolbar_location="above", **kw)
     fig.title.text_font_size = "11pt"
     if legend:
@@ -54,33 +57,42 @@ def new_figure(title: str, x_label: Optional[str] = None, y_label: Optional[str]
 
 
 class LineGroup:
-    """Up to ``slots`` lines of one figure, by legend label: each a mean line, a min-max band and
-    points (with a hover). The renderers are made with the figure, before it reaches the page (a
-    renderer added later does not reach it); a line takes a free slot when it first shows and
-    gives it back when it is gone."""
+    """The lines of one figure, by legend label: each a mean line, a min-max band and points (with
+    a hover). A line's renderers are made when it first shows (a figure starts with none, so the
+    page loads only what it draws) and kept, hidden, for the next line when it is gone; there is
+    no limit to how many lines a figure draws."""
 
     def __init__(self, fig, tooltips: Sequence[Tuple[str, str]], columns: Sequence[str] = (), width: float = 2,
-                 points: int = 5, y_range_name: str = "default", dash: str = "solid", slots: int = 16,
+                 points: int = 5, y_range_name: str = "default", dash: str = "solid",
                  name: Optional[str] = None) -> None:
         self.fig, self.columns, self.width, self.dash = fig, tuple(columns), width, dash
+        self.points, self.y_range_name, self.name = points, y_range_name, name or fig.name
         self.slots: List[Tuple[ColumnDataSource, object, object, object, LegendItem]] = []
-        self.labels: List[Optional[str]] = [None] * slots  # the line in each slot
-        self._shown: List[Optional[tuple]] = [None] * slots  # what each slot shows (to skip unchanged ones)
-        self.dropped: List[str] = []  # lines beyond the slots, not drawn
-        items, dots_all = [], []
-        for i in range(slots):
-            src = ColumnDataSource({c: [] for c in ("x", "y", "low", "high", "label", *self.columns)},
-                                   name=f"{name or fig.name}:{i}")
-            kw = dict(source=src, y_range_name=y_range_name)
-            band = fig.varea("x", "low", "high", fill_color="#888888", fill_alpha=0.18, **kw)
-            line = fig.line("x", "y", line_color="#888888", line_width=width, line_dash=dash, **kw)
-            dots = fig.scatter("x", "y", color="#888888", size=points, **kw)
-            item = LegendItem(label=value(""), renderers=[line, band, dots], visible=False)
-            self.slots.append((src, line, band, dots, item))
-            items.append(item)
-            dots_all.append(dots)
-        fig.legend[0].items = list(fig.legend[0].items) + items
-        fig.add_tools(HoverTool(tooltips=list(tooltips), renderers=dots_all))
+        self.labels: List[Optional[str]] = []  # the line in each slot (None: a free slot)
+        self._shown: List[Optional[tuple]] = []  # what each slot shows (to skip unchanged ones)
+        self.hover = HoverTool(tooltips=list(tooltips), renderers=[])
+        fig.add_tools(self.hover)
+
+    def _add_slot(self) -> int:
+        """New renderers (band, line, points) and a legend entry for one more line; its index."""
+        i, fig = len(self.slots), self.fig
+        src = ColumnDataSource({c: [] for c in ("x", "y", "low", "high", "label", *self.columns)},
+                               name=f"{self.name}:{i}")
+        kw = dict(source=src, y_range_name=self.y_range_name)
+        band = fig.varea("x", "low", "high", fill_color="#888888", fill_alpha=0.18, **kw)
+        line = fig.line("x", "y", line_color="#888888", line_width=self.width, line_dash=self.dash, **kw)
+        dots = fig.scatter("x", "y", color="#888888", size=self.points, **kw)
+        item = LegendItem(label=value(""), renderers=[line, band, dots], visible=False)
+        fig.legend[0].items = list(fig.legend[0].items) + [item]
+        self.hover.renderers = list(self.hover.renderers) + [dots]
+        self.slots.append((src, line, band, dots, item))
+        self.labels.append(None)
+        self._shown.append(None)
+        return i
+
+    def drawn(self) -> Dict[str, int]:
+        """The lines drawn now: points per legend label (for tests and scripts)."""
+        return {label: len(self.slots[i][0].data["x"]) for i, label in enumerate(self.labels) if label is not None}
 
     def draw(self, bands: Dict[str, Band], extra: Optional[Dict[str, Dict[str, list]]] = None) -> None:
         """Show exactly the lines ``bands`` (by label); ``extra``: hover columns per label."""
@@ -90,16 +102,12 @@ class LineGroup:
                 src.data = {c: [] for c in src.data}
                 item.visible = False
                 self.labels[i], self._shown[i] = None, None
-        self.dropped = []
         for label, b in bands.items():
             if label in self.labels:
                 i = self.labels.index(label)
-            elif None in self.labels:
-                i = self.labels.index(None)
-                self.labels[i] = label
             else:
-                self.dropped.append(label)
-                continue
+                i = self.labels.index(None) if None in self.labels else self._add_slot()
+                self.labels[i] = label
             src, line, band, dots, item = self.slots[i]
             name = label if b.seeds < 2 else f"{label} ({b.seeds} seeds)"
             color = REFERENCES.get(b.hue) or colour(b.hue)
@@ -163,13 +171,13 @@ class Plots:
         self.prune_ref = add_references(f)
         self.prune = LineGroup(f, [("run", "@label"), ("round", "@round"), ("remaining", "@x{0.0}%"),
                                    ("early-stop acc", "@y{0.00}% (seeds: @low{0.00} to @high{0.00})")], ("round",),
-                               points=7, slots=24)
+                               points=7)
         self.prune_fig = f
 
         f = self._figure("Weights remaining per layer", "round", "weights remaining (%)", name="layer",
                          y_log=True, empty=((0, 5), (30, 100)), x_min_interval=2, y_range=Range1d(30, 120))
         f.xaxis.ticker = BasicTicker(min_interval=1)  # whole rounds
-        self.layer = LineGroup(f, [("layers", "@label"), ("round", "@x"), ("remaining", "@y{0.00}%")], slots=9)
+        self.layer = LineGroup(f, [("layers", "@label"), ("round", "@x"), ("remaining", "@y{0.00}%")])
         self.layer_fig = f
 
         f = self._figure("One-shot supermask on the untrained network", "weights remaining (%)", "test accuracy (%)",
@@ -177,7 +185,7 @@ class Plots:
                          x_range=Range1d(105, 0.4))
         self.super_ref = add_references(f)
         self.supermask = {kind: LineGroup(f, [("mask", "@label"), ("power", "@power"), ("remaining", "@x{0.00}%"),
-                                              ("test acc", "@y{0.00}%")], ("power",), dash=dash, slots=12,
+                                              ("test acc", "@y{0.00}%")], ("power",), dash=dash,
                                           name=f"supermask_{kind}")
                           for kind, dash in (("init", "solid"), ("signed_constant", "dashed"))}
         self.super_fig = f
@@ -187,10 +195,9 @@ class Plots:
         f.extra_y_ranges = {"keep": Range1d(0, 100)}
         f.add_layout(LinearAxis(y_range_name="keep", axis_label="expected keep (%)"), "right")
         self.learn_ref = add_references(f)
-        self.learn_acc = LineGroup(f, [("mask", "@label"), ("epoch", "@x{0.00}"), ("test acc", "@y{0.00}%")],
-                                   slots=8)
+        self.learn_acc = LineGroup(f, [("mask", "@label"), ("epoch", "@x{0.00}"), ("test acc", "@y{0.00}%")])
         self.learn_keep = LineGroup(f, [("mask", "@label"), ("epoch", "@x{0.00}"), ("expected keep", "@y{0.0}%")],
-                                    y_range_name="keep", dash="dashed", width=1.5, points=3, slots=8,
+                                    y_range_name="keep", dash="dashed", width=1.5, points=3,
                                     name="learned_keep")
         self.learn_fig = f
         self.figures = [self.curve_fig, self.prune_fig, self.layer_fig, self.super_fig, self.learn_fig]

@@ -1,0 +1,161 @@
+"""The dashboard's bokeh views without a browser: what each plot is handed (lines without a cap,
+overlaid seeds as one band) and what the page is sent for a tab drawn while it was hidden."""
+
+import json
+
+import pytest
+
+from lt_core.dashboard import plot_tables
+from lt_core.dashboard.series import Series
+from lt_core.dashboard.stored import stored_setting
+from lt_core.dashboard.tables import Band
+
+from .conftest import needs_mnist
+
+pytest.importorskip("jupyter_bokeh")
+
+
+def test_a_figure_draws_every_line_however_many_there_are():
+    from lt_core.dashboard.views.plots import LineGroup, new_figure
+
+    fig = new_figure("t", legend=True, name="t")
+    group = LineGroup(fig, [("run", "@label")])
+    assert fig.renderers == [] and fig.legend[0].items == []  # nothing made before a line shows
+    bands = {f"line {i}": Band("large_final", False, [0.0, 1.0], [float(i), i + 1.0], [i - 0.5, i + 0.5],
+                               [i + 0.5, i + 1.5], 1) for i in range(30)}  # more than the 24 slots there were
+    group.draw(bands)
+    assert group.drawn() == {label: 2 for label in bands}
+    shown = [item for item in fig.legend[0].items if item.visible]
+    assert sorted(item.label.value for item in shown) == sorted(bands)
+    for i, (src, *_rest) in enumerate(group.slots):
+        label = group.labels[i]
+        assert src.data["y"] == bands[label].mean and src.data["high"] == bands[label].high
+    assert len(group.hover.renderers) == 30
+    # fewer lines: the rest are hidden and emptied, and their renderers serve the next lines
+    group.draw({"line 3": bands["line 3"], "new": bands["line 7"]})
+    assert group.drawn() == {"line 3": 2, "new": 2}
+    assert sum(item.visible for item in fig.legend[0].items) == 2
+    assert len(fig.renderers) == 3 * 30
+
+
+def overlay(seed, curve, rounds):
+    return Series(f"lottery-fc-{seed}", f"large_final · seed {seed} [x{seed}]", "lottery", seed=seed, overlay=True,
+                  setting="large_final · 300 it · stored [abc123]", hue="large_final",
+                  rounds={k: {"weights_remaining": w, "early_stop_test_acc": a} for k, (w, a) in rounds.items()},
+                  curves={1: [{"iteration": it, "test_acc": acc} for it, acc in curve]}, current_round=1)
+
+
+def test_stored_seeds_of_one_setting_are_one_dashed_mean_line_with_a_min_max_band():
+    from lt_core.dashboard.views.plots import Plots
+
+    snap = {"series": [], "arch": "fc",
+            "overlays": [overlay(0, [(0, 0.10), (20, 0.90)], {0: (1.0, 0.970), 1: (0.8, 0.975)}),
+                         overlay(1, [(0, 0.12), (20, 0.94)], {0: (1.0, 0.980), 1: (0.8, 0.985)})]}
+    plots = Plots()
+    plots.render("fc", plot_tables(snap))
+    line = "large_final · 300 it · stored [abc123]"
+    assert plots.prune.drawn() == {line: 2} and plots.curve.drawn() == {line: 2}
+    for group, x, mean, low, high in (
+            (plots.prune, [100.0, 80.0], [97.5, 98.0], [97.0, 97.5], [98.0, 98.5]),  # rounds 0 and 1, in %
+            (plots.curve, [0.0, 20.0], [11.0, 92.0], [10.0, 90.0], [12.0, 94.0])):  # iterations 0 and 20
+        src, line_r, band_r, dots, item = group.slots[group.labels.index(line)]
+        assert src.data["x"] == pytest.approx(x)
+        assert src.data["y"] == pytest.approx(mean)
+        assert (src.data["low"], src.data["high"]) == (pytest.approx(low), pytest.approx(high))
+        assert item.label.value == f"{line} (2 seeds)"
+        assert line_r.glyph.line_dash == [6]  # "dashed"
+        assert band_r.glyph.fill_color == line_r.glyph.line_color
+        assert (band_r.glyph.y1, band_r.glyph.y2) == ("low", "high")
+
+
+def test_a_stored_setting_holds_its_seeds_and_tells_settings_apart():
+    cfg = {"kind": "lottery", "model": {"arch": "fc"}, "data": {"val_seed": 0, "val_size": 5000},
+           "prune": {"criterion": "large_final", "mask1": "rewind", "mask0": "zero", "rounds": 1},
+           "train": {"iterations": 300, "seed": 0, "device": "auto", "lr": None}, "trunk": "train-fc-aaaaaaaaaaaa"}
+    seed1 = json.loads(json.dumps(cfg))
+    seed1["train"]["seed"], seed1["trunk"], seed1["prune"]["rounds"] = 1, "train-fc-bbbbbbbbbbbb", 3
+    assert stored_setting(cfg, "large_final") == stored_setting(seed1, "large_final")
+    assert stored_setting(cfg, "large_final").startswith("large_final · 300 it · stored [")
+    other_lr = json.loads(json.dumps(cfg))
+    other_lr["train"]["lr"] = 0.01  # not in the description, still another setting
+    other_split = json.loads(json.dumps(cfg))
+    other_split["data"]["val_seed"] = 1
+    names = {stored_setting(c, "large_final") for c in (cfg, other_lr, other_split)}
+    assert len(names) == 3
+
+
+def bundle_models(cell):
+    """Every model object in what a BokehModel cell last sent the page, by type name."""
+    found = {}
+
+    def walk(node):
+        if isinstance(node, dict):
+            if node.get("type") == "object" and "name" in node:
+                found.setdefault(node["name"], []).append(node.get("attributes", {}))
+            for v in node.values():
+                walk(v)
+        elif isinstance(node, list):
+            for v in node:
+                walk(v)
+
+    walk(cell.render_bundle["docs_json"])
+    return found
+
+
+def column(data, name):
+    """A column of a ColumnDataSource's serialized ``data`` (a map of entries)."""
+    entries = data["entries"] if isinstance(data, dict) and "entries" in data else list(data.items())
+    return dict(entries)[name]
+
+
+@needs_mnist
+def test_the_mask_view_drawn_while_its_tab_is_hidden_reaches_the_page_with_layer_names(tmp_path):
+    import torch
+
+    from lt_core import DataConfig, ModelConfig, PruneConfig, TrainConfig, run_lotteries
+    from lt_core.dashboard import build_app
+    from lt_core.store import RunDir
+
+    root = tmp_path / "results"
+    run_lotteries(DataConfig(), ModelConfig(), TrainConfig(iterations=40, eval_every=20), [PruneConfig(rounds=1)],
+                  out=str(root))
+    app = build_app(results_root=root)
+    masks = app.masks
+    flip_cell = app._cells[2][2][0]
+    assert type(masks.flip_fig.xaxis[0]).__name__ == "CategoricalAxis"  # layer names, not numbers
+    app.tabs.selected_index = 2  # the mask view shown once (empty), then hidden
+    assert app.wait_idle(30)
+    sent = bundle_models(flip_cell)
+    assert [r["factors"] for r in sent["FactorRange"]] == [["-"]]
+    assert [axis["name"] for axis in sent["Figure"][0]["below"]] == ["CategoricalAxis"]
+    app.tabs.selected_index = 0
+    assert app.wait_idle(30)
+
+    name = next(p.name for p in root.glob("lottery-fc-*"))
+    app.c.add_overlay(name)  # drawn on the plots, and offered in the mask view (hidden)
+    assert app.wait_idle(30)
+    assert masks.run.value == name and masks.round.value == 1
+    rd = RunDir(root / name)
+    m = rd.load_tensors(1, "masks")
+    w_i, w_f = rd.load_tensors(1, "init")["weights"], rd.load_tensors(1, "final")["weights"]
+    flips = {layer: 100 * float(((torch.sign(w_i[layer]) != torch.sign(w_f[layer])) & m[layer].bool()).sum()
+                                / m[layer].sum()) for layer in ("fc1", "fc2", "fc3")}
+    assert list(masks.flip_fig.x_range.factors) == ["fc1", "fc2", "fc3"]
+    assert masks.flip_src.data["flip"] == pytest.approx(list(flips.values()))
+    assert bundle_models(flip_cell)["FactorRange"][0]["factors"] == ["-"]  # not re-sent while hidden
+
+    app.tabs.selected_index = 2  # shown again: the changes made while hidden are sent whole
+    assert app.wait_idle(30)
+    sent = bundle_models(flip_cell)
+    assert sent["FactorRange"][0]["factors"] == ["fc1", "fc2", "fc3"]
+    src = next(a for a in sent["ColumnDataSource"] if a.get("name") == "sign_flips")
+    assert column(src["data"], "layer") == ["fc1", "fc2", "fc3"]
+    assert column(src["data"], "flip") == pytest.approx(list(flips.values()))
+    assert app._stale[2] == set()
+    # while shown, changes go to the page as they are made: no full resend
+    bundle = flip_cell.render_bundle
+    app.c.clear_overlays()
+    assert app.wait_idle(30)
+    assert masks.flip_src.data["layer"] == [] and list(masks.flip_fig.x_range.factors) == ["-"]
+    assert flip_cell.render_bundle is bundle and app._stale[2] == set()
+    assert not app.render_errors
