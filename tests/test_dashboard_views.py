@@ -159,3 +159,99 @@ def test_the_mask_view_drawn_while_its_tab_is_hidden_reaches_the_page_with_layer
     assert masks.flip_src.data["layer"] == [] and list(masks.flip_fig.x_range.factors) == ["-"]
     assert flip_cell.render_bundle is bundle and app._stale[2] == set()
     assert not app.render_errors
+
+
+def page_writes(cell, model, **values):
+    """The page writing attributes of ``model`` back to the kernel, as BokehJS does for the start and
+    end it computes for a data range (a ``jsevent`` message of jupyter_bokeh)."""
+    for attr, new in values.items():
+        cell._sync_model(cell, {"event": "jsevent", "kind": "ModelChanged", "model": {"id": model.id},
+                                "attr": attr, "new": new}, [])
+
+
+def range_sent(cell, model):
+    """The attributes of ``model`` in what ``cell`` last sent the page."""
+    found = []
+
+    def walk(node):
+        if isinstance(node, dict):
+            if node.get("id") == model.id and "attributes" in node:
+                found.append(node["attributes"])
+            for v in node.values():
+                walk(v)
+        elif isinstance(node, list):
+            for v in node:
+                walk(v)
+
+    walk(cell.render_bundle["docs_json"])
+    return found[0]
+
+
+def is_unset(sent, attr):
+    """A range's start or end that BokehJS computes from the data: absent, or NaN."""
+    v = sent.get(attr)
+    return v is None or v == {"type": "number", "value": "nan"}
+
+
+def test_a_plot_sent_whole_after_lines_were_added_while_hidden_follows_every_line(tmp_path):
+    from lt_core.dashboard import build_app
+
+    app = build_app(results_root=tmp_path / "results")
+    p = app.plots
+    curve_cell = app._cells[0][0][0]
+    assert app.tabs.selected_index == 0
+    # a live round that stopped at iteration 200: the page computed the iteration axis -10..210
+    # and the accuracy axis, and wrote them back to the kernel
+    live = overlay(5, [(0, 0.1), (100, 0.9), (200, 0.92)], {0: (1.0, 0.97)})
+    live.setting = "large_final · 200 it · stored [def456]"
+    app.c.overlays = {"lottery-fc-5": live}
+    app.c.notify()
+    assert app.wait_idle(30)
+    page_writes(curve_cell, p.curve_fig.x_range, start=-10.0, end=210.0)
+    page_writes(curve_cell, p.curve_fig.y_range, start=1.0, end=101.0)
+    assert (p.curve_fig.x_range.start, p.curve_fig.x_range.end) == (-10.0, 210.0)
+
+    app.tabs.selected_index = 3  # the Compare tab: two stored seeds of 300 iterations overlaid
+    assert app.wait_idle(30)
+    n = len(p.curve_fig.renderers)
+    app.c.overlays = {"lottery-fc-5": live,
+                      "lottery-fc-0": overlay(0, [(0, 0.10), (300, 0.90)], {0: (1.0, 0.970)}),
+                      "lottery-fc-1": overlay(1, [(0, 0.12), (300, 0.94)], {0: (1.0, 0.980)})}
+    app.c.notify()
+    assert app.wait_idle(30)
+    assert len(p.curve_fig.renderers) == n + 3  # band, line and points of the new line, made now
+    assert 0 in app._stale[0]
+
+    app.tabs.selected_index = 0  # shown: the iteration plot is sent whole
+    assert app.wait_idle(30)
+    assert app._stale[0] == set() and not app.render_errors
+    for rng in (p.curve_fig.x_range, p.curve_fig.y_range):
+        sent = range_sent(curve_cell, rng)
+        # no start or end given: BokehJS spans the data of every renderer of the figure ...
+        assert is_unset(sent, "start") and is_unset(sent, "end"), sent
+        assert sent.get("renderers", []) in ([], "auto")  # ... those made after the range included
+    sources = {a["name"]: a for a in bundle_models(curve_cell)["ColumnDataSource"] if a.get("name")}
+    assert max(x for name, a in sources.items() if name.startswith("curve:") for x in column(a["data"], "x")) == 300
+    # the accuracy axis pads by one point (data at 100% ends it at 101), not a tenth of the span
+    assert (p.curve_fig.y_range.range_padding, p.curve_fig.y_range.range_padding_units) == (1.0, "absolute")
+
+
+def test_weights_remaining_axes_end_at_105_and_start_below_the_fewest_weights_shown():
+    from lt_core.dashboard.views.plots import Plots
+
+    plots = Plots()
+    empty = {"series": [], "arch": "fc", "overlays": []}
+    plots.render("fc", plot_tables(empty))
+    # nothing drawn: 0.8 x 50% (lottery) and 0.8 x 1% (one-shot supermasks), up to 105%
+    assert (plots.layer_fig.y_range.start, plots.layer_fig.y_range.end) == (40.0, 105.0)
+    assert (plots.prune_fig.x_range.start, plots.prune_fig.x_range.end) == (105.0, 40.0)
+    assert (plots.super_fig.x_range.start, plots.super_fig.x_range.end) == (105.0, pytest.approx(0.8))
+    s = overlay(0, [(0, 0.1), (20, 0.9)], {0: (1.0, 0.97), 1: (0.8, 0.975), 2: (0.64, 0.976)})
+    s.rounds[1]["layer_remaining"] = {"fc1": 0.8, "fc2": 0.8, "fc3": 0.9}
+    s.rounds[2]["layer_remaining"] = {"fc1": 0.64, "fc2": 0.64, "fc3": 0.81}
+    s.rounds[0]["layer_remaining"] = {"fc1": 1.0, "fc2": 1.0, "fc3": 1.0}
+    plots.render("fc", plot_tables({"series": [], "arch": "fc", "overlays": [s]}))
+    assert plots.layer.drawn() == {"fc1 = fc2": 3, "fc3": 3}
+    assert plots.layer_fig.y_range.start == pytest.approx(0.8 * 64.0)
+    assert plots.layer_fig.y_range.end == 105.0
+    assert (plots.prune_fig.x_range.start, plots.prune_fig.x_range.end) == (105.0, pytest.approx(0.8 * 64.0))

@@ -22,7 +22,7 @@ from ..tables import plot_tables
 from .compare import ComparePanel
 from .controls import Controls
 from .masks import MaskView
-from .plots import Plots
+from .plots import Plots, follow_data
 from .widgets import ControlRows, SerialWorker
 
 TAB_TITLES = ("Lottery rounds", "Supermasks", "Mask view", "Compare & export")
@@ -158,11 +158,13 @@ class Dashboard:
             self._submit("tab", lambda: self.resend(tab))
 
     def resend(self, tab: int) -> None:
-        """Send the page the whole state of the plots of ``tab`` that changed while it was hidden."""
+        """Send the page the whole state of the plots of ``tab`` that changed while it was hidden,
+        their data-following axes free to follow every line (:func:`~.plots.follow_data`)."""
         with self._render_lock:
             stale, self._stale[tab] = self._stale[tab], set()
             for k in sorted(stale):
                 cell, fig = self._cells[tab][k]
+                follow_data(fig)
                 cell.update_from_model(fig)
 
     # -- rendering ------------------------------------------------------------------------------

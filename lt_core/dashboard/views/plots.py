@@ -10,10 +10,16 @@ one banded line as well; the references (the dense network trained here, the pap
 black and grey, which no data line takes. A figure holds renderers only for the lines it has
 drawn (made when a line first shows), so a page loads fast and any number of lines is drawn.
 Each draw assigns whole new ``ColumnDataSource.data`` dicts, and only those that changed.
+
+Axes: an accuracy axis follows the data with one point of padding (data at 100% ends it at 101);
+a weights-remaining axis (log) runs from 105% down to 0.8 times the fewest weights shown. An axis
+that follows the data is a ``DataRange1d`` over every renderer of its figure, those made later
+included; :func:`follow_data` keeps it so in a figure sent to the page whole.
 """
 
 from __future__ import annotations
 
+import math
 from typing import Dict, Iterable, List, Optional, Sequence, Tuple
 
 from bokeh.models import (BasicTicker, ColumnDataSource, DataRange1d, HoverTool, Legend, LegendItem, LinearAxis,
@@ -36,15 +42,17 @@ LEGEND_ROWS = 13  # entries per legend column (more entries: another column)
 def new_figure(title: str, x_label: Optional[str] = None, y_label: Optional[str] = None, *, height: int = PLOT_H,
                x_log: bool = False, flip_x: bool = False, y_log: bool = False, legend: bool = False,
                x_min_interval: Optional[float] = None, y_min_interval: Optional[float] = None,
-               tools: str = "pan,wheel_zoom,box_zoom,reset,save", **kw):
+               y_padding: Optional[float] = None, tools: str = "pan,wheel_zoom,box_zoom,reset,save", **kw):
     """A figure of the dashboard, as wide as its cell; ``legend``: a (first empty) legend outside the
     plot area, on the right. ``*_min_interval``: the narrowest span of an axis that follows the data,
-    so that a first point does not make a degenerate axis."""
+    so that a first point does not make a degenerate axis. ``y_padding``: the y axis extends that
+    far (in data units) past the data on either side, instead of a tenth of the data's span."""
     kw.setdefault("sizing_mode", "stretch_width")
     if "x_range" not in kw:
         kw["x_range"] = DataRange1d(flipped=flip_x, min_interval=x_min_interval)
     if "y_range" not in kw:
-        kw["y_range"] = DataRange1d(min_interval=y_min_interval)
+        pad = {} if y_padding is None else {"range_padding": y_padding, "range_padding_units": "absolute"}
+        kw["y_range"] = DataRange1d(min_interval=y_min_interval, **pad)
     # "auto": a categorical axis over a FactorRange (layer names), else a linear one
     fig = figure(title=title, frame_height=height, min_width=MIN_W, x_axis_label=x_label, y_axis_label=y_label,
                  x_axis_type="log" if x_log else "auto", y_axis_type="log" if y_log else "auto",
@@ -138,6 +146,29 @@ def span(axis_range: Range1d, start: float, end: float) -> None:
         axis_range.start, axis_range.end = start, end
 
 
+ACC_PAD = 1.0  # accuracy axes (%): padding past the data, so that 100% ends the axis at 101
+REMAINING_TOP = 105.0  # weights-remaining axes (%, log): their top
+
+
+def remaining_bottom(values: Iterable[float], empty: float) -> float:
+    """The bottom of a weights-remaining axis (log): 0.8 times the fewest weights shown (``empty``
+    when none), never below 0.05%."""
+    return max(0.05, min(list(values) or [empty]) * 0.8)
+
+
+def follow_data(fig) -> None:
+    """Let every ``DataRange1d`` of ``fig`` follow the data again. The page writes the start and
+    end it computes back to the kernel; a figure sent to the page whole with them would hold them
+    fixed (BokehJS keeps a start or end it is given), and lines drawn later would fall outside."""
+    ranges = [fig.x_range, fig.y_range, *fig.extra_x_ranges.values(), *fig.extra_y_ranges.values()]
+    for r in ranges:
+        if isinstance(r, DataRange1d):
+            for end in ("start", "end"):
+                v = getattr(r, end)
+                if not (isinstance(v, float) and math.isnan(v)):
+                    setattr(r, end, math.nan)
+
+
 def level_lines(levels: Iterable[Tuple[str, float, str]], x0: float, x1: float) -> dict:
     """Horizontal reference lines ``(label, y, color)`` from ``x0`` to ``x1`` (multi_line data)."""
     levels = list(levels)
@@ -161,13 +192,15 @@ class Plots:
         self._placeholders: list = []
 
         f = self._figure("Test accuracy vs iteration (newest round)", "iteration", "test accuracy (%)",
-                         name="curve", empty=((0, 300), (80, 100)), x_min_interval=10, y_min_interval=2)
+                         name="curve", empty=((0, 300), (80, 100)), x_min_interval=10, y_min_interval=2,
+                         y_padding=ACC_PAD)
         self.curve = LineGroup(f, [("run", "@label"), ("iteration", "@x"), ("test acc", "@y{0.00}%")])
         self.curve_fig = f
 
         f = self._figure("Early-stop test accuracy vs weights remaining", "weights remaining (%)",
                          "test accuracy at early stop (%)", name="prune", x_log=True, flip_x=True,
-                         empty=((1, 100), (90, 100)), y_min_interval=2, x_range=Range1d(105, 40))
+                         empty=((1, 100), (90, 100)), y_min_interval=2, y_padding=ACC_PAD,
+                         x_range=Range1d(REMAINING_TOP, remaining_bottom([], 50.0)))
         self.prune_ref = add_references(f)
         self.prune = LineGroup(f, [("run", "@label"), ("round", "@round"), ("remaining", "@x{0.0}%"),
                                    ("early-stop acc", "@y{0.00}% (seeds: @low{0.00} to @high{0.00})")], ("round",),
@@ -175,14 +208,15 @@ class Plots:
         self.prune_fig = f
 
         f = self._figure("Weights remaining per layer", "round", "weights remaining (%)", name="layer",
-                         y_log=True, empty=((0, 5), (30, 100)), x_min_interval=2, y_range=Range1d(30, 120))
+                         y_log=True, empty=((0, 5), (40, 100)), x_min_interval=2,
+                         y_range=Range1d(remaining_bottom([], 50.0), REMAINING_TOP))
         f.xaxis.ticker = BasicTicker(min_interval=1)  # whole rounds
         self.layer = LineGroup(f, [("layers", "@label"), ("round", "@x"), ("remaining", "@y{0.00}%")])
         self.layer_fig = f
 
         f = self._figure("One-shot supermask on the untrained network", "weights remaining (%)", "test accuracy (%)",
                          name="supermask", x_log=True, empty=((0.5, 100), (0, 100)), y_min_interval=5,
-                         x_range=Range1d(105, 0.4))
+                         y_padding=ACC_PAD, x_range=Range1d(REMAINING_TOP, remaining_bottom([], 1.0)))
         self.super_ref = add_references(f)
         self.supermask = {kind: LineGroup(f, [("mask", "@label"), ("power", "@power"), ("remaining", "@x{0.00}%"),
                                               ("test acc", "@y{0.00}%")], ("power",), dash=dash,
@@ -191,7 +225,8 @@ class Plots:
         self.super_fig = f
 
         f = self._figure("Learned supermask: test accuracy (left), expected keep (right, dashed)", "epoch",
-                         "test accuracy (%)", name="learned", empty=((0, 10), (80, 100)), y_min_interval=2)
+                         "test accuracy (%)", name="learned", empty=((0, 10), (80, 100)), y_min_interval=2,
+                         y_padding=ACC_PAD)
         f.extra_y_ranges = {"keep": Range1d(0, 100)}
         f.add_layout(LinearAxis(y_range_name="keep", axis_label="expected keep (%)"), "right")
         self.learn_ref = add_references(f)
@@ -247,8 +282,8 @@ class Plots:
             steps = sorted({r["round"] for r in rows if r["line"] == line})
             rounds[line] = {"round": steps}
         self.prune.draw(bands, rounds)
-        lo = max(0.05, min([x for b in bands.values() for x in b.x] or [50.0]) * 0.8)
-        span(self.prune_fig.x_range, 105.0, lo)  # log axes: set from the data (a first point spans nothing)
+        lo = remaining_bottom([x for b in bands.values() for x in b.x], 50.0)
+        span(self.prune_fig.x_range, REMAINING_TOP, lo)  # log axes: set from the data (a first point spans nothing)
         levels = []
         dense = [r["value"] for r in tables["reference"] if r["name"].startswith("dense baseline")]
         if dense:
@@ -278,7 +313,8 @@ class Plots:
             xs = [x for x, _ in sorted(by_layer[layers[0]])]
             bands[" = ".join(layers)] = Band(layers[0], False, xs, list(values), list(values), list(values), 1)
         self.layer.draw(bands)
-        span(self.layer_fig.y_range, min([y for b in bands.values() for y in b.mean] or [50.0]) * 0.7, 120.0)
+        span(self.layer_fig.y_range, remaining_bottom([y for b in bands.values() for y in b.mean], 50.0),
+             REMAINING_TOP)
 
     def _render_supermask(self, paper: Optional[dict], tables: dict) -> None:
         for kind, group in self.supermask.items():
@@ -286,8 +322,8 @@ class Plots:
             bands = seed_bands(rows, "power", "weights_remaining", "test_acc")
             group.draw(bands, {line: {"power": sorted({r["power"] for r in rows if r["line"] == line})}
                                for line in bands})
-        lo = max(0.05, min([r["weights_remaining"] for r in tables["supermask"]] or [1.0]) * 0.8)
-        span(self.super_fig.x_range, 105.0, lo)
+        lo = remaining_bottom([r["weights_remaining"] for r in tables["supermask"]], 1.0)
+        span(self.super_fig.x_range, REMAINING_TOP, lo)
         levels = []
         if paper:
             for (key, name), grey in zip((("mask_init", "initial weights"), ("mask_signed_constant", "signed constants")),
