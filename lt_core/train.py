@@ -91,6 +91,13 @@ class StepLoop:
             Path(self.checkpoint).unlink(missing_ok=True)
             return None
 
+    def stop_if_requested(self, it: int) -> None:
+        """At a step boundary: when a stop was requested, write the checkpoint and raise
+        :class:`RunStopped`."""
+        if self.stop is not None and self.stop.requested:
+            self._save_checkpoint(it)
+            raise RunStopped(f"{self.desc}: stopped at iteration {it}")
+
     def loop(self) -> None:
         self._load_checkpoint()
         bar = None
@@ -100,14 +107,14 @@ class StepLoop:
             bar = tqdm(total=self.iterations, initial=self.start_iteration, unit="it", leave=False,
                        desc=self.desc, dynamic_ncols=True)
         it = self.start_iteration
-        if it == 0 and self.eval_at_start and not self.evals[0]:
-            self.evaluate_point(0)
         last_ckpt = time.monotonic()
         try:
+            if it == 0 and self.eval_at_start and not self.evals[0]:
+                self.stop_if_requested(it)  # asked for while the round was set up: before its first evaluation
+                self.evaluate_point(0)
+                last_ckpt = time.monotonic()
             while it < self.iterations:
-                if self.stop is not None and self.stop.requested:
-                    self._save_checkpoint(it)
-                    raise RunStopped(f"{self.desc}: stopped at iteration {it}")
+                self.stop_if_requested(it)
                 # as many steps as one call takes, up to the next evaluation
                 next_eval = min(self.iterations, (it // self.eval_every + 1) * self.eval_every)
                 n = max(1, min(self.max_steps(it), next_eval - it))

@@ -255,3 +255,25 @@ def test_weights_remaining_axes_end_at_105_and_start_below_the_fewest_weights_sh
     assert plots.layer_fig.y_range.start == pytest.approx(0.8 * 64.0)
     assert plots.layer_fig.y_range.end == 105.0
     assert (plots.prune_fig.x_range.start, plots.prune_fig.x_range.end) == (105.0, pytest.approx(0.8 * 64.0))
+
+
+def test_a_page_compiles_the_engine_kernels_in_the_background_before_anything_trains(tmp_path):
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    code = ("import sys, time\n"
+            "from lt_core.backends import native\n"
+            "from lt_core.dashboard import build_app\n"
+            "assert native._library is None\n"
+            f"app = build_app(results_root={str(tmp_path / 'results')!r})\n"
+            "deadline = time.monotonic() + 120\n"
+            "while native._library is None and time.monotonic() < deadline:\n"
+            "    time.sleep(0.1)\n"
+            "print('built' if native._library else 'none' if native._library is False else 'waiting')\n")
+    repo = Path(__file__).resolve().parents[1]
+    out = subprocess.run([sys.executable, "-c", code], cwd=repo, capture_output=True, text=True, timeout=300,
+                         env={**os.environ, "PYTHONPATH": str(repo), "LT_KERNELS": "1"})
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "built", out.stdout + out.stderr

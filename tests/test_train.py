@@ -95,6 +95,29 @@ def test_interrupted_run_resumes_to_the_same_numbers(tmp_path):
     assert not (run_dir.round_dir(0) / "checkpoint.pt").exists()
 
 
+def test_a_stop_asked_for_while_a_round_is_set_up_comes_before_its_first_evaluation(tmp_path):
+    cfg = QUICK.replace(iterations=40)
+    reference = train_dense(train=cfg, out=tmp_path / "ref")
+    stop = StopToken()
+    events = []
+
+    def on_event(e):
+        events.append(e)
+        if e.get("stage") == "round_start":  # the round's trainer is built after this
+            stop.request()
+
+    with pytest.raises(RunStopped, match="stopped at iteration 0"):
+        train_dense(train=cfg, out=tmp_path / "run", on_event=on_event, stop=stop)
+    assert not any(e["event"] == "eval" for e in events)  # no evaluation at iteration 0 first
+    run_dir = dense_run_dir(DataConfig(), ModelConfig(), cfg, tmp_path / "run")
+    assert (run_dir.round_dir(0) / "checkpoint.pt").is_file() and not run_dir.round_done(0)
+    events.clear()
+    resumed = train_dense(train=cfg, out=tmp_path / "run", on_event=events.append)
+    assert [e["iteration"] for e in events if e["event"] == "eval"] == [0, 20, 40]
+    assert (resumed.run_dir / "round_000" / "metrics.csv").read_text() == \
+        (reference.run_dir / "round_000" / "metrics.csv").read_text()
+
+
 def test_stacked_runs_match_single_runs():
     ds = load_dataset("mnist", device="cpu")
     arch = get_arch("fc")

@@ -16,6 +16,8 @@ from typing import Callable, Optional
 import ipywidgets as W
 from jupyter_bokeh.widgets import BokehModel
 
+from ...backends import native
+
 from ..controller import Controller
 from ..request import describe_error
 from ..tables import plot_tables
@@ -105,6 +107,10 @@ class Dashboard:
         self.layout.add_class("lt-dashboard")
         self.compare.refresh()
         self._worker = SerialWorker()
+        # the engine's C kernels are compiled once per kernel process (seconds, with no step boundary
+        # to stop at): compiled now, in the background, the first round the page trains starts, and
+        # stops, as promptly as any later one
+        threading.Thread(target=native.library, name="lt-kernels", daemon=True).start()
         self.c.add_listener(self.render)
         for widget in self.controls.request_widgets():
             widget.observe(lambda _: self.show_settings(), names="value")
