@@ -51,6 +51,13 @@ LABELS = """(prefix) => { const out = [];
     if (labels && labels.length) out.push(labels[0]); }
   return out.sort(); }"""
 
+# the axis ranges of the figure whose title starts with the argument, as BokehJS computed them
+AXES = """(title) => {
+  for (const doc of (window.Bokeh ? Bokeh.documents : [])) for (const m of doc._all_models.values()) {
+    if (m.type !== 'Figure' || !m.title || !String(m.title.text).startsWith(title)) continue;
+    return {x: [m.x_range.start, m.x_range.end], y: [m.y_range.start, m.y_range.end]}; }
+  return null; }"""
+
 pytestmark = [pytest.mark.skipif(not CHROMIUM.exists(), reason="needs Debian's chromium at /usr/bin/chromium"),
               needs_mnist]
 
@@ -247,6 +254,15 @@ def test_dashboard_as_a_researcher_uses_it(voila):
                 and overlaid[0].endswith(" (2 seeds)"), (overlaid, page.locator(".lt-compare-info").inner_text(),
                                                           errors)
             page.wait_for_function(f"() => ({LABELS})('curve:').includes({overlaid[0]!r})", timeout=60_000)
+            # the axes span the overlaid seeds' 300 iterations (their line was made while the tab was
+            # hidden); accuracy axes end at most 1 point past 100%, the per-layer one at 105%
+            page.wait_for_function(f"() => ({AXES})('Test accuracy vs iteration').x[1] >= 300", timeout=30_000,
+                                   polling=200)
+            curve = page.evaluate(AXES, "Test accuracy vs iteration")
+            assert curve["x"][0] <= 0 and curve["y"][1] <= 101, curve
+            assert page.evaluate(AXES, "Early-stop test accuracy")["y"][1] <= 101
+            layer = page.evaluate(AXES, "Weights remaining per layer")
+            assert layer["y"][1] == 105 and 0 < layer["y"][0] < 100, layer
             time.sleep(1.0)
             page.screenshot(path=str(tmp / "dashboard-compare.png"), full_page=True)
             tabs.get_by_text("Compare & export", exact=True).click()
