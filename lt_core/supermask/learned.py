@@ -39,6 +39,7 @@ from ..seeding import derive_seed
 from ..store import append_entry, atomic_torch_save, atomic_write_json, atomic_write_text, check_writable, hold_locks, \
     learnmask_dir, metrics_csv, open_run, results_root, write_tensors
 from ..train import StepLoop
+from .fc_kernel import FcMaskKernel, unavailable as kernel_unavailable
 from .oneshot import WEIGHT_KINDS, signed_constants
 
 Tensor = torch.Tensor
@@ -224,6 +225,8 @@ class MaskLearner(StepLoop):
         self.start_iteration = 0
         self._correct = torch.zeros(len(configs), device=dev)
         self._seen = 0
+        # the step in C where it can run (fully connected, CPU, the library built); autograd elsewhere
+        self.kernel = FcMaskKernel(self) if kernel_unavailable(arch, dev) is None else None
 
     desc = "learned mask"
     eval_at_start = False
@@ -294,6 +297,10 @@ class MaskLearner(StepLoop):
         """One step of every run: sample masks, forward, straight-through backward, SGD on the scores."""
         k = len(self.configs)
         x, y = self.batch(it)
+        if self.kernel is not None:
+            self._correct += self.kernel.step(x, y)
+            self._seen += 1
+            return
         eff = sampled_masked_weights(self.w, self.scores, self.gens, self.dwr)
         logits = forward(self.arch, eff, self.b, x)
         target = y.expand(k, -1) if self.batch.shared else y

@@ -1,0 +1,451 @@
+/* Learned supermasks of a stack of fully connected networks (lt_core.supermask.learned): one
+ * training step of every run in one call -- sample the masks, forward, backward with the
+ * straight-through gradient, SGD with momentum on the scores.
+ *
+ * Layout. Every tensor of layer l is PyTorch's, (runs, n_out, n_in), contiguous: the frozen
+ * weights w, the scores, p = sigmoid(scores) (computed by PyTorch before the call, so that it is
+ * the very p the reference samples from) and the momentum buffers. The forward and backward
+ * passes work on input-major copies (fc_stack.c's layout): the effective weights are gathered into
+ * one, and the gradient comes out of one and is gathered back.
+ *
+ * Sampling. A run draws its masks from its own PyTorch CPU generator, whose state (the bytes of
+ * Generator.get_state()) is read, advanced and written back here: mt19937 as at::mt19937 steps it,
+ * and b = (24-bit uniform < p) in each layer's element order, layer after layer, exactly as
+ * torch.bernoulli(p, generator=...) draws them. Same generator state in, same masks and same state
+ * out as the reference.
+ *
+ * Gradient. With eff = w b s (s = N / sum(b) for a run with dynamic weight rescaling, else 1) and
+ * G = dL/deff, the score gradient is ((G w) s + t) p (1 - p), where t = -N / sum(b)^2 times the sum
+ * of G w b over the layer (the gradient through the count; 0 without rescaling), each product
+ * rounded as PyTorch's autograd function rounds it. SGD is torch.optim.SGD's (non-Nesterov):
+ * buf = buf momentum + g, score += -lr buf (one fused multiply-add, as PyTorch's vectorised add).
+ * The matrix products are fc_stack.c's, over the nonzero entries of each layer's input, so the
+ * sums differ from PyTorch's in rounding only.
+ *
+ * Threads. The runs are split between the threads, each run's step computed by one thread with
+ * its own buffers: a run's numbers do not depend on the others or on the thread count.
+ */
+#include <math.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#if defined(__AVX512F__)
+#include <immintrin.h>
+#endif
+#ifdef _OPENMP
+#include <omp.h>
+#endif
+#include "fc_parts.h"
+
+typedef struct {
+    int64_t n_in, n_out;
+    const float *w;  /* (runs, n_out, n_in), frozen */
+    float *score;    /* (runs, n_out, n_in), updated in place */
+    const float *p;  /* sigmoid(score) */
+    float *mom;      /* momentum buffers, updated in place */
+} lt_mask_layer;
+
+/* ---- PyTorch's CPU generator ------------------------------------------------------------------ */
+
+#define MT_N 624
+#define MT_M 397
+/* byte offsets in CPUGeneratorImpl's state (its legacy part: seed, left, seeded, next, state[624]
+ * as 64-bit words) */
+#define STATE_BYTES 5056
+#define AT_LEFT 8
+#define AT_NEXT 16
+#define AT_WORDS 24
+
+typedef struct {
+    uint32_t s[MT_N];
+    int64_t left, next;  /* as at::mt19937: the next output is s[next] after left - 1 more, then a refill */
+} mt_state;
+
+static void mt_load(mt_state *g, const uint8_t *st)
+{
+    int32_t left;
+    uint64_t next, word;
+    memcpy(&left, st + AT_LEFT, 4);
+    memcpy(&next, st + AT_NEXT, 8);
+    g->left = left;
+    g->next = (int64_t)next;
+    for (int j = 0; j < MT_N; j++) {
+        memcpy(&word, st + AT_WORDS + 8 * j, 8);
+        g->s[j] = (uint32_t)word;
+    }
+}
+
+static void mt_store(const mt_state *g, uint8_t *st)
+{
+    const int32_t left = (int32_t)g->left;
+    const uint64_t next = (uint64_t)g->next;
+    memcpy(st + AT_LEFT, &left, 4);
+    memcpy(st + AT_NEXT, &next, 8);
+    for (int j = 0; j < MT_N; j++) {
+        const uint64_t word = g->s[j];
+        memcpy(st + AT_WORDS + 8 * j, &word, 8);
+    }
+}
+
+static inline uint32_t twist(uint32_t u, uint32_t v)
+{
+    return (((u & 0x80000000u) | (v & 0x7fffffffu)) >> 1) ^ ((v & 1u) ? 0x9908b0dfu : 0u);
+}
+
+#if defined(__AVX512F__)
+static inline __m512i twist16(__m512i u, __m512i v)
+{
+    const __m512i mixed = _mm512_or_si512(_mm512_and_si512(u, _mm512_set1_epi32((int)0x80000000u)),
+                                          _mm512_and_si512(v, _mm512_set1_epi32(0x7fffffff)));
+    const __mmask16 odd = _mm512_test_epi32_mask(v, _mm512_set1_epi32(1));
+    return _mm512_xor_si512(_mm512_srli_epi32(mixed, 1), _mm512_maskz_mov_epi32(odd, _mm512_set1_epi32((int)0x9908b0dfu)));
+}
+#endif
+
+/* the next 624 words (at::mt19937::next_state), 16 at a time where no word depends on another of
+ * the same 16 */
+static void mt_refill(uint32_t *s)
+{
+    int i = 0;
+#if defined(__AVX512F__)
+    for (; i + 16 <= MT_N - MT_M; i += 16)
+        _mm512_storeu_si512(s + i, _mm512_xor_si512(_mm512_loadu_si512(s + i + MT_M),
+                                                    twist16(_mm512_loadu_si512(s + i), _mm512_loadu_si512(s + i + 1))));
+#endif
+    for (; i < MT_N - MT_M; i++) s[i] = s[i + MT_M] ^ twist(s[i], s[i + 1]);
+#if defined(__AVX512F__)
+    for (; i + 16 <= MT_N - 1; i += 16)
+        _mm512_storeu_si512(s + i, _mm512_xor_si512(_mm512_loadu_si512(s + i + MT_M - MT_N),
+                                                    twist16(_mm512_loadu_si512(s + i), _mm512_loadu_si512(s + i + 1))));
+#endif
+    for (; i < MT_N - 1; i++) s[i] = s[i + MT_M - MT_N] ^ twist(s[i], s[i + 1]);
+    s[MT_N - 1] = s[MT_M - 1] ^ twist(s[MT_N - 1], s[0]);
+}
+
+static inline uint32_t temper(uint32_t y)
+{
+    y ^= y >> 11;
+    y ^= (y << 7) & 0x9d2c5680u;
+    y ^= (y << 15) & 0xefc60000u;
+    return y ^ (y >> 18);
+}
+
+/* One Bernoulli sample per entry of p (n of them, in order), as torch.bernoulli(p, generator)
+ * draws them: b = (r & 0xffffff) 2^-24 < p for the generator's next 32-bit output r. Writes
+ * wm = b ? w : 0 and returns the number of ones. */
+static int64_t sample_layer(mt_state *g, const float *p, const float *w, int64_t n, float *wm)
+{
+    int64_t pos = 0, ones = 0;
+    const float unit = 1.0f / 16777216.0f;
+    while (pos < n) {
+        if (g->left <= 1) {
+            mt_refill(g->s);
+            g->left = MT_N + 1;
+            g->next = 0;
+        }
+        const int64_t take = g->left - 1 < n - pos ? g->left - 1 : n - pos;
+        const uint32_t *r = g->s + g->next;
+        const float *pp = p + pos, *ww = w + pos;
+        float *out = wm + pos;
+        int64_t j = 0;
+#if defined(__AVX512F__)
+        for (; j < take; j += 16) {
+            const int64_t left = take - j;
+            const __mmask16 mk = left >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << left) - 1u);
+            __m512i y = _mm512_maskz_loadu_epi32(mk, r + j);
+            y = _mm512_xor_si512(y, _mm512_srli_epi32(y, 11));
+            y = _mm512_xor_si512(y, _mm512_and_si512(_mm512_slli_epi32(y, 7), _mm512_set1_epi32((int)0x9d2c5680u)));
+            y = _mm512_xor_si512(y, _mm512_and_si512(_mm512_slli_epi32(y, 15), _mm512_set1_epi32((int)0xefc60000u)));
+            y = _mm512_xor_si512(y, _mm512_srli_epi32(y, 18));
+            const __m512 u = _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_and_si512(y, _mm512_set1_epi32(0xffffff))),
+                                           _mm512_set1_ps(unit));
+            const __mmask16 b = _mm512_mask_cmp_ps_mask(mk, u, _mm512_maskz_loadu_ps(mk, pp + j), _CMP_LT_OQ);
+            _mm512_mask_storeu_ps(out + j, mk, _mm512_maskz_mov_ps(b, _mm512_maskz_loadu_ps(mk, ww + j)));
+            ones += __builtin_popcount((unsigned)b);
+        }
+#else
+        for (; j < take; j++) {
+            const float u = (float)(temper(r[j]) & 0xffffffu) * unit;
+            const int b = u < pp[j];
+            out[j] = b ? ww[j] : 0.0f;
+            ones += b;
+        }
+#endif
+        g->next += take;
+        g->left -= take;
+        pos += take;
+    }
+    return ones;
+}
+
+/* ---- between the two layouts ------------------------------------------------------------------ */
+
+/* e[i * lde + o] = wm[o * n_in + i] * scale: the effective weights, input-major */
+static void effective_input_major(const float *wm, int64_t n_out, int64_t n_in, float scale, float *e, int64_t lde)
+{
+    int64_t o0 = 0;
+#if defined(__AVX512F__)
+    const __m512i rows = _mm512_mullo_epi32(_mm512_set_epi32(15, 14, 13, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1, 0),
+                                            _mm512_set1_epi32((int)n_in));
+    const __m512 sv = _mm512_set1_ps(scale);
+    for (; o0 + 16 <= n_out; o0 += 16)
+        for (int64_t i = 0; i < n_in; i++)
+            _mm512_storeu_ps(e + i * lde + o0, _mm512_mul_ps(_mm512_i32gather_ps(rows, wm + o0 * n_in + i, 4), sv));
+#endif
+    for (int64_t i = 0; i < n_in; i++)
+        for (int64_t o = o0; o < n_out; o++) e[i * lde + o] = wm[o * n_in + i] * scale;
+}
+
+/* ---- the score update ---------------------------------------------------------------------------- */
+
+/* The sum over a layer of G w b, from the input-major gradient gim and effective weights e
+ * (= w b s; rows ld apart): the sum of G e in double, divided by s */
+static float count_term_sum(const float *gim, const float *e, int64_t ld, int64_t n_out, int64_t n_in, float scale)
+{
+    double sum = 0.0;
+    int64_t i = 0;
+#if defined(__AVX512F__)
+    __m512d acc = _mm512_setzero_pd();
+    for (; i < n_in; i++)
+        for (int64_t o = 0; o < n_out; o += 16) {
+            const int64_t left = n_out - o;
+            const __mmask16 mk = left >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << left) - 1u);
+            const __m512 prod = _mm512_mul_ps(_mm512_maskz_loadu_ps(mk, gim + i * ld + o),
+                                              _mm512_maskz_loadu_ps(mk, e + i * ld + o));
+            acc = _mm512_add_pd(acc, _mm512_cvtps_pd(_mm512_castps512_ps256(prod)));
+            acc = _mm512_add_pd(acc, _mm512_cvtps_pd(_mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(prod), 1))));
+        }
+    sum = _mm512_reduce_add_pd(acc);
+#endif
+    for (; i < n_in; i++)
+        for (int64_t o = 0; o < n_out; o++) sum += (double)(gim[i * ld + o] * e[i * ld + o]);
+    return (float)(sum / scale);
+}
+
+/* SGD on one layer's scores from the input-major gradient gim (rows ldg apart) of its effective
+ * weights; scale: s, through: the count term t (0 without rescaling) */
+static void update_layer(const float *gim, int64_t ldg, int64_t n_out, int64_t n_in, const float *w, const float *p,
+                         float *score, float *mom, int dwr, float scale, float through, float lr, float momentum)
+{
+    for (int64_t o = 0; o < n_out; o++) {
+        const int64_t row = o * n_in;
+        int64_t i = 0;
+#if defined(__AVX512F__)
+        const __m512i cols = _mm512_mullo_epi32(_mm512_set_epi32(15, 14, 13, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1, 0),
+                                                _mm512_set1_epi32((int)ldg));
+        const __m512 sv = _mm512_set1_ps(scale), tv = _mm512_set1_ps(through), one = _mm512_set1_ps(1.0f);
+        const __m512 mv = _mm512_set1_ps(momentum), nlr = _mm512_set1_ps(-lr);
+        for (; i < n_in; i += 16) {
+            const int64_t left = n_in - i;
+            const __mmask16 mk = left >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << left) - 1u);
+            __m512 g = _mm512_mask_i32gather_ps(_mm512_setzero_ps(), mk, cols, gim + i * ldg + o, 4);
+            g = _mm512_mul_ps(g, _mm512_maskz_loadu_ps(mk, w + row + i));
+            if (dwr) g = _mm512_add_ps(_mm512_mul_ps(g, sv), tv);
+            const __m512 pv = _mm512_maskz_loadu_ps(mk, p + row + i);
+            g = _mm512_mul_ps(_mm512_mul_ps(g, pv), _mm512_sub_ps(one, pv));
+            const __m512 buf = _mm512_add_ps(_mm512_mul_ps(_mm512_maskz_loadu_ps(mk, mom + row + i), mv), g);
+            _mm512_mask_storeu_ps(mom + row + i, mk, buf);
+            _mm512_mask_storeu_ps(score + row + i, mk, _mm512_fmadd_ps(buf, nlr, _mm512_maskz_loadu_ps(mk, score + row + i)));
+        }
+#else
+        for (; i < n_in; i++) {
+            float g = gim[i * ldg + o] * w[row + i];
+            if (dwr) g = g * scale + through;
+            g = g * p[row + i] * (1.0f - p[row + i]);
+            const float buf = mom[row + i] * momentum + g;
+            mom[row + i] = buf;
+            score[row + i] = fmaf(buf, -lr, score[row + i]);
+        }
+#endif
+    }
+}
+
+/* ---- one run's step ------------------------------------------------------------------------------ */
+
+typedef struct {
+    sparse_rows xr, sr[MAX_LAYERS];  /* the batch by rows; sr[l]: layer l's input by rows, l > 0 */
+    sparse_cols xc;                  /* the batch by columns */
+    float *act[MAX_LAYERS];          /* act[l]: layer l's input, l > 0; rows padded(n_in) apart */
+    float *wm[MAX_LAYERS], *e[MAX_LAYERS], *grad[MAX_LAYERS];  /* w b; eff and dL/deff input-major */
+    float *logits, *g, *g_next, *gt, *gt_out, *zero;
+} mask_buffers;
+
+static size_t buffers_bytes(int n_layers, const lt_mask_layer *layers, int64_t rows)
+{
+    int64_t widest = 0;
+    size_t total = sparse_rows_bytes(rows, layers[0].n_in) + sparse_cols_bytes(rows, layers[0].n_in);
+    for (int l = 0; l < n_layers; l++) {
+        const int64_t n_in = layers[l].n_in, n_out = layers[l].n_out;
+        if (l > 0) total += align64(4 * (size_t)(rows * padded(n_in))) + sparse_rows_bytes(rows, n_in);
+        total += align64(4 * (size_t)(n_out * n_in)) + 2 * align64(4 * (size_t)(n_in * padded(n_out)));
+        widest = n_in > widest ? n_in : widest;
+        widest = n_out > widest ? n_out : widest;
+    }
+    widest = padded(widest);
+    total += align64(4 * (size_t)(rows * padded(layers[n_layers - 1].n_out)));
+    total += 2 * align64(4 * (size_t)(rows * widest)) + align64(4 * (size_t)(GT_LANES * widest));
+    return total + align64(4 * 4 * GT_LANES) + align64(4 * (size_t)widest);
+}
+
+static void buffers_init(mask_buffers *b, int n_layers, const lt_mask_layer *layers, int64_t rows, char *mem)
+{
+    int64_t widest = 0;
+    mem = sparse_rows_init(&b->xr, rows, layers[0].n_in, mem);
+    mem = sparse_cols_init(&b->xc, rows, layers[0].n_in, mem);
+    for (int l = 0; l < n_layers; l++) {
+        const int64_t n_in = layers[l].n_in, n_out = layers[l].n_out;
+        if (l > 0) {
+            b->act[l] = (float *)mem;
+            mem += align64(4 * (size_t)(rows * padded(n_in)));
+            mem = sparse_rows_init(&b->sr[l], rows, n_in, mem);
+        }
+        b->wm[l] = (float *)mem;
+        mem += align64(4 * (size_t)(n_out * n_in));
+        b->e[l] = (float *)mem;
+        mem += align64(4 * (size_t)(n_in * padded(n_out)));
+        b->grad[l] = (float *)mem;
+        mem += align64(4 * (size_t)(n_in * padded(n_out)));
+        widest = n_in > widest ? n_in : widest;
+        widest = n_out > widest ? n_out : widest;
+    }
+    widest = padded(widest);
+    b->logits = (float *)mem;
+    mem += align64(4 * (size_t)(rows * padded(layers[n_layers - 1].n_out)));
+    b->g = (float *)mem;
+    mem += align64(4 * (size_t)(rows * widest));
+    b->g_next = (float *)mem;
+    mem += align64(4 * (size_t)(rows * widest));
+    b->gt = (float *)mem;
+    mem += align64(4 * (size_t)(GT_LANES * widest));
+    b->gt_out = (float *)mem;
+    mem += align64(4 * 4 * GT_LANES);
+    b->zero = (float *)mem;
+    memset(b->zero, 0, 4 * (size_t)widest);
+}
+
+/* images of the batch whose largest logit (the first, on ties) is their label */
+static int64_t count_correct(const float *z, int64_t ldz, const int64_t *y, int64_t rows, int64_t n)
+{
+    int64_t correct = 0;
+    for (int64_t r = 0; r < rows; r++) {
+        const float *zr = z + r * ldz;
+        int64_t best = 0;
+        for (int64_t o = 1; o < n; o++)
+            if (zr[o] > zr[best] || (isnan(zr[o]) && !isnan(zr[best]))) best = o;
+        correct += best == y[r];
+    }
+    return correct;
+}
+
+static int64_t run_step(int n_layers, const lt_mask_layer *layers, int64_t k, int dwr, uint8_t *state,
+                        const int64_t *y, int64_t rows, float lr, float momentum, mask_buffers *b)
+{
+    const int last = n_layers - 1;
+    float scale[MAX_LAYERS], ones[MAX_LAYERS];
+    mt_state gen;
+    mt_load(&gen, state);
+    for (int l = 0; l < n_layers; l++) {  /* masks, layer after layer from the one generator */
+        const lt_mask_layer *L = &layers[l];
+        const int64_t n = L->n_out * L->n_in, off = k * n;
+        ones[l] = (float)sample_layer(&gen, L->p + off, L->w + off, n, b->wm[l]);
+        ones[l] = ones[l] < 1.0f ? 1.0f : ones[l];
+        scale[l] = dwr ? (float)n / ones[l] : 1.0f;
+        effective_input_major(b->wm[l], L->n_out, L->n_in, scale[l], b->e[l], padded(L->n_out));
+    }
+    mt_store(&gen, state);
+    for (int l = 0; l < n_layers; l++) {
+        const lt_mask_layer *L = &layers[l];
+        float *out = l < last ? b->act[l + 1] : b->logits;
+        const int64_t ldz = padded(L->n_out);
+        layer_forward(l == 0 ? &b->xr : &b->sr[l], 0, rows, b->e[l], ldz, b->zero, l < last, out, ldz, 0, L->n_out);
+        if (l < last) sparse_rows_build(&b->sr[l + 1], out, ldz);
+    }
+    const int64_t n_last = layers[last].n_out;
+    const int64_t correct = count_correct(b->logits, padded(n_last), y, rows, n_last);
+    loss_gradient(b->logits, y, rows, n_last, padded(n_last), b->g);
+    float *g = b->g, *g_next = b->g_next;
+    for (int l = last; l >= 0; l--) {
+        const lt_mask_layer *L = &layers[l];
+        const int64_t ldg = padded(L->n_out);
+        if (l > 0)
+            input_gradient(b->act[l], padded(L->n_in), rows, 0, L->n_in, g, ldg, b->e[l], ldg, L->n_out, g_next,
+                           b->gt, b->gt_out);
+        for (int64_t i0 = 0; i0 < L->n_in; i0 += GRAD_ROWS) {
+            const int64_t i1 = i0 + GRAD_ROWS < L->n_in ? i0 + GRAD_ROWS : L->n_in;
+            for (int64_t o0 = 0; o0 < L->n_out; o0 += COL_BLOCK) {
+                const int64_t cnt = L->n_out - o0 < COL_BLOCK ? L->n_out - o0 : COL_BLOCK;
+                if (l == 0)
+                    sparse_gradient_tile(&b->xc, g, ldg, i0, i1, o0, cnt, b->grad[l] + i0 * ldg, ldg);
+                else
+                    dense_gradient_tile(b->act[l], padded(L->n_in), rows, g, ldg, i0, i1, o0, cnt,
+                                        b->grad[l] + i0 * ldg, ldg);
+            }
+        }
+        float *swap = g;
+        g = g_next;
+        g_next = swap;
+    }
+    for (int l = 0; l < n_layers; l++) {
+        const lt_mask_layer *L = &layers[l];
+        const int64_t off = k * L->n_out * L->n_in;
+        const int64_t ld = padded(L->n_out);
+        float through = 0.0f;
+        if (dwr)  /* sum(G w b) times PyTorch's -N / sum(b)^2 */
+            through = count_term_sum(b->grad[l], b->e[l], ld, L->n_out, L->n_in, scale[l]) *
+                      -(float)(L->n_out * L->n_in) / (ones[l] * ones[l]);
+        update_layer(b->grad[l], ld, L->n_out, L->n_in, L->w + off, L->p + off, L->score + off, L->mom + off, dwr,
+                     scale[l], through, lr, momentum);
+    }
+    return correct;
+}
+
+static __thread void *buffers_mem;
+static __thread size_t buffers_cap;
+
+/* One step of every run on its batch x (rows, layers[0].n_in) at x + k x_run_stride (0: one batch
+ * for all), labels y likewise. dwr[k]: run k rescales; states: runs x STATE_BYTES generator states
+ * (advanced in place); correct[k]: the images whose prediction (before the update) was right.
+ * Returns 0, -1 on bad arguments, -2 when scratch memory could not be had (then nothing changed). */
+int lt_mask_train_step(int n_layers, const lt_mask_layer *layers, int64_t runs, const uint8_t *dwr, uint8_t *states,
+                       int64_t state_bytes, const float *x, int64_t x_run_stride, const int64_t *y,
+                       int64_t y_run_stride, int64_t rows, float lr, float momentum, int num_threads, int64_t *correct)
+{
+    if (n_layers < 1 || n_layers > MAX_LAYERS || rows < 1 || runs < 1 || state_bytes != STATE_BYTES) return -1;
+    const size_t bytes = buffers_bytes(n_layers, layers, rows);
+    int failed = 0;
+    if (num_threads > runs) num_threads = (int)runs;
+    if (num_threads < 1) num_threads = 1;
+    #pragma omp parallel num_threads(num_threads) shared(failed)
+    {
+        if (bytes > buffers_cap) {
+            free(buffers_mem);
+            buffers_cap = bytes;
+            buffers_mem = aligned_alloc(64, align64(bytes));
+            if (buffers_mem == NULL) buffers_cap = 0;
+        }
+        if (buffers_mem == NULL) {
+            #pragma omp atomic write
+            failed = 1;
+        }
+        #pragma omp barrier
+        int stop;
+        #pragma omp atomic read
+        stop = failed;
+        if (!stop) {
+            mask_buffers b;
+            buffers_init(&b, n_layers, layers, rows, (char *)buffers_mem);
+            int built = 0;
+            #pragma omp for schedule(static)
+            for (int64_t k = 0; k < runs; k++) {
+                if (x_run_stride != 0 || !built) {
+                    sparse_rows_build(&b.xr, x + k * x_run_stride, layers[0].n_in);
+                    sparse_cols_build(&b.xc, &b.xr);
+                    built = 1;
+                }
+                correct[k] = run_step(n_layers, layers, k, dwr[k], states + k * state_bytes, y + k * y_run_stride,
+                                      rows, lr, momentum, &b);
+            }
+        }
+    }
+    return failed ? -2 : 0;
+}
