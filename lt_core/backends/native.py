@@ -60,9 +60,9 @@ class FcLayer(ctypes.Structure):
 
 class MaskLayer(ctypes.Structure):
     """One layer of a learned-supermask stack, as ``learned_fc.c`` reads it: float32 tensors
-    (runs, n_out, n_in), contiguous."""
+    (runs, n_out, n_in), contiguous, and ``w_in``, the weights laid out by :func:`input_major`."""
 
-    _fields_ = [("n_in", ctypes.c_int64), ("n_out", ctypes.c_int64), ("w", ctypes.c_void_p),
+    _fields_ = [("n_in", ctypes.c_int64), ("n_out", ctypes.c_int64), ("w", ctypes.c_void_p), ("w_in", ctypes.c_void_p),
                 ("score", ctypes.c_void_p), ("p", ctypes.c_void_p), ("mom", ctypes.c_void_p)]
 
 
@@ -98,6 +98,8 @@ def compile_library(flags: Sequence[str] = FLAGS) -> ctypes.CDLL:
                                       ctypes.POINTER(AdamStep), cint, cint]
     lib.lt_fc_forward.restype = cint
     lib.lt_fc_forward.argtypes = [cint, ctypes.POINTER(FcLayer), i64, vp, i64, vp, cint, cint]
+    lib.lt_mask_draw.restype = cint
+    lib.lt_mask_draw.argtypes = [cint, ctypes.POINTER(MaskLayer), i64, vp, vp, i64, ctypes.POINTER(vp), cint]
     lib.lt_mask_train_step.restype = cint
     lib.lt_mask_train_step.argtypes = [cint, ctypes.POINTER(MaskLayer), i64, vp, vp, i64, vp, i64, vp, i64, i64,
                                        f32, f32, cint, vp]

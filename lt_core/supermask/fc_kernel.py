@@ -15,7 +15,8 @@ Used on the CPU for fully connected networks when the C library is available (no
 
 from __future__ import annotations
 
-from typing import Optional
+import ctypes
+from typing import Dict, Optional
 
 import torch
 
@@ -46,6 +47,7 @@ class FcMaskKernel:
         names = learner.arch.layer_names
         self.layers = (native.MaskLayer * len(names))()
         self.p = {n: torch.empty_like(learner.scores[n]).detach() for n in names}
+        self.w_in = {n: native.input_major(learner.w[n]) for n in names}  # frozen: laid out once
         self.dwr = torch.tensor([bool(c.dwr) for c in learner.configs], dtype=torch.uint8)
         self.correct = torch.zeros(len(learner.configs), dtype=torch.int64)
         for g in learner.gens:
@@ -63,18 +65,40 @@ class FcMaskKernel:
             state["momentum_buffer"] = buf
         return buf
 
+    def _layers(self) -> None:
+        """Points the layer records at the learner's tensors, with ``p = sigmoid(scores)`` fresh."""
+        ln = self.learner
+        with torch.no_grad():
+            for j, name in enumerate(ln.arch.layer_names):
+                s, w = ln.scores[name], ln.w[name]
+                torch.sigmoid(s.detach(), out=self.p[name])
+                self.layers[j] = native.MaskLayer(w.shape[2], w.shape[1], w.data_ptr(), self.w_in[name].data_ptr(),
+                                                  s.data_ptr(), self.p[name].data_ptr(), self._momentum(s).data_ptr())
+
+    def draw(self, gens) -> Dict[str, Tensor]:
+        """The effective weights ``W * b`` (times ``N / sum(b)`` for DWR runs) with masks drawn
+        from ``gens`` (one CPU generator per run, advanced): the same values as
+        :func:`~lt_core.supermask.learned.sampled_masked_weights` (masked entries +0)."""
+        ln = self.learner
+        self._layers()
+        eff = {n: torch.empty_like(w) for n, w in ln.w.items()}
+        ptrs = (ctypes.c_void_p * len(eff))(*[eff[n].data_ptr() for n in ln.arch.layer_names])
+        states = torch.stack([g.get_state() for g in gens])
+        rc = self.lib.lt_mask_draw(len(self.layers), self.layers, len(gens), self.dwr.data_ptr(), states.data_ptr(),
+                                   STATE_BYTES, ptrs, native.thread_count())
+        if rc != 0:
+            raise MemoryError("lt_mask_draw: no memory" if rc == -2 else f"lt_mask_draw: bad arguments (code {rc})")
+        for g, st in zip(gens, states):
+            g.set_state(st.clone())  # (set_state reads a row of the stack wrongly: it ignores the offset)
+        return eff
+
     def step(self, x: Tensor, y: Tensor) -> Tensor:
         """One step of every run on ``x`` (B, ...) shared by all runs, or (K, B, ...) one batch
         each, labels ``y`` (B,) or (K, B); returns each run's training accuracy on it (float32, (K,))."""
         ln = self.learner
         k = len(ln.configs)
         group = ln.opt.param_groups[0]
-        with torch.no_grad():
-            for j, name in enumerate(ln.arch.layer_names):
-                s, w = ln.scores[name], ln.w[name]
-                torch.sigmoid(s.detach(), out=self.p[name])
-                self.layers[j] = native.MaskLayer(w.shape[2], w.shape[1], w.data_ptr(), s.data_ptr(),
-                                                  self.p[name].data_ptr(), self._momentum(s).data_ptr())
+        self._layers()
         shared = x.dim() == 4
         rows = x.shape[0] if shared else x.shape[1]
         xf = x.reshape(rows, -1) if shared else x.reshape(k, rows, -1)

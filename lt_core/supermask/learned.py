@@ -250,7 +250,8 @@ class MaskLearner(StepLoop):
         for j in range(samples):
             gens = [torch.Generator(device=self.device).manual_seed(derive_seed(s, "eval-sample", tag, j))
                     for s in self.seeds]
-            eff = sampled_masked_weights(self.w, self.scores, gens, self.dwr)
+            eff = self.kernel.draw(gens) if self.kernel is not None else \
+                sampled_masked_weights(self.w, self.scores, gens, self.dwr)
             _, acc = evaluate(self.arch, eff, self.b, self.data.test)
             for i, a in enumerate(acc.tolist()):
                 out[i].append(a)

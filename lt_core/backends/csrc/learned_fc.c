@@ -39,7 +39,8 @@
 
 typedef struct {
     int64_t n_in, n_out;
-    const float *w;  /* (runs, n_out, n_in), frozen */
+    const float *w;     /* (runs, n_out, n_in), frozen */
+    const float *w_in;  /* the same, input-major: (runs, n_in, padded(n_out)) */
     float *score;    /* (runs, n_out, n_in), updated in place */
     const float *p;  /* sigmoid(score) */
     float *mom;      /* momentum buffers, updated in place */
@@ -104,7 +105,7 @@ static inline __m512i twist16(__m512i u, __m512i v)
 
 /* the next 624 words (at::mt19937::next_state), 16 at a time where no word depends on another of
  * the same 16 */
-static void mt_refill(uint32_t *s)
+__attribute__((noinline)) static void mt_refill(uint32_t *s)
 {
     int i = 0;
 #if defined(__AVX512F__)
@@ -130,13 +131,56 @@ static inline uint32_t temper(uint32_t y)
     return y ^ (y >> 18);
 }
 
-/* One Bernoulli sample per entry of p (n of them, in order), as torch.bernoulli(p, generator)
- * draws them: b = (r & 0xffffff) 2^-24 < p for the generator's next 32-bit output r. Writes
- * wm = b ? w : 0 and returns the number of ones. */
-static int64_t sample_layer(mt_state *g, const float *p, const float *w, int64_t n, float *wm)
+#if defined(__AVX512F__)
+static inline __m512i temper16(__m512i y)
+{
+    y = _mm512_xor_si512(y, _mm512_srli_epi32(y, 11));
+    y = _mm512_xor_si512(y, _mm512_and_si512(_mm512_slli_epi32(y, 7), _mm512_set1_epi32((int)0x9d2c5680u)));
+    y = _mm512_xor_si512(y, _mm512_and_si512(_mm512_slli_epi32(y, 15), _mm512_set1_epi32((int)0xefc60000u)));
+    return _mm512_xor_si512(y, _mm512_srli_epi32(y, 18));
+}
+#endif
+
+#define UNIT (1.0f / 16777216.0f)  /* a 24-bit uniform: (r & 0xffffff) UNIT, exact */
+
+#if defined(__AVX512F__)
+static inline __mmask16 first(int64_t n) { return n >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << n) - 1u); }
+
+/* r[c] becomes the old column c (16 x 16 floats, in registers) */
+static inline void transpose16(__m512 *r)
+{
+    __m512 a[16], b[16];
+    for (int j = 0; j < 8; j++) {  /* pairs of 32-bit entries */
+        a[2 * j] = _mm512_unpacklo_ps(r[2 * j], r[2 * j + 1]);
+        a[2 * j + 1] = _mm512_unpackhi_ps(r[2 * j], r[2 * j + 1]);
+    }
+    for (int j = 0; j < 4; j++) {  /* b[4j + m], 128-bit lane L: column 4L + m of rows 4j .. 4j + 3 */
+        const __m512d a0 = _mm512_castps_pd(a[4 * j]), a1 = _mm512_castps_pd(a[4 * j + 1]);
+        const __m512d a2 = _mm512_castps_pd(a[4 * j + 2]), a3 = _mm512_castps_pd(a[4 * j + 3]);
+        b[4 * j] = _mm512_castpd_ps(_mm512_unpacklo_pd(a0, a2));
+        b[4 * j + 1] = _mm512_castpd_ps(_mm512_unpackhi_pd(a0, a2));
+        b[4 * j + 2] = _mm512_castpd_ps(_mm512_unpacklo_pd(a1, a3));
+        b[4 * j + 3] = _mm512_castpd_ps(_mm512_unpackhi_pd(a1, a3));
+    }
+    for (int m = 0; m < 4; m++) {  /* the 4 x 4 lanes of b[m], b[4 + m], b[8 + m], b[12 + m] */
+        const __m512 s0 = _mm512_shuffle_f32x4(b[m], b[4 + m], 0x44), s1 = _mm512_shuffle_f32x4(b[m], b[4 + m], 0xee);
+        const __m512 s2 = _mm512_shuffle_f32x4(b[8 + m], b[12 + m], 0x44);
+        const __m512 s3 = _mm512_shuffle_f32x4(b[8 + m], b[12 + m], 0xee);
+        r[m] = _mm512_shuffle_f32x4(s0, s2, 0x88);
+        r[4 + m] = _mm512_shuffle_f32x4(s0, s2, 0xdd);
+        r[8 + m] = _mm512_shuffle_f32x4(s1, s3, 0x88);
+        r[12 + m] = _mm512_shuffle_f32x4(s1, s3, 0xdd);
+    }
+}
+#endif
+
+/* Draws one layer's mask (n entries), b = (uniform < p) for its entries in order, as
+ * torch.bernoulli(p, generator) draws them, into the bit array bits (entry j: bit j % 8 of byte
+ * j / 8; room for n / 8 + 8 bytes). Returns the number of ones. */
+static int64_t sample_layer(mt_state *g, const float *p, int64_t n, uint8_t *bits)
 {
     int64_t pos = 0, ones = 0;
-    const float unit = 1.0f / 16777216.0f;
+    memset(bits, 0, (size_t)(n / 8 + 8));
     while (pos < n) {
         if (g->left <= 1) {
             mt_refill(g->s);
@@ -145,29 +189,26 @@ static int64_t sample_layer(mt_state *g, const float *p, const float *w, int64_t
         }
         const int64_t take = g->left - 1 < n - pos ? g->left - 1 : n - pos;
         const uint32_t *r = g->s + g->next;
-        const float *pp = p + pos, *ww = w + pos;
-        float *out = wm + pos;
         int64_t j = 0;
 #if defined(__AVX512F__)
         for (; j < take; j += 16) {
-            const int64_t left = take - j;
-            const __mmask16 mk = left >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << left) - 1u);
-            __m512i y = _mm512_maskz_loadu_epi32(mk, r + j);
-            y = _mm512_xor_si512(y, _mm512_srli_epi32(y, 11));
-            y = _mm512_xor_si512(y, _mm512_and_si512(_mm512_slli_epi32(y, 7), _mm512_set1_epi32((int)0x9d2c5680u)));
-            y = _mm512_xor_si512(y, _mm512_and_si512(_mm512_slli_epi32(y, 15), _mm512_set1_epi32((int)0xefc60000u)));
-            y = _mm512_xor_si512(y, _mm512_srli_epi32(y, 18));
+            const __mmask16 mk = first(take - j);
+            const __m512i y = temper16(_mm512_maskz_loadu_epi32(mk, r + j));
             const __m512 u = _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_and_si512(y, _mm512_set1_epi32(0xffffff))),
-                                           _mm512_set1_ps(unit));
-            const __mmask16 b = _mm512_mask_cmp_ps_mask(mk, u, _mm512_maskz_loadu_ps(mk, pp + j), _CMP_LT_OQ);
-            _mm512_mask_storeu_ps(out + j, mk, _mm512_maskz_mov_ps(b, _mm512_maskz_loadu_ps(mk, ww + j)));
-            ones += __builtin_popcount((unsigned)b);
+                                           _mm512_set1_ps(UNIT));
+            const unsigned b = _mm512_mask_cmp_ps_mask(mk, u, _mm512_maskz_loadu_ps(mk, p + pos + j), _CMP_LT_OQ);
+            const int64_t at = pos + j;
+            uint32_t word;
+            memcpy(&word, bits + (at >> 3), 4);
+            word |= b << (at & 7);
+            memcpy(bits + (at >> 3), &word, 4);
+            ones += __builtin_popcount(b);
         }
 #else
         for (; j < take; j++) {
-            const float u = (float)(temper(r[j]) & 0xffffffu) * unit;
-            const int b = u < pp[j];
-            out[j] = b ? ww[j] : 0.0f;
+            const int64_t at = pos + j;
+            const int b = (float)(temper(r[j]) & 0xffffffu) * UNIT < p[at];
+            bits[at >> 3] |= (uint8_t)(b << (at & 7));
             ones += b;
         }
 #endif
@@ -178,22 +219,47 @@ static int64_t sample_layer(mt_state *g, const float *p, const float *w, int64_t
     return ones;
 }
 
-/* ---- between the two layouts ------------------------------------------------------------------ */
-
-/* e[i * lde + o] = wm[o * n_in + i] * scale: the effective weights, input-major */
-static void effective_input_major(const float *wm, int64_t n_out, int64_t n_in, float scale, float *e, int64_t lde)
+/* The input-major effective weights e[i * ld + o] = b[o, i] ? w_in[i * ld + o] : 0 from the
+ * mask's bits (canonical order, entry o n_in + i) and the input-major weights w_in (padding
+ * columns of e zeroed) */
+static void effective_weights(const uint8_t *bits, const float *w_in, int64_t n_out, int64_t n_in, float *e,
+                              int64_t ld)
 {
-    int64_t o0 = 0;
 #if defined(__AVX512F__)
-    const __m512i rows = _mm512_mullo_epi32(_mm512_set_epi32(15, 14, 13, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1, 0),
-                                            _mm512_set1_epi32((int)n_in));
-    const __m512 sv = _mm512_set1_ps(scale);
-    for (; o0 + 16 <= n_out; o0 += 16)
-        for (int64_t i = 0; i < n_in; i++)
-            _mm512_storeu_ps(e + i * lde + o0, _mm512_mul_ps(_mm512_i32gather_ps(rows, wm + o0 * n_in + i, 4), sv));
+    const __m512i lane = _mm512_set_epi32(15, 14, 13, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1, 0);
+    const __m512i row_step = _mm512_mullo_epi32(lane, _mm512_set1_epi32((int)n_in));
+    for (int64_t i0 = 0; i0 < n_in; i0 += 16)
+        for (int64_t o0 = 0; o0 < n_out; o0 += 16) {
+            const __mmask16 rows = first(n_out - o0);
+            /* lane q: the bits of output o0 + q for the inputs i0 .. i0 + 15 */
+            const __m512i at = _mm512_add_epi32(row_step, _mm512_set1_epi32((int)(o0 * n_in + i0)));
+            const __m512i words = _mm512_mask_i32gather_epi32(_mm512_setzero_si512(), rows, _mm512_srli_epi32(at, 3),
+                                                              bits, 1);
+            const __m512i v = _mm512_srlv_epi32(words, _mm512_and_si512(at, _mm512_set1_epi32(7)));
+            for (int64_t c = 0; c < 16 && i0 + c < n_in; c++) {
+                const __mmask16 kept = _mm512_mask_test_epi32_mask(rows, v, _mm512_set1_epi32(1 << c));
+                _mm512_storeu_ps(e + (i0 + c) * ld + o0, _mm512_maskz_loadu_ps(kept, w_in + (i0 + c) * ld + o0));
+            }
+        }
+#else
+    for (int64_t i = 0; i < n_in; i++) {
+        for (int64_t o = 0; o < n_out; o++) {
+            const int64_t at = o * n_in + i;
+            e[i * ld + o] = (bits[at >> 3] >> (at & 7)) & 1 ? w_in[i * ld + o] : 0.0f;
+        }
+        for (int64_t o = n_out; o < padded(n_out); o++) e[i * ld + o] = 0.0f;
+    }
 #endif
-    for (int64_t i = 0; i < n_in; i++)
-        for (int64_t o = o0; o < n_out; o++) e[i * lde + o] = wm[o * n_in + i] * scale;
+}
+
+/* e *= scale over an input-major (n_in, n_out) matrix, rows lde apart */
+static void rescale(float *e, int64_t lde, int64_t n_in, int64_t n_out, float scale)
+{
+    for (int64_t i = 0; i < n_in; i++) {
+        float *row = e + i * lde;
+        #pragma omp simd
+        for (int64_t o = 0; o < n_out; o++) row[o] = row[o] * scale;
+    }
 }
 
 /* ---- the score update ---------------------------------------------------------------------------- */
@@ -208,8 +274,7 @@ static float count_term_sum(const float *gim, const float *e, int64_t ld, int64_
     __m512d acc = _mm512_setzero_pd();
     for (; i < n_in; i++)
         for (int64_t o = 0; o < n_out; o += 16) {
-            const int64_t left = n_out - o;
-            const __mmask16 mk = left >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << left) - 1u);
+            const __mmask16 mk = first(n_out - o);
             const __m512 prod = _mm512_mul_ps(_mm512_maskz_loadu_ps(mk, gim + i * ld + o),
                                               _mm512_maskz_loadu_ps(mk, e + i * ld + o));
             acc = _mm512_add_pd(acc, _mm512_cvtps_pd(_mm512_castps512_ps256(prod)));
@@ -227,37 +292,41 @@ static float count_term_sum(const float *gim, const float *e, int64_t ld, int64_
 static void update_layer(const float *gim, int64_t ldg, int64_t n_out, int64_t n_in, const float *w, const float *p,
                          float *score, float *mom, int dwr, float scale, float through, float lr, float momentum)
 {
-    for (int64_t o = 0; o < n_out; o++) {
-        const int64_t row = o * n_in;
-        int64_t i = 0;
 #if defined(__AVX512F__)
-        const __m512i cols = _mm512_mullo_epi32(_mm512_set_epi32(15, 14, 13, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1, 0),
-                                                _mm512_set1_epi32((int)ldg));
-        const __m512 sv = _mm512_set1_ps(scale), tv = _mm512_set1_ps(through), one = _mm512_set1_ps(1.0f);
-        const __m512 mv = _mm512_set1_ps(momentum), nlr = _mm512_set1_ps(-lr);
-        for (; i < n_in; i += 16) {
-            const int64_t left = n_in - i;
-            const __mmask16 mk = left >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << left) - 1u);
-            __m512 g = _mm512_mask_i32gather_ps(_mm512_setzero_ps(), mk, cols, gim + i * ldg + o, 4);
-            g = _mm512_mul_ps(g, _mm512_maskz_loadu_ps(mk, w + row + i));
-            if (dwr) g = _mm512_add_ps(_mm512_mul_ps(g, sv), tv);
-            const __m512 pv = _mm512_maskz_loadu_ps(mk, p + row + i);
-            g = _mm512_mul_ps(_mm512_mul_ps(g, pv), _mm512_sub_ps(one, pv));
-            const __m512 buf = _mm512_add_ps(_mm512_mul_ps(_mm512_maskz_loadu_ps(mk, mom + row + i), mv), g);
-            _mm512_mask_storeu_ps(mom + row + i, mk, buf);
-            _mm512_mask_storeu_ps(score + row + i, mk, _mm512_fmadd_ps(buf, nlr, _mm512_maskz_loadu_ps(mk, score + row + i)));
+    const __m512 sv = _mm512_set1_ps(scale), tv = _mm512_set1_ps(through), one = _mm512_set1_ps(1.0f);
+    const __m512 mv = _mm512_set1_ps(momentum), nlr = _mm512_set1_ps(-lr);
+    for (int64_t o0 = 0; o0 < n_out; o0 += 16) {
+        const int64_t rows = n_out - o0 < 16 ? n_out - o0 : 16;
+        for (int64_t i0 = 0; i0 < n_in; i0 += 16) {
+            const __mmask16 mk = first(n_in - i0);
+            __m512 r[16];  /* rows i0 .. i0 + 15 of gim's columns o0 .. o0 + 15, then their transpose */
+            for (int64_t c = 0; c < 16; c++)
+                r[c] = i0 + c < n_in ? _mm512_loadu_ps(gim + (i0 + c) * ldg + o0) : _mm512_setzero_ps();
+            transpose16(r);
+            for (int64_t q = 0; q < rows; q++) {
+                const int64_t at = (o0 + q) * n_in + i0;
+                __m512 g = _mm512_mul_ps(r[q], _mm512_maskz_loadu_ps(mk, w + at));
+                if (dwr) g = _mm512_add_ps(_mm512_mul_ps(g, sv), tv);
+                const __m512 pv = _mm512_maskz_loadu_ps(mk, p + at);
+                g = _mm512_mul_ps(_mm512_mul_ps(g, pv), _mm512_sub_ps(one, pv));
+                const __m512 buf = _mm512_add_ps(_mm512_mul_ps(_mm512_maskz_loadu_ps(mk, mom + at), mv), g);
+                _mm512_mask_storeu_ps(mom + at, mk, buf);
+                _mm512_mask_storeu_ps(score + at, mk, _mm512_fmadd_ps(buf, nlr, _mm512_maskz_loadu_ps(mk, score + at)));
+            }
         }
+    }
 #else
-        for (; i < n_in; i++) {
-            float g = gim[i * ldg + o] * w[row + i];
+    for (int64_t o = 0; o < n_out; o++)
+        for (int64_t i = 0; i < n_in; i++) {
+            const int64_t at = o * n_in + i;
+            float g = gim[i * ldg + o] * w[at];
             if (dwr) g = g * scale + through;
-            g = g * p[row + i] * (1.0f - p[row + i]);
-            const float buf = mom[row + i] * momentum + g;
-            mom[row + i] = buf;
-            score[row + i] = fmaf(buf, -lr, score[row + i]);
+            g = g * p[at] * (1.0f - p[at]);
+            const float buf = mom[at] * momentum + g;
+            mom[at] = buf;
+            score[at] = fmaf(buf, -lr, score[at]);
         }
 #endif
-    }
 }
 
 /* ---- one run's step ------------------------------------------------------------------------------ */
@@ -266,8 +335,9 @@ typedef struct {
     sparse_rows xr, sr[MAX_LAYERS];  /* the batch by rows; sr[l]: layer l's input by rows, l > 0 */
     sparse_cols xc;                  /* the batch by columns */
     float *act[MAX_LAYERS];          /* act[l]: layer l's input, l > 0; rows padded(n_in) apart */
-    float *wm[MAX_LAYERS], *e[MAX_LAYERS], *grad[MAX_LAYERS];  /* w b; eff and dL/deff input-major */
+    float *e[MAX_LAYERS], *grad[MAX_LAYERS];  /* eff and dL/deff, input-major */
     float *logits, *g, *g_next, *gt, *gt_out, *zero;
+    uint8_t *bits;                   /* a layer's mask */
 } mask_buffers;
 
 static size_t buffers_bytes(int n_layers, const lt_mask_layer *layers, int64_t rows)
@@ -277,14 +347,14 @@ static size_t buffers_bytes(int n_layers, const lt_mask_layer *layers, int64_t r
     for (int l = 0; l < n_layers; l++) {
         const int64_t n_in = layers[l].n_in, n_out = layers[l].n_out;
         if (l > 0) total += align64(4 * (size_t)(rows * padded(n_in))) + sparse_rows_bytes(rows, n_in);
-        total += align64(4 * (size_t)(n_out * n_in)) + 2 * align64(4 * (size_t)(n_in * padded(n_out)));
+        total += 2 * align64(4 * (size_t)(n_in * padded(n_out)));
         widest = n_in > widest ? n_in : widest;
         widest = n_out > widest ? n_out : widest;
     }
     widest = padded(widest);
     total += align64(4 * (size_t)(rows * padded(layers[n_layers - 1].n_out)));
     total += 2 * align64(4 * (size_t)(rows * widest)) + align64(4 * (size_t)(GT_LANES * widest));
-    return total + align64(4 * 4 * GT_LANES) + align64(4 * (size_t)widest);
+    return total + align64(4 * 4 * GT_LANES) + align64(4 * (size_t)widest) + align64((size_t)(widest * widest / 8 + 8));
 }
 
 static void buffers_init(mask_buffers *b, int n_layers, const lt_mask_layer *layers, int64_t rows, char *mem)
@@ -299,8 +369,6 @@ static void buffers_init(mask_buffers *b, int n_layers, const lt_mask_layer *lay
             mem += align64(4 * (size_t)(rows * padded(n_in)));
             mem = sparse_rows_init(&b->sr[l], rows, n_in, mem);
         }
-        b->wm[l] = (float *)mem;
-        mem += align64(4 * (size_t)(n_out * n_in));
         b->e[l] = (float *)mem;
         mem += align64(4 * (size_t)(n_in * padded(n_out)));
         b->grad[l] = (float *)mem;
@@ -321,6 +389,8 @@ static void buffers_init(mask_buffers *b, int n_layers, const lt_mask_layer *lay
     mem += align64(4 * 4 * GT_LANES);
     b->zero = (float *)mem;
     memset(b->zero, 0, 4 * (size_t)widest);
+    mem += align64(4 * (size_t)widest);
+    b->bits = (uint8_t *)mem;
 }
 
 /* images of the batch whose largest logit (the first, on ties) is their label */
@@ -347,10 +417,12 @@ static int64_t run_step(int n_layers, const lt_mask_layer *layers, int64_t k, in
     for (int l = 0; l < n_layers; l++) {  /* masks, layer after layer from the one generator */
         const lt_mask_layer *L = &layers[l];
         const int64_t n = L->n_out * L->n_in, off = k * n;
-        ones[l] = (float)sample_layer(&gen, L->p + off, L->w + off, n, b->wm[l]);
+        const int64_t lde = padded(L->n_out);
+        ones[l] = (float)sample_layer(&gen, L->p + off, n, b->bits);
+        effective_weights(b->bits, L->w_in + k * L->n_in * lde, L->n_out, L->n_in, b->e[l], lde);
         ones[l] = ones[l] < 1.0f ? 1.0f : ones[l];
-        scale[l] = dwr ? (float)n / ones[l] : 1.0f;
-        effective_input_major(b->wm[l], L->n_out, L->n_in, scale[l], b->e[l], padded(L->n_out));
+        scale[l] = dwr ? 1.0f / ones[l] * (float)n : 1.0f;  /* PyTorch's N / tensor: reciprocal, then times N */
+        if (dwr) rescale(b->e[l], lde, L->n_in, L->n_out, scale[l]);
     }
     mt_store(&gen, state);
     for (int l = 0; l < n_layers; l++) {
@@ -435,7 +507,7 @@ int lt_mask_train_step(int n_layers, const lt_mask_layer *layers, int64_t runs, 
             mask_buffers b;
             buffers_init(&b, n_layers, layers, rows, (char *)buffers_mem);
             int built = 0;
-            #pragma omp for schedule(static)
+            #pragma omp for schedule(dynamic, 1)  /* a thread slowed by other work takes fewer runs */
             for (int64_t k = 0; k < runs; k++) {
                 if (x_run_stride != 0 || !built) {
                     sparse_rows_build(&b.xr, x + k * x_run_stride, layers[0].n_in);
@@ -446,6 +518,55 @@ int lt_mask_train_step(int n_layers, const lt_mask_layer *layers, int64_t runs, 
                                       rows, lr, momentum, &b);
             }
         }
+    }
+    return failed ? -2 : 0;
+}
+
+/* The effective weights eff[l] (runs, n_out, n_in) = w b s of every run, with masks drawn as a step
+ * draws them (same generator consumption; states advanced in place), for evaluation. Returns 0, or
+ * -1 on bad arguments, -2 when scratch memory could not be had. */
+int lt_mask_draw(int n_layers, const lt_mask_layer *layers, int64_t runs, const uint8_t *dwr, uint8_t *states,
+                 int64_t state_bytes, float *const *eff, int num_threads)
+{
+    if (n_layers < 1 || n_layers > MAX_LAYERS || runs < 1 || state_bytes != STATE_BYTES) return -1;
+    size_t bytes = 0;
+    for (int l = 0; l < n_layers; l++) {
+        const size_t need = (size_t)(layers[l].n_out * layers[l].n_in / 8 + 8);
+        bytes = need > bytes ? need : bytes;
+    }
+    int failed = 0;
+    if (num_threads > runs) num_threads = (int)runs;
+    if (num_threads < 1) num_threads = 1;
+    #pragma omp parallel num_threads(num_threads) shared(failed)
+    {
+        uint8_t *bits = malloc(bytes);
+        if (bits == NULL) {
+            #pragma omp atomic write
+            failed = 1;
+        }
+        #pragma omp barrier
+        int stop;
+        #pragma omp atomic read
+        stop = failed;
+        if (!stop) {
+            #pragma omp for schedule(dynamic, 1)
+            for (int64_t k = 0; k < runs; k++) {
+                mt_state gen;
+                mt_load(&gen, states + k * state_bytes);
+                for (int l = 0; l < n_layers; l++) {
+                    const lt_mask_layer *L = &layers[l];
+                    const int64_t n = L->n_out * L->n_in, off = k * n;
+                    float ones = (float)sample_layer(&gen, L->p + off, n, bits);
+                    ones = ones < 1.0f ? 1.0f : ones;
+                    const float scale = dwr[k] ? 1.0f / ones * (float)n : 1.0f;
+                    const float *w = L->w + off;
+                    float *out = eff[l] + off;
+                    for (int64_t j = 0; j < n; j++) out[j] = ((bits[j >> 3] >> (j & 7)) & 1 ? w[j] : 0.0f) * scale;
+                }
+                mt_store(&gen, states + k * state_bytes);
+            }
+        }
+        free(bits);
     }
     return failed ? -2 : 0;
 }
