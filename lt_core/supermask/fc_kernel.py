@@ -16,6 +16,7 @@ Used on the CPU for fully connected networks when the C library is available (no
 from __future__ import annotations
 
 import ctypes
+import time
 from typing import Dict, Optional
 
 import torch
@@ -50,6 +51,9 @@ class FcMaskKernel:
         self.w_in = {n: native.input_major(learner.w[n]) for n in names}  # frozen: laid out once
         self.dwr = torch.tensor([bool(c.dwr) for c in learner.configs], dtype=torch.uint8)
         self.correct = torch.zeros(len(learner.configs), dtype=torch.int64)
+        # all threads, or one: a thread per core is faster on idle cores, one thread when other
+        # processes hold a core (each waits at the join for a time slice); the same bits either way
+        self._threads = native.FasterOf((native.thread_count(), 1))
         for g in learner.gens:
             if g.device.type != "cpu" or g.get_state().numel() != STATE_BYTES:
                 raise ValueError("FcMaskKernel: expected CPU generators with a state of "
@@ -105,10 +109,13 @@ class FcMaskKernel:
         xf = xf.to(torch.float32).contiguous()
         yy = y.to(torch.int64).contiguous()
         states = torch.stack([g.get_state() for g in ln.gens])
+        threads = self._threads.choice()
+        start = time.perf_counter()
         rc = self.lib.lt_mask_train_step(len(self.layers), self.layers, k, self.dwr.data_ptr(), states.data_ptr(),
                                          STATE_BYTES, xf.data_ptr(), 0 if shared else xf.stride(0), yy.data_ptr(),
                                          0 if shared else yy.stride(0), rows, float(group["lr"]),
-                                         float(group["momentum"]), native.thread_count(), self.correct.data_ptr())
+                                         float(group["momentum"]), threads, self.correct.data_ptr())
+        self._threads.record(threads, time.perf_counter() - start)
         if rc != 0:
             raise MemoryError("lt_mask_train_step: no memory for its buffers" if rc == -2 else
                               f"lt_mask_train_step: bad arguments (code {rc})")

@@ -221,27 +221,34 @@ static int64_t sample_layer(mt_state *g, const float *p, int64_t n, uint8_t *bit
 
 /* The input-major effective weights e[i * ld + o] = b[o, i] ? w_in[i * ld + o] : 0 from the
  * mask's bits (canonical order, entry o n_in + i) and the input-major weights w_in (padding
- * columns of e zeroed) */
+ * columns of e zeroed). vbuf: room for padded(n_out) words, 64-byte aligned (the bits of 16
+ * inputs for every output, so that each row of e is then written in one sequential pass). */
 static void effective_weights(const uint8_t *bits, const float *w_in, int64_t n_out, int64_t n_in, float *e,
-                              int64_t ld)
+                              int64_t ld, uint32_t *vbuf)
 {
 #if defined(__AVX512F__)
     const __m512i lane = _mm512_set_epi32(15, 14, 13, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1, 0);
     const __m512i row_step = _mm512_mullo_epi32(lane, _mm512_set1_epi32((int)n_in));
-    for (int64_t i0 = 0; i0 < n_in; i0 += 16)
-        for (int64_t o0 = 0; o0 < n_out; o0 += 16) {
+    for (int64_t i0 = 0; i0 < n_in; i0 += 16) {
+        for (int64_t o0 = 0; o0 < n_out; o0 += 16) {  /* lane q: the bits of output o0 + q, inputs i0 .. */
             const __mmask16 rows = first(n_out - o0);
-            /* lane q: the bits of output o0 + q for the inputs i0 .. i0 + 15 */
             const __m512i at = _mm512_add_epi32(row_step, _mm512_set1_epi32((int)(o0 * n_in + i0)));
             const __m512i words = _mm512_mask_i32gather_epi32(_mm512_setzero_si512(), rows, _mm512_srli_epi32(at, 3),
                                                               bits, 1);
-            const __m512i v = _mm512_srlv_epi32(words, _mm512_and_si512(at, _mm512_set1_epi32(7)));
-            for (int64_t c = 0; c < 16 && i0 + c < n_in; c++) {
-                const __mmask16 kept = _mm512_mask_test_epi32_mask(rows, v, _mm512_set1_epi32(1 << c));
-                _mm512_storeu_ps(e + (i0 + c) * ld + o0, _mm512_maskz_loadu_ps(kept, w_in + (i0 + c) * ld + o0));
+            _mm512_store_si512(vbuf + o0, _mm512_srlv_epi32(words, _mm512_and_si512(at, _mm512_set1_epi32(7))));
+        }
+        for (int64_t c = 0; c < 16 && i0 + c < n_in; c++) {
+            const __m512i bit = _mm512_set1_epi32(1 << c);
+            const float *wr = w_in + (i0 + c) * ld;
+            float *er = e + (i0 + c) * ld;
+            for (int64_t o0 = 0; o0 < n_out; o0 += 16) {
+                const __mmask16 kept = _mm512_mask_test_epi32_mask(first(n_out - o0), _mm512_load_si512(vbuf + o0), bit);
+                _mm512_storeu_ps(er + o0, _mm512_maskz_loadu_ps(kept, wr + o0));
             }
         }
+    }
 #else
+    (void)vbuf;
     for (int64_t i = 0; i < n_in; i++) {
         for (int64_t o = 0; o < n_out; o++) {
             const int64_t at = o * n_in + i;
@@ -288,24 +295,31 @@ static float count_term_sum(const float *gim, const float *e, int64_t ld, int64_
 }
 
 /* SGD on one layer's scores from the input-major gradient gim (rows ldg apart) of its effective
- * weights; scale: s, through: the count term t (0 without rescaling) */
+ * weights; scale: s, through: the count term t (0 without rescaling). gbuf: room for 16
+ * padded(n_in) floats, 64-byte aligned (16 outputs' gradients, transposed, so that each score
+ * row is then read and written in one sequential pass) */
 static void update_layer(const float *gim, int64_t ldg, int64_t n_out, int64_t n_in, const float *w, const float *p,
-                         float *score, float *mom, int dwr, float scale, float through, float lr, float momentum)
+                         float *score, float *mom, int dwr, float scale, float through, float lr, float momentum,
+                         float *gbuf)
 {
 #if defined(__AVX512F__)
     const __m512 sv = _mm512_set1_ps(scale), tv = _mm512_set1_ps(through), one = _mm512_set1_ps(1.0f);
     const __m512 mv = _mm512_set1_ps(momentum), nlr = _mm512_set1_ps(-lr);
+    const int64_t ldb = padded(n_in);
     for (int64_t o0 = 0; o0 < n_out; o0 += 16) {
         const int64_t rows = n_out - o0 < 16 ? n_out - o0 : 16;
         for (int64_t i0 = 0; i0 < n_in; i0 += 16) {
-            const __mmask16 mk = first(n_in - i0);
             __m512 r[16];  /* rows i0 .. i0 + 15 of gim's columns o0 .. o0 + 15, then their transpose */
             for (int64_t c = 0; c < 16; c++)
                 r[c] = i0 + c < n_in ? _mm512_loadu_ps(gim + (i0 + c) * ldg + o0) : _mm512_setzero_ps();
             transpose16(r);
-            for (int64_t q = 0; q < rows; q++) {
+            for (int64_t q = 0; q < rows; q++) _mm512_store_ps(gbuf + q * ldb + i0, r[q]);
+        }
+        for (int64_t q = 0; q < rows; q++)
+            for (int64_t i0 = 0; i0 < n_in; i0 += 16) {
+                const __mmask16 mk = first(n_in - i0);
                 const int64_t at = (o0 + q) * n_in + i0;
-                __m512 g = _mm512_mul_ps(r[q], _mm512_maskz_loadu_ps(mk, w + at));
+                __m512 g = _mm512_mul_ps(_mm512_load_ps(gbuf + q * ldb + i0), _mm512_maskz_loadu_ps(mk, w + at));
                 if (dwr) g = _mm512_add_ps(_mm512_mul_ps(g, sv), tv);
                 const __m512 pv = _mm512_maskz_loadu_ps(mk, p + at);
                 g = _mm512_mul_ps(_mm512_mul_ps(g, pv), _mm512_sub_ps(one, pv));
@@ -313,9 +327,9 @@ static void update_layer(const float *gim, int64_t ldg, int64_t n_out, int64_t n
                 _mm512_mask_storeu_ps(mom + at, mk, buf);
                 _mm512_mask_storeu_ps(score + at, mk, _mm512_fmadd_ps(buf, nlr, _mm512_maskz_loadu_ps(mk, score + at)));
             }
-        }
     }
 #else
+    (void)gbuf;
     for (int64_t o = 0; o < n_out; o++)
         for (int64_t i = 0; i < n_in; i++) {
             const int64_t at = o * n_in + i;
@@ -336,7 +350,7 @@ typedef struct {
     sparse_cols xc;                  /* the batch by columns */
     float *act[MAX_LAYERS];          /* act[l]: layer l's input, l > 0; rows padded(n_in) apart */
     float *e[MAX_LAYERS], *grad[MAX_LAYERS];  /* eff and dL/deff, input-major */
-    float *logits, *g, *g_next, *gt, *gt_out, *zero;
+    float *logits, *g, *g_next, *gt, *gt_out, *zero, *gbuf;
     uint8_t *bits;                   /* a layer's mask */
 } mask_buffers;
 
@@ -354,7 +368,7 @@ static size_t buffers_bytes(int n_layers, const lt_mask_layer *layers, int64_t r
     widest = padded(widest);
     total += align64(4 * (size_t)(rows * padded(layers[n_layers - 1].n_out)));
     total += 2 * align64(4 * (size_t)(rows * widest)) + align64(4 * (size_t)(GT_LANES * widest));
-    return total + align64(4 * 4 * GT_LANES) + align64(4 * (size_t)widest) + align64((size_t)(widest * widest / 8 + 8));
+    return total + align64(4 * 4 * GT_LANES) + align64(4 * (size_t)widest) + align64((size_t)(widest * widest / 8 + 8)) + align64(4 * 16 * (size_t)widest);
 }
 
 static void buffers_init(mask_buffers *b, int n_layers, const lt_mask_layer *layers, int64_t rows, char *mem)
@@ -391,6 +405,8 @@ static void buffers_init(mask_buffers *b, int n_layers, const lt_mask_layer *lay
     memset(b->zero, 0, 4 * (size_t)widest);
     mem += align64(4 * (size_t)widest);
     b->bits = (uint8_t *)mem;
+    mem += align64((size_t)(widest * widest / 8 + 8));
+    b->gbuf = (float *)mem;
 }
 
 /* images of the batch whose largest logit (the first, on ties) is their label */
@@ -419,7 +435,7 @@ static int64_t run_step(int n_layers, const lt_mask_layer *layers, int64_t k, in
         const int64_t n = L->n_out * L->n_in, off = k * n;
         const int64_t lde = padded(L->n_out);
         ones[l] = (float)sample_layer(&gen, L->p + off, n, b->bits);
-        effective_weights(b->bits, L->w_in + k * L->n_in * lde, L->n_out, L->n_in, b->e[l], lde);
+        effective_weights(b->bits, L->w_in + k * L->n_in * lde, L->n_out, L->n_in, b->e[l], lde, (uint32_t *)b->gbuf);
         ones[l] = ones[l] < 1.0f ? 1.0f : ones[l];
         scale[l] = dwr ? 1.0f / ones[l] * (float)n : 1.0f;  /* PyTorch's N / tensor: reciprocal, then times N */
         if (dwr) rescale(b->e[l], lde, L->n_in, L->n_out, scale[l]);
@@ -466,7 +482,7 @@ static int64_t run_step(int n_layers, const lt_mask_layer *layers, int64_t k, in
             through = count_term_sum(b->grad[l], b->e[l], ld, L->n_out, L->n_in, scale[l]) *
                       -(float)(L->n_out * L->n_in) / (ones[l] * ones[l]);
         update_layer(b->grad[l], ld, L->n_out, L->n_in, L->w + off, L->p + off, L->score + off, L->mom + off, dwr,
-                     scale[l], through, lr, momentum);
+                     scale[l], through, lr, momentum, b->gbuf);
     }
     return correct;
 }
@@ -477,17 +493,19 @@ static __thread size_t buffers_cap;
 /* One step of every run on its batch x (rows, layers[0].n_in) at x + k x_run_stride (0: one batch
  * for all), labels y likewise. dwr[k]: run k rescales; states: runs x STATE_BYTES generator states
  * (advanced in place); correct[k]: the images whose prediction (before the update) was right.
- * Returns 0, -1 on bad arguments, -2 when scratch memory could not be had (then nothing changed). */
+ * Returns 0, -1 on bad arguments, -2 when no thread had scratch memory (then nothing changed). */
 int lt_mask_train_step(int n_layers, const lt_mask_layer *layers, int64_t runs, const uint8_t *dwr, uint8_t *states,
                        int64_t state_bytes, const float *x, int64_t x_run_stride, const int64_t *y,
                        int64_t y_run_stride, int64_t rows, float lr, float momentum, int num_threads, int64_t *correct)
 {
     if (n_layers < 1 || n_layers > MAX_LAYERS || rows < 1 || runs < 1 || state_bytes != STATE_BYTES) return -1;
     const size_t bytes = buffers_bytes(n_layers, layers, rows);
-    int failed = 0;
+    int64_t next = 0, done = 0;
     if (num_threads > runs) num_threads = (int)runs;
     if (num_threads < 1) num_threads = 1;
-    #pragma omp parallel num_threads(num_threads) shared(failed)
+    /* runs handed out one at a time, with no barrier before the first: a thread that another
+     * process keeps off its core (or that has no memory) leaves its share to the others */
+    #pragma omp parallel num_threads(num_threads) shared(next, done)
     {
         if (bytes > buffers_cap) {
             free(buffers_mem);
@@ -495,20 +513,15 @@ int lt_mask_train_step(int n_layers, const lt_mask_layer *layers, int64_t runs, 
             buffers_mem = aligned_alloc(64, align64(bytes));
             if (buffers_mem == NULL) buffers_cap = 0;
         }
-        if (buffers_mem == NULL) {
-            #pragma omp atomic write
-            failed = 1;
-        }
-        #pragma omp barrier
-        int stop;
-        #pragma omp atomic read
-        stop = failed;
-        if (!stop) {
+        if (buffers_mem != NULL) {
             mask_buffers b;
             buffers_init(&b, n_layers, layers, rows, (char *)buffers_mem);
             int built = 0;
-            #pragma omp for schedule(dynamic, 1)  /* a thread slowed by other work takes fewer runs */
-            for (int64_t k = 0; k < runs; k++) {
+            for (;;) {
+                int64_t k;
+                #pragma omp atomic capture
+                k = next++;
+                if (k >= runs) break;
                 if (x_run_stride != 0 || !built) {
                     sparse_rows_build(&b.xr, x + k * x_run_stride, layers[0].n_in);
                     sparse_cols_build(&b.xc, &b.xr);
@@ -516,10 +529,12 @@ int lt_mask_train_step(int n_layers, const lt_mask_layer *layers, int64_t runs, 
                 }
                 correct[k] = run_step(n_layers, layers, k, dwr[k], states + k * state_bytes, y + k * y_run_stride,
                                       rows, lr, momentum, &b);
+                #pragma omp atomic update
+                done++;
             }
         }
     }
-    return failed ? -2 : 0;
+    return done == runs ? 0 : -2;  /* (a thread with memory takes every run left) */
 }
 
 /* The effective weights eff[l] (runs, n_out, n_in) = w b s of every run, with masks drawn as a step
