@@ -12,7 +12,8 @@ independent samples, and the keep fraction is the expected one, ``sum(sigmoid(sc
 Defaults (protocol section 7): SGD with momentum 0.9 (non-Nesterov), learning rate 100, batch
 250, score init 0, 2000 epochs for MNIST FC. For Conv2/4/6 the protocol has no verified settings;
 our *choices* are the same optimiser, learning rate, batch and score init, and 100 epochs. All are
-configurable (:class:`LearnConfig`).
+configurable (:class:`LearnConfig`). Fully connected stacks on the CPU take their steps in C
+(:mod:`.fc_kernel`: the same masks, the sums rounded in another order); elsewhere autograd.
 """
 
 from __future__ import annotations
