@@ -362,6 +362,13 @@ int lt_mask_train_step(int n_layers, const lt_mask_layer *layers, int64_t runs, 
     int64_t next = 0, done = 0;
     if (num_threads > runs) num_threads = (int)runs;
     if (num_threads < 1) num_threads = 1;
+    /* the runs with rescaling (two more passes over each layer) handed out first, so that the
+     * threads' shares even out */
+    int64_t *order = malloc(sizeof(int64_t) * (size_t)runs);
+    if (order == NULL) return -2;
+    for (int64_t k = 0, j = 0; j < 2; j++)
+        for (int64_t r = 0; r < runs; r++)
+            if ((dwr[r] != 0) == (j == 0)) order[k++] = r;
     /* runs handed out one at a time, with no barrier before the first: a thread that another
      * process keeps off its core (or that has no memory) leaves its share to the others */
     #pragma omp parallel num_threads(num_threads) shared(next, done)
@@ -377,10 +384,11 @@ int lt_mask_train_step(int n_layers, const lt_mask_layer *layers, int64_t runs, 
             buffers_init(&b, n_layers, layers, rows, (char *)buffers_mem);
             int built = 0;
             for (;;) {
-                int64_t k;
+                int64_t at;
                 #pragma omp atomic capture
-                k = next++;
-                if (k >= runs) break;
+                at = next++;
+                if (at >= runs) break;
+                const int64_t k = order[at];
                 if (x_run_stride != 0 || !built) {
                     sparse_rows_build(&b.xr, x + k * x_run_stride, layers[0].n_in);
                     sparse_cols_build(&b.xc, &b.xr);
@@ -393,6 +401,7 @@ int lt_mask_train_step(int n_layers, const lt_mask_layer *layers, int64_t runs, 
             }
         }
     }
+    free(order);
     return done == runs ? 0 : -2;  /* (a thread with memory takes every run left) */
 }
 
