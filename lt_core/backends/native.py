@@ -6,7 +6,11 @@ Two sources make one library:
   gradient (used by :class:`lt_core.backends.optim.StackAdam` for every CPU tensor it steps);
 * ``csrc/fc_stack.c``: a whole training step, and the forward pass, of a stack of fully connected
   networks, computed over the nonzero entries of each layer's input (:class:`FcStack`, used by
-  the ``cpu_kernel`` backend; see the file's comment).
+  the ``cpu_kernel`` backend; see the file's comment);
+* ``csrc/learned_fc.c``: a learned-supermask training step of a stack of fully connected networks
+  (mask sampling from PyTorch's generator states, forward, straight-through backward, SGD with
+  momentum; :class:`lt_core.supermask.fc_kernel.FcMaskKernel`), built on ``fc_stack.c``'s parts
+  (``fc_parts.h``) and PyTorch's generator emulated in ``torch_bernoulli.h``.
 
 The library is built once per process with ``-O3 -march=native -ffp-contract=off -fopenmp`` and
 linked against the OpenMP runtime PyTorch has already loaded, so both share one thread pool. On
@@ -33,7 +37,7 @@ import torch
 
 Tensor = torch.Tensor
 CSRC = Path(__file__).with_name("csrc")
-SOURCES = (CSRC / "masked_adam.c", CSRC / "fc_stack.c")
+SOURCES = (CSRC / "masked_adam.c", CSRC / "fc_stack.c", CSRC / "learned_fc.c")
 FLAGS = ["-O3", "-march=native", "-ffp-contract=off", "-fno-math-errno", "-fopenmp", "-shared", "-fPIC"]
 ENV_SWITCH = "LT_KERNELS"
 MAX_LAYERS = 16  # as in fc_stack.c
@@ -53,6 +57,14 @@ class FcLayer(ctypes.Structure):
                 ("w", ctypes.c_void_p), ("m_w", ctypes.c_void_p), ("v_w", ctypes.c_void_p),
                 ("mask", ctypes.c_void_p),
                 ("b", ctypes.c_void_p), ("m_b", ctypes.c_void_p), ("v_b", ctypes.c_void_p)]
+
+
+class MaskLayer(ctypes.Structure):
+    """One layer of a learned-supermask stack, as ``learned_fc.c`` reads it: float32 tensors
+    (runs, n_out, n_in), contiguous, and ``w_in``, the weights laid out by :func:`input_major`."""
+
+    _fields_ = [("n_in", ctypes.c_int64), ("n_out", ctypes.c_int64), ("w", ctypes.c_void_p), ("w_in", ctypes.c_void_p),
+                ("score", ctypes.c_void_p), ("p", ctypes.c_void_p), ("mom", ctypes.c_void_p)]
 
 
 class AdamStep(ctypes.Structure):
@@ -87,6 +99,11 @@ def compile_library(flags: Sequence[str] = FLAGS) -> ctypes.CDLL:
                                       ctypes.POINTER(AdamStep), cint, cint]
     lib.lt_fc_forward.restype = cint
     lib.lt_fc_forward.argtypes = [cint, ctypes.POINTER(FcLayer), i64, vp, i64, vp, cint, cint]
+    lib.lt_mask_draw.restype = cint
+    lib.lt_mask_draw.argtypes = [cint, ctypes.POINTER(MaskLayer), i64, vp, vp, i64, ctypes.POINTER(vp), cint]
+    lib.lt_mask_train_step.restype = cint
+    lib.lt_mask_train_step.argtypes = [cint, ctypes.POINTER(MaskLayer), i64, vp, vp, i64, vp, i64, vp, i64, i64,
+                                       f32, f32, cint, vp]
     return lib
 
 
@@ -353,5 +370,5 @@ def thread_count() -> int:
     return max(1, torch.get_num_threads())
 
 
-__all__: List[str] = ["AdamStep", "FORWARD_WAYS", "FasterOf", "FcLayer", "FcStack", "adam_step", "enabled", "input_major",
-                      "is_input_major", "library", "row_stride", "thread_count"]
+__all__: List[str] = ["AdamStep", "FORWARD_WAYS", "FasterOf", "FcLayer", "FcStack", "MaskLayer", "adam_step", "enabled",
+                      "input_major", "is_input_major", "library", "row_stride", "thread_count"]

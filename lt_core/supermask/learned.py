@@ -12,7 +12,8 @@ independent samples, and the keep fraction is the expected one, ``sum(sigmoid(sc
 Defaults (protocol section 7): SGD with momentum 0.9 (non-Nesterov), learning rate 100, batch
 250, score init 0, 2000 epochs for MNIST FC. For Conv2/4/6 the protocol has no verified settings;
 our *choices* are the same optimiser, learning rate, batch and score init, and 100 epochs. All are
-configurable (:class:`LearnConfig`).
+configurable (:class:`LearnConfig`). Fully connected stacks on the CPU take their steps in C
+(:mod:`.fc_kernel`: the same masks, the sums rounded in another order); elsewhere autograd.
 """
 
 from __future__ import annotations
@@ -39,6 +40,7 @@ from ..seeding import derive_seed
 from ..store import append_entry, atomic_torch_save, atomic_write_json, atomic_write_text, check_writable, hold_locks, \
     learnmask_dir, metrics_csv, open_run, results_root, write_tensors
 from ..train import StepLoop
+from .fc_kernel import FcMaskKernel, unavailable as kernel_unavailable
 from .oneshot import WEIGHT_KINDS, signed_constants
 
 Tensor = torch.Tensor
@@ -224,6 +226,8 @@ class MaskLearner(StepLoop):
         self.start_iteration = 0
         self._correct = torch.zeros(len(configs), device=dev)
         self._seen = 0
+        # the step in C where it can run (fully connected, CPU, the library built); autograd elsewhere
+        self.kernel = FcMaskKernel(self) if kernel_unavailable(arch, dev) is None else None
 
     desc = "learned mask"
     eval_at_start = False
@@ -247,7 +251,8 @@ class MaskLearner(StepLoop):
         for j in range(samples):
             gens = [torch.Generator(device=self.device).manual_seed(derive_seed(s, "eval-sample", tag, j))
                     for s in self.seeds]
-            eff = sampled_masked_weights(self.w, self.scores, gens, self.dwr)
+            eff = self.kernel.draw(gens) if self.kernel is not None else \
+                sampled_masked_weights(self.w, self.scores, gens, self.dwr)
             _, acc = evaluate(self.arch, eff, self.b, self.data.test)
             for i, a in enumerate(acc.tolist()):
                 out[i].append(a)
@@ -294,6 +299,10 @@ class MaskLearner(StepLoop):
         """One step of every run: sample masks, forward, straight-through backward, SGD on the scores."""
         k = len(self.configs)
         x, y = self.batch(it)
+        if self.kernel is not None:
+            self._correct += self.kernel.step(x, y)
+            self._seen += 1
+            return
         eff = sampled_masked_weights(self.w, self.scores, self.gens, self.dwr)
         logits = forward(self.arch, eff, self.b, x)
         target = y.expand(k, -1) if self.batch.shared else y

@@ -43,6 +43,7 @@
 #ifdef _OPENMP
 #include <omp.h>
 #endif
+#include "fc_parts.h"
 #include "lt_fp.h"
 
 typedef struct {
@@ -58,11 +59,7 @@ typedef struct {
     float beta1, beta2, step_size, bias_correction2_sqrt, eps;
 } lt_adam;
 
-#define MAX_LAYERS 16
-#define TILE_ROWS 64   /* input rows per tile of the forward pass (a tile's weight block stays in L1) */
-#define IMG_BLOCK 32   /* images per block of the forward pass */
-#define COL_BLOCK 64   /* output columns per block (four 16-float vectors) */
-#define GRAD_ROWS 32   /* weight rows per gradient tile (a column block of g stays in L1 over all of them) */
+/* MAX_LAYERS, the tile sizes and the sparse views: fc_parts.h */
 
 /* ---- per-thread scratch ------------------------------------------------------------------- */
 
@@ -80,33 +77,21 @@ static void *scratch(size_t bytes)
     return scratch_mem;
 }
 
-static size_t align64(size_t n) { return (n + 63) / 64 * 64; }
 
-/* the row stride, in floats, of the step's own (rows, n) buffers: whole 64-byte lines, so that a
- * row's vectors do not straddle two */
-static int64_t padded(int64_t n) { return (n + 15) / 16 * 16; }
 
 /* ---- sparse views of a layer's input ------------------------------------------------------ */
 
-/* The nonzero entries of a (rows, n) matrix, row by row, in tiles of TILE_ROWS columns:
- * entries of row r and tile t are [ptr[r * (tiles + 1) + t], ptr[r * (tiles + 1) + t + 1]). */
-typedef struct {
-    int64_t rows, n, tiles;
-    int64_t *ptr;
-    int32_t *idx;
-    float *val;
-} sparse_rows;
 
 /* entries a sparse view has room for: every entry of the matrix, and 16 lanes of slack */
 static size_t sparse_capacity(int64_t rows, int64_t n) { return (size_t)(rows * n) + 16; }
 
-static size_t sparse_rows_bytes(int64_t rows, int64_t n)
+size_t sparse_rows_bytes(int64_t rows, int64_t n)
 {
     const int64_t tiles = (n + TILE_ROWS - 1) / TILE_ROWS;
     return align64(sizeof(int64_t) * (size_t)(rows * (tiles + 1))) + 2 * align64(4 * sparse_capacity(rows, n));
 }
 
-static char *sparse_rows_init(sparse_rows *s, int64_t rows, int64_t n, char *mem)
+char *sparse_rows_init(sparse_rows *s, int64_t rows, int64_t n, char *mem)
 {
     s->rows = rows;
     s->n = n;
@@ -119,7 +104,7 @@ static char *sparse_rows_init(sparse_rows *s, int64_t rows, int64_t n, char *mem
     return mem + align64(4 * sparse_capacity(rows, n));
 }
 
-static void sparse_rows_build(sparse_rows *s, const float *a, int64_t lda)
+void sparse_rows_build(sparse_rows *s, const float *a, int64_t lda)
 {
     const int64_t n = s->n, tiles = s->tiles;
     int64_t count = 0;
@@ -155,19 +140,13 @@ static void sparse_rows_build(sparse_rows *s, const float *a, int64_t lda)
     }
 }
 
-/* The same entries by column: column i's are [ptr[i], ptr[i + 1]), rows ascending. */
-typedef struct {
-    int64_t *ptr;
-    int32_t *row;
-    float *val;
-} sparse_cols;
 
-static size_t sparse_cols_bytes(int64_t rows, int64_t n)
+size_t sparse_cols_bytes(int64_t rows, int64_t n)
 {
     return align64(sizeof(int64_t) * (size_t)(n + 1)) + 2 * align64(4 * (size_t)(rows * n));
 }
 
-static char *sparse_cols_init(sparse_cols *c, int64_t rows, int64_t n, char *mem)
+char *sparse_cols_init(sparse_cols *c, int64_t rows, int64_t n, char *mem)
 {
     c->ptr = (int64_t *)mem;
     mem += align64(sizeof(int64_t) * (size_t)(n + 1));
@@ -177,7 +156,7 @@ static char *sparse_cols_init(sparse_cols *c, int64_t rows, int64_t n, char *mem
     return mem + align64(4 * (size_t)(rows * n));
 }
 
-static void sparse_cols_build(sparse_cols *c, const sparse_rows *s)
+void sparse_cols_build(sparse_cols *c, const sparse_rows *s)
 {
     const int64_t n = s->n, tiles = s->tiles;
     for (int64_t i = 0; i <= n; i++) c->ptr[i] = 0;
@@ -252,7 +231,7 @@ static void bias_activation(float *z, int64_t ldz, int64_t r0, int64_t r1, const
 /* z[r, o] = act(bias[o] + sum over nonzero a[r, i] of a[r, i] w[i, o]) for rows [r0, r1) and
  * columns [c0, c1) (each entry is computed alike whatever the ranges); w's rows are ldw floats
  * apart, z's ldz */
-static void layer_forward(const sparse_rows *s, int64_t r0, int64_t r1, const float *w, int64_t ldw,
+void layer_forward(const sparse_rows *s, int64_t r0, int64_t r1, const float *w, int64_t ldw,
                           const float *bias, int relu, float *z, int64_t ldz, int64_t c0, int64_t c1)
 {
     for (int64_t o0 = c0; o0 < c1; o0 += COL_BLOCK) {
@@ -287,7 +266,7 @@ static void layer_forward(const sparse_rows *s, int64_t r0, int64_t r1, const fl
 /* ---- backward ------------------------------------------------------------------------------ */
 
 /* d(mean cross-entropy)/d logits: (softmax(z) - onehot(y)) / rows; rows ld floats apart */
-static void loss_gradient(const float *z, const int64_t *y, int64_t rows, int64_t n, int64_t ld, float *g)
+void loss_gradient(const float *z, const int64_t *y, int64_t rows, int64_t n, int64_t ld, float *g)
 {
     for (int64_t r = 0; r < rows; r++) {
         const float *zr = z + r * ld;
@@ -305,7 +284,6 @@ static void loss_gradient(const float *z, const int64_t *y, int64_t rows, int64_
     }
 }
 
-#define GT_LANES 64  /* images per pass of the input gradient (four 16-float vectors) */
 
 /* gt[o * GT_LANES + c] = g[r0 + c, o] for the images [r0, r0 + n) (n <= GT_LANES), zero past n;
  * g's rows are ldg floats apart */
@@ -344,7 +322,7 @@ static inline __attribute__((always_inline)) void input_gradient_block(const int
  * where a[r, i] > 0, else 0. Computed densely, 64 images of g's transpose by 4 weight rows at a
  * time (no horizontal sums); gt: room for n_out * GT_LANES floats, 64-byte aligned; out: for
  * 4 * GT_LANES. */
-static void input_gradient(const float *a, int64_t lda, int64_t rows, int64_t i_lo, int64_t i_hi, const float *g,
+void input_gradient(const float *a, int64_t lda, int64_t rows, int64_t i_lo, int64_t i_hi, const float *g,
                            int64_t ldg, const float *w, int64_t ldw, int64_t n_out, float *ga, float *gt, float *out)
 {
     for (int64_t r0 = 0; r0 < rows; r0 += GT_LANES) {
@@ -465,7 +443,7 @@ static inline __attribute__((always_inline)) void weight_gradient_block(const in
 /* tile[(i - i0) * ldt + o] = sum over the images r where a[r, i] is nonzero, in order, of
  * a[r, i] g[r, o], for the inputs [i0, i1) and the columns [o0, o0 + cnt) (cnt <= 64), from the
  * input's column view c */
-static void sparse_gradient_tile(const sparse_cols *c, const float *g, int64_t ldg, int64_t i0, int64_t i1,
+void sparse_gradient_tile(const sparse_cols *c, const float *g, int64_t ldg, int64_t i0, int64_t i1,
                                  int64_t o0, int64_t cnt, float *tile, int64_t ldt)
 {
     for (int64_t i = i0; i < i1; i++) {
@@ -497,7 +475,7 @@ static void sparse_gradient_tile(const sparse_cols *c, const float *g, int64_t l
 }
 
 /* The same sums over all images of a (rows lda floats apart), densely, 4 inputs at a time */
-static void dense_gradient_tile(const float *a, int64_t lda, int64_t rows, const float *g, int64_t ldg, int64_t i0,
+void dense_gradient_tile(const float *a, int64_t lda, int64_t rows, const float *g, int64_t ldg, int64_t i0,
                                 int64_t i1, int64_t o0, int64_t cnt, float *tile, int64_t ldt)
 {
     for (int64_t i = i0; i < i1; i += 4) {
