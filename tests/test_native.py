@@ -333,3 +333,86 @@ def test_forward_ways_give_the_same_bits_on_pruned_networks():
         assert torch.allclose(logits["auto"], expected, atol=1e-4), keep
     with pytest.raises(ValueError, match="way: unknown value 'dense'"):
         stack.forward(x, 2, "dense")
+
+
+def _train_ways(w0, b0, masks, batches, ways=native.TRAIN_WAYS, m0=None, threads=2):
+    """Every way's weights, biases and moments after the batches, two steps a call."""
+    out = {}
+    for way in ways:
+        w, b = [t.clone() for t in w0], [t.clone() for t in b0]
+        mw = [t.clone() for t in m0] if m0 is not None else _zeros(w)
+        moments = [mw, _zeros(w), _zeros(b), _zeros(b)]
+        stack = native.FcStack(w, b, exp_avg_w=moments[0], exp_avg_sq_w=moments[1], exp_avg_b=moments[2],
+                               exp_avg_sq_b=moments[3], masks=masks, live_in=[LIVE, None, None])
+        for t in range(0, len(batches), 2):
+            pair = batches[t:t + 2]
+            xs, ys = torch.stack([x for x, _ in pair]), torch.stack([y for _, y in pair])
+            stack.train_steps(xs, ys, [native.adam_step(t + 1 + j, 1e-2) for j in range(len(pair))], threads,
+                              share_leftover=True, way=way)
+        out[way] = w + b + [t for seq in moments for t in seq]
+    return out
+
+
+def _same(a, b):
+    return all(torch.equal(s, t) for s, t in zip(a, b))
+
+
+@needs_kernels
+@pytest.mark.parametrize("keep", [1.0, 0.3, 0.08, 0.0])
+def test_training_ways_give_the_same_bits(keep):
+    """Over all weights, over the kept ones (forward by output, Adam over the vectors holding a kept
+    weight) or each where it pays: the same sums and updates, so the same bits -- three runs on two
+    threads (one stepped by both), batches of 70 images (two groups of vector lanes)."""
+    w0, b0, masks = _net(3, keep=keep)
+    got = _train_ways(w0, b0, masks, _batches(4, rows=70))
+    assert _same(got["dense"], got["kept"]) and _same(got["dense"], got["auto"])
+    moved = [not torch.equal(a, c) for a, c in zip(got["dense"][:3], w0)]
+    assert any(moved) == (keep > 0)
+
+
+@needs_kernels
+def test_training_ways_agree_where_pruned_weights_hold_frozen_values():
+    """A mask-0 policy that freezes pruned weights: they hold nonzero values that the forward pass
+    must add (and the update must leave); listing only the kept weights would lose them."""
+    w0, b0, masks = _net(3, keep=0.1)
+    gen = torch.Generator().manual_seed(5)
+    frozen = [(torch.randn(t.shape, generator=gen) * 0.3) * (1 - m) for t, m in zip(w0, masks)]
+    w_frozen = [t + f for t, f in zip(w0, frozen)]
+    got = _train_ways(w_frozen, b0, masks, _batches(4))
+    assert _same(got["dense"], got["kept"]) and _same(got["dense"], got["auto"])
+    for w, f, m in zip(got["kept"][:3], frozen, masks):  # the frozen values stayed
+        assert torch.equal(w * (1 - m), f)
+    without = _train_ways(w0, b0, masks, _batches(4), ways=["kept"])["kept"]
+    assert not torch.equal(without[3 + 2], got["kept"][3 + 2])  # the frozen values change the output bias
+
+
+@needs_kernels
+def test_a_layer_whose_pruned_weights_still_move_takes_the_dense_paths():
+    """A pruned weight with a nonzero moment moves under the dense update (its gradient is masked,
+    its moment is not): the kept way sees that and updates the layer densely, so the bits agree."""
+    w0, b0, masks = _net(3, keep=0.1)
+    m0 = _zeros(w0)
+    m0[0][1, 2][masks[0][1, 2] == 0] = 0.5  # run 1, first layer, input 2
+    got = _train_ways(w0, b0, masks, _batches(4), m0=m0)
+    assert _same(got["dense"], got["kept"]) and _same(got["dense"], got["auto"])
+    pruned = masks[0][1, 2] == 0
+    assert not torch.equal(got["kept"][0][1, 2][pruned], w0[0][1, 2][pruned])  # they moved
+
+
+@needs_kernels
+def test_kept_way_gives_a_run_the_same_bits_alone_and_stacked():
+    w0, b0, masks = _net(4, keep=0.1)
+    batches = _batches(4)
+    stacked = _train_ways(w0, b0, masks, batches, ways=["kept"])["kept"]
+    for k in (0, 3):
+        alone = _train_ways([t[k:k + 1] for t in w0], [t[k:k + 1] for t in b0],
+                            [m[k:k + 1].contiguous() for m in masks], batches, ways=["kept"], threads=1)["kept"]
+        assert _same([t[k:k + 1] for t in stacked], alone)
+
+
+@needs_kernels
+def test_train_way_is_checked():
+    w, b, stack = _stack(*_net(1))
+    x, y = _batches(1)[0]
+    with pytest.raises(ValueError, match="way: unknown value 'weights'; allowed values: auto, dense, kept"):
+        stack.train_step(x, y, native.adam_step(1, 1e-2), 1, way="weights")

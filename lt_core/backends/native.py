@@ -5,8 +5,9 @@ Two sources make one library:
 * ``csrc/masked_adam.c``: one Adam step over a float32 tensor with the pruning mask applied to the
   gradient (used by :class:`lt_core.backends.optim.StackAdam` for every CPU tensor it steps);
 * ``csrc/fc_stack.c``: a whole training step, and the forward pass, of a stack of fully connected
-  networks, computed over the nonzero entries of each layer's input (:class:`FcStack`, used by
-  the ``cpu_kernel`` backend; see the file's comment);
+  networks, computed over the nonzero entries of each layer's input, or of a pruned layer's
+  weights (``csrc/fc_kept.h``, included there) where that is less work (:class:`FcStack`, used by
+  the ``cpu_kernel`` backend; see the files' comments);
 * ``csrc/learned_fc.c``: a learned-supermask training step of a stack of fully connected networks
   (mask sampling from PyTorch's generator states, forward, straight-through backward, SGD with
   momentum; :class:`lt_core.supermask.fc_kernel.FcMaskKernel`), built on ``fc_stack.c``'s parts
@@ -42,6 +43,7 @@ FLAGS = ["-O3", "-march=native", "-ffp-contract=off", "-fno-math-errno", "-fopen
 ENV_SWITCH = "LT_KERNELS"
 MAX_LAYERS = 16  # as in fc_stack.c
 FORWARD_WAYS = ("auto", "inputs", "weights")  # lt_fc_forward's `way`, in its order
+TRAIN_WAYS = ("auto", "dense", "kept")  # lt_fc_train_steps's `kept`, in its order
 
 _lock = threading.Lock()
 _library = None  # the loaded library, False once building it failed, None before the first try
@@ -96,7 +98,7 @@ def compile_library(flags: Sequence[str] = FLAGS) -> ctypes.CDLL:
     lib.lt_masked_adam.argtypes = [vp] * 5 + [i64] * 4 + [f32] * 5 + [cint]
     lib.lt_fc_train_steps.restype = cint
     lib.lt_fc_train_steps.argtypes = [cint, ctypes.POINTER(FcLayer), i64, i64, vp, i64, i64, vp, i64, i64, i64,
-                                      ctypes.POINTER(AdamStep), cint, cint]
+                                      ctypes.POINTER(AdamStep), cint, cint, cint]
     lib.lt_fc_forward.restype = cint
     lib.lt_fc_forward.argtypes = [cint, ctypes.POINTER(FcLayer), i64, vp, i64, vp, cint, cint]
     lib.lt_mask_draw.restype = cint
@@ -255,13 +257,13 @@ class FcStack:
         return lib
 
     def train_step(self, x: Tensor, y: Tensor, adam: AdamStep, threads: int,
-                   share_leftover: Optional[bool] = None) -> None:
+                   share_leftover: Optional[bool] = None, way: str = "auto") -> None:
         """One Adam step of every run: on ``x`` (B, n_in) shared by all runs, or (K, B, n_in), one
         batch per run; labels ``y``: (B,) or (K, B). See :meth:`train_steps`."""
-        self.train_steps(x.unsqueeze(-3), y.unsqueeze(-2), [adam], threads, share_leftover)
+        self.train_steps(x.unsqueeze(-3), y.unsqueeze(-2), [adam], threads, share_leftover, way)
 
     def train_steps(self, x: Tensor, y: Tensor, adam: Sequence[AdamStep], threads: int,
-                    share_leftover: Optional[bool] = None) -> None:
+                    share_leftover: Optional[bool] = None, way: str = "auto") -> None:
         """``S = len(adam)`` Adam steps of every run (``adam[s]``: step s's constants, see
         :func:`adam_step`), in one call: on ``x`` (S, B, n_in), step s's batch shared by all runs, or
         (K, S, B, n_in), each run's own; float32, each batch contiguous, steps and runs any distance
@@ -273,7 +275,15 @@ class FcStack:
         ``threads`` split the runs evenly; the runs left over (K % threads, e.g. a single run) are
         each stepped by all threads together when ``share_leftover``, else by one thread each. The
         result is the same bits either way; None (the default) picks the faster by timing both now
-        and then (:class:`FasterOf`), since which is faster depends on whether the cores are idle."""
+        and then (:class:`FasterOf`), since which is faster depends on whether the cores are idle.
+
+        ``way``: how a pruned layer is computed -- over all its weights (``"dense"``), over its kept
+        weights wherever it can be (``"kept"``: the forward pass of a hidden layer by output over
+        its nonzero weights, the weight gradient and Adam over the 16-weight vectors that hold a
+        kept weight), or each of those where it is less work (``"auto"``). The same bits every way
+        (see ``csrc/fc_kept.h``)."""
+        if way not in TRAIN_WAYS:
+            raise ValueError(f"way: unknown value {way!r}; allowed values: {', '.join(TRAIN_WAYS)}")
         lib = self._lib()
         if not self.trainable:
             raise ValueError("FcStack.train_steps: the stack was built without Adam's moments")
@@ -302,7 +312,7 @@ class FcStack:
         rc = lib.lt_fc_train_steps(len(self.layers), self.layers, self.runs, steps, x.data_ptr(),
                                    0 if shared else x.stride(0), x.stride(-3), y.data_ptr(),
                                    0 if shared else y.stride(0), y.stride(-2), rows, constants, threads,
-                                   int(bool(share_leftover)))
+                                   int(bool(share_leftover)), TRAIN_WAYS.index(way))
         if timed:
             self._leftover.record(share_leftover, (time.perf_counter() - start) / steps)
         if rc != 0:
@@ -370,5 +380,5 @@ def thread_count() -> int:
     return max(1, torch.get_num_threads())
 
 
-__all__: List[str] = ["AdamStep", "FORWARD_WAYS", "FasterOf", "FcLayer", "FcStack", "MaskLayer", "adam_step", "enabled",
-                      "input_major", "is_input_major", "library", "row_stride", "thread_count"]
+__all__: List[str] = ["AdamStep", "FORWARD_WAYS", "TRAIN_WAYS", "FasterOf", "FcLayer", "FcStack", "MaskLayer",
+                      "adam_step", "enabled", "input_major", "is_input_major", "library", "row_stride", "thread_count"]

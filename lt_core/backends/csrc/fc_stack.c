@@ -18,6 +18,15 @@
  * sums again, in the same order. The input gradient of a hidden layer is computed densely (g
  * times the weights' transpose, no horizontal sums) and kept where a[b, i] > 0 (ReLU).
  *
+ * Kept weights (fc_kept.h). A training call lists each pruned run's layers once (the mask is fixed
+ * within a call, and pruned weights with zero moments never move): a hidden layer's forward pass
+ * is then computed over its nonzero weights by output, images in vector lanes, where that is less
+ * work than over the nonzero inputs (the same sums in the same order, values read from w each
+ * step, frozen nonzero pruned weights included), and a sparse first layer's Adam update runs over
+ * the 16-weight vectors that hold a kept weight only (the others would not change). The weight
+ * gradients are the same sums as before. A layer with a pruned weight that could move is updated
+ * densely. `kept` of lt_fc_train_steps forces either way (tests: the same bits).
+ *
  * Determinism. A run's arithmetic does not depend on the other runs, on which thread computes it,
  * or on where a value sits in a vector: the vector and scalar code compute each element alike.
  * Products are accumulated with fused multiply-adds, written out (_mm512_fmadd_ps, fmaf: one
@@ -382,37 +391,71 @@ static inline void adam_scalar(float *p, float *m, float *v, float g, const lt_a
     *p = *p - h->step_size * mn / (sqrtf(vn) / h->bias_correction2_sqrt + h->eps);
 }
 
+#if defined(__AVX512F__)
+typedef struct {
+    __m512 b1, omb1, b2, omb2, ss, bc2, eps;
+} adam_consts;
+
+static inline adam_consts adam_vector_constants(const lt_adam *h)
+{
+    return (adam_consts){_mm512_set1_ps(h->beta1), _mm512_set1_ps(1.0f - h->beta1), _mm512_set1_ps(h->beta2),
+                         _mm512_set1_ps(1.0f - h->beta2), _mm512_set1_ps(h->step_size),
+                         _mm512_set1_ps(h->bias_correction2_sqrt), _mm512_set1_ps(h->eps)};
+}
+
+/* Adam over the lanes mk of the 16 entries from p, m, v (adam_scalar's operations, lane by lane);
+ * mask (may be NULL) zeroes the gradient of pruned entries; grad NULL means a zero gradient */
+static inline __attribute__((always_inline)) void adam_vector(float *p, float *m, float *v, const uint8_t *mask,
+                                                              const float *grad, __mmask16 mk, const adam_consts *c)
+{
+    __m512 gv = grad ? _mm512_maskz_loadu_ps(mk, grad) : _mm512_setzero_ps();
+    if (mask) {
+        const __m128i mb = _mm_maskz_loadu_epi8(mk, mask);
+        gv = _mm512_maskz_mov_ps(_mm_test_epi8_mask(mb, mb), gv);
+    }
+    const __m512 mn = _mm512_add_ps(_mm512_mul_ps(c->b1, _mm512_maskz_loadu_ps(mk, m)), _mm512_mul_ps(c->omb1, gv));
+    const __m512 vn = _mm512_add_ps(_mm512_mul_ps(c->b2, _mm512_maskz_loadu_ps(mk, v)),
+                                    _mm512_mul_ps(_mm512_mul_ps(c->omb2, gv), gv));
+    _mm512_mask_storeu_ps(m, mk, mn);
+    _mm512_mask_storeu_ps(v, mk, vn);
+    const __m512 den = _mm512_add_ps(_mm512_div_ps(_mm512_sqrt_ps(vn), c->bc2), c->eps);
+    const __m512 pv = _mm512_maskz_loadu_ps(mk, p);
+    _mm512_mask_storeu_ps(p, mk, _mm512_sub_ps(pv, _mm512_div_ps(_mm512_mul_ps(c->ss, mn), den)));
+}
+#endif
+
 /* Adam over n contiguous entries; mask (may be NULL) zeroes the gradient of pruned entries;
  * grad NULL means a zero gradient */
 static void adam_row(float *p, float *m, float *v, const uint8_t *mask, const float *grad, int64_t n, const lt_adam *h)
 {
     int64_t i = 0;
 #if defined(__AVX512F__)
-    const __m512 b1 = _mm512_set1_ps(h->beta1), omb1 = _mm512_set1_ps(1.0f - h->beta1);
-    const __m512 b2 = _mm512_set1_ps(h->beta2), omb2 = _mm512_set1_ps(1.0f - h->beta2);
-    const __m512 ss = _mm512_set1_ps(h->step_size), bc2 = _mm512_set1_ps(h->bias_correction2_sqrt);
-    const __m512 eps = _mm512_set1_ps(h->eps);
-    for (; i < n; i += 16) {
-        const __mmask16 mk = lanes(n - i, 0);
-        __m512 gv = grad ? _mm512_maskz_loadu_ps(mk, grad + i) : _mm512_setzero_ps();
-        if (mask) {
-            const __m128i mb = _mm_maskz_loadu_epi8(mk, mask + i);
-            gv = _mm512_maskz_mov_ps(_mm_test_epi8_mask(mb, mb), gv);
-        }
-        const __m512 mn = _mm512_add_ps(_mm512_mul_ps(b1, _mm512_maskz_loadu_ps(mk, m + i)), _mm512_mul_ps(omb1, gv));
-        const __m512 vn = _mm512_add_ps(_mm512_mul_ps(b2, _mm512_maskz_loadu_ps(mk, v + i)),
-                                        _mm512_mul_ps(_mm512_mul_ps(omb2, gv), gv));
-        _mm512_mask_storeu_ps(m + i, mk, mn);
-        _mm512_mask_storeu_ps(v + i, mk, vn);
-        const __m512 den = _mm512_add_ps(_mm512_div_ps(_mm512_sqrt_ps(vn), bc2), eps);
-        const __m512 pv = _mm512_maskz_loadu_ps(mk, p + i);
-        _mm512_mask_storeu_ps(p + i, mk, _mm512_sub_ps(pv, _mm512_div_ps(_mm512_mul_ps(ss, mn), den)));
-    }
+    const adam_consts c = adam_vector_constants(h);
+    for (; i < n; i += 16)
+        adam_vector(p + i, m + i, v + i, mask ? mask + i : NULL, grad ? grad + i : NULL, lanes(n - i, 0), &c);
 #endif
     for (; i < n; i++) {
         const float g = (grad && (mask == NULL || mask[i])) ? grad[i] : 0.0f;
         adam_scalar(p + i, m + i, v + i, g, h);
     }
+}
+
+/* adam_row over the listed 16-entry vectors of a row of n entries only: vector j starts at entry
+ * 16 chunk[j] */
+static void adam_vectors(float *p, float *m, float *v, const uint8_t *mask, const float *grad, int64_t n,
+                         const uint16_t *chunk, int64_t count, const lt_adam *h)
+{
+#if defined(__AVX512F__)
+    const adam_consts c = adam_vector_constants(h);
+    for (int64_t j = 0; j < count; j++) {
+        const int64_t i = 16 * (int64_t)chunk[j];
+        adam_vector(p + i, m + i, v + i, mask + i, grad + i, lanes(n - i, 0), &c);
+    }
+#else
+    for (int64_t j = 0; j < count; j++)
+        for (int64_t i = 16 * (int64_t)chunk[j]; i < n && i < 16 * (int64_t)chunk[j] + 16; i++)
+            adam_scalar(p + i, m + i, v + i, mask[i] ? grad[i] : 0.0f, h);
+#endif
 }
 
 #if defined(__AVX512F__)
@@ -504,15 +547,14 @@ void dense_gradient_tile(const float *a, int64_t lda, int64_t rows, const float 
 }
 
 /* weight gradient of rows [row0, row1) (sum of a[r, i] g[r, :] over the images, in order) with the
- * Adam update of each row as soon as it is known; then, when bias is not NULL, the bias gradient
- * (column sums of g, images in order) and update. With c, the input's column view, the sums run
+ * Adam update of each row as soon as it is known. With c, the input's column view, the sums run
  * over the images where a[r, i] is nonzero (the batch); without, over all images of a (rows lda
  * floats apart), densely (a hidden layer's input, about half nonzero: the dense blocks do more
  * products in less time). The two give the same sums: a skipped term is an exact 0.
  * g's rows are ldg floats apart; w's, and those of its moments and mask, ldw. */
 static void layer_update(const sparse_cols *c, const float *a, int64_t lda, const float *g, int64_t ldg, int64_t rows,
                          int64_t row0, int64_t row1, int64_t n_out, float *w, float *mw, float *vw, const uint8_t *mask,
-                         int64_t ldw, float *bias, float *mb, float *vb, const lt_adam *h, float *tile)
+                         int64_t ldw, const lt_adam *h, float *tile)
 {
     const int64_t ldt = padded(n_out);
     for (int64_t i0 = row0; i0 < row1; i0 += GRAD_ROWS) {
@@ -528,8 +570,12 @@ static void layer_update(const sparse_cols *c, const float *a, int64_t lda, cons
             adam_row(w + i * ldw, mw + i * ldw, vw + i * ldw, mask ? mask + i * ldw : NULL, tile + (i - i0) * ldt,
                      n_out, h);
     }
-    if (bias == NULL) return;
-    float *gb = tile;  /* the bias gradient: column sums of g, images in order */
+}
+
+/* the bias gradient (column sums of g, images in order) and its update; gb: room for n_out floats */
+static void bias_update(const float *g, int64_t ldg, int64_t rows, int64_t n_out, float *bias, float *mb, float *vb,
+                        const lt_adam *h, float *gb)
+{
     for (int64_t o = 0; o < n_out; o++) gb[o] = 0.0f;
     for (int64_t r = 0; r < rows; r++) {
         const float *gr = g + r * ldg;
@@ -539,7 +585,17 @@ static void layer_update(const sparse_cols *c, const float *a, int64_t lda, cons
     adam_row(bias, mb, vb, NULL, gb, n_out, h);
 }
 
+#include "fc_kept.h"
+
 /* ---- the two entry points -------------------------------------------------------------------- */
+
+/* How a run's layers are computed in one call (see fc_kept.h): update[l], layer l's weight
+ * gradient and Adam over its active vectors (layer[l] listed); forward[l], its forward pass
+ * over its weights by output: 0 never, 1 where that is less work, 2 always (listed by output). */
+typedef struct {
+    int update[MAX_LAYERS], forward[MAX_LAYERS];
+    kept_layer layer[MAX_LAYERS];
+} kept_plan;
 
 static size_t step_scratch_bytes(int n_layers, const lt_fc_layer *layers, int64_t rows)
 {
@@ -548,7 +604,9 @@ static size_t step_scratch_bytes(int n_layers, const lt_fc_layer *layers, int64_
     for (int l = 0; l < n_layers; l++) {
         const int64_t n_in = layers[l].n_in, n_out = layers[l].n_out;
         if (l > 0)  /* activations and their views (the batch's views are apart: see x_views) */
-            total += align64(4 * (size_t)(rows * padded(n_in))) + sparse_rows_bytes(rows, n_in);
+            total += align64(4 * (size_t)(rows * padded(n_in))) + sparse_rows_bytes(rows, n_in) +
+                     sparse_cols_bytes(rows, n_in);
+        total += kept_layer_bytes(n_in, n_out);
         widest = n_in > widest ? n_in : widest;
         widest = n_out > widest ? n_out : widest;
     }
@@ -557,6 +615,8 @@ static size_t step_scratch_bytes(int n_layers, const lt_fc_layer *layers, int64_
     total += 2 * align64(4 * (size_t)(rows * widest));                    /* gradients */
     total += align64(4 * (size_t)(GRAD_ROWS * widest));                   /* gradient tile */
     total += align64(4 * (size_t)(GT_LANES * widest)) + 4 * 4 * GT_LANES;  /* input gradient */
+    total += align64(4 * (size_t)((rows + KEPT_LANES - 1) / KEPT_LANES * KEPT_LANES * widest));  /* transposed input */
+    total += align64(sizeof(kept_plan));
     return total;
 }
 
@@ -564,8 +624,11 @@ static size_t step_scratch_bytes(int n_layers, const lt_fc_layer *layers, int64_
 typedef struct {
     float *act[MAX_LAYERS];  /* act[l]: layer l's input, l > 0; rows padded(n_in) floats apart */
     sparse_rows sr[MAX_LAYERS];  /* sr[l]: act[l]'s view by rows, l > 0 */
-    float *logits, *g, *g_next, *tile;  /* rows padded(width) apart; tile, gt, gt_out: each thread its own */
-    float *gt, *gt_out;
+    sparse_cols sc[MAX_LAYERS];  /* sc[l]: by columns, l > 0, where the update is over the kept weights */
+    kept_plan *plan;  /* the run being stepped: its layers' lists and paths */
+    float *logits, *g, *g_next, *tile;  /* rows padded(width) apart; tile, gt, gt_out, xt: each thread its own */
+    float *gt, *gt_out;  /* gt: also the transposed output of kept_forward_w */
+    float *xt;  /* a layer's input transposed for kept_forward_w */
 } step_buffers;
 
 static char *step_buffers_init(step_buffers *b, int n_layers, const lt_fc_layer *layers, int64_t rows, char *mem)
@@ -576,11 +639,15 @@ static char *step_buffers_init(step_buffers *b, int n_layers, const lt_fc_layer 
             b->act[l] = (float *)mem;
             mem += align64(4 * (size_t)(rows * padded(layers[l].n_in)));
             mem = sparse_rows_init(&b->sr[l], rows, layers[l].n_in, mem);
+            mem = sparse_cols_init(&b->sc[l], rows, layers[l].n_in, mem);
         }
         widest = layers[l].n_in > widest ? layers[l].n_in : widest;
         widest = layers[l].n_out > widest ? layers[l].n_out : widest;
     }
     widest = padded(widest);
+    b->plan = (kept_plan *)mem;
+    mem += align64(sizeof(kept_plan));
+    for (int l = 0; l < n_layers; l++) mem = kept_layer_init(&b->plan->layer[l], layers[l].n_in, layers[l].n_out, mem);
     b->logits = (float *)mem;
     mem += align64(4 * (size_t)(rows * padded(layers[n_layers - 1].n_out)));
     b->g = (float *)mem;
@@ -592,7 +659,50 @@ static char *step_buffers_init(step_buffers *b, int n_layers, const lt_fc_layer 
     b->gt = (float *)mem;
     mem += align64(4 * (size_t)(GT_LANES * widest));
     b->gt_out = (float *)mem;
-    return mem + 4 * 4 * GT_LANES;
+    mem += 4 * 4 * GT_LANES;
+    b->xt = (float *)mem;
+    return mem + align64(4 * (size_t)((rows + KEPT_LANES - 1) / KEPT_LANES * KEPT_LANES * widest));
+}
+
+#define KEPT_AUTO 0   /* lt_fc_train_steps's `kept`: each path where it is less work */
+#define KEPT_NEVER 1  /* the dense paths everywhere */
+#define KEPT_ALWAYS 2 /* the kept-weight paths wherever a layer is listed */
+
+/* Lists run k's pruned layers in plan->layer for a call and plans their paths (`way`: KEPT_AUTO,
+ * _NEVER or _ALWAYS). The forward pass over the kept weights is planned for the hidden layers only
+ * (their ReLU turns a zero of either sign into +0, so the two ways' outputs agree to the bit even
+ * where a sum of exact zeros differs in sign); by output they are listed only when they are few
+ * enough to be worth it. In KEPT_AUTO, a layer with more than a quarter of its weights kept is not
+ * listed (neither path pays there), and Adam over the active vectors is planned for the first
+ * layer where it skips half of them or more (measured: skipping fewer saves nothing, the update
+ * being bound by memory traffic; a hidden layer's update is dense over the images, faster than the
+ * column view kept_update reads). */
+static void kept_plan_run(kept_plan *plan, int n_layers, const lt_fc_layer *layers, int64_t k, int way)
+{
+    for (int l = 0; l < n_layers; l++) {
+        const lt_fc_layer *L = &layers[l];
+        const int64_t live = L->live_in < L->n_in ? L->live_in : L->n_in;
+        const int64_t cols_below = way == KEPT_ALWAYS ? INT64_MAX : live * L->n_out / 4;
+        kept_layer *K = &plan->layer[l];
+        plan->update[l] = plan->forward[l] = 0;
+        if (way == KEPT_NEVER || L->mask == NULL) continue;
+        if (way == KEPT_AUTO && 4 * kept_mask_count(L, k, live) > live * L->n_out) continue;
+        if (!kept_build(K, L, k, live, l < n_layers - 1 ? cols_below : -1)) continue;
+        plan->update[l] = way == KEPT_ALWAYS || (l == 0 && 2 * K->active <= live * K->chunks);
+        plan->forward[l] = K->has_cols ? (way == KEPT_ALWAYS ? 2 : 1) : 0;
+    }
+}
+
+/* whether kept_forward_w is less work than layer_forward for a layer of n_out outputs whose input
+ * view s has `entries` nonzero entries: in multiply-adds of 16 lanes, the nonzero inputs times the
+ * output vectors, or the listed weights times the vectors of images. In training the latter must
+ * do less than half the former's (measured on the figure's stack: at 0.8^8 of the first layer
+ * kept, about 0.85 of the work, it was slower: it also transposes the input and the output) */
+static int kept_forward_pays(const kept_layer *K, int64_t entries, int64_t rows, int64_t n_out)
+{
+    const int64_t by_inputs = entries * ((n_out + 15) / 16);
+    const int64_t by_weights = K->nonzero * ((rows + KEPT_LANES - 1) / KEPT_LANES) * (KEPT_LANES / 16);
+    return 2 * by_weights < by_inputs;
 }
 
 #define X_SLOTS 32  /* batches whose views one call of lt_fc_train_steps holds at a time */
@@ -649,16 +759,28 @@ static void run_step(int n_layers, const lt_fc_layer *layers, int64_t k, const s
     const sparse_rows *sr[MAX_LAYERS];  /* each layer's input by rows */
     sr[0] = xr;
     for (int l = 1; l < n_layers; l++) sr[l] = &b->sr[l];
+    const kept_plan *P = b->plan;
     for (int l = 0; l < n_layers; l++) {
         const lt_fc_layer *L = &layers[l];
         float *out = l < last ? b->act[l + 1] : b->logits;
+        const float *w = L->w + k * L->n_in * L->ld, *bias = L->b + k * L->n_out;
         const int64_t ldz = padded(L->n_out);
         share(L->n_out, member, team, 16, &lo, &hi);
-        layer_forward(sr[l], 0, rows, L->w + k * L->n_in * L->ld, L->ld, L->b + k * L->n_out, l < last, out, ldz,
-                      lo, hi);
+        const kept_layer *K = &P->layer[l];
+        const int64_t entries = sr[l]->ptr[rows * (sr[l]->tiles + 1) - 1];
+        if (P->forward[l] == 2 || (P->forward[l] == 1 && kept_forward_pays(K, entries, rows, L->n_out))) {
+            transpose_view(sr[l], K->rows, b->xt);
+            kept_forward_w(&K->cols, w, L->ld, b->xt, K->rows, rows, lo, hi, b->gt, out, ldz);
+            bias_activation(out, ldz, 0, rows, bias, l < last, lo, hi);
+        } else {
+            layer_forward(sr[l], 0, rows, w, L->ld, bias, l < last, out, ldz, lo, hi);
+        }
         team_barrier(team);
         if (l < last) {
-            if (lead) sparse_rows_build(&b->sr[l + 1], out, ldz);
+            if (lead) {
+                sparse_rows_build(&b->sr[l + 1], out, ldz);
+                if (P->update[l + 1]) sparse_cols_build(&b->sc[l + 1], &b->sr[l + 1]);
+            }
             team_barrier(team);
         }
     }
@@ -676,10 +798,16 @@ static void run_step(int n_layers, const lt_fc_layer *layers, int64_t k, const s
         }
         const int64_t live = L->live_in < L->n_in ? L->live_in : L->n_in;
         share(live, member, team, GRAD_ROWS, &lo, &hi);
-        /* the batch's weight gradient over its column view; a hidden layer's densely */
-        layer_update(l == 0 ? xc : NULL, l == 0 ? NULL : b->act[l], padded(L->n_in), g, ldg, rows, lo, hi, L->n_out,
-                     L->w + off, L->m_w + off, L->v_w + off, L->mask ? L->mask + off : NULL, L->ld,
-                     lead ? L->b + k * L->n_out : NULL, L->m_b + k * L->n_out, L->v_b + k * L->n_out, adam, b->tile);
+        if (P->update[l])  /* over the active vectors, from the input's column view */
+            kept_update(&P->layer[l], l == 0 ? xc : &b->sc[l], g, ldg, lo, hi, L->n_out, L->w + off, L->m_w + off,
+                        L->v_w + off, L->mask + off, L->ld, adam, b->tile);
+        else  /* the batch's weight gradient over its column view; a hidden layer's densely */
+            layer_update(l == 0 ? xc : NULL, l == 0 ? NULL : b->act[l], padded(L->n_in), g, ldg, rows, lo, hi,
+                         L->n_out, L->w + off, L->m_w + off, L->v_w + off, L->mask ? L->mask + off : NULL, L->ld,
+                         adam, b->tile);
+        if (lead)
+            bias_update(g, ldg, rows, L->n_out, L->b + k * L->n_out, L->m_b + k * L->n_out, L->v_b + k * L->n_out,
+                        adam, b->tile);
         team_barrier(team);  /* g_next is overwritten next */
         float *swap = g;
         g = g_next;
@@ -726,9 +854,11 @@ static int thread_count(void)
  * either way. */
 int lt_fc_train_steps(int n_layers, const lt_fc_layer *layers, int64_t runs, int64_t steps, const float *x,
                       int64_t x_run_stride, int64_t x_step_stride, const int64_t *y, int64_t y_run_stride,
-                      int64_t y_step_stride, int64_t rows, const lt_adam *adam, int num_threads, int share_leftover)
+                      int64_t y_step_stride, int64_t rows, const lt_adam *adam, int num_threads, int share_leftover,
+                      int kept)
 {
-    if (n_layers < 1 || n_layers > MAX_LAYERS || rows < 1 || steps < 1) return -1;
+    if (n_layers < 1 || n_layers > MAX_LAYERS || rows < 1 || steps < 1 || kept < KEPT_AUTO || kept > KEPT_ALWAYS)
+        return -1;
     /* Batches shared by all runs have their views built once per thread for up to X_SLOTS steps;
      * a run's own batch has them built for each of its steps (one slot). */
     const int shared_x = x_run_stride == 0;
@@ -762,6 +892,7 @@ int lt_fc_train_steps(int n_layers, const lt_fc_layer *layers, int64_t runs, int
             shared.tile = own.tile;
             shared.gt = own.gt;
             shared.gt_out = own.gt_out;
+            shared.xt = own.xt;
             /* runs [0, alone) are stepped by one thread each */
             const int64_t alone = share_leftover ? runs - runs % nth : runs;
             const int64_t k0 = alone * tid / nth, k1 = alone * (tid + 1) / nth;
@@ -771,16 +902,20 @@ int lt_fc_train_steps(int n_layers, const lt_fc_layer *layers, int64_t runs, int
                 if (shared_x && (k0 < k1 || (alone < runs && tid == 0)))
                     for (int64_t t = t0; t < t1; t++)
                         x_views_build(&xr[t - t0], &xc[t - t0], x + t * x_step_stride, n_in);
-                for (int64_t k = k0; k < k1; k++)
+                for (int64_t k = k0; k < k1; k++) {
+                    kept_plan_run(own.plan, n_layers, layers, k, kept);
                     for (int64_t t = t0; t < t1; t++) {
                         const int64_t v = shared_x ? t - t0 : 0;
                         if (!shared_x) x_views_build(&xr[0], &xc[0], x + t * x_step_stride + k * x_run_stride, n_in);
                         run_step(n_layers, layers, k, &xr[v], &xc[v], y + t * y_step_stride + k * y_run_stride, rows,
                                  &adam[t], &own, 0, 1);
                     }
+                }
                 if (alone == runs) continue;
                 #pragma omp barrier
-                for (int64_t k = alone; k < runs; k++)  /* with thread 0's views */
+                for (int64_t k = alone; k < runs; k++) {  /* with thread 0's views and lists */
+                    if (tid == 0) kept_plan_run(shared.plan, n_layers, layers, k, kept);
+                    #pragma omp barrier
                     for (int64_t t = t0; t < t1; t++) {
                         const int64_t v = shared_x ? t - t0 : 0;
                         if (!shared_x) {
@@ -791,6 +926,8 @@ int lt_fc_train_steps(int n_layers, const lt_fc_layer *layers, int64_t runs, int
                         run_step(n_layers, layers, k, &team_xr[v], &team_xc[v],
                                  y + t * y_step_stride + k * y_run_stride, rows, &adam[t], &shared, tid, nth);
                     }
+                    #pragma omp barrier
+                }
             }
             restore_denormals(fp_state);
         }
@@ -799,121 +936,6 @@ int lt_fc_train_steps(int n_layers, const lt_fc_layer *layers, int64_t runs, int
 }
 
 /* ---- evaluation over the kept weights -------------------------------------------------------- */
-
-#define KEPT_LANES 64  /* images per pass of the kept-weight forward */
-
-/* A layer's nonzero weights of one run by output: output o's are [ptr[o], ptr[o + 1]), inputs
- * ascending (the order the sparse-input forward adds them in). */
-typedef struct {
-    int64_t *ptr;
-    int32_t *idx;
-    float *val;
-} kept_cols;
-
-/* nonzero weights of run k's matrix w (n_in rows ld apart) */
-static int64_t kept_count(const float *w, int64_t ld, int64_t n_in, int64_t n_out)
-{
-    int64_t n = 0;
-    for (int64_t i = 0; i < n_in; i++)
-        for (int64_t o = 0; o < n_out; o++) n += w[i * ld + o] != 0.0f;
-    return n;
-}
-
-/* c->ptr: room for n_out + 1; c->idx, c->val: for the kept count */
-static void kept_cols_build(const float *w, int64_t ld, int64_t n_in, int64_t n_out, kept_cols *c)
-{
-    for (int64_t o = 0; o <= n_out; o++) c->ptr[o] = 0;
-    for (int64_t i = 0; i < n_in; i++)
-        for (int64_t o = 0; o < n_out; o++) c->ptr[o + 1] += w[i * ld + o] != 0.0f;
-    for (int64_t o = 0; o < n_out; o++) c->ptr[o + 1] += c->ptr[o];
-    for (int64_t i = 0; i < n_in; i++)
-        for (int64_t o = 0; o < n_out; o++)
-            if (w[i * ld + o] != 0.0f) {
-                const int64_t pos = c->ptr[o]++;
-                c->idx[pos] = (int32_t)i;
-                c->val[pos] = w[i * ld + o];
-            }
-    for (int64_t o = n_out; o > 0; o--) c->ptr[o] = c->ptr[o - 1];  /* the fill advanced each start by its count */
-    c->ptr[0] = 0;
-}
-
-/* xt[g][i][c] = x[r0 + 64 g + c, i] for the images [r0, r0 + n), zero past n: the block's inputs
- * transposed, KEPT_LANES images to a group */
-static void transpose_inputs(const float *x, int64_t n_in, int64_t r0, int64_t n, float *xt)
-{
-    const int64_t groups = (n + KEPT_LANES - 1) / KEPT_LANES;
-    for (int64_t g = 0; g < groups; g++) {
-        float *dst = xt + g * n_in * KEPT_LANES;
-        const int64_t m = n - g * KEPT_LANES < KEPT_LANES ? n - g * KEPT_LANES : KEPT_LANES;
-        for (int64_t c = 0; c < m; c++) {
-            const float *row = x + (r0 + g * KEPT_LANES + c) * n_in;
-            for (int64_t i = 0; i < n_in; i++) dst[i * KEPT_LANES + c] = row[i];
-        }
-        for (int64_t i = 0; i < n_in; i++)
-            for (int64_t c = m; c < KEPT_LANES; c++) dst[i * KEPT_LANES + c] = 0.0f;
-    }
-}
-
-/* z[r, o] = sum over the kept weights w[i, o], inputs ascending, of x[r, i] w[i, o] for the n
- * images of xt (KEPT_LANES lanes, one image each); z's rows ldz apart, bias and activation not yet
- * applied. The same sum, in the same order, as layer_forward's over the nonzero inputs: the terms
- * one path has and the other lacks are exact zeros (x or w is 0), which leave a sum unchanged.
- * zt: room for n_out * KEPT_LANES floats. */
-static void kept_forward(const kept_cols *c, const float *xt, int64_t n_in, int64_t n, int64_t n_out, float *zt,
-                         float *z, int64_t ldz)
-{
-    const int64_t groups = (n + KEPT_LANES - 1) / KEPT_LANES;
-    for (int64_t g = 0; g < groups; g++) {
-        const float *x = xt + g * n_in * KEPT_LANES;
-#if defined(__AVX512F__)
-        /* two outputs at a time: eight independent sums keep the multiply-add units busy */
-        for (int64_t o = 0; o < n_out; o += 2) {
-            const int two = o + 1 < n_out;
-            __m512 a0[KEPT_LANES / 16], a1[KEPT_LANES / 16];
-            for (int v = 0; v < KEPT_LANES / 16; v++) a0[v] = a1[v] = _mm512_setzero_ps();
-            int64_t e0 = c->ptr[o], e1 = c->ptr[o + 1];
-            const int64_t end0 = c->ptr[o + 1], end1 = two ? c->ptr[o + 2] : e1;
-            for (; e0 < end0 && e1 < end1; e0++, e1++) {
-                const __m512 w0 = _mm512_set1_ps(c->val[e0]), w1 = _mm512_set1_ps(c->val[e1]);
-                const float *x0 = x + (int64_t)c->idx[e0] * KEPT_LANES, *x1 = x + (int64_t)c->idx[e1] * KEPT_LANES;
-                for (int v = 0; v < KEPT_LANES / 16; v++) {
-                    a0[v] = _mm512_fmadd_ps(w0, _mm512_load_ps(x0 + 16 * v), a0[v]);
-                    a1[v] = _mm512_fmadd_ps(w1, _mm512_load_ps(x1 + 16 * v), a1[v]);
-                }
-            }
-            for (; e0 < end0; e0++) {
-                const __m512 w0 = _mm512_set1_ps(c->val[e0]);
-                const float *x0 = x + (int64_t)c->idx[e0] * KEPT_LANES;
-                for (int v = 0; v < KEPT_LANES / 16; v++) a0[v] = _mm512_fmadd_ps(w0, _mm512_load_ps(x0 + 16 * v), a0[v]);
-            }
-            for (; e1 < end1; e1++) {
-                const __m512 w1 = _mm512_set1_ps(c->val[e1]);
-                const float *x1 = x + (int64_t)c->idx[e1] * KEPT_LANES;
-                for (int v = 0; v < KEPT_LANES / 16; v++) a1[v] = _mm512_fmadd_ps(w1, _mm512_load_ps(x1 + 16 * v), a1[v]);
-            }
-            for (int v = 0; v < KEPT_LANES / 16; v++) {
-                _mm512_store_ps(zt + o * KEPT_LANES + 16 * v, a0[v]);
-                if (two) _mm512_store_ps(zt + (o + 1) * KEPT_LANES + 16 * v, a1[v]);
-            }
-        }
-#else
-        for (int64_t o = 0; o < n_out; o++) {
-            float acc[KEPT_LANES];
-            for (int64_t l = 0; l < KEPT_LANES; l++) acc[l] = 0.0f;
-            for (int64_t e = c->ptr[o]; e < c->ptr[o + 1]; e++) {
-                const float wv = c->val[e];
-                const float *xr = x + (int64_t)c->idx[e] * KEPT_LANES;
-                #pragma omp simd
-                for (int64_t l = 0; l < KEPT_LANES; l++) acc[l] = fmaf(wv, xr[l], acc[l]);
-            }
-            memcpy(zt + o * KEPT_LANES, acc, sizeof acc);
-        }
-#endif
-        const int64_t m = n - g * KEPT_LANES < KEPT_LANES ? n - g * KEPT_LANES : KEPT_LANES;
-        for (int64_t l = 0; l < m; l++)
-            for (int64_t o = 0; o < n_out; o++) z[(g * KEPT_LANES + l) * ldz + o] = zt[o * KEPT_LANES + l];
-    }
-}
 
 static size_t forward_scratch_bytes(int n_layers, const lt_fc_layer *layers, int64_t rows)
 {
