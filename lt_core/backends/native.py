@@ -6,7 +6,7 @@ Two sources make one library:
   gradient (used by :class:`lt_core.backends.optim.StackAdam` for every CPU tensor it steps);
 * ``csrc/fc_stack.c``: a whole training step, and the forward pass, of a stack of fully connected
   networks, computed over the nonzero entries of each layer's input, or of a pruned layer's
-  weights (``csrc/fc_kept.h``, included there) where that is less work (:class:`FcStack`, used by
+  weights (``csrc/fc_kept.c``, see ``fc_kept.h``) where that is less work (:class:`FcStack`, used by
   the ``cpu_kernel`` backend; see the files' comments);
 * ``csrc/learned_fc.c``: a learned-supermask training step of a stack of fully connected networks
   (mask sampling from PyTorch's generator states, forward, straight-through backward, SGD with
@@ -38,7 +38,8 @@ import torch
 
 Tensor = torch.Tensor
 CSRC = Path(__file__).with_name("csrc")
-SOURCES = (CSRC / "masked_adam.c", CSRC / "fc_stack.c", CSRC / "learned_fc.c")
+SOURCES = (CSRC / "masked_adam.c", CSRC / "fc_parts.c", CSRC / "fc_stack.c", CSRC / "fc_kept.c",
+           CSRC / "learned_fc.c")
 FLAGS = ["-O3", "-march=native", "-ffp-contract=off", "-fno-math-errno", "-fopenmp", "-shared", "-fPIC"]
 ENV_SWITCH = "LT_KERNELS"
 MAX_LAYERS = 16  # as in fc_stack.c

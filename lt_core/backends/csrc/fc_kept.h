@@ -1,5 +1,6 @@
-/* A pruned layer computed over its kept weights: part of fc_stack.c (included there, after the
- * helpers it uses; see that file's comment for the layout and the determinism rules).
+/* A pruned layer computed over its kept weights: the paths fc_stack.c takes for a pruned layer
+ * where they are less work (fc_kept.c; see fc_stack.c's comment for the layout and the
+ * determinism rules).
  *
  * Forward. kept_forward computes z[r, o] as the sum over a layer's nonzero weights w[i, o] of
  * x[r, i] w[i, o], inputs ascending, many images at a time (one per vector lane), from the weights
@@ -18,8 +19,10 @@
  * quarter of a cache line's worth of p, m and v. A layer whose pruned weights could still move
  * (a nonzero moment, or a denormal weight, which the dense update flushes to 0) is not listed and
  * takes the dense paths in that call. */
+#ifndef LT_FC_KEPT_H
+#define LT_FC_KEPT_H
 
-/* ---- weights by output -------------------------------------------------------------------- */
+#include "fc_parts.h"
 
 #define KEPT_LANES 64  /* images per pass of the kept-weight forward */
 
@@ -32,146 +35,7 @@ typedef struct {
     float *val;
 } kept_cols;
 
-/* nonzero weights of run k's matrix w (n_in rows ld apart) */
-static int64_t kept_count(const float *w, int64_t ld, int64_t n_in, int64_t n_out)
-{
-    int64_t n = 0;
-    for (int64_t i = 0; i < n_in; i++)
-        for (int64_t o = 0; o < n_out; o++) n += w[i * ld + o] != 0.0f;
-    return n;
-}
-
-/* c->ptr: room for n_out + 1; c->idx, c->val: for the kept count */
-static void kept_cols_build(const float *w, int64_t ld, int64_t n_in, int64_t n_out, kept_cols *c)
-{
-    for (int64_t o = 0; o <= n_out; o++) c->ptr[o] = 0;
-    for (int64_t i = 0; i < n_in; i++)
-        for (int64_t o = 0; o < n_out; o++) c->ptr[o + 1] += w[i * ld + o] != 0.0f;
-    for (int64_t o = 0; o < n_out; o++) c->ptr[o + 1] += c->ptr[o];
-    for (int64_t i = 0; i < n_in; i++)
-        for (int64_t o = 0; o < n_out; o++)
-            if (w[i * ld + o] != 0.0f) {
-                const int64_t pos = c->ptr[o]++;
-                c->idx[pos] = (int32_t)i;
-                c->val[pos] = w[i * ld + o];
-            }
-    for (int64_t o = n_out; o > 0; o--) c->ptr[o] = c->ptr[o - 1];  /* the fill advanced each start by its count */
-    c->ptr[0] = 0;
-}
-
-/* xt[g][i][c] = x[r0 + 64 g + c, i] for the images [r0, r0 + n), zero past n: the block's inputs
- * transposed, KEPT_LANES images to a group */
-static void transpose_inputs(const float *x, int64_t n_in, int64_t r0, int64_t n, float *xt)
-{
-    const int64_t groups = (n + KEPT_LANES - 1) / KEPT_LANES;
-    for (int64_t g = 0; g < groups; g++) {
-        float *dst = xt + g * n_in * KEPT_LANES;
-        const int64_t m = n - g * KEPT_LANES < KEPT_LANES ? n - g * KEPT_LANES : KEPT_LANES;
-        for (int64_t c = 0; c < m; c++) {
-            const float *row = x + (r0 + g * KEPT_LANES + c) * n_in;
-            for (int64_t i = 0; i < n_in; i++) dst[i * KEPT_LANES + c] = row[i];
-        }
-        for (int64_t i = 0; i < n_in; i++)
-            for (int64_t c = m; c < KEPT_LANES; c++) dst[i * KEPT_LANES + c] = 0.0f;
-    }
-}
-
-/* the same from a sparse view's nonzero entries (inputs [0, n_in) of its rows; the view's inputs
- * from n_in on, if any, are not copied) */
-static void transpose_view(const sparse_rows *s, int64_t n_in, float *xt)
-{
-    const int64_t groups = (s->rows + KEPT_LANES - 1) / KEPT_LANES, tiles = s->tiles;
-    memset(xt, 0, sizeof(float) * (size_t)(groups * n_in * KEPT_LANES));
-    for (int64_t r = 0; r < s->rows; r++) {
-        float *dst = xt + (r / KEPT_LANES) * n_in * KEPT_LANES + r % KEPT_LANES;
-        for (int64_t e = s->ptr[r * (tiles + 1)]; e < s->ptr[r * (tiles + 1) + tiles]; e++)
-            if (s->idx[e] < n_in) dst[(int64_t)s->idx[e] * KEPT_LANES] = s->val[e];
-    }
-}
-
-/* output o's weight number e: from the list, or (FROM_W) from the weights, rows ldw apart */
-#define KEPT_VALUE(e, o) (FROM_W ? w[(int64_t)c->idx[e] * ldw + (o)] : c->val[e])
-
-/* z[r, o] = sum over the kept weights w[i, o], inputs ascending, of x[r, i] w[i, o] for the n
- * images of xt (KEPT_LANES lanes, one image each) and the outputs [o_lo, o_hi); z's rows ldz apart,
- * bias and activation not yet applied. The same sum, in the same order, as layer_forward's over the
- * nonzero inputs: the terms one path has and the other lacks are exact zeros (x or w is 0), which
- * leave a sum unchanged. zt: room for n_out * KEPT_LANES floats. */
-static inline __attribute__((always_inline)) void kept_forward_impl(const int FROM_W, const kept_cols *c,
-    const float *w, int64_t ldw, const float *xt, int64_t n_in, int64_t n, int64_t o_lo, int64_t o_hi, float *zt,
-    float *z, int64_t ldz)
-{
-    const int64_t groups = (n + KEPT_LANES - 1) / KEPT_LANES;
-    for (int64_t g = 0; g < groups; g++) {
-        const float *x = xt + g * n_in * KEPT_LANES;
-#if defined(__AVX512F__)
-        /* two outputs at a time: eight independent sums keep the multiply-add units busy */
-        for (int64_t o = o_lo; o < o_hi; o += 2) {
-            const int two = o + 1 < o_hi;
-            __m512 a0[KEPT_LANES / 16], a1[KEPT_LANES / 16];
-            for (int v = 0; v < KEPT_LANES / 16; v++) a0[v] = a1[v] = _mm512_setzero_ps();
-            int64_t e0 = c->ptr[o], e1 = c->ptr[o + 1];
-            const int64_t end0 = c->ptr[o + 1], end1 = two ? c->ptr[o + 2] : e1;
-            for (; e0 < end0 && e1 < end1; e0++, e1++) {
-                const __m512 w0 = _mm512_set1_ps(KEPT_VALUE(e0, o)), w1 = _mm512_set1_ps(KEPT_VALUE(e1, o + 1));
-                const float *x0 = x + (int64_t)c->idx[e0] * KEPT_LANES, *x1 = x + (int64_t)c->idx[e1] * KEPT_LANES;
-                for (int v = 0; v < KEPT_LANES / 16; v++) {
-                    a0[v] = _mm512_fmadd_ps(w0, _mm512_load_ps(x0 + 16 * v), a0[v]);
-                    a1[v] = _mm512_fmadd_ps(w1, _mm512_load_ps(x1 + 16 * v), a1[v]);
-                }
-            }
-            for (; e0 < end0; e0++) {
-                const __m512 w0 = _mm512_set1_ps(KEPT_VALUE(e0, o));
-                const float *x0 = x + (int64_t)c->idx[e0] * KEPT_LANES;
-                for (int v = 0; v < KEPT_LANES / 16; v++) a0[v] = _mm512_fmadd_ps(w0, _mm512_load_ps(x0 + 16 * v), a0[v]);
-            }
-            for (; e1 < end1; e1++) {
-                const __m512 w1 = _mm512_set1_ps(KEPT_VALUE(e1, o + 1));
-                const float *x1 = x + (int64_t)c->idx[e1] * KEPT_LANES;
-                for (int v = 0; v < KEPT_LANES / 16; v++) a1[v] = _mm512_fmadd_ps(w1, _mm512_load_ps(x1 + 16 * v), a1[v]);
-            }
-            for (int v = 0; v < KEPT_LANES / 16; v++) {
-                _mm512_store_ps(zt + o * KEPT_LANES + 16 * v, a0[v]);
-                if (two) _mm512_store_ps(zt + (o + 1) * KEPT_LANES + 16 * v, a1[v]);
-            }
-        }
-#else
-        for (int64_t o = o_lo; o < o_hi; o++) {
-            float acc[KEPT_LANES];
-            for (int64_t l = 0; l < KEPT_LANES; l++) acc[l] = 0.0f;
-            for (int64_t e = c->ptr[o]; e < c->ptr[o + 1]; e++) {
-                const float wv = KEPT_VALUE(e, o);
-                const float *xr = x + (int64_t)c->idx[e] * KEPT_LANES;
-                #pragma omp simd
-                for (int64_t l = 0; l < KEPT_LANES; l++) acc[l] = fmaf(wv, xr[l], acc[l]);
-            }
-            memcpy(zt + o * KEPT_LANES, acc, sizeof acc);
-        }
-#endif
-        const int64_t m = n - g * KEPT_LANES < KEPT_LANES ? n - g * KEPT_LANES : KEPT_LANES;
-        for (int64_t l = 0; l < m; l++)
-            for (int64_t o = o_lo; o < o_hi; o++) z[(g * KEPT_LANES + l) * ldz + o] = zt[o * KEPT_LANES + l];
-    }
-}
-
-#undef KEPT_VALUE
-
-/* kept_forward_impl with the values of the list (evaluation) */
-static void kept_forward(const kept_cols *c, const float *xt, int64_t n_in, int64_t n, int64_t n_out, float *zt,
-                         float *z, int64_t ldz)
-{
-    kept_forward_impl(0, c, NULL, 0, xt, n_in, n, 0, n_out, zt, z, ldz);
-}
-
-/* kept_forward_impl with the values read from w (rows ldw apart; training) */
-static void kept_forward_w(const kept_cols *c, const float *w, int64_t ldw, const float *xt, int64_t n_in, int64_t n,
-                           int64_t o_lo, int64_t o_hi, float *zt, float *z, int64_t ldz)
-{
-    kept_forward_impl(1, c, w, ldw, xt, n_in, n, o_lo, o_hi, zt, z, ldz);
-}
-
-/* ---- a pruned layer in training: its kept weights, listed once per call ---------------------- */
-
+/* A pruned layer in training: its kept weights, listed once per call (kept_build) */
 typedef struct {
     int64_t rows, chunks;  /* the rows listed (the live inputs); 16-lane vectors per row */
     int32_t *row_ptr;      /* row i's active vectors: chunk[row_ptr[i]] ... chunk[row_ptr[i + 1] - 1], ascending */
@@ -183,137 +47,38 @@ typedef struct {
     kept_cols cols;
 } kept_layer;
 
-static size_t kept_layer_bytes(int64_t n_in, int64_t n_out)
-{
-    const int64_t chunks = (n_out + 15) / 16;
-    return align64(4 * (size_t)(n_in + 1)) + 2 * align64(2 * (size_t)(n_in * chunks)) +
-           align64(8 * (size_t)(n_out + 2)) + align64(4 * (size_t)(n_in * n_out) + 4);
-}
-
-static char *kept_layer_init(kept_layer *K, int64_t n_in, int64_t n_out, char *mem)
-{
-    const int64_t chunks = (n_out + 15) / 16;
-    K->row_ptr = (int32_t *)mem;
-    mem += align64(4 * (size_t)(n_in + 1));
-    K->chunk = (uint16_t *)mem;
-    mem += align64(2 * (size_t)(n_in * chunks));
-    K->lanes = (uint16_t *)mem;
-    mem += align64(2 * (size_t)(n_in * chunks));
-    K->cols.ptr = (int64_t *)mem;
-    mem += align64(8 * (size_t)(n_out + 2));
-    K->cols.idx = (int32_t *)mem;
-    K->cols.val = NULL;
-    return mem + align64(4 * (size_t)(n_in * n_out) + 4);
-}
-
+/* nonzero weights of run k's matrix w (n_in rows ld apart) */
+LT_HIDDEN int64_t kept_count(const float *w, int64_t ld, int64_t n_in, int64_t n_out);
+/* c->ptr: room for n_out + 1; c->idx, c->val: for the kept count */
+LT_HIDDEN void kept_cols_build(const float *w, int64_t ld, int64_t n_in, int64_t n_out, kept_cols *c);
+/* xt[g][i][c] = x[r0 + 64 g + c, i] for the images [r0, r0 + n), zero past n: the block's inputs
+ * transposed, KEPT_LANES images to a group */
+LT_HIDDEN void transpose_inputs(const float *x, int64_t n_in, int64_t r0, int64_t n, float *xt);
+/* the same from a sparse view's nonzero entries (inputs [0, n_in) of its rows; the view's inputs
+ * from n_in on, if any, are not copied) */
+LT_HIDDEN void transpose_view(const sparse_rows *s, int64_t n_in, float *xt);
+/* kept_forward_impl with the values of the list (evaluation) */
+LT_HIDDEN void kept_forward(const kept_cols *c, const float *xt, int64_t n_in, int64_t n, int64_t n_out, float *zt,
+                            float *z, int64_t ldz);
+/* kept_forward_impl with the values read from w (rows ldw apart; training) */
+LT_HIDDEN void kept_forward_w(const kept_cols *c, const float *w, int64_t ldw, const float *xt, int64_t n_in,
+                              int64_t n, int64_t o_lo, int64_t o_hi, float *zt, float *z, int64_t ldz);
+/* ---- a pruned layer in training: its kept weights, listed once per call ---------------------- */
+LT_HIDDEN size_t kept_layer_bytes(int64_t n_in, int64_t n_out);
+LT_HIDDEN char *kept_layer_init(kept_layer *K, int64_t n_in, int64_t n_out, char *mem);
 /* kept weights of layer L of run k in the rows [0, rows) */
-static int64_t kept_mask_count(const lt_fc_layer *L, int64_t k, int64_t rows)
-{
-    const uint8_t *mask = L->mask + k * L->n_in * L->ld;
-    int64_t n = 0;
-    for (int64_t i = 0; i < rows; i++) {
-        const uint8_t *row = mask + i * L->ld;
-        int64_t o = 0;
-#if defined(__AVX512F__)
-        for (; o + 64 <= L->n_out; o += 64) {
-            const __m512i v = _mm512_loadu_si512(row + o);
-            n += __builtin_popcountll(_mm512_test_epi8_mask(v, v));
-        }
-#endif
-        for (; o < L->n_out; o++) n += row[o] != 0;
-    }
-    return n;
-}
-
-#define F32_MAGNITUDE 0x7fffffff  /* a float's bits but the sign */
-#define F32_EXPONENT 0x7f800000
-
+LT_HIDDEN int64_t kept_mask_count(const lt_fc_layer *L, int64_t k, int64_t rows);
 /* Lists layer L of run k for a call over the rows [0, rows) (the live inputs), and by output too
  * (for kept_forward_w) when no more than cols_below weights are listed. Returns 0 where the layer must take the dense paths in this
  * call: nothing pruned, or a pruned weight that the dense update would change (a nonzero moment,
  * or a denormal weight: the update flushes it to 0). */
-static int kept_build(kept_layer *K, const lt_fc_layer *L, int64_t k, int64_t rows, int64_t cols_below)
-{
-    if (L->mask == NULL) return 0;
-    const int64_t n_out = L->n_out, ld = L->ld, chunks = (n_out + 15) / 16, off = k * L->n_in * ld;
-    const float *w = L->w + off, *mw = L->m_w + off, *vw = L->v_w + off;
-    const uint8_t *mask = L->mask + off;
-    int64_t count = 0, nonzero = 0;
-    K->rows = rows;
-    K->chunks = chunks;
-    for (int64_t i = 0; i < rows; i++) {
-        K->row_ptr[i] = (int32_t)count;
-        for (int64_t c = 0; c < chunks; c++) {
-            const int64_t o = 16 * c, at = i * ld + o, n = n_out - o < 16 ? n_out - o : 16;
-            unsigned kept = 0, set = 0, moves = 0;
-#if defined(__AVX512F__)
-            const __mmask16 mk = lanes(n, 0);
-            const __m128i mb = _mm_maskz_loadu_epi8(mk, mask + at);
-            const __m512i mag = _mm512_set1_epi32(F32_MAGNITUDE);
-            const __m512i wv = _mm512_maskz_loadu_epi32(mk, w + at);
-            kept = _mm_test_epi8_mask(mb, mb);
-            set = kept | _mm512_test_epi32_mask(wv, mag);
-            const __mmask16 pruned = mk & (__mmask16)~kept;
-            if (pruned) {
-                const __mmask16 tiny = _mm512_test_epi32_mask(wv, mag) &
-                                       (__mmask16)~_mm512_test_epi32_mask(wv, _mm512_set1_epi32(F32_EXPONENT));
-                moves = pruned & (_mm512_mask_test_epi32_mask(pruned, _mm512_loadu_si512(mw + at), mag) |
-                                  _mm512_mask_test_epi32_mask(pruned, _mm512_loadu_si512(vw + at), mag) | tiny);
-            }
-#else
-            for (int64_t j = 0; j < n; j++) {
-                uint32_t wb, mbits, vbits;
-                memcpy(&wb, w + at + j, 4);
-                memcpy(&mbits, mw + at + j, 4);
-                memcpy(&vbits, vw + at + j, 4);
-                const unsigned bit = 1u << j;
-                if (mask[at + j]) kept |= bit;
-                if (mask[at + j] || (wb & F32_MAGNITUDE)) set |= bit;
-                if (!mask[at + j] && ((mbits & F32_MAGNITUDE) || (vbits & F32_MAGNITUDE) ||
-                                      ((wb & F32_MAGNITUDE) && !(wb & F32_EXPONENT))))
-                    moves |= bit;
-            }
-#endif
-            if (moves) return 0;
-            K->lanes[i * chunks + c] = (uint16_t)set;
-            nonzero += __builtin_popcount(set);
-            if (kept) K->chunk[count++] = (uint16_t)c;
-        }
-    }
-    K->row_ptr[rows] = (int32_t)count;
-    K->nonzero = nonzero;
-    K->active = count;
-    K->has_cols = nonzero <= cols_below;
-    if (!K->has_cols) return 1;
-    int64_t *ptr = K->cols.ptr;  /* the lanes by output: counted, then filled (rows ascending) */
-    for (int64_t o = 0; o <= n_out; o++) ptr[o] = 0;
-    for (int64_t i = 0; i < rows; i++)
-        for (int64_t c = 0; c < chunks; c++)
-            for (unsigned s = K->lanes[i * chunks + c]; s; s &= s - 1) ptr[16 * c + __builtin_ctz(s) + 1]++;
-    for (int64_t o = 0; o < n_out; o++) ptr[o + 1] += ptr[o];
-    for (int64_t i = 0; i < rows; i++)
-        for (int64_t c = 0; c < chunks; c++)
-            for (unsigned s = K->lanes[i * chunks + c]; s; s &= s - 1) K->cols.idx[ptr[16 * c + __builtin_ctz(s)]++] = (int32_t)i;
-    for (int64_t o = n_out; o > 0; o--) ptr[o] = ptr[o - 1];
-    ptr[0] = 0;
-    return 1;
-}
-
+LT_HIDDEN int kept_build(kept_layer *K, const lt_fc_layer *L, int64_t k, int64_t rows, int64_t cols_below);
 /* layer_update's weight rows [row0, row1) with Adam over their active vectors only: the gradient
  * from the input's column view c (the first layer's: sparse_gradient_tile's sums, tile by tile as
  * there), then Adam over the active vectors of each row. The rest of a row keeps its weights and
  * its zero moments, as the dense update leaves them. */
-static void kept_update(const kept_layer *K, const sparse_cols *c, const float *g, int64_t ldg, int64_t row0,
-                        int64_t row1, int64_t n_out, float *w, float *mw, float *vw, const uint8_t *mask, int64_t ldw,
-                        const lt_adam *h, float *tile)
-{
-    const int64_t ldt = padded(n_out);
-    for (int64_t i0 = row0; i0 < row1; i0 += GRAD_ROWS) {
-        const int64_t i1 = i0 + GRAD_ROWS < row1 ? i0 + GRAD_ROWS : row1;
-        for (int64_t o0 = 0; o0 < n_out; o0 += COL_BLOCK)
-            sparse_gradient_tile(c, g, ldg, i0, i1, o0, n_out - o0 < COL_BLOCK ? n_out - o0 : COL_BLOCK, tile, ldt);
-        for (int64_t i = i0; i < i1; i++)
-            adam_vectors(w + i * ldw, mw + i * ldw, vw + i * ldw, mask + i * ldw, tile + (i - i0) * ldt, n_out,
-                         K->chunk + K->row_ptr[i], K->row_ptr[i + 1] - K->row_ptr[i], h);
-    }
-}
+LT_HIDDEN void kept_update(const kept_layer *K, const sparse_cols *c, const float *g, int64_t ldg, int64_t row0,
+                           int64_t row1, int64_t n_out, float *w, float *mw, float *vw, const uint8_t *mask,
+                           int64_t ldw, const lt_adam *h, float *tile);
+
+#endif

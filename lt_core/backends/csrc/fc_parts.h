@@ -1,7 +1,7 @@
-/* The pieces of fc_stack.c's training step that other kernels reuse: sparse views of a layer's
- * input, the forward pass over them, the loss gradient, the input gradient and the weight
- * gradient tiles (see fc_stack.c for the layout and what each computes). The functions are
- * defined in fc_stack.c; hidden, so that the library exports only its lt_ entry points. */
+/* The pieces of a fully connected layer's training step: sparse views of a layer's input, the
+ * forward pass over them, the loss gradient, the input gradient, the weight gradient tiles and
+ * Adam (see fc_stack.c for the layout and the determinism rules). Defined in fc_parts.c; hidden,
+ * so that the library exports only its lt_ entry points. */
 #ifndef LT_FC_PARTS_H
 #define LT_FC_PARTS_H
 
@@ -16,6 +16,30 @@
 #define GT_LANES 64    /* images per pass of the input gradient (four 16-float vectors) */
 
 #define LT_HIDDEN __attribute__((visibility("hidden")))
+
+typedef struct {
+    int64_t n_in, n_out;
+    int64_t ld;             /* the row stride (>= n_out) of w, m_w, v_w and mask: row i of run k at (k n_in + i) ld */
+    int64_t live_in;        /* inputs from here on are 0 in every training image: their rows never move */
+    float *w, *m_w, *v_w;   /* (runs, n_in, n_out), rows ld apart */
+    const uint8_t *mask;    /* (runs, n_in, n_out), rows ld apart, or NULL (nothing pruned) */
+    float *b, *m_b, *v_b;   /* (runs, n_out) */
+} lt_fc_layer;
+
+typedef struct {
+    float beta1, beta2, step_size, bias_correction2_sqrt, eps;
+} lt_adam;
+
+#if defined(__AVX512F__)
+#include <immintrin.h>
+/* the lanes of vector v that hold one of cnt entries (16 to a vector) */
+static inline __mmask16 lanes(int64_t cnt, int v)
+{
+    int64_t r = cnt - 16 * v;
+    r = r < 0 ? 0 : r > 16 ? 16 : r;
+    return (__mmask16)((1u << r) - 1u);
+}
+#endif
 
 static inline size_t align64(size_t n) { return (n + 63) / 64 * 64; }
 
@@ -55,5 +79,18 @@ LT_HIDDEN void sparse_gradient_tile(const sparse_cols *c, const float *g, int64_
                                     int64_t o0, int64_t cnt, float *tile, int64_t ldt);
 LT_HIDDEN void dense_gradient_tile(const float *a, int64_t lda, int64_t rows, const float *g, int64_t ldg, int64_t i0,
                                    int64_t i1, int64_t o0, int64_t cnt, float *tile, int64_t ldt);
+/* the weight gradient of rows [row0, row1) and each row's Adam update (see fc_parts.c) */
+LT_HIDDEN void layer_update(const sparse_cols *c, const float *a, int64_t lda, const float *g, int64_t ldg, int64_t rows,
+                            int64_t row0, int64_t row1, int64_t n_out, float *w, float *mw, float *vw,
+                            const uint8_t *mask, int64_t ldw, const lt_adam *h, float *tile);
+/* the bias gradient (column sums of g, images in order) and its update; gb: room for n_out floats */
+LT_HIDDEN void bias_update(const float *g, int64_t ldg, int64_t rows, int64_t n_out, float *bias, float *mb, float *vb,
+                           const lt_adam *h, float *gb);
+/* z[r, o] = act(z[r, o] + bias[o]) for rows [r0, r1) and columns [c0, c1) */
+LT_HIDDEN void bias_activation(float *z, int64_t ldz, int64_t r0, int64_t r1, const float *bias, int relu, int64_t c0,
+                               int64_t c1);
+/* Adam (as adam_row) over the listed 16-entry vectors of a row of n entries: vector j starts at 16 chunk[j] */
+LT_HIDDEN void adam_vectors(float *p, float *m, float *v, const uint8_t *mask, const float *grad, int64_t n,
+                            const uint16_t *chunk, int64_t count, const lt_adam *h);
 
 #endif
