@@ -80,7 +80,7 @@ def test_plan_maps_choices_to_engine_calls(results):
     assert [j.key for j in jobs] == ["lottery/s0", "lottery/s1"]  # one stacked race per seed
     for job, seed in zip(jobs, (0, 1)):
         assert job.iterations == 40 and job.rounds == 3
-        train = TrainConfig(seed=seed, iterations=40, eval_every=20)
+        train = TrainConfig(seed=seed, iterations=40, eval_every=20, eval_train=False)  # the page skips train eval
         assert job.series == {
             f"dense/s{seed}": (f"dense (round 0) · seed {seed}", "dense", "dense (round 0)", "dense",
                                lt_core.lottery.dense_run_dir(DataConfig(), ModelConfig(), train, results).name),
@@ -107,6 +107,14 @@ def test_plan_maps_choices_to_engine_calls(results):
     assert quick[0].iterations == 300  # the quick preset of FC
     paper = plan_jobs(RunRequest(schedule="paper"), results)
     assert paper[0].iterations == 55 * (55000 // 60)  # 55 epochs of batch 60
+    # the page's paper-schedule runs are the very runs `reproduce --preset paper` stores (no train-split evaluation)
+    from lt_core.dashboard import stored
+    from lt_core.presets import get_preset
+
+    reproduced = get_preset("paper").train_config("fc", 0)
+    assert paper[0].series["dense/s0"].run == stored.dense_run_name(DataConfig(), ModelConfig(), reproduced)
+    assert paper[0].series["lottery/large_final/rewind/zero/s0"].run == stored.lottery_run_name(
+        DataConfig(), ModelConfig(), reproduced, PruneConfig())
 
 
 # -- a finished run, shared by the compare / export / mask tests ----------------------------------
@@ -150,7 +158,7 @@ def test_run_races_criteria_and_stores_rounds(finished):
     starts = [(h["series"], h["round"]) for h in c.history if h["stage"] == "round_start"]
     assert starts == [("dense/s0", 0), ("lottery/large_final/rewind/zero/s0", 1), ("lottery/random/rewind/zero/s0", 1)]
     # the same configuration through the engine reuses every stored round
-    res = lt_core.run_lottery(DataConfig(), ModelConfig(), TrainConfig(iterations=40, eval_every=20),
+    res = lt_core.run_lottery(DataConfig(), ModelConfig(), TrainConfig(iterations=40, eval_every=20, eval_train=False),
                               PruneConfig(criterion="large_final", rounds=1), out=str(c.root))
     assert all(r.reused for r in res.rounds)
     assert res.rounds[1].early_stop_test_acc == lottery_series(snap, "large_final").rounds[1]["early_stop_test_acc"]

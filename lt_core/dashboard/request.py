@@ -133,13 +133,15 @@ def _nonempty(name: str, values, what: str) -> None:
 
 
 def schedule_fields(request: RunRequest, learned: bool = False) -> dict:
-    """The TrainConfig (or, for learned masks, LearnConfig) fields of the request's schedule."""
+    """The TrainConfig (or, for learned masks, LearnConfig) fields of the request's schedule. The
+    page never evaluates the training split (nothing it shows needs it), so a paper-schedule run
+    here is the very run ``reproduce --preset paper`` stores, and the other way round."""
     _choice("Schedule", request.schedule, SCHEDULES)
     if request.schedule == "quick":
         return {"epochs": catalog.quick_learn_epochs(request.arch)} if learned else catalog.quick_train(request.arch)
     if request.schedule == "paper":
-        return {}
-    out: dict = {}
+        return {} if learned else {"eval_train": False}
+    out: dict = {} if learned else {"eval_train": False}
     if request.iterations is not None:
         out["iterations"] = request.iterations
     elif request.epochs is None:
