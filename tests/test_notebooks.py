@@ -13,7 +13,7 @@ from lt_core.reproduce import NOTEBOOKS
 from .conftest import REPO, needs_mnist
 
 PARAMETERS = ["preset", "archs", "seeds", "criteria", "mask1", "mask0", "rounds", "device", "data_dir", "results_dir",
-              "report_dir", "scheduler"]
+              "report_dir", "scheduler", "plugins"]
 
 
 def _parameter_names(path: Path) -> list:
