@@ -84,21 +84,24 @@ def test_a_stored_setting_holds_its_seeds_and_tells_settings_apart():
     assert len(names) == 3
 
 
+def sent_nodes(cell):
+    """Every JSON object in what a BokehModel cell last sent the page, depth first."""
+    stack = [cell.render_bundle["docs_json"]]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, dict):
+            yield node
+            stack.extend(reversed(list(node.values())))
+        elif isinstance(node, list):
+            stack.extend(reversed(node))
+
+
 def bundle_models(cell):
     """Every model object in what a BokehModel cell last sent the page, by type name."""
     found = {}
-
-    def walk(node):
-        if isinstance(node, dict):
-            if node.get("type") == "object" and "name" in node:
-                found.setdefault(node["name"], []).append(node.get("attributes", {}))
-            for v in node.values():
-                walk(v)
-        elif isinstance(node, list):
-            for v in node:
-                walk(v)
-
-    walk(cell.render_bundle["docs_json"])
+    for node in sent_nodes(cell):
+        if node.get("type") == "object" and "name" in node:
+            found.setdefault(node["name"], []).append(node.get("attributes", {}))
     return found
 
 
@@ -171,20 +174,7 @@ def page_writes(cell, model, **values):
 
 def range_sent(cell, model):
     """The attributes of ``model`` in what ``cell`` last sent the page."""
-    found = []
-
-    def walk(node):
-        if isinstance(node, dict):
-            if node.get("id") == model.id and "attributes" in node:
-                found.append(node["attributes"])
-            for v in node.values():
-                walk(v)
-        elif isinstance(node, list):
-            for v in node:
-                walk(v)
-
-    walk(cell.render_bundle["docs_json"])
-    return found[0]
+    return next(n["attributes"] for n in sent_nodes(cell) if n.get("id") == model.id and "attributes" in n)
 
 
 def is_unset(sent, attr):

@@ -23,20 +23,16 @@ import torch
 
 from ..archs import Arch
 from ..backends import native
+from ..backends.cpu_kernel import CpuKernelBackend
 
 Tensor = torch.Tensor
 STATE_BYTES = 5056  # a CPU generator's get_state(), as learned_fc.c reads it
 
 
 def unavailable(arch: Arch, device: torch.device) -> Optional[str]:
-    """Why the kernel cannot step this learner here (None: it can)."""
-    if not arch.fully_connected:
-        return f"{arch.name} has convolutional layers"
-    if torch.device(device).type != "cpu":
-        return f"the kernel runs on the CPU, not {device}"
-    if native.library() is None:
-        return "the C kernels are not available (no C compiler, or LT_KERNELS=0)"
-    return None
+    """Why the kernel cannot step this learner here (None: it can): the C library's own conditions,
+    the same as the lottery's ``cpu_kernel`` backend."""
+    return CpuKernelBackend.unavailable(arch, device)
 
 
 class FcMaskKernel:
