@@ -111,9 +111,23 @@ void sparse_cols_build(sparse_cols *c, const sparse_rows *s)
 /* ---- forward: z = act(a w + bias) over a's nonzero entries ------------------------------- */
 
 #if defined(__AVX512F__)
-/* rows [r0, r1) of z[:, o0:o0+cnt] (cnt <= 16 * NV), zeroed, then accumulated tile by tile */
-static inline __attribute__((always_inline)) void forward_block(const int NV, const sparse_rows *s, int64_t r0,
-    int64_t r1, const float *w, int64_t ldw, int64_t o0, int64_t cnt, float *z, int64_t ldz)
+/* acc[v] += x wr[16 v ...] for the NV vectors of a weight row's column block (FULL: all lanes,
+ * read with plain loads; else the lanes mk) */
+static inline __attribute__((always_inline)) void forward_entry(const int NV, const int FULL, __m512 *acc, float x,
+                                                                const float *wr, const __mmask16 *mk)
+{
+    const __m512 xv = _mm512_set1_ps(x);
+    for (int v = 0; v < NV; v++)
+        acc[v] = _mm512_fmadd_ps(xv, FULL ? _mm512_loadu_ps(wr + 16 * v) : _mm512_maskz_loadu_ps(mk[v], wr + 16 * v),
+                                 acc[v]);
+}
+
+/* rows [r0, r1) of z[:, o0:o0+cnt] (cnt <= 16 * NV; FULL when cnt == 16 * NV), zeroed, then
+ * accumulated tile by tile. Two images at a time: one image's sums are NV chains of dependent
+ * multiply-adds, too few to keep the multiply-add units busy through their latency; two images'
+ * chains interleaved are twice as many. Each image's sums are the same, in the same order. */
+static inline __attribute__((always_inline)) void forward_block(const int NV, const int FULL, const sparse_rows *s,
+    int64_t r0, int64_t r1, const float *w, int64_t ldw, int64_t o0, int64_t cnt, float *z, int64_t ldz)
 {
     __mmask16 mk[4];
     for (int v = 0; v < NV; v++) mk[v] = lanes(cnt, v);
@@ -121,22 +135,48 @@ static inline __attribute__((always_inline)) void forward_block(const int NV, co
         for (int v = 0; v < NV; v++) _mm512_mask_storeu_ps(z + r * ldz + o0 + 16 * v, mk[v], _mm512_setzero_ps());
     const int64_t tiles = s->tiles;
     for (int64_t t = 0; t < tiles; t++) {
-        for (int64_t r = r0; r < r1; r++) {
+        int64_t r = r0;
+        for (; r + 1 < r1; r += 2) {
+            int64_t ea = s->ptr[r * (tiles + 1) + t], eb = s->ptr[(r + 1) * (tiles + 1) + t];
+            const int64_t ea1 = s->ptr[r * (tiles + 1) + t + 1], eb1 = s->ptr[(r + 1) * (tiles + 1) + t + 1];
+            if (ea >= ea1 && eb >= eb1) continue;
+            float *za = z + r * ldz + o0, *zb = za + ldz;
+            __m512 a[4], b[4];
+            for (int v = 0; v < NV; v++) {
+                a[v] = _mm512_maskz_loadu_ps(mk[v], za + 16 * v);
+                b[v] = _mm512_maskz_loadu_ps(mk[v], zb + 16 * v);
+            }
+            for (; ea < ea1 && eb < eb1; ea++, eb++) {
+                forward_entry(NV, FULL, a, s->val[ea], w + (int64_t)s->idx[ea] * ldw + o0, mk);
+                forward_entry(NV, FULL, b, s->val[eb], w + (int64_t)s->idx[eb] * ldw + o0, mk);
+            }
+            for (; ea < ea1; ea++) forward_entry(NV, FULL, a, s->val[ea], w + (int64_t)s->idx[ea] * ldw + o0, mk);
+            for (; eb < eb1; eb++) forward_entry(NV, FULL, b, s->val[eb], w + (int64_t)s->idx[eb] * ldw + o0, mk);
+            for (int v = 0; v < NV; v++) {
+                _mm512_mask_storeu_ps(za + 16 * v, mk[v], a[v]);
+                _mm512_mask_storeu_ps(zb + 16 * v, mk[v], b[v]);
+            }
+        }
+        if (r < r1) {
             int64_t e = s->ptr[r * (tiles + 1) + t];
             const int64_t e1 = s->ptr[r * (tiles + 1) + t + 1];
             if (e >= e1) continue;
             float *zr = z + r * ldz + o0;
             __m512 acc[4];
             for (int v = 0; v < NV; v++) acc[v] = _mm512_maskz_loadu_ps(mk[v], zr + 16 * v);
-            for (; e < e1; e++) {
-                const __m512 x = _mm512_set1_ps(s->val[e]);
-                const float *wr = w + (int64_t)s->idx[e] * ldw + o0;
-                for (int v = 0; v < NV; v++)
-                    acc[v] = _mm512_fmadd_ps(x, _mm512_maskz_loadu_ps(mk[v], wr + 16 * v), acc[v]);
-            }
+            for (; e < e1; e++) forward_entry(NV, FULL, acc, s->val[e], w + (int64_t)s->idx[e] * ldw + o0, mk);
             for (int v = 0; v < NV; v++) _mm512_mask_storeu_ps(zr + 16 * v, mk[v], acc[v]);
         }
     }
+}
+/* forward_block with plain loads where all NV vectors are whole (every block but a layer's last) */
+static inline __attribute__((always_inline)) void forward_columns(const int NV, const sparse_rows *s, int64_t r0,
+    int64_t r1, const float *w, int64_t ldw, int64_t o0, int64_t cnt, float *z, int64_t ldz)
+{
+    if (cnt == 16 * NV)
+        forward_block(NV, 1, s, r0, r1, w, ldw, o0, cnt, z, ldz);
+    else
+        forward_block(NV, 0, s, r0, r1, w, ldw, o0, cnt, z, ldz);
 }
 #endif
 
@@ -166,10 +206,10 @@ void layer_forward(const sparse_rows *s, int64_t r0, int64_t r1, const float *w,
             const int64_t b1 = b0 + IMG_BLOCK < r1 ? b0 + IMG_BLOCK : r1;
 #if defined(__AVX512F__)
             switch ((cnt + 15) / 16) {
-            case 1: forward_block(1, s, b0, b1, w, ldw, o0, cnt, z, ldz); break;
-            case 2: forward_block(2, s, b0, b1, w, ldw, o0, cnt, z, ldz); break;
-            case 3: forward_block(3, s, b0, b1, w, ldw, o0, cnt, z, ldz); break;
-            default: forward_block(4, s, b0, b1, w, ldw, o0, cnt, z, ldz); break;
+            case 1: forward_columns(1, s, b0, b1, w, ldw, o0, cnt, z, ldz); break;
+            case 2: forward_columns(2, s, b0, b1, w, ldw, o0, cnt, z, ldz); break;
+            case 3: forward_columns(3, s, b0, b1, w, ldw, o0, cnt, z, ldz); break;
+            default: forward_columns(4, s, b0, b1, w, ldw, o0, cnt, z, ldz); break;
             }
 #else
             const int64_t tiles = s->tiles;

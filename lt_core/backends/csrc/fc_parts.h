@@ -9,7 +9,7 @@
 #include <stdint.h>
 
 #define MAX_LAYERS 16
-#define TILE_ROWS 64   /* input rows per tile of the forward pass (a tile's weight block stays in L1) */
+#define TILE_ROWS 128  /* input rows per tile of the forward pass (a tile's 128 x 64 weight block stays in L1) */
 #define IMG_BLOCK 32   /* images per block of the forward pass */
 #define COL_BLOCK 64   /* output columns per block (four 16-float vectors) */
 #define GRAD_ROWS 32   /* weight rows per gradient tile (a column block of g stays in L1 over all of them) */
