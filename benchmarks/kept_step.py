@@ -86,7 +86,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--rev", default="HEAD", help="git revision of the 'old' kernel (default HEAD)")
     parser.add_argument("--rounds-k", default="0,4,8,12,16,20", help="lottery rounds to time")
-    parser.add_argument("--steps", type=int, default=68, help="steps per timing (default 68: four blocks of 17)")
+    parser.add_argument("--steps", type=int, default=200, help="steps per timing (default 200: two blocks of 100)")
     parser.add_argument("--reps", type=int, default=5, help="timings of each library per round (default 5)")
     parser.add_argument("--threads", type=int, default=None,
                         help="kernel threads (default: PyTorch's count); with 1 the times are the thread's CPU "

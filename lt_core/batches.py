@@ -33,16 +33,15 @@ class BatchOrder:
     Epoch ``e`` of a run with data seed ``s`` visits the images in ``epoch_order(s, e, N)``, in
     batches of ``batch_size``, the last partial batch dropped. Calling it with an iteration gives
     ``(x, y)``: ``(B, ...)`` / ``(B,)`` when all runs share one seed (``shared``), else
-    ``(K, B, ...)`` / ``(K, B)``. Images are gathered a block of about a thousand at a time (one
+    ``(K, B, ...)`` / ``(K, B)``. Images are gathered ``block_rows`` at a time (whole batches; one
     ``index_select``; a batch is a view into the block): gathering many rows at once overlaps their
     memory reads, which 60 scattered rows per step cannot. When the split keeps its 8-bit
     ``pixels``, the block is gathered from those and divided by 255 -- the same floats, a quarter of
     the memory traffic.
     """
 
-    block_rows = 1024
-
-    def __init__(self, split: Split, seeds: List[int], batch_size: int, field_name: str = "batch_size") -> None:
+    def __init__(self, split: Split, seeds: List[int], batch_size: int, field_name: str = "batch_size",
+                 block_rows: int = 1024) -> None:
         self.split, self.batch_size = split, batch_size
         self.spe = steps_per_epoch(len(split), batch_size)
         if self.spe == 0:
@@ -50,7 +49,7 @@ class BatchOrder:
         self.shared = len(set(seeds)) == 1
         self.seeds = list(seeds[:1]) if self.shared else list(seeds)
         self._orders: Dict[int, Tensor] = {}
-        self.block = max(1, self.block_rows // batch_size)  # batches per gathered block
+        self.block = max(1, block_rows // batch_size)  # batches per gathered block
         self._block_key, self._block = None, None
 
     def epoch_indices(self, epoch: int) -> Tensor:

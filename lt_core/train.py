@@ -161,7 +161,8 @@ class Trainer(StepLoop):
         self.on_event, self.stop = on_event, stop
         self.checkpoint, self.checkpoint_seconds, self.progress = checkpoint, checkpoint_seconds, progress
         self.backend = choose_backend(arch, data.train.x.device, backend)(arch, data, runs, lr)
-        self.batch = BatchOrder(self.backend.data.train, [r.seed for r in runs], batch_size, "TrainConfig.batch_size")
+        self.batch = BatchOrder(self.backend.data.train, [r.seed for r in runs], batch_size, "TrainConfig.batch_size",
+                                self.backend.batch_block_rows)
         self.spe = self.batch.spe
         self.evals: List[List[dict]] = [[] for _ in runs]
         self.start_iteration = 0

@@ -94,32 +94,36 @@ def test_training_steps_equal_autograd_with_masked_adam():
 
 @needs_kernels
 def test_a_run_gets_the_same_bits_alone_stacked_and_on_any_thread_count():
-    # Five runs on two threads: runs 0-3 are stepped by one thread each, run 4 by both together.
+    # Five runs on two threads: runs 0-3 are stepped by one thread each, run 4 by both together
+    # (and in a second stack every run by both).
     # Each of runs 3 and 4 alone, on one thread and on two (then both threads share its every layer),
     # must end with the same bits as in the stack.
     w0, b0, masks = _net(5)
     batches = _batches(8)
     stacked_w, stacked_b, stacked = _stack(w0, b0, masks)
+    together_w, together_b, together = _stack(w0, b0, masks)  # every run by both threads
     alone = {(k, threads): _stack([t[k:k + 1] for t in w0], [t[k:k + 1] for t in b0],
                                   [m[k:k + 1].contiguous() for m in masks]) for k in (3, 4) for threads in (1, 2)}
     # the same batch for every run, given per run as views into larger blocks
     perrun_w, _, perrun = _stack(w0, b0, masks)
     for t, (x, y) in enumerate(batches, start=1):
         adam = native.adam_step(t, 1e-2)
-        stacked.train_step(x, y, adam, 2, share_leftover=True)
+        stacked.train_step(x, y, adam, 2, share="leftover")
+        together.train_step(x, y, adam, 2, share="all")
         for (k, threads), (_, _, one) in alone.items():
-            one.train_step(x, y, adam, threads, share_leftover=True)
+            one.train_step(x, y, adam, threads, share="leftover")
         block_x = torch.zeros(5, 2 * len(x), DIMS[0])
         block_x[:, 3:3 + len(x)] = x
         block_y = torch.zeros(5, 2 * len(y), dtype=torch.int64)
         block_y[:, 3:3 + len(y)] = y
         # three threads, the two runs left over given to one thread each
-        perrun.train_step(block_x[:, 3:3 + len(x)], block_y[:, 3:3 + len(y)], adam, 3, share_leftover=False)
+        perrun.train_step(block_x[:, 3:3 + len(x)], block_y[:, 3:3 + len(y)], adam, 3, share="none")
     for (k, threads), (aw, ab, _) in alone.items():
         for s, a in zip(stacked_w + stacked_b, aw + ab):
             assert torch.equal(s[k:k + 1], a), (k, threads)
     assert not torch.equal(stacked_w[0][3], stacked_w[0][4])  # the runs did differ
     assert all(torch.equal(s, p) for s, p in zip(stacked_w, perrun_w))
+    assert all(torch.equal(s, t) for s, t in zip(stacked_w + stacked_b, together_w + together_b))
     xe = torch.rand(700, DIMS[0])
     xe[xe < 0.5] = 0
     out = stacked.forward(xe, 2)
@@ -208,6 +212,23 @@ def test_the_portable_build_gets_the_same_bits_as_the_native_one():
 
 
 @needs_kernels
+def test_the_updates_division_by_its_bias_correction_gives_the_dividers_bits():
+    # Adam divides sqrt(v) by sqrt(1 - beta2^t), the same for every weight of a step; the vector
+    # update multiplies by its reciprocal and corrects the quotient with two fused multiply-adds.
+    # Every significand of x (three binades: the quotient's bits do not depend on x's exponent) and
+    # inf and NaN, against the divider, for the first 300 steps' constants and every 499th to 50,380.
+    lib = native.library()
+    if lib.lt_constant_division_mismatches(0.5, 0, 0) < 0:
+        pytest.skip("built without AVX-512: the update divides")
+    steps = list(range(1, 301)) + list(range(301, 50_381, 499))
+    for t in steps:
+        b = native.adam_step(t, 1e-3).bias_correction2_sqrt  # the float32 the kernel gets
+        assert lib.lt_constant_division_mismatches(b, -1, 1) == 0, f"step {t}, b = {b!r}"
+    for b in (1.0, 0.75, float(torch.finfo(torch.float32).tiny) ** 0.25):  # other betas' corrections
+        assert lib.lt_constant_division_mismatches(b, -1, 1) == 0, f"b = {b!r}"
+
+
+@needs_kernels
 def test_bad_input_names_the_field():
     w, b, masks = _net(2)
     with pytest.raises(ValueError, match="layer 1 biases"):
@@ -247,14 +268,16 @@ def test_faster_of_tries_each_option_then_keeps_the_faster_and_tries_again():
 
 
 @needs_kernels
-def test_a_leftover_run_gets_the_same_bits_whichever_way_the_chooser_goes():
+def test_a_stack_gets_the_same_bits_however_the_threads_share_it_and_whichever_way_the_chooser_goes():
+    # three runs on two threads: one each and the third by both, one each and the third by one,
+    # all three by both, and the chooser switching between those every other step
     w0, b0, masks = _net(3)
     results = []
-    for share in (True, False, None):
+    for share in ("leftover", "none", "all", None):
         w, b, stack = _stack(w0, b0, masks)
-        stack._leftover = native.FasterOf((True, False), trial=1, keep=2)  # switches often
+        stack._sharing[2] = native.FasterOf(native.SHARE_WAYS, trial=1, keep=2)  # switches often
         for t, (x, y) in enumerate(_batches(7), start=1):
-            stack.train_step(x, y, native.adam_step(t, 1e-2), 2, share_leftover=share)
+            stack.train_step(x, y, native.adam_step(t, 1e-2), 2, share=share)
         results.append(w + b)
     for other in results[1:]:
         assert all(torch.equal(a, c) for a, c in zip(results[0], other))
@@ -267,9 +290,9 @@ def _a_call_a_step_and_one_call(w0, b0, masks, batches, threads=2):
     adam = [native.adam_step(t, 1e-2) for t in range(1, len(batches) + 1)]
     one_w, one_b, one = _stack(w0, b0, masks)
     for (x, y), a in zip(batches, adam):
-        one.train_step(x, y, a, threads, share_leftover=True)
+        one.train_step(x, y, a, threads, share="leftover")
     many_w, many_b, many = _stack(w0, b0, masks)
-    many.train_steps(xs, ys, adam, threads, share_leftover=True)
+    many.train_steps(xs, ys, adam, threads, share="leftover")
     return one_w + one_b, many_w + many_b, many, xs, ys, adam
 
 
@@ -285,7 +308,7 @@ def test_several_steps_in_one_call_equal_one_call_a_step():
     for k in range(5):
         block_x[k, 1:5], block_y[k, 1:5] = xs.roll(k, 0), ys.roll(k, 0)
     own_w, own_b, own = _stack(w0, b0, masks)
-    own.train_steps(block_x[:, 1:5], block_y[:, 1:5], adam, 2, share_leftover=False)
+    own.train_steps(block_x[:, 1:5], block_y[:, 1:5], adam, 2, share="none")
     for a, c in zip(one, many_params):
         assert torch.equal(a, c)
     for k in (0, 3):  # run k alone, stepped on its rolled order
@@ -348,7 +371,7 @@ def _train_ways(w0, b0, masks, batches, ways=native.TRAIN_WAYS, m0=None, threads
             pair = batches[t:t + 2]
             xs, ys = torch.stack([x for x, _ in pair]), torch.stack([y for _, y in pair])
             stack.train_steps(xs, ys, [native.adam_step(t + 1 + j, 1e-2) for j in range(len(pair))], threads,
-                              share_leftover=True, way=way)
+                              share="leftover", way=way)
         out[way] = w + b + [t for seq in moments for t in seq]
     return out
 

@@ -72,6 +72,7 @@ class Backend(ABC):
 
     name = ""
     adam_masks = True  # whether the optimiser masks the gradients (else the backend's own step does)
+    batch_block_rows = 1024  # training images gathered at a time (BatchOrder's block_rows)
 
     @classmethod
     def unavailable(cls, arch: Arch, device: torch.device) -> Optional[str]:

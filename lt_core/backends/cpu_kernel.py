@@ -35,6 +35,9 @@ class CpuKernelBackend(DenseFcBackend):
 
     name = "cpu_kernel"
     adam_masks = False  # the kernel masks the gradients as it steps
+    # a call takes the batches of a gathered block, up to the next evaluation: 100 batches of 60 a
+    # block spread a call's own work (each pruned run's kept-weight lists) over more steps
+    batch_block_rows = 6000
 
     @classmethod
     def unavailable(cls, arch: Arch, device: torch.device) -> Optional[str]:
@@ -63,7 +66,7 @@ class CpuKernelBackend(DenseFcBackend):
         return native.input_major(t).transpose(1, 2)
 
     def max_steps(self, batches: BatchOrder, it: int) -> int:
-        """The steps left in the gathered block of batches (up to 17 of batch 60), in one call."""
+        """The steps left in the gathered block of batches (up to 100 of batch 60), in one call."""
         return batches.left_in_block(it)
 
     def steps(self, batches: BatchOrder, it: int, n: int) -> None:

@@ -32,7 +32,7 @@ import threading
 import time
 import warnings
 from pathlib import Path
-from typing import List, Optional, Sequence
+from typing import Dict, List, Optional, Sequence
 
 import torch
 
@@ -45,6 +45,7 @@ ENV_SWITCH = "LT_KERNELS"
 MAX_LAYERS = 16  # as in fc_stack.c
 FORWARD_WAYS = ("auto", "inputs", "weights")  # lt_fc_forward's `way`, in its order
 TRAIN_WAYS = ("auto", "dense", "kept")  # lt_fc_train_steps's `kept`, in its order
+SHARE_WAYS = ("none", "leftover", "all")  # lt_fc_train_steps's `share`, in its order
 
 _lock = threading.Lock()
 _library = None  # the loaded library, False once building it failed, None before the first try
@@ -100,6 +101,8 @@ def compile_library(flags: Sequence[str] = FLAGS) -> ctypes.CDLL:
     lib.lt_fc_train_steps.restype = cint
     lib.lt_fc_train_steps.argtypes = [cint, ctypes.POINTER(FcLayer), i64, i64, vp, i64, i64, vp, i64, i64, i64,
                                       ctypes.POINTER(AdamStep), cint, cint, cint]
+    lib.lt_constant_division_mismatches.restype = i64
+    lib.lt_constant_division_mismatches.argtypes = [f32, cint, cint]
     lib.lt_fc_forward.restype = cint
     lib.lt_fc_forward.argtypes = [cint, ctypes.POINTER(FcLayer), i64, vp, i64, vp, cint, cint]
     lib.lt_mask_draw.restype = cint
@@ -249,7 +252,7 @@ class FcStack:
             self._keep += [w, b, mw, vw, mb, vb, masks[l]]
             n_prev = n_out
         self.n_in, self.n_out = weights[0].shape[1], n_prev
-        self._leftover = FasterOf((True, False))
+        self._sharing: Dict[int, FasterOf] = {}  # by thread count
 
     def _lib(self) -> ctypes.CDLL:
         lib = self.lib or library()
@@ -257,14 +260,14 @@ class FcStack:
             raise RuntimeError("lt_core's C kernels are not available (no C compiler, or LT_KERNELS=0)")
         return lib
 
-    def train_step(self, x: Tensor, y: Tensor, adam: AdamStep, threads: int,
-                   share_leftover: Optional[bool] = None, way: str = "auto") -> None:
+    def train_step(self, x: Tensor, y: Tensor, adam: AdamStep, threads: int, share: Optional[str] = None,
+                   way: str = "auto") -> None:
         """One Adam step of every run: on ``x`` (B, n_in) shared by all runs, or (K, B, n_in), one
         batch per run; labels ``y``: (B,) or (K, B). See :meth:`train_steps`."""
-        self.train_steps(x.unsqueeze(-3), y.unsqueeze(-2), [adam], threads, share_leftover, way)
+        self.train_steps(x.unsqueeze(-3), y.unsqueeze(-2), [adam], threads, share, way)
 
-    def train_steps(self, x: Tensor, y: Tensor, adam: Sequence[AdamStep], threads: int,
-                    share_leftover: Optional[bool] = None, way: str = "auto") -> None:
+    def train_steps(self, x: Tensor, y: Tensor, adam: Sequence[AdamStep], threads: int, share: Optional[str] = None,
+                    way: str = "auto") -> None:
         """``S = len(adam)`` Adam steps of every run (``adam[s]``: step s's constants, see
         :func:`adam_step`), in one call: on ``x`` (S, B, n_in), step s's batch shared by all runs, or
         (K, S, B, n_in), each run's own; float32, each batch contiguous, steps and runs any distance
@@ -273,10 +276,15 @@ class FcStack:
         Each run takes its S steps one after another, so that its weights and moments stay in the
         cache between them; the result is the same bits as S calls of one step.
 
-        ``threads`` split the runs evenly; the runs left over (K % threads, e.g. a single run) are
-        each stepped by all threads together when ``share_leftover``, else by one thread each. The
-        result is the same bits either way; None (the default) picks the faster by timing both now
-        and then (:class:`FasterOf`), since which is faster depends on whether the cores are idle.
+        ``share``: how the ``threads`` split the work. ``"none"``: each thread steps runs of its own
+        (K // threads or one more); ``"leftover"``: the runs are split evenly and those left over
+        (K % threads, e.g. a single run) are each stepped by all threads together, each taking a
+        share of every layer's outputs; ``"all"``: every run is stepped by all threads together
+        (each thread's share of a run's weights and moments then stays in its core's cache from one
+        step to the next, at the cost of a dozen waits for each other a step). The result is the
+        same bits every way; None (the default) picks the fastest by timing them now and then
+        (:class:`FasterOf`), since which is fastest depends on the stack and on whether the cores
+        are idle.
 
         ``way``: how a pruned layer is computed -- over all its weights (``"dense"``), over its kept
         weights wherever it can be (``"kept"``: the forward pass of a hidden layer by output over
@@ -304,18 +312,25 @@ class FcStack:
                              f"got {y.dtype} {tuple(y.shape)} with strides {y.stride()}")
         if rows == 0 or steps == 0:
             raise ValueError("x: an empty batch, or no steps")
+        if share is not None and share not in SHARE_WAYS:
+            raise ValueError(f"share: unknown value {share!r}; allowed values: {', '.join(SHARE_WAYS)}")
         threads = max(1, int(threads))
-        timed = share_leftover is None and threads > 1 and self.runs % threads != 0
-        if share_leftover is None:
-            share_leftover = self._leftover.choice() if timed else True
+        timed = share is None and threads > 1
+        if share is None:
+            share = "leftover"
+            if timed:
+                if threads not in self._sharing:
+                    self._sharing[threads] = FasterOf(("leftover", "none", "all") if self.runs % threads
+                                                      else ("none", "all"))
+                share = self._sharing[threads].choice()
         constants = (AdamStep * steps)(*adam)
         start = time.perf_counter()
         rc = lib.lt_fc_train_steps(len(self.layers), self.layers, self.runs, steps, x.data_ptr(),
                                    0 if shared else x.stride(0), x.stride(-3), y.data_ptr(),
                                    0 if shared else y.stride(0), y.stride(-2), rows, constants, threads,
-                                   int(bool(share_leftover)), TRAIN_WAYS.index(way))
+                                   SHARE_WAYS.index(share), TRAIN_WAYS.index(way))
         if timed:
-            self._leftover.record(share_leftover, (time.perf_counter() - start) / steps)
+            self._sharing[threads].record(share, (time.perf_counter() - start) / steps)
         if rc != 0:
             raise MemoryError("lt_fc_train_steps: no memory for its scratch buffers (nothing was changed)")
 
@@ -381,5 +396,5 @@ def thread_count() -> int:
     return max(1, torch.get_num_threads())
 
 
-__all__: List[str] = ["AdamStep", "FORWARD_WAYS", "TRAIN_WAYS", "FasterOf", "FcLayer", "FcStack", "MaskLayer",
+__all__: List[str] = ["AdamStep", "FORWARD_WAYS", "SHARE_WAYS", "TRAIN_WAYS", "FasterOf", "FcLayer", "FcStack", "MaskLayer",
                       "adam_step", "enabled", "input_major", "is_input_major", "library", "row_stride", "thread_count"]

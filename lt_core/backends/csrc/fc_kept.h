@@ -73,12 +73,10 @@ LT_HIDDEN int64_t kept_mask_count(const lt_fc_layer *L, int64_t k, int64_t rows)
  * call: nothing pruned, or a pruned weight that the dense update would change (a nonzero moment,
  * or a denormal weight: the update flushes it to 0). */
 LT_HIDDEN int kept_build(kept_layer *K, const lt_fc_layer *L, int64_t k, int64_t rows, int64_t cols_below);
-/* layer_update's weight rows [row0, row1) with Adam over their active vectors only: the gradient
- * from the input's column view c (the first layer's: sparse_gradient_tile's sums, tile by tile as
- * there), then Adam over the active vectors of each row. The rest of a row keeps its weights and
- * its zero moments, as the dense update leaves them. */
+/* layer_update's weight rows [row0, row1) and columns [col0, col1) with Adam over their active
+ * vectors only (see fc_kept.c) */
 LT_HIDDEN void kept_update(const kept_layer *K, const sparse_cols *c, const float *g, int64_t ldg, int64_t row0,
-                           int64_t row1, int64_t n_out, float *w, float *mw, float *vw, const uint8_t *mask,
-                           int64_t ldw, const lt_adam *h, float *tile);
+                           int64_t row1, int64_t col0, int64_t col1, int64_t n_out, float *w, float *mw, float *vw,
+                           const uint8_t *mask, int64_t ldw, const lt_adam *h, float *tile);
 
 #endif

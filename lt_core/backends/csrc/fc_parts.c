@@ -350,14 +350,52 @@ static inline void adam_scalar(float *p, float *m, float *v, float g, const lt_a
 
 #if defined(__AVX512F__)
 typedef struct {
-    __m512 b1, omb1, b2, omb2, ss, bc2, eps;
+    __m512 b1, omb1, b2, omb2, ss, bc2, inv_bc2, eps;
 } adam_consts;
 
 static inline adam_consts adam_vector_constants(const lt_adam *h)
 {
     return (adam_consts){_mm512_set1_ps(h->beta1), _mm512_set1_ps(1.0f - h->beta1), _mm512_set1_ps(h->beta2),
                          _mm512_set1_ps(1.0f - h->beta2), _mm512_set1_ps(h->step_size),
-                         _mm512_set1_ps(h->bias_correction2_sqrt), _mm512_set1_ps(h->eps)};
+                         _mm512_set1_ps(h->bias_correction2_sqrt), _mm512_set1_ps(1.0f / h->bias_correction2_sqrt),
+                         _mm512_set1_ps(h->eps)};
+}
+
+/* x / b for x = sqrt(v) (0, a normal number, +inf or NaN: denormals are flushed while a step
+ * runs), b in (0, 1] and y = 1 / b correctly rounded: the same bits as _mm512_div_ps(x, b) at a
+ * fraction of its cost (the divider's throughput bounds the update). With q = x y rounded, the
+ * remainder r = x - q b is exact (one fused multiply-add) and q + r y, rounded, is the correctly
+ * rounded quotient (Markstein's theorem: y within half an ulp of 1 / b, q within one ulp of x / b;
+ * tests/test_native.py checks every significand of x against many steps' b). Where x is inf or
+ * NaN, q is the quotient already. */
+static inline __m512 divide_by_constant(__m512 x, __m512 b, __m512 y)
+{
+    const __m512 q = _mm512_mul_ps(x, y);
+    const __mmask16 not_finite = _mm512_fpclass_ps_mask(x, 0x99);  /* quiet or signalling NaN, +inf, -inf */
+    return _mm512_mask_mov_ps(_mm512_fmadd_ps(_mm512_fnmadd_ps(q, b, x), y, q), not_finite, q);
+}
+
+/* For the tests: of x = m 2^e for every significand m in [1, 2) and e in [e_lo, e_hi], and of inf
+ * and NaN, how many divide_by_constant(x, b, 1 / b) gives other bits than x / b for (-1: not built
+ * with AVX-512) */
+int64_t lt_constant_division_mismatches(float b, int e_lo, int e_hi)
+{
+    const float y = 1.0f / b;
+    const __m512 bv = _mm512_set1_ps(b), yv = _mm512_set1_ps(y);
+    const __m512i step = _mm512_set_epi32(15, 14, 13, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1, 0);
+    int64_t bad = 0;
+    for (int e = e_lo; e <= e_hi; e++)
+        for (int32_t m = 0; m < (1 << 23); m += 16) {
+            const __m512i bits = _mm512_add_epi32(_mm512_set1_epi32(((127 + e) << 23) + m), step);
+            const __m512 x = _mm512_castsi512_ps(bits);
+            const __m512 d = _mm512_div_ps(x, bv), q = divide_by_constant(x, bv, yv);
+            bad += __builtin_popcount(_mm512_cmpneq_epi32_mask(_mm512_castps_si512(d), _mm512_castps_si512(q)));
+        }
+    const __m512 special = _mm512_set_ps(INFINITY, NAN, 0.0f, 1.0f, INFINITY, NAN, 0.0f, 1.0f, INFINITY, NAN, 0.0f,
+                                         1.0f, INFINITY, NAN, 0.0f, 1.0f);
+    bad += __builtin_popcount(_mm512_cmpneq_epi32_mask(_mm512_castps_si512(_mm512_div_ps(special, bv)),
+                                                       _mm512_castps_si512(divide_by_constant(special, bv, yv))));
+    return bad;
 }
 
 /* Adam over the lanes mk of the 16 entries from p, m, v (adam_scalar's operations, lane by lane);
@@ -375,9 +413,15 @@ static inline __attribute__((always_inline)) void adam_vector(float *p, float *m
                                     _mm512_mul_ps(_mm512_mul_ps(c->omb2, gv), gv));
     _mm512_mask_storeu_ps(m, mk, mn);
     _mm512_mask_storeu_ps(v, mk, vn);
-    const __m512 den = _mm512_add_ps(_mm512_div_ps(_mm512_sqrt_ps(vn), c->bc2), c->eps);
+    const __m512 den = _mm512_add_ps(divide_by_constant(_mm512_sqrt_ps(vn), c->bc2, c->inv_bc2), c->eps);
     const __m512 pv = _mm512_maskz_loadu_ps(mk, p);
     _mm512_mask_storeu_ps(p, mk, _mm512_sub_ps(pv, _mm512_div_ps(_mm512_mul_ps(c->ss, mn), den)));
+}
+#else
+int64_t lt_constant_division_mismatches(float b, int e_lo, int e_hi)
+{
+    (void)b, (void)e_lo, (void)e_hi;
+    return -1;
 }
 #endif
 
@@ -440,29 +484,69 @@ static inline __attribute__((always_inline)) void weight_gradient_block(const in
 }
 #endif
 
+#if defined(__AVX512F__)
+/* acc[v] += x gr[16 v ...] for the four vectors of a column block of g (FULL: all lanes, read with
+ * plain loads; else the lanes mk) */
+static inline __attribute__((always_inline)) void gradient_entry(const int FULL, __m512 *acc, float x, const float *gr,
+                                                                 const __mmask16 *mk)
+{
+    const __m512 xv = _mm512_set1_ps(x);
+    for (int v = 0; v < 4; v++)
+        acc[v] = _mm512_fmadd_ps(xv, FULL ? _mm512_loadu_ps(gr + 16 * v) : _mm512_maskz_loadu_ps(mk[v], gr + 16 * v),
+                                 acc[v]);
+}
+
+/* sparse_gradient_tile's rows (FULL when cnt == 64), two inputs at a time: one input's sums are
+ * four chains of dependent multiply-adds, two inputs' interleaved are eight (as forward_block's
+ * images); each sum is the same, in the same order */
+static inline __attribute__((always_inline)) void gradient_rows(const int FULL, const sparse_cols *c, const float *g,
+    int64_t ldg, int64_t i0, int64_t i1, int64_t o0, int64_t cnt, float *tile, int64_t ldt)
+{
+    __mmask16 mk[4];
+    for (int v = 0; v < 4; v++) mk[v] = lanes(cnt, v);
+    int64_t i = i0;
+    for (; i + 1 < i1; i += 2) {
+        __m512 a[4], b[4];
+        for (int v = 0; v < 4; v++) a[v] = b[v] = _mm512_setzero_ps();
+        int64_t ea = c->ptr[i], eb = c->ptr[i + 1];
+        const int64_t ea1 = c->ptr[i + 1], eb1 = c->ptr[i + 2];
+        for (; ea < ea1 && eb < eb1; ea++, eb++) {
+            gradient_entry(FULL, a, c->val[ea], g + (int64_t)c->row[ea] * ldg + o0, mk);
+            gradient_entry(FULL, b, c->val[eb], g + (int64_t)c->row[eb] * ldg + o0, mk);
+        }
+        for (; ea < ea1; ea++) gradient_entry(FULL, a, c->val[ea], g + (int64_t)c->row[ea] * ldg + o0, mk);
+        for (; eb < eb1; eb++) gradient_entry(FULL, b, c->val[eb], g + (int64_t)c->row[eb] * ldg + o0, mk);
+        float *ta = tile + (i - i0) * ldt + o0, *tb = ta + ldt;
+        for (int v = 0; v < 4; v++) {
+            _mm512_mask_storeu_ps(ta + 16 * v, mk[v], a[v]);
+            _mm512_mask_storeu_ps(tb + 16 * v, mk[v], b[v]);
+        }
+    }
+    if (i < i1) {
+        __m512 acc[4];
+        for (int v = 0; v < 4; v++) acc[v] = _mm512_setzero_ps();
+        for (int64_t e = c->ptr[i]; e < c->ptr[i + 1]; e++)
+            gradient_entry(FULL, acc, c->val[e], g + (int64_t)c->row[e] * ldg + o0, mk);
+        float *tr = tile + (i - i0) * ldt + o0;
+        for (int v = 0; v < 4; v++) _mm512_mask_storeu_ps(tr + 16 * v, mk[v], acc[v]);
+    }
+}
+#endif
+
 /* tile[(i - i0) * ldt + o] = sum over the images r where a[r, i] is nonzero, in order, of
  * a[r, i] g[r, o], for the inputs [i0, i1) and the columns [o0, o0 + cnt) (cnt <= 64), from the
  * input's column view c */
 void sparse_gradient_tile(const sparse_cols *c, const float *g, int64_t ldg, int64_t i0, int64_t i1,
                                  int64_t o0, int64_t cnt, float *tile, int64_t ldt)
 {
+#if defined(__AVX512F__)
+    if (cnt == 64)
+        gradient_rows(1, c, g, ldg, i0, i1, o0, cnt, tile, ldt);
+    else
+        gradient_rows(0, c, g, ldg, i0, i1, o0, cnt, tile, ldt);
+#else
     for (int64_t i = i0; i < i1; i++) {
         float *tr = tile + (i - i0) * ldt + o0;
-#if defined(__AVX512F__)
-        __mmask16 mk[4];
-        __m512 acc[4];
-        for (int v = 0; v < 4; v++) {
-            mk[v] = lanes(cnt, v);
-            acc[v] = _mm512_setzero_ps();
-        }
-        for (int64_t e = c->ptr[i]; e < c->ptr[i + 1]; e++) {
-            const __m512 x = _mm512_set1_ps(c->val[e]);
-            const float *gr = g + (int64_t)c->row[e] * ldg + o0;
-            for (int v = 0; v < 4; v++)
-                acc[v] = _mm512_fmadd_ps(x, _mm512_maskz_loadu_ps(mk[v], gr + 16 * v), acc[v]);
-        }
-        for (int v = 0; v < 4; v++) _mm512_mask_storeu_ps(tr + 16 * v, mk[v], acc[v]);
-#else
         for (int64_t o = 0; o < cnt; o++) tr[o] = 0.0f;
         for (int64_t e = c->ptr[i]; e < c->ptr[i + 1]; e++) {
             const float x = c->val[e];
@@ -470,8 +554,8 @@ void sparse_gradient_tile(const sparse_cols *c, const float *g, int64_t ldg, int
             #pragma omp simd
             for (int64_t o = 0; o < cnt; o++) tr[o] = fmaf(x, gr[o], tr[o]);
         }
-#endif
     }
+#endif
 }
 
 /* The same sums over all images of a (rows lda floats apart), densely, 4 inputs at a time */
@@ -503,29 +587,31 @@ void dense_gradient_tile(const float *a, int64_t lda, int64_t rows, const float 
     }
 }
 
-/* weight gradient of rows [row0, row1) (sum of a[r, i] g[r, :] over the images, in order) with the
- * Adam update of each row as soon as it is known. With c, the input's column view, the sums run
- * over the images where a[r, i] is nonzero (the batch); without, over all images of a (rows lda
- * floats apart), densely (a hidden layer's input, about half nonzero: the dense blocks do more
- * products in less time). The two give the same sums: a skipped term is an exact 0.
- * g's rows are ldg floats apart; w's, and those of its moments and mask, ldw. */
+/* weight gradient of rows [row0, row1) and columns [col0, col1) (sum of a[r, i] g[r, o] over the
+ * images, in order) with the Adam update of each row's part as soon as it is known (col0 a multiple
+ * of 16). With c, the input's column view, the sums run over the images where a[r, i] is nonzero
+ * (the batch); without, over all images of a (rows lda floats apart), densely (a hidden layer's
+ * input, about half nonzero: the dense blocks do more products in less time). The two give the
+ * same sums: a skipped term is an exact 0. g's rows are ldg floats apart; w's, and those of its
+ * moments and mask, ldw. */
 void layer_update(const sparse_cols *c, const float *a, int64_t lda, const float *g, int64_t ldg, int64_t rows,
-                  int64_t row0, int64_t row1, int64_t n_out, float *w, float *mw, float *vw, const uint8_t *mask,
-                  int64_t ldw, const lt_adam *h, float *tile)
+                  int64_t row0, int64_t row1, int64_t col0, int64_t col1, int64_t n_out, float *w, float *mw,
+                  float *vw, const uint8_t *mask, int64_t ldw, const lt_adam *h, float *tile)
 {
     const int64_t ldt = padded(n_out);
     for (int64_t i0 = row0; i0 < row1; i0 += GRAD_ROWS) {
         const int64_t i1 = i0 + GRAD_ROWS < row1 ? i0 + GRAD_ROWS : row1;
-        for (int64_t o0 = 0; o0 < n_out; o0 += COL_BLOCK) {
-            const int64_t cnt = n_out - o0 < COL_BLOCK ? n_out - o0 : COL_BLOCK;
+        for (int64_t o0 = col0; o0 < col1; o0 += COL_BLOCK) {
+            const int64_t cnt = col1 - o0 < COL_BLOCK ? col1 - o0 : COL_BLOCK;
             if (c != NULL)
                 sparse_gradient_tile(c, g, ldg, i0, i1, o0, cnt, tile, ldt);
             else
                 dense_gradient_tile(a, lda, rows, g, ldg, i0, i1, o0, cnt, tile, ldt);
         }
-        for (int64_t i = i0; i < i1; i++)
-            adam_row(w + i * ldw, mw + i * ldw, vw + i * ldw, mask ? mask + i * ldw : NULL, tile + (i - i0) * ldt,
-                     n_out, h);
+        for (int64_t i = i0; i < i1; i++) {
+            const int64_t at = i * ldw + col0;
+            adam_row(w + at, mw + at, vw + at, mask ? mask + at : NULL, tile + (i - i0) * ldt + col0, col1 - col0, h);
+        }
     }
 }
 

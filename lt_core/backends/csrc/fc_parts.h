@@ -79,10 +79,11 @@ LT_HIDDEN void sparse_gradient_tile(const sparse_cols *c, const float *g, int64_
                                     int64_t o0, int64_t cnt, float *tile, int64_t ldt);
 LT_HIDDEN void dense_gradient_tile(const float *a, int64_t lda, int64_t rows, const float *g, int64_t ldg, int64_t i0,
                                    int64_t i1, int64_t o0, int64_t cnt, float *tile, int64_t ldt);
-/* the weight gradient of rows [row0, row1) and each row's Adam update (see fc_parts.c) */
+/* the weight gradient of rows [row0, row1) and columns [col0, col1) and each row's Adam update
+ * (see fc_parts.c) */
 LT_HIDDEN void layer_update(const sparse_cols *c, const float *a, int64_t lda, const float *g, int64_t ldg, int64_t rows,
-                            int64_t row0, int64_t row1, int64_t n_out, float *w, float *mw, float *vw,
-                            const uint8_t *mask, int64_t ldw, const lt_adam *h, float *tile);
+                            int64_t row0, int64_t row1, int64_t col0, int64_t col1, int64_t n_out, float *w,
+                            float *mw, float *vw, const uint8_t *mask, int64_t ldw, const lt_adam *h, float *tile);
 /* the bias gradient (column sums of g, images in order) and its update; gb: room for n_out floats */
 LT_HIDDEN void bias_update(const float *g, int64_t ldg, int64_t rows, int64_t n_out, float *bias, float *mb, float *vb,
                            const lt_adam *h, float *gb);

@@ -36,10 +36,11 @@
  * Adam is PyTorch's form, element by element, as in masked_adam.c (same operation order), with the
  * mask applied to the gradient and denormals flushed to zero while a step runs (see there).
  *
- * Threads. The runs of a stack are split between the threads; the runs left over (all of them for
- * a single run) are stepped by all threads together, each taking a share of every layer's columns
- * (forward), inputs (input gradient) and weight rows (update), with a barrier between phases. A
- * step is one fork and one join.
+ * Threads. The runs of a stack are split between the threads, or stepped by all threads together
+ * (those left over after an even split, e.g. a single run, or all of them: see lt_fc_train_steps),
+ * each thread then taking a share of every layer's output columns (forward pass, weight gradient
+ * and update: its share of a layer's weights and moments stays in its core's cache) and inputs
+ * (input gradient), with a barrier between phases. A step is one fork and one join.
  * Evaluation gives each thread blocks of images in turn, each block through every run.
  */
 #include <math.h>
@@ -193,6 +194,10 @@ static int kept_forward_pays(const kept_layer *K, int64_t entries, int64_t rows,
     return 2 * by_weights < by_inputs;
 }
 
+#define SHARE_NONE 0     /* lt_fc_train_steps's share: each run stepped by one thread */
+#define SHARE_LEFTOVER 1 /* the runs left over after an even split stepped by all threads together */
+#define SHARE_ALL 2      /* every run stepped by all threads together */
+
 #define X_SLOTS 32  /* batches whose views one call of lt_fc_train_steps holds at a time */
 
 /* The sparse views of `slots` batches of (rows, n_in): by rows and by columns, each */
@@ -284,14 +289,16 @@ static void run_step(int n_layers, const lt_fc_layer *layers, int64_t k, const s
                            b->gt, b->gt_out);
             team_barrier(team);
         }
+        /* each member updates the columns whose forward pass it computed: a layer's weights and
+         * moments stay in its core's cache from one step to the next */
         const int64_t live = L->live_in < L->n_in ? L->live_in : L->n_in;
-        share(live, member, team, GRAD_ROWS, &lo, &hi);
+        share(L->n_out, member, team, 16, &lo, &hi);
         if (P->update[l])  /* over the active vectors, from the input's column view */
-            kept_update(&P->layer[l], l == 0 ? xc : &b->sc[l], g, ldg, lo, hi, L->n_out, L->w + off, L->m_w + off,
-                        L->v_w + off, L->mask + off, L->ld, adam, b->tile);
+            kept_update(&P->layer[l], l == 0 ? xc : &b->sc[l], g, ldg, 0, live, lo, hi, L->n_out, L->w + off,
+                        L->m_w + off, L->v_w + off, L->mask + off, L->ld, adam, b->tile);
         else  /* the batch's weight gradient over its column view; a hidden layer's densely */
-            layer_update(l == 0 ? xc : NULL, l == 0 ? NULL : b->act[l], padded(L->n_in), g, ldg, rows, lo, hi,
-                         L->n_out, L->w + off, L->m_w + off, L->v_w + off, L->mask ? L->mask + off : NULL, L->ld,
+            layer_update(l == 0 ? xc : NULL, l == 0 ? NULL : b->act[l], padded(L->n_in), g, ldg, rows, 0, live, lo,
+                         hi, L->n_out, L->w + off, L->m_w + off, L->v_w + off, L->mask ? L->mask + off : NULL, L->ld,
                          adam, b->tile);
         if (lead)
             bias_update(g, ldg, rows, L->n_out, L->b + k * L->n_out, L->m_b + k * L->n_out, L->v_b + k * L->n_out,
@@ -335,14 +342,15 @@ static int thread_count(void)
  * stepping all runs once in turn would read the whole stack from memory every step. Runs are
  * independent, so the order changes no result.
  *
- * With T threads, each thread steps runs // T of the runs alone. With share_leftover, the runs
- * left over (runs % T) are each stepped by all T threads together (faster on idle cores; a step
- * then has a dozen barriers, which cost a scheduler time slice each when another process holds
- * one of the cores); without, they go to one thread each, as the others. The bits are the same
- * either way. */
+ * share: SHARE_NONE, each of T threads steps runs // T of the runs alone, or one more;
+ * SHARE_LEFTOVER, the same, but the runs left over (runs % T) are each stepped by all T threads
+ * together; SHARE_ALL, all T threads step every run together. A run stepped together has a dozen
+ * barriers a step, cheap on idle cores, a scheduler time slice each when another process holds one
+ * of them; each thread's share of its layers stays in its core's cache. The bits are the same
+ * every way. */
 int lt_fc_train_steps(int n_layers, const lt_fc_layer *layers, int64_t runs, int64_t steps, const float *x,
                       int64_t x_run_stride, int64_t x_step_stride, const int64_t *y, int64_t y_run_stride,
-                      int64_t y_step_stride, int64_t rows, const lt_adam *adam, int num_threads, int share_leftover,
+                      int64_t y_step_stride, int64_t rows, const lt_adam *adam, int num_threads, int share,
                       int kept)
 {
     if (n_layers < 1 || n_layers > MAX_LAYERS || rows < 1 || steps < 1 || kept < KEPT_AUTO || kept > KEPT_ALWAYS)
@@ -354,7 +362,8 @@ int lt_fc_train_steps(int n_layers, const lt_fc_layer *layers, int64_t runs, int
     const size_t bytes = step_scratch_bytes(n_layers, layers, rows) + x_views_bytes(slots, rows, n_in);
     int failed = 0;
     char *team_mem = NULL;
-    if (!share_leftover && num_threads > runs) num_threads = (int)runs;
+    if (share < SHARE_NONE || share > SHARE_ALL) return -1;
+    if (share == SHARE_NONE && num_threads > runs) num_threads = (int)runs;
     if (num_threads < 1) num_threads = 1;
     #pragma omp parallel num_threads(num_threads) shared(failed, team_mem)
     {
@@ -381,8 +390,8 @@ int lt_fc_train_steps(int n_layers, const lt_fc_layer *layers, int64_t runs, int
             shared.gt = own.gt;
             shared.gt_out = own.gt_out;
             shared.xt = own.xt;
-            /* runs [0, alone) are stepped by one thread each */
-            const int64_t alone = share_leftover ? runs - runs % nth : runs;
+            /* runs [0, alone) are stepped by one thread each, the rest by the team */
+            const int64_t alone = share == SHARE_ALL ? 0 : share == SHARE_LEFTOVER ? runs - runs % nth : runs;
             const int64_t k0 = alone * tid / nth, k1 = alone * (tid + 1) / nth;
             const int64_t group = shared_x ? slots : steps;  /* steps a run takes in a row */
             for (int64_t t0 = 0; t0 < steps; t0 += group) {
