@@ -394,6 +394,39 @@ def test_training_ways_give_the_same_bits(keep):
 
 
 @needs_kernels
+@pytest.mark.parametrize("keep", [0.6, 0.05])
+def test_rows_whose_input_is_zero_in_a_whole_batch_get_their_missed_updates_later(keep):
+    """A first-layer row whose input is 0 in every image of a batch has a zero gradient; its Adam
+    update (momentum still moves it) is deferred until a batch uses the row or the call ends, then
+    applied step by step. Batches where about half the inputs are 0 throughout, for spans of 1-6
+    steps: seven steps in one call, every way of sharing the threads and of treating pruned
+    weights, equal the dense way stepped one call a step (which defers nothing past its step)."""
+    w0, b0, masks = _net(3, keep=keep)
+    gen = torch.Generator().manual_seed(7)
+    batches = _batches(7)
+    for x, _ in batches:
+        x[:, torch.rand(DIMS[0], generator=gen) < 0.5] = 0
+    deferred = sum(int((x[:, :LIVE] == 0).all(0).sum()) for x, _ in batches)
+    assert deferred > 7 * LIVE // 3
+    ref_w, ref_b, ref = _stack(w0, b0, masks)
+    for t, (x, y) in enumerate(batches, start=1):
+        ref.train_step(x, y, native.adam_step(t, 1e-2), 2, share="none", way="dense")
+    xs, ys = torch.stack([x for x, _ in batches]), torch.stack([y for _, y in batches])
+    adam = [native.adam_step(t, 1e-2) for t in range(1, 8)]
+    for share in native.SHARE_WAYS:
+        for way in ("auto", "kept"):
+            w, b, stack = _stack(w0, b0, masks)
+            stack.train_steps(xs, ys, adam, 2, share=share, way=way)
+            assert all(torch.equal(a, c) for a, c in zip(ref_w + ref_b, w + b)), (share, way)
+    six_w, _, six = _stack(w0, b0, masks)
+    for t, (x, y) in enumerate(batches[:6], start=1):
+        six.train_step(x, y, native.adam_step(t, 1e-2), 2, share="none", way="dense")
+    idle = (batches[-1][0][:, :LIVE] == 0).all(0)
+    idle = torch.cat([idle, torch.zeros(DIMS[0] - LIVE, dtype=torch.bool)])
+    assert idle.any() and not torch.equal(six_w[0][:, idle], ref_w[0][:, idle])  # step 7 moved the rows it deferred
+
+
+@needs_kernels
 def test_training_ways_agree_where_pruned_weights_hold_frozen_values():
     """A mask-0 policy that freezes pruned weights: they hold nonzero values that the forward pass
     must add (and the update must leave); listing only the kept weights would lose them."""

@@ -45,7 +45,7 @@ ENV_SWITCH = "LT_KERNELS"
 MAX_LAYERS = 16  # as in fc_stack.c
 FORWARD_WAYS = ("auto", "inputs", "weights")  # lt_fc_forward's `way`, in its order
 TRAIN_WAYS = ("auto", "dense", "kept")  # lt_fc_train_steps's `kept`, in its order
-SHARE_WAYS = ("none", "leftover", "all")  # lt_fc_train_steps's `share`, in its order
+SHARE_WAYS = ("none", "leftover", "all")  # lt_fc_train_steps's `sharing`, in its order
 
 _lock = threading.Lock()
 _library = None  # the loaded library, False once building it failed, None before the first try

@@ -270,10 +270,10 @@ int kept_build(kept_layer *K, const lt_fc_layer *L, int64_t k, int64_t rows, int
  * Adam over their active vectors only: the gradient from the input's column view c (the first
  * layer's: sparse_gradient_tile's sums, tile by tile as there), then Adam over the active vectors
  * of each row's part. The rest of a row keeps its weights and its zero moments, as the dense update
- * leaves them. */
+ * leaves them. defer_empty: as layer_update's. */
 void kept_update(const kept_layer *K, const sparse_cols *c, const float *g, int64_t ldg, int64_t row0,
                  int64_t row1, int64_t col0, int64_t col1, int64_t n_out, float *w, float *mw, float *vw,
-                 const uint8_t *mask, int64_t ldw, const lt_adam *h, float *tile)
+                 const uint8_t *mask, int64_t ldw, const lt_adam *h, float *tile, int defer_empty)
 {
     const int64_t ldt = padded(n_out), v0 = col0 / 16, v1 = (col1 + 15) / 16;
     for (int64_t i0 = row0; i0 < row1; i0 += GRAD_ROWS) {
@@ -281,6 +281,7 @@ void kept_update(const kept_layer *K, const sparse_cols *c, const float *g, int6
         for (int64_t o0 = col0; o0 < col1; o0 += COL_BLOCK)
             sparse_gradient_tile(c, g, ldg, i0, i1, o0, col1 - o0 < COL_BLOCK ? col1 - o0 : COL_BLOCK, tile, ldt);
         for (int64_t i = i0; i < i1; i++) {
+            if (defer_empty && c->ptr[i] == c->ptr[i + 1]) continue;
             int64_t j0 = K->row_ptr[i], j1 = K->row_ptr[i + 1];  /* the row's active vectors in [v0, v1) */
             while (j0 < j1 && K->chunk[j0] < v0) j0++;
             while (j1 > j0 && K->chunk[j1 - 1] >= v1) j1--;

@@ -77,6 +77,6 @@ LT_HIDDEN int kept_build(kept_layer *K, const lt_fc_layer *L, int64_t k, int64_t
  * vectors only (see fc_kept.c) */
 LT_HIDDEN void kept_update(const kept_layer *K, const sparse_cols *c, const float *g, int64_t ldg, int64_t row0,
                            int64_t row1, int64_t col0, int64_t col1, int64_t n_out, float *w, float *mw, float *vw,
-                           const uint8_t *mask, int64_t ldw, const lt_adam *h, float *tile);
+                           const uint8_t *mask, int64_t ldw, const lt_adam *h, float *tile, int defer_empty);
 
 #endif

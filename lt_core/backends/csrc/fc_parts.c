@@ -398,8 +398,18 @@ int64_t lt_constant_division_mismatches(float b, int e_lo, int e_hi)
     return bad;
 }
 
-/* Adam over the lanes mk of the 16 entries from p, m, v (adam_scalar's operations, lane by lane);
- * mask (may be NULL) zeroes the gradient of pruned entries; grad NULL means a zero gradient */
+/* Adam's update of 16 entries held in registers (adam_scalar's operations, lane by lane) */
+static inline __attribute__((always_inline)) void adam_lanes(__m512 *p, __m512 *m, __m512 *v, __m512 gv,
+                                                             const adam_consts *c)
+{
+    *m = _mm512_add_ps(_mm512_mul_ps(c->b1, *m), _mm512_mul_ps(c->omb1, gv));
+    *v = _mm512_add_ps(_mm512_mul_ps(c->b2, *v), _mm512_mul_ps(_mm512_mul_ps(c->omb2, gv), gv));
+    const __m512 den = _mm512_add_ps(divide_by_constant(_mm512_sqrt_ps(*v), c->bc2, c->inv_bc2), c->eps);
+    *p = _mm512_sub_ps(*p, _mm512_div_ps(_mm512_mul_ps(c->ss, *m), den));
+}
+
+/* Adam over the lanes mk of the 16 entries from p, m, v; mask (may be NULL) zeroes the gradient of
+ * pruned entries; grad NULL means a zero gradient */
 static inline __attribute__((always_inline)) void adam_vector(float *p, float *m, float *v, const uint8_t *mask,
                                                               const float *grad, __mmask16 mk, const adam_consts *c)
 {
@@ -408,14 +418,23 @@ static inline __attribute__((always_inline)) void adam_vector(float *p, float *m
         const __m128i mb = _mm_maskz_loadu_epi8(mk, mask);
         gv = _mm512_maskz_mov_ps(_mm_test_epi8_mask(mb, mb), gv);
     }
-    const __m512 mn = _mm512_add_ps(_mm512_mul_ps(c->b1, _mm512_maskz_loadu_ps(mk, m)), _mm512_mul_ps(c->omb1, gv));
-    const __m512 vn = _mm512_add_ps(_mm512_mul_ps(c->b2, _mm512_maskz_loadu_ps(mk, v)),
-                                    _mm512_mul_ps(_mm512_mul_ps(c->omb2, gv), gv));
-    _mm512_mask_storeu_ps(m, mk, mn);
-    _mm512_mask_storeu_ps(v, mk, vn);
-    const __m512 den = _mm512_add_ps(divide_by_constant(_mm512_sqrt_ps(vn), c->bc2, c->inv_bc2), c->eps);
-    const __m512 pv = _mm512_maskz_loadu_ps(mk, p);
-    _mm512_mask_storeu_ps(p, mk, _mm512_sub_ps(pv, _mm512_div_ps(_mm512_mul_ps(c->ss, mn), den)));
+    __m512 pv = _mm512_maskz_loadu_ps(mk, p), mv = _mm512_maskz_loadu_ps(mk, m), vv = _mm512_maskz_loadu_ps(mk, v);
+    adam_lanes(&pv, &mv, &vv, gv, c);
+    _mm512_mask_storeu_ps(m, mk, mv);
+    _mm512_mask_storeu_ps(v, mk, vv);
+    _mm512_mask_storeu_ps(p, mk, pv);
+}
+
+/* `count` steps of Adam with a zero gradient (steps c[0], c[1], ...) over the lanes mk of 16
+ * entries: loaded once, stepped in registers, stored once */
+static inline __attribute__((always_inline)) void adam_vector_zero_steps(float *p, float *m, float *v, __mmask16 mk,
+                                                                         const adam_consts *c, int64_t count)
+{
+    __m512 pv = _mm512_maskz_loadu_ps(mk, p), mv = _mm512_maskz_loadu_ps(mk, m), vv = _mm512_maskz_loadu_ps(mk, v);
+    for (int64_t s = 0; s < count; s++) adam_lanes(&pv, &mv, &vv, _mm512_setzero_ps(), &c[s]);
+    _mm512_mask_storeu_ps(m, mk, mv);
+    _mm512_mask_storeu_ps(v, mk, vv);
+    _mm512_mask_storeu_ps(p, mk, pv);
 }
 #else
 int64_t lt_constant_division_mismatches(float b, int e_lo, int e_hi)
@@ -456,6 +475,39 @@ void adam_vectors(float *p, float *m, float *v, const uint8_t *mask, const float
     for (int64_t j = 0; j < count; j++)
         for (int64_t i = 16 * (int64_t)chunk[j]; i < n && i < 16 * (int64_t)chunk[j] + 16; i++)
             adam_scalar(p + i, m + i, v + i, mask[i] ? grad[i] : 0.0f, h);
+#endif
+}
+
+#define ZERO_STEPS 32  /* steps adam_zero_steps keeps the constants of at a time */
+
+/* Adam steps h[0], ..., h[count - 1] with a zero gradient over n contiguous entries, or, with
+ * chunk, over the listed 16-entry vectors of a row of n entries only (vector j starts at entry
+ * 16 chunk[j]): the same operations as that many calls of adam_row or adam_vectors with a zero
+ * gradient, each entry read and written once every ZERO_STEPS steps */
+void adam_zero_steps(float *p, float *m, float *v, int64_t n, const uint16_t *chunk, int64_t vectors,
+                     const lt_adam *h, int64_t count)
+{
+#if defined(__AVX512F__)
+    adam_consts c[ZERO_STEPS];
+    for (int64_t s0 = 0; s0 < count; s0 += ZERO_STEPS) {  /* ZERO_STEPS steps at a time */
+        const int64_t cnt = count - s0 < ZERO_STEPS ? count - s0 : ZERO_STEPS;
+        for (int64_t s = 0; s < cnt; s++) c[s] = adam_vector_constants(&h[s0 + s]);
+        if (chunk == NULL)
+            for (int64_t i = 0; i < n; i += 16) adam_vector_zero_steps(p + i, m + i, v + i, lanes(n - i, 0), c, cnt);
+        else
+            for (int64_t j = 0; j < vectors; j++) {
+                const int64_t i = 16 * (int64_t)chunk[j];
+                adam_vector_zero_steps(p + i, m + i, v + i, lanes(n - i, 0), c, cnt);
+            }
+    }
+#else
+    const int64_t parts = chunk == NULL ? 1 : vectors;
+    for (int64_t j = 0; j < parts; j++) {
+        const int64_t i0 = chunk == NULL ? 0 : 16 * (int64_t)chunk[j];
+        const int64_t i1 = chunk == NULL ? n : (i0 + 16 < n ? i0 + 16 : n);
+        for (int64_t i = i0; i < i1; i++)
+            for (int64_t s = 0; s < count; s++) adam_scalar(p + i, m + i, v + i, 0.0f, &h[s]);
+    }
 #endif
 }
 
@@ -593,10 +645,11 @@ void dense_gradient_tile(const float *a, int64_t lda, int64_t rows, const float 
  * (the batch); without, over all images of a (rows lda floats apart), densely (a hidden layer's
  * input, about half nonzero: the dense blocks do more products in less time). The two give the
  * same sums: a skipped term is an exact 0. g's rows are ldg floats apart; w's, and those of its
- * moments and mask, ldw. */
+ * moments and mask, ldw. With defer_empty (and c), rows whose input is 0 in every image of the
+ * batch (a zero gradient) are not updated: the caller steps them later (adam_zero_steps). */
 void layer_update(const sparse_cols *c, const float *a, int64_t lda, const float *g, int64_t ldg, int64_t rows,
                   int64_t row0, int64_t row1, int64_t col0, int64_t col1, int64_t n_out, float *w, float *mw,
-                  float *vw, const uint8_t *mask, int64_t ldw, const lt_adam *h, float *tile)
+                  float *vw, const uint8_t *mask, int64_t ldw, const lt_adam *h, float *tile, int defer_empty)
 {
     const int64_t ldt = padded(n_out);
     for (int64_t i0 = row0; i0 < row1; i0 += GRAD_ROWS) {
@@ -609,6 +662,7 @@ void layer_update(const sparse_cols *c, const float *a, int64_t lda, const float
                 dense_gradient_tile(a, lda, rows, g, ldg, i0, i1, o0, cnt, tile, ldt);
         }
         for (int64_t i = i0; i < i1; i++) {
+            if (defer_empty && c->ptr[i] == c->ptr[i + 1]) continue;
             const int64_t at = i * ldw + col0;
             adam_row(w + at, mw + at, vw + at, mask ? mask + at : NULL, tile + (i - i0) * ldt + col0, col1 - col0, h);
         }

@@ -83,13 +83,17 @@ LT_HIDDEN void dense_gradient_tile(const float *a, int64_t lda, int64_t rows, co
  * (see fc_parts.c) */
 LT_HIDDEN void layer_update(const sparse_cols *c, const float *a, int64_t lda, const float *g, int64_t ldg, int64_t rows,
                             int64_t row0, int64_t row1, int64_t col0, int64_t col1, int64_t n_out, float *w,
-                            float *mw, float *vw, const uint8_t *mask, int64_t ldw, const lt_adam *h, float *tile);
+                            float *mw, float *vw, const uint8_t *mask, int64_t ldw, const lt_adam *h, float *tile,
+                            int defer_empty);
 /* the bias gradient (column sums of g, images in order) and its update; gb: room for n_out floats */
 LT_HIDDEN void bias_update(const float *g, int64_t ldg, int64_t rows, int64_t n_out, float *bias, float *mb, float *vb,
                            const lt_adam *h, float *gb);
 /* z[r, o] = act(z[r, o] + bias[o]) for rows [r0, r1) and columns [c0, c1) */
 LT_HIDDEN void bias_activation(float *z, int64_t ldz, int64_t r0, int64_t r1, const float *bias, int relu, int64_t c0,
                                int64_t c1);
+/* Adam steps h[0 .. count) with a zero gradient over n entries, or the listed vectors (see fc_parts.c) */
+LT_HIDDEN void adam_zero_steps(float *p, float *m, float *v, int64_t n, const uint16_t *chunk, int64_t vectors,
+                               const lt_adam *h, int64_t count);
 /* Adam (as adam_row) over the listed 16-entry vectors of a row of n entries: vector j starts at 16 chunk[j] */
 LT_HIDDEN void adam_vectors(float *p, float *m, float *v, const uint8_t *mask, const float *grad, int64_t n,
                             const uint16_t *chunk, int64_t count, const lt_adam *h);

@@ -106,6 +106,7 @@ static size_t step_scratch_bytes(int n_layers, const lt_fc_layer *layers, int64_
     total += align64(4 * (size_t)(GT_LANES * widest)) + 4 * 4 * GT_LANES;  /* input gradient */
     total += align64(4 * (size_t)((rows + KEPT_LANES - 1) / KEPT_LANES * KEPT_LANES * widest));  /* transposed input */
     total += align64(sizeof(kept_plan));
+    total += align64(4 * (size_t)layers[0].n_in);  /* since */
     return total;
 }
 
@@ -118,6 +119,8 @@ typedef struct {
     float *logits, *g, *g_next, *tile;  /* rows padded(width) apart; tile, gt, gt_out, xt: each thread its own */
     float *gt, *gt_out;  /* gt: also the transposed output of kept_forward_w */
     float *xt;  /* a layer's input transposed for kept_forward_w */
+    int32_t *since;  /* the first layer's deferred rows: row i has had the updates of steps [.., since[i]) */
+    int defer;       /* whether the first layer's rows with a zero gradient are deferred (see run_step) */
 } step_buffers;
 
 static char *step_buffers_init(step_buffers *b, int n_layers, const lt_fc_layer *layers, int64_t rows, char *mem)
@@ -150,7 +153,10 @@ static char *step_buffers_init(step_buffers *b, int n_layers, const lt_fc_layer 
     b->gt_out = (float *)mem;
     mem += 4 * 4 * GT_LANES;
     b->xt = (float *)mem;
-    return mem + align64(4 * (size_t)((rows + KEPT_LANES - 1) / KEPT_LANES * KEPT_LANES * widest));
+    mem += align64(4 * (size_t)((rows + KEPT_LANES - 1) / KEPT_LANES * KEPT_LANES * widest));
+    b->since = (int32_t *)mem;
+    b->defer = 0;
+    return mem + align64(4 * (size_t)layers[0].n_in);
 }
 
 #define KEPT_AUTO 0   /* lt_fc_train_steps's `kept`: each path where it is less work */
@@ -194,7 +200,7 @@ static int kept_forward_pays(const kept_layer *K, int64_t entries, int64_t rows,
     return 2 * by_weights < by_inputs;
 }
 
-#define SHARE_NONE 0     /* lt_fc_train_steps's share: each run stepped by one thread */
+#define SHARE_NONE 0     /* lt_fc_train_steps's sharing: each run stepped by one thread */
 #define SHARE_LEFTOVER 1 /* the runs left over after an even split stepped by all threads together */
 #define SHARE_ALL 2      /* every run stepped by all threads together */
 
@@ -238,14 +244,49 @@ static void team_barrier(int team)
     }
 }
 
-/* One training step of run k on the batch whose views are xr, xc (built), computed by `team`
- * threads together (this one is `member`), all of them in this call with the same shared buffers b
- * (but each its own b->tile, b->gt, b->gt_out). Every entry is computed alike whatever the team's
- * size, so a run gets the same bits alone, in a stack, and on any number of threads. */
-static void run_step(int n_layers, const lt_fc_layer *layers, int64_t k, const sparse_rows *xr,
-                     const sparse_cols *xc, const int64_t *yk, int64_t rows, const lt_adam *adam, step_buffers *b,
-                     int member, int team)
+/* Deferred rows. A first-layer row whose input is 0 in every image of a batch has a zero gradient
+ * (MNIST: about a third of the live rows in a batch of 60), and Adam's update with a zero gradient
+ * needs nothing of the step but its constants; nor does the forward pass read the row. With
+ * b->defer, such a row is left as it is, and the updates it missed are applied in a row -- the row
+ * read and written once -- by catch_up: before a step whose batch uses the row, and at the end of
+ * a run's steps in the call. The same operations on the same values as updating it every step. */
+
+/* Applies the updates that rows of layer L (the first) of run k missed, up to step t (exclusive),
+ * to the columns [lo, hi): every deferred row (all), or those whose input is nonzero in the batch
+ * whose column view is xc. adam: the call's step constants. */
+static void catch_up(const lt_fc_layer *L, int64_t k, const kept_plan *P, const sparse_cols *xc, int all, int64_t lo,
+                     int64_t hi, const lt_adam *adam, int64_t t, int32_t *since)
 {
+    const int64_t live = L->live_in < L->n_in ? L->live_in : L->n_in, off = k * L->n_in * L->ld;
+    const kept_layer *K = &P->layer[0];
+    const int64_t v0 = lo / 16, v1 = (hi + 15) / 16;
+    for (int64_t i = 0; i < live; i++) {
+        if (since[i] >= t || (!all && xc->ptr[i] == xc->ptr[i + 1])) continue;
+        const int64_t at = off + i * L->ld;
+        if (P->update[0]) {  /* the row's active vectors in [v0, v1) (as kept_update) */
+            int64_t j0 = K->row_ptr[i], j1 = K->row_ptr[i + 1];
+            while (j0 < j1 && K->chunk[j0] < v0) j0++;
+            while (j1 > j0 && K->chunk[j1 - 1] >= v1) j1--;
+            adam_zero_steps(L->w + at, L->m_w + at, L->v_w + at, L->n_out, K->chunk + j0, j1 - j0, adam + since[i],
+                            t - since[i]);
+        } else {
+            adam_zero_steps(L->w + at + lo, L->m_w + at + lo, L->v_w + at + lo, hi - lo, NULL, 0, adam + since[i],
+                            t - since[i]);
+        }
+        since[i] = (int32_t)t;
+    }
+}
+
+/* Training step t of run k (constants adam[t]) on the batch whose views are xr, xc (built),
+ * computed by `team` threads together (this one is `member`), all of them in this call with the
+ * same shared buffers b (but each its own b->tile, b->gt, b->gt_out, b->since). Every entry is
+ * computed alike whatever the team's size, so a run gets the same bits alone, in a stack, and on
+ * any number of threads. */
+static void run_step(int n_layers, const lt_fc_layer *layers, int64_t k, const sparse_rows *xr,
+                     const sparse_cols *xc, const int64_t *yk, int64_t rows, const lt_adam *adam_all, int64_t t,
+                     step_buffers *b, int member, int team)
+{
+    const lt_adam *adam = &adam_all[t];
     const int last = n_layers - 1;
     const int lead = member == 0;
     int64_t lo, hi;
@@ -261,6 +302,7 @@ static void run_step(int n_layers, const lt_fc_layer *layers, int64_t k, const s
         share(L->n_out, member, team, 16, &lo, &hi);
         const kept_layer *K = &P->layer[l];
         const int64_t entries = sr[l]->ptr[rows * (sr[l]->tiles + 1) - 1];
+        if (l == 0 && b->defer) catch_up(L, k, P, xc, 0, lo, hi, adam_all, t, b->since);
         if (P->forward[l] == 2 || (P->forward[l] == 1 && kept_forward_pays(K, entries, rows, L->n_out))) {
             transpose_view(sr[l], K->rows, b->xt);
             kept_forward_w(&K->cols, w, L->ld, b->xt, K->rows, rows, lo, hi, b->gt, out, ldz);
@@ -293,13 +335,17 @@ static void run_step(int n_layers, const lt_fc_layer *layers, int64_t k, const s
          * moments stay in its core's cache from one step to the next */
         const int64_t live = L->live_in < L->n_in ? L->live_in : L->n_in;
         share(L->n_out, member, team, 16, &lo, &hi);
+        const int defer = l == 0 && b->defer;
         if (P->update[l])  /* over the active vectors, from the input's column view */
             kept_update(&P->layer[l], l == 0 ? xc : &b->sc[l], g, ldg, 0, live, lo, hi, L->n_out, L->w + off,
-                        L->m_w + off, L->v_w + off, L->mask + off, L->ld, adam, b->tile);
+                        L->m_w + off, L->v_w + off, L->mask + off, L->ld, adam, b->tile, defer);
         else  /* the batch's weight gradient over its column view; a hidden layer's densely */
             layer_update(l == 0 ? xc : NULL, l == 0 ? NULL : b->act[l], padded(L->n_in), g, ldg, rows, 0, live, lo,
                          hi, L->n_out, L->w + off, L->m_w + off, L->v_w + off, L->mask ? L->mask + off : NULL, L->ld,
-                         adam, b->tile);
+                         adam, b->tile, defer);
+        if (defer)  /* the rows updated are up to date after this step */
+            for (int64_t i = 0; i < live; i++)
+                if (xc->ptr[i] != xc->ptr[i + 1]) b->since[i] = (int32_t)(t + 1);
         if (lead)
             bias_update(g, ldg, rows, L->n_out, L->b + k * L->n_out, L->m_b + k * L->n_out, L->v_b + k * L->n_out,
                         adam, b->tile);
@@ -342,7 +388,7 @@ static int thread_count(void)
  * stepping all runs once in turn would read the whole stack from memory every step. Runs are
  * independent, so the order changes no result.
  *
- * share: SHARE_NONE, each of T threads steps runs // T of the runs alone, or one more;
+ * sharing: SHARE_NONE, each of T threads steps runs // T of the runs alone, or one more;
  * SHARE_LEFTOVER, the same, but the runs left over (runs % T) are each stepped by all T threads
  * together; SHARE_ALL, all T threads step every run together. A run stepped together has a dozen
  * barriers a step, cheap on idle cores, a scheduler time slice each when another process holds one
@@ -350,7 +396,7 @@ static int thread_count(void)
  * every way. */
 int lt_fc_train_steps(int n_layers, const lt_fc_layer *layers, int64_t runs, int64_t steps, const float *x,
                       int64_t x_run_stride, int64_t x_step_stride, const int64_t *y, int64_t y_run_stride,
-                      int64_t y_step_stride, int64_t rows, const lt_adam *adam, int num_threads, int share,
+                      int64_t y_step_stride, int64_t rows, const lt_adam *adam, int num_threads, int sharing,
                       int kept)
 {
     if (n_layers < 1 || n_layers > MAX_LAYERS || rows < 1 || steps < 1 || kept < KEPT_AUTO || kept > KEPT_ALWAYS)
@@ -362,8 +408,8 @@ int lt_fc_train_steps(int n_layers, const lt_fc_layer *layers, int64_t runs, int
     const size_t bytes = step_scratch_bytes(n_layers, layers, rows) + x_views_bytes(slots, rows, n_in);
     int failed = 0;
     char *team_mem = NULL;
-    if (share < SHARE_NONE || share > SHARE_ALL) return -1;
-    if (share == SHARE_NONE && num_threads > runs) num_threads = (int)runs;
+    if (sharing < SHARE_NONE || sharing > SHARE_ALL) return -1;
+    if (sharing == SHARE_NONE && num_threads > runs) num_threads = (int)runs;
     if (num_threads < 1) num_threads = 1;
     #pragma omp parallel num_threads(num_threads) shared(failed, team_mem)
     {
@@ -390,8 +436,14 @@ int lt_fc_train_steps(int n_layers, const lt_fc_layer *layers, int64_t runs, int
             shared.gt = own.gt;
             shared.gt_out = own.gt_out;
             shared.xt = own.xt;
+            shared.since = own.since;
+            own.defer = shared.defer = kept != KEPT_NEVER;
+            const lt_fc_layer *L0 = &layers[0];
+            const int64_t live0 = L0->live_in < L0->n_in ? L0->live_in : L0->n_in;
+            int64_t lo0, hi0;  /* this thread's columns of the first layer in a team */
+            share(L0->n_out, tid, nth, 16, &lo0, &hi0);
             /* runs [0, alone) are stepped by one thread each, the rest by the team */
-            const int64_t alone = share == SHARE_ALL ? 0 : share == SHARE_LEFTOVER ? runs - runs % nth : runs;
+            const int64_t alone = sharing == SHARE_ALL ? 0 : sharing == SHARE_LEFTOVER ? runs - runs % nth : runs;
             const int64_t k0 = alone * tid / nth, k1 = alone * (tid + 1) / nth;
             const int64_t group = shared_x ? slots : steps;  /* steps a run takes in a row */
             for (int64_t t0 = 0; t0 < steps; t0 += group) {
@@ -401,17 +453,20 @@ int lt_fc_train_steps(int n_layers, const lt_fc_layer *layers, int64_t runs, int
                         x_views_build(&xr[t - t0], &xc[t - t0], x + t * x_step_stride, n_in);
                 for (int64_t k = k0; k < k1; k++) {
                     kept_plan_run(own.plan, n_layers, layers, k, kept);
+                    for (int64_t i = 0; i < live0; i++) own.since[i] = (int32_t)t0;
                     for (int64_t t = t0; t < t1; t++) {
                         const int64_t v = shared_x ? t - t0 : 0;
                         if (!shared_x) x_views_build(&xr[0], &xc[0], x + t * x_step_stride + k * x_run_stride, n_in);
                         run_step(n_layers, layers, k, &xr[v], &xc[v], y + t * y_step_stride + k * y_run_stride, rows,
-                                 &adam[t], &own, 0, 1);
+                                 adam, t, &own, 0, 1);
                     }
+                    if (own.defer) catch_up(L0, k, own.plan, NULL, 1, 0, L0->n_out, adam, t1, own.since);
                 }
                 if (alone == runs) continue;
                 #pragma omp barrier
                 for (int64_t k = alone; k < runs; k++) {  /* with thread 0's views and lists */
                     if (tid == 0) kept_plan_run(shared.plan, n_layers, layers, k, kept);
+                    for (int64_t i = 0; i < live0; i++) shared.since[i] = (int32_t)t0;
                     #pragma omp barrier
                     for (int64_t t = t0; t < t1; t++) {
                         const int64_t v = shared_x ? t - t0 : 0;
@@ -421,8 +476,9 @@ int lt_fc_train_steps(int n_layers, const lt_fc_layer *layers, int64_t runs, int
                             #pragma omp barrier
                         }
                         run_step(n_layers, layers, k, &team_xr[v], &team_xc[v],
-                                 y + t * y_step_stride + k * y_run_stride, rows, &adam[t], &shared, tid, nth);
+                                 y + t * y_step_stride + k * y_run_stride, rows, adam, t, &shared, tid, nth);
                     }
+                    if (shared.defer) catch_up(L0, k, shared.plan, NULL, 1, lo0, hi0, adam, t1, shared.since);
                     #pragma omp barrier
                 }
             }
