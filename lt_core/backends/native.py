@@ -101,8 +101,9 @@ def compile_library(flags: Sequence[str] = FLAGS) -> ctypes.CDLL:
     lib.lt_fc_train_steps.restype = cint
     lib.lt_fc_train_steps.argtypes = [cint, ctypes.POINTER(FcLayer), i64, i64, vp, i64, i64, vp, i64, i64, i64,
                                       ctypes.POINTER(AdamStep), cint, cint, cint]
-    lib.lt_constant_division_mismatches.restype = i64
-    lib.lt_constant_division_mismatches.argtypes = [f32, cint, cint]
+    if hasattr(lib, "lt_constant_division_mismatches"):  # (for the tests; older sources, as kept_step.py builds, lack it)
+        lib.lt_constant_division_mismatches.restype = i64
+        lib.lt_constant_division_mismatches.argtypes = [f32, cint, cint]
     lib.lt_fc_forward.restype = cint
     lib.lt_fc_forward.argtypes = [cint, ctypes.POINTER(FcLayer), i64, vp, i64, vp, cint, cint]
     lib.lt_mask_draw.restype = cint
@@ -289,8 +290,10 @@ class FcStack:
         ``way``: how a pruned layer is computed -- over all its weights (``"dense"``), over its kept
         weights wherever it can be (``"kept"``: the forward pass of a hidden layer by output over
         its nonzero weights, the weight gradient and Adam over the 16-weight vectors that hold a
-        kept weight), or each of those where it is less work (``"auto"``). The same bits every way
-        (see ``csrc/fc_kept.h``)."""
+        kept weight), or each of those where it is less work (``"auto"``). Except ``"dense"``, a
+        first-layer row whose input is 0 in a whole batch has its zero-gradient updates deferred
+        and applied in a row when a batch next uses it or the call ends (``csrc/fc_stack.c``). The
+        same bits every way (see ``csrc/fc_kept.h``)."""
         if way not in TRAIN_WAYS:
             raise ValueError(f"way: unknown value {way!r}; allowed values: {', '.join(TRAIN_WAYS)}")
         lib = self._lib()
