@@ -319,13 +319,13 @@ class FcStack:
             raise ValueError(f"share: unknown value {share!r}; allowed values: {', '.join(SHARE_WAYS)}")
         threads = max(1, int(threads))
         timed = share is None and threads > 1
-        if share is None:
+        if timed:
+            if threads not in self._sharing:  # "leftover" is "none" when the runs split evenly
+                self._sharing[threads] = FasterOf(("leftover", "none", "all") if self.runs % threads
+                                                  else ("none", "all"))
+            share = self._sharing[threads].choice()
+        elif share is None:  # one thread: every way is the same
             share = "leftover"
-            if timed:
-                if threads not in self._sharing:
-                    self._sharing[threads] = FasterOf(("leftover", "none", "all") if self.runs % threads
-                                                      else ("none", "all"))
-                share = self._sharing[threads].choice()
         constants = (AdamStep * steps)(*adam)
         start = time.perf_counter()
         rc = lib.lt_fc_train_steps(len(self.layers), self.layers, self.runs, steps, x.data_ptr(),

@@ -266,6 +266,16 @@ int kept_build(kept_layer *K, const lt_fc_layer *L, int64_t k, int64_t rows, int
     return 1;
 }
 
+/* [*j0, *j1): the positions in K->chunk of row i's active vectors among the vectors [v0, v1) */
+void kept_row_vectors(const kept_layer *K, int64_t i, int64_t v0, int64_t v1, int64_t *j0, int64_t *j1)
+{
+    int64_t a = K->row_ptr[i], b = K->row_ptr[i + 1];
+    while (a < b && K->chunk[a] < v0) a++;
+    while (b > a && K->chunk[b - 1] >= v1) b--;
+    *j0 = a;
+    *j1 = b;
+}
+
 /* layer_update's weight rows [row0, row1) and columns [col0, col1) (col0 a multiple of 16) with
  * Adam over their active vectors only: the gradient from the input's column view c (the first
  * layer's: sparse_gradient_tile's sums, tile by tile as there), then Adam over the active vectors
@@ -282,9 +292,8 @@ void kept_update(const kept_layer *K, const sparse_cols *c, const float *g, int6
             sparse_gradient_tile(c, g, ldg, i0, i1, o0, col1 - o0 < COL_BLOCK ? col1 - o0 : COL_BLOCK, tile, ldt);
         for (int64_t i = i0; i < i1; i++) {
             if (defer_empty && c->ptr[i] == c->ptr[i + 1]) continue;
-            int64_t j0 = K->row_ptr[i], j1 = K->row_ptr[i + 1];  /* the row's active vectors in [v0, v1) */
-            while (j0 < j1 && K->chunk[j0] < v0) j0++;
-            while (j1 > j0 && K->chunk[j1 - 1] >= v1) j1--;
+            int64_t j0, j1;
+            kept_row_vectors(K, i, v0, v1, &j0, &j1);
             adam_vectors(w + i * ldw, mw + i * ldw, vw + i * ldw, mask + i * ldw, tile + (i - i0) * ldt, n_out,
                          K->chunk + j0, j1 - j0, h);
         }

@@ -73,6 +73,8 @@ LT_HIDDEN int64_t kept_mask_count(const lt_fc_layer *L, int64_t k, int64_t rows)
  * call: nothing pruned, or a pruned weight that the dense update would change (a nonzero moment,
  * or a denormal weight: the update flushes it to 0). */
 LT_HIDDEN int kept_build(kept_layer *K, const lt_fc_layer *L, int64_t k, int64_t rows, int64_t cols_below);
+/* [*j0, *j1): the positions in K->chunk of row i's active vectors among the vectors [v0, v1) */
+LT_HIDDEN void kept_row_vectors(const kept_layer *K, int64_t i, int64_t v0, int64_t v1, int64_t *j0, int64_t *j1);
 /* layer_update's weight rows [row0, row1) and columns [col0, col1) with Adam over their active
  * vectors only (see fc_kept.c) */
 LT_HIDDEN void kept_update(const kept_layer *K, const sparse_cols *c, const float *g, int64_t ldg, int64_t row0,

@@ -111,14 +111,15 @@ void sparse_cols_build(sparse_cols *c, const sparse_rows *s)
 /* ---- forward: z = act(a w + bias) over a's nonzero entries ------------------------------- */
 
 #if defined(__AVX512F__)
-/* acc[v] += x wr[16 v ...] for the NV vectors of a weight row's column block (FULL: all lanes,
- * read with plain loads; else the lanes mk) */
-static inline __attribute__((always_inline)) void forward_entry(const int NV, const int FULL, __m512 *acc, float x,
-                                                                const float *wr, const __mmask16 *mk)
+/* acc[v] += x row[16 v ...] for NV vectors of a row (a weight row's column block in the forward
+ * pass, a gradient row's in the weight gradient; FULL: all lanes, read with plain loads; else the
+ * lanes mk) */
+static inline __attribute__((always_inline)) void add_scaled_row(const int NV, const int FULL, __m512 *acc, float x,
+                                                                 const float *row, const __mmask16 *mk)
 {
     const __m512 xv = _mm512_set1_ps(x);
     for (int v = 0; v < NV; v++)
-        acc[v] = _mm512_fmadd_ps(xv, FULL ? _mm512_loadu_ps(wr + 16 * v) : _mm512_maskz_loadu_ps(mk[v], wr + 16 * v),
+        acc[v] = _mm512_fmadd_ps(xv, FULL ? _mm512_loadu_ps(row + 16 * v) : _mm512_maskz_loadu_ps(mk[v], row + 16 * v),
                                  acc[v]);
 }
 
@@ -147,11 +148,11 @@ static inline __attribute__((always_inline)) void forward_block(const int NV, co
                 b[v] = _mm512_maskz_loadu_ps(mk[v], zb + 16 * v);
             }
             for (; ea < ea1 && eb < eb1; ea++, eb++) {
-                forward_entry(NV, FULL, a, s->val[ea], w + (int64_t)s->idx[ea] * ldw + o0, mk);
-                forward_entry(NV, FULL, b, s->val[eb], w + (int64_t)s->idx[eb] * ldw + o0, mk);
+                add_scaled_row(NV, FULL, a, s->val[ea], w + (int64_t)s->idx[ea] * ldw + o0, mk);
+                add_scaled_row(NV, FULL, b, s->val[eb], w + (int64_t)s->idx[eb] * ldw + o0, mk);
             }
-            for (; ea < ea1; ea++) forward_entry(NV, FULL, a, s->val[ea], w + (int64_t)s->idx[ea] * ldw + o0, mk);
-            for (; eb < eb1; eb++) forward_entry(NV, FULL, b, s->val[eb], w + (int64_t)s->idx[eb] * ldw + o0, mk);
+            for (; ea < ea1; ea++) add_scaled_row(NV, FULL, a, s->val[ea], w + (int64_t)s->idx[ea] * ldw + o0, mk);
+            for (; eb < eb1; eb++) add_scaled_row(NV, FULL, b, s->val[eb], w + (int64_t)s->idx[eb] * ldw + o0, mk);
             for (int v = 0; v < NV; v++) {
                 _mm512_mask_storeu_ps(za + 16 * v, mk[v], a[v]);
                 _mm512_mask_storeu_ps(zb + 16 * v, mk[v], b[v]);
@@ -164,7 +165,7 @@ static inline __attribute__((always_inline)) void forward_block(const int NV, co
             float *zr = z + r * ldz + o0;
             __m512 acc[4];
             for (int v = 0; v < NV; v++) acc[v] = _mm512_maskz_loadu_ps(mk[v], zr + 16 * v);
-            for (; e < e1; e++) forward_entry(NV, FULL, acc, s->val[e], w + (int64_t)s->idx[e] * ldw + o0, mk);
+            for (; e < e1; e++) add_scaled_row(NV, FULL, acc, s->val[e], w + (int64_t)s->idx[e] * ldw + o0, mk);
             for (int v = 0; v < NV; v++) _mm512_mask_storeu_ps(zr + 16 * v, mk[v], acc[v]);
         }
     }
@@ -537,17 +538,6 @@ static inline __attribute__((always_inline)) void weight_gradient_block(const in
 #endif
 
 #if defined(__AVX512F__)
-/* acc[v] += x gr[16 v ...] for the four vectors of a column block of g (FULL: all lanes, read with
- * plain loads; else the lanes mk) */
-static inline __attribute__((always_inline)) void gradient_entry(const int FULL, __m512 *acc, float x, const float *gr,
-                                                                 const __mmask16 *mk)
-{
-    const __m512 xv = _mm512_set1_ps(x);
-    for (int v = 0; v < 4; v++)
-        acc[v] = _mm512_fmadd_ps(xv, FULL ? _mm512_loadu_ps(gr + 16 * v) : _mm512_maskz_loadu_ps(mk[v], gr + 16 * v),
-                                 acc[v]);
-}
-
 /* sparse_gradient_tile's rows (FULL when cnt == 64), two inputs at a time: one input's sums are
  * four chains of dependent multiply-adds, two inputs' interleaved are eight (as forward_block's
  * images); each sum is the same, in the same order */
@@ -563,11 +553,11 @@ static inline __attribute__((always_inline)) void gradient_rows(const int FULL, 
         int64_t ea = c->ptr[i], eb = c->ptr[i + 1];
         const int64_t ea1 = c->ptr[i + 1], eb1 = c->ptr[i + 2];
         for (; ea < ea1 && eb < eb1; ea++, eb++) {
-            gradient_entry(FULL, a, c->val[ea], g + (int64_t)c->row[ea] * ldg + o0, mk);
-            gradient_entry(FULL, b, c->val[eb], g + (int64_t)c->row[eb] * ldg + o0, mk);
+            add_scaled_row(4, FULL, a, c->val[ea], g + (int64_t)c->row[ea] * ldg + o0, mk);
+            add_scaled_row(4, FULL, b, c->val[eb], g + (int64_t)c->row[eb] * ldg + o0, mk);
         }
-        for (; ea < ea1; ea++) gradient_entry(FULL, a, c->val[ea], g + (int64_t)c->row[ea] * ldg + o0, mk);
-        for (; eb < eb1; eb++) gradient_entry(FULL, b, c->val[eb], g + (int64_t)c->row[eb] * ldg + o0, mk);
+        for (; ea < ea1; ea++) add_scaled_row(4, FULL, a, c->val[ea], g + (int64_t)c->row[ea] * ldg + o0, mk);
+        for (; eb < eb1; eb++) add_scaled_row(4, FULL, b, c->val[eb], g + (int64_t)c->row[eb] * ldg + o0, mk);
         float *ta = tile + (i - i0) * ldt + o0, *tb = ta + ldt;
         for (int v = 0; v < 4; v++) {
             _mm512_mask_storeu_ps(ta + 16 * v, mk[v], a[v]);
@@ -578,7 +568,7 @@ static inline __attribute__((always_inline)) void gradient_rows(const int FULL, 
         __m512 acc[4];
         for (int v = 0; v < 4; v++) acc[v] = _mm512_setzero_ps();
         for (int64_t e = c->ptr[i]; e < c->ptr[i + 1]; e++)
-            gradient_entry(FULL, acc, c->val[e], g + (int64_t)c->row[e] * ldg + o0, mk);
+            add_scaled_row(4, FULL, acc, c->val[e], g + (int64_t)c->row[e] * ldg + o0, mk);
         float *tr = tile + (i - i0) * ldt + o0;
         for (int v = 0; v < 4; v++) _mm512_mask_storeu_ps(tr + 16 * v, mk[v], acc[v]);
     }

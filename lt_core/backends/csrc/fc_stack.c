@@ -264,9 +264,8 @@ static void catch_up(const lt_fc_layer *L, int64_t k, const kept_plan *P, const 
         if (since[i] >= t || (!all && xc->ptr[i] == xc->ptr[i + 1])) continue;
         const int64_t at = off + i * L->ld;
         if (P->update[0]) {  /* the row's active vectors in [v0, v1) (as kept_update) */
-            int64_t j0 = K->row_ptr[i], j1 = K->row_ptr[i + 1];
-            while (j0 < j1 && K->chunk[j0] < v0) j0++;
-            while (j1 > j0 && K->chunk[j1 - 1] >= v1) j1--;
+            int64_t j0, j1;
+            kept_row_vectors(K, i, v0, v1, &j0, &j1);
             adam_zero_steps(L->w + at, L->m_w + at, L->v_w + at, L->n_out, K->chunk + j0, j1 - j0, adam + since[i],
                             t - since[i]);
         } else {
