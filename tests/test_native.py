@@ -333,16 +333,19 @@ def test_more_steps_in_one_call_than_it_holds_batch_views_for():
 
 @needs_kernels
 def test_forward_ways_give_the_same_bits_on_pruned_networks():
-    """The first layer over the nonzero inputs, over the kept weights, or the cheaper per block:
-    the same sums in the same order (the terms one way skips are exact zeros), so the same bits --
-    on MNIST-like sparse images, at every kept fraction of a 24-round figure and with none kept."""
+    """Each layer over its input's nonzero entries, over its kept weights (activations passed on
+    with the images in vector lanes), or the cheaper per layer and block, which mixes the two
+    layouts: the same sums in the same order (the terms one way skips are exact zeros), so the
+    same values -- on MNIST-like sparse images, at kept fractions across a 24-round figure, with
+    none kept, and with layers kept so unevenly that the cheaper way changes from layer to layer."""
     gen = torch.Generator().manual_seed(0)
     x = torch.rand(700, 784, generator=gen) * (torch.rand(700, 784, generator=gen) < 0.2)
-    for keep in (1.0, 0.5, 0.2, 0.05, 0.005, 0.0):
+    uneven = [(1.0, 0.005, 1.0), (0.005, 1.0, 0.005), (0.005, 0.005, 1.0), (0.3, 0.01, 0.02)]
+    for keep in [(k, k, k) for k in (1.0, 0.5, 0.2, 0.05, 0.005, 0.0)] + uneven:
         weights = []
-        for n_in, n_out in ((784, 300), (300, 100), (100, 10)):
+        for (n_in, n_out), kept in zip(((784, 300), (300, 100), (100, 10)), keep):
             w = torch.randn(3, n_out, n_in, generator=gen) * 0.05
-            weights.append(native.input_major(w * (torch.rand(w.shape, generator=gen) < keep)))
+            weights.append(native.input_major(w * (torch.rand(w.shape, generator=gen) < kept)))
         biases = [torch.randn(3, w.shape[2], generator=gen) * 0.1 for w in weights]
         stack = native.FcStack(weights, biases)
         logits = {way: stack.forward(x, 2, way) for way in native.FORWARD_WAYS}

@@ -37,16 +37,16 @@ void kept_cols_build(const float *w, int64_t ld, int64_t n_in, int64_t n_out, ke
     c->ptr[0] = 0;
 }
 
-/* xt[g][i][c] = x[r0 + 64 g + c, i] for the images [r0, r0 + n), zero past n: the block's inputs
- * transposed, KEPT_LANES images to a group */
-void transpose_inputs(const float *x, int64_t n_in, int64_t r0, int64_t n, float *xt)
+/* xt[g][i][c] = x[r0 + 64 g + c, i] for the images [r0, r0 + n) (rows ldx floats apart), zero
+ * past n: the block's inputs transposed, KEPT_LANES images to a group */
+void transpose_inputs(const float *x, int64_t ldx, int64_t n_in, int64_t r0, int64_t n, float *xt)
 {
     const int64_t groups = (n + KEPT_LANES - 1) / KEPT_LANES;
     for (int64_t g = 0; g < groups; g++) {
         float *dst = xt + g * n_in * KEPT_LANES;
         const int64_t m = n - g * KEPT_LANES < KEPT_LANES ? n - g * KEPT_LANES : KEPT_LANES;
         for (int64_t c = 0; c < m; c++) {
-            const float *row = x + (r0 + g * KEPT_LANES + c) * n_in;
+            const float *row = x + (r0 + g * KEPT_LANES + c) * ldx;
             for (int64_t i = 0; i < n_in; i++) dst[i * KEPT_LANES + c] = row[i];
         }
         for (int64_t i = 0; i < n_in; i++)
@@ -70,82 +70,121 @@ void transpose_view(const sparse_rows *s, int64_t n_in, float *xt)
 /* output o's weight number e: from the list, or (FROM_W) from the weights, rows ldw apart */
 #define KEPT_VALUE(e, o) (FROM_W ? w[(int64_t)c->idx[e] * ldw + (o)] : c->val[e])
 
-/* z[r, o] = sum over the kept weights w[i, o], inputs ascending, of x[r, i] w[i, o] for the n
- * images of xt (KEPT_LANES lanes, one image each) and the outputs [o_lo, o_hi); z's rows ldz apart,
- * bias and activation not yet applied. The same sum, in the same order, as layer_forward's over the
- * nonzero inputs: the terms one path has and the other lacks are exact zeros (x or w is 0), which
- * leave a sum unchanged. zt: room for n_out * KEPT_LANES floats. */
+/* zt[o * KEPT_LANES + l] = sum over the kept weights w[i, o], inputs ascending, of
+ * x[i * KEPT_LANES + l] w[i, o] for one group of images (one per lane) and the outputs
+ * [o_lo, o_hi): bias and activation not yet applied. The same sum, in the same order, as
+ * layer_forward's over the nonzero inputs: the terms one path has and the other lacks are exact
+ * zeros (x or w is 0), which leave a sum's value unchanged. */
+static inline __attribute__((always_inline)) void kept_group(const int FROM_W, const kept_cols *c, const float *w,
+    int64_t ldw, const float *x, int64_t o_lo, int64_t o_hi, float *zt)
+{
+#if defined(__AVX512F__)
+    /* two outputs at a time: eight independent sums keep the multiply-add units busy */
+    for (int64_t o = o_lo; o < o_hi; o += 2) {
+        const int two = o + 1 < o_hi;
+        __m512 a0[KEPT_LANES / 16], a1[KEPT_LANES / 16];
+        for (int v = 0; v < KEPT_LANES / 16; v++) a0[v] = a1[v] = _mm512_setzero_ps();
+        int64_t e0 = c->ptr[o], e1 = c->ptr[o + 1];
+        const int64_t end0 = c->ptr[o + 1], end1 = two ? c->ptr[o + 2] : e1;
+        for (; e0 < end0 && e1 < end1; e0++, e1++) {
+            const __m512 w0 = _mm512_set1_ps(KEPT_VALUE(e0, o)), w1 = _mm512_set1_ps(KEPT_VALUE(e1, o + 1));
+            const float *x0 = x + (int64_t)c->idx[e0] * KEPT_LANES, *x1 = x + (int64_t)c->idx[e1] * KEPT_LANES;
+            for (int v = 0; v < KEPT_LANES / 16; v++) {
+                a0[v] = _mm512_fmadd_ps(w0, _mm512_load_ps(x0 + 16 * v), a0[v]);
+                a1[v] = _mm512_fmadd_ps(w1, _mm512_load_ps(x1 + 16 * v), a1[v]);
+            }
+        }
+        for (; e0 < end0; e0++) {
+            const __m512 w0 = _mm512_set1_ps(KEPT_VALUE(e0, o));
+            const float *x0 = x + (int64_t)c->idx[e0] * KEPT_LANES;
+            for (int v = 0; v < KEPT_LANES / 16; v++) a0[v] = _mm512_fmadd_ps(w0, _mm512_load_ps(x0 + 16 * v), a0[v]);
+        }
+        for (; e1 < end1; e1++) {
+            const __m512 w1 = _mm512_set1_ps(KEPT_VALUE(e1, o + 1));
+            const float *x1 = x + (int64_t)c->idx[e1] * KEPT_LANES;
+            for (int v = 0; v < KEPT_LANES / 16; v++) a1[v] = _mm512_fmadd_ps(w1, _mm512_load_ps(x1 + 16 * v), a1[v]);
+        }
+        for (int v = 0; v < KEPT_LANES / 16; v++) {
+            _mm512_store_ps(zt + o * KEPT_LANES + 16 * v, a0[v]);
+            if (two) _mm512_store_ps(zt + (o + 1) * KEPT_LANES + 16 * v, a1[v]);
+        }
+    }
+#else
+    for (int64_t o = o_lo; o < o_hi; o++) {
+        float acc[KEPT_LANES];
+        for (int64_t l = 0; l < KEPT_LANES; l++) acc[l] = 0.0f;
+        for (int64_t e = c->ptr[o]; e < c->ptr[o + 1]; e++) {
+            const float wv = KEPT_VALUE(e, o);
+            const float *xr = x + (int64_t)c->idx[e] * KEPT_LANES;
+            #pragma omp simd
+            for (int64_t l = 0; l < KEPT_LANES; l++) acc[l] = fmaf(wv, xr[l], acc[l]);
+        }
+        memcpy(zt + o * KEPT_LANES, acc, sizeof acc);
+    }
+#endif
+}
+
+/* z[g * KEPT_LANES + l, o] = zt[o * KEPT_LANES + l] (rows ldz apart) for the m images of group g
+ * and the outputs [o_lo, o_hi) */
+static void untranspose_group(const float *zt, int64_t g, int64_t m, int64_t o_lo, int64_t o_hi, float *z,
+                              int64_t ldz)
+{
+    for (int64_t l = 0; l < m; l++)
+        for (int64_t o = o_lo; o < o_hi; o++) z[(g * KEPT_LANES + l) * ldz + o] = zt[o * KEPT_LANES + l];
+}
+
+/* kept_group for every group of xt, the sums transposed into z (n images, rows ldz apart;
+ * zt: room for n_out * KEPT_LANES floats) */
 static inline __attribute__((always_inline)) void kept_forward_impl(const int FROM_W, const kept_cols *c,
     const float *w, int64_t ldw, const float *xt, int64_t n_in, int64_t n, int64_t o_lo, int64_t o_hi, float *zt,
     float *z, int64_t ldz)
 {
     const int64_t groups = (n + KEPT_LANES - 1) / KEPT_LANES;
     for (int64_t g = 0; g < groups; g++) {
-        const float *x = xt + g * n_in * KEPT_LANES;
-#if defined(__AVX512F__)
-        /* two outputs at a time: eight independent sums keep the multiply-add units busy */
-        for (int64_t o = o_lo; o < o_hi; o += 2) {
-            const int two = o + 1 < o_hi;
-            __m512 a0[KEPT_LANES / 16], a1[KEPT_LANES / 16];
-            for (int v = 0; v < KEPT_LANES / 16; v++) a0[v] = a1[v] = _mm512_setzero_ps();
-            int64_t e0 = c->ptr[o], e1 = c->ptr[o + 1];
-            const int64_t end0 = c->ptr[o + 1], end1 = two ? c->ptr[o + 2] : e1;
-            for (; e0 < end0 && e1 < end1; e0++, e1++) {
-                const __m512 w0 = _mm512_set1_ps(KEPT_VALUE(e0, o)), w1 = _mm512_set1_ps(KEPT_VALUE(e1, o + 1));
-                const float *x0 = x + (int64_t)c->idx[e0] * KEPT_LANES, *x1 = x + (int64_t)c->idx[e1] * KEPT_LANES;
-                for (int v = 0; v < KEPT_LANES / 16; v++) {
-                    a0[v] = _mm512_fmadd_ps(w0, _mm512_load_ps(x0 + 16 * v), a0[v]);
-                    a1[v] = _mm512_fmadd_ps(w1, _mm512_load_ps(x1 + 16 * v), a1[v]);
-                }
-            }
-            for (; e0 < end0; e0++) {
-                const __m512 w0 = _mm512_set1_ps(KEPT_VALUE(e0, o));
-                const float *x0 = x + (int64_t)c->idx[e0] * KEPT_LANES;
-                for (int v = 0; v < KEPT_LANES / 16; v++) a0[v] = _mm512_fmadd_ps(w0, _mm512_load_ps(x0 + 16 * v), a0[v]);
-            }
-            for (; e1 < end1; e1++) {
-                const __m512 w1 = _mm512_set1_ps(KEPT_VALUE(e1, o + 1));
-                const float *x1 = x + (int64_t)c->idx[e1] * KEPT_LANES;
-                for (int v = 0; v < KEPT_LANES / 16; v++) a1[v] = _mm512_fmadd_ps(w1, _mm512_load_ps(x1 + 16 * v), a1[v]);
-            }
-            for (int v = 0; v < KEPT_LANES / 16; v++) {
-                _mm512_store_ps(zt + o * KEPT_LANES + 16 * v, a0[v]);
-                if (two) _mm512_store_ps(zt + (o + 1) * KEPT_LANES + 16 * v, a1[v]);
-            }
-        }
-#else
-        for (int64_t o = o_lo; o < o_hi; o++) {
-            float acc[KEPT_LANES];
-            for (int64_t l = 0; l < KEPT_LANES; l++) acc[l] = 0.0f;
-            for (int64_t e = c->ptr[o]; e < c->ptr[o + 1]; e++) {
-                const float wv = KEPT_VALUE(e, o);
-                const float *xr = x + (int64_t)c->idx[e] * KEPT_LANES;
-                #pragma omp simd
-                for (int64_t l = 0; l < KEPT_LANES; l++) acc[l] = fmaf(wv, xr[l], acc[l]);
-            }
-            memcpy(zt + o * KEPT_LANES, acc, sizeof acc);
-        }
-#endif
-        const int64_t m = n - g * KEPT_LANES < KEPT_LANES ? n - g * KEPT_LANES : KEPT_LANES;
-        for (int64_t l = 0; l < m; l++)
-            for (int64_t o = o_lo; o < o_hi; o++) z[(g * KEPT_LANES + l) * ldz + o] = zt[o * KEPT_LANES + l];
+        kept_group(FROM_W, c, w, ldw, xt + g * n_in * KEPT_LANES, o_lo, o_hi, zt);
+        untranspose_group(zt, g, n - g * KEPT_LANES < KEPT_LANES ? n - g * KEPT_LANES : KEPT_LANES, o_lo, o_hi, z,
+                          ldz);
     }
 }
 
 #undef KEPT_VALUE
-
-/* kept_forward_impl with the values of the list (evaluation) */
-void kept_forward(const kept_cols *c, const float *xt, int64_t n_in, int64_t n, int64_t n_out, float *zt,
-                  float *z, int64_t ldz)
-{
-    kept_forward_impl(0, c, NULL, 0, xt, n_in, n, 0, n_out, zt, z, ldz);
-}
 
 /* kept_forward_impl with the values read from w (rows ldw apart; training) */
 void kept_forward_w(const kept_cols *c, const float *w, int64_t ldw, const float *xt, int64_t n_in, int64_t n,
                     int64_t o_lo, int64_t o_hi, float *zt, float *z, int64_t ldz)
 {
     kept_forward_impl(1, c, w, ldw, xt, n_in, n, o_lo, o_hi, zt, z, ldz);
+}
+
+/* ---- a network in images-in-lanes layout (evaluation) ---------------------------------------- */
+
+void kept_forward_t(const kept_cols *c, const float *xt, int64_t n_in, int64_t groups, int64_t n_out, float *zt)
+{
+    for (int64_t g = 0; g < groups; g++)
+        kept_group(0, c, NULL, 0, xt + g * n_in * KEPT_LANES, 0, n_out, zt + g * n_out * KEPT_LANES);
+}
+
+int64_t bias_activation_t(float *zt, int64_t groups, int64_t n_out, const float *bias, int relu)
+{
+    int64_t nonzero = 0;
+    for (int64_t g = 0; g < groups; g++)
+        for (int64_t o = 0; o < n_out; o++) {
+            float *z = zt + (g * n_out + o) * KEPT_LANES;
+            const float b = bias[o];
+            for (int64_t l = 0; l < KEPT_LANES; l++) {  /* bias_activation's operations */
+                const float v = z[l] + b;
+                z[l] = relu && !(v > 0.0f) ? 0.0f : v;
+                nonzero += z[l] != 0.0f;
+            }
+        }
+    return nonzero;
+}
+
+void untranspose(const float *zt, int64_t n, int64_t n_out, float *z, int64_t ldz)
+{
+    for (int64_t g = 0; g * KEPT_LANES < n; g++)
+        untranspose_group(zt + g * n_out * KEPT_LANES, g, n - g * KEPT_LANES < KEPT_LANES ? n - g * KEPT_LANES : KEPT_LANES,
+                          0, n_out, z, ldz);
 }
 
 /* ---- a pruned layer in training: its kept weights, listed once per call ---------------------- */

@@ -2,11 +2,13 @@
  * where they are less work (fc_kept.c; see fc_stack.c's comment for the layout and the
  * determinism rules).
  *
- * Forward. kept_forward computes z[r, o] as the sum over a layer's nonzero weights w[i, o] of
- * x[r, i] w[i, o], inputs ascending, many images at a time (one per vector lane), from the weights
- * listed by output (kept_cols): the same sums in the same order as layer_forward's over the nonzero
- * inputs (the terms one has and the other lacks are exact zeros). Evaluation lists a run's weights
- * with their values; training lists them once per call (kept_layer) and reads the values from w.
+ * Forward. kept_forward_t and kept_forward_w compute z[r, o] as the sum over a layer's nonzero
+ * weights w[i, o] of x[r, i] w[i, o], inputs ascending, many images at a time (one per vector
+ * lane), from the weights listed by output (kept_cols): the same sums in the same order as
+ * layer_forward's over the nonzero inputs (the terms one has and the other lacks are exact zeros).
+ * Evaluation lists a run's weights with their values and keeps a network's activations with the
+ * images in lanes from layer to layer; training lists them once per call (kept_layer), reads the
+ * values from w and transposes the output back to rows.
  *
  * Training. Within one call of lt_fc_train_steps a run's mask is fixed, and a pruned weight whose
  * moments are 0 never moves: its gradient is masked to 0, so Adam leaves m = v = 0 and adds
@@ -51,18 +53,25 @@ typedef struct {
 LT_HIDDEN int64_t kept_count(const float *w, int64_t ld, int64_t n_in, int64_t n_out);
 /* c->ptr: room for n_out + 1; c->idx, c->val: for the kept count */
 LT_HIDDEN void kept_cols_build(const float *w, int64_t ld, int64_t n_in, int64_t n_out, kept_cols *c);
-/* xt[g][i][c] = x[r0 + 64 g + c, i] for the images [r0, r0 + n), zero past n: the block's inputs
- * transposed, KEPT_LANES images to a group */
-LT_HIDDEN void transpose_inputs(const float *x, int64_t n_in, int64_t r0, int64_t n, float *xt);
+/* xt[g][i][c] = x[r0 + 64 g + c, i] for the images [r0, r0 + n) (rows ldx floats apart), zero
+ * past n: the block's inputs transposed, KEPT_LANES images to a group */
+LT_HIDDEN void transpose_inputs(const float *x, int64_t ldx, int64_t n_in, int64_t r0, int64_t n, float *xt);
 /* the same from a sparse view's nonzero entries (inputs [0, n_in) of its rows; the view's inputs
  * from n_in on, if any, are not copied) */
 LT_HIDDEN void transpose_view(const sparse_rows *s, int64_t n_in, float *xt);
-/* kept_forward_impl with the values of the list (evaluation) */
-LT_HIDDEN void kept_forward(const kept_cols *c, const float *xt, int64_t n_in, int64_t n, int64_t n_out, float *zt,
-                            float *z, int64_t ldz);
 /* kept_forward_impl with the values read from w (rows ldw apart; training) */
 LT_HIDDEN void kept_forward_w(const kept_cols *c, const float *w, int64_t ldw, const float *xt, int64_t n_in,
                               int64_t n, int64_t o_lo, int64_t o_hi, float *zt, float *z, int64_t ldz);
+/* ---- a network in images-in-lanes layout (evaluation): a layer's input and output as
+ * [group][unit][KEPT_LANES], groups of KEPT_LANES images (lanes past the images hold values
+ * computed from zero inputs, never read back) */
+/* zt = the sums of kept_forward (no bias or activation) of every group of xt, in that layout */
+LT_HIDDEN void kept_forward_t(const kept_cols *c, const float *xt, int64_t n_in, int64_t groups, int64_t n_out,
+                              float *zt);
+/* bias_activation's operations on every entry of zt; returns the entries left nonzero */
+LT_HIDDEN int64_t bias_activation_t(float *zt, int64_t groups, int64_t n_out, const float *bias, int relu);
+/* z[r, o] = zt's entry of image r and unit o for the images [0, n) (rows ldz floats apart) */
+LT_HIDDEN void untranspose(const float *zt, int64_t n, int64_t n_out, float *z, int64_t ldz);
 /* ---- a pruned layer in training: its kept weights, listed once per call ---------------------- */
 LT_HIDDEN size_t kept_layer_bytes(int64_t n_in, int64_t n_out);
 LT_HIDDEN char *kept_layer_init(kept_layer *K, int64_t n_in, int64_t n_out, char *mem);

@@ -183,7 +183,7 @@ static void kept_plan_run(kept_plan *plan, int n_layers, const lt_fc_layer *laye
         if (way == KEPT_NEVER || L->mask == NULL) continue;
         if (way == KEPT_AUTO && 4 * kept_mask_count(L, k, live) > live * L->n_out) continue;
         if (!kept_build(K, L, k, live, l < n_layers - 1 ? cols_below : -1)) continue;
-        plan->update[l] = way == KEPT_ALWAYS || (l == 0 && 2 * K->active <= live * K->chunks);
+        plan->update[l] = way == KEPT_ALWAYS || (l == 0 && 4 * K->active <= 3 * live * K->chunks);
         plan->forward[l] = K->has_cols ? (way == KEPT_ALWAYS ? 2 : 1) : 0;
     }
 }
@@ -487,29 +487,36 @@ int lt_fc_train_steps(int n_layers, const lt_fc_layer *layers, int64_t runs, int
     return failed ? -1 : 0;
 }
 
-/* ---- evaluation over the kept weights -------------------------------------------------------- */
+/* ---- evaluation -------------------------------------------------------------------------------- */
 
 static size_t forward_scratch_bytes(int n_layers, const lt_fc_layer *layers, int64_t rows)
 {
     size_t total = 0;
+    int64_t widest = 0;
     for (int l = 0; l < n_layers; l++) {
         if (l > 0) total += align64(4 * (size_t)(rows * padded(layers[l].n_in)));
         total += sparse_rows_bytes(rows, layers[l].n_in);
+        widest = layers[l].n_in > widest ? layers[l].n_in : widest;
+        widest = layers[l].n_out > widest ? layers[l].n_out : widest;
     }
-    const int64_t groups = (rows + KEPT_LANES - 1) / KEPT_LANES;
-    total += align64(4 * (size_t)(groups * KEPT_LANES * layers[0].n_in));  /* transposed inputs */
-    total += align64(4 * (size_t)(KEPT_LANES * layers[0].n_out));          /* transposed outputs */
+    const int64_t lanes_total = (rows + KEPT_LANES - 1) / KEPT_LANES * KEPT_LANES;
+    total += align64(4 * (size_t)(lanes_total * layers[0].n_in));  /* the block's images, transposed */
+    total += 2 * align64(4 * (size_t)(lanes_total * widest));      /* a layer's input and output, likewise */
     return total;
 }
 
 /* Logits (runs, rows, n_out of the last layer) of every run on one shared batch x (rows,
- * layers[0].n_in). Returns 0, or -1 when memory could not be had. `way`: how the first layer is
- * computed: 0 the less work of the two below, 1 over the nonzero inputs, 2 over the kept weights.
+ * layers[0].n_in). Returns 0, or -1 when memory could not be had. `way`: how each layer is
+ * computed: 0 the less work of the two below, 1 over its input's nonzero entries (layer_forward),
+ * 2 over its nonzero weights (kept_forward_t: a pruned network).
  *
  * Threads take blocks of EVAL_BLOCK images in turn (dynamically: a core busy elsewhere delays
- * only its own blocks), each block through every run. The first layer of a run is computed over
- * the block's nonzero inputs (layer_forward) or, when that is less work, over the run's nonzero
- * weights (kept_forward: a pruned network's first layer); both give the same bits. */
+ * only its own blocks), each block through every run. Over the nonzero weights, a layer's input
+ * and output are held with the images in vector lanes (fc_kept.h), so that consecutive layers
+ * computed that way pass their activations on without transposing them; the layout is changed
+ * only where the next layer takes the other way. Every way gives the same sums in the same order
+ * (the terms one way skips are exact zeros), so the same values: the hidden layers' ReLU makes a
+ * zero of either sign +0, and the logits are equal (a zero logit could differ in its sign only). */
 int lt_fc_forward(int n_layers, const lt_fc_layer *layers, int64_t runs, const float *x, int64_t rows, float *logits,
                   int num_threads, int way)
 {
@@ -518,12 +525,16 @@ int lt_fc_forward(int n_layers, const lt_fc_layer *layers, int64_t runs, const f
     const int64_t block = rows < EVAL_BLOCK ? rows : EVAL_BLOCK;
     const int64_t blocks = (rows + block - 1) / block;
     const size_t bytes = forward_scratch_bytes(n_layers, layers, block);
-    const int64_t n_last = layers[last].n_out, n_in = layers[0].n_in, n_out = layers[0].n_out;
-    const lt_fc_layer *L0 = &layers[0];
-    /* the first layer's kept weights by output, per run (counted, then filled) */
-    int64_t *kept = calloc((size_t)runs + 1, sizeof(int64_t));
-    int64_t *ptr = malloc(sizeof(int64_t) * (size_t)(runs * (n_out + 1)));
-    kept_cols *cols = malloc(sizeof(kept_cols) * (size_t)runs);
+    const int64_t n_last = layers[last].n_out, n_in = layers[0].n_in, lists = n_layers * runs;
+    /* every layer's kept weights by output, per run: list q = l runs + k (counted, then filled) */
+    int64_t *kept = calloc((size_t)lists + 1, sizeof(int64_t)), ptr_total = 0;
+    int64_t ptr_at[MAX_LAYERS];
+    for (int l = 0; l < n_layers; l++) {
+        ptr_at[l] = ptr_total;
+        ptr_total += runs * (layers[l].n_out + 1);
+    }
+    int64_t *ptr = malloc(sizeof(int64_t) * (size_t)ptr_total);
+    kept_cols *cols = malloc(sizeof(kept_cols) * (size_t)lists);
     if (kept == NULL || ptr == NULL || cols == NULL) {
         free(kept);
         free(ptr);
@@ -535,13 +546,16 @@ int lt_fc_forward(int n_layers, const lt_fc_layer *layers, int64_t runs, const f
     float *val = NULL;
     #pragma omp parallel num_threads(num_threads) shared(failed, idx, val)
     {
-        #pragma omp for schedule(static)
-        for (int64_t k = 0; k < runs; k++) kept[k + 1] = kept_count(L0->w + k * n_in * L0->ld, L0->ld, n_in, n_out);
+        #pragma omp for schedule(dynamic)
+        for (int64_t q = 0; q < lists; q++) {
+            const lt_fc_layer *L = &layers[q / runs];
+            kept[q + 1] = kept_count(L->w + (q % runs) * L->n_in * L->ld, L->ld, L->n_in, L->n_out);
+        }
         #pragma omp single
         {
-            for (int64_t k = 0; k < runs; k++) kept[k + 1] += kept[k];
-            idx = malloc(4 * (size_t)kept[runs] + 4);
-            val = malloc(4 * (size_t)kept[runs] + 4);
+            for (int64_t q = 0; q < lists; q++) kept[q + 1] += kept[q];
+            idx = malloc(4 * (size_t)kept[lists] + 4);
+            val = malloc(4 * (size_t)kept[lists] + 4);
             if (idx == NULL || val == NULL) failed = 1;
         }  /* (implicit barrier) */
         char *mem = (char *)scratch(bytes);
@@ -554,10 +568,13 @@ int lt_fc_forward(int n_layers, const lt_fc_layer *layers, int64_t runs, const f
         #pragma omp atomic read
         stop = failed;
         if (!stop) {
-            #pragma omp for schedule(static)
-            for (int64_t k = 0; k < runs; k++) {
-                cols[k] = (kept_cols){ptr + k * (n_out + 1), idx + kept[k], val + kept[k]};
-                kept_cols_build(L0->w + k * n_in * L0->ld, L0->ld, n_in, n_out, &cols[k]);
+            #pragma omp for schedule(dynamic)
+            for (int64_t q = 0; q < lists; q++) {
+                const int l = (int)(q / runs);
+                const int64_t k = q % runs;
+                const lt_fc_layer *L = &layers[l];
+                cols[q] = (kept_cols){ptr + ptr_at[l] + k * (L->n_out + 1), idx + kept[q], val + kept[q]};
+                kept_cols_build(L->w + k * L->n_in * L->ld, L->ld, L->n_in, L->n_out, &cols[q]);
             }  /* (implicit barrier) */
             float *act[MAX_LAYERS];
             sparse_rows sr[MAX_LAYERS];
@@ -568,39 +585,68 @@ int lt_fc_forward(int n_layers, const lt_fc_layer *layers, int64_t runs, const f
                 }
                 mem = sparse_rows_init(&sr[l], block, layers[l].n_in, mem);
             }
+            const int64_t lanes_total = (block + KEPT_LANES - 1) / KEPT_LANES * KEPT_LANES;
+            int64_t widest = 0;
+            for (int l = 0; l < n_layers; l++) {
+                widest = layers[l].n_in > widest ? layers[l].n_in : widest;
+                widest = layers[l].n_out > widest ? layers[l].n_out : widest;
+            }
             float *xt = (float *)mem;
-            mem += align64(4 * (size_t)(((block + KEPT_LANES - 1) / KEPT_LANES) * KEPT_LANES * n_in));
-            float *zt = (float *)mem;
+            mem += align64(4 * (size_t)(lanes_total * n_in));
+            float *in_t = (float *)mem, *out_t = in_t + align64(4 * (size_t)(lanes_total * widest)) / 4;
             #pragma omp for schedule(dynamic)
             for (int64_t blk = 0; blk < blocks; blk++) {
                 const int64_t r0 = blk * block, n = rows - r0 < block ? rows - r0 : block;
+                const int64_t groups = (n + KEPT_LANES - 1) / KEPT_LANES;
                 sr[0].rows = n;
                 sparse_rows_build(&sr[0], x + r0 * n_in, n_in);
-                /* work of each way, in multiply-adds of 16 lanes: the block's nonzero inputs times
-                 * the output vectors, or the run's kept weights times the groups of images (the
-                 * latter runs about 1.5 times as many a second, measured: a third of weights kept
-                 * is about even) */
-                const int64_t by_inputs = sr[0].ptr[n * (sr[0].tiles + 1) - 1] * ((n_out + 15) / 16);
-                const int64_t groups4 = (n + KEPT_LANES - 1) / KEPT_LANES * (KEPT_LANES / 16);
-                int transposed = 0;
+                int x_transposed = 0;
                 for (int64_t k = 0; k < runs; k++) {
+                    const float *in = NULL;  /* the layer's input in lanes, or NULL: by rows, in sr[l] */
+                    int64_t entries = sr[0].ptr[n * (sr[0].tiles + 1) - 1];  /* nonzero entries of the input */
                     for (int l = 0; l < n_layers; l++) {
                         const lt_fc_layer *L = &layers[l];
+                        const int64_t q = l * runs + k, ldz = l < last ? padded(L->n_out) : n_last;
                         float *out = l < last ? act[l + 1] : logits + (k * rows + r0) * n_last;
-                        const int64_t ldz = l < last ? padded(L->n_out) : n_last;
                         const float *bias = L->b + k * L->n_out;
-                        if (l == 0 && (way == 2 || (way == 0 && 3 * (kept[k + 1] - kept[k]) * groups4 < 4 * by_inputs))) {
-                            if (!transposed) transpose_inputs(x, n_in, r0, n, xt);
-                            transposed = 1;
-                            kept_forward(&cols[k], xt, n_in, n, n_out, zt, out, ldz);
-                            bias_activation(out, ldz, 0, n, bias, l < last, 0, n_out);
+                        /* work of each way, in multiply-adds of 16 lanes: the input's nonzero
+                         * entries times the output vectors, or the kept weights times the vectors
+                         * of images. Measured on the figure's stack: the first layer's kept way
+                         * pays up to 4/3 of the other's work (it runs more of them a second); a
+                         * hidden layer's, below 1/2, counting an entry's worth for each value of
+                         * an input by rows moved into the lanes. */
+                        const int64_t by_inputs = entries * ((L->n_out + 15) / 16);
+                        const int64_t by_weights = (kept[q + 1] - kept[q]) * groups * (KEPT_LANES / 16);
+                        const int pays = l == 0 ? 3 * by_weights < 4 * by_inputs
+                                                : 2 * by_weights + (in == NULL ? n * L->n_in : 0) < by_inputs;
+                        if (way == 2 || (way == 0 && pays)) {
+                            if (in == NULL && l == 0) {
+                                if (!x_transposed) transpose_inputs(x, n_in, n_in, r0, n, xt);
+                                x_transposed = 1;
+                                in = xt;
+                            } else if (in == NULL) {
+                                transpose_inputs(act[l], padded(L->n_in), L->n_in, 0, n, in_t);
+                                in = in_t;
+                            }
+                            float *z = in == in_t ? out_t : in_t;
+                            kept_forward_t(&cols[q], in, L->n_in, groups, L->n_out, z);
+                            entries = bias_activation_t(z, groups, L->n_out, bias, l < last);
+                            if (l == last) untranspose(z, n, L->n_out, out, ldz);
+                            in = z;
                         } else {
+                            if (in != NULL) {  /* back to rows */
+                                untranspose(in, n, L->n_in, act[l], padded(L->n_in));
+                                sr[l].rows = n;
+                                sparse_rows_build(&sr[l], act[l], padded(L->n_in));
+                                in = NULL;
+                            }
                             layer_forward(&sr[l], 0, n, L->w + k * L->n_in * L->ld, L->ld, bias, l < last, out, ldz,
                                           0, L->n_out);
-                        }
-                        if (l < last) {
-                            sr[l + 1].rows = n;
-                            sparse_rows_build(&sr[l + 1], out, ldz);
+                            if (l < last) {
+                                sr[l + 1].rows = n;
+                                sparse_rows_build(&sr[l + 1], out, ldz);
+                                entries = sr[l + 1].ptr[n * (sr[l + 1].tiles + 1) - 1];
+                            }
                         }
                     }
                 }
