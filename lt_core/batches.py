@@ -34,10 +34,10 @@ class BatchOrder:
     batches of ``batch_size``, the last partial batch dropped. Calling it with an iteration gives
     ``(x, y)``: ``(B, ...)`` / ``(B,)`` when all runs share one seed (``shared``), else
     ``(K, B, ...)`` / ``(K, B)``. Images are gathered ``block_rows`` at a time (whole batches; one
-    ``index_select``; a batch is a view into the block): gathering many rows at once overlaps their
-    memory reads, which 60 scattered rows per step cannot. When the split keeps its 8-bit
-    ``pixels``, the block is gathered from those and divided by 255 -- the same floats, a quarter of
-    the memory traffic.
+    ``index_select``; a batch is a view into the block, valid until the next block is gathered into
+    the same memory): gathering many rows at once overlaps their memory reads, which 60 scattered
+    rows per step cannot. When the split keeps its 8-bit ``pixels``, the block is gathered from
+    those and divided by 255 -- the same floats, a quarter of the memory traffic.
     """
 
     def __init__(self, split: Split, seeds: List[int], batch_size: int, field_name: str = "batch_size",
@@ -51,6 +51,7 @@ class BatchOrder:
         self._orders: Dict[int, Tensor] = {}
         self.block = max(1, block_rows // batch_size)  # batches per gathered block
         self._block_key, self._block = None, None
+        self._buffers: Dict[str, Tensor] = {}
 
     def epoch_indices(self, epoch: int) -> Tensor:
         """Image indices of ``epoch`` in visiting order: ``(K, N)``, one row per run, or ``(1, N)``
@@ -76,12 +77,25 @@ class BatchOrder:
             x, y = self.split.x, self.split.y
             flat = idx.reshape(-1)  # index_select on 2-D rows: the fastest gather
             if self.split.pixels is not None:
-                rows = self.split.pixels.reshape(len(x), -1).index_select(0, flat).to(x.dtype).div_(255.0)
+                pixels = self.split.pixels.reshape(len(x), -1)
+                gathered = torch.index_select(pixels, 0, flat, out=self._buffer("pixels", pixels, len(flat)))
+                rows = self._buffer("rows", x, len(flat)).copy_(gathered).div_(255.0)
             else:
-                rows = x.reshape(len(x), -1).index_select(0, flat)
+                flat_x = x.reshape(len(x), -1)
+                rows = torch.index_select(flat_x, 0, flat, out=self._buffer("rows", flat_x, len(flat)))
             xb = rows.view(*idx.shape, *x.shape[1:])
             self._block_key, self._block = (epoch, first), (xb, y.index_select(0, flat).view(idx.shape))
         return (*self._block, (pos - first) * bs)
+
+    def _buffer(self, name: str, like: Tensor, rows: int) -> Tensor:
+        """A ``(rows, features)`` buffer of ``like``'s dtype and device, reused from block to block:
+        a new block's tensor would be fresh memory every time, whose pages the system clears
+        first (that cost more than the gather itself)."""
+        features = like[0].numel()
+        buf = self._buffers.get(name)
+        if buf is None or buf.shape[0] < rows or buf.shape[1] != features:
+            buf = self._buffers[name] = torch.empty(rows, features, dtype=like.dtype, device=like.device)
+        return buf[:rows]
 
     def span(self, it: int, n: int):
         """Batches ``it`` to ``it + n - 1`` (all in one block: ``n <= left_in_block(it)``) as views
