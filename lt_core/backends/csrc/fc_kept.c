@@ -37,33 +37,92 @@ void kept_cols_build(const float *w, int64_t ld, int64_t n_in, int64_t n_out, ke
     c->ptr[0] = 0;
 }
 
-/* xt[g][i][c] = x[r0 + 64 g + c, i] for the images [r0, r0 + n) (rows ldx floats apart), zero
- * past n: the block's inputs transposed, KEPT_LANES images to a group */
-void transpose_inputs(const float *x, int64_t ldx, int64_t n_in, int64_t r0, int64_t n, float *xt)
+#if defined(__AVX512F__)
+/* one stage of transpose16: rows i and i + B (i without bit B) trade the halves of their lanes
+ * that the transpose moves across (lanes with bit B set in row i, clear in row i + B) */
+static inline __attribute__((always_inline)) void swap_stage(__m512 r[16], const int B, __m512i lo, __m512i hi)
 {
-    const int64_t groups = (n + KEPT_LANES - 1) / KEPT_LANES;
-    for (int64_t g = 0; g < groups; g++) {
-        float *dst = xt + g * n_in * KEPT_LANES;
-        const int64_t m = n - g * KEPT_LANES < KEPT_LANES ? n - g * KEPT_LANES : KEPT_LANES;
-        for (int64_t c = 0; c < m; c++) {
-            const float *row = x + (r0 + g * KEPT_LANES + c) * ldx;
-            for (int64_t i = 0; i < n_in; i++) dst[i * KEPT_LANES + c] = row[i];
-        }
-        for (int64_t i = 0; i < n_in; i++)
-            for (int64_t c = m; c < KEPT_LANES; c++) dst[i * KEPT_LANES + c] = 0.0f;
+#pragma GCC unroll 16
+    for (int i = 0; i < 16; i++) {
+        if (i & B) continue;
+        const __m512 a = r[i], c = r[i + B];
+        r[i] = _mm512_permutex2var_ps(a, lo, c);
+        r[i + B] = _mm512_permutex2var_ps(a, hi, c);
     }
 }
 
-/* the same from a sparse view's nonzero entries (inputs [0, n_in) of its rows; the view's inputs
- * from n_in on, if any, are not copied) */
-void transpose_view(const sparse_rows *s, int64_t n_in, float *xt)
+/* r[q] lane j <- r[j] lane q: a 16 x 16 block transposed in registers, one bit of the row and
+ * lane numbers swapped at a time. In stage B, lane j of row i (bit B clear) takes lane j of row
+ * i where j has bit B clear, else lane j - B of row i + B; row i + B takes lane j + B of row i
+ * where j has bit B clear, else its own lane j (indices 16 and up pick from the second row). */
+static inline __attribute__((always_inline)) void transpose16(__m512 r[16])
 {
-    const int64_t groups = (s->rows + KEPT_LANES - 1) / KEPT_LANES, tiles = s->tiles;
-    memset(xt, 0, sizeof(float) * (size_t)(groups * n_in * KEPT_LANES));
-    for (int64_t r = 0; r < s->rows; r++) {
-        float *dst = xt + (r / KEPT_LANES) * n_in * KEPT_LANES + r % KEPT_LANES;
-        for (int64_t e = s->ptr[r * (tiles + 1)]; e < s->ptr[r * (tiles + 1) + tiles]; e++)
-            if (s->idx[e] < n_in) dst[(int64_t)s->idx[e] * KEPT_LANES] = s->val[e];
+    swap_stage(r, 8, _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 16, 17, 18, 19, 20, 21, 22, 23),
+               _mm512_setr_epi32(8, 9, 10, 11, 12, 13, 14, 15, 24, 25, 26, 27, 28, 29, 30, 31));
+    swap_stage(r, 4, _mm512_setr_epi32(0, 1, 2, 3, 16, 17, 18, 19, 8, 9, 10, 11, 24, 25, 26, 27),
+               _mm512_setr_epi32(4, 5, 6, 7, 20, 21, 22, 23, 12, 13, 14, 15, 28, 29, 30, 31));
+    swap_stage(r, 2, _mm512_setr_epi32(0, 1, 16, 17, 4, 5, 20, 21, 8, 9, 24, 25, 12, 13, 28, 29),
+               _mm512_setr_epi32(2, 3, 18, 19, 6, 7, 22, 23, 10, 11, 26, 27, 14, 15, 30, 31));
+    swap_stage(r, 1, _mm512_setr_epi32(0, 16, 2, 18, 4, 20, 6, 22, 8, 24, 10, 26, 12, 28, 14, 30),
+               _mm512_setr_epi32(1, 17, 3, 19, 5, 21, 7, 23, 9, 25, 11, 27, 13, 29, 15, 31));
+}
+#endif
+
+/* xt[g][i][c] = a[64 g + c, i] for the images [0, rows) (a's rows lda floats apart) and the
+ * inputs [0, n), zero past `rows`: a block's inputs transposed, KEPT_LANES images to a group
+ * (xt 64-byte aligned) */
+void transpose_rows(const float *a, int64_t lda, int64_t rows, int64_t n, float *xt)
+{
+    const int64_t groups = (rows + KEPT_LANES - 1) / KEPT_LANES;
+    for (int64_t g = 0; g < groups; g++) {
+        float *dst = xt + g * n * KEPT_LANES;
+#if defined(__AVX512F__)
+        for (int64_t c0 = 0; c0 < KEPT_LANES; c0 += 16) {  /* 16 images by 16 inputs at a time */
+            const int64_t r0 = g * KEPT_LANES + c0;
+            for (int64_t i0 = 0; i0 < n; i0 += 16) {
+                const __mmask16 mk = lanes(n - i0, 0);
+                __m512 r[16];
+#pragma GCC unroll 16
+                for (int q = 0; q < 16; q++)
+                    r[q] = r0 + q < rows ? _mm512_maskz_loadu_ps(mk, a + (r0 + q) * lda + i0) : _mm512_setzero_ps();
+                transpose16(r);
+                for (int q = 0; q < 16 && i0 + q < n; q++) _mm512_store_ps(dst + (i0 + q) * KEPT_LANES + c0, r[q]);
+            }
+        }
+#else
+        const int64_t m = rows - g * KEPT_LANES < KEPT_LANES ? rows - g * KEPT_LANES : KEPT_LANES;
+        for (int64_t i = 0; i < n; i++)
+            for (int64_t c = 0; c < KEPT_LANES; c++) dst[i * KEPT_LANES + c] = c < m ? a[(g * KEPT_LANES + c) * lda + i] : 0.0f;
+#endif
+    }
+}
+
+/* The same from the column view c of a (rows, >= n) matrix (inputs [0, n)): each input's
+ * entries expanded into its lanes, group by group (every lane written; reads c's values up to 16
+ * past its last entry, room sparse_cols_init leaves) */
+void transpose_cols(const sparse_cols *c, int64_t rows, int64_t n, float *xt)
+{
+    const int64_t groups = (rows + KEPT_LANES - 1) / KEPT_LANES;
+    for (int64_t i = 0; i < n; i++) {
+        int64_t e = c->ptr[i];
+        const int64_t e1 = c->ptr[i + 1];
+        for (int64_t g = 0; g < groups; g++) {
+            float *dst = xt + (g * n + i) * KEPT_LANES;
+            const int64_t e0 = e, top = (g + 1) * KEPT_LANES;
+            uint64_t bits = 0;  /* the group's images with an entry (rows ascending) */
+            for (; e < e1 && c->row[e] < top; e++) bits |= 1ull << (c->row[e] - g * KEPT_LANES);
+#if defined(__AVX512F__)
+            const float *v = c->val + e0;
+            for (int q = 0; q < KEPT_LANES / 16; q++) {
+                const __mmask16 m = (__mmask16)(bits >> (16 * q));
+                _mm512_store_ps(dst + 16 * q, _mm512_maskz_expand_ps(m, _mm512_loadu_ps(v)));
+                v += __builtin_popcount((unsigned)m);
+            }
+#else
+            for (int64_t l = 0; l < KEPT_LANES; l++) dst[l] = 0.0f;
+            for (int64_t f = e0; f < e; f++) dst[c->row[f] - g * KEPT_LANES] = c->val[f];
+#endif
+        }
     }
 }
 

@@ -53,12 +53,12 @@ typedef struct {
 LT_HIDDEN int64_t kept_count(const float *w, int64_t ld, int64_t n_in, int64_t n_out);
 /* c->ptr: room for n_out + 1; c->idx, c->val: for the kept count */
 LT_HIDDEN void kept_cols_build(const float *w, int64_t ld, int64_t n_in, int64_t n_out, kept_cols *c);
-/* xt[g][i][c] = x[r0 + 64 g + c, i] for the images [r0, r0 + n) (rows ldx floats apart), zero
- * past n: the block's inputs transposed, KEPT_LANES images to a group */
-LT_HIDDEN void transpose_inputs(const float *x, int64_t ldx, int64_t n_in, int64_t r0, int64_t n, float *xt);
-/* the same from a sparse view's nonzero entries (inputs [0, n_in) of its rows; the view's inputs
- * from n_in on, if any, are not copied) */
-LT_HIDDEN void transpose_view(const sparse_rows *s, int64_t n_in, float *xt);
+/* xt[g][i][c] = a[64 g + c, i] for the images [0, rows) (a's rows lda floats apart) and the
+ * inputs [0, n), zero past `rows`: a block's inputs transposed, KEPT_LANES images to a group
+ * (xt 64-byte aligned) */
+LT_HIDDEN void transpose_rows(const float *a, int64_t lda, int64_t rows, int64_t n, float *xt);
+/* the same from the column view c of a (rows, >= n) matrix (inputs [0, n)) */
+LT_HIDDEN void transpose_cols(const sparse_cols *c, int64_t rows, int64_t n, float *xt);
 /* kept_forward_impl with the values read from w (rows ldw apart; training) */
 LT_HIDDEN void kept_forward_w(const kept_cols *c, const float *w, int64_t ldw, const float *xt, int64_t n_in,
                               int64_t n, int64_t o_lo, int64_t o_hi, float *zt, float *z, int64_t ldz);

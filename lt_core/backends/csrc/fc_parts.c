@@ -76,7 +76,7 @@ void sparse_rows_build(sparse_rows *s, const float *a, int64_t lda)
 
 size_t sparse_cols_bytes(int64_t rows, int64_t n)
 {
-    return align64(sizeof(int64_t) * (size_t)(n + 1)) + 2 * align64(4 * (size_t)(rows * n));
+    return align64(sizeof(int64_t) * (size_t)(n + 1)) + 2 * align64(4 * sparse_capacity(rows, n));
 }
 
 char *sparse_cols_init(sparse_cols *c, int64_t rows, int64_t n, char *mem)
@@ -84,9 +84,9 @@ char *sparse_cols_init(sparse_cols *c, int64_t rows, int64_t n, char *mem)
     c->ptr = (int64_t *)mem;
     mem += align64(sizeof(int64_t) * (size_t)(n + 1));
     c->row = (int32_t *)mem;
-    mem += align64(4 * (size_t)(rows * n));
+    mem += align64(4 * sparse_capacity(rows, n));
     c->val = (float *)mem;
-    return mem + align64(4 * (size_t)(rows * n));
+    return mem + align64(4 * sparse_capacity(rows, n));
 }
 
 void sparse_cols_build(sparse_cols *c, const sparse_rows *s)

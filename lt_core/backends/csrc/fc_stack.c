@@ -276,12 +276,12 @@ static void catch_up(const lt_fc_layer *L, int64_t k, const kept_plan *P, const 
     }
 }
 
-/* Training step t of run k (constants adam[t]) on the batch whose views are xr, xc (built),
- * computed by `team` threads together (this one is `member`), all of them in this call with the
- * same shared buffers b (but each its own b->tile, b->gt, b->gt_out, b->since). Every entry is
- * computed alike whatever the team's size, so a run gets the same bits alone, in a stack, and on
- * any number of threads. */
-static void run_step(int n_layers, const lt_fc_layer *layers, int64_t k, const sparse_rows *xr,
+/* Training step t of run k (constants adam[t]) on the batch xk (rows of n_in floats) whose views
+ * are xr, xc (built), computed by `team` threads together (this one is `member`), all of them in
+ * this call with the same shared buffers b (but each its own b->tile, b->gt, b->gt_out, b->xt,
+ * b->since). Every entry is computed alike whatever the team's size, so a run gets the same bits
+ * alone, in a stack, and on any number of threads. */
+static void run_step(int n_layers, const lt_fc_layer *layers, int64_t k, const float *xk, const sparse_rows *xr,
                      const sparse_cols *xc, const int64_t *yk, int64_t rows, const lt_adam *adam_all, int64_t t,
                      step_buffers *b, int member, int team)
 {
@@ -303,7 +303,10 @@ static void run_step(int n_layers, const lt_fc_layer *layers, int64_t k, const s
         const int64_t entries = sr[l]->ptr[rows * (sr[l]->tiles + 1) - 1];
         if (l == 0 && b->defer) catch_up(L, k, P, xc, 0, lo, hi, adam_all, t, b->since);
         if (P->forward[l] == 2 || (P->forward[l] == 1 && kept_forward_pays(K, entries, rows, L->n_out))) {
-            transpose_view(sr[l], K->rows, b->xt);
+            if (l == 0)  /* from the batch's column view: its entries, not its rows */
+                transpose_cols(xc, rows, K->rows, b->xt);
+            else
+                transpose_rows(b->act[l], padded(L->n_in), rows, K->rows, b->xt);
             kept_forward_w(&K->cols, w, L->ld, b->xt, K->rows, rows, lo, hi, b->gt, out, ldz);
             bias_activation(out, ldz, 0, rows, bias, l < last, lo, hi);
         } else {
@@ -456,8 +459,8 @@ int lt_fc_train_steps(int n_layers, const lt_fc_layer *layers, int64_t runs, int
                     for (int64_t t = t0; t < t1; t++) {
                         const int64_t v = shared_x ? t - t0 : 0;
                         if (!shared_x) x_views_build(&xr[0], &xc[0], x + t * x_step_stride + k * x_run_stride, n_in);
-                        run_step(n_layers, layers, k, &xr[v], &xc[v], y + t * y_step_stride + k * y_run_stride, rows,
-                                 adam, t, &own, 0, 1);
+                        run_step(n_layers, layers, k, x + t * x_step_stride + k * x_run_stride, &xr[v], &xc[v],
+                                 y + t * y_step_stride + k * y_run_stride, rows, adam, t, &own, 0, 1);
                     }
                     if (own.defer) catch_up(L0, k, own.plan, NULL, 1, 0, L0->n_out, adam, t1, own.since);
                 }
@@ -474,8 +477,9 @@ int lt_fc_train_steps(int n_layers, const lt_fc_layer *layers, int64_t runs, int
                                 x_views_build(&xr[0], &xc[0], x + t * x_step_stride + k * x_run_stride, n_in);
                             #pragma omp barrier
                         }
-                        run_step(n_layers, layers, k, &team_xr[v], &team_xc[v],
-                                 y + t * y_step_stride + k * y_run_stride, rows, adam, t, &shared, tid, nth);
+                        run_step(n_layers, layers, k, x + t * x_step_stride + k * x_run_stride, &team_xr[v],
+                                 &team_xc[v], y + t * y_step_stride + k * y_run_stride, rows, adam, t, &shared, tid,
+                                 nth);
                     }
                     if (shared.defer) catch_up(L0, k, shared.plan, NULL, 1, lo0, hi0, adam, t1, shared.since);
                     #pragma omp barrier
@@ -621,11 +625,11 @@ int lt_fc_forward(int n_layers, const lt_fc_layer *layers, int64_t runs, const f
                                                 : 2 * by_weights + (in == NULL ? n * L->n_in : 0) < by_inputs;
                         if (way == 2 || (way == 0 && pays)) {
                             if (in == NULL && l == 0) {
-                                if (!x_transposed) transpose_inputs(x, n_in, n_in, r0, n, xt);
+                                if (!x_transposed) transpose_rows(x + r0 * n_in, n_in, n, n_in, xt);
                                 x_transposed = 1;
                                 in = xt;
                             } else if (in == NULL) {
-                                transpose_inputs(act[l], padded(L->n_in), L->n_in, 0, n, in_t);
+                                transpose_rows(act[l], padded(L->n_in), n, L->n_in, in_t);
                                 in = in_t;
                             }
                             float *z = in == in_t ? out_t : in_t;
