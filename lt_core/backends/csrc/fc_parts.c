@@ -284,13 +284,39 @@ static inline __attribute__((always_inline)) void input_gradient_block(const int
 }
 #endif
 
+#if defined(__AVX512F__)
+/* input_gradient_block's sums over row i0 + q's weights in `sets` only (its lanes that may be
+ * nonzero: bit o % 16 of sets[(i0 + q) chunks + o / 16]), o ascending */
+static void listed_input_gradient(int ni, const float *w, int64_t i0, int64_t ldw, const uint16_t *sets,
+                                  int64_t chunks, const float *gt, float *out)
+{
+    for (int q = 0; q < ni; q++) {
+        __m512 acc[4];
+        for (int v = 0; v < 4; v++) acc[v] = _mm512_setzero_ps();
+        const uint16_t *row_sets = sets + (i0 + q) * chunks;
+        const float *wr = w + (i0 + q) * ldw;
+        for (int64_t c = 0; c < chunks; c++)
+            for (unsigned m = row_sets[c]; m; m &= m - 1) {
+                const int64_t o = 16 * c + __builtin_ctz(m);
+                const __m512 wq = _mm512_set1_ps(wr[o]);
+                for (int v = 0; v < 4; v++) acc[v] = _mm512_fmadd_ps(wq, _mm512_load_ps(gt + o * GT_LANES + 16 * v), acc[v]);
+            }
+        for (int v = 0; v < 4; v++) _mm512_store_ps(out + q * GT_LANES + 16 * v, acc[v]);
+    }
+}
+#endif
+
 /* The gradient of a layer's input a (after the previous ReLU; a is (rows, n_in), rows lda floats
  * apart, as ga's), for the inputs [i_lo, i_hi): ga[r, i] = sum over o, in order, of g[r, o] w[i, o]
  * where a[r, i] > 0, else 0. Computed densely, 64 images of g's transpose by 4 weight rows at a
  * time (no horizontal sums); gt: room for n_out * GT_LANES floats, 64-byte aligned; out: for
- * 4 * GT_LANES. */
+ * 4 * GT_LANES. With sets (a pruned layer listed for the call: (n_in, chunks) bit sets of the
+ * weights that may be nonzero, 16 outputs to a chunk), the sums run over those weights only: the
+ * terms left out are products with a zero weight, so the sums have the same values (a sum that is
+ * 0 could differ in its sign only, and only where a partial sum underflowed to -0 first). */
 void input_gradient(const float *a, int64_t lda, int64_t rows, int64_t i_lo, int64_t i_hi, const float *g,
-                           int64_t ldg, const float *w, int64_t ldw, int64_t n_out, float *ga, float *gt, float *out)
+                    int64_t ldg, const float *w, int64_t ldw, int64_t n_out, const uint16_t *sets, int64_t chunks,
+                    float *ga, float *gt, float *out)
 {
     for (int64_t r0 = 0; r0 < rows; r0 += GT_LANES) {
         const int64_t n = rows - r0 < GT_LANES ? rows - r0 : GT_LANES;
@@ -298,7 +324,8 @@ void input_gradient(const float *a, int64_t lda, int64_t rows, int64_t i_lo, int
         for (int64_t i0 = i_lo; i0 < i_hi; i0 += 4) {
             const int ni = i_hi - i0 < 4 ? (int)(i_hi - i0) : 4;
 #if defined(__AVX512F__)
-            switch (ni) {
+            if (sets) listed_input_gradient(ni, w, i0, ldw, sets, chunks, gt, out);
+            else switch (ni) {
             case 1: input_gradient_block(1, w, i0, ldw, n_out, gt, out); break;
             case 2: input_gradient_block(2, w, i0, ldw, n_out, gt, out); break;
             case 3: input_gradient_block(3, w, i0, ldw, n_out, gt, out); break;
@@ -309,6 +336,7 @@ void input_gradient(const float *a, int64_t lda, int64_t rows, int64_t i_lo, int
                 float *acc = out + q * GT_LANES;
                 for (int c = 0; c < GT_LANES; c++) acc[c] = 0.0f;
                 for (int64_t o = 0; o < n_out; o++) {
+                    if (sets && !((sets[(i0 + q) * chunks + o / 16] >> (o % 16)) & 1u)) continue;
                     const float wq = w[(i0 + q) * ldw + o];
                     const float *gv = gt + o * GT_LANES;
                     #pragma omp simd

@@ -73,8 +73,8 @@ LT_HIDDEN void layer_forward(const sparse_rows *s, int64_t r0, int64_t r1, const
                              const float *bias, int relu, float *z, int64_t ldz, int64_t c0, int64_t c1);
 LT_HIDDEN void loss_gradient(const float *z, const int64_t *y, int64_t rows, int64_t n, int64_t ld, float *g);
 LT_HIDDEN void input_gradient(const float *a, int64_t lda, int64_t rows, int64_t i_lo, int64_t i_hi, const float *g,
-                              int64_t ldg, const float *w, int64_t ldw, int64_t n_out, float *ga, float *gt,
-                              float *out);
+                              int64_t ldg, const float *w, int64_t ldw, int64_t n_out, const uint16_t *sets,
+                              int64_t chunks, float *ga, float *gt, float *out);
 LT_HIDDEN void sparse_gradient_tile(const sparse_cols *c, const float *g, int64_t ldg, int64_t i0, int64_t i1,
                                     int64_t o0, int64_t cnt, float *tile, int64_t ldt);
 LT_HIDDEN void dense_gradient_tile(const float *a, int64_t lda, int64_t rows, const float *g, int64_t ldg, int64_t i0,

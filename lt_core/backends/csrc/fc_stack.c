@@ -80,9 +80,10 @@ static void *scratch(size_t bytes)
 
 /* How a run's layers are computed in one call (see fc_kept.h): update[l], layer l's weight
  * gradient and Adam over its active vectors (layer[l] listed); forward[l], its forward pass
- * over its weights by output: 0 never, 1 where that is less work, 2 always (listed by output). */
+ * over its weights by output: 0 never, 1 where that is less work, 2 always (listed by output);
+ * backward[l], the gradient of its input over the weights that may be nonzero (listed). */
 typedef struct {
-    int update[MAX_LAYERS], forward[MAX_LAYERS];
+    int update[MAX_LAYERS], forward[MAX_LAYERS], backward[MAX_LAYERS];
     kept_layer layer[MAX_LAYERS];
 } kept_plan;
 
@@ -179,12 +180,13 @@ static void kept_plan_run(kept_plan *plan, int n_layers, const lt_fc_layer *laye
         const int64_t live = L->live_in < L->n_in ? L->live_in : L->n_in;
         const int64_t cols_below = way == KEPT_ALWAYS ? INT64_MAX : live * L->n_out / 4;
         kept_layer *K = &plan->layer[l];
-        plan->update[l] = plan->forward[l] = 0;
+        plan->update[l] = plan->forward[l] = plan->backward[l] = 0;
         if (way == KEPT_NEVER || L->mask == NULL) continue;
         if (way == KEPT_AUTO && 4 * kept_mask_count(L, k, live) > live * L->n_out) continue;
         if (!kept_build(K, L, k, live, l < n_layers - 1 ? cols_below : -1)) continue;
         plan->update[l] = way == KEPT_ALWAYS || (l == 0 && 4 * K->active <= 3 * live * K->chunks);
         plan->forward[l] = K->has_cols ? (way == KEPT_ALWAYS ? 2 : 1) : 0;
+        plan->backward[l] = l > 0 && live == L->n_in && (way == KEPT_ALWAYS || 8 * K->nonzero <= live * L->n_out);
     }
 }
 
@@ -329,8 +331,9 @@ static void run_step(int n_layers, const lt_fc_layer *layers, int64_t k, const f
         const int64_t off = k * L->n_in * L->ld, ldg = padded(L->n_out);
         if (l > 0) {  /* with the weights before this step's update */
             share(L->n_in, member, team, 16, &lo, &hi);
-            input_gradient(b->act[l], padded(L->n_in), rows, lo, hi, g, ldg, L->w + off, L->ld, L->n_out, g_next,
-                           b->gt, b->gt_out);
+            const kept_layer *K = &P->layer[l];
+            input_gradient(b->act[l], padded(L->n_in), rows, lo, hi, g, ldg, L->w + off, L->ld, L->n_out,
+                           P->backward[l] ? K->lanes : NULL, K->chunks, g_next, b->gt, b->gt_out);
             team_barrier(team);
         }
         /* each member updates the columns whose forward pass it computed: a layer's weights and

@@ -315,7 +315,7 @@ static int64_t run_step(int n_layers, const lt_mask_layer *layers, int64_t k, in
         const lt_mask_layer *L = &layers[l];
         const int64_t ldg = padded(L->n_out);
         if (l > 0)
-            input_gradient(b->act[l], padded(L->n_in), rows, 0, L->n_in, g, ldg, b->e[l], ldg, L->n_out, g_next,
+            input_gradient(b->act[l], padded(L->n_in), rows, 0, L->n_in, g, ldg, b->e[l], ldg, L->n_out, NULL, 0, g_next,
                            b->gt, b->gt_out);
         for (int64_t i0 = 0; i0 < L->n_in; i0 += GRAD_ROWS) {
             const int64_t i1 = i0 + GRAD_ROWS < L->n_in ? i0 + GRAD_ROWS : L->n_in;
