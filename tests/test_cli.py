@@ -134,7 +134,6 @@ def test_ctrl_c_keeps_a_checkpoint_and_the_same_command_resumes(tmp_path):
 
 @needs_mnist
 def test_sigterm_keeps_a_checkpoint_exits_143_and_the_json_error_is_the_last_line(tmp_path):
-    import signal
     import time
 
     args = ["train", "--iterations", "200000", "--eval-every", "1000", "--no-train-eval", "--device", "cpu",

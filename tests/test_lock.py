@@ -8,8 +8,6 @@ import sys
 import threading
 import time
 
-import pytest
-
 from lt_core.store import RunLock, hold_locks, trainings
 from lt_core.store.lock import LOCK_FILE
 

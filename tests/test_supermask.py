@@ -3,8 +3,8 @@ import json
 import pytest
 import torch
 
-from lt_core import ConfigError, DataConfig, LearnConfig, ModelConfig, SupermaskConfig, TrainConfig, get_arch, \
-    init_weights, learn_supermask, learn_supermasks, one_shot_supermasks
+from lt_core import ConfigError, LearnConfig, SupermaskConfig, TrainConfig, get_arch, init_weights, \
+    learn_supermask, one_shot_supermasks
 from lt_core.supermask import MaskLearner, best_points, masked_weights, one_shot_masks, parse_powers, \
     sample_masks, signed_constants
 

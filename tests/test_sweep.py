@@ -10,13 +10,12 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-import yaml
 
 from lt_core import ConfigError, PruneConfig, TrainConfig
 from lt_core.cli import main
 from lt_core.store import list_runs, trainings
 from lt_core.store.lock import LOCK_FILE
-from lt_core.sweep import Grid, load_grid, run_experiments, run_unit, work_units
+from lt_core.sweep import Grid, load_grid, run_experiments, work_units
 from lt_core.sweep.run import stop_active_units
 
 from .conftest import DATA_DIR, REPO, needs_mnist

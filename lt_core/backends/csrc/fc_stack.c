@@ -13,19 +13,22 @@
  * nonzero a[b, i]. The first layer's weight gradient of row i sums a[b, i] g[b, :] over the images
  * b where pixel i is nonzero; a hidden layer's is computed densely, in blocks of 4 inputs over all
  * images (faster at half density, and the same sums). Skipped terms are exact zeros, so the sums
- * are the same sums without them. Evaluation computes a pruned run's first layer over its nonzero
- * weights instead (many images at once, one per vector lane) where that is less work: the same
- * sums again, in the same order. The input gradient of a hidden layer is computed densely (g
- * times the weights' transpose, no horizontal sums) and kept where a[b, i] > 0 (ReLU).
+ * are the same sums without them. Evaluation computes each layer of a pruned run over its nonzero
+ * weights instead (many images at once, one per vector lane, passed so from layer to layer) where
+ * that is less work: the same sums again, in the same order. The input gradient of a hidden layer
+ * is computed densely (g times the weights' transpose, no horizontal sums) and kept where
+ * a[b, i] > 0 (ReLU).
  *
  * Kept weights (fc_kept.h). A training call lists each pruned run's layers once (the mask is fixed
- * within a call, and pruned weights with zero moments never move): a hidden layer's forward pass
- * is then computed over its nonzero weights by output, images in vector lanes, where that is less
- * work than over the nonzero inputs (the same sums in the same order, values read from w each
- * step, frozen nonzero pruned weights included), and a sparse first layer's Adam update runs over
- * the 16-weight vectors that hold a kept weight only (the others would not change). The weight
- * gradients are the same sums as before. A layer with a pruned weight that could move is updated
- * densely. `kept` of lt_fc_train_steps forces either way (tests: the same bits).
+ * within a call, and pruned weights with zero moments never move): a layer's forward pass is then
+ * computed over its nonzero weights by output, images in vector lanes, where that is less work
+ * than over the nonzero inputs (the same sums in the same order, values read from w each step,
+ * frozen nonzero pruned weights included); a sparse first layer's weight gradient and Adam update
+ * run over the 16-weight vectors that hold a kept weight only (the others would not change: their
+ * gradient is masked to 0); and a sparse hidden layer's input gradient sums over the weights that
+ * may be nonzero only (the terms left out are products with a zero weight). A layer with a pruned
+ * weight that could move is updated densely. `kept` of lt_fc_train_steps forces either way (tests:
+ * the same values; a zero could differ in sign only after an underflow to -0).
  *
  * Determinism. A run's arithmetic does not depend on the other runs, on which thread computes it,
  * or on where a value sits in a vector: the vector and scalar code compute each element alike.
@@ -169,10 +172,11 @@ static char *step_buffers_init(step_buffers *b, int n_layers, const lt_fc_layer 
  * (their ReLU turns a zero of either sign into +0, so the two ways' outputs agree to the bit even
  * where a sum of exact zeros differs in sign); by output they are listed only when they are few
  * enough to be worth it. In KEPT_AUTO, a layer with more than a quarter of its weights kept is not
- * listed (neither path pays there), and Adam over the active vectors is planned for the first
- * layer where it skips half of them or more (measured: skipping fewer saves nothing, the update
- * being bound by memory traffic; a hidden layer's update is dense over the images, faster than the
- * column view kept_update reads). */
+ * listed (neither path pays there); the weight gradient and Adam over the active vectors are
+ * planned for the first layer where they skip a quarter of them or more (measured: skipping fewer
+ * saves nothing, the update being bound by memory traffic; a hidden layer's update is dense over
+ * the images, faster than the column view kept_update reads), and a hidden layer's input gradient
+ * over its listed weights where they are an eighth of the layer or fewer. */
 static void kept_plan_run(kept_plan *plan, int n_layers, const lt_fc_layer *layers, int64_t k, int way)
 {
     for (int l = 0; l < n_layers; l++) {
