@@ -374,13 +374,21 @@ void kept_row_vectors(const kept_layer *K, int64_t i, int64_t v0, int64_t v1, in
     *j1 = b;
 }
 
+/* Where a row's weight gradient comes from: the input's column view c (its nonzero entries, as
+ * sparse_gradient_tile), or, with c NULL, every image of the input a (rows, lda floats apart), as
+ * dense_gradient_tile. The terms of image number e (of the view, or of a) of input i. */
+#define TERM_COUNT(c, i, rows) ((c) ? (c)->ptr[(i) + 1] - (c)->ptr[i] : (rows))
+#define TERM_VALUE(c, a, lda, i, e) ((c) ? (c)->val[(c)->ptr[i] + (e)] : (a)[(e) * (lda) + (i)])
+#define TERM_IMAGE(c, i, e) ((c) ? (int64_t)(c)->row[(c)->ptr[i] + (e)] : (e))
+
 #if defined(__AVX512F__)
-/* out[16 chunk[j] ...] = sum over the images r where a[r, i] is nonzero, in order, of a[r, i]
- * g[r, 16 chunk[j] ...] for NV listed vectors (sparse_gradient_tile's sums, lane by lane; NV
- * independent chains of multiply-adds). g's rows are padded to whole vectors, so a vector is read
- * whole; lanes past n_out are not stored. */
-static inline __attribute__((always_inline)) void chunk_sums(const int NV, const sparse_cols *c, const float *g,
-    int64_t ldg, int64_t i, const uint16_t *chunk, int64_t n_out, float *out)
+/* out[16 chunk[j] ...] = the sum over the terms of input i, in order, of x g[r, 16 chunk[j] ...]
+ * for NV listed vectors (the dense or sparse gradient tile's sums, lane by lane; NV independent
+ * chains of multiply-adds). g's rows are padded to whole vectors, so a vector is read whole;
+ * lanes past n_out are not stored. */
+static inline __attribute__((always_inline)) void chunk_sums(const int NV, const sparse_cols *c, const float *a,
+    int64_t lda, int64_t rows, const float *g, int64_t ldg, int64_t i, const uint16_t *chunk, int64_t n_out,
+    float *out)
 {
     __m512 acc[4];
     int64_t off[4];
@@ -388,9 +396,10 @@ static inline __attribute__((always_inline)) void chunk_sums(const int NV, const
         acc[v] = _mm512_setzero_ps();
         off[v] = 16 * (int64_t)chunk[v];
     }
-    for (int64_t e = c->ptr[i]; e < c->ptr[i + 1]; e++) {
-        const __m512 x = _mm512_set1_ps(c->val[e]);
-        const float *gr = g + (int64_t)c->row[e] * ldg;
+    const int64_t terms = TERM_COUNT(c, i, rows);
+    for (int64_t e = 0; e < terms; e++) {
+        const __m512 x = _mm512_set1_ps(TERM_VALUE(c, a, lda, i, e));
+        const float *gr = g + TERM_IMAGE(c, i, e) * ldg;
         for (int v = 0; v < NV; v++) acc[v] = _mm512_fmadd_ps(x, _mm512_loadu_ps(gr + off[v]), acc[v]);
     }
     for (int v = 0; v < NV; v++) _mm512_mask_storeu_ps(out + off[v], lanes(n_out - off[v], 0), acc[v]);
@@ -398,41 +407,50 @@ static inline __attribute__((always_inline)) void chunk_sums(const int NV, const
 #endif
 
 /* row i's weight gradient over the listed 16-entry vectors only (vector j starts at entry
- * 16 chunk[j]), into out (a row of n_out entries): the same sums as sparse_gradient_tile's */
-static void row_chunk_gradient(const sparse_cols *c, const float *g, int64_t ldg, int64_t i, const uint16_t *chunk,
-                               int64_t count, int64_t n_out, float *out)
+ * 16 chunk[j]), into out (a row of n_out entries), from c or a (see TERM_COUNT): the same sums as
+ * the sparse or dense gradient tile's */
+static void row_chunk_gradient(const sparse_cols *c, const float *a, int64_t lda, int64_t rows, const float *g,
+                               int64_t ldg, int64_t i, const uint16_t *chunk, int64_t count, int64_t n_out,
+                               float *out)
 {
 #if defined(__AVX512F__)
     int64_t j = 0;
-    for (; j + 4 <= count; j += 4) chunk_sums(4, c, g, ldg, i, chunk + j, n_out, out);
+    for (; j + 4 <= count; j += 4) chunk_sums(4, c, a, lda, rows, g, ldg, i, chunk + j, n_out, out);
     switch (count - j) {
-    case 1: chunk_sums(1, c, g, ldg, i, chunk + j, n_out, out); break;
-    case 2: chunk_sums(2, c, g, ldg, i, chunk + j, n_out, out); break;
-    case 3: chunk_sums(3, c, g, ldg, i, chunk + j, n_out, out); break;
+    case 1: chunk_sums(1, c, a, lda, rows, g, ldg, i, chunk + j, n_out, out); break;
+    case 2: chunk_sums(2, c, a, lda, rows, g, ldg, i, chunk + j, n_out, out); break;
+    case 3: chunk_sums(3, c, a, lda, rows, g, ldg, i, chunk + j, n_out, out); break;
     default: break;
     }
 #else
+    const int64_t terms = TERM_COUNT(c, i, rows);
     for (int64_t j = 0; j < count; j++) {
         const int64_t o0 = 16 * (int64_t)chunk[j], o1 = o0 + 16 < n_out ? o0 + 16 : n_out;
         for (int64_t o = o0; o < o1; o++) out[o] = 0.0f;
-        for (int64_t e = c->ptr[i]; e < c->ptr[i + 1]; e++) {
-            const float x = c->val[e];
-            const float *gr = g + (int64_t)c->row[e] * ldg;
+        for (int64_t e = 0; e < terms; e++) {
+            const float x = TERM_VALUE(c, a, lda, i, e);
+            const float *gr = g + TERM_IMAGE(c, i, e) * ldg;
             for (int64_t o = o0; o < o1; o++) out[o] = fmaf(x, gr[o], out[o]);
         }
     }
 #endif
 }
 
+#undef TERM_COUNT
+#undef TERM_VALUE
+#undef TERM_IMAGE
+
 /* layer_update's weight rows [row0, row1) and columns [col0, col1) (col0 a multiple of 16) over
  * their active vectors only: each row's gradient over those vectors, from the input's column view
- * c (the first layer's: sparse_gradient_tile's sums, lane by lane), then Adam over them. The rest
- * of a row keeps its weights and its zero moments, as the dense update leaves them, and its
- * gradient is not computed (it would be masked to 0). defer_empty: as layer_update's. g's rows
- * are ldg >= padded(n_out) floats apart. */
-void kept_update(const kept_layer *K, const sparse_cols *c, const float *g, int64_t ldg, int64_t row0,
-                 int64_t row1, int64_t col0, int64_t col1, int64_t n_out, float *w, float *mw, float *vw,
-                 const uint8_t *mask, int64_t ldw, const lt_adam *h, float *tile, int defer_empty)
+ * c (the first layer's: sparse_gradient_tile's sums, lane by lane) or, with c NULL, from all images
+ * of the input a (rows, lda floats apart: a hidden layer's, dense_gradient_tile's sums), then Adam
+ * over them. The rest of a row keeps its weights and its zero moments, as the dense update leaves
+ * them, and its gradient is not computed (it would be masked to 0). defer_empty (with c): as
+ * layer_update's. g's rows are ldg >= padded(n_out) floats apart. */
+void kept_update(const kept_layer *K, const sparse_cols *c, const float *a, int64_t lda, int64_t rows,
+                 const float *g, int64_t ldg, int64_t row0, int64_t row1, int64_t col0, int64_t col1, int64_t n_out,
+                 float *w, float *mw, float *vw, const uint8_t *mask, int64_t ldw, const lt_adam *h, float *tile,
+                 int defer_empty)
 {
     const int64_t v0 = col0 / 16, v1 = (col1 + 15) / 16;
     for (int64_t i = row0; i < row1; i++) {
@@ -440,7 +458,7 @@ void kept_update(const kept_layer *K, const sparse_cols *c, const float *g, int6
         int64_t j0, j1;
         kept_row_vectors(K, i, v0, v1, &j0, &j1);
         if (j0 == j1) continue;
-        row_chunk_gradient(c, g, ldg, i, K->chunk + j0, j1 - j0, n_out, tile);
+        row_chunk_gradient(c, a, lda, rows, g, ldg, i, K->chunk + j0, j1 - j0, n_out, tile);
         adam_vectors(w + i * ldw, mw + i * ldw, vw + i * ldw, mask + i * ldw, tile, n_out, K->chunk + j0, j1 - j0, h);
     }
 }

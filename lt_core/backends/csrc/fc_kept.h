@@ -85,9 +85,10 @@ LT_HIDDEN int kept_build(kept_layer *K, const lt_fc_layer *L, int64_t k, int64_t
 /* [*j0, *j1): the positions in K->chunk of row i's active vectors among the vectors [v0, v1) */
 LT_HIDDEN void kept_row_vectors(const kept_layer *K, int64_t i, int64_t v0, int64_t v1, int64_t *j0, int64_t *j1);
 /* layer_update's weight rows [row0, row1) and columns [col0, col1) with Adam over their active
- * vectors only (see fc_kept.c) */
-LT_HIDDEN void kept_update(const kept_layer *K, const sparse_cols *c, const float *g, int64_t ldg, int64_t row0,
-                           int64_t row1, int64_t col0, int64_t col1, int64_t n_out, float *w, float *mw, float *vw,
-                           const uint8_t *mask, int64_t ldw, const lt_adam *h, float *tile, int defer_empty);
+ * vectors only, the gradient from the column view c or, with c NULL, densely from a (see fc_kept.c) */
+LT_HIDDEN void kept_update(const kept_layer *K, const sparse_cols *c, const float *a, int64_t lda, int64_t rows,
+                           const float *g, int64_t ldg, int64_t row0, int64_t row1, int64_t col0, int64_t col1,
+                           int64_t n_out, float *w, float *mw, float *vw, const uint8_t *mask, int64_t ldw,
+                           const lt_adam *h, float *tile, int defer_empty);
 
 #endif

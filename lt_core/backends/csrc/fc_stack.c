@@ -96,9 +96,8 @@ static size_t step_scratch_bytes(int n_layers, const lt_fc_layer *layers, int64_
     int64_t widest = 0;
     for (int l = 0; l < n_layers; l++) {
         const int64_t n_in = layers[l].n_in, n_out = layers[l].n_out;
-        if (l > 0)  /* activations and their views (the batch's views are apart: see x_views) */
-            total += align64(4 * (size_t)(rows * padded(n_in))) + sparse_rows_bytes(rows, n_in) +
-                     sparse_cols_bytes(rows, n_in);
+        if (l > 0)  /* activations and their view by rows (the batch's views are apart: see x_views) */
+            total += align64(4 * (size_t)(rows * padded(n_in))) + sparse_rows_bytes(rows, n_in);
         total += kept_layer_bytes(n_in, n_out);
         widest = n_in > widest ? n_in : widest;
         widest = n_out > widest ? n_out : widest;
@@ -118,7 +117,6 @@ static size_t step_scratch_bytes(int n_layers, const lt_fc_layer *layers, int64_
 typedef struct {
     float *act[MAX_LAYERS];  /* act[l]: layer l's input, l > 0; rows padded(n_in) floats apart */
     sparse_rows sr[MAX_LAYERS];  /* sr[l]: act[l]'s view by rows, l > 0 */
-    sparse_cols sc[MAX_LAYERS];  /* sc[l]: by columns, l > 0, where the update is over the kept weights */
     kept_plan *plan;  /* the run being stepped: its layers' lists and paths */
     float *logits, *g, *g_next, *tile;  /* rows padded(width) apart; tile, gt, gt_out, xt: each thread its own */
     float *gt, *gt_out;  /* gt: also the transposed output of kept_forward_w */
@@ -135,7 +133,6 @@ static char *step_buffers_init(step_buffers *b, int n_layers, const lt_fc_layer 
             b->act[l] = (float *)mem;
             mem += align64(4 * (size_t)(rows * padded(layers[l].n_in)));
             mem = sparse_rows_init(&b->sr[l], rows, layers[l].n_in, mem);
-            mem = sparse_cols_init(&b->sc[l], rows, layers[l].n_in, mem);
         }
         widest = layers[l].n_in > widest ? layers[l].n_in : widest;
         widest = layers[l].n_out > widest ? layers[l].n_out : widest;
@@ -320,10 +317,7 @@ static void run_step(int n_layers, const lt_fc_layer *layers, int64_t k, const f
         }
         team_barrier(team);
         if (l < last) {
-            if (lead) {
-                sparse_rows_build(&b->sr[l + 1], out, ldz);
-                if (P->update[l + 1]) sparse_cols_build(&b->sc[l + 1], &b->sr[l + 1]);
-            }
+            if (lead) sparse_rows_build(&b->sr[l + 1], out, ldz);
             team_barrier(team);
         }
     }
@@ -345,9 +339,10 @@ static void run_step(int n_layers, const lt_fc_layer *layers, int64_t k, const f
         const int64_t live = L->live_in < L->n_in ? L->live_in : L->n_in;
         share(L->n_out, member, team, 16, &lo, &hi);
         const int defer = l == 0 && b->defer;
-        if (P->update[l])  /* over the active vectors, from the input's column view */
-            kept_update(&P->layer[l], l == 0 ? xc : &b->sc[l], g, ldg, 0, live, lo, hi, L->n_out, L->w + off,
-                        L->m_w + off, L->v_w + off, L->mask + off, L->ld, adam, b->tile, defer);
+        if (P->update[l])  /* over the active vectors: from the batch's column view; a hidden layer's densely */
+            kept_update(&P->layer[l], l == 0 ? xc : NULL, l == 0 ? NULL : b->act[l], padded(L->n_in), rows, g, ldg,
+                        0, live, lo, hi, L->n_out, L->w + off, L->m_w + off, L->v_w + off, L->mask + off, L->ld,
+                        adam, b->tile, defer);
         else  /* the batch's weight gradient over its column view; a hidden layer's densely */
             layer_update(l == 0 ? xc : NULL, l == 0 ? NULL : b->act[l], padded(L->n_in), g, ldg, rows, 0, live, lo,
                          hi, L->n_out, L->w + off, L->m_w + off, L->v_w + off, L->mask ? L->mask + off : NULL, L->ld,
