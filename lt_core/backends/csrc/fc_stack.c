@@ -185,7 +185,7 @@ static void kept_plan_run(kept_plan *plan, int n_layers, const lt_fc_layer *laye
         if (way == KEPT_NEVER || L->mask == NULL) continue;
         if (way == KEPT_AUTO && 4 * kept_mask_count(L, k, live) > live * L->n_out) continue;
         if (!kept_build(K, L, k, live, l < n_layers - 1 ? cols_below : -1)) continue;
-        plan->update[l] = way == KEPT_ALWAYS || (l == 0 && 4 * K->active <= 3 * live * K->chunks);
+        plan->update[l] = way == KEPT_ALWAYS || (l == 0 ? 4 * K->active <= 3 * live * K->chunks : 2 * K->active <= live * K->chunks);
         plan->forward[l] = K->has_cols ? (way == KEPT_ALWAYS ? 2 : 1) : 0;
         plan->backward[l] = l > 0 && live == L->n_in && (way == KEPT_ALWAYS || 8 * K->nonzero <= live * L->n_out);
     }
