@@ -23,9 +23,10 @@
  * within a call, and pruned weights with zero moments never move): a layer's forward pass is then
  * computed over its nonzero weights by output, images in vector lanes, where that is less work
  * than over the nonzero inputs (the same sums in the same order, values read from w each step,
- * frozen nonzero pruned weights included); a sparse first layer's weight gradient and Adam update
- * run over the 16-weight vectors that hold a kept weight only (the others would not change: their
- * gradient is masked to 0); and a sparse hidden layer's input gradient sums over the weights that
+ * frozen nonzero pruned weights included); a sparse layer's weight gradient and Adam update run
+ * over the 16-weight vectors that hold a kept weight only (the others would not change: their
+ * gradient is masked to 0), the first layer's once at most 3/4 of its vectors hold one, a hidden
+ * layer's (summed over all images, as its dense gradient) once at most half do; and a sparse hidden layer's input gradient sums over the weights that
  * may be nonzero only (the terms left out are products with a zero weight). A layer with a pruned
  * weight that could move is updated densely. `kept` of lt_fc_train_steps forces either way (tests:
  * the same values; a zero could differ in sign only after an underflow to -0).
@@ -171,9 +172,10 @@ static char *step_buffers_init(step_buffers *b, int n_layers, const lt_fc_layer 
  * enough to be worth it. In KEPT_AUTO, a layer with more than a quarter of its weights kept is not
  * listed (neither path pays there); the weight gradient and Adam over the active vectors are
  * planned for the first layer where they skip a quarter of them or more (measured: skipping fewer
- * saves nothing, the update being bound by memory traffic; a hidden layer's update is dense over
- * the images, faster than the column view kept_update reads), and a hidden layer's input gradient
- * over its listed weights where they are an eighth of the layer or fewer. */
+ * saves nothing, the update being bound by memory traffic), for a hidden layer where they skip
+ * half (its dense gradient tiles are faster per vector than the sums kept_update does), and a
+ * hidden layer's input gradient over its listed weights where they are an eighth of the layer or
+ * fewer. */
 static void kept_plan_run(kept_plan *plan, int n_layers, const lt_fc_layer *layers, int64_t k, int way)
 {
     for (int l = 0; l < n_layers; l++) {
