@@ -143,7 +143,7 @@ def wait_lengths(page, condition: str, timeout: float = 120_000) -> None:
 
 
 def test_dashboard_as_a_researcher_uses_it(voila):
-    from playwright.sync_api import expect, sync_playwright
+    from playwright.sync_api import TimeoutError as PlaywrightTimeout, expect, sync_playwright
 
     tmp = voila["tmp"]
     timings = {"voila listening": voila["listening"]}
@@ -255,11 +255,14 @@ def test_dashboard_as_a_researcher_uses_it(voila):
                                                           errors)
             page.wait_for_function(f"() => ({LABELS})('curve:').includes({overlaid[0]!r})", timeout=60_000)
             # the axes span the overlaid seeds' 300 iterations (their line was made while the tab was
-            # hidden); accuracy axes end at most 1 point past 100%, the per-layer one at 105%
-            page.wait_for_function(f"() => ({AXES})('Test accuracy vs iteration').x[1] >= 300", timeout=30_000,
-                                   polling=200)
-            curve = page.evaluate(AXES, "Test accuracy vs iteration")
-            assert curve["x"][0] <= 0 and curve["y"][1] <= 101, curve
+            # hidden); accuracy axes end at most 1 point past 100%, the per-layer one at 105%. (Bokeh's
+            # ranges read NaN for a moment while a redraw recomputes them, so the whole state is waited for.)
+            spans = "(a => a !== null && a.x[0] <= 0 && a.x[1] >= 300 && a.y[1] <= 101)"
+            try:
+                page.wait_for_function(f"() => {spans}(({AXES})('Test accuracy vs iteration'))", timeout=30_000,
+                                       polling=200)
+            except PlaywrightTimeout:
+                raise AssertionError(page.evaluate(AXES, "Test accuracy vs iteration")) from None
             assert page.evaluate(AXES, "Early-stop test accuracy")["y"][1] <= 101
             layer = page.evaluate(AXES, "Weights remaining per layer")
             assert layer["y"][1] == 105 and 0 < layer["y"][0] < 100, layer
