@@ -170,7 +170,7 @@ def build_parser() -> argparse.ArgumentParser:
                                    "times) under --out. Finished runs in the results store are reused.")
     p.add_argument("--preset", choices=list(PRESETS), default="quick",
                    help="tiny (seconds; CI), quick (minutes on a laptop CPU, default) or paper (the paper's "
-                        "schedule and seeds: days on a CPU)")
+                        "schedule and seeds: many hours on a CPU)")
     p.add_argument("--only", default=None, help=f"comma-separated notebooks (default all): {', '.join(NOTEBOOKS)}")
     p.add_argument("--seeds", default=None, help="seeds of every notebook, e.g. 0,1,2 (default: the preset's)")
     p.add_argument("--archs", default=None, help="networks of every notebook, e.g. fc (default: each notebook's)")
