@@ -58,6 +58,18 @@ AXES = """(title) => {
     return {x: [m.x_range.start, m.x_range.end], y: [m.y_range.start, m.y_range.end]}; }
   return null; }"""
 
+def wait_axes(page, title: str, condition: str, timeout: float = 30_000) -> None:
+    """Waits until the axis ranges of the figure titled ``title`` meet ``condition`` (a JavaScript
+    predicate of ``{x: [start, end], y: [start, end]}``); fails with the ranges it last saw. Bokeh's
+    ranges read NaN for a moment while a redraw recomputes them, so one read can catch a redraw."""
+    from playwright.sync_api import TimeoutError as PlaywrightTimeout
+    try:
+        page.wait_for_function(f"() => {{ const a = ({AXES})({title!r}); return a !== null && ({condition})(a); }}",
+                               timeout=timeout, polling=200)
+    except PlaywrightTimeout:
+        raise AssertionError(f"{title}: {page.evaluate(AXES, title)}") from None
+
+
 pytestmark = [pytest.mark.skipif(not CHROMIUM.exists(), reason="needs Debian's chromium at /usr/bin/chromium"),
               needs_mnist]
 
@@ -143,7 +155,7 @@ def wait_lengths(page, condition: str, timeout: float = 120_000) -> None:
 
 
 def test_dashboard_as_a_researcher_uses_it(voila):
-    from playwright.sync_api import TimeoutError as PlaywrightTimeout, expect, sync_playwright
+    from playwright.sync_api import expect, sync_playwright
 
     tmp = voila["tmp"]
     timings = {"voila listening": voila["listening"]}
@@ -255,17 +267,10 @@ def test_dashboard_as_a_researcher_uses_it(voila):
                                                           errors)
             page.wait_for_function(f"() => ({LABELS})('curve:').includes({overlaid[0]!r})", timeout=60_000)
             # the axes span the overlaid seeds' 300 iterations (their line was made while the tab was
-            # hidden); accuracy axes end at most 1 point past 100%, the per-layer one at 105%. (Bokeh's
-            # ranges read NaN for a moment while a redraw recomputes them, so the whole state is waited for.)
-            spans = "(a => a !== null && a.x[0] <= 0 && a.x[1] >= 300 && a.y[1] <= 101)"
-            try:
-                page.wait_for_function(f"() => {spans}(({AXES})('Test accuracy vs iteration'))", timeout=30_000,
-                                       polling=200)
-            except PlaywrightTimeout:
-                raise AssertionError(page.evaluate(AXES, "Test accuracy vs iteration")) from None
-            assert page.evaluate(AXES, "Early-stop test accuracy")["y"][1] <= 101
-            layer = page.evaluate(AXES, "Weights remaining per layer")
-            assert layer["y"][1] == 105 and 0 < layer["y"][0] < 100, layer
+            # hidden); accuracy axes end at most 1 point past 100%, the per-layer one at 105%
+            wait_axes(page, "Test accuracy vs iteration", "a => a.x[0] <= 0 && a.x[1] >= 300 && a.y[1] <= 101")
+            wait_axes(page, "Early-stop test accuracy", "a => a.y[1] <= 101")
+            wait_axes(page, "Weights remaining per layer", "a => a.y[1] === 105 && 0 < a.y[0] && a.y[0] < 100")
             time.sleep(1.0)
             page.screenshot(path=str(tmp / "dashboard-compare.png"), full_page=True)
             tabs.get_by_text("Compare & export", exact=True).click()

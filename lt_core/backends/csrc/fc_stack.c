@@ -26,8 +26,9 @@
  * frozen nonzero pruned weights included); a sparse layer's weight gradient and Adam update run
  * over the 16-weight vectors that hold a kept weight only (the others would not change: their
  * gradient is masked to 0), the first layer's once at most 3/4 of its vectors hold one, a hidden
- * layer's (summed over all images, as its dense gradient) once at most half do; and a sparse hidden layer's input gradient sums over the weights that
- * may be nonzero only (the terms left out are products with a zero weight). A layer with a pruned
+ * layer's (summed over all images, as its dense gradient) once at most half do; and a sparse
+ * hidden layer's input gradient sums over the weights that may be nonzero only (the terms left
+ * out are products with a zero weight). A layer with a pruned
  * weight that could move is updated densely. `kept` of lt_fc_train_steps forces either way (tests:
  * the same values; a zero could differ in sign only after an underflow to -0).
  *
@@ -187,7 +188,8 @@ static void kept_plan_run(kept_plan *plan, int n_layers, const lt_fc_layer *laye
         if (way == KEPT_NEVER || L->mask == NULL) continue;
         if (way == KEPT_AUTO && 4 * kept_mask_count(L, k, live) > live * L->n_out) continue;
         if (!kept_build(K, L, k, live, l < n_layers - 1 ? cols_below : -1)) continue;
-        plan->update[l] = way == KEPT_ALWAYS || (l == 0 ? 4 * K->active <= 3 * live * K->chunks : 2 * K->active <= live * K->chunks);
+        plan->update[l] = way == KEPT_ALWAYS || (l == 0 ? 4 * K->active <= 3 * live * K->chunks
+                                                        : 2 * K->active <= live * K->chunks);
         plan->forward[l] = K->has_cols ? (way == KEPT_ALWAYS ? 2 : 1) : 0;
         plan->backward[l] = l > 0 && live == L->n_in && (way == KEPT_ALWAYS || 8 * K->nonzero <= live * L->n_out);
     }
