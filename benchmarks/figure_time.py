@@ -1,7 +1,8 @@
 """What a user waits for: a paper figure and the learned-mask Table 1 row, extrapolated from slices
 timed in one process against the plain PyTorch way.
 
-    python benchmarks/figure_time.py [--quick] [--rounds R] [--steps N] [--learn-steps M] [--test-points T]
+    python benchmarks/figure_time.py [--device cpu|cuda] [--quick] [--rounds R] [--steps N] [--learn-steps M]
+                                     [--test-points T]
 
 (1) Figure: the RQ1 figure at the paper's schedule -- the dense round 0 (one run), then 24 pruning
     rounds of 11 stacked FC 300-100-10 runs (the nine criteria and same/diff sign), batch 60, Adam,
@@ -53,6 +54,7 @@ from throughput import torchvision_root  # noqa: E402
 
 from lt_core import get_arch, init_weights, load_dataset  # noqa: E402
 from lt_core.backends import RunSpec  # noqa: E402
+from lt_core.devices import resolve_device  # noqa: E402
 from lt_core.models import zero_biases  # noqa: E402
 from lt_core.supermask import LearnConfig  # noqa: E402
 from lt_core.supermask.learned import MaskLearner  # noqa: E402
@@ -71,9 +73,19 @@ LEARN_EPOCHS, LEARN_SPE, LEARN_BATCH = 2000, 220, 250
 VARIANTS = [LearnConfig(weights=w, dwr=d) for w in ("init", "signed_constant") for d in (False, True)]
 
 
+DEVICE = torch.device("cpu")  # --device: both sides run there
+
+
+def sync() -> None:
+    if DEVICE.type == "cuda":
+        torch.cuda.synchronize()
+
+
 def timed(fn) -> float:
+    sync()
     t0 = time.perf_counter()
     fn()
+    sync()
     return time.perf_counter() - t0
 
 
@@ -142,7 +154,8 @@ class PlainFigure:
             torch.manual_seed(i)
             model = nn.Sequential(nn.Flatten(), nn.Linear(784, 300), nn.ReLU(), nn.Linear(300, 100), nn.ReLU(),
                                   nn.Linear(100, 10))
-            masks = list(figure_masks(arch, i, 8).values())
+            model.to(DEVICE)
+            masks = [m.to(DEVICE) for m in figure_masks(arch, i, 8).values()]
             with torch.no_grad():
                 for lin, m in zip([model[1], model[3], model[5]], masks):
                     lin.weight.mul_(m)
@@ -161,6 +174,7 @@ class PlainFigure:
         for model, masks, opt in list(zip(self.models, self.masks, self.opts))[:runs]:
             for _ in range(n):
                 x, y = self.batch()
+                x, y = x.to(DEVICE, non_blocking=True), y.to(DEVICE, non_blocking=True)
                 loss = F.cross_entropy(model(x), y)
                 opt.zero_grad()
                 loss.backward()
@@ -208,7 +222,8 @@ class PlainLearned:
     def __init__(self, data) -> None:
         arch = get_arch("fc")
         self.data = data
-        self.models = [PlainSupermask(c, init_weights(arch, c.seed)) for c in VARIANTS]
+        self.models = [PlainSupermask(c, {n: w.to(DEVICE) for n, w in init_weights(arch, c.seed).items()}).to(DEVICE)
+                       for c in VARIANTS]
         self.opts = [torch.optim.SGD(m.parameters(), lr=100.0, momentum=0.9) for m in self.models]
         self.gen = torch.Generator().manual_seed(0)
 
@@ -216,7 +231,7 @@ class PlainLearned:
         x_all, y_all = self.data.train.x, self.data.train.y
         for model, opt in zip(self.models, self.opts):
             for _ in range(n):
-                idx = torch.randint(len(y_all), (LEARN_BATCH,), generator=self.gen)
+                idx = torch.randint(len(y_all), (LEARN_BATCH,), generator=self.gen).to(DEVICE)
                 loss = F.cross_entropy(model(x_all[idx]), y_all[idx])
                 opt.zero_grad()
                 loss.backward()
@@ -274,6 +289,8 @@ def interpolate(samples: dict, k: int) -> float:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--device", choices=("cpu", "cuda"), default="cpu",
+                        help="where lt_core and the plain way both run (default cpu)")
     parser.add_argument("--quick", action="store_true", help="shorter slices, fewer rounds and sample rounds")
     parser.add_argument("--rounds", type=int, default=None, help="timing rounds (default 3, quick 2)")
     parser.add_argument("--steps", type=int, default=None, help="figure steps per round (default 200, quick 60)")
@@ -290,11 +307,16 @@ def main() -> int:
     learn_steps = args.learn_steps or (12 if args.quick else 44)
     os.environ.setdefault("LT_DATA_DIR", str(REPO.parent / "shared" / "datasets"))
     torch.manual_seed(0)
-    data = load_dataset("mnist", device="cpu")
+    global DEVICE
+    if args.device == "cuda" and not torch.cuda.is_available():
+        parser.error("--device: cuda is not available here (torch.cuda.is_available() is False); use cpu")
+    DEVICE = resolve_device(args.device)
+    data = load_dataset("mnist", device=str(DEVICE))
     if args.count_test_points is not None:
         count_test_points(data, args.count_test_points)
         return 0
-    print(f"cpu, {torch.get_num_threads()} threads, torch {torch.__version__}; load average "
+    where = torch.cuda.get_device_name(DEVICE) if DEVICE.type == "cuda" else "cpu"
+    print(f"{where}, {torch.get_num_threads()} threads, torch {torch.__version__}; load average "
           f"{os.getloadavg()[0]:.1f} (timings share the cores with whatever else runs)")
 
     # (1) the figure: the plain way once (its cost does not follow the mask), lt_core at sample rounds

@@ -10,10 +10,15 @@ The forward pass works on *stacks* of K independent runs: every parameter has a 
 dimension (``weights["fc1"]`` is ``(K, 300, 784)``), and K runs go through one vectorised step
 (batched matmuls; grouped convolutions with ``groups=K``). A single run is simply K = 1.
 
-Initialisation mirrors TF 1.x ``glorot_normal``: a normal with sigma = sqrt(2 / (fan_in + fan_out))
-truncated at +-2 sigma *without* variance correction (realised std ~ 0.88 sigma); fans of a conv
-layer are k*k*C_in and k*k*C_out. Biases start at zero. Whether TF 1.10 applied no truncation
-correction is UNVERIFIED in the protocol; we follow its recommended reading (no correction).
+Initialisation is TF 1.10's ``glorot_normal`` (protocol section 1, VERIFIED): ``VarianceScaling``
+with ``distribution="normal"`` draws a normal of std ``s = sigma / 0.87962566103423978`` truncated at
++-2s, where sigma = sqrt(2 / (fan_in + fan_out)) and the constant is the std of a standard normal
+truncated at +-2 (``scipy.stats.truncnorm.std(-2, 2)``); so the realised std is exactly sigma and the
+largest |w| is just under 2 sigma / 0.8796 (read in the TF 1.10.0 wheel's
+``tensorflow/python/ops/init_ops.py``, ``VarianceScaling.__call__``). Fans of a conv layer are
+k*k*C_in and k*k*C_out. Biases start at zero. :data:`INIT_SCHEME` names this rule in every stored
+run's identity, so that runs made under an earlier rule are never reused as if they were made
+under this one.
 """
 
 from __future__ import annotations
@@ -33,19 +38,30 @@ Tensor = torch.Tensor
 
 # -- initialisation -----------------------------------------------------------------------------
 
+#: The std of a standard normal truncated at +-2: TF 1.10 divides its std by this before truncating.
+TRUNCATED_NORMAL_STD = 0.87962566103423978
+
+#: The initialisation rule, as recorded in every stored run's configuration and identity. Runs stored
+#: before it was recorded used ``"glorot_normal_uncorrected"`` (std sigma before truncation, realised
+#: std 0.88 sigma): see :data:`lt_core.store.OLD_INIT`.
+INIT_SCHEME = "glorot_normal_tf1.10"
+
+
 def glorot_sigma(layer: Layer) -> float:
+    """Glorot's std, sqrt(2 / (fan_in + fan_out)): the realised std of the layer's initial weights."""
     fan_in, fan_out = layer.fans
     return math.sqrt(2.0 / (fan_in + fan_out))
 
 
 def init_weights(arch: Arch, seed: int) -> Dict[str, Tensor]:
-    """Truncated Glorot-normal weights for one run, each layer from its own derived seed."""
+    """TF 1.10 ``glorot_normal`` weights for one run (see the module docstring), each layer from its
+    own derived seed: a normal of std ``glorot_sigma / 0.8796`` truncated at +-2 of those stds."""
     out = {}
     for layer in arch.layers:
         gen = torch.Generator().manual_seed(derive_seed(seed, "init", layer.name))
-        sigma = glorot_sigma(layer)
+        s = glorot_sigma(layer) / TRUNCATED_NORMAL_STD
         w = torch.empty(layer.shape)
-        torch.nn.init.trunc_normal_(w, mean=0.0, std=sigma, a=-2 * sigma, b=2 * sigma, generator=gen)
+        torch.nn.init.trunc_normal_(w, mean=0.0, std=s, a=-2 * s, b=2 * s, generator=gen)
         out[layer.name] = w
     return out
 

@@ -68,8 +68,10 @@ def test_conv_stack_matches_single_runs(cifar_fixture):  # noqa: F811
             alone = Trainer(arch, ds, [spec(i, s)], **kw).run()[0]
             for a, b in zip(stacked[i].evals, alone.evals):
                 assert a["test_loss"] == pytest.approx(b["test_loss"], rel=1e-4)
+            # grouped and single convolutions sum in orders the CPU's library picks: within a tenth of
+            # the largest change six Adam steps can make (6 x 2e-4), elementwise
             for n in alone.final_weights:
-                torch.testing.assert_close(stacked[i].final_weights[n], alone.final_weights[n], rtol=1e-3, atol=1e-5)
+                torch.testing.assert_close(stacked[i].final_weights[n], alone.final_weights[n], rtol=1e-3, atol=1.2e-4)
             # pruned weights stay exactly zero in the stack too
             assert bool((stacked[i].final_weights["conv2"][:, :, 0, 0] == 0).all())
 

@@ -25,20 +25,27 @@ def test_layer_shapes():
     assert get_arch("conv4").layer("fc1").shape == (256, 8 * 8 * 128)
 
 
-def test_glorot_truncated_statistics():
+def test_glorot_normal_as_tf_1_10_draws_it():
+    """TF 1.10 divides the std by 0.8796 (the std of a standard normal cut at +-2) before truncating at
+    +-2 of those stds: the realised std is Glorot's sigma, the largest |w| just under 2 sigma / 0.8796."""
     arch = get_arch("conv2")
     weights = init_weights(arch, seed=0)
     for layer in arch.layers:
         w = weights[layer.name]
         sigma = math.sqrt(2.0 / sum(layer.fans))
         assert glorot_sigma(layer) == pytest.approx(sigma)
-        assert w.abs().max() <= 2 * sigma + 1e-7  # truncated at +-2 sigma
-        # no variance correction: std of N(0, s) truncated at 2s is 0.8796 s
+        cut = 2 * sigma / 0.87962566103423978
+        assert float(w.abs().max()) <= cut * (1 + 1e-6)
         if layer.numel > 50_000:
-            assert float(w.std()) == pytest.approx(0.8796 * sigma, rel=0.01)
+            assert float(w.std()) == pytest.approx(sigma, rel=0.01)
+            assert 1.9 * sigma / 0.8796 <= float(w.abs().max())
             assert abs(float(w.mean())) < 0.01 * sigma
     conv1 = arch.layer("conv1")
     assert conv1.fans == (9 * 3, 9 * 64)
+    fc1 = get_arch("fc").layer("fc1")  # 784 x 300: sigma = sqrt(2 / 1084)
+    w = init_weights(get_arch("fc"), seed=3)["fc1"]
+    assert float(w.std()) == pytest.approx(math.sqrt(2 / 1084), rel=0.01)
+    assert fc1.fans == (784, 300)
 
 
 def test_init_is_seeded():

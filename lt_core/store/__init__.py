@@ -36,10 +36,10 @@ from .files import METRIC_COLUMNS, POINT_COLUMNS, DamagedFileError, StoreError, 
 from .ledger import LEDGER, append_entry, read_entries, trainings
 from .layout import KINDS, RunDir, check_writable, dense_dir, learnmask_dir, lottery_dir, results_root, supermask_dir
 from .lock import RunLock, hold_locks
-from .reader import ROW_COLUMNS, LearnedMaskRun, LotteryRun, Round, Run, SupermaskRun, TrainRun, list_runs, open_run
+from .reader import OLD_INIT, ROW_COLUMNS, LearnedMaskRun, LotteryRun, Round, Run, SupermaskRun, TrainRun, list_runs, open_run
 
 __all__ = [
-    "DamagedFileError", "KINDS", "LEDGER", "RunLock", "append_entry", "hold_locks", "read_entries", "trainings", "LearnedMaskRun", "LotteryRun", "METRIC_COLUMNS", "POINT_COLUMNS", "ROW_COLUMNS", "Round", "Run",
+    "DamagedFileError", "KINDS", "OLD_INIT", "LEDGER", "RunLock", "append_entry", "hold_locks", "read_entries", "trainings", "LearnedMaskRun", "LotteryRun", "METRIC_COLUMNS", "POINT_COLUMNS", "ROW_COLUMNS", "Round", "Run",
     "RunDir", "StoreError", "SupermaskRun", "TrainRun", "atomic_torch_save", "atomic_write_bytes",
     "atomic_write_json", "atomic_write_text", "dense_dir", "learnmask_dir", "list_runs", "lottery_dir",
     "metrics_csv", "open_run", "read_json", "read_metrics_csv", "read_points", "read_tensors", "check_writable", "results_root",

@@ -108,10 +108,14 @@ class RunDir:
         return sorted(out)
 
     def write_config(self, body: dict) -> None:
-        """Write ``config.json`` once: a run's configuration never changes, so an existing one is kept."""
+        """Write ``config.json`` once: a run's configuration never changes, so an existing one is kept.
+        It records the initialisation rule the run was made with (``"init"``, see
+        :data:`lt_core.models.INIT_SCHEME`)."""
+        from ..models import INIT_SCHEME
+
         path = self.path / "config.json"
         if not path.is_file():
-            atomic_write_json(path, body)
+            atomic_write_json(path, {"init": INIT_SCHEME, **body})
 
     def extend_rounds(self, rounds: int) -> None:
         """Record that a lottery run was asked for ``rounds`` pruning rounds, if more than before: the

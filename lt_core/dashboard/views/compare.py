@@ -44,7 +44,9 @@ class ComparePanel:
         selected = set(self.runs_select.value)
         self.runs_select.options = [(r.label, r.name) for r in runs]
         self.runs_select.value = tuple(n for n in selected if n in {r.name for r in runs})
-        self.compare_info.value = (f"{len(runs)} run(s) in <code>{html.escape(str(self.c.root))}</code>. "
+        old = sum(1 for r in runs if r.old_init)
+        old_text = f" ({old} made with the old initialisation: listed, not drawn)" if old else ""
+        self.compare_info.value = (f"{len(runs)} run(s) in <code>{html.escape(str(self.c.root))}</code>{old_text}. "
                                    f"Overlays: {len(self.c.overlays)}.")
 
     def overlay(self, _=None) -> None:
