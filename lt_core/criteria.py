@@ -15,7 +15,9 @@ The signature, for built-ins and for criteria registered with :func:`register_cr
 
 In both, **higher means keep**; only the scores at kept positions matter. Pruning
 (``lt_core.pruning``) removes the lowest-scoring kept weights, ties broken by a seeded random key.
-A returned score of the wrong shape raises a ``ValueError`` naming the criterion and the layer.
+A returned score of the wrong shape, or a NaN or infinite score at a kept position, raises a
+``ValueError`` naming the criterion and the layer. A criterion gets copies of the run's tensors, so
+one that edits ``w_i`` or ``w_f`` in place changes nothing the run keeps.
 
 The two-sided criteria (``large_init_large_final``, ``small_init_small_final``) follow the
 protocol's single-percentile rule: a weight survives only if it is in the top of the layer by

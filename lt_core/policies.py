@@ -3,7 +3,9 @@
 Both are pure functions of one layer's tensors and a seeded ``torch.Generator``, kept in the
 registries :data:`MASK1_POLICIES` and :data:`MASK0_POLICIES`; user code adds its own with
 :func:`register_mask1` and :func:`register_mask0`, with the signatures below. A policy returning a
-tensor of the wrong shape raises a ``ValueError`` naming the policy.
+tensor of the wrong shape raises a ``ValueError`` naming the policy. Policies are called with copies
+of the run's tensors (:func:`apply_mask1`, :func:`apply_mask0`), so one that edits its arguments in
+place changes nothing the run keeps.
 
 Mask-1 (protocol section 4): ``fn(w, mask, alpha, gen) -> new starting weights`` where ``w`` is
 the layer's previous starting weights (round k-1's transformed init, protocol 9.3), ``mask`` the
@@ -114,7 +116,7 @@ def register_mask1(name: str, fn: Callable, description: str) -> Mask1Policy:
 
 
 def apply_mask1(name: str, w: Tensor, mask: Tensor, alpha: float, gen: torch.Generator) -> Tensor:
-    out = MASK1_POLICIES[name].fn(w, mask.bool(), alpha, gen)
+    out = MASK1_POLICIES[name].fn(w.clone(), mask.bool().clone(), alpha, gen)
     _check_shape("mask-1", name, "starting weights", out, w)
     return out
 
@@ -209,7 +211,8 @@ def register_mask0(name: str, fn: Callable, description: str, *, freezes: bool =
 
 def apply_mask0(name: str, w_i: Tensor, w_f: Tensor, start: Tensor, mask: Tensor, prev_mask: Tensor,
                 prev_frozen: Optional[Tensor], gen: torch.Generator) -> Tuple[Tensor, Tensor]:
-    out = MASK0_POLICIES[name].fn(w_i, w_f, start, mask.bool(), prev_mask.bool(), prev_frozen, gen)
+    out = MASK0_POLICIES[name].fn(w_i.clone(), w_f.clone(), start.clone(), mask.bool().clone(),
+                                  prev_mask.bool().clone(), None if prev_frozen is None else prev_frozen.clone(), gen)
     if not isinstance(out, tuple) or len(out) != 2:
         raise ValueError(f"mask-0 policy {name!r} returned {type(out).__name__}; expected a pair (start, frozen)")
     _check_shape("mask-0", name, "start", out[0], start)

@@ -40,11 +40,28 @@ def lowest_kept(scores: Tensor, kept: Tensor, count: int, gen: torch.Generator) 
 
 
 def _checked_scores(criterion: str, layer: str, scores, kept: Tensor) -> Tensor:
+    """``scores`` if they have the layer's shape and are finite where weights are kept.
+
+    A NaN would rank above every number (so NaN weights were all kept) and an infinity ties with
+    its likes: neither is a score, so a criterion returning one is refused by name.
+    """
     if not isinstance(scores, torch.Tensor) or scores.shape != kept.shape:
         got = tuple(scores.shape) if isinstance(scores, torch.Tensor) else type(scores).__name__
         raise ValueError(f"criterion {criterion!r} returned scores of shape {got} for layer {layer!r}; "
                          f"expected the layer's weight shape {tuple(kept.shape)}")
+    bad = int((~torch.isfinite(scores.detach().cpu()) & kept).sum()) if scores.is_floating_point() else 0
+    if bad:
+        raise ValueError(f"criterion {criterion!r} returned {bad} non-finite score(s) (NaN or infinity) for kept "
+                         f"weights of layer {layer!r}; scores must be finite numbers")
     return scores
+
+
+def _copies(tensors):
+    """Copies of a tensor or of a ``{layer: tensor}`` dict, handed to a criterion: user code that edits
+    its arguments in place (``w_i.mul_(...)``) must not change the weights the next round starts from."""
+    if isinstance(tensors, Mapping):
+        return {name: t.clone() for name, t in tensors.items()}
+    return tensors.clone()
 
 
 def compute_masks(criterion: str, w_init: Mapping[str, Tensor], w_final: Mapping[str, Tensor],
@@ -88,7 +105,8 @@ def compute_masks(criterion: str, w_init: Mapping[str, Tensor], w_final: Mapping
     else:
         drops = {}
         for layer in prev_masks:
-            scores = crit.fn(wi[layer], wf[layer], kept[layer], generator(seed, "criterion", layer))
+            scores = crit.fn(_copies(wi[layer]), _copies(wf[layer]), _copies(kept[layer]),
+                             generator(seed, "criterion", layer))
             scores = _checked_scores(criterion, layer, scores, kept[layer])
             drops[layer] = lowest_kept(scores, kept[layer], counts[layer] or 0, generator(seed, "tiebreak", layer))
     return {layer: (kept[layer] & ~drops[layer]).to(dtype=prev.dtype, device=prev.device)
@@ -97,7 +115,7 @@ def compute_masks(criterion: str, w_init: Mapping[str, Tensor], w_final: Mapping
 
 def _network_drops(crit, wi, wf, kept, counts, seed: int) -> Dict[str, Tensor]:
     """Weights a network-wide criterion prunes: the lowest-scoring kept ones over the pruned layers."""
-    scores = crit.fn(wi, wf, kept, generator(seed, "criterion", "network"))
+    scores = crit.fn(_copies(wi), _copies(wf), _copies(kept), generator(seed, "criterion", "network"))
     if not isinstance(scores, Mapping) or set(scores) != set(kept):
         raise ValueError(f"criterion {crit.name!r} (scope 'network') must return a dict of scores for the layers "
                          f"{', '.join(kept)}; got {type(scores).__name__}"
