@@ -26,7 +26,7 @@ from . import claims, figures, table1 as t1
 from .archs import get_arch
 from .config import PruneConfig
 from .data import DataError, load_arrays
-from .experiments import Dense, LearnedMasks, Lottery, Supermasks, run_experiments
+from .experiments import Dense, Experiment, LearnedMasks, Lottery, Supermasks, run_experiments
 from .params import NotebookParams
 from .store import open_run
 
@@ -73,13 +73,16 @@ def _dense_mean(frame: pd.DataFrame) -> float:
     return float(frame[frame["round"] == 0]["early_stop_test_acc"].mean())
 
 
-def _lottery(p: NotebookParams, question: str, by: str, check: Callable) -> Answer:
-    answer = Answer(question)
+def _lottery_experiments(p: NotebookParams) -> List[Lottery]:
     prunes = [PruneConfig(criterion=c, mask1=m1, mask0=m0, rounds=p.rounds)
               for c in p.criteria for m1 in p.mask1 for m0 in p.mask0]
-    exps = [Lottery(arch, p.preset.train_config(arch, seed, p.device), prunes) for arch in p.archs
+    return [Lottery(arch, p.preset.train_config(arch, seed, p.device), prunes) for arch in p.archs
             for seed in p.seeds]
-    frames = run_experiments(exps, out=p.results_dir, scheduler=p.scheduler, label=question)
+
+
+def _lottery(p: NotebookParams, question: str, by: str, check: Callable) -> Answer:
+    answer = Answer(question)
+    frames = run_experiments(_lottery_experiments(p), out=p.results_dir, scheduler=p.scheduler, label=question)
     rounds = pd.concat(frames, ignore_index=True)
     answer.tables["rounds"] = rounds
     for arch in p.archs:
@@ -119,9 +122,8 @@ def rq4(p: NotebookParams) -> Answer:
     Also the Table 1 cells this covers (columns 1-2 and the dense network), as ``table1_columns``.
     """
     answer = Answer("rq4")
-    trains = [(arch, p.preset.train_config(arch, seed, p.device)) for arch in p.archs for seed in p.seeds]
-    exps = ([Supermasks(arch, train, p.preset.supermask_config(p.criteria)) for arch, train in trains] +
-            [Dense(arch, train) for arch, train in trains])
+    exps = _rq4_experiments(p)
+    trains = [(e.arch, e.train) for e in exps if isinstance(e, Dense)]
     frames = run_experiments(exps, out=p.results_dir, scheduler=p.scheduler, label="rq4")
     points = pd.concat(frames[:len(trains)], ignore_index=True)
     dense = pd.concat(frames[len(trains):], ignore_index=True)
@@ -150,6 +152,38 @@ def rq4(p: NotebookParams) -> Answer:
     return answer
 
 
+def _rq4_experiments(p: NotebookParams) -> List[Experiment]:
+    trains = [(arch, p.preset.train_config(arch, seed, p.device)) for arch in p.archs for seed in p.seeds]
+    return ([Supermasks(arch, train, p.preset.supermask_config(p.criteria)) for arch, train in trains] +
+            [Dense(arch, train) for arch, train in trains])
+
+
+def _rq5_experiments(p: NotebookParams, arch: str) -> List[Experiment]:
+    return [Dense(arch, p.preset.train_config(arch, seed, p.device)) for seed in p.seeds] + \
+        _learned_experiments(p, arch)
+
+
+def _table1_experiments(p: NotebookParams, arch: str) -> List[Experiment]:
+    trains = [p.preset.train_config(arch, seed, p.device) for seed in p.seeds]
+    return ([Dense(arch, t) for t in trains] +
+            [Supermasks(arch, t, p.preset.supermask_config([t1.SUPERMASK_CRITERION])) for t in trains] +
+            _learned_experiments(p, arch))
+
+
+def experiments(question: str, p: NotebookParams) -> List[Experiment]:
+    """The experiments the notebook of ``question`` (``rq1`` ... ``rq5``, ``table1``) runs with ``p``,
+    in order, without running them (for :func:`lt_core.estimate.estimate`)."""
+    if question in ("rq1", "rq2", "rq3"):
+        return _lottery_experiments(p)
+    if question == "rq4":
+        return _rq4_experiments(p)
+    if question == "rq5":
+        return [e for arch in p.archs for e in _rq5_experiments(p, arch)]
+    if question == "table1":
+        return [e for arch in p.archs for e in _table1_experiments(p, arch)]
+    raise ValueError(f"experiments: unknown question {question!r}; allowed values: rq1, rq2, rq3, rq4, rq5, table1")
+
+
 def _learned_experiments(p: NotebookParams, arch: str) -> List[LearnedMasks]:
     return [LearnedMasks(arch, [p.preset.learn_config(arch, seed, w, dwr, p.device) for w, dwr, _, _ in
                                 VARIANTS.values()]) for seed in p.seeds]
@@ -163,8 +197,8 @@ def rq5(p: NotebookParams) -> Answer:
     """Learned supermasks: initial weights and signed constants, each with and without DWR."""
     answer = Answer("rq5")
     for arch in p.archs:
-        dense_exps = [Dense(arch, p.preset.train_config(arch, seed, p.device)) for seed in p.seeds]
-        exps = dense_exps + _learned_experiments(p, arch)
+        exps = _rq5_experiments(p, arch)
+        dense_exps = [e for e in exps if isinstance(e, Dense)]
         frames = run_experiments(exps, out=p.results_dir, scheduler=p.scheduler, label=f"rq5 {arch}")
         dense = pd.concat(frames[:len(dense_exps)], ignore_index=True)
         learned = pd.concat(frames[len(dense_exps):], ignore_index=True)
@@ -211,12 +245,9 @@ def table1(p: NotebookParams) -> Answer:
         if reason:
             parts.append(t1.empty_rows(arch, reason))
             continue
-        trains = [p.preset.train_config(arch, seed, p.device) for seed in p.seeds]
-        exps = ([Dense(arch, t) for t in trains] +
-                [Supermasks(arch, t, p.preset.supermask_config([t1.SUPERMASK_CRITERION])) for t in trains] +
-                _learned_experiments(p, arch))
-        frames = run_experiments(exps, out=p.results_dir, scheduler=p.scheduler, label=f"table1 {arch}")
-        n = len(trains)
+        frames = run_experiments(_table1_experiments(p, arch), out=p.results_dir, scheduler=p.scheduler,
+                                 label=f"table1 {arch}")
+        n = len(p.seeds)
         values = t1.cell_values(pd.concat(frames[:n]), pd.concat(frames[n:2 * n]), pd.concat(frames[2 * n:]))
         parts.append(t1.table1_rows(arch, values, f"{p.preset.schedule(arch)}; seeds {p.seeds}"))
     table = pd.concat(parts, ignore_index=True)

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 import threading
 import time
 from pathlib import Path
@@ -123,13 +124,15 @@ def _export_html(notebook: Path) -> Path:
 def reproduce(preset: str = "quick", *, only: Optional[Sequence[str]] = None, seeds: Optional[Sequence[int]] = None,
               archs: Optional[Sequence[str]] = None, device: str = "auto", out="reproduction",
               results_dir=None, data_dir: Optional[str] = None, scheduler: Optional[str] = None,
-              plugins: Sequence[str] = (), progress: bool = True) -> List[Timing]:
+              plugins: Sequence[str] = (), progress: bool = True, estimate: bool = False) -> List[Timing]:
     """Execute the notebooks, export them and write the report under ``out``; see the module docstring.
 
     ``seeds`` / ``archs`` (``None``: each notebook's own) reach every notebook, and so do ``plugins``
     (module names or ``.py`` files, as ``--plugin``), which each notebook loads before it reads its
     other parameters, so the names they register can be chosen (``archs=["my_net"]``). Returns one
-    :class:`Timing` per notebook; a failing notebook raises :class:`ReproduceError`.
+    :class:`Timing` per notebook; a failing notebook raises :class:`ReproduceError`. With ``estimate``
+    (the command's default) it first prints, on stderr, how long the work the store does not hold yet
+    will take on this machine, at rates measured just now (:mod:`lt_core.estimate`).
     """
     chosen = get_preset(preset)
     names = select(only)
@@ -147,6 +150,11 @@ def reproduce(preset: str = "quick", *, only: Optional[Sequence[str]] = None, se
         parameters["archs"] = list(archs)
     if plugins:
         parameters["plugins"] = portable(plugins)
+    if estimate:
+        from .estimate import estimate as price, notebook_plans
+
+        line = price(notebook_plans(names, parameters), parameters["results_dir"], device, data_dir).line()
+        print(line, file=sys.stderr, flush=True)
     progress_file = out / ".progress.jsonl"
     # the kernels import the lt_core this process runs, and report their progress to the file
     package_root = str(Path(lt_core.__file__).resolve().parents[1])

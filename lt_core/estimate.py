@@ -1,0 +1,301 @@
+"""How long a reproduction will take on this machine: the work still to do, timed at measured rates.
+
+:func:`estimate` takes the experiments the notebooks will run (:func:`lt_core.questions.experiments`),
+leaves out what the results store already holds, and prices the rest with rates measured here and
+now, in this process, on the device the runs will use (a few seconds of real steps of the engine,
+not constants):
+
+* a training step of a stack of K runs (the lottery stacks' K, and K = 1 for a dense trunk), at a
+  dense round and at a pruned one (random masks keeping 0.8^12 of the hidden weights), a round k
+  priced between the two (rounds past 12 at the pruned rate: the step's cost follows the kept weights);
+* a validation-split evaluation of that stack; a round evaluates it at every point (every
+  ``eval_every`` iterations, the first and the last) and the test split, twice the images, at about
+  :data:`TEST_POINTS_PER_ROUND` of them (new validation minima and the end; measured on FC);
+* a learned-mask step of a stack of K variants and one of its evaluation points;
+* a one-shot supermask point: a network evaluated on the training and the test split (13 times the
+  validation split's images).
+
+The result is an :class:`Estimate` per notebook; shared work (the dense trunks every notebook
+builds on, Table 1's runs that RQ4 and RQ5 made) is priced once, where it first runs. Architectures
+whose dataset is not on this machine are left out (their notebooks report "no data").
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Dict, List, Sequence, Tuple
+
+import torch
+
+from .archs import get_arch
+from .backends import RunSpec
+from .config import ModelConfig, TrainConfig
+from .data import load_dataset
+from .devices import resolve_device
+from .experiments import Dense, Experiment, LearnedMasks, Lottery, Supermasks
+from .lottery import dense_run_dir, lottery_run_dir
+from .models import full_masks, init_weights, zero_biases
+from .schedule import canonical, dataset_name, learn_iterations, total_iterations
+from .store import learnmask_dir, read_points, supermask_dir
+
+TEST_POINTS_PER_ROUND = 45  # test-split evaluations of a run in a paper-schedule round, eval_test="best"
+PRUNED_SAMPLE_ROUND = 12
+MEASURE_STEPS = 100
+WARM_UP_CALLS = 20
+
+
+@dataclass
+class Work:
+    """What is left to run, in the units the rates price."""
+
+    train_steps: Dict[Tuple[str, int, int], int] = field(default_factory=dict)  # (arch, K, round) -> steps
+    val_evals: Dict[Tuple[str, int, int], int] = field(default_factory=dict)  # (arch, K, round) -> points
+    learn_steps: Dict[Tuple[str, int], int] = field(default_factory=dict)  # (arch, K) -> steps
+    learn_evals: Dict[Tuple[str, int], int] = field(default_factory=dict)
+    supermask_points: Dict[str, int] = field(default_factory=dict)  # arch -> points
+
+    def empty(self) -> bool:
+        return not any((self.train_steps, self.learn_steps, self.supermask_points))
+
+
+def _add(d: dict, key, n: int) -> None:
+    if n:
+        d[key] = d.get(key, 0) + n
+
+
+def _round(work: Work, arch: str, k: int, runs: int, iterations: int, eval_every: int) -> None:
+    points = iterations // eval_every + 1 + (iterations % eval_every != 0)  # 0, every eval_every, the end
+    _add(work.train_steps, (arch, runs, k), iterations)
+    # the test split has twice the validation split's images
+    _add(work.val_evals, (arch, runs, k), points + 2 * min(points, TEST_POINTS_PER_ROUND))
+
+
+def work_to_do(experiments: Sequence[Experiment], root, seen: set) -> Work:
+    """The work of ``experiments`` that the results store ``root`` does not hold yet; ``seen``
+    collects the runs already priced (by folder), so that work shared between notebooks counts once."""
+    work = Work()
+    for exp in experiments:
+        model = _model(exp.arch)
+        if isinstance(exp, (Dense, Lottery, Supermasks)):
+            data, model_c, train, _ = canonical(exp.data, model, exp.train)
+            trunk = dense_run_dir(exp.data, model, exp.train, root)
+            iterations = total_iterations(exp.data, model, exp.train)
+            if trunk.name not in seen and not trunk.round_done(0):
+                _round(work, exp.arch, 0, 1, iterations, exp.train.eval_every)
+            seen.add(trunk.name)
+            if isinstance(exp, Lottery):
+                todo = {}
+                for prune in exp.prunes:
+                    run = lottery_run_dir(exp.data, model, exp.train, prune, root)
+                    if run.name in seen:
+                        continue
+                    seen.add(run.name)
+                    done = set(run.done_rounds())
+                    for k in range(1, prune.rounds + 1):
+                        if k not in done:
+                            todo[k] = todo.get(k, 0) + 1
+                for k, runs in todo.items():
+                    _round(work, exp.arch, k, runs, iterations, exp.train.eval_every)
+            elif isinstance(exp, Supermasks):
+                folder = supermask_dir(root, data, model_c, train)
+                stored = read_points(folder.path / "points.csv") if (folder.path / "points.csv").is_file() else []
+                have = {(p["criterion"], p["weights"], int(p["power"])) for p in stored}
+                want = {(c, w, int(p)) for c in exp.sweep.criteria for w in exp.sweep.weights for p in exp.sweep.powers}
+                new = {(folder.name, *point) for point in want - have} - seen
+                seen.update(new)
+                _add(work.supermask_points, exp.arch, len(new))
+        elif isinstance(exp, LearnedMasks):
+            data, model_c, _, _ = canonical(exp.data, model, TrainConfig())
+            todo = []
+            for learn in exp.learns:
+                folder = learnmask_dir(root, data, model_c, learn)
+                if folder.name not in seen and not (folder.path / "summary.json").is_file():
+                    todo.append(learn)
+                seen.add(folder.name)
+            if todo:
+                _add(work.learn_steps, (exp.arch, len(todo)), learn_iterations(exp.data, model, todo[0]))
+                _add(work.learn_evals, (exp.arch, len(todo)), exp.evaluations)
+    return work
+
+
+def _model(arch: str) -> ModelConfig:
+    return ModelConfig(arch=arch)
+
+
+# -- measured rates -----------------------------------------------------------------------------------
+
+def _timed(fn, device) -> float:
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+    t0 = time.perf_counter()
+    fn()
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+    return time.perf_counter() - t0
+
+
+def _pruned_masks(arch, i: int, k: int) -> Dict[str, torch.Tensor]:
+    gen = torch.Generator().manual_seed(1000 + i)
+    last = arch.layers[-1].name
+    return {l.name: (torch.rand(l.shape, generator=gen) < (0.9 if l.name == last else 0.8) ** k).float()
+            for l in arch.layers}
+
+
+class Rates:
+    """Seconds per unit of work, measured on first use and kept (one measurement per stack size)."""
+
+    def __init__(self, device: str = "auto", data_dir=None) -> None:
+        self.device = resolve_device(device)
+        self.data_dir = data_dir
+        self._data: dict = {}
+        self._cache: dict = {}
+
+    def data(self, arch: str):
+        name = get_arch(arch).dataset
+        if name not in self._data:
+            self._data[name] = load_dataset(name, data_dir=self.data_dir, download=False, device=str(self.device))
+        return self._data[name]
+
+    def train(self, arch: str, runs: int, k: int) -> Tuple[float, float]:
+        """Seconds per training step and per validation evaluation of a ``runs``-stack at round ``k``
+        (``k`` 0 or :data:`PRUNED_SAMPLE_ROUND`)."""
+        key = ("train", arch, runs, k)
+        if key not in self._cache:
+            from .train import Trainer
+
+            a = get_arch(arch)
+            specs = [RunSpec(f"r{i}", init_weights(a, i), zero_biases(a),
+                             full_masks(a) if k == 0 else _pruned_masks(a, i, k), seed=i) for i in range(runs)]
+            trainer = Trainer(a, self.data(arch), specs, lr=a.lr, batch_size=60, iterations=10 ** 6,
+                              eval_every=100, eval_train=False, eval_test="best")
+            it = [0]
+
+            def steps(n):
+                end = it[0] + n
+                while it[0] < end:
+                    m = min(trainer.max_steps(it[0]), end - it[0])
+                    trainer.steps(it[0], m)
+                    it[0] += m
+
+            for _ in range(WARM_UP_CALLS):  # past the first calls (they time ways of sharing the threads)
+                steps(10)
+            step = min(_timed(lambda: steps(MEASURE_STEPS), self.device) for _ in range(2)) / MEASURE_STEPS
+            evaluation = min(_timed(lambda: trainer.backend.evaluate("val"), self.device) for _ in range(2))
+            self._cache[key] = (step, evaluation)
+        return self._cache[key]
+
+    def learn(self, arch: str, runs: int) -> Tuple[float, float]:
+        """Seconds per learned-mask step and per evaluation point of a ``runs``-stack."""
+        key = ("learn", arch, runs)
+        if key not in self._cache:
+            from .supermask import LearnConfig
+            from .supermask.learned import MaskLearner
+
+            configs = [LearnConfig(weights=w, dwr=d, seed=0) for w in ("init", "signed_constant")
+                       for d in (False, True)] * (runs // 4 + 1)
+            learner = MaskLearner(get_arch(arch), self.data(arch), configs[:runs], [f"v{i}" for i in range(runs)],
+                                  iterations=10 ** 6)
+            it = [0]
+
+            def steps(n):
+                for _ in range(n):
+                    learner.step(it[0])
+                    it[0] += 1
+
+            steps(5)
+            step = min(_timed(lambda: steps(MEASURE_STEPS // 4), self.device) for _ in range(2)) / (MEASURE_STEPS // 4)
+            evaluation = _timed(lambda: learner.evaluate_point(it[0]), self.device)
+            self._cache[key] = (step, evaluation)
+        return self._cache[key]
+
+    def seconds(self, work: Work) -> float:
+        total = 0.0
+        for (arch, runs, k), steps in work.train_steps.items():
+            total += steps * self._at(arch, runs, k, 0)
+        for (arch, runs, k), evals in work.val_evals.items():
+            total += evals * self._at(arch, runs, k, 1)
+        for (arch, runs), steps in work.learn_steps.items():
+            total += steps * self.learn(arch, runs)[0]
+        for (arch, runs), evals in work.learn_evals.items():
+            total += evals * self.learn(arch, runs)[1]
+        for arch, points in work.supermask_points.items():
+            total += points * 13 * self.train(arch, 1, 0)[1]
+        return total
+
+    def _at(self, arch: str, runs: int, k: int, which: int) -> float:
+        dense = self.train(arch, runs, 0)[which]
+        if k == 0:
+            return dense
+        pruned = self.train(arch, runs, PRUNED_SAMPLE_ROUND)[which]
+        t = min(k, PRUNED_SAMPLE_ROUND) / PRUNED_SAMPLE_ROUND
+        return dense + (pruned - dense) * t
+
+
+# -- the estimate ----------------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Estimate:
+    """Seconds of work left per notebook (in run order), and the line that says it."""
+
+    seconds: Dict[str, float]
+    device: str
+
+    @property
+    def total(self) -> float:
+        return sum(self.seconds.values())
+
+    def line(self) -> str:
+        parts = ", ".join(f"{name} {_clock(s)}" for name, s in self.seconds.items())
+        return (f"Estimated time on this machine ({self.device}, rates measured just now; stored work left out): "
+                f"{_clock(self.total)} ({parts})")
+
+
+def _clock(seconds: float) -> str:
+    minutes = int(round(seconds / 60))
+    if minutes < 1:
+        return "under a minute"
+    return f"{minutes // 60} h {minutes % 60:02d} min" if minutes >= 60 else f"{minutes} min"
+
+
+def estimate(plans: Dict[str, List[Experiment]], root, device: str = "auto", data_dir=None) -> Estimate:
+    """Price ``plans`` (notebook name -> its experiments, in run order) against the store ``root``."""
+    rates, seen, out = Rates(device, data_dir), set(), {}
+    for name, experiments in plans.items():
+        runnable = [e for e in experiments if _has_data(e, data_dir)]
+        out[name] = rates.seconds(work_to_do(runnable, root, seen))
+    return Estimate(out, str(rates.device))
+
+
+def _has_data(exp: Experiment, data_dir) -> bool:
+    from .data import DataError, load_arrays
+
+    try:
+        load_arrays(dataset_name(exp.data, _model(exp.arch)), data_dir, download=False)
+    except DataError:
+        return False
+    return True
+
+
+def notebook_plans(names: Sequence[str], parameters: dict) -> Dict[str, List[Experiment]]:
+    """The experiments each notebook of ``names`` (keys of :data:`lt_core.reproduce.NOTEBOOKS`) will run
+    with ``parameters`` (as ``reproduce`` passes them): its own parameter cell's defaults, overridden
+    by ``parameters``, read as the notebook reads them (:func:`lt_core.params.notebook_params`)."""
+    import ast
+    import tempfile
+
+    import papermill as pm
+
+    from . import questions
+    from .params import notebook_params
+    from .reproduce import NOTEBOOKS, REPO_NOTEBOOKS
+
+    plans = {}
+    with tempfile.TemporaryDirectory() as scratch:
+        for name in names:
+            defaults = {key: ast.literal_eval(value["default"])
+                        for key, value in pm.inspect_notebook(str(REPO_NOTEBOOKS / NOTEBOOKS[name])).items()}
+            merged = {**defaults, **parameters, "report_dir": scratch}
+            merged.pop("plugins", None)  # loaded by reproduce itself before this
+            plans[name] = questions.experiments(name, notebook_params(**merged))
+    return plans

@@ -1,0 +1,66 @@
+"""The reproduction's estimate: the work left (stored work left out, shared work counted once), priced
+at rates measured on this machine."""
+
+import pytest
+
+from lt_core import PruneConfig, TrainConfig
+from lt_core.estimate import Estimate, Rates, work_to_do
+from lt_core.experiments import Dense, LearnedMasks, Lottery, Supermasks, run_experiments
+from lt_core.supermask import LearnConfig, SupermaskConfig
+
+from .conftest import needs_mnist
+
+TRAIN = TrainConfig(iterations=20, eval_every=10, eval_train=False, eval_test="best", device="cpu")
+PRUNES = [PruneConfig(rounds=2), PruneConfig(rounds=2, criterion="random")]
+# 3 evaluation points (0, 10, 20); each prices the validation split, and the test split (twice its
+# images) is evaluated at most at every point: 3 + 2 x 3 validation-split evaluations a round
+EVALS = 3 + 2 * 3
+
+
+def test_an_empty_store_prices_every_round_step_and_point(tmp_path):
+    learn = LearnedMasks("fc", [LearnConfig(iterations=30, eval_every=10), LearnConfig(weights="signed_constant",
+                                                                                      iterations=30, eval_every=10)])
+    sweep = Supermasks("fc", TRAIN, SupermaskConfig(criteria=("large_final",), powers=(0, 1, 2)))
+    work = work_to_do([Lottery("fc", TRAIN, PRUNES), sweep, learn], tmp_path, set())
+    assert work.train_steps == {("fc", 1, 0): 20, ("fc", 2, 1): 20, ("fc", 2, 2): 20}  # the trunk once
+    assert work.val_evals == {("fc", 1, 0): EVALS, ("fc", 2, 1): EVALS, ("fc", 2, 2): EVALS}
+    assert work.supermask_points == {"fc": 2 * 3}  # two weight kinds x three powers
+    assert work.learn_steps == {("fc", 2): 30} and work.learn_evals == {("fc", 2): 3}
+
+
+def test_work_shared_between_notebooks_is_priced_once(tmp_path):
+    seen = set()
+    first = work_to_do([Dense("fc", TRAIN), Lottery("fc", TRAIN, PRUNES[:1])], tmp_path, seen)
+    second = work_to_do([Dense("fc", TRAIN), Lottery("fc", TRAIN, PRUNES)], tmp_path, seen)
+    assert first.train_steps == {("fc", 1, 0): 20, ("fc", 1, 1): 20, ("fc", 1, 2): 20}
+    assert second.train_steps == {("fc", 1, 1): 20, ("fc", 1, 2): 20}  # only the random criterion's rounds
+
+
+@needs_mnist
+def test_stored_rounds_are_left_out(tmp_path):
+    run_experiments([Lottery("fc", TRAIN, [PruneConfig(rounds=1)])], out=tmp_path)
+    work = work_to_do([Lottery("fc", TRAIN, [PruneConfig(rounds=2)])], tmp_path, set())
+    assert work.train_steps == {("fc", 1, 2): 20}  # round 0 and round 1 are stored (rounds may grow)
+    assert work_to_do([Dense("fc", TRAIN)], tmp_path, set()).empty()
+
+
+def test_seconds_are_work_times_the_measured_rates(monkeypatch):
+    rates = Rates("cpu")
+    # (step s, validation evaluation s) of a stack, dense and at the pruned sample round 12
+    rates._cache.update({("train", "fc", 2, 0): (0.004, 0.5), ("train", "fc", 2, 12): (0.002, 0.1),
+                         ("train", "fc", 1, 0): (0.001, 0.2), ("learn", "fc", 2): (0.003, 1.0)})
+    work = work_to_do([Lottery("fc", TRAIN, PRUNES)], "/nonexistent-store", set())
+    # round 0: 20 x 0.001 + 9 x 0.2; round 1: rates 1/12 of the way to the pruned ones; round 2: 2/12
+    r1 = (0.004 - 0.002 * 1 / 12, 0.5 - 0.4 * 1 / 12)
+    r2 = (0.004 - 0.002 * 2 / 12, 0.5 - 0.4 * 2 / 12)
+    expected = 20 * 0.001 + EVALS * 0.2 + 20 * (r1[0] + r2[0]) + EVALS * (r1[1] + r2[1])
+    assert rates.seconds(work) == pytest.approx(expected)
+    work.supermask_points["fc"] = 4  # a point evaluates the training and test splits: 13 validation splits
+    work.learn_steps[("fc", 2)], work.learn_evals[("fc", 2)] = 100, 5
+    assert rates.seconds(work) == pytest.approx(expected + 4 * 13 * 0.2 + 100 * 0.003 + 5 * 1.0)
+
+
+def test_the_line_names_the_total_and_each_notebook():
+    e = Estimate({"rq4": 50 * 60, "rq5": 2 * 3600 + 5 * 60, "table1": 10}, "cpu")
+    assert e.line() == ("Estimated time on this machine (cpu, rates measured just now; stored work left out): "
+                        "2 h 55 min (rq4 50 min, rq5 2 h 05 min, table1 under a minute)")
