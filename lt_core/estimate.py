@@ -295,7 +295,6 @@ def notebook_plans(names: Sequence[str], parameters: dict) -> Dict[str, List[Exp
         for name in names:
             defaults = {key: ast.literal_eval(value["default"])
                         for key, value in pm.inspect_notebook(str(REPO_NOTEBOOKS / NOTEBOOKS[name])).items()}
-            merged = {**defaults, **parameters, "report_dir": scratch}
-            merged.pop("plugins", None)  # loaded by reproduce itself before this
+            merged = {**defaults, **parameters, "report_dir": scratch}  # plug-ins load here as in the notebook
             plans[name] = questions.experiments(name, notebook_params(**merged))
     return plans
