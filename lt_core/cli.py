@@ -41,6 +41,9 @@ STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)  # both stop at a step boundary w
 # read-only, a sweep's failed units, a notebook of a reproduction that failed): one line each; anything else is
 # a bug and keeps its traceback
 EXPECTED_FAILURES = (ConfigError, data_mod.DataError, StoreError, SweepError, ReproduceError, ValueError, OSError)
+# a sweep of more experiments than this starts only with --yes: a typo in a grid (an axis of 100 seeds) can
+# mean days of cluster time, and the count printed first is the chance to see it
+CONFIRM_ABOVE = 1000
 
 
 def _where_options(g) -> None:
@@ -164,6 +167,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--table", default=None, help="CSV file for the table (default <out>/sweep-<grid name>.csv)")
     p.add_argument("--json", action="store_true", help="print one JSON object as the last line")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.add_argument("--yes", action="store_true",
+                   help=f"start a grid of more than {CONFIRM_ABOVE} experiments (the count is printed first; "
+                        "without --yes such a grid is refused)")
     p = sub.add_parser("reproduce", help="execute the research-question notebooks and Table 1; write a report",
                        description="Execute notebooks/ with papermill (a preset's schedule), export each to HTML "
                                    "and write a report (Markdown and HTML: Table 1, claim checks, figures, run "
@@ -178,7 +184,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", default="reproduction", help="folder for the executed notebooks and the report "
                    "(default ./reproduction)")
     p.add_argument("--results-dir", default=None, help="results store (default $LT_RESULTS_DIR, else ./results)")
-    p.add_argument("--data-dir", default=None, help="datasets folder (default $LT_DATA_DIR)")
+    p.add_argument("--data-dir", default=None, help="the folder every notebook's experiments read the datasets "
+                   "from (default $LT_DATA_DIR); it must exist")
     p.add_argument("--scheduler", default=None, help="Dask scheduler address to run the experiments on")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     p.add_argument("--json", action="store_true", help="print one JSON object as the last line")
@@ -284,12 +291,13 @@ def _run(args, stop: StopToken) -> dict:
                     print(f"  {name:<28} {desc}".rstrip())
         return listing
     if args.command == "reproduce":
-        from .params import as_list
         from .reproduce import reproduce
 
-        timings = reproduce(args.preset, only=as_list("only", args.only) if args.only else None,
-                            seeds=as_list("seeds", args.seeds, int) if args.seeds else None,
-                            archs=as_list("archs", args.archs) if args.archs else None, device=args.device,
+        only, seeds, archs = (_list_option(option, value, kind, what) for option, value, kind, what in (
+            ("--only", args.only, str, f"notebooks: {', '.join(NOTEBOOKS)} (leave --only out to run them all)"),
+            ("--seeds", args.seeds, int, "integers, e.g. 0,1,2 (leave --seeds out for the preset's)"),
+            ("--archs", args.archs, str, "networks, e.g. fc (leave --archs out for each notebook's)")))
+        timings = reproduce(args.preset, only=only, seeds=seeds, archs=archs, device=args.device,
                             out=args.out, results_dir=args.results_dir, data_dir=args.data_dir,
                             scheduler=args.scheduler, plugins=portable(args.plugin), progress=not args.quiet)
         report = Path(args.out) / "report" / "index.md"
@@ -339,13 +347,30 @@ def _run(args, stop: StopToken) -> dict:
             signal.signal(sig, handler)
 
 
+def _list_option(option: str, value: Optional[str], kind: type, what: str) -> Optional[list]:
+    """A comma-separated option's list, or ``None`` when the option was not given; given but empty
+    (``--only ''``) is refused: it must not mean the default."""
+    from .params import as_list
+
+    if value is None:
+        return None
+    if not value.replace(",", "").strip():
+        raise ConfigError(f"{option}: {value!r} is an empty list; give one or more {what}")
+    return as_list(option.lstrip("-"), value, kind)
+
+
 def _sweep(args) -> dict:
     from .store import results_root
-    from .sweep import load_grid, run_experiments
+    from .sweep import load_grid, run_experiments, work_units
 
     if args.workers is not None and args.workers < 1:
         raise ConfigError(f"--workers: {args.workers} is not allowed; give an integer >= 1")
     experiments = load_grid(args.grid).experiments()  # checked in full before anything is submitted
+    print(f"{args.grid}: {len(experiments)} experiments in {len(work_units(experiments))} work units",
+          file=sys.stderr, flush=True)
+    if len(experiments) > CONFIRM_ABOVE and not args.yes:
+        raise ConfigError(f"--yes: {args.grid} expands to {len(experiments)} experiments, more than "
+                          f"{CONFIRM_ABOVE}; check the grid, then add --yes to start them")
     table = Path(args.table) if args.table else results_root(args.out) / f"sweep-{Path(args.grid).stem}.csv"
     frame = run_experiments(experiments, args.scheduler, args.workers, out=args.out,
                             scheduler_file=args.scheduler_file, table=table, progress=not args.quiet)

@@ -12,6 +12,11 @@ Results are tidy frames with ``arch`` and ``seed`` columns: rounds for dense and
 (:func:`lt_core.analysis.rounds_frame` plus ``criterion``/``mask1``/``mask0``), points for
 supermasks, one row per learned mask (with its ``run_dir``, where its metrics are stored).
 
+Data: an experiment whose ``data`` names no folder (``DataConfig.data_dir=None``, as the notebooks'
+experiments are built) reads the folder of :func:`use_data_dir`, which the notebook's ``data_dir``
+parameter sets (:func:`lt_core.params.notebook_params`), else ``$LT_DATA_DIR``. The folder travels
+with the experiment, to Dask workers too; it is not part of any run's identity.
+
 Progress: one unit per finished (or reused) round, supermask point and learned-mask evaluation
 (a reused learned mask counts for all of its evaluations). With the
 environment variable ``LT_PROGRESS_FILE`` set (as ``python -m lt_core reproduce`` sets it for the
@@ -24,7 +29,7 @@ from __future__ import annotations
 import json
 import os
 import sys
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import List, Optional, Sequence, Union
 
 import pandas as pd
@@ -148,6 +153,23 @@ class Progress:
             self.bar.close()
 
 
+_DATA_DIR: Optional[str] = None  # the notebook's data folder (use_data_dir); None: $LT_DATA_DIR
+
+
+def use_data_dir(data_dir: Optional[str]) -> None:
+    """Make ``data_dir`` the folder of every experiment :func:`run_experiments` runs that names none
+    itself (``None``: back to ``$LT_DATA_DIR``, else the per-user cache)."""
+    global _DATA_DIR
+    _DATA_DIR = str(data_dir) if data_dir else None
+
+
+def with_data_dir(exp: Experiment) -> Experiment:
+    """``exp`` reading the folder of :func:`use_data_dir` when it names none (unchanged otherwise)."""
+    if _DATA_DIR is None or exp.data.data_dir:
+        return exp
+    return replace(exp, data=exp.data.replace(data_dir=_DATA_DIR))
+
+
 def _run_one(exp: Experiment, out, on_event) -> pd.DataFrame:
     model = ModelConfig(arch=exp.arch)
     if isinstance(exp, Dense):
@@ -197,6 +219,7 @@ def run_experiments(experiments: Sequence[Experiment], *, out=None, scheduler: O
     (the results root must be shared with the workers); the frames are then read back here, every
     run found in the store. ``label`` names the progress bar (e.g. the notebook's question).
     """
+    experiments = [with_data_dir(e) for e in experiments]
     if scheduler:
         from .sweep import run_experiments as run_sweep
 

@@ -9,6 +9,11 @@ accepts a list, a YAML list written as a string (``'[0, 1]'``), a comma-separate
 (``'0,1'``) or a single value, checks every name against the live registries, and fills ``None``
 from the preset. A bad value is one :class:`~lt_core.errors.ConfigError` line naming the parameter,
 the value and what is allowed.
+
+``data_dir`` is the folder every experiment of the notebook reads its datasets from: it must
+exist (a missing folder is refused before anything runs), and :func:`notebook_params` hands it to
+:mod:`lt_core.experiments`, which gives it to every experiment that names no folder of its own (the
+folder is where the data is, not what it is: it is not part of any run's identity).
 """
 
 from __future__ import annotations
@@ -23,6 +28,7 @@ from .archs import ARCHS
 from .config import DEVICES
 from .criteria import CRITERIA
 from .errors import ConfigError
+from .experiments import use_data_dir
 from .policies import MASK0_POLICIES, MASK1_POLICIES
 from .plugins import load_plugin
 from .presets import Preset, get_preset
@@ -80,6 +86,16 @@ def as_list(name: str, value: Any, kind: type = str) -> list:
     return items
 
 
+def checked_data_dir(data_dir) -> Path:
+    """``data_dir`` as an absolute path, when it is a folder; otherwise one ConfigError line naming it."""
+    path = Path(data_dir).expanduser()
+    if not path.is_dir():
+        what = "is not a folder" if path.exists() else "does not exist"
+        raise ConfigError(f"data_dir: {str(data_dir)!r} {what}; give the folder that holds the datasets "
+                          "(e.g. mnist/ inside it), or none for $LT_DATA_DIR")
+    return path.resolve()
+
+
 def _names(name: str, value: Any, allowed: Sequence[str]) -> List[str]:
     items = as_list(name, value)
     for item in items:
@@ -112,6 +128,12 @@ def notebook_params(*, preset: str = "quick", archs: Any = ("fc",), seeds: Any =
                           f"for the preset's ({chosen.rounds})")
     if device not in DEVICES:
         raise ConfigError(f"parameter device: unknown value {device!r}; allowed values: {', '.join(DEVICES)}")
+    if data_dir:
+        try:
+            data_dir = str(checked_data_dir(data_dir))
+        except ConfigError as exc:
+            raise ConfigError(f"parameter {exc}") from None
+    use_data_dir(data_dir or None)  # every experiment of this notebook reads the folder given
     report = Path(report_dir)
     report.mkdir(parents=True, exist_ok=True)
     return NotebookParams(chosen, _names("archs", archs, list(ARCHS)), seed_list,

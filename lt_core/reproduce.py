@@ -32,6 +32,7 @@ import lt_core
 
 from .errors import ConfigError
 from .experiments import PROGRESS_ENV
+from .params import checked_data_dir
 from .plugins import portable
 from .presets import get_preset
 from .report import Timing, machine, write_index
@@ -48,9 +49,12 @@ class ReproduceError(RuntimeError):
 
 
 def select(only: Optional[Sequence[str]]) -> List[str]:
-    """The notebooks to run, in :data:`NOTEBOOKS` order; ``only`` names a subset."""
-    if not only:
+    """The notebooks to run, in :data:`NOTEBOOKS` order; ``only`` names a subset (``None``: all of them;
+    an empty list is refused, it must not mean all)."""
+    if only is None:
         return list(NOTEBOOKS)
+    if not only:
+        raise ConfigError(f"only: the list is empty; give one or more of {', '.join(NOTEBOOKS)} (None runs them all)")
     unknown = [name for name in only if name not in NOTEBOOKS]
     if unknown:
         raise ConfigError(f"only: unknown notebook(s) {', '.join(unknown)}; allowed values: {', '.join(NOTEBOOKS)}")
@@ -136,6 +140,11 @@ def reproduce(preset: str = "quick", *, only: Optional[Sequence[str]] = None, se
     """
     chosen = get_preset(preset)
     names = select(only)
+    for name, given in (("seeds", seeds), ("archs", archs)):
+        if given is not None and not list(given):
+            raise ConfigError(f"{name}: the list is empty; give one or more (None: each notebook's own)")
+    if data_dir is not None:
+        data_dir = str(checked_data_dir(data_dir))
     if not REPO_NOTEBOOKS.is_dir():
         raise ConfigError(f"reproduce: the notebooks folder {REPO_NOTEBOOKS} is missing; run from a checkout of "
                           f"lt-explorer (pip install -e .)")

@@ -19,9 +19,9 @@ Axes not given take the configs' defaults. A schedule mapping holds fields of ``
 (lottery, supermask: e.g. ``{iterations: 300, eval_every: 50, eval_train: false}``) or of
 ``LearnConfig`` (learn-mask); :func:`schedule_fields` resolves the preset names.
 
-Everything is checked before anything runs: an unknown field, an unknown value, an empty list or a
-value of the wrong type is refused with one :class:`ConfigError` naming the field (``criteria[1]``)
-and what is allowed.
+Everything is checked before anything runs: an unknown field, a field given twice, an unknown value,
+an empty list or a value of the wrong type is refused with one :class:`ConfigError` naming the field
+(``criteria[1]``) and what is allowed.
 """
 
 from __future__ import annotations
@@ -233,15 +233,40 @@ class Grid:
         return out
 
 
+def _unique_keys_loader():
+    """A safe YAML loader that refuses a key given twice in one mapping (PyYAML keeps the last one
+    silently, so ``criteria:`` written twice would run only the second list)."""
+    import yaml
+
+    class UniqueKeyLoader(yaml.SafeLoader):
+        def construct_mapping(self, node, deep=False):
+            seen = {}
+            for key_node, _ in node.value:
+                key = self.construct_object(key_node, deep=True)
+                line = key_node.start_mark.line + 1
+                if not isinstance(key, (str, int, float, bool, type(None))):
+                    continue  # an unhashable key: the base loader names it
+                if key in seen:
+                    raise ConfigError(f"{key}: given twice (lines {seen[key]} and {line}); give each field once "
+                                      f"(a list holds several values: {key}: [a, b])")
+                seen[key] = line
+            return super().construct_mapping(node, deep=deep)
+
+    return UniqueKeyLoader
+
+
 def load_grid(path) -> Grid:
-    """Read and check the grid in YAML file ``path`` (errors name the file and the field)."""
+    """Read and check the grid in YAML file ``path`` (errors name the file and the field; a field given
+    twice is refused with both lines)."""
     import yaml
 
     path = Path(path)
     try:
-        body = yaml.safe_load(read_text(path, "grid", "YAML"))
+        body = yaml.load(read_text(path, "grid", "YAML"), Loader=_unique_keys_loader())
     except yaml.YAMLError as exc:
         raise ConfigError(f"grid: {path} is not valid YAML ({exc})") from None
+    except ConfigError as exc:
+        raise ConfigError(f"{path}: {exc}") from None
     try:
         return Grid.from_dict(body)
     except ConfigError as exc:

@@ -1,0 +1,86 @@
+"""``reproduce`` and the notebooks read what they are given: ``--data-dir`` is the folder every experiment
+reads (a missing one fails before anything runs), and an empty ``--only`` / ``--seeds`` / ``--archs`` is
+refused instead of meaning the default."""
+
+import gzip
+
+import numpy as np
+import pytest
+
+from lt_core import ConfigError
+from lt_core.cli import main
+from lt_core.experiments import Dense, Lottery, run_experiments, use_data_dir
+from lt_core.config import PruneConfig
+from lt_core.params import notebook_params
+from lt_core.reproduce import reproduce
+
+from .conftest import DATA_DIR, needs_mnist
+
+
+@pytest.fixture
+def shuffled_mnist(tmp_path):
+    """A copy of MNIST whose training labels are shuffled: what trains on it is at chance on the test split."""
+    src, dst = DATA_DIR / "mnist", tmp_path / "shuffled" / "mnist"
+    dst.mkdir(parents=True)
+    for name in ("train-images-idx3-ubyte.gz", "t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz"):
+        (dst / name).symlink_to(src / name)
+    data = gzip.open(src / "train-labels-idx1-ubyte.gz").read()
+    labels = np.frombuffer(data[8:], dtype=np.uint8).copy()
+    np.random.RandomState(1).shuffle(labels)
+    with gzip.open(dst / "train-labels-idx1-ubyte.gz", "wb") as fh:
+        fh.write(data[:8] + labels.tobytes())
+    yield dst.parent
+    use_data_dir(None)  # what notebook_params set for the notebook's experiments
+
+
+@needs_mnist
+def test_the_notebooks_data_dir_is_what_every_experiment_reads(shuffled_mnist, tmp_path):
+    p = notebook_params(preset="tiny", data_dir=str(shuffled_mnist), report_dir=str(tmp_path / "r"))
+    assert p.data_dir == str(shuffled_mnist.resolve())
+    train = p.preset.train_config("fc", 0, "cpu")
+    (shuffled,) = run_experiments([Dense("fc", train)], out=tmp_path / "shuffled_results")
+    assert shuffled["early_stop_test_acc"].iloc[0] < 0.3  # trained on the shuffled labels: chance
+    # a lottery handed to a sweep ("serial": the sweep's path, in this process) carries the folder too
+    (lottery,) = run_experiments([Lottery("fc", train, [PruneConfig(rounds=1)])], out=tmp_path / "sweep_results",
+                                 scheduler="serial")
+    assert (lottery["early_stop_test_acc"] < 0.3).all()
+    notebook_params(preset="tiny", report_dir=str(tmp_path / "r"))  # no data_dir: $LT_DATA_DIR's MNIST
+    (normal,) = run_experiments([Dense("fc", train)], out=tmp_path / "normal_results")
+    assert normal["early_stop_test_acc"].iloc[0] > 0.5
+    assert normal["run"].iloc[0] == shuffled["run"].iloc[0]  # the folder is not part of the run's identity
+
+
+def test_a_missing_data_dir_fails_before_anything_runs(tmp_path, capsys):
+    missing = tmp_path / "nonexistent"
+    status = main(["reproduce", "--preset", "tiny", "--data-dir", str(missing), "--out", str(tmp_path / "out"),
+                   "--quiet"])
+    assert status == 2
+    assert capsys.readouterr().err.strip() == (f"error: data_dir: {str(missing)!r} does not exist; give the folder "
+                                               "that holds the datasets (e.g. mnist/ inside it), or none for "
+                                               "$LT_DATA_DIR")
+    assert not (tmp_path / "out").exists()
+    with pytest.raises(ConfigError, match=f"parameter data_dir: {str(missing)!r} does not exist"):
+        notebook_params(preset="tiny", data_dir=str(missing), report_dir=str(tmp_path / "r"))
+
+
+@pytest.mark.parametrize("option, message", [
+    ("--only", "error: --only: '' is an empty list; give one or more notebooks: rq1, rq2, rq3, rq4, rq5, table1 "
+               "(leave --only out to run them all)"),
+    ("--seeds", "error: --seeds: '' is an empty list; give one or more integers, e.g. 0,1,2 (leave --seeds out for "
+                "the preset's)"),
+    ("--archs", "error: --archs: '' is an empty list; give one or more networks, e.g. fc (leave --archs out for "
+                "each notebook's)"),
+])
+def test_empty_list_options_are_refused(tmp_path, capsys, option, message):
+    status = main(["reproduce", "--preset", "tiny", option, "", "--out", str(tmp_path / "out"), "--quiet"])
+    assert status == 2
+    assert capsys.readouterr().err.strip() == message
+    assert not (tmp_path / "out").exists()
+
+
+def test_empty_lists_are_refused_by_the_python_api(tmp_path):
+    with pytest.raises(ConfigError, match=r"^only: the list is empty; give one or more of rq1, rq2, rq3, rq4, rq5, "
+                                          r"table1 \(None runs them all\)$"):
+        reproduce("tiny", only=[], out=tmp_path / "out")
+    with pytest.raises(ConfigError, match=r"^seeds: the list is empty; give one or more \(None: each notebook's own\)$"):
+        reproduce("tiny", seeds=[], out=tmp_path / "out")
