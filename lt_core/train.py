@@ -32,7 +32,7 @@ from .batches import BatchOrder
 from .data import Dataset
 from .events import EventCallback, RunStopped, StopToken, emit
 from .archs import Arch
-from .store import atomic_torch_save, torch_load
+from .store import DamagedFileError, read_checkpoint, remove_checkpoint, write_checkpoint
 
 Tensor = torch.Tensor
 
@@ -77,18 +77,18 @@ class StepLoop:
             self.step(it + j)
 
     def read_checkpoint(self) -> Optional[dict]:
-        """The checkpoint's contents, or None without one. A checkpoint that cannot be read (a
-        truncated or damaged file) is reported -- a ``checkpoint_discarded`` stage event naming the
-        file and the cause -- then deleted, and training starts afresh."""
+        """The checkpoint's contents, or None without one. A checkpoint that fails its SHA-256 check
+        (:func:`lt_core.store.read_checkpoint`: damaged, truncated, or without a recorded digest) is
+        reported -- a ``checkpoint_discarded`` stage event naming the file and the cause -- then
+        deleted, and training starts afresh: a damaged one is never resumed from."""
         if self.checkpoint is None or not Path(self.checkpoint).is_file():
             return None
         try:
-            return torch_load(self.checkpoint)
-        except Exception as exc:
-            reason = f"{type(exc).__name__}: {exc}".splitlines()[0][:200]
+            return read_checkpoint(self.checkpoint)
+        except DamagedFileError as exc:
             emit(self.on_event, event="stage", stage="checkpoint_discarded", path=str(self.checkpoint),
-                 reason=reason)
-            Path(self.checkpoint).unlink(missing_ok=True)
+                 reason=exc.problem)
+            remove_checkpoint(self.checkpoint)
             return None
 
     def stop_if_requested(self, it: int) -> None:
@@ -205,8 +205,8 @@ class Trainer(StepLoop):
 
     def _save_checkpoint(self, it: int) -> None:
         if self.checkpoint is not None:
-            atomic_torch_save(self.checkpoint, {"iteration": it, "labels": [r.label for r in self.runs],
-                                                "evals": self.evals, **self.backend.state_dict()})
+            write_checkpoint(self.checkpoint, {"iteration": it, "labels": [r.label for r in self.runs],
+                                               "evals": self.evals, **self.backend.state_dict()})
 
     def _load_checkpoint(self) -> bool:
         state = self.read_checkpoint()

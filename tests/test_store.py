@@ -19,8 +19,8 @@ from lt_core import (DamagedFileError, DataConfig, LearnConfig, ModelConfig, Pru
                      StoreError, SupermaskConfig, TrainConfig, learn_supermask, list_runs, one_shot_supermasks,
                      open_run, run_lottery, ticket_state_dict)
 from lt_core.analysis import metrics_frame, runs_frame, stored_rounds_frame
-from lt_core.store import LearnedMaskRun, LotteryRun, SupermaskRun, TrainRun, learnmask_dir, read_tensors, \
-    supermask_dir, write_tensors
+from lt_core.store import LearnedMaskRun, LedgerError, LotteryRun, SupermaskRun, TrainRun, learnmask_dir, \
+    read_checkpoint, read_tensors, remove_checkpoint, supermask_dir, trainings, write_checkpoint, write_tensors
 
 from .conftest import needs_mnist
 
@@ -182,7 +182,7 @@ def test_open_run_on_a_folder_that_is_not_a_run(tmp_path):
 def test_checksums_record_every_tensor_file_of_a_round(store):
     folder = store["lottery"].run_dir / "round_001"
     record = json.loads((folder / "checksums.json").read_text())["sha256"]
-    assert sorted(record) == ["final.pt", "init.pt", "masks.pt"]
+    assert sorted(record) == ["final.pt", "init.pt", "masks.pt", "metrics.csv"]
     for name, digest in record.items():
         assert hashlib.sha256((folder / name).read_bytes()).hexdigest() == digest
     learned = json.loads((store["learned"].run_dir / "checksums.json").read_text())["sha256"]
@@ -241,7 +241,7 @@ def test_a_supermask_sweep_refuses_a_damaged_trunk(store, scratch):
 
 
 def test_runs_stored_before_checksums_read_unverified(store, scratch):
-    for record in scratch.rglob("checksums.json"):
+    for record in [*scratch.rglob("checksums.json"), *scratch.rglob("ledger.jsonl")]:  # ledgers came later
         record.unlink()
     run = open_run(scratch / store["lottery"].run_dir.name)
     original = open_run(store["lottery"].run_dir).round(1).load("masks")
@@ -280,3 +280,138 @@ def test_every_event_about_a_run_carries_its_folder(store):
     assert all(e["run_dir"] == str(root / e["run"]) for e in about_runs)
     assert all(Path(e["run_dir"]).is_dir() for e in about_runs)
     assert all("run_dir" not in e for e in store["events"] if "run" not in e)  # e.g. data_loaded
+
+
+# -- issue 31: damage the store's reads used to miss ------------------------------------------------
+
+def _round_2_evals(events):
+    return [(e["iteration"], e["test_acc"]) for e in events if e["event"] == "eval" and e["round"] == 2]
+
+
+def test_a_damaged_checkpoint_is_discarded_and_its_round_restarts(store, scratch, tmp_path):
+    """The stopped branch has round 2's checkpoint (iteration 20); one byte of it flipped, the round
+    restarts from iteration 0 and gives the numbers of the undamaged checkpoint's resumed round."""
+    checkpoint = scratch / store["stopped"].name / "round_002" / "checkpoint.pt"
+    assert checkpoint.is_file() and checkpoint.with_name("checkpoint.pt.sha256").is_file()
+    intact = tmp_path / "intact"
+    shutil.copytree(scratch, intact)
+    resumed = []
+    run_lottery(train=QUICK, prune=PRUNE, out=intact, on_event=resumed.append)
+    assert [e["iteration"] for e in resumed if e.get("stage") == "resumed"] == [20]
+
+    _flip_a_byte(checkpoint)
+    events = []
+    result = run_lottery(train=QUICK, prune=PRUNE, out=scratch, on_event=events.append)
+    (discarded,) = [e for e in events if e.get("stage") == "checkpoint_discarded"]
+    assert discarded["path"] == str(checkpoint)
+    assert discarded["reason"] == "damaged (its SHA-256 differs from the one recorded when it was written)"
+    assert not any(e.get("stage") == "resumed" for e in events)
+    assert [it for it, _ in _round_2_evals(events)] == [0, 20, 40]  # from the start, not from iteration 20
+    assert [it for it, _ in _round_2_evals(resumed)] == [40]
+    # resuming gives an uninterrupted round's numbers: the restarted round stores the same rows
+    rel = Path(store["stopped"].name) / "round_002" / "metrics.csv"
+    assert (scratch / rel).read_bytes() == (intact / rel).read_bytes()
+    assert result.rounds[-1].final_test_acc == _round_2_evals(resumed)[-1][1]
+    assert not checkpoint.exists() and not checkpoint.with_name("checkpoint.pt.sha256").exists()
+
+
+def test_a_checkpoint_without_its_digest_is_discarded(store, scratch):
+    checkpoint = scratch / store["stopped"].name / "round_002" / "checkpoint.pt"
+    checkpoint.with_name("checkpoint.pt.sha256").unlink()
+    events = []
+    run_lottery(train=QUICK, prune=PRUNE, out=scratch, on_event=events.append)
+    (discarded,) = [e for e in events if e.get("stage") == "checkpoint_discarded"]
+    assert (discarded["path"], discarded["reason"]) == \
+        (str(checkpoint), "its SHA-256 was not recorded (checkpoint.pt.sha256 is missing or empty)")
+    assert not any(e.get("stage") == "resumed" for e in events) and not checkpoint.exists()
+
+
+def test_checkpoints_are_read_back_only_as_written(tmp_path):
+    path = tmp_path / "checkpoint.pt"
+    write_checkpoint(path, {"iteration": 7, "w": torch.arange(4.0)})
+    digest = hashlib.sha256(path.read_bytes()).hexdigest()
+    assert (tmp_path / "checkpoint.pt.sha256").read_text() == f"{digest}  checkpoint.pt\n"  # sha256sum's format
+    state = read_checkpoint(path)
+    assert state["iteration"] == 7 and torch.equal(state["w"], torch.arange(4.0))
+    _flip_a_byte(path)
+    with pytest.raises(DamagedFileError) as err:
+        read_checkpoint(path)
+    assert str(err.value) == (f"{path}: damaged (its SHA-256 differs from the one recorded when it was written); "
+                              f"delete {tmp_path} to recompute it")
+    remove_checkpoint(path)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_run_with_a_ledger_but_no_checksums_is_refused(store, scratch):
+    """Ledgers came after checksums: a round the ledger records was stored with its checksums.json,
+    so without it the round's files cannot be trusted (here final.pt has a byte flipped)."""
+    folder = scratch / store["stopped"].name / "round_001"
+    (folder / "checksums.json").unlink()
+    _flip_a_byte(folder / "final.pt")
+    expected = (f"{folder / 'metrics.csv'}: cannot be checked, checksums.json is missing from its folder (the run's "
+                f"ledger.jsonl records this result as stored, with checksums); delete {folder} to recompute it")
+    events = []
+    with pytest.raises(DamagedFileError) as err:
+        run_lottery(train=QUICK, prune=PRUNE, out=scratch, on_event=events.append)
+    assert str(err.value) == expected
+    assert not any(e["event"] == "eval" for e in events)  # nothing was trained on it
+    with pytest.raises(DamagedFileError, match=f"^{re.escape(str(folder / 'final.pt'))}: cannot be checked"):
+        open_run(folder.parent).round(1).load("final")
+    with pytest.raises(DamagedFileError, match=f"^{re.escape(str(folder / 'metrics.csv'))}: cannot be checked"):
+        open_run(folder.parent).metrics()
+
+
+@pytest.mark.parametrize("cut", ["mid-row", "whole rows"])
+def test_a_cut_metrics_file_is_named_not_read_short(store, scratch, cut):
+    run_path = scratch / store["lottery"].run_dir.name
+    metrics = run_path / "round_001" / "metrics.csv"
+    text = metrics.read_text()
+    assert text.count("\n") == 1 + 3 * 4  # header, then val and test loss and accuracy at iterations 0, 20, 40
+    if cut == "mid-row":
+        metrics.write_text(text[:-3])  # the last value loses its last digits: it still parses as a number
+        problem = "cut off (its last row is incomplete)"
+    else:
+        metrics.write_text("".join(text.splitlines(keepends=True)[:-2]))
+        problem = "damaged (its SHA-256 differs from the one recorded when it was written)"
+    with pytest.raises(DamagedFileError) as err:
+        open_run(run_path).metrics()
+    assert str(err.value) == f"{metrics}: {problem}; delete {metrics.parent} to recompute it"
+
+
+def test_a_cut_points_file_is_named_when_the_sweep_runs_again(store, scratch):
+    points = scratch / store["sweep"].run_dir.name / "points.csv"
+    points.write_bytes(points.read_bytes()[:-30])
+    sweep = SupermaskConfig(criteria=("large_final",), weights=("init",), powers=(0, 1))
+    with pytest.raises(DamagedFileError) as err:
+        one_shot_supermasks(train=QUICK, sweep=sweep, out=scratch)
+    assert str(err.value) == f"{points}: cut off (its last row is incomplete); delete {points.parent} to recompute it"
+    points.write_text(",".join(("criterion", "weights", "power")) + "\nlarge_final,init,0\n")
+    with pytest.raises(DamagedFileError) as err:
+        open_run(points.parent).points()
+    assert str(err.value) == (f"{points}: malformed points (KeyError: 'weights_remaining, train_acc, test_acc'); "
+                              f"delete {points.parent} to recompute it")
+
+
+def test_a_garbage_ledger_line_is_named(store, scratch):
+    ledger = scratch / store["lottery"].run_dir.name / "ledger.jsonl"
+    lines = ledger.read_text().splitlines(keepends=True)
+    ledger.write_text(lines[0] + "{oops\n" + "".join(lines[1:]) + "[1, 2]\n")
+    with pytest.raises(LedgerError) as err:
+        trainings(ledger.parent)
+    assert str(err.value) == (f"{ledger}: line 2 is not JSON (Expecting property name enclosed in double quotes: "
+                              "line 1 column 2 (char 1)): '{oops'; each line must be one JSON object, as the engine "
+                              "appends them")
+    ledger.write_text("".join(lines) + "[1, 2]\n")
+    with pytest.raises(LedgerError, match=rf"^{re.escape(str(ledger))}: line {len(lines) + 1} is a JSON list, not an "
+                                          r"object: '\[1, 2\]'"):
+        trainings(ledger.parent)
+
+
+def test_a_garbage_run_config_is_named(store, scratch):
+    config = scratch / store["stopped"].name / "config.json"
+    config.write_text("{oops")
+    with pytest.raises(DamagedFileError) as err:
+        run_lottery(train=QUICK, prune=PRUNE, out=scratch)
+    assert str(err.value) == (f"{config}: unreadable JSON (Expecting property name enclosed in double quotes: line 1 "
+                              f"column 2 (char 1)); delete {config.parent} to recompute it")
+    assert isinstance(err.value, ValueError)  # as json's own error is, for callers that catch that

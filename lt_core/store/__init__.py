@@ -17,9 +17,12 @@ Layout under the results root (``--out``, else ``$LT_RESULTS_DIR``, else ``./res
 * :mod:`.layout` names the folders (:func:`dense_dir`, :func:`lottery_dir`, :func:`supermask_dir`,
   :func:`learnmask_dir`) and writes a run's rounds (:class:`RunDir`); a round is finished when its
   ``summary.json`` exists, written last.
-* :mod:`.files` writes every file atomically and records each tensor file's SHA-256 in its folder's
-  ``checksums.json``; reading checks it and raises :class:`DamagedFileError` (a :class:`StoreError`)
-  naming the file and the folder to delete. Folders stored before checksums existed read unverified.
+* :mod:`.files` writes every file atomically and records the SHA-256 of each tensor file and of a
+  round's ``metrics.csv`` in its folder's ``checksums.json``; reading checks it and raises
+  :class:`DamagedFileError` (a :class:`StoreError`) naming the file and the folder to delete. Folders
+  stored before checksums existed read unverified (a folder the ledger records is not one of them).
+  A checkpoint's SHA-256 lies beside it (``checkpoint.pt.sha256``): a checkpoint that does not match
+  is discarded, never resumed from.
 * :mod:`.lock` keeps two processes from training one run at once (:class:`RunLock`,
   :func:`hold_locks`): the second waits, then reuses what the first stored.
 * :mod:`.ledger` appends one line per stored result to the run's ``ledger.jsonl`` (which backend,
@@ -30,10 +33,11 @@ Layout under the results root (``--out``, else ``$LT_RESULTS_DIR``, else ``./res
 Metric rows are tidy: ``run, round, iteration, split, metric, value``.
 """
 
-from .files import METRIC_COLUMNS, POINT_COLUMNS, DamagedFileError, StoreError, atomic_torch_save, \
-    atomic_write_bytes, atomic_write_json, atomic_write_text, metrics_csv, read_json, read_metrics_csv, read_points, \
-    read_tensors, torch_load, write_points, write_tensors
-from .ledger import LEDGER, append_entry, read_entries, trainings
+from .files import METRIC_COLUMNS, POINT_COLUMNS, DamagedFileError, StoreError, UnreadableJSONError, \
+    atomic_torch_save, atomic_write_bytes, atomic_write_json, atomic_write_text, metrics_csv, read_checkpoint, \
+    read_json, read_metrics_csv, read_points, read_tensors, remove_checkpoint, torch_load, write_checkpoint, \
+    write_points, write_tensors
+from .ledger import LEDGER, LedgerError, append_entry, read_entries, trainings
 from .layout import KINDS, RunDir, check_writable, dense_dir, learnmask_dir, lottery_dir, results_root, supermask_dir
 from .lock import RunLock, hold_locks
 from .reader import OLD_INIT, ROW_COLUMNS, LearnedMaskRun, LotteryRun, Round, Run, SupermaskRun, TrainRun, list_runs, open_run
@@ -43,5 +47,6 @@ __all__ = [
     "RunDir", "StoreError", "SupermaskRun", "TrainRun", "atomic_torch_save", "atomic_write_bytes",
     "atomic_write_json", "atomic_write_text", "dense_dir", "learnmask_dir", "list_runs", "lottery_dir",
     "metrics_csv", "open_run", "read_json", "read_metrics_csv", "read_points", "read_tensors", "check_writable", "results_root",
-    "supermask_dir", "torch_load", "write_points", "write_tensors",
+    "supermask_dir", "torch_load", "write_points", "write_tensors", "LedgerError", "UnreadableJSONError",
+    "read_checkpoint", "remove_checkpoint", "write_checkpoint",
 ]

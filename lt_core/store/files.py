@@ -7,8 +7,15 @@ Tensor files (``init.pt``, ``final.pt``, ``masks.pt``, ``scores.pt``...) are wri
 :func:`write_tensors`, which then writes the folder's ``checksums.json``: the SHA-256 of each file's
 bytes. :func:`read_tensors` checks a file against that record before loading it, so a file damaged
 on disk (or a missing one) raises :class:`DamagedFileError` naming the file and the folder to delete
-rather than feeding wrong numbers into a later round. Folders written before checksums existed
-have no ``checksums.json``: their files are loaded without a check.
+rather than feeding wrong numbers into a later round. A round's ``metrics.csv`` is recorded there
+too, so rows cut off or dropped are noticed. Folders written before checksums existed have no
+``checksums.json``: their files are loaded without a check; but a folder whose result the run's
+ledger records (:mod:`.ledger`, which came after checksums) was written with one, so a missing
+record there is damage, not age.
+
+Checkpoints of an interrupted round (:func:`write_checkpoint`) carry their SHA-256 beside them in
+``<name>.sha256`` (the ``sha256sum`` format); :func:`read_checkpoint` refuses one that differs or has
+none, and the training loop then discards it and starts the round afresh.
 """
 
 from __future__ import annotations
@@ -27,6 +34,7 @@ from ..atomic import atomic_write, atomic_write_bytes, atomic_write_json, atomic
 METRIC_COLUMNS = ("run", "round", "iteration", "split", "metric", "value")
 POINT_COLUMNS = ("criterion", "weights", "power", "weights_remaining", "train_acc", "test_acc")
 CHECKSUMS = "checksums.json"
+DIGEST_SUFFIX = ".sha256"  # a checkpoint's SHA-256 lies in <checkpoint>.sha256
 
 
 class StoreError(Exception):
@@ -37,18 +45,30 @@ class DamagedFileError(StoreError):
     """A stored file is missing, unreadable, or differs from the SHA-256 recorded when it was written."""
 
     def __init__(self, path: Path, problem: str, folder: Path) -> None:
-        self.path, self.folder = Path(path), Path(folder)
+        self.path, self.folder, self.problem = Path(path), Path(folder), problem
         super().__init__(f"{path}: {problem}; delete {folder} to recompute it")
 
 
+class UnreadableJSONError(DamagedFileError, ValueError):
+    """A stored JSON file (``config.json``, ``summary.json``...) that does not parse; still a
+    :class:`ValueError`, as :mod:`json`'s own error is, for callers that treat it as one."""
+
+
 def atomic_torch_save(path, obj) -> None:
-    """``torch.save`` to ``path`` atomically (checkpoints; round tensors go through :func:`write_tensors`)."""
+    """``torch.save`` to ``path`` atomically (exports; round tensors go through :func:`write_tensors`,
+    checkpoints through :func:`write_checkpoint`)."""
     atomic_write(path, lambda fh: torch.save(obj, fh))
 
 
 def read_json(path) -> dict:
-    with open(path) as fh:
-        return json.load(fh)
+    """The JSON file ``path``; one that does not parse raises :class:`UnreadableJSONError` naming it
+    (the folder holding it is what to delete and recompute)."""
+    path = Path(path)
+    try:
+        with open(path, encoding="utf-8") as fh:
+            return json.load(fh)
+    except (ValueError, UnicodeDecodeError) as exc:  # JSONDecodeError is a ValueError
+        raise UnreadableJSONError(path, f"unreadable JSON ({exc})", path.parent) from None
 
 
 def torch_load(path):
@@ -71,21 +91,36 @@ def metrics_csv(rows: Iterable[dict]) -> str:
     return _csv_text(METRIC_COLUMNS, rows)
 
 
-def read_metrics_csv(path) -> List[dict]:
-    """The typed rows of a ``metrics.csv``; a missing or malformed file raises :class:`DamagedFileError`
-    naming it (the folder holding it is what to delete and recompute)."""
-    path = Path(path)
+def _csv_bytes(path: Path) -> bytes:
+    """The bytes of a stored CSV file, which ends with a line break: one that does not was cut off
+    mid-row (a number cut short still parses, so this is the check that catches it)."""
     try:
-        with open(path, newline="") as fh:
-            rows = list(csv.DictReader(fh))
+        data = path.read_bytes()
+    except FileNotFoundError:
+        raise DamagedFileError(path, "missing", path.parent) from None
+    if data and not data.endswith(b"\n"):
+        raise DamagedFileError(path, "cut off (its last row is incomplete)", path.parent)
+    return data
+
+
+def read_metrics_csv(path) -> List[dict]:
+    """The typed rows of a ``metrics.csv``, checked against its folder's ``checksums.json`` where
+    that records it (rounds stored since it does); a missing, malformed, cut-off or changed file
+    raises :class:`DamagedFileError` naming it (the folder holding it is what to delete and recompute)."""
+    path = Path(path)
+    data = _csv_bytes(path)
+    record = _checked_record(path.parent, path)
+    if record is not None and path.name in record and hashlib.sha256(data).hexdigest() != record[path.name]:
+        raise DamagedFileError(path, "damaged (its SHA-256 differs from the one recorded when it was written)",
+                               path.parent)
+    try:
+        rows = list(csv.DictReader(io.StringIO(data.decode("utf-8"), newline="")))
         for row in rows:
             row["round"] = int(row["round"])
             row["iteration"] = int(row["iteration"])
             row["value"] = float(row["value"])
             if row.get("split") is None or row.get("metric") is None:
                 raise ValueError("a row lacks its split or metric")
-    except FileNotFoundError:
-        raise DamagedFileError(path, "missing", path.parent) from None
     except (KeyError, TypeError, ValueError, csv.Error, UnicodeDecodeError) as exc:
         raise DamagedFileError(path, f"malformed metrics ({type(exc).__name__}: {exc})", path.parent) from None
     return rows
@@ -97,31 +132,46 @@ def write_points(path, rows: Iterable[dict]) -> None:
 
 
 def read_points(path) -> List[dict]:
-    """The rows of a ``points.csv`` with typed values; no file means no points yet."""
-    if not Path(path).is_file():
+    """The rows of a ``points.csv`` with typed values; no file means no points yet. A cut-off or
+    malformed file raises :class:`DamagedFileError` naming it and the folder to delete (whole rows
+    missing are points not computed yet: the next sweep computes them again)."""
+    path = Path(path)
+    if not path.is_file():
         return []
-    with open(path, newline="") as fh:
+    data = _csv_bytes(path)
+    try:
+        rows = list(csv.DictReader(io.StringIO(data.decode("utf-8"), newline="")))
+        if rows and any(c not in rows[0] for c in POINT_COLUMNS):
+            raise KeyError(", ".join(c for c in POINT_COLUMNS if c not in rows[0]))
         return [{"criterion": r["criterion"], "weights": r["weights"], "power": int(r["power"]),
                  "weights_remaining": float(r["weights_remaining"]), "train_acc": float(r["train_acc"]),
-                 "test_acc": float(r["test_acc"])} for r in csv.DictReader(fh)]
+                 "test_acc": float(r["test_acc"])} for r in rows]
+    except (KeyError, TypeError, ValueError, csv.Error, UnicodeDecodeError) as exc:
+        raise DamagedFileError(path, f"malformed points ({type(exc).__name__}: {exc})", path.parent) from None
 
 
 # -- tensor files and their checksums --------------------------------------------------------------
 
-def write_tensors(folder, tensors: Dict[str, object]) -> None:
-    """Write each ``tensors[name]`` to ``folder/<name>.pt``, then their SHA-256 to ``checksums.json``.
+def _torch_bytes(value) -> bytes:
+    buf = io.BytesIO()
+    torch.save(value, buf)
+    return buf.getvalue()
 
-    The record lists exactly the files of this call (a round's tensors are written together), and
+
+def write_tensors(folder, tensors: Dict[str, object], texts: Optional[Dict[str, str]] = None) -> None:
+    """Write each ``tensors[name]`` to ``folder/<name>.pt`` and each ``texts[file name]`` (a round's
+    ``metrics.csv``) to ``folder/<file name>``, then their SHA-256 to ``checksums.json``.
+
+    The record lists exactly the files of this call (a round's files are written together), and
     is written after them, so a listed file was complete when it was recorded.
     """
     folder = Path(folder)
+    files = {f"{name}.pt": _torch_bytes(value) for name, value in tensors.items()}
+    files.update({name: text.encode("utf-8") for name, text in (texts or {}).items()})
     record = {}
-    for name, value in tensors.items():
-        buf = io.BytesIO()
-        torch.save(value, buf)
-        data = buf.getvalue()
-        atomic_write_bytes(folder / f"{name}.pt", data)
-        record[f"{name}.pt"] = hashlib.sha256(data).hexdigest()
+    for name, data in files.items():
+        atomic_write_bytes(folder / name, data)
+        record[name] = hashlib.sha256(data).hexdigest()
     atomic_write_json(folder / CHECKSUMS, {"sha256": record})
 
 
@@ -132,9 +182,31 @@ def read_checksums(folder) -> Optional[Dict[str, str]]:
     if not path.is_file():
         return None
     try:
-        return dict(read_json(path)["sha256"])
+        with open(path, encoding="utf-8") as fh:
+            return dict(json.load(fh)["sha256"])
     except (OSError, ValueError, KeyError, TypeError) as exc:
         raise DamagedFileError(path, f"unreadable checksum record ({exc})", folder) from None
+
+
+def _recorded_in_ledger(folder: Path) -> bool:
+    """Whether the run's ledger records the result stored in ``folder`` (a ``round_<k>`` folder, or a
+    learned mask's run folder): such a result was written with a ``checksums.json``."""
+    from .ledger import read_entries  # here: the ledger's errors are store errors defined in this module
+
+    if folder.name.startswith("round_") and folder.name[6:].isdigit():
+        k = int(folder.name[6:])
+        return any(e.get("round") == k for e in read_entries(folder.parent))
+    return any("round" in e for e in read_entries(folder))
+
+
+def _checked_record(folder: Path, path: Path) -> Optional[Dict[str, str]]:
+    """:func:`read_checksums` of ``folder``, where ``path`` is to be checked: a record missing from a
+    folder whose result the ledger records raises :class:`DamagedFileError` (the file cannot be checked)."""
+    record = read_checksums(folder)
+    if record is None and _recorded_in_ledger(folder):
+        raise DamagedFileError(path, f"cannot be checked, {CHECKSUMS} is missing from its folder (the run's "
+                                     f"ledger.jsonl records this result as stored, with checksums)", folder)
+    return record
 
 
 def read_tensors(folder, name: str, *, required: bool = False):
@@ -143,11 +215,12 @@ def read_tensors(folder, name: str, *, required: bool = False):
     Returns ``None`` when the folder has no such tensor file (a round without ``frozen.pt`` or
     ``start.pt``); raises :class:`DamagedFileError` when the file is recorded but missing, when
     ``required`` and it is missing, when its bytes differ from the recorded SHA-256, or when it
-    cannot be loaded. Folders without a record (stored before checksums existed) are not verified.
+    cannot be loaded. Folders without a record (stored before checksums existed) are not verified,
+    unless the run's ledger records their result (then the missing record is reported).
     """
     folder = Path(folder)
     path = folder / f"{name}.pt"
-    record = read_checksums(folder)
+    record = _checked_record(folder, path)
     listed = record is not None and path.name in record
     if not path.is_file():
         if listed or required:
@@ -165,3 +238,49 @@ def read_tensors(folder, name: str, *, required: bool = False):
         return torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
     except Exception as exc:  # a truncated or foreign file: torch raises several kinds
         raise DamagedFileError(path, f"cannot be loaded ({type(exc).__name__})", folder) from None
+
+
+# -- checkpoints ---------------------------------------------------------------------------------
+
+def _digest_path(path: Path) -> Path:
+    return path.with_name(path.name + DIGEST_SUFFIX)
+
+
+def write_checkpoint(path, state) -> None:
+    """``torch.save`` ``state`` to the checkpoint ``path`` atomically, then its SHA-256 to
+    ``<path>.sha256``. A crash between the two leaves a digest that does not match: the checkpoint
+    is then refused (the round restarts), never trusted."""
+    path = Path(path)
+    data = _torch_bytes(state)
+    atomic_write_bytes(path, data)
+    atomic_write_text(_digest_path(path), f"{hashlib.sha256(data).hexdigest()}  {path.name}\n")
+
+
+def read_checkpoint(path):
+    """The checkpoint stored at ``path``, checked against ``<path>.sha256``; one that is missing, has
+    no digest (written before checkpoints were checked), differs from it or cannot be loaded raises
+    :class:`DamagedFileError` (``problem`` says which)."""
+    path = Path(path)
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        raise DamagedFileError(path, "missing", path.parent) from None
+    try:
+        recorded = _digest_path(path).read_text(encoding="utf-8").split()[0]
+    except (FileNotFoundError, IndexError, UnicodeDecodeError):
+        raise DamagedFileError(path, f"its SHA-256 was not recorded ({_digest_path(path).name} is missing or "
+                                     "empty)", path.parent) from None
+    if hashlib.sha256(data).hexdigest() != recorded:
+        raise DamagedFileError(path, "damaged (its SHA-256 differs from the one recorded when it was written)",
+                               path.parent)
+    try:
+        return torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
+    except Exception as exc:  # recorded as written, yet not loadable: e.g. written by another torch
+        raise DamagedFileError(path, f"cannot be loaded ({type(exc).__name__})", path.parent) from None
+
+
+def remove_checkpoint(path) -> None:
+    """Delete the checkpoint ``path`` and its digest (a finished round, or a refused checkpoint)."""
+    path = Path(path)
+    for p in (path, _digest_path(path)):
+        p.unlink(missing_ok=True)

@@ -14,8 +14,8 @@ from pathlib import Path
 from typing import Dict, List, Optional
 
 from ..config import DataConfig, ModelConfig, PruneConfig, TrainConfig, config_hash
-from .files import StoreError, atomic_write_json, atomic_write_text, metrics_csv, read_json, read_metrics_csv, read_tensors, \
-    write_tensors
+from .files import StoreError, atomic_write_json, metrics_csv, read_json, read_metrics_csv, read_tensors, \
+    remove_checkpoint, write_tensors
 from .ledger import append_entry
 
 KINDS = ("train", "lottery", "supermask", "learnmask")
@@ -125,16 +125,13 @@ class RunDir:
             atomic_write_json(self.path / "config.json", {**config, "prune": {**config["prune"], "rounds": rounds}})
 
     def save_round(self, k: int, tensors: Dict[str, dict], rows: List[dict], summary: dict) -> None:
-        """Tensors (with their checksums), ``metrics.csv``, a ledger line (:mod:`.ledger`), then
+        """Tensors and ``metrics.csv`` (with their checksums), a ledger line (:mod:`.ledger`), then
         ``summary.json``; drops the checkpoint."""
         d = self.round_dir(k)
-        write_tensors(d, tensors)
-        atomic_write_text(d / "metrics.csv", metrics_csv(rows))
+        write_tensors(d, tensors, {"metrics.csv": metrics_csv(rows)})
         append_entry(self.path, {"round": k, "backend": summary.get("backend")})
         atomic_write_json(d / "summary.json", summary)  # last: marks the round finished
-        checkpoint = d / "checkpoint.pt"
-        if checkpoint.exists():
-            checkpoint.unlink()
+        remove_checkpoint(d / "checkpoint.pt")
 
     def load_tensors(self, k: int, name: str) -> Optional[dict]:
         """Round ``k``'s ``<name>.pt``, checked (see :func:`lt_core.store.read_tensors`); ``None`` if absent."""

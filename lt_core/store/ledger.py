@@ -10,6 +10,8 @@ result reused from the store adds no line, and a round trained twice (which the 
 would show up as two lines for one round. :func:`trainings` counts them per round.
 
 Lines are short single ``write`` calls on a file opened for appending, so a reader sees whole lines.
+A line that is not a JSON object (the file edited or damaged) raises :class:`LedgerError` naming the
+file and the line.
 """
 
 from __future__ import annotations
@@ -22,7 +24,13 @@ from collections import Counter
 from pathlib import Path
 from typing import Dict, List
 
+from .files import StoreError
+
 LEDGER = "ledger.jsonl"
+
+
+class LedgerError(StoreError, ValueError):
+    """A ledger line that is not a JSON object; the message names the file, the line and the problem."""
 
 
 def append_entry(folder, entry: dict) -> None:
@@ -41,8 +49,22 @@ def read_entries(folder) -> List[dict]:
     path = Path(folder) / LEDGER
     if not path.is_file():
         return []
-    with open(path) as fh:
-        return [json.loads(line) for line in fh if line.strip()]
+    entries = []
+    with open(path, encoding="utf-8", errors="replace") as fh:
+        for number, line in enumerate(fh, 1):
+            if not line.strip():
+                continue
+            try:
+                entry = json.loads(line)
+            except ValueError as exc:
+                raise LedgerError(f"{path}: line {number} is not JSON ({exc}): {line.strip()[:60]!r}; "
+                                  "each line must be one JSON object, as the engine appends them") from None
+            if not isinstance(entry, dict):
+                raise LedgerError(f"{path}: line {number} is a JSON {type(entry).__name__}, not an object: "
+                                  f"{line.strip()[:60]!r}; each line must be one JSON object, as the engine "
+                                  "appends them")
+            entries.append(entry)
+    return entries
 
 
 def trainings(folder) -> Dict[int, int]:

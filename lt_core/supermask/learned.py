@@ -37,8 +37,8 @@ from ..events import EventCallback, StopToken, emit, waiting_reporter, with_run_
 from ..models import forward, init_weights
 from ..schedule import canonical, dataset_name, learn_iterations
 from ..seeding import derive_seed
-from ..store import append_entry, atomic_torch_save, atomic_write_json, atomic_write_text, check_writable, hold_locks, \
-    learnmask_dir, metrics_csv, open_run, results_root, write_tensors
+from ..store import append_entry, atomic_write_json, atomic_write_text, check_writable, hold_locks, \
+    learnmask_dir, metrics_csv, open_run, remove_checkpoint, results_root, write_checkpoint, write_tensors
 from ..train import StepLoop
 from .fc_kernel import FcMaskKernel, unavailable as kernel_unavailable
 from .oneshot import WEIGHT_KINDS, signed_constants
@@ -275,10 +275,10 @@ class MaskLearner(StepLoop):
     def _save_checkpoint(self, it: int) -> None:
         if self.checkpoint is None:
             return
-        atomic_torch_save(self.checkpoint, {"iteration": it, "labels": self.labels,
-                                            "scores": {n: s.detach().cpu() for n, s in self.scores.items()},
-                                            "opt": self.opt.state_dict(), "gens": [g.get_state().cpu() for g in self.gens],
-                                            "evals": self.evals})
+        write_checkpoint(self.checkpoint, {"iteration": it, "labels": self.labels,
+                                           "scores": {n: s.detach().cpu() for n, s in self.scores.items()},
+                                           "opt": self.opt.state_dict(), "gens": [g.get_state().cpu() for g in self.gens],
+                                           "evals": self.evals})
 
     def _load_checkpoint(self) -> None:
         state = self.read_checkpoint()
@@ -335,10 +335,11 @@ def learn_supermasks(data: DataConfig, model: ModelConfig, learns: Sequence[Lear
     """Several learned supermasks (e.g. init, signed constants, DWR) trained as one stack."""
     check_config("learn_supermasks", "data", data, DataConfig)
     check_config("learn_supermasks", "model", model, ModelConfig)
-    if isinstance(learns, LearnConfig) or not learns:
+    if isinstance(learns, Config) or not learns:
         raise ValueError("learn_supermasks: learns must be a non-empty list of LearnConfig (one per mask)")
-    for learn in learns:
-        check_config("learn_supermasks", "learn", learn, LearnConfig)
+    from .methods import learner_for, method_record  # the registered mask-learning methods (zhou: MaskLearner)
+
+    learner_cls = learner_for("learn_supermasks", learns)
     arch = get_arch(model.arch)
     name = dataset_name(data, model)
     data_c, model_c, _, _ = canonical(data, model, TrainConfig())
@@ -368,12 +369,12 @@ def learn_supermasks(data: DataConfig, model: ModelConfig, learns: Sequence[Lear
                                       val_seed=data.val_seed, device=device)
                     emit(on_event, event="stage", stage="data_loaded", dataset=name, device=str(device))
                 rd.write_config({"kind": "learnmask", "data": data_c.to_dict(), "model": model_c.to_dict(),
-                                 "learn": learns[i].to_dict()})
+                                 "learn": learns[i].to_dict(), **method_record(learns[i])})
         if todo:
             checkpoint = run_dirs[todo[0]].path / "checkpoint.pt" if len(todo) == 1 else \
                 root / f".learnmask-stack-{config_hash('stack', **{str(i): learns[i] for i in todo})}.pt"
             t0 = time.perf_counter()
-            learner = MaskLearner(arch, ds, [learns[i] for i in todo], [run_dirs[i].name for i in todo],
+            learner = learner_cls(arch, ds, [learns[i] for i in todo], [run_dirs[i].name for i in todo],
                                   iterations=its[0], on_event=on_event, stop=stop, checkpoint=checkpoint,
                                   progress=progress)
             trained = learner.run()
@@ -398,6 +399,5 @@ def learn_supermasks(data: DataConfig, model: ModelConfig, learns: Sequence[Lear
                 atomic_write_json(rd.path / "summary.json", summary)
                 results[i] = res
                 emit(on_event, event="learn_end", run=rd.name, **res.to_json())
-            if checkpoint.exists():
-                checkpoint.unlink()
+            remove_checkpoint(checkpoint)
     return results
