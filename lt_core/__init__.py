@@ -6,7 +6,8 @@ every mask criterion, mask-1 and mask-0 policy of the paper, a results store and
 (``python -m lt_core --help``).
 
 Extension points: :func:`register_arch` (with :func:`fc_arch` / :func:`vgg_arch`),
-:func:`register_criterion`, :func:`register_mask1` and :func:`register_mask0` add names that work
+:func:`register_criterion`, :func:`register_mask1`, :func:`register_mask0` and
+:func:`register_mask_method` add names that work
 wherever a built-in one does; the CLI loads modules that call them with ``--plugin MODULE``.
 """
 
@@ -21,15 +22,19 @@ from .models import forward, init_weights, torch_module
 from .policies import MASK0_POLICIES, MASK1_POLICIES, register_mask0, register_mask1
 from .pruning import compute_masks, layer_prune_fractions
 from .store import DamagedFileError, StoreError, list_runs, open_run
-from .supermask import LearnConfig, SupermaskConfig, learn_supermask, learn_supermasks, one_shot_supermasks
+from .supermask import (MASK_METHODS, EdgePopupConfig, LearnConfig, MaskMethodConfig, ScoreMaskLearner,
+                        SignedMaskConfig, SupermaskConfig, learn_supermask, learn_supermasks, one_shot_supermasks,
+                        register_mask_method)
 
 __all__ = [
     "ARCHS", "Arch", "CRITERIA", "ConfigError", "DATASETS", "DamagedFileError", "DataConfig", "DataCorruptError",
-    "DataError", "DataNotFoundError", "ExperimentResult", "Layer", "LearnConfig", "MASK0_POLICIES", "MASK1_POLICIES",
-    "ModelConfig", "PAPER_CRITERIA", "PruneConfig", "QuickSchedule", "RunStopped", "StopToken", "StoreError",
+    "DataError", "DataNotFoundError", "EdgePopupConfig", "ExperimentResult", "Layer", "LearnConfig",
+    "MASK0_POLICIES", "MASK1_POLICIES", "MASK_METHODS", "MaskMethodConfig", "ModelConfig", "PAPER_CRITERIA",
+    "PruneConfig", "QuickSchedule", "RunStopped", "ScoreMaskLearner", "SignedMaskConfig", "StopToken", "StoreError",
     "SupermaskConfig", "TrainConfig", "compute_masks", "export_ticket", "fc_arch", "forward", "get_arch",
     "init_weights", "layer_prune_fractions", "learn_supermask", "learn_supermasks", "list_runs", "load_dataset",
     "one_shot_supermasks", "open_run", "register_arch", "register_criterion", "register_mask0", "register_mask1",
-    "run_lotteries", "run_lottery", "ticket_state_dict", "torch_module", "train_dense", "vgg_arch",
+    "register_mask_method", "run_lotteries", "run_lottery", "ticket_state_dict", "torch_module", "train_dense",
+    "vgg_arch",
 ]
 __version__ = "0.1.0"

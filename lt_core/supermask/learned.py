@@ -335,10 +335,11 @@ def learn_supermasks(data: DataConfig, model: ModelConfig, learns: Sequence[Lear
     """Several learned supermasks (e.g. init, signed constants, DWR) trained as one stack."""
     check_config("learn_supermasks", "data", data, DataConfig)
     check_config("learn_supermasks", "model", model, ModelConfig)
-    if isinstance(learns, LearnConfig) or not learns:
+    if isinstance(learns, Config) or not learns:
         raise ValueError("learn_supermasks: learns must be a non-empty list of LearnConfig (one per mask)")
-    for learn in learns:
-        check_config("learn_supermasks", "learn", learn, LearnConfig)
+    from .methods import learner_for, method_record  # the registered mask-learning methods (zhou: MaskLearner)
+
+    learner_cls = learner_for("learn_supermasks", learns)
     arch = get_arch(model.arch)
     name = dataset_name(data, model)
     data_c, model_c, _, _ = canonical(data, model, TrainConfig())
@@ -368,12 +369,12 @@ def learn_supermasks(data: DataConfig, model: ModelConfig, learns: Sequence[Lear
                                       val_seed=data.val_seed, device=device)
                     emit(on_event, event="stage", stage="data_loaded", dataset=name, device=str(device))
                 rd.write_config({"kind": "learnmask", "data": data_c.to_dict(), "model": model_c.to_dict(),
-                                 "learn": learns[i].to_dict()})
+                                 "learn": learns[i].to_dict(), **method_record(learns[i])})
         if todo:
             checkpoint = run_dirs[todo[0]].path / "checkpoint.pt" if len(todo) == 1 else \
                 root / f".learnmask-stack-{config_hash('stack', **{str(i): learns[i] for i in todo})}.pt"
             t0 = time.perf_counter()
-            learner = MaskLearner(arch, ds, [learns[i] for i in todo], [run_dirs[i].name for i in todo],
+            learner = learner_cls(arch, ds, [learns[i] for i in todo], [run_dirs[i].name for i in todo],
                                   iterations=its[0], on_event=on_event, stop=stop, checkpoint=checkpoint,
                                   progress=progress)
             trained = learner.run()
