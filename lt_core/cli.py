@@ -101,20 +101,36 @@ def _prune_options(p: argparse.ArgumentParser) -> None:
 
 
 def _learn_options(p: argparse.ArgumentParser) -> None:
+    from .supermask.methods import DEFAULT_METHOD, MASK_METHODS
+
     g = p.add_argument_group("common options")
     _where_options(g)
     g = p.add_argument_group("learned mask")
-    g.add_argument("--weights", choices=("init", "signed_constant"), default=None,
-                   help="frozen weights: initial values (default) or signed constants")
-    g.add_argument("--dwr", action="store_true", help="dynamic weight rescaling")
+    g.add_argument("--method", choices=MASK_METHODS.names(), default=None,
+                   help=f"mask-learning method (default {DEFAULT_METHOD}): "
+                        + "; ".join(f"{m.name}: {m.description}" for m in MASK_METHODS.values()))
+    g.add_argument("--weights", default=None,
+                   help="frozen weights: zhou: init (default) or signed_constant; edge_popup: signed_constant "
+                        "(default: signed Kaiming constants scaled by the keep fraction) or init; signed: elus "
+                        "(default), he or init")
+    g.add_argument("--dwr", action="store_true", help="dynamic weight rescaling (zhou)")
+    g.add_argument("--keep-fraction", type=float, default=None,
+                   help="edge_popup: the fraction of each layer's weights kept (default 0.5)")
     length = g.add_mutually_exclusive_group()
-    length.add_argument("--epochs", type=int, default=None, help="default 2000 for fc, 100 for conv nets")
+    length.add_argument("--epochs", type=int, default=None,
+                        help="default: zhou 2000 for fc, 100 for conv nets; edge_popup and signed 100")
     length.add_argument("--iterations", type=int, default=None, help="iterations instead of epochs")
-    g.add_argument("--lr", type=float, default=None, help="SGD learning rate of the scores (default 100)")
+    g.add_argument("--lr", type=float, default=None,
+                   help="SGD learning rate of the scores (default: zhou 100, edge_popup 0.1, signed 0.05)")
     g.add_argument("--momentum", type=float, default=None, help="default 0.9")
-    g.add_argument("--batch-size", type=int, default=None, help="default 250")
-    g.add_argument("--score-init", type=float, default=None, help="initial score (default 0: keep p = 0.5)")
+    g.add_argument("--batch-size", type=int, default=None, help="default: zhou 250, edge_popup and signed 128")
+    g.add_argument("--score-init", default=None,
+                   help="initial scores: zhou: a number (default 0: keep p = 0.5); signed: elus (default), he or "
+                        "xavier")
     g.add_argument("--eval-every", type=int, default=None, help="evaluate every N iterations (default: each epoch)")
+    g.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE",
+                   help="any other setting of the method's config (a JSON value, else a string), e.g. "
+                        "--set threshold=0.05 for signed or a registered method's own; repeatable")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -141,8 +157,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--weights", default="init,signed_constant", help="comma-separated: init, signed_constant")
     p.add_argument("--powers", default="0-24", help="prune powers, e.g. 0-24 or 0,4,8 (default 0-24)")
     p = sub.add_parser("learn-mask", help="learn a supermask on frozen weights (Table 1, columns 3-5)",
-                       description="Train only a mask (Bernoulli straight-through scores) on frozen initial "
-                                   "weights or signed constants, optionally with dynamic weight rescaling.")
+                       description="Train only a mask on frozen weights (initial values or signed constants). "
+                                   "--method picks the family: zhou (default; Bernoulli straight-through scores, "
+                                   "optionally with dynamic weight rescaling), edge_popup (the top --keep-fraction "
+                                   "of |score| per layer) or signed (keep, hide or invert each weight), or one a "
+                                   "--plugin registers.")
     _learn_options(p)
     p = sub.add_parser("export", help="write a round's ticket as a plain PyTorch state_dict",
                        description="Write the starting weights of round K (pruned entries zeroed) and its "
@@ -238,12 +257,39 @@ def _configs(args) -> dict:
 
 
 def _learn_config(args):
-    from .supermask import LearnConfig
+    import dataclasses
 
-    learn = LearnConfig(**_given(weights=args.weights, dwr=True if args.dwr else None, seed=args.seed, lr=args.lr,
-                               momentum=args.momentum, batch_size=args.batch_size, epochs=args.epochs,
-                               iterations=args.iterations, score_init=args.score_init, eval_every=args.eval_every,
-                               device=args.device))
+    from .supermask.methods import DEFAULT_METHOD, MASK_METHODS
+
+    method = args.method or DEFAULT_METHOD
+    cls = MASK_METHODS[method].config
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    options = _given(weights=args.weights, dwr=True if args.dwr else None, seed=args.seed, lr=args.lr,
+                     momentum=args.momentum, batch_size=args.batch_size, epochs=args.epochs,
+                     iterations=args.iterations, score_init=args.score_init, eval_every=args.eval_every,
+                     device=args.device, keep_fraction=args.keep_fraction)
+    settings = {}
+    for key, value in options.items():
+        if key not in fields:
+            raise ConfigError(f"--{key.replace('_', '-')}: not a setting of mask method {method!r}; its settings: "
+                              f"{', '.join(fields)}")
+        if key == "score_init" and isinstance(fields[key].default, float):
+            try:
+                value = float(value)
+            except ValueError:
+                raise ConfigError(f"--score-init: {value!r} is not a number (method {method!r})") from None
+        settings[key] = value
+    for item in args.set:
+        key, eq, text = item.partition("=")
+        key = key.strip()
+        if not eq or key not in fields:
+            raise ConfigError(f"--set: {item!r}: give FIELD=VALUE with FIELD one of mask method {method!r}'s "
+                              f"settings: {', '.join(fields)}")
+        try:
+            settings[key] = json.loads(text)
+        except ValueError:
+            settings[key] = text
+    learn = cls(**settings)
     data = DataConfig(**_given(dataset=args.dataset, data_dir=args.data_dir, download=False if args.no_download else None))
     return data, ModelConfig(**_given(arch=args.arch)), learn
 
