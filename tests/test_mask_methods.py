@@ -274,6 +274,29 @@ def test_stacked_runs_follow_the_runs_trained_alone(cls, configs):
             torch.testing.assert_close(stacked.scores[name][i], alone.scores[name][0], rtol=0, atol=1e-5)
 
 
+@needs_mnist
+def test_a_stopped_run_resumes_from_its_checkpoint_to_the_same_scores(tmp_path):
+    from lt_core import open_run
+    from lt_core.events import RunStopped, StopToken
+
+    cfg = SignedMaskConfig(iterations=40, eval_every=20, device="cpu")
+    data, model = DataConfig(dataset="mnist"), ModelConfig(arch="fc")
+    full = learn_supermask(data, model, cfg, out=tmp_path / "a")
+    stop = StopToken()
+
+    def on_event(event):
+        if event.get("event") == "learn_eval":
+            stop.request("SIGINT")
+
+    with pytest.raises(RunStopped, match="iteration 20"):
+        learn_supermask(data, model, cfg, out=tmp_path / "b", on_event=on_event, stop=stop)
+    events = []
+    resumed = learn_supermask(data, model, cfg, out=tmp_path / "b", on_event=events.append)
+    assert [e["iteration"] for e in events if e.get("stage") == "resumed"] == [20]
+    a, b = open_run(full.run_dir).scores(), open_run(resumed.run_dir).scores()
+    assert all(torch.equal(a[n], b[n]) for n in a) and resumed.test_acc_mean == full.test_acc_mean
+
+
 def _load_user_plugin():
     from lt_core.plugins import load_plugin
 
