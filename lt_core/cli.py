@@ -345,7 +345,8 @@ def _run(args, stop: StopToken) -> dict:
             ("--archs", args.archs, str, "networks, e.g. fc (leave --archs out for each notebook's)")))
         timings = reproduce(args.preset, only=only, seeds=seeds, archs=archs, device=args.device,
                             out=args.out, results_dir=args.results_dir, data_dir=args.data_dir,
-                            scheduler=args.scheduler, plugins=portable(args.plugin), progress=not args.quiet)
+                            scheduler=args.scheduler, plugins=portable(args.plugin), progress=not args.quiet,
+                            stop=stop)
         report = Path(args.out) / "report" / "index.md"
         print(f"report: {report}", file=sys.stderr)
         return {"report": str(report), "notebooks": [t.__dict__ for t in timings]}
@@ -355,42 +356,36 @@ def _run(args, stop: StopToken) -> dict:
         return {"out": str(path), "run_dir": args.run_dir, "round": args.round}
 
     if args.command == "sweep":
-        return _sweep(args)
+        return _sweep(args, stop)
 
-    previous = {sig: signal.signal(sig, lambda signum, _frame: stop.request(signal.Signals(signum).name))
-                for sig in STOP_SIGNALS}
-    try:
-        kwargs = dict(out=args.out, on_event=_print_event, stop=stop, progress=not args.quiet)
-        if args.command == "learn-mask":
-            from .supermask import learn_supermask
+    kwargs = dict(out=args.out, on_event=_print_event, stop=stop, progress=not args.quiet)
+    if args.command == "learn-mask":
+        from .supermask import learn_supermask
 
-            return learn_supermask(*_learn_config(args), **kwargs).to_json()
-        cfg = _configs(args)
-        if args.command == "supermask":
-            from .supermask import SupermaskConfig, one_shot_supermasks, parse_powers
+        return learn_supermask(*_learn_config(args), **kwargs).to_json()
+    cfg = _configs(args)
+    if args.command == "supermask":
+        from .supermask import SupermaskConfig, one_shot_supermasks, parse_powers
 
-            sweep = SupermaskConfig(criteria=[c.strip() for c in args.criteria.split(",") if c.strip()],
-                                    weights=[w.strip() for w in args.weights.split(",") if w.strip()],
-                                    powers=parse_powers(args.powers))
-            res = one_shot_supermasks(cfg["data"], cfg["model"], cfg["train"], sweep, **kwargs)
-            return res.to_json()
-        if args.command == "train":
-            res = train_dense(cfg["data"], cfg["model"], cfg["train"], **kwargs)
-            r0 = res.rounds[0]
-            return {"run_dir": str(res.run_dir), "early_stop_iteration": r0.early_stop_iteration,
-                    "early_stop_test_acc": r0.early_stop_test_acc, "final_test_acc": r0.final_test_acc,
-                    "reused": r0.reused}
-        if len(cfg["prunes"]) == 1 and args.max_stack is None:
-            return run_lottery(cfg["data"], cfg["model"], cfg["train"], cfg["prune"], **kwargs).to_json()
-        results = run_lotteries(cfg["data"], cfg["model"], cfg["train"], cfg["prunes"], max_stack=args.max_stack,
-                                **kwargs)
-        if len(results) == 1:
-            return results[0].to_json()
-        return {"runs": [{"criterion": p.criterion, "mask1": p.mask1, "mask0": p.mask0, **r.to_json()}
-                         for p, r in zip(cfg["prunes"], results)]}
-    finally:
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
+        sweep = SupermaskConfig(criteria=[c.strip() for c in args.criteria.split(",") if c.strip()],
+                                weights=[w.strip() for w in args.weights.split(",") if w.strip()],
+                                powers=parse_powers(args.powers))
+        res = one_shot_supermasks(cfg["data"], cfg["model"], cfg["train"], sweep, **kwargs)
+        return res.to_json()
+    if args.command == "train":
+        res = train_dense(cfg["data"], cfg["model"], cfg["train"], **kwargs)
+        r0 = res.rounds[0]
+        return {"run_dir": str(res.run_dir), "early_stop_iteration": r0.early_stop_iteration,
+                "early_stop_test_acc": r0.early_stop_test_acc, "final_test_acc": r0.final_test_acc,
+                "reused": r0.reused}
+    if len(cfg["prunes"]) == 1 and args.max_stack is None:
+        return run_lottery(cfg["data"], cfg["model"], cfg["train"], cfg["prune"], **kwargs).to_json()
+    results = run_lotteries(cfg["data"], cfg["model"], cfg["train"], cfg["prunes"], max_stack=args.max_stack,
+                            **kwargs)
+    if len(results) == 1:
+        return results[0].to_json()
+    return {"runs": [{"criterion": p.criterion, "mask1": p.mask1, "mask0": p.mask0, **r.to_json()}
+                     for p, r in zip(cfg["prunes"], results)]}
 
 
 def _list_option(option: str, value: Optional[str], kind: type, what: str) -> Optional[list]:
@@ -405,21 +400,22 @@ def _list_option(option: str, value: Optional[str], kind: type, what: str) -> Op
     return as_list(option.lstrip("-"), value, kind)
 
 
-def _sweep(args) -> dict:
+def _sweep(args, stop: StopToken) -> dict:
     from .store import results_root
     from .sweep import load_grid, run_experiments, work_units
 
     if args.workers is not None and args.workers < 1:
         raise ConfigError(f"--workers: {args.workers} is not allowed; give an integer >= 1")
     experiments = load_grid(args.grid).experiments()  # checked in full before anything is submitted
-    print(f"{args.grid}: {len(experiments)} experiments in {len(work_units(experiments))} work units",
-          file=sys.stderr, flush=True)
+    units = len(work_units(experiments))
+    print(f"{args.grid}: {len(experiments)} experiment{'s' * (len(experiments) != 1)} in {units} work "
+          f"unit{'s' * (units != 1)}", file=sys.stderr, flush=True)
     if len(experiments) > CONFIRM_ABOVE and not args.yes:
         raise ConfigError(f"--yes: {args.grid} expands to {len(experiments)} experiments, more than "
                           f"{CONFIRM_ABOVE}; check the grid, then add --yes to start them")
     table = Path(args.table) if args.table else results_root(args.out) / f"sweep-{Path(args.grid).stem}.csv"
     frame = run_experiments(experiments, args.scheduler, args.workers, out=args.out,
-                            scheduler_file=args.scheduler_file, table=table, progress=not args.quiet)
+                            scheduler_file=args.scheduler_file, table=table, progress=not args.quiet, stop=stop)
     print(f"{len(experiments)} experiments, {len(frame)} rows: wrote {table}", file=sys.stderr)
     return {"experiments": len(experiments), "rows": len(frame), "table": str(table)}
 
@@ -439,6 +435,10 @@ def main(argv: Optional[List[str]] = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     stop = StopToken()
+    # Ctrl-C and SIGTERM ask the running command to stop at its next step boundary (a lottery's training
+    # step, a serial sweep's unit, a reproduction's notebook): it checkpoints and raises RunStopped
+    previous = {sig: signal.signal(sig, lambda signum, _frame: stop.request(signal.Signals(signum).name))
+                for sig in STOP_SIGNALS}
     try:
         result = _run(args, stop)
     except RunStopped as exc:
@@ -447,6 +447,9 @@ def main(argv: Optional[List[str]] = None) -> int:
                      128 + int(signum), stopped=True)
     except EXPECTED_FAILURES as exc:
         return _fail(args, f"error: {exc}", 2)
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
     if args.json:
         print(json.dumps(result))
     return 0

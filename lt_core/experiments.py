@@ -17,6 +17,11 @@ experiments are built) reads the folder of :func:`use_data_dir`, which the noteb
 parameter sets (:func:`lt_core.params.notebook_params`), else ``$LT_DATA_DIR``. The folder travels
 with the experiment, to Dask workers too; it is not part of any run's identity.
 
+Stopping: with the environment variable ``LT_STOP_FILE`` set (as ``reproduce`` sets it for its
+notebooks), the experiments stop at the next step boundary once that file exists, as a run given a
+:class:`~lt_core.events.StopToken` does (a checkpoint, then :class:`~lt_core.events.RunStopped`):
+Ctrl-C or SIGTERM on ``reproduce`` reaches the notebook's kernel this way, a process of its own.
+
 Progress: one unit per finished (or reused) round, supermask point and learned-mask evaluation
 (a reused learned mask counts for all of its evaluations). With the
 environment variable ``LT_PROGRESS_FILE`` set (as ``python -m lt_core reproduce`` sets it for the
@@ -29,18 +34,22 @@ from __future__ import annotations
 import json
 import os
 import sys
+import time
 from dataclasses import dataclass, field, replace
+from pathlib import Path
 from typing import List, Optional, Sequence, Union
 
 import pandas as pd
 
 from .analysis import rounds_frame
 from .config import DataConfig, ModelConfig, PruneConfig, TrainConfig
+from .events import StopToken
 from .lottery import run_lotteries, train_dense
 from .schedule import learn_iterations, train_images
 from .supermask import LearnConfig, SupermaskConfig, learn_supermasks, one_shot_supermasks
 
 PROGRESS_ENV = "LT_PROGRESS_FILE"
+STOP_ENV = "LT_STOP_FILE"
 
 
 @dataclass(frozen=True)
@@ -153,6 +162,27 @@ class Progress:
             self.bar.close()
 
 
+class StopFile(StopToken):
+    """A stop request that arrives as a file: requested once ``path`` exists (its text is the reason,
+    e.g. ``SIGINT``). The file is looked at most every ``every`` seconds, not at every step."""
+
+    def __init__(self, path, every: float = 0.25) -> None:
+        super().__init__()
+        self.path, self.every, self._next = Path(path), every, 0.0
+
+    @property
+    def requested(self) -> bool:
+        if not self._event.is_set() and time.monotonic() >= self._next:
+            self._next = time.monotonic() + self.every
+            if self.path.exists():
+                try:
+                    reason = self.path.read_text().strip()
+                except OSError:
+                    reason = ""
+                self.request(reason or "a stop request")
+        return self._event.is_set()
+
+
 _DATA_DIR: Optional[str] = None  # the notebook's data folder (use_data_dir); None: $LT_DATA_DIR
 
 
@@ -170,20 +200,20 @@ def with_data_dir(exp: Experiment) -> Experiment:
     return replace(exp, data=exp.data.replace(data_dir=_DATA_DIR))
 
 
-def _run_one(exp: Experiment, out, on_event) -> pd.DataFrame:
+def _run_one(exp: Experiment, out, on_event, stop: Optional[StopToken] = None) -> pd.DataFrame:
     model = ModelConfig(arch=exp.arch)
     if isinstance(exp, Dense):
-        frame = rounds_frame([train_dense(exp.data, model, exp.train, out=out, on_event=on_event)])
+        frame = rounds_frame([train_dense(exp.data, model, exp.train, out=out, on_event=on_event, stop=stop)])
         return frame.assign(arch=exp.arch, seed=exp.train.seed)
     if isinstance(exp, Lottery):
-        results = run_lotteries(exp.data, model, exp.train, list(exp.prunes), out=out, on_event=on_event)
+        results = run_lotteries(exp.data, model, exp.train, list(exp.prunes), out=out, on_event=on_event, stop=stop)
         labels = [{"criterion": p.criterion, "mask1": p.mask1, "mask0": p.mask0} for p in exp.prunes]
         return rounds_frame(results, labels).assign(arch=exp.arch, seed=exp.train.seed)
     if isinstance(exp, Supermasks):
-        res = one_shot_supermasks(exp.data, model, exp.train, exp.sweep, out=out, on_event=on_event)
+        res = one_shot_supermasks(exp.data, model, exp.train, exp.sweep, out=out, on_event=on_event, stop=stop)
         return pd.DataFrame(res.rows).assign(arch=exp.arch, seed=exp.train.seed)
     if isinstance(exp, LearnedMasks):
-        results = learn_supermasks(exp.data, model, list(exp.learns), out=out, on_event=on_event)
+        results = learn_supermasks(exp.data, model, list(exp.learns), out=out, on_event=on_event, stop=stop)
         return pd.DataFrame([{"arch": exp.arch, "seed": l.seed, "weights": l.weights, "dwr": l.dwr,
                               "test_acc": r.test_acc_mean, "expected_keep_fraction": r.expected_keep_fraction,
                               "iterations": r.iterations, "run_dir": str(r.run_dir)}
@@ -220,13 +250,14 @@ def run_experiments(experiments: Sequence[Experiment], *, out=None, scheduler: O
     run found in the store. ``label`` names the progress bar (e.g. the notebook's question).
     """
     experiments = [with_data_dir(e) for e in experiments]
+    stop = StopFile(os.environ[STOP_ENV]) if os.environ.get(STOP_ENV) else None
     if scheduler:
         from .sweep import run_experiments as run_sweep
 
-        run_sweep(sweep_records(experiments), scheduler=scheduler, out=out)
+        run_sweep(sweep_records(experiments), scheduler=scheduler, out=out, stop=stop)
     progress = Progress(sum(e.units for e in experiments), label, os.environ.get(PROGRESS_ENV) or None)
     try:
         return [_run_one(e, out, lambda event, e=e: progress.on_event(
-            event, e.evaluations + 1 if isinstance(e, LearnedMasks) else 1)) for e in experiments]
+            event, e.evaluations + 1 if isinstance(e, LearnedMasks) else 1), stop) for e in experiments]
     finally:
         progress.close()

@@ -15,7 +15,9 @@ Then it writes the index report (``DIR/report/index.md`` and ``index.html``: Tab
 check, every figure, run times; :mod:`lt_core.report`). A notebook that fails stops the command
 with :class:`ReproduceError` naming the notebook and the cell; the report of the notebooks before
 it is written first. Runs finished before a failure or an interruption stay in the results store,
-and the same command reuses them.
+and the same command reuses them. Ctrl-C or SIGTERM reaches the running notebook's kernel through a
+stop file (``DIR/.stop``, see :mod:`lt_core.experiments`): its run checkpoints at the next step
+boundary and the command stops with one line saying how to resume.
 """
 
 from __future__ import annotations
@@ -31,7 +33,8 @@ from typing import Dict, List, Optional, Sequence
 import lt_core
 
 from .errors import ConfigError
-from .experiments import PROGRESS_ENV
+from .events import RunStopped, StopToken
+from .experiments import PROGRESS_ENV, STOP_ENV
 from .params import checked_data_dir
 from .plugins import portable
 from .presets import get_preset
@@ -104,6 +107,27 @@ class ProgressTail:
         self.bar.close()
 
 
+class StopRelay:
+    """Hands a stop request of this process (Ctrl-C, SIGTERM: a :class:`StopToken`) to the notebook's
+    kernel by writing the stop file its experiments watch (:class:`lt_core.experiments.StopFile`)."""
+
+    def __init__(self, stop: StopToken, path: Path) -> None:
+        self.stop, self.path = stop, path
+        self.done = threading.Event()
+        self.thread = threading.Thread(target=self._watch, daemon=True)
+        self.thread.start()
+
+    def _watch(self) -> None:
+        while not self.done.wait(0.1):
+            if self.stop.requested:
+                self.path.write_text(self.stop.reason or "a stop request")
+                return
+
+    def close(self) -> None:
+        self.done.set()
+        self.thread.join()
+
+
 def _execute(source: Path, target: Path, parameters: dict, cwd: Path) -> None:
     import papermill as pm
     from papermill.exceptions import PapermillExecutionError
@@ -112,6 +136,8 @@ def _execute(source: Path, target: Path, parameters: dict, cwd: Path) -> None:
         pm.execute_notebook(str(source), str(target), parameters=parameters, kernel_name="python3", cwd=str(cwd),
                             progress_bar=False, log_output=False)
     except PapermillExecutionError as exc:
+        if exc.ename == "RunStopped":  # the kernel's experiments stopped at a step boundary, as asked
+            raise RunStopped(f"{source.name}: {exc.evalue}") from None
         raise ReproduceError(f"{source.name}: cell {exc.exec_count} failed: {exc.ename}: {exc.evalue} "
                              f"(the executed notebook, with the traceback: {target})") from None
 
@@ -128,7 +154,8 @@ def _export_html(notebook: Path) -> Path:
 def reproduce(preset: str = "quick", *, only: Optional[Sequence[str]] = None, seeds: Optional[Sequence[int]] = None,
               archs: Optional[Sequence[str]] = None, device: str = "auto", out="reproduction",
               results_dir=None, data_dir: Optional[str] = None, scheduler: Optional[str] = None,
-              plugins: Sequence[str] = (), progress: bool = True, estimate: bool = False) -> List[Timing]:
+              plugins: Sequence[str] = (), progress: bool = True, estimate: bool = False,
+              stop: Optional[StopToken] = None) -> List[Timing]:
     """Execute the notebooks, export them and write the report under ``out``; see the module docstring.
 
     ``seeds`` / ``archs`` (``None``: each notebook's own) reach every notebook, and so do ``plugins``
@@ -137,6 +164,10 @@ def reproduce(preset: str = "quick", *, only: Optional[Sequence[str]] = None, se
     :class:`Timing` per notebook; a failing notebook raises :class:`ReproduceError`. With ``estimate``
     (the command's default) it first prints, on stderr, how long the work the store does not hold yet
     will take on this machine, at rates measured just now (:mod:`lt_core.estimate`).
+
+    ``stop`` (a :class:`StopToken`, which the command's Ctrl-C and SIGTERM set) reaches the running
+    notebook's experiments: they checkpoint at the next step boundary and :class:`RunStopped` is
+    raised here, after the report of what ran is written; the same call later resumes from the store.
     """
     chosen = get_preset(preset)
     names = select(only)
@@ -164,12 +195,16 @@ def reproduce(preset: str = "quick", *, only: Optional[Sequence[str]] = None, se
 
         line = price(notebook_plans(names, parameters), parameters["results_dir"], device, data_dir).line()
         print(line, file=sys.stderr, flush=True)
-    progress_file = out / ".progress.jsonl"
-    # the kernels import the lt_core this process runs, and report their progress to the file
+    progress_file, stop_file = out / ".progress.jsonl", out / ".stop"
+    stop_file.unlink(missing_ok=True)
+    # the kernels import the lt_core this process runs, report their progress to the file and stop once
+    # the stop file exists (the kernel is a process of its own: Ctrl-C on this one does not reach it)
     package_root = str(Path(lt_core.__file__).resolve().parents[1])
-    saved = {key: os.environ.get(key) for key in ("PYTHONPATH", PROGRESS_ENV)}
+    saved = {key: os.environ.get(key) for key in ("PYTHONPATH", PROGRESS_ENV, STOP_ENV)}
     os.environ["PYTHONPATH"] = os.pathsep.join(p for p in (package_root, saved["PYTHONPATH"]) if p)
     os.environ[PROGRESS_ENV] = str(progress_file)
+    os.environ[STOP_ENV] = str(stop_file)
+    relay = StopRelay(stop, stop_file) if stop is not None else None
     timings: List[Timing] = []
     started = time.perf_counter()
     outer = None
@@ -179,6 +214,8 @@ def reproduce(preset: str = "quick", *, only: Optional[Sequence[str]] = None, se
         outer = tqdm(total=len(names), unit="notebook", position=0, dynamic_ncols=True)
     try:
         for name in names:
+            if stop is not None and stop.requested:
+                raise RunStopped(f"reproduce stopped by {stop.reason} before {NOTEBOOKS[name]}")
             if outer is not None:
                 outer.set_description(name)
             progress_file.unlink(missing_ok=True)
@@ -190,6 +227,9 @@ def reproduce(preset: str = "quick", *, only: Optional[Sequence[str]] = None, se
             except ReproduceError as exc:
                 timings.append(Timing(name, time.perf_counter() - t0, f"failed: {exc}"))
                 raise
+            except RunStopped:
+                timings.append(Timing(name, time.perf_counter() - t0, "stopped"))
+                raise
             finally:
                 if tail is not None:
                     tail.close()
@@ -198,6 +238,8 @@ def reproduce(preset: str = "quick", *, only: Optional[Sequence[str]] = None, se
             if outer is not None:
                 outer.update(1)
     finally:
+        if relay is not None:
+            relay.close()
         if outer is not None:
             outer.close()
         for key, value in saved.items():
@@ -206,6 +248,7 @@ def reproduce(preset: str = "quick", *, only: Optional[Sequence[str]] = None, se
             else:
                 os.environ[key] = value
         progress_file.unlink(missing_ok=True)
+        stop_file.unlink(missing_ok=True)
         total = time.perf_counter() - started
         seeds_text = (", ".join(map(str, seeds)) if seeds is not None
                       else f"each notebook's default for the preset ({', '.join(map(str, chosen.seeds))})")

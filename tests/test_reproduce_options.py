@@ -1,20 +1,30 @@
 """``reproduce`` and the notebooks read what they are given: ``--data-dir`` is the folder every experiment
 reads (a missing one fails before anything runs), and an empty ``--only`` / ``--seeds`` / ``--archs`` is
-refused instead of meaning the default."""
+refused instead of meaning the default. Ctrl-C or SIGTERM stops it as it stops ``lottery``: the notebook's
+run checkpoints and one line says how to resume."""
 
 import gzip
+import os
+import re
+import signal
+import subprocess
+import sys
+import threading
+import time
 
 import numpy as np
 import pytest
 
-from lt_core import ConfigError
+from lt_core import ConfigError, StopToken
 from lt_core.cli import main
-from lt_core.experiments import Dense, Lottery, run_experiments, use_data_dir
-from lt_core.config import PruneConfig
+from lt_core.config import PruneConfig, TrainConfig
+from lt_core.events import RunStopped
+from lt_core.experiments import STOP_ENV, Dense, Lottery, run_experiments, use_data_dir
 from lt_core.params import notebook_params
 from lt_core.reproduce import reproduce
+from lt_core.store.lock import LOCK_FILE
 
-from .conftest import DATA_DIR, needs_mnist
+from .conftest import DATA_DIR, REPO, needs_mnist
 
 
 @pytest.fixture
@@ -84,3 +94,67 @@ def test_empty_lists_are_refused_by_the_python_api(tmp_path):
         reproduce("tiny", only=[], out=tmp_path / "out")
     with pytest.raises(ConfigError, match=r"^seeds: the list is empty; give one or more \(None: each notebook's own\)$"):
         reproduce("tiny", seeds=[], out=tmp_path / "out")
+
+
+def test_a_stop_before_a_notebook_ends_reproduce_with_the_report_written(tmp_path):
+    stop = StopToken()
+    stop.request("SIGTERM")
+    with pytest.raises(RunStopped) as err:
+        reproduce("tiny", only=["rq1"], out=tmp_path / "out", results_dir=tmp_path / "results", stop=stop,
+                  progress=False)
+    assert str(err.value) == "reproduce stopped by SIGTERM before rq1_mask_criteria.ipynb"
+    assert (tmp_path / "out" / "report" / "index.md").is_file()
+    assert not (tmp_path / "out" / ".stop").exists()
+
+
+@needs_mnist
+def test_the_stop_file_stops_a_notebooks_experiments_with_a_checkpoint(tmp_path, monkeypatch):
+    """How Ctrl-C on ``reproduce`` reaches the notebook's kernel: the experiments watch the stop file."""
+    stop_file = tmp_path / ".stop"
+    monkeypatch.setenv(STOP_ENV, str(stop_file))
+    out = tmp_path / "results"
+    train = TrainConfig(iterations=100000, eval_every=50, eval_train=False, device="cpu")
+    outcome = []
+
+    def run():
+        try:
+            outcome.append(run_experiments([Dense("fc", train)], out=out))
+        except BaseException as exc:  # noqa: BLE001 -- the test inspects it
+            outcome.append(exc)
+
+    thread = threading.Thread(target=run)
+    thread.start()
+    deadline = time.monotonic() + 120
+    while not list(out.glob(f"train-fc-*/{LOCK_FILE}")) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    stop_file.write_text("SIGINT")
+    thread.join(timeout=120)
+    assert isinstance(outcome[0], RunStopped), outcome
+    assert re.fullmatch(r"round 0: stopped at iteration \d+", str(outcome[0]))
+    (checkpoint,) = out.glob("train-fc-*/round_000/checkpoint.pt")
+    assert checkpoint.is_file()
+
+
+@needs_mnist
+def test_sigterm_on_reproduce_stops_the_notebook_and_says_how_to_resume(tmp_path):
+    out, results = tmp_path / "out", tmp_path / "results"
+    proc = subprocess.Popen([sys.executable, "-m", "lt_core", "reproduce", "--preset", "quick", "--only", "rq4",
+                             "--seeds", "0", "--device", "cpu", "--quiet", "--out", str(out),
+                             "--results-dir", str(results)], cwd=REPO, env={**os.environ, "PYTHONPATH": str(REPO)},
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 180
+        while not list(results.glob(f"train-fc-*/{LOCK_FILE}")) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        proc.send_signal(signal.SIGTERM)
+        stdout, stderr = proc.communicate(timeout=180)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 143, stderr
+    assert "Traceback" not in stderr and "KeyboardInterrupt" not in stderr and "ZMQError" not in stderr
+    assert re.fullmatch(r"rq4_supermasks\.ipynb: round 0: stopped at iteration \d+; finished rounds are kept, run "
+                        r"the same command again to resume", stderr.strip().splitlines()[-1]), stderr
+    (checkpoint,) = results.glob("train-fc-*/round_000/checkpoint.pt")
+    assert checkpoint.is_file()
+    assert "| rq4 |" in (out / "report" / "index.md").read_text()
