@@ -316,7 +316,18 @@ def _print_event(event: dict) -> None:
 def _listing() -> dict:
     return {"architectures": list(archs.ARCHS), "datasets": list(data_mod.DATASETS),
             "criteria": list(criteria.CRITERIA), "mask1_policies": list(policies.MASK1_POLICIES),
-            "mask0_policies": list(policies.MASK0_POLICIES)}
+            "mask0_policies": list(policies.MASK0_POLICIES), "mask_methods": list(_mask_methods())}
+
+
+def _arch_labels() -> dict:
+    return {n: a.label for n, a in archs.ARCHS.items()}
+
+
+def _mask_methods() -> dict:
+    """The registered mask-learning methods (``learn-mask --method``), name -> one-line description."""
+    from .supermask import MASK_METHODS
+
+    return {name: method.description for name, method in MASK_METHODS.items()}
 
 
 def _run(args, stop: StopToken) -> dict:
@@ -326,10 +337,12 @@ def _run(args, stop: StopToken) -> dict:
     if args.command == "list":
         listing = _listing()
         if not args.json:
-            described = {"architectures": {n: a.label for n, a in archs.ARCHS.items()},
+            # (not archs.ARCHS here: the reproduce branch below binds a local name archs)
+            described = {"architectures": _arch_labels(),
                          "criteria": {n: c.description for n, c in criteria.CRITERIA.items()},
                          "mask1_policies": {n: p.description for n, p in policies.MASK1_POLICIES.items()},
-                         "mask0_policies": {n: p.description for n, p in policies.MASK0_POLICIES.items()}}
+                         "mask0_policies": {n: p.description for n, p in policies.MASK0_POLICIES.items()},
+                         "mask_methods": _mask_methods()}
             for section, names in listing.items():
                 print(f"{section}:")
                 for name in names:

@@ -322,6 +322,21 @@ class MaskLearner(StepLoop):
                             self.iterations, self.evals[i]) for i in range(k)]
 
 
+def stored_result(path: Path, s: dict) -> LearnResult:
+    """A finished run's result read back from its ``summary.json`` ``s``: a :class:`LearnResult` for
+    the default method (its summaries name none), else a ``MethodLearnResult`` with the method's name,
+    its keep fraction and its own summary numbers, as the run returned them when it trained."""
+    base = (path, s["test_acc_mean"], s["test_acc_samples"], s["expected_keep_fraction"], s["layer_keep_fraction"],
+            s["iterations"])
+    if "method" not in s:
+        return LearnResult(*base, reused=True)
+    from .methods import MethodLearnResult
+
+    known = set(LearnResult(*base).to_json()) | {"method", "keep_fraction", "wall_seconds"}
+    extra = {k: v for k, v in s.items() if k not in known}
+    return MethodLearnResult(*base, reused=True, method=s["method"], extra=extra)
+
+
 def learn_supermask(data: DataConfig = DataConfig(), model: ModelConfig = ModelConfig(),
                     learn: LearnConfig = LearnConfig(), *, out=None, on_event: Optional[EventCallback] = None,
                     stop: Optional[StopToken] = None, progress: bool = False) -> LearnResult:
@@ -357,9 +372,7 @@ def learn_supermasks(data: DataConfig, model: ModelConfig, learns: Sequence[Lear
         ds = None
         for i, rd in enumerate(run_dirs):
             if (rd.path / "summary.json").is_file():
-                s = open_run(rd.path).summary
-                results[i] = LearnResult(rd.path, s["test_acc_mean"], s["test_acc_samples"], s["expected_keep_fraction"],
-                                         s["layer_keep_fraction"], s["iterations"], reused=True)
+                results[i] = stored_result(rd.path, open_run(rd.path).summary)
                 emit(on_event, event="stage", stage="learn_reused", run=rd.name)
             else:
                 todo.append(i)

@@ -11,9 +11,19 @@ combination (the cartesian product, in the order the axes are listed below)::
     mask1: [rewind]                # lottery
     mask0: [zero]                  # lottery
     rounds: [2]                    # lottery
+    method: [zhou, edge_popup, signed]               # learn-mask: registered mask-learning methods
     weights: [init, signed_constant]                 # learn-mask
-    dwr: [false, true]             # learn-mask
+    dwr: [false, true]             # learn-mask (zhou)
+    keep_fraction: [0.05, 0.1, 0.3, 0.5]             # learn-mask (edge_popup): any setting of a method
     dataset: mnist                 # fixed values: one value each (see FIXED)
+
+Learn-mask grids: ``method`` (default ``zhou``) names mask-learning methods
+(:data:`lt_core.supermask.MASK_METHODS`, plug-ins' included); any setting of a method's config is an
+axis (``keep_fraction``, ``threshold``, ``score_init``, ...; ``seed`` and the length come from
+``seeds`` and ``schedule``). A setting axis applies to the methods that have that setting and is
+left out of the others' experiments (``method: [zhou, edge_popup]`` with ``keep_fraction: [0.1,
+0.5]`` is three experiments, not four); a setting none of the grid's methods has is refused, and
+every value of a setting axis must be valid for every method of the grid that has it.
 
 Axes not given take the configs' defaults. A schedule mapping holds fields of ``TrainConfig``
 (lottery, supermask: e.g. ``{iterations: 300, eval_every: 50, eval_train: false}``) or of
@@ -34,7 +44,8 @@ from typing import Dict, List, Optional, Tuple
 from .. import presets
 from ..archs import get_arch
 from ..config import ConfigError, DataConfig, ModelConfig, PruneConfig, TrainConfig, read_text
-from ..supermask import LearnConfig, SupermaskConfig, parse_powers
+from ..supermask import MASK_METHODS, LearnConfig, SupermaskConfig, parse_powers
+from ..supermask.methods import DEFAULT_METHOD, method_config
 
 KINDS = ("lottery", "supermask", "learn-mask")
 PRESETS = tuple(presets.PRESETS)  # tiny, quick, paper
@@ -46,8 +57,10 @@ AXES: Dict[str, Dict[str, Tuple[str, str]]] = {
     "supermask": {"archs": ("model", "arch"), "seeds": ("train", "seed"), "schedule": ("train", ""),
                   "criteria": ("supermask", "criteria")},
     "learn-mask": {"archs": ("model", "arch"), "seeds": ("learn", "seed"), "schedule": ("learn", ""),
-                   "weights": ("learn", "weights"), "dwr": ("learn", "dwr")},
+                   "method": ("learn", "method"), "weights": ("learn", "weights"), "dwr": ("learn", "dwr")},
 }
+# learn-mask config fields that are no setting axis: the seed (seeds) and what the schedule sets
+NOT_SETTINGS = ("seed", "device", "epochs", "iterations", "eval_every")
 # fixed values (one value each) of each kind, mapped to (config, field)
 FIXED: Dict[str, Dict[str, Tuple[str, str]]] = {
     "lottery": {"prune_fraction_conv": ("prune", "prune_fraction_conv"),
@@ -82,25 +95,29 @@ class Experiment:
         """What tells this experiment from the others of its grid (the first columns of the table)."""
         seed = (self.learn or self.train).seed
         out = {"kind": self.kind, "arch": self.model.arch, "seed": seed, "schedule": self.schedule,
-               "criterion": None, "mask1": None, "mask0": None, "rounds": None, "weights": None, "dwr": None}
+               "criterion": None, "mask1": None, "mask0": None, "rounds": None, "weights": None, "dwr": None,
+               "method": None, "keep_fraction": None}
         if self.prune is not None:
             out.update(criterion=self.prune.criterion, mask1=self.prune.mask1, mask0=self.prune.mask0,
                        rounds=self.prune.rounds)
         if self.supermask is not None:
             out.update(criterion=self.supermask.criteria[0])
         if self.learn is not None:
-            out.update(weights=self.learn.weights, dwr=self.learn.dwr)
+            from ..supermask.methods import method_of
+
+            out.update(weights=getattr(self.learn, "weights", None), dwr=getattr(self.learn, "dwr", None),
+                       method=method_of(self.learn).name, keep_fraction=getattr(self.learn, "keep_fraction", None))
         return out
 
 
-def schedule_fields(schedule: str, arch: str, kind: str) -> dict:
-    """The ``TrainConfig`` fields (``LearnConfig`` for learn-mask) of preset ``schedule`` for ``arch``:
-    the reproduction presets of :mod:`lt_core.presets`, so a preset name means the same runs (the same
-    store entries) in a sweep, the notebooks and ``reproduce``."""
+def schedule_fields(schedule: str, arch: str, kind: str, method: str = DEFAULT_METHOD) -> dict:
+    """The ``TrainConfig`` fields (for learn-mask: the fields of ``method``'s config) of preset
+    ``schedule`` for ``arch``: the reproduction presets of :mod:`lt_core.presets`, so a preset name
+    means the same runs (the same store entries) in a sweep, the notebooks and ``reproduce``."""
     check_value("schedule", schedule, PRESETS)
     preset, record = presets.get_preset(schedule), get_arch(arch)
     if kind == "learn-mask":
-        return dict(preset.learn_fields(record))
+        return dict(preset.learn_fields(record) if method == DEFAULT_METHOD else preset.method_fields(record))
     return {"eval_train": False, "eval_test": "best", **preset.train_fields(record)}
 
 
@@ -115,11 +132,12 @@ def _schedule_label(schedule) -> str:
     return ",".join(f"{k}={v}" for k, v in schedule.items())
 
 
-def _schedule_config(kind: str, schedule, arch: str, seed: int, where: str):
-    """The TrainConfig / LearnConfig of ``schedule`` (a preset name or a mapping) for ``arch``, ``seed``."""
-    cls = LearnConfig if kind == "learn-mask" else TrainConfig
+def _schedule_config(kind: str, schedule, arch: str, seed: int, where: str, method: str = DEFAULT_METHOD):
+    """The TrainConfig (learn-mask: ``method``'s config) of ``schedule`` (a preset name or a mapping)
+    for ``arch``, ``seed``."""
+    cls = MASK_METHODS[method].config if kind == "learn-mask" else TrainConfig
     if isinstance(schedule, str):
-        fields = schedule_fields(schedule, arch, kind)
+        fields = schedule_fields(schedule, arch, kind, method)
     else:
         fields = dict(schedule)
         if "seed" in fields:
@@ -130,11 +148,52 @@ def _schedule_config(kind: str, schedule, arch: str, seed: int, where: str):
         raise ConfigError(f"{where}: {exc}") from None
 
 
-def _check_axis(kind: str, name: str, values) -> list:
+def _setting_names(method: str) -> List[str]:
+    """The settings of mask method ``method`` that may be grid axes."""
+    import dataclasses
+
+    return [f.name for f in dataclasses.fields(MASK_METHODS[method].config) if f.name not in NOT_SETTINGS]
+
+
+def _check_setting(name: str, values, methods: List[str]) -> list:
+    """A learn-mask setting axis: every value valid for each of ``methods`` that has the setting."""
+    having = [m for m in methods if name in _setting_names(m)]
+    if not having:
+        settings = "; ".join(f"{m}: {', '.join(_setting_names(m))}" for m in methods)
+        raise ConfigError(f"{name}: not a setting of mask method{'s' * (len(methods) > 1)} {', '.join(methods)} "
+                          f"(nor another field of a learn-mask grid); their settings: {settings}")
+    _check_list(name, values)
+    for i, value in enumerate(values):
+        if isinstance(value, (list, dict)):
+            raise ConfigError(f"{name}[{i}]: expected one value, got {value!r}")
+        for method in having:
+            try:
+                method_config(method, **{name: value})
+            except (ConfigError, TypeError) as exc:
+                raise ConfigError(f"{name}[{i}] (method {method}): {exc}") from None
+    _check_unique(name, values)
+    return values
+
+
+def _check_list(name: str, values) -> None:
     if not isinstance(values, list):
         raise ConfigError(f"{name}: expected a list of values, got {values!r} (write {name}: [{values}])")
     if not values:
         raise ConfigError(f"{name}: empty list; give at least one value")
+
+
+def _check_unique(name: str, values) -> None:
+    if len(set(map(repr, values))) != len(values):
+        raise ConfigError(f"{name}: {values!r} lists a value twice")
+
+
+def _check_axis(kind: str, name: str, values) -> list:
+    _check_list(name, values)
+    if kind == "learn-mask" and name == "method":
+        for i, value in enumerate(values):
+            check_value(f"method[{i}]", value, list(MASK_METHODS))
+        _check_unique(name, values)
+        return values
     config, field = AXES[kind][name]
     for i, value in enumerate(values):
         where = f"{name}[{i}]"
@@ -173,10 +232,24 @@ class Grid:
         kind = body["kind"]
         check_value("kind", kind, KINDS)
         allowed = list(AXES[kind]) + list(FIXED[kind]) + list(DATA_FIELDS)
+        methods = _check_axis(kind, "method", body["method"]) if kind == "learn-mask" and "method" in body \
+            else [DEFAULT_METHOD]
         unknown = [k for k in body if k != "kind" and k not in allowed]
+        if kind == "learn-mask":  # a method's setting is an axis too
+            settings = {k: _check_setting(k, body[k], methods) for k in unknown if k not in NOT_SETTINGS}
+            unknown = [k for k in unknown if k not in settings]
+            if unknown and unknown[0] in NOT_SETTINGS:
+                raise ConfigError(f"{unknown[0]}: not an axis of a learn-mask grid; "
+                                  + ("give seeds as seeds: [...]" if unknown[0] == "seed" else
+                                     "give it in a schedule mapping, e.g. schedule: [{iterations: 300}]"))
         if unknown:
             raise ConfigError(f"{unknown[0]}: unknown field for kind {kind}; allowed fields: {', '.join(allowed)}")
-        axes = {name: _check_axis(kind, name, body[name]) for name in AXES[kind] if name in body}
+        # learn-mask's named settings (weights, dwr) of a grid with other methods: checked against each
+        by_method = ("weights", "dwr") if kind == "learn-mask" and methods != [DEFAULT_METHOD] else ()
+        axes = {name: _check_setting(name, body[name], methods) if name in by_method
+                else _check_axis(kind, name, body[name]) for name in AXES[kind] if name in body}
+        if kind == "learn-mask":
+            axes.update(settings)
         fixed = {k: v for k, v in body.items() if k in FIXED[kind] or k in DATA_FIELDS}
         grid = cls(kind, axes, fixed)
         grid.experiments()  # every combination's configs are valid (a schedule mapping, a fixed value...)
@@ -201,8 +274,9 @@ class Grid:
             raise ConfigError(f"{names}: {exc}") from None
 
     def experiments(self) -> List[Experiment]:
-        """Every combination of the axes' values, as experiments (the first axis varies slowest)."""
-        names = list(AXES[self.kind])
+        """Every combination of the axes' values, as experiments (the first axis varies slowest; a
+        learn-mask method's setting axes follow the named ones, in the grid's order)."""
+        names = list(AXES[self.kind]) + [n for n in self.axes if n not in AXES[self.kind]]
         values = [self.axes.get(n, [None]) for n in names]
         out = []
         for combo in itertools.product(*values):
@@ -210,7 +284,8 @@ class Grid:
             arch, seed = given.get("archs", ModelConfig().arch), given.get("seeds", 0)
             schedule = given.get("schedule", "paper")
             where = f"schedule[{self.axes['schedule'].index(schedule)}]" if "schedule" in given else "schedule"
-            sched = _schedule_config(self.kind, schedule, arch, seed, where)
+            method = given.get("method", DEFAULT_METHOD)
+            sched = _schedule_config(self.kind, schedule, arch, seed, where, method)
             base = {"kind": self.kind, "data": self._build("data", "dataset"), "model": ModelConfig(arch=arch),
                     "schedule": _schedule_label(schedule)}
             if self.kind == "lottery":
@@ -223,8 +298,11 @@ class Grid:
                 out.append(Experiment(train=sched, supermask=self._build("supermask", "supermask",
                                                                          criteria=criteria), **base))
             else:
-                learn = sched.replace(**{AXES["learn-mask"][n][1]: given[n] for n in ("weights", "dwr") if n in given})
-                out.append(Experiment(learn=learn, **base))
+                mine = _setting_names(method)
+                learn = sched.replace(**{n: v for n, v in given.items() if n in mine})
+                exp = Experiment(learn=learn, **base)
+                if exp not in out:  # a setting axis its method lacks gives the same experiment again
+                    out.append(exp)
         for exp in out:
             dataset = exp.data.dataset
             if dataset is not None and dataset not in get_arch(exp.model.arch).datasets:

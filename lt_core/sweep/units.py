@@ -4,17 +4,21 @@ Experiments of one kind with the same network, data, schedule and seed form one 
 (:func:`work_units`): a lottery unit is one :func:`lt_core.lottery.run_lotteries` call (the dense
 trunk trained once, then every criterion and policy as one stack), a supermask unit one
 :func:`lt_core.supermask.one_shot_supermasks` sweep over its criteria, a learn-mask unit one
-:func:`lt_core.supermask.learn_supermasks` stack. :func:`run_unit` is a pure function of the unit's
+:func:`lt_core.supermask.learn_supermasks` stack (one mask method; for a method other than Zhou's, its
+runs of one seed and length that share what its learner's ``shared`` names, e.g. edge-popup's keep
+fractions). :func:`run_unit` is a pure function of the unit's
 configs: what it computes lands in the results store (reused when already there), so running it
 twice, or on two machines at once, trains nothing twice (the engine's run locks).
 
 :func:`experiment_rows` reads one experiment's results back from the store as rows of the tidy
 table (:data:`TABLE_COLUMNS`): one row per round of a lottery run (round 0 is the dense trunk),
-per point of a one-shot supermask sweep, one row per learned supermask.
+per point of a one-shot supermask sweep, one row per learned supermask (its ``method``, and
+``keep_fraction`` where the method has one).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,10 +29,11 @@ from ..events import EventCallback, StopToken
 from ..lottery import lottery_run_dir, run_lotteries
 from ..schedule import canonical
 from ..store import learnmask_dir, open_run, read_json, supermask_dir
-from ..supermask import SupermaskConfig, learn_supermasks, one_shot_supermasks
+from ..supermask import LearnConfig, SupermaskConfig, learn_supermasks, method_of, one_shot_supermasks
 from .grid import Experiment
 
-LABEL_COLUMNS = ("kind", "arch", "seed", "schedule", "criterion", "mask1", "mask0", "rounds", "weights", "dwr")
+LABEL_COLUMNS = ("kind", "arch", "seed", "schedule", "criterion", "mask1", "mask0", "rounds", "weights", "dwr",
+                 "method", "keep_fraction")
 RESULT_COLUMNS = ("round", "power", "weights_remaining", "early_stop_iteration", "early_stop_test_acc",
                   "final_test_acc", "train_acc", "test_acc", "backend", "backend_changed_from", "run_dir")
 TABLE_COLUMNS = LABEL_COLUMNS + RESULT_COLUMNS
@@ -50,8 +55,15 @@ class WorkUnit:
 
 
 def _stack_key(exp: Experiment) -> tuple:
-    schedule = exp.learn.replace(weights="init", dwr=False) if exp.learn is not None else exp.train
-    return exp.kind, exp.data, exp.model, schedule
+    if exp.learn is None:
+        return exp.kind, exp.data, exp.model, exp.train
+    if isinstance(exp.learn, LearnConfig):  # zhou: runs of one seed and schedule differ in weights and DWR
+        return exp.kind, exp.data, exp.model, exp.learn.replace(weights="init", dwr=False)
+    # another method: what its learner says stacked runs share, the seed, the length and the device
+    learner = method_of(exp.learn).learner
+    same = set(getattr(learner, "shared", ())) | {"seed", "epochs", "iterations", "eval_every", "device"}
+    schedule = tuple((f.name, getattr(exp.learn, f.name)) for f in dataclasses.fields(exp.learn) if f.name in same)
+    return exp.kind, exp.data, exp.model, type(exp.learn), schedule
 
 
 def work_units(experiments) -> List[WorkUnit]:
