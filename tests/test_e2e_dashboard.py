@@ -2,10 +2,11 @@
 Playwright) uses it as a researcher would: the store's runs for the chosen settings are drawn (two
 seeds as one band), a run goes live and stops, another mode runs while the lottery lines stay, the
 mask view drawn while its tab was hidden shows its layers by name, a one-shot mask is viewed,
-raising Rounds continues the stored run, a refused setting is answered in the page's words, two
+raising Rounds continues the stored run, refused settings are answered in the page's words, two
 stored seeds overlaid make one banded line, every plot fits a 1024 px page, a reload draws the
-stored runs, and closing the page shuts its kernel down. Prints the measured timings and saves
-screenshots (copied to /tmp/dashboard-*.png)."""
+stored runs, and closing the page shuts its kernel down. A second page runs a multi-criterion,
+multi-seed lottery again and again and compares every plot's lines in the page with the kernel's
+series. Prints the measured timings and saves screenshots (copied to /tmp/dashboard-*.png)."""
 
 import os
 import shutil
@@ -70,6 +71,103 @@ def wait_axes(page, title: str, condition: str, timeout: float = 30_000) -> None
         raise AssertionError(f"{title}: {page.evaluate(AXES, title)}") from None
 
 
+# every line the page shows, as BokehJS holds it: by line group (its sources' name before the ':'),
+# then legend entry, a list of the lines under that entry (one, unless an entry is drawn twice) with
+# their points; a line shows when its legend entry and its line renderer are visible and it has points
+PAGE_LINES = """() => { const out = {};
+  for (const doc of (window.Bokeh ? Bokeh.documents : [])) {
+    const models = [...doc._all_models.values()], items = models.filter(m => m.type === 'LegendItem');
+    for (const r of models) {
+      if (r.type !== 'GlyphRenderer' || !r.glyph || r.glyph.type !== 'Line') continue;
+      const src = r.data_source, name = (src && src.name) || '', cut = name.lastIndexOf(':');
+      if (cut < 0) continue;
+      const d = src.data, col = k => [...((d instanceof Map ? d.get(k) : d[k]) || [])];
+      const x = col('x'), item = items.find(i => i.renderers.includes(r));
+      if (!x.length || !item || !item.visible || !r.visible) continue;
+      const label = item.label !== null && typeof item.label === 'object' ? item.label.value : item.label;
+      const group = (out[name.slice(0, cut)] = out[name.slice(0, cut)] || {});
+      (group[label] = group[label] || []).push({x: x, y: col('y')}); } }
+  return out; }"""
+def kernel_value(voila, page, expr: str):
+    """The value of ``expr`` (a Python expression giving JSON text) in the page's kernel, asked as a
+    Jupyter client asks a kernel, through its connection file (Voila's own websocket passes only
+    widget messages to a kernel)."""
+    import ast
+    import json
+
+    from jupyter_client import BlockingKernelClient
+
+    kernel = page.evaluate("() => JSON.parse(document.getElementById('jupyter-config-data').textContent).kernelId")
+    [conn] = voila["connections"].glob(f"voila_*/kernel-{kernel}.json")
+    client = BlockingKernelClient()
+    client.load_connection_file(str(conn))
+    client.start_channels()
+    try:
+        msg_id = client.execute("", silent=True, store_history=False, user_expressions={"out": expr})
+        while True:
+            reply = client.get_shell_msg(timeout=60)
+            if reply["parent_header"].get("msg_id") == msg_id:
+                break
+        out = reply["content"]["user_expressions"]["out"]
+        assert out["status"] == "ok", out
+        return json.loads(ast.literal_eval(out["data"]["text/plain"]))
+    finally:
+        client.stop_channels()
+
+
+def rounded(points: dict) -> dict:
+    return {k: [float(f"{v:.6g}") for v in points[k]] for k in ("x", "y")}
+
+
+def line_differences(page_lines: dict, kernel_lines: dict) -> list:
+    """How the lines the page holds differ from the kernel's (empty: the same lines, labels and points)."""
+    out = []
+    for group in sorted(set(page_lines) | {g for g, lines in kernel_lines.items() if lines}):
+        shown, want = page_lines.get(group, {}), kernel_lines.get(group, {})
+        for label in sorted(set(shown) | set(want)):
+            if label not in want:
+                out.append(f"{group}: {label!r} drawn, not in the kernel's series")
+            elif label not in shown:
+                out.append(f"{group}: {label!r} missing ({len(want[label]['x'])} points in the kernel)")
+            elif len(shown[label]) != 1:
+                out.append(f"{group}: {label!r} drawn {len(shown[label])} times")
+            elif rounded(shown[label][0]) != rounded(want[label]):
+                out.append(f"{group}: {label!r} page {rounded(shown[label][0])} != kernel {rounded(want[label])}")
+    return out
+
+
+def wait_finished(voila, page, criteria, seeds, rounds, timeout: float = 300.0) -> str:
+    """Wait until the kernel has finished the lottery run of these settings and the page shows its
+    message (a run of stored rounds only may finish before the page ever shows it running);
+    returns the message."""
+    expr = ("__import__('json').dumps(app.c.request and [app.c.status, app.c.message, sorted(app.c.request.criteria), "
+            "list(app.c.request.seeds), app.c.request.rounds])")
+    deadline = time.monotonic() + timeout
+    while True:
+        state = kernel_value(voila, page, expr)
+        if state and state[0] in ("finished", "error") and state[2:] == [sorted(criteria), list(seeds), rounds]:
+            break
+        assert time.monotonic() < deadline, state
+        time.sleep(0.5)
+    assert state[0] == "finished", state[1]
+    page.wait_for_function("(m) => document.querySelector('.lt-message').innerText.trim() === m", arg=state[1].strip(),
+                           timeout=30_000, polling=200)
+    return state[1]
+
+
+def wait_lines_match(voila, page, timeout: float = 60.0) -> dict:
+    """Wait until every plot's lines in the page are the kernel's; fail with the differences."""
+    deadline = time.monotonic() + timeout
+    while True:
+        want = kernel_value(voila, page, "__import__('json').dumps(app.lines())")
+        diff = line_differences(page.evaluate(PAGE_LINES), want)
+        if not diff:
+            return want
+        if time.monotonic() > deadline:
+            raise AssertionError("the page's lines are not the kernel's:\n" + "\n".join(diff))
+        time.sleep(1.0)
+
+
 pytestmark = [pytest.mark.skipif(not CHROMIUM.exists(), reason="needs Debian's chromium at /usr/bin/chromium"),
               needs_mnist]
 
@@ -98,7 +196,10 @@ def voila(tmp_path_factory):
     log = open(tmp_path / "voila.log", "wb")
     exe = Path(sys.executable).parent / "voila"
     t0 = time.monotonic()
-    proc = subprocess.Popen([str(exe), str(NOTEBOOK), "--no-browser", f"--port={port}", "--Voila.ip=127.0.0.1"],
+    connections = tmp_path / "connections"  # the kernels' connection files (a test asks a kernel directly)
+    connections.mkdir()
+    proc = subprocess.Popen([str(exe), str(NOTEBOOK), "--no-browser", f"--port={port}", "--Voila.ip=127.0.0.1",
+                             f"--Voila.connection_dir_root={connections}"],
                             cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
     try:
         deadline = time.monotonic() + 90
@@ -111,7 +212,7 @@ def voila(tmp_path_factory):
                     raise RuntimeError("voila did not start:\n" + (tmp_path / "voila.log").read_text())
                 time.sleep(0.2)
         yield {"url": f"http://127.0.0.1:{port}/", "t0": t0, "listening": time.monotonic() - t0,
-               "results": tmp_path / "results", "tmp": tmp_path}
+               "results": tmp_path / "results", "tmp": tmp_path, "connections": connections}
     finally:
         proc.terminate()
         try:
@@ -233,11 +334,17 @@ def test_dashboard_as_a_researcher_uses_it(voila):
             assert "large_final_same_sign mask, prune power" in page.locator(".lt-mask-info").inner_text()
             page.screenshot(path=str(tmp / "dashboard-mask.png"), full_page=True)
 
-            # Rounds >= 1: the control holds no less; a refused setting is answered in the page's words,
-            # and the progress bar starts over
+            # a refused setting is answered in the page's words (Rounds out of range as Epochs: the
+            # control keeps what was typed, nothing runs), and the progress bar starts over
             page.locator(".lt-mode select").select_option(label="Lottery rounds")
-            set_text(page, ".lt-rounds", "0")
-            expect(page.locator(".lt-rounds input")).to_have_value("1", timeout=10_000)
+            for rounds in ("0", "1000"):
+                set_text(page, ".lt-rounds", rounds)
+                page.locator("button.lt-run").click()
+                expect(page.locator(".lt-message")).to_contain_text(
+                    f"Invalid setting. Rounds: {rounds} is out of range [1, 200]", timeout=30_000)
+                expect(page.locator(".lt-rounds input")).to_have_value(rounds)
+                assert page.locator(".lt-status-error").count() == 1
+            set_text(page, ".lt-rounds", "3")
             page.locator(".lt-schedule select").select_option(label="Custom epochs")
             set_text(page, ".lt-epochs", "0")
             page.locator("button.lt-run").click()
@@ -311,3 +418,63 @@ def test_dashboard_as_a_researcher_uses_it(voila):
     assert not errors, errors
     for name, seconds in timings.items():
         print(f"TIMING {name}: {seconds:.1f} s")
+
+
+def test_every_line_of_repeated_multi_seed_runs_is_drawn_as_the_kernel_holds_it(voila):
+    """A lottery run racing three criteria over two seeds, run again and again with other settings
+    while the page sends its messages (the ranges BokehJS computes): after every run each plot's
+    lines in the page (legend entry, visible line renderer, points) are the kernel's series, and no
+    update of the page failed."""
+    from playwright.sync_api import sync_playwright
+
+    from lt_core import CRITERIA
+
+    names = list(CRITERIA)
+    tmp = voila["tmp"]
+    errors: list = []
+    t0 = time.monotonic()
+    with sync_playwright() as pw:
+        ctx = pw.chromium.launch_persistent_context(str(tmp / "udd-lines"), executable_path=str(CHROMIUM),
+                                                    headless=True, args=FLAGS, viewport={"width": 1280, "height": 1400})
+        try:
+            page = open_page(ctx, voila["url"], errors)
+            page.locator(".lt-mode select").select_option(label="Lottery rounds")
+            page.locator(".lt-schedule select").select_option(label="Quick (a curve within about a minute)")
+            runs = [  # criteria, seeds, rounds: the first run trains two criteria's first round on two
+                # seeds (large_final's is stored), the next two redraw stored rounds (lines go, and come
+                # back as bands of two seeds or one), the last trains a second round on one seed
+                (("large_final", "random", "small_final"), (0, 1), 1),
+                (("large_final", "small_final"), (1,), 1),
+                (("large_final", "random", "small_final"), (0, 1), 1),
+                (("large_final", "random"), (0,), 2),
+            ]
+            for i, (criteria, seeds, rounds) in enumerate(runs):
+                page.locator(".lt-criteria select").select_option(index=[names.index(c) for c in criteria])
+                set_text(page, ".lt-seeds", ", ".join(map(str, seeds)))
+                set_text(page, ".lt-rounds", str(rounds))
+                page.locator("button.lt-run").click()
+                message = wait_finished(voila, page, criteria, seeds, rounds)
+                want = wait_lines_match(voila, page)
+                tag = f" ({len(seeds)} seeds)" if len(seeds) > 1 else ""
+                assert {c + tag for c in criteria} <= set(want["prune"]), want["prune"].keys()
+                assert all(len(want["prune"][c + tag]["x"]) == rounds + 1 for c in criteria)
+                # the Finished message: this run's settings only, one entry each, seeds averaged
+                assert f"round {rounds} (" in message and all(message.count(f"{c} ") == 1 for c in criteria), message
+                assert all(c not in message for c in set(names) - set(criteria)), message
+                assert ("(mean of 2 seeds)" in message) == (len(seeds) > 1), message
+                if i == 0:
+                    page.screenshot(path=str(tmp / "dashboard-lines-1280.png"), full_page=True)
+            assert page.locator(".lt-render-error").inner_text() == ""
+            assert kernel_value(voila, page, "__import__('json').dumps(app.render_errors)") == []
+            # every update was made on the kernel's main thread, between the page's messages
+            assert kernel_value(voila, page, "__import__('json').dumps(type(app._worker).__name__)") \
+                == "KernelLoopWorker"
+            page.set_viewport_size({"width": 1024, "height": 1400})
+            time.sleep(1.5)
+            page.screenshot(path=str(tmp / "dashboard-lines-1024.png"), full_page=True)
+        finally:
+            ctx.close()
+    for name in ("lines-1280", "lines-1024"):
+        shutil.copy(tmp / f"dashboard-{name}.png", f"/tmp/dashboard-{name}.png")
+    assert not errors, errors
+    print(f"TIMING four multi-seed lottery runs, every line compared: {time.monotonic() - t0:.1f} s")

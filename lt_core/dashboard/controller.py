@@ -25,7 +25,7 @@ from lt_core.store import results_root
 
 from .pacing import Throttle, fmt_seconds
 from .request import MODES, Job, RunRequest, describe_error, plan_jobs
-from .series import Series
+from .series import SUPERMASK_WEIGHTS, Series
 from .state import RunState
 from .stored import StoredRun, list_runs, load_runs_of, load_stored_series
 from .tables import export_csv
@@ -300,20 +300,10 @@ class Controller:
             self.start(pending)
 
     def _finished_message(self, jobs: List[Job]) -> str:
+        """What this run gave, one short sentence per kind of result: its own series only (the
+        plots keep the earlier runs of the page), the seeds of a setting as their mean."""
         took = fmt_seconds(self._t_end - self._t_start)
-        parts = []
-        for s in self.series.values():
-            if s.kind == "lottery" and s.rounds:
-                last = s.rounds[max(s.rounds)]
-                parts.append(f"{s.label}: {last['weights_remaining'] * 100:.1f}% weights remaining, "
-                             f"early-stop test accuracy {last['early_stop_test_acc'] * 100:.2f}%")
-            elif s.kind == "oneshot" and s.points:
-                best = max(s.points, key=lambda p: p["test_acc"])
-                parts.append(f"{s.label}: best one-shot supermask {best['test_acc'] * 100:.1f}% "
-                             f"({best['criterion']}, {best['weights']}, {best['weights_remaining'] * 100:.1f}% kept)")
-            elif s.kind == "learned" and s.learn_final:
-                parts.append(f"{s.label}: learned supermask test accuracy {s.learn_final['test_acc_mean'] * 100:.2f}%, "
-                             f"expected keep {s.learn_final['expected_keep_fraction'] * 100:.1f}%")
+        parts = finished_results(list(self.state.series.values()))
         body = "; ".join(parts)
         return f"Finished in {took}. " + (body + ". " if body else "") + f"Stored in {self.root}."
 
@@ -383,3 +373,57 @@ class Controller:
         self._changed(force=True)
 
 
+def _mean(values: List[float]) -> float:
+    return sum(values) / len(values)
+
+
+def _seeds(n: int) -> str:
+    return f" (mean of {n} seeds)" if n > 1 else ""
+
+
+def finished_results(series: List[Series]) -> List[str]:
+    """The results of a finished run's ``series`` as the Finished message words them: the lottery
+    settings' early-stop test accuracy at their last round, the best one-shot supermask of each
+    mask, each learned supermask's accuracy and expected keep; seeds of one setting averaged."""
+    parts: List[str] = []
+    by_setting: Dict[tuple, List[Series]] = {}
+    for s in series:
+        by_setting.setdefault((s.kind, s.setting or s.label), []).append(s)
+    lottery = [(setting, group) for (kind, setting), group in by_setting.items() if kind == "lottery"]
+    rounds: Dict[int, List[str]] = {}
+    remaining: Dict[int, List[float]] = {}
+    for setting, group in lottery:
+        done = [s for s in group if s.rounds]
+        if not done:
+            continue
+        k = max(max(s.rounds) for s in done)
+        last = [s.rounds[k] for s in done if k in s.rounds]
+        rounds.setdefault(k, []).append(f"{setting} {_mean([r['early_stop_test_acc'] for r in last]) * 100:.2f}%"
+                                        + _seeds(len(last)))
+        remaining.setdefault(k, []).extend(r["weights_remaining"] for r in last)
+    for k in sorted(rounds):
+        parts.append(f"round {k} ({_mean(remaining[k]) * 100:.1f}% of weights left), early-stop test accuracy: "
+                     + ", ".join(rounds[k]))
+    masks: Dict[str, Dict[object, List[dict]]] = {}  # mask -> prune power -> the seeds' points
+    for s in series:
+        if s.kind == "oneshot":
+            for p in s.points:
+                mask = f"{p['criterion']} · {SUPERMASK_WEIGHTS.get(p['weights'], p['weights'])}"
+                masks.setdefault(mask, {}).setdefault(p["power"], []).append(p)
+    if masks:
+        tops = []
+        for mask, powers in masks.items():
+            points = max(powers.values(), key=lambda ps: _mean([p["test_acc"] for p in ps]))
+            tops.append(f"{mask} {_mean([p['test_acc'] for p in points]) * 100:.1f}% at "
+                        f"{_mean([p['weights_remaining'] for p in points]) * 100:.1f}% kept" + _seeds(len(points)))
+        parts.append("best one-shot supermask: " + ", ".join(tops))
+    learned = []
+    for (kind, setting), group in by_setting.items():
+        finals = [s.learn_final for s in group if kind == "learned" and s.learn_final]
+        if finals:
+            learned.append(f"{setting} {_mean([f['test_acc_mean'] for f in finals]) * 100:.2f}% "
+                           f"(expected keep {_mean([f['expected_keep_fraction'] for f in finals]) * 100:.1f}%)"
+                           + _seeds(len(finals)))
+    if learned:
+        parts.append("learned supermask test accuracy: " + ", ".join(learned))
+    return parts

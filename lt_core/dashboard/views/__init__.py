@@ -3,8 +3,11 @@
 
 Plots are bokeh figures shown through ``jupyter_bokeh.BokehModel`` (BokehJS must be loaded first
 with ``bokeh.io.output_notebook()``, as the app notebook does). The controller calls
-:meth:`Dashboard.render` from its run thread at a throttled rate; every change to the bokeh models
-is made on the dashboard's one render thread (:class:`~.widgets.SerialWorker`).
+:meth:`Dashboard.render` from its run thread at a throttled rate; every change to the widget and
+bokeh models is made on one thread: in a kernel, its main thread, between the page's messages,
+which it applies to the same models (:class:`~.widgets.KernelLoopWorker`); elsewhere a render
+thread of the dashboard's own (:class:`~.widgets.SerialWorker`). An update that fails is shown
+in the page.
 """
 
 from __future__ import annotations
@@ -14,7 +17,6 @@ import threading
 from typing import Callable, Optional
 
 import ipywidgets as W
-from jupyter_bokeh.widgets import BokehModel
 
 from ...backends import native
 
@@ -24,8 +26,8 @@ from ..tables import plot_tables
 from .compare import ComparePanel
 from .controls import Controls
 from .masks import MaskView
-from .plots import Plots, follow_data
-from .widgets import ControlRows, SerialWorker
+from .plots import Plots, follow_data, plot_lines, shown_lines
+from .widgets import ControlRows, PlotCell, SerialWorker, kernel_worker
 
 TAB_TITLES = ("Lottery rounds", "Supermasks", "Mask view", "Compare & export")
 SUPERMASK_NOTE = (
@@ -46,7 +48,7 @@ PAGE_CSS = """<style>
 
 def grid(figures, basis: str = "560px"):
     """Plots side by side as far as the page is wide, each in its own cell; they wrap on a narrow page."""
-    cells = [BokehModel(f, layout=W.Layout(flex=f"1 1 {basis}", min_width="0", max_width="100%")) for f in figures]
+    cells = [PlotCell(f, layout=W.Layout(flex=f"1 1 {basis}", min_width="0", max_width="100%")) for f in figures]
     box = W.Box(cells, layout=W.Layout(width="100%"))
     box.add_class("lt-grid")
     return box
@@ -60,7 +62,9 @@ class Dashboard:
         self.c = controller or Controller(results_root)
         self._render_lock = threading.RLock()
         self._last_status: Optional[str] = None
-        self._worker: Optional[SerialWorker] = None
+        self._worker = None  # SerialWorker or KernelLoopWorker, once the page is built
+        self.render_error = W.HTML()  # a failed update of the page, shown until the page is reloaded
+        self.render_error.add_class("lt-render-error")
         rows = ControlRows()
         self.labels = rows.labels
         self.controls = Controls(self.c, rows)
@@ -103,10 +107,12 @@ class Dashboard:
                         "and the Supermask</i> (NeurIPS 2019). Pick a network and a mode, press Run, watch the "
                         "rounds; hover any control for what it means in the paper's terms.</div>")
         c = self.controls
-        self.layout = W.VBox([W.HTML(PAGE_CSS), header, c.controls_box, c.progress_box, c.message, self.tabs])
+        self.layout = W.VBox([W.HTML(PAGE_CSS), header, c.controls_box, c.progress_box, c.message,
+                              self.render_error, self.tabs])
         self.layout.add_class("lt-dashboard")
         self.compare.refresh()
-        self._worker = SerialWorker()
+        self._worker = kernel_worker() or SerialWorker()
+        self._worker.on_error = self._show_render_error
         # the engine's C kernels are compiled once per kernel process (seconds, with no step boundary
         # to stop at): compiled now, in the background, the first round the page trains starts, and
         # stops, as promptly as any later one
@@ -191,13 +197,34 @@ class Dashboard:
 
     @property
     def render_errors(self) -> list:
-        """Tracebacks of updates that failed on the render thread."""
+        """Tracebacks of updates that failed (each is also shown in the page)."""
         return self._worker.errors
+
+    def _show_render_error(self, exc: BaseException) -> None:
+        n = len(self._worker.errors)
+        text = (f"The page failed to draw an update ({type(exc).__name__}: {exc}); the plots may not show the "
+                f"results. The results in the store are not affected: reload the page to draw them again."
+                + (f" ({n} failed updates)" if n > 1 else ""))
+        self.render_error.value = (f"<div class='lt-msg lt-msg-error' style='background:#fdecec;color:#a00000;"
+                                   f"padding:6px 10px;border-radius:4px;border:1px solid #a0000033'>"
+                                   f"{html.escape(text)}</div>")
+
+    def _drawn(self, snap: dict) -> dict:
+        """The snapshot as the page draws it: with no live run, the reference lines follow the
+        chosen network."""
+        if not snap.get("series") or not snap.get("arch"):
+            snap = dict(snap, arch=self.controls.arch.value)
+        return snap
+
+    def lines(self) -> dict:
+        """The lines the plots are to hold for the controller's state now, by line group, legend
+        entry and ``x`` / ``y`` (see :func:`~.plots.shown_lines`); the groups' names are the
+        prefixes of their sources' names in the page (for tests and scripts)."""
+        return shown_lines(plot_lines(plot_tables(self._drawn(self.c.snapshot()))))
 
     def _render_now(self, snap: dict) -> None:
         with self._render_lock:
-            if not snap.get("series") or not snap.get("arch"):
-                snap = dict(snap, arch=self.controls.arch.value)  # reference lines follow the chosen network
+            snap = self._drawn(snap)
             self.controls.render_status(snap)
             self.plots.render(snap.get("arch"), plot_tables(snap))
             try:

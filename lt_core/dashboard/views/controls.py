@@ -38,7 +38,9 @@ class Controls:
                               value=("rewind",), rows=len(MASK1_POLICIES))
         self.mask0 = rows.add(W.SelectMultiple, "mask0", "Mask-0 policy", options=[(p, p) for p in MASK0_POLICIES],
                               value=("zero",), rows=len(MASK0_POLICIES))
-        self.rounds = rows.add(W.BoundedIntText, "rounds", "Rounds", value=5, min=1, max=200)
+        # any whole number: Run refuses one out of range in the page's words, as it does Epochs (a
+        # bounded box would change 0 or 1000 to 1 or 200 without a word)
+        self.rounds = rows.add(W.IntText, "rounds", "Rounds", value=5)
         self.w_init = rows.add(W.Checkbox, "w_init", "initial weights", value=True, indent=False,
                                layout=W.Layout(width="20px"))
         self.w_sc = rows.add(W.Checkbox, "w_sc", "signed constants", value=True, indent=False,

@@ -117,7 +117,7 @@ class LineGroup:
                 i = self.labels.index(None) if None in self.labels else self._add_slot()
                 self.labels[i] = label
             src, line, band, dots, item = self.slots[i]
-            name = label if b.seeds < 2 else f"{label} ({b.seeds} seeds)"
+            name = line_name(label, b)
             color = REFERENCES.get(b.hue) or colour(b.hue)
             data = {"x": b.x, "y": b.mean, "low": b.low, "high": b.high, "label": [name] * len(b.x),
                     **{c: (extra or {}).get(label, {}).get(c, [None] * len(b.x)) for c in self.columns}}
@@ -138,6 +138,11 @@ class LineGroup:
 
 # the hues of lines that are references, not settings
 REFERENCES = {"dense": REFERENCE}
+
+
+def line_name(label: str, band: Band) -> str:
+    """A line's legend entry: its setting, and how many seeds it is the mean of where more than one."""
+    return label if band.seeds < 2 else f"{label} ({band.seeds} seeds)"
 
 
 def span(axis_range: Range1d, start: float, end: float) -> None:
@@ -182,6 +187,61 @@ def add_references(fig) -> ColumnDataSource:
     r = fig.multi_line("xs", "ys", source=src, color="color", line_dash="dotted", line_width=1.5)
     fig.legend[0].items = list(fig.legend[0].items) + [LegendItem(label={"field": "label_ref"}, renderers=[r])]
     return src
+
+
+Lines = Dict[str, Tuple[Dict[str, Band], Optional[Dict[str, Dict[str, list]]]]]
+
+
+def plot_lines(tables: dict) -> Lines:
+    """The lines every :class:`LineGroup` of :class:`Plots` is to show for the plot tables, by the
+    group's name: its bands by label and their hover columns. It touches no bokeh model: the plots
+    draw exactly this, and a test can compare what the page holds with it."""
+    out: Lines = {"curve": (seed_bands(tables["curve"], "iteration", "iteration", "test_acc"), None)}
+    rows = tables["accuracy_vs_remaining"]
+    bands = seed_bands(rows, "round", "weights_remaining", "early_stop_test_acc")
+    out["prune"] = (bands, {line: {"round": sorted({r["round"] for r in rows if r["line"] == line})}
+                            for line in bands})
+    out["layer"] = (layer_bands(tables), None)
+    for kind in ("init", "signed_constant"):
+        rows = [r for r in tables["supermask"] if r["weights"] == kind]
+        bands = seed_bands(rows, "power", "weights_remaining", "test_acc")
+        out[f"supermask_{kind}"] = (bands, {line: {"power": sorted({r["power"] for r in rows if r["line"] == line})}
+                                            for line in bands})
+    rows = tables["learned"]
+    out["learned"] = (seed_bands(rows, "iteration", "epoch", "test_acc"), None)
+    keep = [dict(r, line=r["line"] + " · keep") for r in rows if "expected_keep" in r]
+    out["learned_keep"] = (seed_bands(keep, "iteration", "epoch", "expected_keep"), None)
+    return out
+
+
+def layer_bands(tables: dict) -> Dict[str, Band]:
+    """The per-layer plot's lines. The per-layer schedule depends only on the network and the prune
+    fractions, not on the setting: one line per layer from the run with the most rounds; layers
+    pruned at the same rate share one line (named after all of them) instead of hiding each other."""
+    rounds_of: Dict[str, int] = {}
+    for r in tables["layer_remaining"]:
+        rounds_of[r["series"]] = max(rounds_of.get(r["series"], 0), r["round"] + 1)
+    by_layer: Dict[str, List[Tuple[int, float]]] = {}
+    if rounds_of:
+        best = max(rounds_of, key=lambda k: rounds_of[k])
+        for r in tables["layer_remaining"]:
+            if r["series"] == best:
+                by_layer.setdefault(r["layer"], []).append((r["round"], r["weights_remaining"]))
+    same: Dict[tuple, List[str]] = {}
+    for layer, points in by_layer.items():
+        same.setdefault(tuple(round(y, 2) for _, y in sorted(points)), []).append(layer)
+    bands = {}
+    for values, layers in same.items():
+        xs = [x for x, _ in sorted(by_layer[layers[0]])]
+        bands[" = ".join(layers)] = Band(layers[0], False, xs, list(values), list(values), list(values), 1)
+    return bands
+
+
+def shown_lines(lines: Lines) -> Dict[str, Dict[str, Dict[str, list]]]:
+    """The lines of :func:`plot_lines` as the page is to hold them: by group name, then legend entry,
+    the points' ``x`` and ``y`` (JSON-ready; for tests and scripts)."""
+    return {group: {line_name(label, b): {"x": list(b.x), "y": list(b.mean)} for label, b in bands.items()}
+            for group, (bands, _) in lines.items()}
 
 
 class Plots:
@@ -253,12 +313,20 @@ class Plots:
         self._sent[id(source)] = data
         source.data = data
 
+    def groups(self) -> Dict[str, LineGroup]:
+        """Every line group, by name (the names of :func:`plot_lines`)."""
+        return {g.name: g for g in (self.curve, self.prune, self.layer, *self.supermask.values(), self.learn_acc,
+                                    self.learn_keep)}
+
     def render(self, arch: Optional[str], tables: dict) -> None:
         """Draw the plot tables; reference lines are those of network ``arch``."""
         paper = catalog.paper_table(arch)
-        self.curve.draw(seed_bands(tables["curve"], "iteration", "iteration", "test_acc"))
-        self._render_pruning(arch, paper, tables)
-        self._render_layers(tables)
+        lines = plot_lines(tables)
+        for name, group in self.groups().items():
+            group.draw(*lines[name])
+        self._render_pruning(arch, paper, tables, lines["prune"][0])
+        span(self.layer_fig.y_range, remaining_bottom([y for b in lines["layer"][0].values() for y in b.mean], 50.0),
+             REMAINING_TOP)
         self._render_supermask(paper, tables)
         self._render_learned(paper, tables)
         self._update_placeholders()
@@ -274,14 +342,8 @@ class Plots:
                 has_data = True
             self._set(ph, {"x": [], "y": []} if has_data else dict(placeholder))
 
-    def _render_pruning(self, arch: Optional[str], paper: Optional[dict], tables: dict) -> None:
-        rows = tables["accuracy_vs_remaining"]
-        bands = seed_bands(rows, "round", "weights_remaining", "early_stop_test_acc")
-        rounds = {}
-        for line, b in bands.items():
-            steps = sorted({r["round"] for r in rows if r["line"] == line})
-            rounds[line] = {"round": steps}
-        self.prune.draw(bands, rounds)
+    def _render_pruning(self, arch: Optional[str], paper: Optional[dict], tables: dict,
+                        bands: Dict[str, Band]) -> None:
         lo = remaining_bottom([x for b in bands.values() for x in b.x], 50.0)
         span(self.prune_fig.x_range, REMAINING_TOP, lo)  # log axes: set from the data (a first point spans nothing)
         levels = []
@@ -292,36 +354,7 @@ class Plots:
             levels.append((f"paper: dense {arch} ({paper['dense']}%)", paper["dense"], PAPER))
         self._set(self.prune_ref, level_lines(levels, lo, 100.0))
 
-    def _render_layers(self, tables: dict) -> None:
-        # the per-layer schedule depends only on the network and the prune fractions, not on the
-        # setting: one line per layer from the run with the most rounds; layers pruned at the same
-        # rate share one line (named after all of them) instead of hiding each other
-        rounds_of: Dict[str, int] = {}
-        for r in tables["layer_remaining"]:
-            rounds_of[r["series"]] = max(rounds_of.get(r["series"], 0), r["round"] + 1)
-        by_layer: Dict[str, List[Tuple[int, float]]] = {}
-        if rounds_of:
-            best = max(rounds_of, key=lambda k: rounds_of[k])
-            for r in tables["layer_remaining"]:
-                if r["series"] == best:
-                    by_layer.setdefault(r["layer"], []).append((r["round"], r["weights_remaining"]))
-        same: Dict[tuple, List[str]] = {}
-        for layer, points in by_layer.items():
-            same.setdefault(tuple(round(y, 2) for _, y in sorted(points)), []).append(layer)
-        bands = {}
-        for values, layers in same.items():
-            xs = [x for x, _ in sorted(by_layer[layers[0]])]
-            bands[" = ".join(layers)] = Band(layers[0], False, xs, list(values), list(values), list(values), 1)
-        self.layer.draw(bands)
-        span(self.layer_fig.y_range, remaining_bottom([y for b in bands.values() for y in b.mean], 50.0),
-             REMAINING_TOP)
-
     def _render_supermask(self, paper: Optional[dict], tables: dict) -> None:
-        for kind, group in self.supermask.items():
-            rows = [r for r in tables["supermask"] if r["weights"] == kind]
-            bands = seed_bands(rows, "power", "weights_remaining", "test_acc")
-            group.draw(bands, {line: {"power": sorted({r["power"] for r in rows if r["line"] == line})}
-                               for line in bands})
         lo = remaining_bottom([r["weights_remaining"] for r in tables["supermask"]], 1.0)
         span(self.super_fig.x_range, REMAINING_TOP, lo)
         levels = []
@@ -333,9 +366,6 @@ class Plots:
 
     def _render_learned(self, paper: Optional[dict], tables: dict) -> None:
         rows = tables["learned"]
-        self.learn_acc.draw(seed_bands(rows, "iteration", "epoch", "test_acc"))
-        keep = [dict(r, line=r["line"] + " · keep") for r in rows if "expected_keep" in r]
-        self.learn_keep.draw(seed_bands(keep, "iteration", "epoch", "expected_keep"))
         x_hi = max([r["epoch"] for r in rows if r["epoch"] is not None] or [10.0])
         levels = []
         if paper:
