@@ -20,6 +20,8 @@ and a checkpoint of the current one are kept, and the same command resumes.
 from __future__ import annotations
 
 import argparse
+import contextlib
+import io
 import json
 import signal
 import sys
@@ -298,7 +300,11 @@ def _print_event(event: dict) -> None:
     if event.get("stage") == "checkpoint_discarded":
         print(f"warning: checkpoint {event['path']} could not be read ({event['reason']}); it was deleted and "
               "training starts afresh", file=sys.stderr, flush=True)
-    if event.get("event") == "stage" and event.get("stage") == "waiting":
+    if event.get("event") == "stage" and event.get("stage") == "waiting" and event.get("unreadable"):
+        print(f"waiting for {event['run']}: its lock {event['lock']} cannot be read (another process may be writing "
+              f"it); it is taken over if no heartbeat renews it for {event['stale_after']:g} s", file=sys.stderr,
+              flush=True)
+    elif event.get("event") == "stage" and event.get("stage") == "waiting":
         print(f"waiting for {event['run']}: another process trains it (host {event['host']}, pid {event['pid']})",
               file=sys.stderr, flush=True)
     if event.get("event") == "supermask_point" and not event.get("reused"):
@@ -439,14 +445,18 @@ def main(argv: Optional[List[str]] = None) -> int:
     # plugins first: what they register must be among the choices the full parser checks
     early = argparse.ArgumentParser(add_help=False, allow_abbrev=False)
     _plugin_option(early)
-    for spec in early.parse_known_args(argv)[0].plugin:
+    early.add_argument("--json", action="store_true")  # so that a failure before the full parse is JSON too
+    early.add_argument("--debug", action="store_true")
+    early_args = early.parse_known_args(argv)[0]
+    for spec in early_args.plugin:
         try:
             load_plugin(spec)
         except Exception as exc:  # the user's module: report what failed, in one line
-            print(f"error: --plugin {spec}: {type(exc).__name__}: {exc}", file=sys.stderr)
-            return 2
+            return _fail(early_args, f"error: --plugin {spec}: {type(exc).__name__}: {exc}", 2)
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args = _parse(parser, argv, early_args)
+    if isinstance(args, int):
+        return args
     stop = StopToken()
     # Ctrl-C and SIGTERM ask the running command to stop at its next step boundary (a lottery's training
     # step, a serial sweep's unit, a reproduction's notebook): it checkpoints and raises RunStopped
@@ -466,6 +476,24 @@ def main(argv: Optional[List[str]] = None) -> int:
     if args.json:
         print(json.dumps(result))
     return 0
+
+
+def _parse(parser: argparse.ArgumentParser, argv: Optional[List[str]], early_args) -> "argparse.Namespace | int":
+    """The parsed arguments, or the exit status of an argument error: argparse's usage and error
+    lines on stderr as always, and with ``--json`` the error object on stdout as for other failures."""
+    captured = io.StringIO()
+    try:
+        with contextlib.redirect_stderr(captured):
+            return parser.parse_args(argv)
+    except SystemExit as exc:
+        sys.stderr.write(captured.getvalue())
+        if exc.code in (0, None) or not early_args.json:
+            raise
+        lines = captured.getvalue().strip().splitlines()
+        message = lines[-1] if lines else "error: the arguments could not be read"
+        message = message[message.find("error: "):] if "error: " in message else f"error: {message}"
+        print(json.dumps({"error": message, "exit_status": int(exc.code), "stopped": False}))
+        return int(exc.code)
 
 
 def _fail(args, message: str, status: int, stopped: bool = False) -> int:

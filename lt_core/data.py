@@ -20,6 +20,7 @@ are divided by 255; no augmentation.
 
 from __future__ import annotations
 
+import contextlib
 import gzip
 import hashlib
 import os
@@ -177,12 +178,34 @@ def _expected_idx_message(root: Path, dataset: str) -> str:
             f"'{IDX_FOLDERS[dataset][0]}/'.")
 
 
+def _download_failure(exc: BaseException) -> str:
+    """Why a download failed, on one line: torchvision reports every mirror it tried over several
+    lines ending with the last one's error (e.g. ``<urlopen error [Errno -2] Name or service not known>``)."""
+    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+    return f"download failed: {lines[-1].strip('<>') if lines else type(exc).__name__}"
+
+
+@contextlib.contextmanager
+def _removed_if_left_empty(folders):
+    """Folders that do not exist yet and that a failed download creates are removed again if empty, so
+    a failure leaves the data directory as it was."""
+    new = [Path(f) for f in folders if not Path(f).exists()]
+    try:
+        yield
+    except BaseException:
+        for folder in reversed(new):
+            with contextlib.suppress(OSError):  # not empty (a partial download is kept), or gone
+                folder.rmdir()
+        raise
+
+
 def _download_idx(root: Path, dataset: str) -> None:
     from torchvision import datasets as tvd
 
     cls = tvd.MNIST if dataset == "mnist" else tvd.FashionMNIST
-    for train in (True, False):
-        cls(str(root), train=train, download=True)
+    with _removed_if_left_empty([*root.parents][::-1] + [root, root / cls.__name__, root / cls.__name__ / "raw"]):
+        for train in (True, False):
+            cls(str(root), train=train, download=True)
 
 
 def load_idx_arrays(root: Path, dataset: str, download: bool) -> Dict[str, np.ndarray]:
@@ -191,7 +214,7 @@ def load_idx_arrays(root: Path, dataset: str, download: bool) -> Dict[str, np.nd
         try:
             _download_idx(root, dataset)
         except Exception as exc:  # network down, host unreachable, bad checksum...
-            raise DataNotFoundError(_expected_idx_message(root, dataset) + f" (download failed: {exc})") from exc
+            raise DataNotFoundError(f"{_expected_idx_message(root, dataset)} ({_download_failure(exc)})") from exc
         folder = _find_idx_folder(root, dataset)
     if folder is None:
         raise DataNotFoundError(_expected_idx_message(root, dataset))
@@ -233,9 +256,10 @@ def load_cifar_arrays(root: Path, download: bool) -> Dict[str, np.ndarray]:
         if not download:
             raise DataNotFoundError(expected)
         try:
-            tvd.CIFAR10(str(root), train=True, download=True)
+            with _removed_if_left_empty([*root.parents][::-1] + [root]):
+                tvd.CIFAR10(str(root), train=True, download=True)
         except Exception as exc:
-            raise DataNotFoundError(expected + f" (download failed: {exc})") from exc
+            raise DataNotFoundError(f"{expected} ({_download_failure(exc)})") from exc
         base = root
     folder = base / CIFAR_FOLDER
     missing = [name for name in CIFAR_FILES if not (folder / name).is_file()]

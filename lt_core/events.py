@@ -13,7 +13,9 @@ never rebuilds folder names.
 * ``{"event": "round_end", "run", "round", "weights_remaining", "layer_remaining",
   "early_stop_iteration", "early_stop_test_acc", "final_test_acc", ...}`` -- a finished round;
 * ``{"event": "stage", "stage": "waiting", "run", "host", "pid"}`` -- another process holds the
-  run's lock (it trains the run); this one waits, then reuses what it stored;
+  run's lock (it trains the run); this one waits, then reuses what it stored. Where the lock file
+  cannot be read, ``host`` and ``pid`` are ``None`` and ``"unreadable": true``, ``"lock"`` (its
+  path) and ``"stale_after"`` (seconds without a heartbeat before it is taken over) say so;
 * ``{"event": "stage", "stage": "backend_changed", "run", "round", "backend", "previous"}`` -- a
   round computed by another numeric backend than the round it builds on.
 
@@ -65,8 +67,10 @@ def waiting_reporter(callback: Optional[EventCallback]):
     """The ``on_wait`` of a run's lock (:class:`lt_core.store.RunLock`): a ``waiting`` stage event
     naming the run and the process that holds its lock, which trains it meanwhile."""
     def report(run_path: Path, holder: dict) -> None:
+        unreadable = {"unreadable": True, "lock": holder.get("lock"), "stale_after": holder.get("stale_after")} \
+            if holder.get("unreadable") else {}
         emit(callback, event="stage", stage="waiting", run=run_path.name, host=holder.get("host"),
-             pid=holder.get("pid"))
+             pid=holder.get("pid"), **unreadable)
     return report
 
 

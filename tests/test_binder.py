@@ -48,3 +48,24 @@ def test_the_badge_renders_the_dashboard_notebook_through_voila():
         assert urlpath.startswith("voila/render/")
         assert (REPO / urlpath[len("voila/render/"):]).is_file()
         assert urlpath == "voila/render/app/explorer.ipynb"
+
+
+def test_binder_pins_every_pinned_package_the_dashboard_imports():
+    """Binder installs only what binder/requirements.txt lists (and their dependencies, unpinned):
+    every package of requirements.txt that the dashboard's kernel imports must be pinned there too,
+    not left to arrive through another package (PyYAML came only with bokeh)."""
+    import subprocess
+    import sys
+
+    probe = ("import importlib.metadata as md, json, sys\n"
+             "from lt_core.dashboard import build_app, close_kernel_with_page, plot_resources\n"
+             "build_app()\n"
+             "dists = md.packages_distributions()\n"
+             "print(json.dumps(sorted({d.lower() for m in list(sys.modules) for d in dists.get(m.split('.')[0], [])})))\n")
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=300, cwd=REPO)
+    assert done.returncode == 0, done.stderr
+    imported = set(json.loads(done.stdout.strip().splitlines()[-1]))
+    ci, binder = pins(REPO / "requirements.txt"), pins(REPO / "binder" / "requirements.txt")
+    assert "pyyaml" in imported
+    assert sorted((imported & set(ci)) - set(binder)) == []
+    assert binder["pyyaml"] == ci["pyyaml"]

@@ -109,10 +109,6 @@ def read_metrics_csv(path) -> List[dict]:
     raises :class:`DamagedFileError` naming it (the folder holding it is what to delete and recompute)."""
     path = Path(path)
     data = _csv_bytes(path)
-    record = _checked_record(path.parent, path)
-    if record is not None and path.name in record and hashlib.sha256(data).hexdigest() != record[path.name]:
-        raise DamagedFileError(path, "damaged (its SHA-256 differs from the one recorded when it was written)",
-                               path.parent)
     try:
         rows = list(csv.DictReader(io.StringIO(data.decode("utf-8"), newline="")))
         for row in rows:
@@ -123,6 +119,11 @@ def read_metrics_csv(path) -> List[dict]:
                 raise ValueError("a row lacks its split or metric")
     except (KeyError, TypeError, ValueError, csv.Error, UnicodeDecodeError) as exc:
         raise DamagedFileError(path, f"malformed metrics ({type(exc).__name__}: {exc})", path.parent) from None
+    # rows that read well may still be fewer than were written (whole rows cut off): the record says
+    record = _checked_record(path.parent, path)
+    if record is not None and path.name in record and hashlib.sha256(data).hexdigest() != record[path.name]:
+        raise DamagedFileError(path, "damaged (its SHA-256 differs from the one recorded when it was written)",
+                               path.parent)
     return rows
 
 

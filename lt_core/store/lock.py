@@ -31,6 +31,7 @@ LOCK_FILE = ".lock"
 STALE_AFTER = 60.0  # seconds without a heartbeat after which a lock is taken over
 HEARTBEAT = 10.0  # seconds between heartbeats
 POLL = 0.2  # seconds between two looks at a held lock
+UNREADABLE_GRACE = 1.0  # seconds a lock file may stay unreadable (being written) before the wait is reported
 
 
 def _alive(pid: int) -> bool:
@@ -59,6 +60,9 @@ class RunLock:
 
     ``on_wait(run_path, holder)`` is called once when the lock is found held by someone else, with
     the run's folder and the holder's record (host, pid, ...), so the caller can say what it waits for.
+    A lock file that stays unreadable (empty or damaged, not just being written) is reported too, with
+    ``holder = {"unreadable": True, "lock": <its path>, "stale_after": <seconds>}``: it is waited for
+    until its heartbeat is that old, then taken over.
     """
 
     def __init__(self, run_path, *, stale_after: float = STALE_AFTER, heartbeat: float = HEARTBEAT,
@@ -92,6 +96,7 @@ class RunLock:
         """Wait until the lock is ours (taking over a stale one), then start the heartbeat."""
         self.path.parent.mkdir(parents=True, exist_ok=True)
         told = False
+        unreadable_since: Optional[float] = None
         while not self._create():
             holder = _read(self.path)
             if holder is None:
@@ -99,9 +104,18 @@ class RunLock:
             if self.stale(holder):  # an unreadable record ({}) too, once its heartbeat is old
                 self._take_over(holder)
                 continue
-            if not told and self.on_wait is not None and holder:
-                self.on_wait(self.path.parent, holder)
-                told = True
+            if holder:
+                unreadable_since = None
+            elif unreadable_since is None:
+                unreadable_since = time.monotonic()
+            if not told and self.on_wait is not None:
+                if holder:
+                    self.on_wait(self.path.parent, holder)
+                    told = True
+                elif time.monotonic() - unreadable_since >= UNREADABLE_GRACE:
+                    self.on_wait(self.path.parent, {"unreadable": True, "lock": str(self.path),
+                                                    "stale_after": self.stale_after})
+                    told = True
             time.sleep(POLL)
         self._stop.clear()
         self._beat = threading.Thread(target=self._beating, name=f"heartbeat {self.path}", daemon=True)

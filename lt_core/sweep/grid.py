@@ -333,6 +333,21 @@ def _unique_keys_loader():
     return UniqueKeyLoader
 
 
+def _yaml_problem(exc) -> str:
+    """PyYAML's report (several lines quoting the text) as the end of one line: where, then the problem."""
+    def at(mark) -> str:
+        return f"line {mark.line + 1} column {mark.column + 1}"
+
+    mark, problem = getattr(exc, "problem_mark", None), getattr(exc, "problem", None)
+    if problem is None:  # not a marked error (e.g. a character YAML does not allow): its text, on one line
+        return f" is not valid YAML ({' '.join(str(exc).split())})"
+    context, context_mark = getattr(exc, "context", None), getattr(exc, "context_mark", None)
+    if context:
+        where = f" at {at(context_mark)}" if context_mark is not None else ""
+        problem = f"{problem} ({context}{where})"
+    return f", {at(mark)}: not valid YAML: {problem}" if mark is not None else f": not valid YAML: {problem}"
+
+
 def load_grid(path) -> Grid:
     """Read and check the grid in YAML file ``path`` (errors name the file and the field; a field given
     twice is refused with both lines)."""
@@ -342,7 +357,7 @@ def load_grid(path) -> Grid:
     try:
         body = yaml.load(read_text(path, "grid", "YAML"), Loader=_unique_keys_loader())
     except yaml.YAMLError as exc:
-        raise ConfigError(f"grid: {path} is not valid YAML ({exc})") from None
+        raise ConfigError(f"grid: {path}{_yaml_problem(exc)}") from None
     except ConfigError as exc:
         raise ConfigError(f"{path}: {exc}") from None
     try:
