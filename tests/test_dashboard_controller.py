@@ -505,3 +505,42 @@ def test_stop_when_idle_overlays_outside_the_root_and_export_to_a_directory_are_
     assert c.overlays == {}
     with pytest.raises(ValueError, match="is a directory; give a file name"):
         c.export_csv(tmp_path)
+
+
+def test_the_finished_message_lists_this_runs_results_only_seeds_averaged(tmp_path):
+    from lt_core.dashboard.controller import finished_results
+    from lt_core.dashboard.series import Series
+    from lt_core.dashboard.state import RunState
+
+    def lottery(criterion, seed, acc):
+        return Series(f"{criterion}/s{seed}", f"{criterion} · seed {seed}", "lottery", seed=seed, setting=criterion,
+                      rounds={0: {"weights_remaining": 1.0, "early_stop_test_acc": 0.9},
+                              2: {"weights_remaining": 0.64, "early_stop_test_acc": acc}})
+
+    this_run = [lottery(c, seed, acc + seed / 100) for c, acc in (("large_final", 0.97), ("random", 0.95),
+                                                                   ("small_final", 0.94)) for seed in (0, 1)]
+    this_run.append(Series("dense/s0", "dense (round 0) · seed 0", "dense", setting="dense (round 0)",
+                           rounds={0: {"weights_remaining": 1.0, "early_stop_test_acc": 0.9}}))
+    assert finished_results(this_run) == [
+        "round 2 (64.0% of weights left), early-stop test accuracy: large_final 97.50% (mean of 2 seeds), "
+        "random 95.50% (mean of 2 seeds), small_final 94.50% (mean of 2 seeds)"]
+    points = [{"criterion": "large_final_same_sign", "weights": w, "power": p, "weights_remaining": r,
+               "test_acc": a, "train_acc": a} for w, p, r, a in (("init", 1, 0.5, 0.7), ("init", 2, 0.3, 0.8),
+                                                                  ("signed_constant", 1, 0.5, 0.85))]
+    oneshot = [Series(f"oneshot/s{seed}", f"one-shot · seed {seed}", "oneshot", seed=seed, setting="one-shot",
+                      points=points) for seed in (0, 1)]
+    learned = Series("learn", "learned · initial weights · seed 0", "learned", setting="learned · initial weights",
+                     learn_final={"test_acc_mean": 0.9, "expected_keep_fraction": 0.4})
+    assert finished_results(oneshot + [learned]) == [
+        "best one-shot supermask: large_final_same_sign · initial weights 80.0% at 30.0% kept (mean of 2 seeds), "
+        "large_final_same_sign · signed constants 85.0% at 50.0% kept (mean of 2 seeds)",
+        "learned supermask test accuracy: learned · initial weights 90.00% (expected keep 40.0%)"]
+
+    # the page's earlier runs (another mode's, kept on the plots) are not listed
+    c = Controller(tmp_path / "results")
+    earlier, now = RunState(c.root), RunState(c.root)
+    earlier.series = {s.key: s for s in oneshot}
+    now.series = {s.key: s for s in this_run}
+    c.states, c.state = {"oneshot": earlier, "lottery": now}, now
+    message = c._finished_message([])
+    assert message.startswith("Finished in ") and "one-shot" not in message and message.count("(mean of 2 seeds)") == 3

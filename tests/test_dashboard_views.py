@@ -267,3 +267,85 @@ def test_a_page_compiles_the_engine_kernels_in_the_background_before_anything_tr
                          env={**os.environ, "PYTHONPATH": str(repo), "LT_KERNELS": "1"})
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "built", out.stdout + out.stderr
+
+
+def test_rounds_out_of_range_are_refused_in_the_pages_words_and_nothing_runs(tmp_path):
+    from lt_core.dashboard import build_app
+
+    app = build_app(results_root=tmp_path / "results")
+    app.controls.mode.value = "lottery"
+    for rounds in (0, 1000, -3):
+        app.controls.rounds.value = rounds
+        app.run()
+        assert app.c.status == "error" and not app.c.running
+        assert app.c.message == f"Invalid setting. Rounds: {rounds} is out of range [1, 200]"
+        assert app.controls.rounds.value == rounds  # what was typed stays, as with Epochs
+    assert app.wait_idle(30)
+    assert "Rounds: -3 is out of range [1, 200]" in app.controls.message.value
+    assert not (tmp_path / "results").exists() or not any((tmp_path / "results").iterdir())
+
+
+def test_a_figure_takes_from_the_page_only_what_the_page_owns():
+    """jupyter_bokeh's view sends each patch back once applied: the kernel must not take its own
+    older values again (a figure's renderers set back would detach a line added since)."""
+    from lt_core.dashboard.views.plots import LineGroup, new_figure
+    from lt_core.dashboard.views.widgets import PlotCell
+
+    fig = new_figure("t", legend=True, name="t")
+    group = LineGroup(fig, [("run", "@label")])
+    cell = PlotCell(fig)
+    band = Band("large_final", False, [0.0, 1.0], [90.0, 91.0], [90.0, 91.0], [90.0, 91.0], 1)
+    group.draw({"a": band})
+    older_renderers, older_items = list(fig.renderers), list(fig.legend[0].items)
+    group.draw({"a": band, "b": band})  # a second line: its renderers and legend entry added
+    line_b = group.slots[1][1]
+    # the page sends back the first patches (the older lists) and a label it was sent
+    page_writes(cell, fig, renderers=[{"id": r.id} for r in older_renderers])
+    page_writes(cell, fig.legend[0], items=[{"id": i.id} for i in older_items])
+    page_writes(cell, group.slots[0][4], label={"type": "value", "value": "stale"})
+    _, _, band_b, dots_b, item_b = group.slots[1]
+    assert fig.renderers == older_renderers + [band_b, line_b, dots_b]
+    assert fig.legend[0].items == older_items + [item_b] and line_b.document is fig.document
+    assert group.slots[0][4].label.value == "a" and cell.echoes == 3
+    # what the page owns: the range BokehJS computes, a line hidden from its legend, the plot's size
+    page_writes(cell, fig.x_range, start=-1.0, end=2.0)
+    page_writes(cell, line_b, visible=False)
+    page_writes(cell, fig, inner_width=500)
+    assert (fig.x_range.start, fig.x_range.end) == (-1.0, 2.0) and not line_b.visible and fig.inner_width == 500
+    assert cell.echoes == 3
+
+
+def test_updates_run_on_the_kernel_loop_one_at_a_time_and_a_failed_one_is_shown(tmp_path):
+    """In a kernel every update runs on the loop of the thread that applies the page's messages;
+    a failed update is shown in the page, not only recorded."""
+    import queue
+    import threading
+
+    from lt_core.dashboard import build_app
+    from lt_core.dashboard.views.widgets import KernelLoopWorker
+
+    class Loop:  # the kernel's loop as the worker uses it: add_callback from any thread
+        def __init__(self):
+            self.calls = queue.Queue()
+
+        def add_callback(self, fn):
+            self.calls.put(fn)
+
+    loop, ran = Loop(), []
+    worker = KernelLoopWorker(loop, threading.current_thread())
+    others = [threading.Thread(target=worker.submit, args=(key, lambda k=key: ran.append(
+        (k, threading.current_thread().name)))) for key in ("render", "render", "mask")]
+    for t in others:
+        t.start()
+        t.join()
+    while not loop.calls.empty():  # the loop's turns, on this thread
+        loop.calls.get()()
+    # the second render replaced the first, still pending; each ran on the loop's thread
+    assert ran == [("render", threading.current_thread().name), ("mask", threading.current_thread().name)]
+    assert worker.wait_idle(1)
+
+    app = build_app(results_root=tmp_path / "results")
+    app._submit("render", lambda: {}["missing"])
+    assert app.wait_idle(30)
+    assert len(app.render_errors) == 1 and "KeyError" in app.render_errors[0]
+    assert "The page failed to draw an update (KeyError" in app.render_error.value
