@@ -147,3 +147,51 @@ def rq5_learned(learned: Dict[str, float], dense: Optional[float], *, within: fl
                             f"{100 * learned[f'{key}_dwr']:.2f}% with DWR vs {100 * learned[key]:.2f}% without "
                             f"({diff:+.2f} points)"))
     return checks
+
+
+def families(best: Dict[str, dict], dense: Optional[float], edge_popup: Optional[Dict[float, float]] = None, *,
+             chance: float = 0.10) -> List[Check]:
+    """Supermask families side by side (the families notebook): claims of the signed-supermask and
+    edge-popup papers, checked on our numbers.
+
+    ``best``: per family (``zhou``, ``edge_popup``, ``signed``) its best setting's mean test accuracy
+    and fraction of weights kept, ``{"test_acc": 0.97, "kept": 0.04}`` (fractions). ``dense``: the
+    trained dense network's accuracy. ``edge_popup``: edge-popup's mean accuracy per keep fraction.
+    """
+    checks = []
+    claim = "signed masks reach within 1 point of the dense accuracy below 10% of weights (Koster et al. 2022)"
+    signed = best.get("signed")
+    if signed is None or dense is None:
+        checks.append(Check("families", claim, NO_DATA, "needs signed-supermask runs and the dense run"))
+    else:
+        gap = 100 * (dense - signed["test_acc"])
+        ok = gap <= 1.0 and signed["kept"] < 0.10
+        checks.append(Check("families", claim, PASS if ok else FAIL,
+                            f"{100 * signed['test_acc']:.2f}% at {100 * signed['kept']:.2f}% of weights kept vs dense "
+                            f"{100 * dense:.2f}% (gap {gap:.2f} points)"))
+    claim = "edge-popup: its sparsest keep fraction is below its best one (too few weights hurt: Ramanujan et al. 2020)"
+    if not edge_popup or len(edge_popup) < 2:
+        checks.append(Check("families", claim, NO_DATA, "needs edge-popup runs at two keep fractions or more"))
+    else:
+        sparsest = min(edge_popup)
+        top = max(edge_popup, key=edge_popup.get)
+        diff = 100 * (edge_popup[top] - edge_popup[sparsest])
+        checks.append(Check("families", claim, PASS if top != sparsest and diff > 0 else FAIL,
+                            f"keep {100 * sparsest:g}%: {100 * edge_popup[sparsest]:.2f}%; best keep {100 * top:g}%: "
+                            f"{100 * edge_popup[top]:.2f}% ({diff:+.2f} points)"))
+    claim = ("signed masks keep fewer weights than Zhou's best learned mask at no more than 1 point lower "
+             "accuracy")
+    zhou = best.get("zhou")
+    if signed is None or zhou is None:
+        checks.append(Check("families", claim, NO_DATA, "needs signed-supermask and Zhou runs"))
+    else:
+        diff = 100 * (signed["test_acc"] - zhou["test_acc"])
+        ok = signed["kept"] < zhou["kept"] and diff >= -1.0
+        checks.append(Check("families", claim, PASS if ok else FAIL,
+                            f"signed {100 * signed['test_acc']:.2f}% at {100 * signed['kept']:.2f}% kept vs Zhou "
+                            f"{100 * zhou['test_acc']:.2f}% at {100 * zhou['kept']:.2f}% kept ({diff:+.2f} points)"))
+    for family, numbers in best.items():
+        claim = f"{family}: the best mask on the untrained network is far above chance (at least twice chance's)"
+        checks.append(Check("families", claim, PASS if numbers["test_acc"] >= 2 * chance else FAIL,
+                            f"{100 * numbers['test_acc']:.2f}% vs chance {100 * chance:.0f}%"))
+    return checks

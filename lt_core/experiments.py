@@ -46,7 +46,7 @@ from .config import DataConfig, ModelConfig, PruneConfig, TrainConfig
 from .events import StopToken
 from .lottery import run_lotteries, train_dense
 from .schedule import learn_iterations, train_images
-from .supermask import LearnConfig, SupermaskConfig, learn_supermasks, one_shot_supermasks
+from .supermask import LearnConfig, SupermaskConfig, learn_supermasks, method_of, one_shot_supermasks
 
 PROGRESS_ENV = "LT_PROGRESS_FILE"
 STOP_ENV = "LT_STOP_FILE"
@@ -95,7 +95,8 @@ class Supermasks:
 
 @dataclass(frozen=True)
 class LearnedMasks:
-    """Learned supermasks of one network, trained as one stack (they must have the same length)."""
+    """Learned supermasks of one network, trained as one stack (they must have the same length and be
+    of one mask-learning method: ``LearnConfig`` for Zhou's, or another method's config)."""
 
     arch: str
     learns: Sequence[LearnConfig]
@@ -214,7 +215,10 @@ def _run_one(exp: Experiment, out, on_event, stop: Optional[StopToken] = None) -
         return pd.DataFrame(res.rows).assign(arch=exp.arch, seed=exp.train.seed)
     if isinstance(exp, LearnedMasks):
         results = learn_supermasks(exp.data, model, list(exp.learns), out=out, on_event=on_event, stop=stop)
-        return pd.DataFrame([{"arch": exp.arch, "seed": l.seed, "weights": l.weights, "dwr": l.dwr,
+        # a method's name, and its keep_fraction where it has one (weights, dwr: where its config has them)
+        return pd.DataFrame([{"arch": exp.arch, "seed": l.seed, "weights": getattr(l, "weights", None),
+                              "dwr": getattr(l, "dwr", False), "method": method_of(l).name,
+                              "keep_fraction": getattr(l, "keep_fraction", None),
                               "test_acc": r.test_acc_mean, "expected_keep_fraction": r.expected_keep_fraction,
                               "iterations": r.iterations, "run_dir": str(r.run_dir)}
                              for l, r in zip(exp.learns, results)])

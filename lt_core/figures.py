@@ -12,6 +12,8 @@ keeps its interactive bokeh plots). Every function takes a tidy DataFrame and re
 * :func:`learned_mask_curves` — learned supermasks from their stored metrics: test accuracy and
   expected keep fraction (on its own axis) against iterations.
 * :func:`table1_bars` — Table 1: ours (mean, min-max over seeds) beside the paper's value per cell.
+* :func:`families_accuracy` — supermask families (Zhou, edge-popup, signed): accuracy against the
+  percent of weights kept, log axis, the papers' reported values marked.
 
 Colours: :func:`lt_core.colours.colour` gives each criterion / policy name the same colour in every figure
 and in the dashboard. Reference lines (dense network, paper values, chance) are black or grey, which no
@@ -222,3 +224,66 @@ def save(fig, stem, formats: Sequence[str] = ("png", "svg"), dpi: int = 130) -> 
         atomic_write(path, lambda fh: fig.savefig(fh, format=fmt, dpi=dpi, bbox_inches="tight"))
         written.append(path)
     return written
+
+
+FAMILY_MARKERS = {"zhou": "o", "edge_popup": "s", "signed": "D"}
+
+
+def families_accuracy(points: pd.DataFrame, *, dense: Optional[float] = None,
+                      paper_points: Sequence[Tuple[str, float, float]] = (),
+                      paper_lines: Optional[Dict[str, float]] = None, title: str = "", ax=None):
+    """Supermask families: test accuracy (%) against the percent of weights kept (log axis).
+
+    ``points``: one row per learned mask with ``family`` (a method's name), ``setting`` (its words,
+    e.g. ``keep 10%``), ``seed``, ``percent_kept`` and ``test_acc`` (fraction). Each run is a small
+    dot; each setting's mean over seeds a larger marker with min-max bars on both axes; a family's
+    settings that differ only in their keep fraction (edge-popup's sweep) are joined by a line.
+    ``dense``: our trained dense network's accuracy (fraction), dashed. ``paper_points``: published
+    (label, percent kept, accuracy %) marked as stars; ``paper_lines``: published accuracies (%) whose
+    keep fraction is not given, dotted.
+    """
+    if ax is None:
+        fig, ax = plt.subplots(figsize=(10.5, 5), constrained_layout=True)
+    else:
+        fig = ax.figure
+    fams = list(dict.fromkeys(points["family"]))
+    for i, fam in enumerate(fams):
+        g = points[points["family"] == fam]
+        c = PALETTE[i % len(PALETTE)]
+        marker = FAMILY_MARKERS.get(fam, "^")
+        ax.scatter(g["percent_kept"], 100 * g["test_acc"], color=c, marker=marker, s=10, alpha=0.35, lw=0)
+        b = g.groupby("setting", sort=False).agg(x=("percent_kept", "mean"), x_lo=("percent_kept", "min"),
+                                                  x_hi=("percent_kept", "max"), y=("test_acc", "mean"),
+                                                  y_lo=("test_acc", "min"), y_hi=("test_acc", "max"),
+                                                  seeds=("seed", "nunique")).reset_index()
+        seeds = int(b["seeds"].max()) if len(b) else 0
+        ax.errorbar(b["x"], 100 * b["y"], xerr=[b["x"] - b["x_lo"], b["x_hi"] - b["x"]],
+                    yerr=[100 * (b["y"] - b["y_lo"]), 100 * (b["y_hi"] - b["y"])], color=c, marker=marker, ms=6,
+                    ls="none", capsize=2, lw=1, label=f"{fam} (mean of {seeds} seed{'s' * (seeds > 1)}, min-max)")
+        if b["setting"].str.startswith("keep ").all() and len(b) > 1:
+            line = b.sort_values("x")
+            ax.plot(line["x"], 100 * line["y"], color=c, lw=1.2)
+        for _, row in b.iterrows():
+            ax.annotate(row["setting"], (row["x"], 100 * row["y"]), textcoords="offset points", xytext=(4, 4),
+                        fontsize=6.5, color=c)
+    for label, kept, acc in paper_points:
+        ax.scatter([kept], [acc], marker="*", s=140, color=PAPER, zorder=4, label=label)
+    for j, (label, acc) in enumerate((paper_lines or {}).items()):
+        ax.axhline(acc, color=PAPER, ls=[":", "-.", (0, (3, 1, 1, 1, 1, 1))][j % 3], lw=0.9, label=label)
+    if dense is not None:
+        ax.axhline(100 * dense, color=REFERENCE, ls="--", lw=1, label=f"dense network, ours: {100 * dense:.2f}%")
+    ax.axhline(10, color="#999999", lw=0.8, label="chance")
+    xs = list(points["percent_kept"]) + [k for _, k, _ in paper_points]
+    ax.set_xscale("log")
+    if xs:
+        ax.set_xlim(0.7 * min(xs), 130)
+    ticks = [t for t in (0.5, 1, 2, 5, 10, 20, 50, 100) if not xs or t >= 0.7 * min(xs)]
+    ax.set_xticks(ticks)
+    ax.set_xticklabels([f"{t:g}" for t in ticks])
+    ax.minorticks_off()
+    ax.set_xlabel("percent of weights kept (log)")
+    ax.set_ylabel("test accuracy, untrained weights (%)")
+    ax.grid(True, which="both", alpha=0.25)
+    ax.set_title(textwrap.fill(title or "supermask families: accuracy against weights kept", 90), fontsize=10)
+    _legend_outside(ax)
+    return fig

@@ -11,7 +11,9 @@ matplotlib figures in the paper's style and the paper's claims checked on our nu
   pruning, the product of ``criteria`` x ``mask1`` x ``mask0`` per network and seed;
 * :func:`rq4`: one-shot supermasks of ``criteria`` on the untrained network;
 * :func:`rq5`: learned supermasks (initial weights, signed constants, each with and without DWR);
-* :func:`table1`: every cell of the paper's Table 1 for each network whose dataset is here.
+* :func:`table1`: every cell of the paper's Table 1 for each network whose dataset is here;
+* :func:`families`: the supermask families side by side (Zhou's four variants, edge-popup at
+  :data:`FAMILY_KEEP_FRACTIONS`, signed supermasks) against the percent of weights kept.
 """
 
 from __future__ import annotations
@@ -171,7 +173,7 @@ def _table1_experiments(p: NotebookParams, arch: str) -> List[Experiment]:
 
 
 def experiments(question: str, p: NotebookParams) -> List[Experiment]:
-    """The experiments the notebook of ``question`` (``rq1`` ... ``rq5``, ``table1``) runs with ``p``,
+    """The experiments the notebook of ``question`` (``rq1`` ... ``rq5``, ``table1``, ``families``) runs with ``p``,
     in order, without running them (for :func:`lt_core.estimate.estimate`)."""
     if question in ("rq1", "rq2", "rq3"):
         return _lottery_experiments(p)
@@ -181,7 +183,10 @@ def experiments(question: str, p: NotebookParams) -> List[Experiment]:
         return [e for arch in p.archs for e in _rq5_experiments(p, arch)]
     if question == "table1":
         return [e for arch in p.archs for e in _table1_experiments(p, arch)]
-    raise ValueError(f"experiments: unknown question {question!r}; allowed values: rq1, rq2, rq3, rq4, rq5, table1")
+    if question == "families":
+        return [e for arch in p.archs for e in _families_experiments(p, arch)]
+    raise ValueError(f"experiments: unknown question {question!r}; allowed values: rq1, rq2, rq3, rq4, rq5, table1, "
+                     "families")
 
 
 def _learned_experiments(p: NotebookParams, arch: str) -> List[LearnedMasks]:
@@ -253,4 +258,99 @@ def table1(p: NotebookParams) -> Answer:
     table = pd.concat(parts, ignore_index=True)
     answer.tables["table1"] = table
     answer.figures["table1"] = figures.table1_bars(table)
+    return answer
+
+
+# -- supermask families -------------------------------------------------------------------------------
+
+#: edge-popup's keep fractions in the families notebook (Ramanujan et al. sweep 10-90%; 5% added to
+#: reach the signed supermasks' sparsity)
+FAMILY_KEEP_FRACTIONS = (0.05, 0.1, 0.3, 0.5)
+#: the families compared, in the figure's and table's order: method name -> words
+FAMILIES = {"zhou": "Zhou et al. 2019 (Bernoulli masks)", "edge_popup": "edge-popup (Ramanujan et al. 2020)",
+            "signed": "signed supermasks (Koster et al. 2022)"}
+#: Koster et al. 2022's FCN 300-100-10 on MNIST: (accuracy %, percent of weights kept); their dense 97.43%
+SIGNED_PAPER_FC = (97.48, 3.77)
+
+
+def _families_experiments(p: NotebookParams, arch: str) -> List[Experiment]:
+    """Per seed: the dense run, Zhou's four variants (the runs RQ5 trains), edge-popup at every keep
+    fraction of :data:`FAMILY_KEEP_FRACTIONS` (one stack) and a signed supermask."""
+    out: List[Experiment] = [Dense(arch, p.preset.train_config(arch, seed, p.device)) for seed in p.seeds]
+    out += _learned_experiments(p, arch)
+    for seed in p.seeds:
+        out.append(LearnedMasks(arch, [p.preset.method_config("edge_popup", arch, seed, p.device, keep_fraction=k)
+                                       for k in FAMILY_KEEP_FRACTIONS]))
+        out.append(LearnedMasks(arch, [p.preset.method_config("signed", arch, seed, p.device)]))
+    return out
+
+
+def _family_setting(row) -> str:
+    if row["method"] == "zhou":
+        return VARIANTS[row["weights"] + ("_dwr" if row["dwr"] else "")][2]
+    if row["method"] == "edge_popup":
+        return f"keep {100 * row['keep_fraction']:g}%"
+    return row["method"]
+
+
+def families(p: NotebookParams) -> Answer:
+    """Supermask families on the same networks, data split and seeds: Zhou's learned masks (its four
+    variants, shared with RQ5), edge-popup at :data:`FAMILY_KEEP_FRACTIONS` and signed supermasks;
+    accuracy against the percent of weights kept, the best setting of each family, claim checks."""
+    answer = Answer("families")
+    points_all, best_all = [], []
+    for arch in p.archs:
+        exps = _families_experiments(p, arch)
+        n_dense = len(p.seeds)
+        frames = run_experiments(exps, out=p.results_dir, scheduler=p.scheduler, label=f"families {arch}")
+        dense = pd.concat(frames[:n_dense], ignore_index=True)
+        dense_acc = float(dense["early_stop_test_acc"].mean()) if len(dense) else None
+        points = pd.concat(frames[n_dense:], ignore_index=True)
+        points["family"] = points["method"]
+        points["setting"] = [_family_setting(r) for r in points.to_dict("records")]
+        points["percent_kept"] = 100 * points["expected_keep_fraction"]
+        points_all.append(points)
+        by_setting = points.groupby(["family", "setting"], sort=False).agg(
+            test_acc=("test_acc", "mean"), seed_min=("test_acc", "min"), seed_max=("test_acc", "max"),
+            percent_kept=("percent_kept", "mean"), seeds=("seed", "nunique")).reset_index()
+        best = by_setting.loc[by_setting.groupby("family", sort=False)["test_acc"].idxmax()].reset_index(drop=True)
+        paper = get_arch(arch).paper_table1 or {}
+        paper_acc = {"zhou": max((paper[c] for c in ("learned_init", "learned_signed_constant", "learned_dwr")
+                                  if c in paper), default=None),
+                     "signed": SIGNED_PAPER_FC[0] if arch == "fc" else None, "edge_popup": None}
+        best["what"] = [FAMILIES.get(f, f) for f in best["family"]]
+        best[["test_acc", "seed_min", "seed_max"]] *= 100
+        best["paper"] = [paper_acc.get(f) for f in best["family"]]
+        best["paper_percent_kept"] = [SIGNED_PAPER_FC[1] if f == "signed" and arch == "fc" else None
+                                      for f in best["family"]]
+        dense_row = pd.DataFrame([{"family": "dense", "setting": "trained", "what": "dense network, trained",
+                                   "test_acc": None if dense_acc is None else 100 * dense_acc,
+                                   "seed_min": 100 * dense["early_stop_test_acc"].min() if len(dense) else None,
+                                   "seed_max": 100 * dense["early_stop_test_acc"].max() if len(dense) else None,
+                                   "percent_kept": 100.0, "seeds": dense["seed"].nunique() if len(dense) else 0,
+                                   "paper": paper.get("dense"), "paper_percent_kept": 100.0}])
+        best = pd.concat([best, dense_row], ignore_index=True)
+        best.insert(0, "arch", arch)
+        best["schedule"] = p.preset.schedule(arch, methods=list(FAMILIES))
+        best_all.append(best)
+        paper_points = [(f"Koster et al. 2022 (signed, FCN): {SIGNED_PAPER_FC[0]}% at {SIGNED_PAPER_FC[1]}% kept",
+                         SIGNED_PAPER_FC[1], SIGNED_PAPER_FC[0])] if arch == "fc" else []
+        words = {"learned_init": "initial weights", "learned_signed_constant": "signed constants",
+                 "learned_dwr": "DWR"}
+        paper_lines = {f"Zhou et al. Table 1, learned mask, {w}: {paper[c]:g}% (% kept not given)": paper[c]
+                       for c, w in words.items() if c in paper}
+        seeds = f"{len(p.seeds)} seed{'s' * (len(p.seeds) > 1)}"
+        answer.figures[f"{arch}_families"] = figures.families_accuracy(
+            points, dense=dense_acc, paper_points=paper_points, paper_lines=paper_lines,
+            title=f"{get_arch(arch).label}: supermask families ({p.preset.schedule(arch, methods=list(FAMILIES))}; "
+                  f"{seeds})")
+        numbers = {r["family"]: {"test_acc": r["test_acc"] / 100, "kept": r["percent_kept"] / 100}
+                   for r in best.to_dict("records") if r["family"] in FAMILIES}
+        edge = by_setting[by_setting["family"] == "edge_popup"]
+        kept = points[points["family"] == "edge_popup"].groupby("setting", sort=False)["keep_fraction"].first()
+        edge_by_k = {float(kept[s]): float(a) for s, a in zip(edge["setting"], edge["test_acc"])}
+        answer.checks += [claims.Check(c.question, f"{arch}: {c.claim}", c.verdict, c.evidence)
+                          for c in claims.families(numbers, dense_acc, edge_by_k)]
+    answer.tables["points"] = pd.concat(points_all, ignore_index=True)
+    answer.tables["best"] = pd.concat(best_all, ignore_index=True)
     return answer

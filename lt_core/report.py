@@ -23,7 +23,8 @@ from .atomic import atomic_write_text
 from .table1 import paper_style
 
 QUESTIONS = {"rq1": "RQ1: mask criteria", "rq2": "RQ2: mask-1 policies (signs)", "rq3": "RQ3: mask-0 policies (zeros)",
-             "rq4": "RQ4: one-shot supermasks", "rq5": "RQ5: learned supermasks", "table1": "Table 1"}
+             "rq4": "RQ4: one-shot supermasks", "rq5": "RQ5: learned supermasks", "table1": "Table 1",
+             "families": "Supermask families (Zhou, edge-popup, signed)"}
 
 
 @dataclass(frozen=True)

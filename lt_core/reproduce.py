@@ -44,7 +44,8 @@ from .store import results_root
 REPO_NOTEBOOKS = Path(lt_core.__file__).resolve().parents[1] / "notebooks"
 NOTEBOOKS: Dict[str, str] = {"rq1": "rq1_mask_criteria.ipynb", "rq2": "rq2_mask1_signs.ipynb",
                              "rq3": "rq3_mask0.ipynb", "rq4": "rq4_supermasks.ipynb",
-                             "rq5": "rq5_learned_supermasks.ipynb", "table1": "table1.ipynb"}
+                             "rq5": "rq5_learned_supermasks.ipynb", "table1": "table1.ipynb",
+                             "families": "supermask_families.ipynb"}
 
 
 class ReproduceError(RuntimeError):
