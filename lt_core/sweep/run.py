@@ -6,7 +6,12 @@ in the store, submits the others as Dask tasks, shows a progress bar over tasks 
 and once every task is done reads the tidy table from the store.
 
 The results root must be one directory every worker sees (a shared file system): tasks write
-there and the client reads the table from there. A worker killed mid-task loses only that task;
+there and the client reads the table from there. A local cluster's workers load the plug-ins this
+process loaded (``--plugin``), so the names they register are valid in every task. A unit that fails
+in a way no retry mends (bad input, missing data: :data:`PERMANENT`) is returned as a
+:class:`UnitFailure`, neither retried nor logged by the worker; the failed units are named in one
+line once all tasks are done. A stop request (Ctrl-C, SIGTERM on ``sweep``) stops a serial sweep's
+running unit at its next step boundary, with a checkpoint, and cancels a cluster's unfinished tasks. A worker killed mid-task loses only that task;
 Dask runs it again elsewhere, and the run's round checkpoint and finished rounds are reused. A
 worker asked to stop (SIGTERM, ``dask worker`` closing) checkpoints its current round through
 the engine's :class:`lt_core.StopToken` and hands the task back to the scheduler
