@@ -21,7 +21,7 @@ from lt_core.config import PruneConfig, TrainConfig
 from lt_core.events import RunStopped
 from lt_core.experiments import STOP_ENV, Dense, Lottery, run_experiments, use_data_dir
 from lt_core.params import notebook_params
-from lt_core.reproduce import reproduce
+from lt_core.reproduce import NOTEBOOKS, reproduce
 from lt_core.store.lock import LOCK_FILE
 
 from .conftest import DATA_DIR, REPO, needs_mnist
@@ -74,7 +74,7 @@ def test_a_missing_data_dir_fails_before_anything_runs(tmp_path, capsys):
 
 
 @pytest.mark.parametrize("option, message", [
-    ("--only", "error: --only: '' is an empty list; give one or more notebooks: rq1, rq2, rq3, rq4, rq5, table1 "
+    ("--only", f"error: --only: '' is an empty list; give one or more notebooks: {', '.join(NOTEBOOKS)} "
                "(leave --only out to run them all)"),
     ("--seeds", "error: --seeds: '' is an empty list; give one or more integers, e.g. 0,1,2 (leave --seeds out for "
                 "the preset's)"),
@@ -89,8 +89,8 @@ def test_empty_list_options_are_refused(tmp_path, capsys, option, message):
 
 
 def test_empty_lists_are_refused_by_the_python_api(tmp_path):
-    with pytest.raises(ConfigError, match=r"^only: the list is empty; give one or more of rq1, rq2, rq3, rq4, rq5, "
-                                          r"table1 \(None runs them all\)$"):
+    with pytest.raises(ConfigError, match=rf"^only: the list is empty; give one or more of {', '.join(NOTEBOOKS)} "
+                                          r"\(None runs them all\)$"):
         reproduce("tiny", only=[], out=tmp_path / "out")
     with pytest.raises(ConfigError, match=r"^seeds: the list is empty; give one or more \(None: each notebook's own\)$"):
         reproduce("tiny", seeds=[], out=tmp_path / "out")
