@@ -304,7 +304,7 @@ def test_a_damaged_checkpoint_is_discarded_and_its_round_restarts(store, scratch
     result = run_lottery(train=QUICK, prune=PRUNE, out=scratch, on_event=events.append)
     (discarded,) = [e for e in events if e.get("stage") == "checkpoint_discarded"]
     assert discarded["path"] == str(checkpoint)
-    assert discarded["reason"] == "damaged (its SHA-256 differs from the one recorded when it was written)"
+    assert discarded["reason"] == "its SHA-256 differs from the one recorded when it was written"
     assert not any(e.get("stage") == "resumed" for e in events)
     assert [it for it, _ in _round_2_evals(events)] == [0, 20, 40]  # from the start, not from iteration 20
     assert [it for it, _ in _round_2_evals(resumed)] == [40]
@@ -336,7 +336,7 @@ def test_checkpoints_are_read_back_only_as_written(tmp_path):
     _flip_a_byte(path)
     with pytest.raises(DamagedFileError) as err:
         read_checkpoint(path)
-    assert str(err.value) == (f"{path}: damaged (its SHA-256 differs from the one recorded when it was written); "
+    assert str(err.value) == (f"{path}: its SHA-256 differs from the one recorded when it was written; "
                               f"delete {tmp_path} to recompute it")
     remove_checkpoint(path)
     assert list(tmp_path.iterdir()) == []

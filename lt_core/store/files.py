@@ -272,8 +272,7 @@ def read_checkpoint(path):
         raise DamagedFileError(path, f"its SHA-256 was not recorded ({_digest_path(path).name} is missing or "
                                      "empty)", path.parent) from None
     if hashlib.sha256(data).hexdigest() != recorded:
-        raise DamagedFileError(path, "damaged (its SHA-256 differs from the one recorded when it was written)",
-                               path.parent)
+        raise DamagedFileError(path, "its SHA-256 differs from the one recorded when it was written", path.parent)
     try:
         return torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
     except Exception as exc:  # recorded as written, yet not loadable: e.g. written by another torch
