@@ -230,3 +230,36 @@ def test_seed_bands_are_the_mean_min_and_max_over_seeds_per_step():
     assert (b.x, b.mean, b.low, b.high, b.seeds) == ([100.0, 80.0], [98.0, 98.0], [97.0, 97.5], [99.0, 98.5], 3)
     r = bands["random"]
     assert (r.mean, r.low, r.high, r.seeds) == ([96.0], [96.0], [96.0], 1)
+
+
+def test_progress_counts_only_the_work_to_do_and_the_eta_comes_from_the_measured_rate(tmp_path, monkeypatch):
+    """A resumed lottery: the dense trunk's round is stored (reused), the branch trains. The bar
+    starts at 0% of what is left and never moves back; the ETA is the work left at the rate
+    measured from the first progress trained here (not from the start, which loads and compiles)."""
+    import lt_core.dashboard.state as state_module
+
+    clock = {"t": 100.0}
+    monkeypatch.setattr(state_module.time, "monotonic", lambda: clock["t"])
+    state, job, trunk, branch = _lottery_state(tmp_path)  # 40 iterations a round, 2 rounds: 120 units
+    total = job.total
+    RunDir(trunk).save_round(0, {}, [], _summary(0, 1.0))
+    seen = []
+
+    def at(t, ev):
+        clock["t"] = t
+        state.apply(job, ev)
+        seen.append(state.work(total))
+
+    at(100.0, {"event": "stage", "stage": "round_start", "run_dir": str(branch), "round": 1, "iterations": 40})
+    at(101.0, {"event": "round_end", "run_dir": str(trunk), "reused": True, **_summary(0, 1.0)})  # stored: 40 units
+    assert seen[-1] == (0.0, None)  # nothing trained yet: 0% of the 80 units left, no rate
+    at(110.0, {"event": "eval", "run_dir": str(branch), "round": 1, "iteration": 10, "iterations": 40,
+               "test_acc": 0.5})  # the first progress trained, 9 s of start-up after the round started
+    assert seen[-1] == (10 / 80, None)
+    at(112.0, {"event": "eval", "run_dir": str(branch), "round": 1, "iteration": 20, "iterations": 40,
+               "test_acc": 0.6})  # 10 units in 2 s: 5 units/s, 60 units left
+    assert seen[-1] == (20 / 80, pytest.approx(12.0))
+    clock["t"] = 113.0  # between two evaluations the ETA counts down
+    assert state.work(total)[1] == pytest.approx(11.0)
+    fractions = [f for f, _ in seen]
+    assert fractions == sorted(fractions)  # never moves back

@@ -348,8 +348,8 @@ def test_dashboard_as_a_researcher_uses_it(voila):
             page.locator(".lt-schedule select").select_option(label="Custom epochs")
             set_text(page, ".lt-epochs", "0")
             page.locator("button.lt-run").click()
-            page.locator(".lt-msg-error").wait_for(timeout=30_000)
-            assert "Invalid setting. Epochs: 0 is out of range [1, 100000]" in page.locator(".lt-message").inner_text()
+            expect(page.locator(".lt-message")).to_contain_text("Invalid setting. Epochs: 0 is out of range [1, 100000]",
+                                                                timeout=30_000)
             assert page.locator(".lt-progress-label").inner_text() == ""
 
             # the stored seeds 0 and 1 of the lottery setting overlaid: one dashed line with a band

@@ -156,17 +156,12 @@ class Controller:
     def _progress(self) -> dict:
         if self._refused:
             return {"fraction": 0.0, "eta_s": None, "label": "", "round": None, "iteration": None}
-        total = sum(j.total for j in self.jobs)
-        done = sum(min(j.done, j.total) for j in self.jobs)
-        fraction = done / total if total else 0.0
+        state = self.state
+        fraction, eta = state.work(sum(j.total for j in self.jobs))
         if self.status == "finished":
             fraction = 1.0
-        eta = None
-        state = self.state
-        if self.status == "running" and state.t_ref is not None and state.trained > 0:
-            elapsed = time.monotonic() - state.t_ref
-            if elapsed > 0.5:
-                eta = max(0.0, (total - done) * elapsed / state.trained)
+        if self.status != "running":
+            eta = None
         job = state.last_job
         parts = []
         if job is not None and self.status in ("running", "stopping", "stopped"):

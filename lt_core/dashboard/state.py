@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
-from typing import Callable, Dict, List, Optional, Sequence
+from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 from lt_core import PruneConfig
 
@@ -33,7 +33,10 @@ class RunState:
         self.jobs: List[Job] = list(jobs)
         self.history: List[dict] = []  # the stage / round_end / learn_end events (small dicts)
         self.trained = 0.0  # progress units trained by this request (reused rounds not counted)
-        self.t_ref: Optional[float] = None  # when training started, for the ETA
+        self.reused = 0.0  # progress units found in the store (rounds, checkpoints): not work to do
+        self.t_ref: Optional[float] = None  # when training started
+        self._rate_from: Optional[Tuple[float, float]] = None  # (time, trained) at the first trained progress
+        self._rate_to: Optional[Tuple[float, float]] = None  # (time, trained) at the latest
         self.last_job: Optional[Job] = self.jobs[0] if self.jobs else None
         self.series: Dict[str, Series] = {}
         arch = request.arch if request else "fc"
@@ -90,6 +93,28 @@ class RunState:
             job.parts[part] = units
             if trained:
                 self.trained += delta
+                mark = (time.monotonic(), self.trained)
+                if self._rate_from is None:
+                    self._rate_from = mark
+                self._rate_to = mark
+            else:
+                self.reused += delta
+
+    def work(self, total: float) -> Tuple[float, float]:
+        """``(fraction, eta_s)`` of the work this request has to do, out of ``total`` progress
+        units: what the store already holds is not work to do (a resumed run starts at 0% of what
+        is left, and the bar never moves back). The ETA divides the work left by the rate measured
+        from the first progress trained here to the latest (so the start-up, data loading and
+        compiling, does not slow the estimate down); None until the rate is measured over a second."""
+        todo = max(0.0, total - self.reused)
+        fraction = min(1.0, self.trained / todo) if todo > 0 else 0.0
+        eta = None
+        if self._rate_from is not None and self._rate_to is not None:
+            (t0, u0), (t1, u1) = self._rate_from, self._rate_to
+            if t1 - t0 >= 1.0 and u1 > u0:
+                rate = (u1 - u0) / (t1 - t0)
+                eta = max(0.0, (todo - self.trained) / rate - (time.monotonic() - t1))
+        return fraction, eta
 
     def step(self, job: Job) -> None:
         """A training step of a learned-mask job (between two evaluations)."""

@@ -75,7 +75,8 @@ class Controls:
         self.controls_box = W.VBox([r["preset"], W.HBox([col1, col2, col3], layout=wrap), buttons])
         self.progress = W.IntProgress(value=0, min=0, max=1000, description="Progress", style=STYLE,
                                       layout=W.Layout(width="480px"),
-                                      tooltip="Share of the requested training done (stored rounds count as done)")
+                                      tooltip="Share of this run's training done; rounds the store already holds are not "
+                                              "trained again and do not count")
         self.progress.add_class("lt-progress")
         self.progress_label = W.Label("")
         self.progress_label.add_class("lt-progress-label")
