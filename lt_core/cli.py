@@ -209,6 +209,9 @@ def build_parser() -> argparse.ArgumentParser:
                    "from (default $LT_DATA_DIR); it must exist")
     p.add_argument("--scheduler", default=None, help="Dask scheduler address to run the experiments on")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
+    p.add_argument("--no-estimate", action="store_true",
+                   help="start without first printing how long the work left will take here (measuring the "
+                        "rates takes seconds to a minute)")
     p.add_argument("--json", action="store_true", help="print one JSON object as the last line")
     p = sub.add_parser("list", help="list architectures, datasets, criteria and policies",
                        description="Every name the other commands accept.")
@@ -365,7 +368,7 @@ def _run(args, stop: StopToken) -> dict:
         timings = reproduce(args.preset, only=only, seeds=seeds, archs=archs, device=args.device,
                             out=args.out, results_dir=args.results_dir, data_dir=args.data_dir,
                             scheduler=args.scheduler, plugins=portable(args.plugin), progress=not args.quiet,
-                            stop=stop)
+                            estimate=not args.no_estimate, stop=stop)
         report = Path(args.out) / "report" / "index.md"
         print(f"report: {report}", file=sys.stderr)
         return {"report": str(report), "notebooks": [t.__dict__ for t in timings]}

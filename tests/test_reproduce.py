@@ -31,7 +31,17 @@ def tiny(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("reproduce")
     proc = _reproduce(tmp, "--preset", "tiny", "--json")
     assert proc.returncode == 0, proc.stderr[-3000:]
+    (tmp / "stderr.txt").write_text(proc.stderr)
     return tmp / "out", json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def test_the_estimate_comes_first_and_names_every_notebook(tiny):
+    out, _ = tiny
+    stderr = (out.parent / "stderr.txt").read_text()
+    line = next(line for line in stderr.splitlines() if line.startswith("Estimated time on this machine"))
+    assert line.startswith("Estimated time on this machine (cpu, rates measured just now; stored work left out): ")
+    assert [part.split()[0] for part in line.split("(")[-1].rstrip(")").split(", ")] == list(NOTEBOOKS)
+    assert stderr.index(line) < stderr.index("report: ")
 
 
 def test_every_notebook_is_executed_and_exported(tiny):
@@ -76,7 +86,7 @@ def test_conv_rows_say_why_they_are_empty(tiny):
 def test_figures_are_non_trivial_pngs(tiny):
     out, _ = tiny
     pngs = sorted((out / "report").glob("*.png"))
-    assert {p.name.split("_")[0] for p in pngs} == {"rq1", "rq2", "rq3", "rq4", "rq5", "table1"}
+    assert {p.name.split("_")[0] for p in pngs} == {"rq1", "rq2", "rq3", "rq4", "rq5", "table1", "families"}
     for png in pngs:
         assert png.stat().st_size > 20_000, png.name
         pixels = mpimg.imread(png)
@@ -87,7 +97,7 @@ def test_figures_are_non_trivial_pngs(tiny):
 def test_claim_checks_and_index_report(tiny):
     out, _ = tiny
     claims = pd.read_csv(out / "report" / "claims.csv")
-    assert set(claims["question"]) == {"rq1", "rq2", "rq3", "rq4", "rq5"}
+    assert set(claims["question"]) == {"rq1", "rq2", "rq3", "rq4", "rq5", "families"}
     assert set(claims["verdict"]) <= {"PASS", "FAIL", "not enough data"}
     assert claims["evidence"].str.len().min() > 10
     index = (out / "report" / "index.md").read_text()
@@ -99,10 +109,17 @@ def test_claim_checks_and_index_report(tiny):
 
 
 def test_a_failing_notebook_is_named_with_its_cell(tmp_path):
-    proc = _reproduce(tmp_path, "--preset", "tiny", "--only", "rq4", "--archs", "nosuch")
+    proc = _reproduce(tmp_path, "--preset", "tiny", "--only", "rq4", "--archs", "nosuch", "--no-estimate")
     assert proc.returncode == 2
     assert "rq4_supermasks.ipynb: cell 3 failed: ConfigError: parameter archs: unknown value 'nosuch'" in proc.stderr
     assert (tmp_path / "out" / "report" / "index.md").is_file()  # the report of what ran is still written
+
+
+def test_the_estimate_refuses_bad_parameters_before_any_notebook_runs(tmp_path):
+    proc = _reproduce(tmp_path, "--preset", "tiny", "--only", "rq4", "--archs", "nosuch")
+    assert proc.returncode == 2
+    assert proc.stderr == "error: parameter archs: unknown value 'nosuch'; allowed values: fc, conv2, conv4, conv6, conv8\n"
+    assert not (tmp_path / "out" / "notebooks" / "rq4_supermasks.ipynb").exists()
 
 
 def test_one_dense_trunk_serves_every_notebook(tiny):
