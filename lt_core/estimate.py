@@ -5,9 +5,10 @@ leaves out what the results store already holds, and prices the rest with rates 
 now, in this process, on the device the runs will use (a few seconds of real steps of the engine,
 not constants):
 
-* a training step of a stack of K runs (the lottery stacks' K, and K = 1 for a dense trunk), at a
-  dense round and at a pruned one (random masks keeping 0.8^12 of the hidden weights), a round k
-  priced between the two (rounds past 12 at the pruned rate: the step's cost follows the kept weights);
+* a training step of one run and of the largest stack the work has (a stack of K runs priced
+  linearly between them), dense and, for the largest stack, at a pruned round (random masks keeping
+  0.8^12 of the hidden weights); a round k is priced between the two (rounds past 12 at the pruned
+  rate: the step's cost follows the kept weights);
 * a validation-split evaluation of that stack; a round evaluates it at every point (every
   ``eval_every`` iterations, the first and the last) and the test split, twice the images, at about
   :data:`TEST_POINTS_PER_ROUND` of them (new validation minima and the end; measured on FC);
@@ -41,8 +42,8 @@ from .store import learnmask_dir, read_points, supermask_dir
 
 TEST_POINTS_PER_ROUND = 45  # test-split evaluations of a run in a paper-schedule round, eval_test="best"
 PRUNED_SAMPLE_ROUND = 12
-MEASURE_STEPS = 100
-WARM_UP_CALLS = 20
+MEASURE_STEPS = 40
+WARM_UP_CALLS = 16  # the C kernel times each way of sharing the threads over its first 16 calls
 
 
 @dataclass
@@ -166,7 +167,7 @@ class Rates:
 
             a = get_arch(arch)
             specs = [RunSpec(f"r{i}", init_weights(a, i), zero_biases(a),
-                             full_masks(a) if k == 0 else _pruned_masks(a, i, k), seed=i) for i in range(runs)]
+                             full_masks(a) if k == 0 else _pruned_masks(a, i, k), seed=0) for i in range(runs)]
             trainer = Trainer(a, self.data(arch), specs, lr=a.lr, batch_size=60, iterations=10 ** 6,
                               eval_every=100, eval_train=False, eval_test="best")
             it = [0]
@@ -179,7 +180,7 @@ class Rates:
                     it[0] += m
 
             for _ in range(WARM_UP_CALLS):  # past the first calls (they time ways of sharing the threads)
-                steps(10)
+                steps(4)
             step = min(_timed(lambda: steps(MEASURE_STEPS), self.device) for _ in range(2)) / MEASURE_STEPS
             evaluation = min(_timed(lambda: trainer.backend.evaluate("val"), self.device) for _ in range(2))
             self._cache[key] = (step, evaluation)
@@ -210,24 +211,34 @@ class Rates:
         return self._cache[key]
 
     def seconds(self, work: Work) -> float:
+        """The work's seconds. Three training measurements an architecture (one run, the largest stack,
+        the largest stack pruned) and one of its largest learned-mask stack: a stack's cost is taken as
+        linear in its size between one run and the largest, a pruned round's as the largest stack's
+        ratio of pruned to dense, a learned stack's per run."""
+        kmax, lmax = {}, {}
+        for arch, runs, _ in work.train_steps:
+            kmax[arch] = max(kmax.get(arch, 1), runs)
+        for arch, runs in work.learn_steps:
+            lmax[arch] = max(lmax.get(arch, 1), runs)
         total = 0.0
         for (arch, runs, k), steps in work.train_steps.items():
-            total += steps * self._at(arch, runs, k, 0)
+            total += steps * self._at(arch, runs, k, 0, kmax[arch])
         for (arch, runs, k), evals in work.val_evals.items():
-            total += evals * self._at(arch, runs, k, 1)
+            total += evals * self._at(arch, runs, k, 1, kmax[arch])
         for (arch, runs), steps in work.learn_steps.items():
-            total += steps * self.learn(arch, runs)[0]
+            total += steps * self.learn(arch, lmax[arch])[0] * runs / lmax[arch]
         for (arch, runs), evals in work.learn_evals.items():
-            total += evals * self.learn(arch, runs)[1]
+            total += evals * self.learn(arch, lmax[arch])[1] * runs / lmax[arch]
         for arch, points in work.supermask_points.items():
             total += points * 13 * self.train(arch, 1, 0)[1]
         return total
 
-    def _at(self, arch: str, runs: int, k: int, which: int) -> float:
-        dense = self.train(arch, runs, 0)[which]
+    def _at(self, arch: str, runs: int, k: int, which: int, kmax: int) -> float:
+        one, top = self.train(arch, 1, 0)[which], self.train(arch, kmax, 0)[which]
+        dense = top if runs == kmax else one + (top - one) * (runs - 1) / max(kmax - 1, 1)
         if k == 0:
             return dense
-        pruned = self.train(arch, runs, PRUNED_SAMPLE_ROUND)[which]
+        pruned = dense * self.train(arch, kmax, PRUNED_SAMPLE_ROUND)[which] / top
         t = min(k, PRUNED_SAMPLE_ROUND) / PRUNED_SAMPLE_ROUND
         return dense + (pruned - dense) * t
 
