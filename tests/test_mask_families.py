@@ -107,37 +107,5 @@ def test_list_names_the_mask_methods():
     assert plain.returncode == 0 and "mask_methods:" in plain.stdout and "Koster et al. 2022" in plain.stdout
 
 
-@needs_mnist
-def test_the_families_notebook_runs_under_papermill_with_the_tiny_preset(tmp_path):
-    import os
-    import subprocess
-    import sys
-    from pathlib import Path
-
-    import pandas as pd
-
-    from lt_core.reproduce import NOTEBOOKS
-
-    from .conftest import REPO
-
-    assert NOTEBOOKS["families"] == "supermask_families.ipynb"
-    papermill = Path(sys.executable).with_name("papermill")
-    proc = subprocess.run(
-        [str(papermill), str(REPO / "notebooks" / "supermask_families.ipynb"), str(tmp_path / "out.ipynb"),
-         "-p", "preset", "tiny", "-p", "device", "cpu", "-p", "results_dir", str(tmp_path / "results"),
-         "-p", "report_dir", str(tmp_path / "reports")],
-        cwd=str(tmp_path), env={**os.environ, "PYTHONPATH": str(REPO)}, capture_output=True, text=True, timeout=900)
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    best = pd.read_csv(tmp_path / "reports" / "families_best.csv")
-    assert list(best["family"]) == ["zhou", "edge_popup", "signed", "dense"]
-    assert best.loc[best["family"] == "signed", "paper"].item() == 97.48
-    assert best.loc[best["family"] == "signed", "paper_percent_kept"].item() == 3.77
-    assert best["schedule"].str.contains("edge_popup and signed 10 iterations").all()
-    points = pd.read_csv(tmp_path / "reports" / "families_points.csv")
-    edge = points[points["family"] == "edge_popup"].sort_values("keep_fraction")
-    assert edge["keep_fraction"].tolist() == [0.05, 0.1, 0.3, 0.5]
-    assert edge["expected_keep_fraction"].tolist() == pytest.approx([0.05, 0.1, 0.3, 0.5], abs=1e-3)
-    assert len(points[points["family"] == "zhou"]) == 4 and len(points[points["family"] == "signed"]) == 1
-    claims = pd.read_csv(tmp_path / "reports" / "families_claims.csv")
-    assert len(claims) == 6 and set(claims["verdict"]) <= {"PASS", "FAIL", "not enough data"}
-    assert (tmp_path / "reports" / "families_fc_families.png").stat().st_size > 20_000
+# The families notebook under papermill with the tiny preset: tests/test_reproduce.py runs every notebook
+# (test_the_families_notebook_compares_the_three_families).

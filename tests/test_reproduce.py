@@ -126,3 +126,22 @@ def test_one_dense_trunk_serves_every_notebook(tiny):
     out, _ = tiny
     trunks = sorted(p.name for p in (out.parent / "results").glob("train-fc-*"))
     assert len(trunks) == 1, trunks  # rq1-rq5 and Table 1 share the preset's dense run
+
+
+def test_the_families_notebook_compares_the_three_families(tiny):
+    out, _ = tiny
+    report = out / "report"
+    assert NOTEBOOKS["families"] == "supermask_families.ipynb"
+    best = pd.read_csv(report / "families_best.csv")
+    assert list(best["family"]) == ["zhou", "edge_popup", "signed", "dense"]
+    assert best.loc[best["family"] == "signed", "paper"].item() == 97.48
+    assert best.loc[best["family"] == "signed", "paper_percent_kept"].item() == 3.77
+    assert best["schedule"].str.contains("edge_popup and signed 10 iterations").all()
+    points = pd.read_csv(report / "families_points.csv")
+    edge = points[points["family"] == "edge_popup"].sort_values("keep_fraction")
+    assert edge["keep_fraction"].tolist() == [0.05, 0.1, 0.3, 0.5]
+    assert edge["expected_keep_fraction"].tolist() == pytest.approx([0.05, 0.1, 0.3, 0.5], abs=1e-3)
+    assert len(points[points["family"] == "zhou"]) == 4 and len(points[points["family"] == "signed"]) == 1
+    claims = pd.read_csv(report / "families_claims.csv")
+    assert len(claims) == 6 and set(claims["verdict"]) <= {"PASS", "FAIL", "not enough data"}
+    assert (report / "families_fc_families.png").stat().st_size > 20_000
