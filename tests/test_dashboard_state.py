@@ -263,3 +263,18 @@ def test_progress_counts_only_the_work_to_do_and_the_eta_comes_from_the_measured
     assert state.work(total)[1] == pytest.approx(11.0)
     fractions = [f for f, _ in seen]
     assert fractions == sorted(fractions)  # never moves back
+
+
+def test_the_dashboard_draws_an_interrupted_rounds_curve_only_from_a_checked_checkpoint(tmp_path):
+    from lt_core.dashboard.stored import round_checkpoint
+    from lt_core.store import RunDir, write_checkpoint
+
+    run = tmp_path / "lottery-fc-0123456789ab"
+    path = RunDir(run).round_dir(2) / "checkpoint.pt"
+    evals = [{"iteration": 0, "val_loss": 2.3}, {"iteration": 100, "val_loss": 0.4}]
+    write_checkpoint(path, {"iteration": 100, "labels": [run.name], "evals": [evals]})
+    assert round_checkpoint(run, 2) == (100, {run: evals})
+    data = bytearray(path.read_bytes())
+    data[len(data) // 2] ^= 0xFF  # one byte flipped: training would discard it, so the page draws nothing of it
+    path.write_bytes(bytes(data))
+    assert round_checkpoint(run, 2) is None

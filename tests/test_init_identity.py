@@ -70,3 +70,4 @@ def test_the_dashboard_lists_old_runs_as_such_and_refuses_to_draw_them(store):
     drawn = load_stored_series(root, result.run_dir.name)
     assert sorted(drawn.rounds) == [0, 1]
     assert open_run(root / old_name).rounds  # the files are intact: only today's views leave them out
+

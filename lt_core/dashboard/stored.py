@@ -18,7 +18,7 @@ from lt_core import DataConfig, LearnConfig, ModelConfig, PruneConfig, TrainConf
 from lt_core.lottery import dense_run_dir, lottery_run_dir
 from lt_core.schedule import canonical
 from lt_core.store import (LearnedMaskRun, Round, RunDir, StoreError, SupermaskRun, learnmask_dir, open_run, read_json,
-                           supermask_dir, torch_load)
+                           read_checkpoint, supermask_dir)
 from lt_core.store import list_runs as store_list_runs
 
 from . import catalog
@@ -84,12 +84,13 @@ def stored_curve(run_dir: Path, k: int) -> Optional[List[dict]]:
 
 def round_checkpoint(run_dir: Path, k: int) -> Optional[Tuple[int, Dict[Path, List[dict]]]]:
     """The interrupted round ``k`` of a stack led by ``run_dir``: the checkpoint's iteration and,
-    per stacked run directory, its evaluation points so far. None without a readable checkpoint."""
+    per stacked run directory, its evaluation points so far. None without a checkpoint whose SHA-256
+    matches the one recorded when it was written (training discards such a one and restarts the round)."""
     path = RunDir(run_dir).round_dir(k) / "checkpoint.pt"
     if not path.is_file():
         return None
     try:
-        state = torch_load(path)
+        state = read_checkpoint(path)
     except Exception:  # unreadable: the round restarts, and so does its curve
         return None
     evals = {Path(run_dir).parent / label: list(e) for label, e in zip(state.get("labels", []), state.get("evals", []))}
@@ -99,7 +100,7 @@ def round_checkpoint(run_dir: Path, k: int) -> Optional[Tuple[int, Dict[Path, Li
 def learn_checkpoint_evals(run_dir: Path) -> Optional[List[dict]]:
     """The evaluation points of an interrupted learned mask trained alone, or None."""
     try:
-        state = torch_load(Path(run_dir) / "checkpoint.pt")
+        state = read_checkpoint(Path(run_dir) / "checkpoint.pt")
         return [dict(e) for e in state["evals"][state["labels"].index(Path(run_dir).name)]]
     except Exception:
         return None
