@@ -11,7 +11,7 @@ from lt_core.dashboard import RunRequest, plan_jobs
 from lt_core.dashboard.request import describe_error, plain_error
 from lt_core.dashboard.state import HANDLERS, STAGE_HANDLERS, RunState
 from lt_core.dashboard.stored import event_run_dir
-from lt_core.store import RunDir, atomic_torch_save, atomic_write_json
+from lt_core.store import RunDir, atomic_write_json, write_checkpoint
 
 TINY = dict(schedule="custom", iterations=40, eval_every=20)
 
@@ -140,8 +140,8 @@ def test_a_reused_round_counts_as_done_but_not_as_trained_and_its_curve_comes_fr
 def test_a_resumed_round_restores_the_curves_of_every_stacked_run_from_its_checkpoint(tmp_path):
     state, job, _, branch = _lottery_state(tmp_path)
     evals = [{"iteration": 0, "test_acc": 0.2, "val_loss": 2.0}, {"iteration": 20, "test_acc": 0.6, "val_loss": 1.0}]
-    atomic_torch_save(RunDir(branch).round_dir(1) / "checkpoint.pt",
-                      {"iteration": 20, "labels": ["my-branch"], "evals": [evals]})
+    write_checkpoint(RunDir(branch).round_dir(1) / "checkpoint.pt",
+                     {"iteration": 20, "labels": ["my-branch"], "evals": [evals]})
     state.apply(job, {"event": "stage", "stage": "resumed", "run_dir": str(branch), "runs": ["my-branch"],
                       "round": 1, "iteration": 20})
     lottery = state.series["lottery/large_final/rewind/zero/s0"]
@@ -267,7 +267,6 @@ def test_progress_counts_only_the_work_to_do_and_the_eta_comes_from_the_measured
 
 def test_the_dashboard_draws_an_interrupted_rounds_curve_only_from_a_checked_checkpoint(tmp_path):
     from lt_core.dashboard.stored import round_checkpoint
-    from lt_core.store import RunDir, write_checkpoint
 
     run = tmp_path / "lottery-fc-0123456789ab"
     path = RunDir(run).round_dir(2) / "checkpoint.pt"
