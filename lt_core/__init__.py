@@ -24,7 +24,7 @@ from .pruning import compute_masks, layer_prune_fractions
 from .store import DamagedFileError, StoreError, list_runs, open_run
 from .supermask import (MASK_METHODS, EdgePopupConfig, LearnConfig, MaskMethodConfig, ScoreMaskLearner,
                         SignedMaskConfig, SupermaskConfig, learn_supermask, learn_supermasks, one_shot_supermasks,
-                        register_mask_method)
+                        register_mask_method, straight_through)
 
 __all__ = [
     "ARCHS", "Arch", "CRITERIA", "ConfigError", "DATASETS", "DamagedFileError", "DataConfig", "DataCorruptError",
@@ -34,7 +34,7 @@ __all__ = [
     "SupermaskConfig", "TrainConfig", "compute_masks", "export_ticket", "fc_arch", "forward", "get_arch",
     "init_weights", "layer_prune_fractions", "learn_supermask", "learn_supermasks", "list_runs", "load_dataset",
     "one_shot_supermasks", "open_run", "register_arch", "register_criterion", "register_mask0", "register_mask1",
-    "register_mask_method", "run_lotteries", "run_lottery", "ticket_state_dict", "torch_module", "train_dense",
+    "register_mask_method", "run_lotteries", "straight_through", "run_lottery", "ticket_state_dict", "torch_module", "train_dense",
     "vgg_arch",
 ]
 __version__ = "0.1.0"

@@ -11,14 +11,15 @@
 from .learned import (LearnConfig, LearnResult, MaskLearner, learn_supermask, learn_supermasks, masked_weights,
                       sample_masks, sampled_masked_weights)
 from .methods import (DEFAULT_METHOD, MASK_METHODS, MaskMethod, MaskMethodConfig, MethodLearnResult,
-                      ScoreMaskLearner, method_config, method_of, register_mask_method)
+                      ScoreMaskLearner, method_config, method_of, register_mask_method,
+                      straight_through)
 from .edge_popup import EdgePopupConfig, EdgePopupLearner, edge_popup_mask, top_k_mask
 from .signed import SignedMaskConfig, SignedMaskLearner, signed_mask
 from .oneshot import (DEFAULT_POWERS, WEIGHT_KINDS, SupermaskConfig, SupermaskResult, best_points, one_shot_masks,
                       one_shot_supermasks, parse_powers, signed_constants, supermask_weights)
 
 __all__ = ["DEFAULT_METHOD", "DEFAULT_POWERS", "EdgePopupConfig", "EdgePopupLearner", "LearnConfig", "LearnResult",
-           "MASK_METHODS", "MaskLearner", "MaskMethod", "MaskMethodConfig", "MethodLearnResult", "ScoreMaskLearner",
+           "MASK_METHODS", "MaskLearner", "MaskMethod", "MaskMethodConfig", "MethodLearnResult", "ScoreMaskLearner", "straight_through",
            "SignedMaskConfig", "SignedMaskLearner", "SupermaskConfig", "SupermaskResult", "WEIGHT_KINDS",
            "best_points", "edge_popup_mask", "learn_supermask", "learn_supermasks", "masked_weights",
            "method_config", "method_of", "one_shot_masks", "one_shot_supermasks", "parse_powers",

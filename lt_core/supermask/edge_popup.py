@@ -43,7 +43,8 @@ from typing import Dict, List, Optional
 import torch
 
 from ..config import check_choice, check_length, check_range, no_hash
-from .methods import MaskMethodConfig, ScoreMaskLearner, kept_count, register_mask_method, uniform_scores
+from .methods import MaskMethodConfig, ScoreMaskLearner, kept_count, register_mask_method, straight_through, \
+    uniform_scores
 
 Tensor = torch.Tensor
 
@@ -112,23 +113,11 @@ def top_k_mask(values: Tensor, counts: List[int]) -> Tensor:
     return out
 
 
-class _TopK(torch.autograd.Function):
-    """Forward: the top-k 0/1 mask of ``magnitude``; backward: the gradient passed straight through."""
-
-    @staticmethod
-    def forward(ctx, magnitude, counts):
-        return top_k_mask(magnitude, counts)
-
-    @staticmethod
-    def backward(ctx, grad):
-        return grad, None
-
-
 def edge_popup_mask(scores: Tensor, keep_fractions: List[float]) -> Tensor:
     """Edge-popup's mask of one layer's stacked ``scores`` (K, *shape), run i keeping
     ``keep_fractions[i]``: 0/1 values, gradient ``sign(score) * dL/dmask`` to every score."""
     numel = scores[0].numel()
-    return _TopK.apply(scores.abs(), [kept_count(numel, k) for k in keep_fractions])
+    return straight_through(top_k_mask, scores.abs(), [kept_count(numel, k) for k in keep_fractions])
 
 
 class EdgePopupLearner(ScoreMaskLearner):

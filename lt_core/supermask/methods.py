@@ -156,6 +156,22 @@ class MethodLearnResult(LearnResult):
                 **self.extra}
 
 
+class _StraightThrough(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, values, mask_of, setting):
+        return mask_of(values, setting)
+
+    @staticmethod
+    def backward(ctx, grad):
+        return grad, None, None
+
+
+def straight_through(mask_of, values: Tensor, setting) -> Tensor:
+    """``mask_of(values, setting)`` in the forward pass, the gradient passed straight through to
+    ``values`` in the backward pass (the estimator every family here uses; a method of one's own may too)."""
+    return _StraightThrough.apply(values, mask_of, setting)
+
+
 def kept_count(numel: int, keep_fraction: float) -> int:
     """How many of ``numel`` weights a top-``keep_fraction`` selection keeps: all but
     ``floor((1 - keep_fraction) * numel)`` (the reference code's count; a 1e-9 tolerance keeps

@@ -43,7 +43,7 @@ import torch
 
 from ..config import check_choice, check_length, check_range, no_hash
 from ..errors import ConfigError
-from .methods import MaskMethodConfig, ScoreMaskLearner, register_mask_method, uniform_scores
+from .methods import MaskMethodConfig, ScoreMaskLearner, register_mask_method, straight_through, uniform_scores
 
 Tensor = torch.Tensor
 
@@ -96,21 +96,9 @@ def ternary(scores: Tensor, threshold: float) -> Tensor:
     return (scores > threshold).to(scores.dtype) - (scores < -threshold).to(scores.dtype)
 
 
-class _SignedMask(torch.autograd.Function):
-    """Forward: the {-1, 0, 1} mask; backward: the gradient passed straight through to the scores."""
-
-    @staticmethod
-    def forward(ctx, scores, threshold):
-        return ternary(scores, threshold)
-
-    @staticmethod
-    def backward(ctx, grad):
-        return grad, None
-
-
 def signed_mask(scores: Tensor, threshold: float) -> Tensor:
     """The signed supermask of ``scores``: keep (+1), hide (0) or invert (-1), straight-through."""
-    return _SignedMask.apply(scores, float(threshold))
+    return straight_through(ternary, scores, float(threshold))
 
 
 class SignedMaskLearner(ScoreMaskLearner):

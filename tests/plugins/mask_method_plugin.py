@@ -4,8 +4,6 @@ sign_gate``): each weight is kept where its score is above ``gate``, with the st
 from dataclasses import dataclass
 from typing import Optional
 
-import torch
-
 import lt_core
 from lt_core.config import check_range, no_hash
 
@@ -26,19 +24,13 @@ class SignGateConfig(lt_core.MaskMethodConfig):
         check_range("SignGateConfig", "gate", self.gate, -1.0, 1.0)
 
 
-class _Gate(torch.autograd.Function):
-    @staticmethod
-    def forward(ctx, scores, gate):
-        return (scores > gate).to(scores.dtype)
-
-    @staticmethod
-    def backward(ctx, grad):
-        return grad, None
+def _gate(scores, gate):
+    return (scores > gate).to(scores.dtype)
 
 
 class SignGateLearner(lt_core.ScoreMaskLearner):
     def mask(self, name, scores):
-        return _Gate.apply(scores, self.configs[0].gate)
+        return lt_core.straight_through(_gate, scores, self.configs[0].gate)
 
 
 if "sign_gate" not in lt_core.MASK_METHODS:
