@@ -349,3 +349,23 @@ def test_updates_run_on_the_kernel_loop_one_at_a_time_and_a_failed_one_is_shown(
     assert app.wait_idle(30)
     assert len(app.render_errors) == 1 and "KeyError" in app.render_errors[0]
     assert "The page failed to draw an update (KeyError" in app.render_error.value
+
+
+def test_the_compare_list_is_ordered_by_what_runs_are_and_marks_the_overlaid():
+    from pathlib import Path
+
+    from lt_core.dashboard.stored import StoredRun
+    from lt_core.dashboard.views.compare import compare_options
+
+    def run(name, kind, description, old=None):
+        return StoredRun(name, Path(name), kind, "fc", description, 1, 1, old)
+
+    runs = [run("lottery-fc-ffff", "lottery", "fc large_final rewind/zero · 300 it · seed 0"),
+            run("train-fc-old1", "train", "fc dense · 300 it · seed 0", old="glorot_normal_uncorrected"),
+            run("lottery-fc-0000", "lottery", "fc random rewind/zero · 300 it · seed 0"),
+            run("train-fc-aaaa", "train", "fc dense · 300 it · seed 0")]
+    options = compare_options(runs, {"lottery-fc-0000": object()})
+    assert [name for _, name in options] == ["train-fc-aaaa", "lottery-fc-ffff", "lottery-fc-0000", "train-fc-old1"]
+    assert options[2][0].startswith("overlaid · lottery-fc-0000 · fc random")
+    assert not options[1][0].startswith("overlaid")
+    assert options[3][0].endswith("old initialisation (glorot_normal_uncorrected): not drawn")

@@ -10,6 +10,16 @@ import ipywidgets as W
 from ..controller import Controller
 from .widgets import ControlRows
 
+KIND_ORDER = {"train": 0, "lottery": 1, "supermask": 2, "learnmask": 3}
+
+
+def compare_options(runs, overlaid) -> list:
+    """The Compare list's ``(label, name)`` options: runs of today's initialisation first, then by kind
+    (dense, lottery, one-shot, learned), by what they are (network, settings, schedule, seed) and by
+    folder; a run drawn on the plots now is marked ``overlaid · ``."""
+    ordered = sorted(runs, key=lambda r: (r.old_init is not None, KIND_ORDER.get(r.kind, 9), r.description, r.name))
+    return [(("overlaid · " if r.name in overlaid else "") + r.label, r.name) for r in ordered]
+
 
 class ComparePanel:
     """Lists the store's runs, overlays the selected ones on the plots, exports the plots' data."""
@@ -42,7 +52,7 @@ class ComparePanel:
         """List the store's runs again, keeping the selection."""
         runs = self.c.stored_runs()
         selected = set(self.runs_select.value)
-        self.runs_select.options = [(r.label, r.name) for r in runs]
+        self.runs_select.options = compare_options(runs, self.c.overlays)
         self.runs_select.value = tuple(n for n in selected if n in {r.name for r in runs})
         old = sum(1 for r in runs if r.old_init)
         old_text = f" ({old} made with the old initialisation: listed, not drawn)" if old else ""
