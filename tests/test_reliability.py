@@ -121,6 +121,7 @@ def test_a_full_disk_is_one_line_naming_the_file(tmp_path, monkeypatch, capsys):
     assert str(tmp_path / "results") in err[-1]
 
 
+@pytest.mark.slow  # over a minute on a 2-core CPU: run with -m slow
 @needs_mnist
 def test_sigterm_mid_round_then_the_same_command_resumes_to_the_same_bytes(tmp_path):
     import signal

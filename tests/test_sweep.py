@@ -143,6 +143,7 @@ def _start(args, env):
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
 
+@pytest.mark.slow  # over a minute on a 2-core CPU: run with -m slow
 @needs_mnist
 def test_a_sweep_on_a_dask_cluster_survives_a_killed_worker(tmp_path):
     env = {**os.environ, "PYTHONPATH": str(REPO), "LT_DATA_DIR": str(DATA_DIR)}
