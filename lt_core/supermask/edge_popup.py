@@ -42,7 +42,7 @@ from typing import Dict, List, Optional
 
 import torch
 
-from ..config import check_choice, check_length, check_range, no_hash
+from ..config import check_choice, check_range, no_hash
 from .methods import MaskMethodConfig, ScoreMaskLearner, kept_count, register_mask_method, straight_through, \
     uniform_scores
 
@@ -74,17 +74,8 @@ class EdgePopupConfig(MaskMethodConfig):
     def validate(self) -> None:
         check_range("EdgePopupConfig", "keep_fraction", self.keep_fraction, 0.0, 1.0, lo_open=True)
         check_choice("EdgePopupConfig", "weights", self.weights, EDGE_POPUP_WEIGHTS)
-        check_range("EdgePopupConfig", "seed", self.seed, 0, 2**63 - 1, integer=True)
-        check_range("EdgePopupConfig", "lr", self.lr, 0, 1e6, lo_open=True)
-        check_range("EdgePopupConfig", "momentum", self.momentum, 0, 1, hi_open=True)
-        check_range("EdgePopupConfig", "weight_decay", self.weight_decay, 0, 1, hi_open=True)
         check_choice("EdgePopupConfig", "lr_schedule", self.lr_schedule, LR_SCHEDULES)
-        check_range("EdgePopupConfig", "batch_size", self.batch_size, 1, 100000, integer=True)
-        check_range("EdgePopupConfig", "epochs", self.epochs, 1, 100000, integer=True)
-        check_length("EdgePopupConfig", None, self.iterations)
-        if self.eval_every is not None:
-            check_range("EdgePopupConfig", "eval_every", self.eval_every, 1, 10**9, integer=True)
-        check_choice("EdgePopupConfig", "device", self.device, ("auto", "cpu", "cuda"))
+        self.check_training()
 
 
 def top_k_mask(values: Tensor, counts: List[int]) -> Tensor:

@@ -38,7 +38,7 @@ import torch.nn.functional as F
 from ..archs import Arch, Layer
 from ..backends import evaluate
 from ..batches import BatchOrder
-from ..config import Config, check_config
+from ..config import Config, check_choice, check_config, check_length, check_range
 from ..errors import ConfigError
 from ..models import forward, init_weights
 from ..registry import Registry
@@ -72,6 +72,22 @@ class MaskMethodConfig(Config):
     def non_default(self, *, for_hash: bool = False) -> dict:
         out = super().non_default(for_hash=for_hash)
         return {"method": method_of(self).name, **out} if for_hash else out
+
+    def check_training(self) -> None:
+        """Check the settings every built-in method's training has (seed, SGD's lr, momentum and
+        weight decay, batch size, length, evaluation interval, device), each error one line naming the
+        field, the value and what is allowed."""
+        owner = type(self).__name__
+        check_range(owner, "seed", self.seed, 0, 2**63 - 1, integer=True)
+        check_range(owner, "lr", self.lr, 0, 1e6, lo_open=True)
+        check_range(owner, "momentum", self.momentum, 0, 1, hi_open=True)
+        check_range(owner, "weight_decay", self.weight_decay, 0, 1, hi_open=True)
+        check_range(owner, "batch_size", self.batch_size, 1, 100000, integer=True)
+        check_range(owner, "epochs", self.epochs, 1, 100000, integer=True)
+        check_length(owner, None, self.iterations)
+        if self.eval_every is not None:
+            check_range(owner, "eval_every", self.eval_every, 1, 10**9, integer=True)
+        check_choice(owner, "device", self.device, ("auto", "cpu", "cuda"))
 
 
 def register_mask_method(name: str, config: type, learner: type, description: str = "") -> MaskMethod:

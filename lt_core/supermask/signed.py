@@ -41,7 +41,7 @@ from typing import Dict, Optional
 
 import torch
 
-from ..config import check_choice, check_length, check_range, no_hash
+from ..config import check_choice, check_range, no_hash
 from ..errors import ConfigError
 from .methods import MaskMethodConfig, ScoreMaskLearner, register_mask_method, straight_through, uniform_scores
 
@@ -75,20 +75,11 @@ class SignedMaskConfig(MaskMethodConfig):
         check_range("SignedMaskConfig", "threshold", self.threshold, 0.0, 100.0)
         check_choice("SignedMaskConfig", "weights", self.weights, SIGNED_WEIGHTS)
         check_choice("SignedMaskConfig", "score_init", self.score_init, SIGNED_SCORE_INITS)
-        check_range("SignedMaskConfig", "seed", self.seed, 0, 2**63 - 1, integer=True)
-        check_range("SignedMaskConfig", "lr", self.lr, 0, 1e6, lo_open=True)
-        check_range("SignedMaskConfig", "momentum", self.momentum, 0, 1, hi_open=True)
         if self.nesterov and self.momentum == 0:
             raise ConfigError(f"SignedMaskConfig.nesterov: {self.nesterov!r} needs momentum > 0 "
                               f"(got momentum={self.momentum!r}); set nesterov false or momentum in (0, 1)")
-        check_range("SignedMaskConfig", "weight_decay", self.weight_decay, 0, 1, hi_open=True)
         check_range("SignedMaskConfig", "lr_decay", self.lr_decay, 0, 1, lo_open=True)
-        check_range("SignedMaskConfig", "batch_size", self.batch_size, 1, 100000, integer=True)
-        check_range("SignedMaskConfig", "epochs", self.epochs, 1, 100000, integer=True)
-        check_length("SignedMaskConfig", None, self.iterations)
-        if self.eval_every is not None:
-            check_range("SignedMaskConfig", "eval_every", self.eval_every, 1, 10**9, integer=True)
-        check_choice("SignedMaskConfig", "device", self.device, ("auto", "cpu", "cuda"))
+        self.check_training()
 
 
 def ternary(scores: Tensor, threshold: float) -> Tensor:
