@@ -3,7 +3,7 @@
 ``rounds_frame`` turns lottery results into one row per (run, round); ``stored_rounds_frame``,
 ``metrics_frame`` and ``runs_frame`` read the results store through its reader
 (:func:`lt_core.store.open_run`); ``summarize_seeds`` gives the mean and range over seeds per round.
-The figures drawn from these frames are in :mod:`lt_core.figures`.
+The figures drawn from these frames are in :mod:`lt_core.paper.figures`.
 """
 
 from __future__ import annotations

@@ -3,7 +3,7 @@
 Commands: ``train`` (dense network), ``lottery`` (iterative pruning), ``supermask`` (one-shot
 supermasks on the untrained network), ``learn-mask`` (learned supermasks), ``export`` (a round's
 ticket as a plain state_dict), ``sweep`` (a grid of experiments on a Dask cluster, see
-:mod:`lt_core.sweep`), ``reproduce`` (the notebooks and a report, :mod:`lt_core.reproduce`), ``list``
+:mod:`lt_core.sweep`), ``reproduce`` (the notebooks and a report, :mod:`lt_core.paper.reproduce`), ``list``
 (every name the other commands accept).
 
 ``--plugin MODULE`` (repeatable, on every command; a module name or a path to a ``.py`` file)
@@ -35,7 +35,8 @@ from .errors import SweepError
 from .events import RunStopped, StopToken
 from .plugins import load_plugin, portable
 from .presets import PRESETS
-from .reproduce import NOTEBOOKS, ReproduceError
+from .paper.notebooks import NOTEBOOKS
+from .paper.reproduce import ReproduceError
 from .store import StoreError
 
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)  # both stop at a step boundary with a checkpoint
@@ -359,7 +360,7 @@ def _run(args, stop: StopToken) -> dict:
                     print(f"  {name:<28} {desc}".rstrip())
         return listing
     if args.command == "reproduce":
-        from .reproduce import reproduce
+        from .paper.reproduce import reproduce
 
         only, seeds, archs = (_list_option(option, value, kind, what) for option, value, kind, what in (
             ("--only", args.only, str, f"notebooks: {', '.join(NOTEBOOKS)} (leave --only out to run them all)"),
@@ -413,7 +414,7 @@ def _run(args, stop: StopToken) -> dict:
 def _list_option(option: str, value: Optional[str], kind: type, what: str) -> Optional[list]:
     """A comma-separated option's list, or ``None`` when the option was not given; given but empty
     (``--only ''``) is refused: it must not mean the default."""
-    from .params import as_list
+    from .paper.params import as_list
 
     if value is None:
         return None

@@ -1,5 +1,5 @@
 """One colour per criterion, policy or weight-kind name, shared by the static figures
-(:mod:`lt_core.figures`) and the dashboard's plots, so a name has the same colour everywhere.
+(:mod:`lt_core.paper.figures`) and the dashboard's plots, so a name has the same colour everywhere.
 
 The built-in names take fixed places in :data:`PALETTE` (none repeats); other names (criteria or
 policies users register) take a stable hash of the name. No data colour is black or grey: those

@@ -14,7 +14,7 @@ supermasks, one row per learned mask (with its ``run_dir``, where its metrics ar
 
 Data: an experiment whose ``data`` names no folder (``DataConfig.data_dir=None``, as the notebooks'
 experiments are built) reads the folder of :func:`use_data_dir`, which the notebook's ``data_dir``
-parameter sets (:func:`lt_core.params.notebook_params`), else ``$LT_DATA_DIR``. The folder travels
+parameter sets (:func:`lt_core.paper.params.notebook_params`), else ``$LT_DATA_DIR``. The folder travels
 with the experiment, to Dask workers too; it is not part of any run's identity.
 
 Stopping: with the environment variable ``LT_STOP_FILE`` set (as ``reproduce`` sets it for its

@@ -2,7 +2,7 @@
 
 import pandas as pd
 
-from lt_core import claims
+from lt_core.paper import claims
 
 
 def _rounds(values):

@@ -4,7 +4,7 @@ at rates measured on this machine."""
 import pytest
 
 from lt_core import PruneConfig, TrainConfig
-from lt_core.estimate import Estimate, Rates, work_to_do
+from lt_core.paper.estimate import Estimate, Rates, work_to_do
 from lt_core.experiments import Dense, LearnedMasks, Lottery, Supermasks, run_experiments
 from lt_core.supermask import LearnConfig, SupermaskConfig
 

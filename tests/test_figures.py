@@ -3,7 +3,7 @@
 import pandas as pd
 import pytest
 
-from lt_core import figures
+from lt_core.paper import figures
 
 
 def _frame():
@@ -89,7 +89,7 @@ def test_learned_curves_share_a_colour_per_setting_and_dash_per_seed():
 
 
 def test_table1_bars_draw_ours_beside_the_paper_or_say_why_not():
-    from lt_core import table1
+    from lt_core.paper import table1
 
     values = {"dense": pd.Series([0.97, 0.99]), "mask_init": pd.Series([0.8])}
     frame = pd.concat([table1.table1_rows("fc", values, "s"), table1.empty_rows("conv2", "no data: CIFAR-10 missing")])

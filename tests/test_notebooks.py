@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from lt_core.reproduce import NOTEBOOKS
+from lt_core.paper.notebooks import NOTEBOOKS
 
 from .conftest import REPO, needs_mnist
 

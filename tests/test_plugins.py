@@ -180,7 +180,7 @@ def test_dashboard_offers_what_was_registered_before_it_is_built(plugin, tmp_pat
 
 
 def test_notebook_parameters_load_plugins_before_checking_names(tmp_path):
-    from lt_core.params import notebook_params
+    from lt_core.paper.params import notebook_params
 
     with pytest.raises(ConfigError, match="parameter archs: unknown value 'fc50'"):
         notebook_params(preset="tiny", archs=["fc50"], report_dir=str(tmp_path / "r"))

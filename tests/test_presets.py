@@ -9,7 +9,7 @@ from lt_core import ConfigError, TrainConfig
 from lt_core.archs import get_arch
 from lt_core.experiments import Dense, LearnedMasks, Lottery, Supermasks, run_experiments, sweep_records
 from lt_core.lottery import dense_run_dir
-from lt_core.params import as_list, notebook_params
+from lt_core.paper.params import as_list, notebook_params
 from lt_core.presets import PRESETS, get_preset
 from lt_core import DataConfig, ModelConfig, PruneConfig
 

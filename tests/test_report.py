@@ -3,8 +3,8 @@
 import matplotlib.pyplot as plt
 import pandas as pd
 
-from lt_core import report, table1
-from lt_core.figures import save
+from lt_core.paper import report, table1
+from lt_core.paper.figures import save
 
 
 def test_index_collects_table1_claims_figures_and_times(tmp_path):
@@ -41,7 +41,7 @@ def test_without_the_table1_notebook_the_cells_rq4_gives_are_shown(tmp_path):
 
 
 def test_progress_tail_follows_the_notebooks_progress_file(tmp_path):
-    from lt_core.reproduce import ProgressTail
+    from lt_core.paper.reproduce import ProgressTail
 
     path = tmp_path / "progress.jsonl"
     tail = ProgressTail(path, position=0)

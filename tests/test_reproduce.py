@@ -11,8 +11,8 @@ import pandas as pd
 import pytest
 
 from lt_core.archs import get_arch
-from lt_core.reproduce import NOTEBOOKS
-from lt_core.table1 import CELLS
+from lt_core.paper.notebooks import NOTEBOOKS
+from lt_core.paper.table1 import CELLS
 
 from .conftest import REPO, needs_mnist
 

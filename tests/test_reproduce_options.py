@@ -20,8 +20,9 @@ from lt_core.cli import main
 from lt_core.config import PruneConfig, TrainConfig
 from lt_core.events import RunStopped
 from lt_core.experiments import STOP_ENV, Dense, Lottery, run_experiments, use_data_dir
-from lt_core.params import notebook_params
-from lt_core.reproduce import NOTEBOOKS, reproduce
+from lt_core.paper.params import notebook_params
+from lt_core.paper.notebooks import NOTEBOOKS
+from lt_core.paper.reproduce import reproduce
 from lt_core.store.lock import LOCK_FILE
 
 from .conftest import DATA_DIR, REPO, needs_mnist

@@ -3,7 +3,7 @@
 import pandas as pd
 import pytest
 
-from lt_core import table1
+from lt_core.paper import table1
 
 
 def _values():

@@ -29,29 +29,14 @@ from typing import Dict, Iterable, List, Optional
 
 import torch
 
+from .errors import DamagedFileError, StoreError, UnreadableJSONError  # noqa: F401 (re-exported)
+from .ledger import read_entries
 from ..atomic import atomic_write, atomic_write_bytes, atomic_write_json, atomic_write_text  # noqa: F401 (re-exported)
 
 METRIC_COLUMNS = ("run", "round", "iteration", "split", "metric", "value")
 POINT_COLUMNS = ("criterion", "weights", "power", "weights_remaining", "train_acc", "test_acc")
 CHECKSUMS = "checksums.json"
 DIGEST_SUFFIX = ".sha256"  # a checkpoint's SHA-256 lies in <checkpoint>.sha256
-
-
-class StoreError(Exception):
-    """Something in the results store cannot be read as a run; the message names the path."""
-
-
-class DamagedFileError(StoreError):
-    """A stored file is missing, unreadable, or differs from the SHA-256 recorded when it was written."""
-
-    def __init__(self, path: Path, problem: str, folder: Path) -> None:
-        self.path, self.folder, self.problem = Path(path), Path(folder), problem
-        super().__init__(f"{path}: {problem}; delete {folder} to recompute it")
-
-
-class UnreadableJSONError(DamagedFileError, ValueError):
-    """A stored JSON file (``config.json``, ``summary.json``...) that does not parse; still a
-    :class:`ValueError`, as :mod:`json`'s own error is, for callers that treat it as one."""
 
 
 def atomic_torch_save(path, obj) -> None:
@@ -192,7 +177,6 @@ def read_checksums(folder) -> Optional[Dict[str, str]]:
 def _recorded_in_ledger(folder: Path) -> bool:
     """Whether the run's ledger records the result stored in ``folder`` (a ``round_<k>`` folder, or a
     learned mask's run folder): such a result was written with a ``checksums.json``."""
-    from .ledger import read_entries  # here: the ledger's errors are store errors defined in this module
 
     if folder.name.startswith("round_") and folder.name[6:].isdigit():
         k = int(folder.name[6:])

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Dict, List, Optional
 
 from ..config import DataConfig, ModelConfig, PruneConfig, TrainConfig, config_hash
-from .files import StoreError, atomic_write_json, metrics_csv, read_json, read_metrics_csv, read_tensors, \
+from .files import StoreError, atomic_write_json, atomic_write_text, metrics_csv, read_json, read_metrics_csv, read_tensors, \
     remove_checkpoint, write_tensors
 from .ledger import append_entry
 
@@ -132,6 +132,14 @@ class RunDir:
         append_entry(self.path, {"round": k, "backend": summary.get("backend")})
         atomic_write_json(d / "summary.json", summary)  # last: marks the round finished
         remove_checkpoint(d / "checkpoint.pt")
+
+    def save_learned(self, scores: Dict[str, object], rows: List[dict], summary: dict, entry: dict) -> None:
+        """A learned supermask's files: ``scores.pt`` (with its checksum), ``metrics.csv``, a ledger line
+        (``entry``), then ``summary.json``, written last: it marks the run finished."""
+        write_tensors(self.path, {"scores": scores})
+        atomic_write_text(self.path / "metrics.csv", metrics_csv(rows))
+        append_entry(self.path, entry)
+        atomic_write_json(self.path / "summary.json", summary)
 
     def load_tensors(self, k: int, name: str) -> Optional[dict]:
         """Round ``k``'s ``<name>.pt``, checked (see :func:`lt_core.store.read_tensors`); ``None`` if absent."""

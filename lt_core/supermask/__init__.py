@@ -5,14 +5,16 @@
 * :mod:`.learned` -- masks learned on frozen weights through Bernoulli samples with a
   straight-through gradient, optionally with dynamic weight rescaling (Table 1, columns 3-5);
 * :mod:`.methods` -- mask-learning methods by name (:func:`register_mask_method`): ``zhou`` (the
-  above, the default), ``edge_popup`` (:mod:`.edge_popup`) and ``signed`` (:mod:`.signed`).
+  above, the default), ``edge_popup`` (:mod:`.edge_popup`) and ``signed`` (:mod:`.signed`);
+* :mod:`.learning` -- learned supermasks of any method as an experiment: trained as a stack, kept in
+  the results store, reused.
 """
 
-from .learned import (LearnConfig, LearnResult, MaskLearner, learn_supermask, learn_supermasks, masked_weights,
-                      sample_masks, sampled_masked_weights)
+from .learned import LearnConfig, LearnResult, MaskLearner, masked_weights, sample_masks, sampled_masked_weights
 from .methods import (DEFAULT_METHOD, MASK_METHODS, MaskMethod, MaskMethodConfig, MethodLearnResult,
                       ScoreMaskLearner, method_config, method_of, register_mask_method,
                       straight_through)
+from .learning import learn_supermask, learn_supermasks
 from .edge_popup import EdgePopupConfig, EdgePopupLearner, edge_popup_mask, top_k_mask
 from .signed import SignedMaskConfig, SignedMaskLearner, signed_mask
 from .oneshot import (DEFAULT_POWERS, WEIGHT_KINDS, SupermaskConfig, SupermaskResult, best_points, one_shot_masks,

@@ -1,4 +1,4 @@
-"""Learned supermasks (protocol section 7), :func:`learn_supermask`: weights frozen at their initialisation (initial
+"""Learned supermasks (protocol section 7), :func:`~.learning.learn_supermask`: weights frozen at their initialisation (initial
 values or signed constants, biases zero and unused), one real-valued score per weight, initialised
 to ``score_init``; each forward pass samples ``b ~ Bernoulli(sigmoid(score))`` and uses the
 straight-through mask ``b + sigmoid(score) - stopgrad(sigmoid(score))``, so that
@@ -18,27 +18,22 @@ configurable (:class:`LearnConfig`). Fully connected stacks on the CPU take thei
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Dict, List, Optional, Sequence, Tuple
+from typing import Dict, List, Optional, Tuple
 
 import torch
 import torch.nn.functional as F
 
-from ..archs import Arch, get_arch
+from ..archs import Arch
 from ..backends import evaluate
 from ..batches import BatchOrder
-from ..config import Config, DataConfig, ModelConfig, TrainConfig, check_choice, check_config, check_length, \
-    check_range, config_hash, no_hash
-from ..data import Dataset, load_dataset
-from ..devices import resolve_device
-from ..events import EventCallback, StopToken, emit, waiting_reporter, with_run_dir
+from ..config import Config, check_choice, check_length, check_range, no_hash
+from ..data import Dataset
+from ..events import emit
 from ..models import forward, init_weights
-from ..schedule import canonical, dataset_name, learn_iterations
 from ..seeding import derive_seed
-from ..store import append_entry, atomic_write_json, atomic_write_text, check_writable, hold_locks, \
-    learnmask_dir, metrics_csv, open_run, remove_checkpoint, results_root, write_checkpoint, write_tensors
+from ..store import write_checkpoint
 from ..train import StepLoop
 from .fc_kernel import FcMaskKernel, unavailable as kernel_unavailable
 from .oneshot import WEIGHT_KINDS, signed_constants
@@ -320,97 +315,3 @@ class MaskLearner(StepLoop):
         samples = self.test_accuracy(self.configs[0].eval_samples, "final")
         return [LearnResult(Path("."), sum(samples[i]) / len(samples[i]), samples[i], keep[i], layers[i],
                             self.iterations, self.evals[i]) for i in range(k)]
-
-
-def stored_result(path: Path, s: dict) -> LearnResult:
-    """A finished run's result read back from its ``summary.json`` ``s``: a :class:`LearnResult` for
-    the default method (its summaries name none), else a ``MethodLearnResult`` with the method's name,
-    its keep fraction and its own summary numbers, as the run returned them when it trained."""
-    base = (path, s["test_acc_mean"], s["test_acc_samples"], s["expected_keep_fraction"], s["layer_keep_fraction"],
-            s["iterations"])
-    if "method" not in s:
-        return LearnResult(*base, reused=True)
-    from .methods import MethodLearnResult
-
-    known = set(LearnResult(*base).to_json()) | {"method", "keep_fraction", "wall_seconds"}
-    extra = {k: v for k, v in s.items() if k not in known}
-    return MethodLearnResult(*base, reused=True, method=s["method"], extra=extra)
-
-
-def learn_supermask(data: DataConfig = DataConfig(), model: ModelConfig = ModelConfig(),
-                    learn: LearnConfig = LearnConfig(), *, out=None, on_event: Optional[EventCallback] = None,
-                    stop: Optional[StopToken] = None, progress: bool = False) -> LearnResult:
-    """Train a learned supermask (or reuse the stored one); see the module docstring."""
-    return learn_supermasks(data, model, [learn], out=out, on_event=on_event, stop=stop, progress=progress)[0]
-
-
-def learn_supermasks(data: DataConfig, model: ModelConfig, learns: Sequence[LearnConfig], *, out=None,
-                     on_event: Optional[EventCallback] = None, stop: Optional[StopToken] = None,
-                     progress: bool = False) -> List[LearnResult]:
-    """Several learned supermasks (e.g. init, signed constants, DWR) trained as one stack."""
-    check_config("learn_supermasks", "data", data, DataConfig)
-    check_config("learn_supermasks", "model", model, ModelConfig)
-    if isinstance(learns, Config) or not learns:
-        raise ValueError("learn_supermasks: learns must be a non-empty list of LearnConfig (one per mask)")
-    from .methods import learner_for, method_record  # the registered mask-learning methods (zhou: MaskLearner)
-
-    learner_cls = learner_for("learn_supermasks", learns)
-    arch = get_arch(model.arch)
-    name = dataset_name(data, model)
-    data_c, model_c, _, _ = canonical(data, model, TrainConfig())
-    root = check_writable(results_root(out))
-    on_event = with_run_dir(on_event, root)
-    its = [learn_iterations(data, model, l) for l in learns]
-    if len(set(its)) != 1:
-        raise ValueError("learn_supermasks: stacked runs must have the same length")
-    run_dirs = [learnmask_dir(root, data_c, model_c, l) for l in learns]
-    # the unfinished runs' locks, in a fixed order; one held elsewhere is waited for, then reused
-    unfinished = [rd.path for rd in run_dirs if not (rd.path / "summary.json").is_file()]
-    with hold_locks(unfinished, on_wait=waiting_reporter(on_event)):
-        results: List[Optional[LearnResult]] = [None] * len(learns)
-        todo = []
-        ds = None
-        for i, rd in enumerate(run_dirs):
-            if (rd.path / "summary.json").is_file():
-                results[i] = stored_result(rd.path, open_run(rd.path).summary)
-                emit(on_event, event="stage", stage="learn_reused", run=rd.name)
-            else:
-                todo.append(i)
-                if ds is None:  # a missing dataset fails here, before anything is written
-                    device = resolve_device(learns[i].device)
-                    ds = load_dataset(name, data_dir=data.data_dir, download=data.download, val_size=data.val_size,
-                                      val_seed=data.val_seed, device=device)
-                    emit(on_event, event="stage", stage="data_loaded", dataset=name, device=str(device))
-                rd.write_config({"kind": "learnmask", "data": data_c.to_dict(), "model": model_c.to_dict(),
-                                 "learn": learns[i].to_dict(), **method_record(learns[i])})
-        if todo:
-            checkpoint = run_dirs[todo[0]].path / "checkpoint.pt" if len(todo) == 1 else \
-                root / f".learnmask-stack-{config_hash('stack', **{str(i): learns[i] for i in todo})}.pt"
-            t0 = time.perf_counter()
-            learner = learner_cls(arch, ds, [learns[i] for i in todo], [run_dirs[i].name for i in todo],
-                                  iterations=its[0], on_event=on_event, stop=stop, checkpoint=checkpoint,
-                                  progress=progress)
-            trained = learner.run()
-            seconds = time.perf_counter() - t0
-            for j, i in enumerate(todo):
-                res = trained[j]
-                res.run_dir = run_dirs[i].path
-                rd = run_dirs[i]
-                write_tensors(rd.path, {"scores": {n: s[j].detach().cpu() for n, s in learner.scores.items()}})
-                rows = []
-                for e in res.evals:
-                    rows += [{"run": rd.name, "round": 0, "iteration": e["iteration"], "split": "train",
-                              "metric": "accuracy", "value": e["train_acc"]},
-                             {"run": rd.name, "round": 0, "iteration": e["iteration"], "split": "test",
-                              "metric": "accuracy", "value": e["test_acc"]},
-                             {"run": rd.name, "round": 0, "iteration": e["iteration"], "split": "mask",
-                              "metric": "expected_keep_fraction", "value": e["expected_keep_fraction"]}]
-                atomic_write_text(rd.path / "metrics.csv", metrics_csv(rows))
-                summary = {**res.to_json(), "wall_seconds": seconds}
-                summary.pop("run_dir")
-                append_entry(rd.path, {"round": 0, "device": str(learner.device)})
-                atomic_write_json(rd.path / "summary.json", summary)
-                results[i] = res
-                emit(on_event, event="learn_end", run=rd.name, **res.to_json())
-            remove_checkpoint(checkpoint)
-    return results

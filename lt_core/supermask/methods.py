@@ -10,7 +10,7 @@ its learner (the class that trains K stacked runs of it). The built-in families:
 * ``edge_popup``: Ramanujan et al. 2020's top-k% scores, :mod:`.edge_popup`;
 * ``signed``: Koster et al. 2022's signed supermasks (keep, hide, invert), :mod:`.signed`.
 
-Every method runs through :func:`~.learned.learn_supermasks` (``lt_core.learn_supermasks``), which
+Every method runs through :func:`~.learning.learn_supermasks` (``lt_core.learn_supermasks``), which
 stores each run as a ``learnmask-<arch>-<hash>`` folder (``config.json``, ``scores.pt``,
 ``metrics.csv``, ``summary.json``) and reuses finished ones. A run's identity (its hash) holds the
 method's name and its settings that differ from their defaults; the default method's name does not

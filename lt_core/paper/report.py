@@ -2,7 +2,7 @@
 
 The notebooks write their tables, figures and claim checks to one report folder
 (``<question>_<name>.csv``, ``<question>_<name>.png``, ``<question>_claims.csv``;
-:meth:`lt_core.questions.Answer.save`). :func:`write_index` reads that folder back and writes
+:meth:`lt_core.paper.questions.Answer.save`). :func:`write_index` reads that folder back and writes
 ``index.md`` and ``index.html`` beside the files: how the run was made (preset, seeds, machine,
 wall time), Table 1 with the paper's value beside ours, every claim check (also collected in
 ``claims.csv``), every figure, and the time each notebook took. Both formats are rendered from the
@@ -19,7 +19,7 @@ from typing import List, Sequence, Tuple, Union
 
 import pandas as pd
 
-from .atomic import atomic_write_text
+from ..atomic import atomic_write_text
 from .table1 import paper_style
 
 QUESTIONS = {"rq1": "RQ1: mask criteria", "rq2": "RQ2: mask-1 policies (signs)", "rq3": "RQ3: mask-0 policies (zeros)",

@@ -1,6 +1,6 @@
 """How long a reproduction will take on this machine: the work still to do, timed at measured rates.
 
-:func:`estimate` takes the experiments the notebooks will run (:func:`lt_core.questions.experiments`),
+:func:`estimate` takes the experiments the notebooks will run (:func:`lt_core.paper.questions.experiments`),
 leaves out what the results store already holds, and prices the rest with rates measured here and
 now, in this process, on the device the runs will use (a few seconds of real steps of the engine,
 not constants):
@@ -29,16 +29,16 @@ from typing import Dict, List, Sequence, Tuple
 
 import torch
 
-from .archs import get_arch
-from .backends import RunSpec
-from .config import ModelConfig, TrainConfig
-from .data import load_dataset
-from .devices import resolve_device
-from .experiments import Dense, Experiment, LearnedMasks, Lottery, Supermasks
-from .lottery import dense_run_dir, lottery_run_dir
-from .models import full_masks, init_weights, zero_biases
-from .schedule import canonical, dataset_name, learn_iterations, total_iterations
-from .store import learnmask_dir, read_points, supermask_dir
+from ..archs import get_arch
+from ..backends import RunSpec
+from ..config import ModelConfig, TrainConfig
+from ..data import load_dataset
+from ..devices import resolve_device
+from ..experiments import Dense, Experiment, LearnedMasks, Lottery, Supermasks
+from ..lottery import dense_run_dir, lottery_run_dir
+from ..models import full_masks, init_weights, zero_biases
+from ..schedule import canonical, dataset_name, learn_iterations, total_iterations
+from ..store import learnmask_dir, read_points, supermask_dir
 
 TEST_POINTS_PER_ROUND = 45  # test-split evaluations of a run in a paper-schedule round, eval_test="best"
 PRUNED_SAMPLE_ROUND = 12
@@ -163,7 +163,7 @@ class Rates:
         (``k`` 0 or :data:`PRUNED_SAMPLE_ROUND`)."""
         key = ("train", arch, runs, k)
         if key not in self._cache:
-            from .train import Trainer
+            from ..train import Trainer
 
             a = get_arch(arch)
             specs = [RunSpec(f"r{i}", init_weights(a, i), zero_biases(a),
@@ -190,8 +190,8 @@ class Rates:
         """Seconds per learned-mask step and per evaluation point of a ``runs``-stack."""
         key = ("learn", arch, runs)
         if key not in self._cache:
-            from .supermask import LearnConfig
-            from .supermask.learned import MaskLearner
+            from ..supermask import LearnConfig
+            from ..supermask.learned import MaskLearner
 
             configs = [LearnConfig(weights=w, dwr=d, seed=0) for w in ("init", "signed_constant")
                        for d in (False, True)] * (runs // 4 + 1)
@@ -279,7 +279,7 @@ def estimate(plans: Dict[str, List[Experiment]], root, device: str = "auto", dat
 
 
 def _has_data(exp: Experiment, data_dir) -> bool:
-    from .data import DataError, load_arrays
+    from ..data import DataError, load_arrays
 
     try:
         load_arrays(dataset_name(exp.data, _model(exp.arch)), data_dir, download=False)
@@ -289,9 +289,9 @@ def _has_data(exp: Experiment, data_dir) -> bool:
 
 
 def notebook_plans(names: Sequence[str], parameters: dict) -> Dict[str, List[Experiment]]:
-    """The experiments each notebook of ``names`` (keys of :data:`lt_core.reproduce.NOTEBOOKS`) will run
+    """The experiments each notebook of ``names`` (keys of :data:`lt_core.paper.notebooks.NOTEBOOKS`) will run
     with ``parameters`` (as ``reproduce`` passes them): its own parameter cell's defaults, overridden
-    by ``parameters``, read as the notebook reads them (:func:`lt_core.params.notebook_params`)."""
+    by ``parameters``, read as the notebook reads them (:func:`lt_core.paper.params.notebook_params`)."""
     import ast
     import tempfile
 
@@ -299,7 +299,7 @@ def notebook_plans(names: Sequence[str], parameters: dict) -> Dict[str, List[Exp
 
     from . import questions
     from .params import notebook_params
-    from .reproduce import NOTEBOOKS, REPO_NOTEBOOKS
+    from .notebooks import NOTEBOOKS, REPO_NOTEBOOKS
 
     plans = {}
     with tempfile.TemporaryDirectory() as scratch:

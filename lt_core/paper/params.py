@@ -24,15 +24,15 @@ from typing import Any, List, Optional, Sequence
 
 import yaml
 
-from .archs import ARCHS
-from .config import DEVICES
-from .criteria import CRITERIA
-from .errors import ConfigError
-from .experiments import use_data_dir
-from .policies import MASK0_POLICIES, MASK1_POLICIES
-from .plugins import load_plugin
-from .presets import Preset, get_preset
-from .store import results_root
+from ..archs import ARCHS
+from ..config import DEVICES
+from ..criteria import CRITERIA
+from ..errors import ConfigError
+from ..experiments import use_data_dir
+from ..policies import MASK0_POLICIES, MASK1_POLICIES
+from ..plugins import load_plugin
+from ..presets import Preset, get_preset
+from ..store import results_root
 
 
 @dataclass(frozen=True)

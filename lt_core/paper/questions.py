@@ -1,6 +1,6 @@
 """The notebooks' work: one function per research question and Table 1, from parameters to an answer.
 
-Each function builds its experiments from :class:`~lt_core.params.NotebookParams` (every dense
+Each function builds its experiments from :class:`~lt_core.paper.params.NotebookParams` (every dense
 trunk from :meth:`lt_core.presets.Preset.train_config`, so all notebooks share it), runs them
 through :func:`lt_core.experiments.run_experiments` and returns an :class:`Answer`: tidy tables,
 matplotlib figures in the paper's style and the paper's claims checked on our numbers.
@@ -25,16 +25,16 @@ from typing import Callable, Dict, List
 import pandas as pd
 
 from . import claims, figures, table1 as t1
-from .archs import get_arch
-from .config import PruneConfig
-from .data import DataError, load_arrays
-from .experiments import Dense, Experiment, LearnedMasks, Lottery, Supermasks, run_experiments
+from ..archs import get_arch
+from ..config import PruneConfig
+from ..data import DataError, load_arrays
+from ..experiments import Dense, Experiment, LearnedMasks, Lottery, Supermasks, run_experiments
 from .params import NotebookParams
-from .store import open_run
+from ..store import open_run
 
 RQ4_CELLS = ("mask_init", "mask_signed_constant", "dense")  # the Table 1 cells rq4's runs give
 
-# learned-mask variants: key (as in lt_core.claims.rq5_learned) -> (weights, dwr, words, paper column)
+# learned-mask variants: key (as in lt_core.paper.claims.rq5_learned) -> (weights, dwr, words, paper column)
 VARIANTS = {"init": ("init", False, "initial weights", "learned_init"),
             "signed_constant": ("signed_constant", False, "signed constants", "learned_signed_constant"),
             "init_dwr": ("init", True, "initial weights + DWR", "learned_dwr"),
@@ -174,7 +174,7 @@ def _table1_experiments(p: NotebookParams, arch: str) -> List[Experiment]:
 
 def experiments(question: str, p: NotebookParams) -> List[Experiment]:
     """The experiments the notebook of ``question`` (``rq1`` ... ``rq5``, ``table1``, ``families``) runs with ``p``,
-    in order, without running them (for :func:`lt_core.estimate.estimate`)."""
+    in order, without running them (for :func:`lt_core.paper.estimate.estimate`)."""
     if question in ("rq1", "rq2", "rq3"):
         return _lottery_experiments(p)
     if question == "rq4":

@@ -12,7 +12,7 @@ of :data:`NOTEBOOKS` (in order):
    notebook's experiments through a progress file (see :mod:`lt_core.experiments`).
 
 Then it writes the index report (``DIR/report/index.md`` and ``index.html``: Table 1, every claim
-check, every figure, run times; :mod:`lt_core.report`). A notebook that fails stops the command
+check, every figure, run times; :mod:`lt_core.paper.report`). A notebook that fails stops the command
 with :class:`ReproduceError` naming the notebook and the cell; the report of the notebooks before
 it is written first. Runs finished before a failure or an interruption stay in the results store,
 and the same command reuses them. Ctrl-C or SIGTERM reaches the running notebook's kernel through a
@@ -28,41 +28,22 @@ import sys
 import threading
 import time
 from pathlib import Path
-from typing import Dict, List, Optional, Sequence
+from typing import List, Optional, Sequence
 
 import lt_core
 
-from .errors import ConfigError
-from .events import RunStopped, StopToken
-from .experiments import PROGRESS_ENV, STOP_ENV
+from ..errors import ConfigError
+from ..events import RunStopped, StopToken
+from ..experiments import PROGRESS_ENV, STOP_ENV
 from .params import checked_data_dir
-from .plugins import portable
-from .presets import get_preset
+from ..plugins import portable
+from ..presets import get_preset
 from .report import Timing, machine, write_index
-from .store import results_root
-
-REPO_NOTEBOOKS = Path(lt_core.__file__).resolve().parents[1] / "notebooks"
-NOTEBOOKS: Dict[str, str] = {"rq1": "rq1_mask_criteria.ipynb", "rq2": "rq2_mask1_signs.ipynb",
-                             "rq3": "rq3_mask0.ipynb", "rq4": "rq4_supermasks.ipynb",
-                             "rq5": "rq5_learned_supermasks.ipynb", "table1": "table1.ipynb",
-                             "families": "supermask_families.ipynb"}
-
+from ..store import results_root
+from .notebooks import NOTEBOOKS, REPO_NOTEBOOKS, select
 
 class ReproduceError(RuntimeError):
     """A notebook of the reproduction failed; the message names it and the cell."""
-
-
-def select(only: Optional[Sequence[str]]) -> List[str]:
-    """The notebooks to run, in :data:`NOTEBOOKS` order; ``only`` names a subset (``None``: all of them;
-    an empty list is refused, it must not mean all)."""
-    if only is None:
-        return list(NOTEBOOKS)
-    if not only:
-        raise ConfigError(f"only: the list is empty; give one or more of {', '.join(NOTEBOOKS)} (None runs them all)")
-    unknown = [name for name in only if name not in NOTEBOOKS]
-    if unknown:
-        raise ConfigError(f"only: unknown notebook(s) {', '.join(unknown)}; allowed values: {', '.join(NOTEBOOKS)}")
-    return [name for name in NOTEBOOKS if name in only]
 
 
 class ProgressTail:
@@ -164,7 +145,7 @@ def reproduce(preset: str = "quick", *, only: Optional[Sequence[str]] = None, se
     other parameters, so the names they register can be chosen (``archs=["my_net"]``). Returns one
     :class:`Timing` per notebook; a failing notebook raises :class:`ReproduceError`. With ``estimate``
     (the command's default) it first prints, on stderr, how long the work the store does not hold yet
-    will take on this machine, at rates measured just now (:mod:`lt_core.estimate`).
+    will take on this machine, at rates measured just now (:mod:`lt_core.paper.estimate`).
 
     ``stop`` (a :class:`StopToken`, which the command's Ctrl-C and SIGTERM set) reaches the running
     notebook's experiments: they checkpoint at the next step boundary and :class:`RunStopped` is

@@ -17,7 +17,7 @@ from typing import Optional
 
 import pandas as pd
 
-from .archs import get_arch
+from ..archs import get_arch
 
 SUPERMASK_CRITERION = "large_final_same_sign"
 # (cell, words, the paper's Table 1 column)

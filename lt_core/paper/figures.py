@@ -32,8 +32,8 @@ matplotlib.use("Agg")  # figures are files and inline images; never a window
 import matplotlib.pyplot as plt  # noqa: E402
 import pandas as pd  # noqa: E402
 
-from .atomic import atomic_write  # noqa: E402
-from .colours import PALETTE, PAPER, REFERENCE, colour  # noqa: E402  (re-exported: figures.colour)
+from ..atomic import atomic_write  # noqa: E402
+from ..colours import PALETTE, PAPER, REFERENCE, colour  # noqa: E402  (re-exported: figures.colour)
 
 DASHES = ["-", "--", ":", "-."]
 
@@ -171,7 +171,7 @@ def learned_mask_curves(metrics: pd.DataFrame, *, labels: Optional[Dict[str, str
 def table1_bars(table: pd.DataFrame, title: str = ""):
     """Table 1 as bars: ours (mean over seeds, min-max whiskers) beside the paper's value, per cell.
 
-    ``table``: :mod:`lt_core.table1` rows (``network``, ``what``, ``ours``, ``ours_min``, ``ours_max``,
+    ``table``: :mod:`lt_core.paper.table1` rows (``network``, ``what``, ``ours``, ``ours_min``, ``ours_max``,
     ``paper``). One panel per network with numbers of ours; a network without any says so in words.
     """
     networks = list(dict.fromkeys(table["network"]))
