@@ -83,14 +83,14 @@ def test_plan_maps_choices_to_engine_calls(results):
         train = TrainConfig(seed=seed, iterations=40, eval_every=20, eval_train=False)  # the page skips train eval
         assert job.series == {
             f"dense/s{seed}": (f"dense (round 0) · seed {seed}", "dense", "dense (round 0)", "dense",
-                               lt_core.lottery.dense_run_dir(DataConfig(), ModelConfig(), train, results).name),
+                               lt_core.store.run_key("train", DataConfig(), ModelConfig(), train).name),
             f"lottery/large_final/rewind/zero/s{seed}": (
                 f"large_final · seed {seed}", "lottery", "large_final", "large_final",
-                lt_core.lottery.lottery_run_dir(DataConfig(), ModelConfig(), train, PruneConfig(rounds=3), results).name),
+                lt_core.store.run_key("lottery", DataConfig(), ModelConfig(), train, PruneConfig(rounds=3)).name),
             f"lottery/random/rewind/zero/s{seed}": (
                 f"random · seed {seed}", "lottery", "random", "random",
-                lt_core.lottery.lottery_run_dir(DataConfig(), ModelConfig(), train,
-                                                PruneConfig(criterion="random", rounds=3), results).name)}
+                lt_core.store.run_key("lottery", DataConfig(), ModelConfig(), train,
+                                      PruneConfig(criterion="random", rounds=3)).name)}
         assert job.runs == tuple(spec.run for spec in job.series.values())
         # progress: the dense round, then 3 rounds of 40 iterations for each of the two branches
         assert job.part_totals == {f"dense/s{seed}": 40.0, f"lottery/large_final/rewind/zero/s{seed}": 120.0,
@@ -429,6 +429,42 @@ def test_learned_supermask_mode(results):
     assert any(h["stage"] == "learn_reused" for h in again.history)
     reused = [x for x in again.snapshot()["series"] if x.kind == "learned"]
     assert sorted(len(x.learn) for x in reused) == [2, 2]
+
+
+@needs_mnist
+@needs_supermask
+def test_a_stopped_learned_stack_resumes_with_its_curve_from_before_the_stop(results):
+    """Stop a stack of two learned masks after two evaluations, Run again: the live curves hold the
+    evaluations from before the stop as soon as the run resumes, and once finished they are exactly
+    the curves the store holds (read through the store's reader)."""
+    from lt_core.store import open_run
+
+    req = RunRequest(mode="learned", learned_weights=("init", "signed_constant"), schedule="custom",
+                     iterations=600, eval_every=100)
+
+    def learned(c):
+        return [x for x in c.snapshot()["series"] if x.kind == "learned"]
+
+    c = Controller(results, throttle_s=0.05)
+    assert c.start(req), c.message
+    assert wait_until(lambda: len(learned(c)) == 2 and all(len(x.learn) >= 2 for x in learned(c)), 300)
+    assert c.stop() and c.wait(60) and c.status == "stopped", c.message
+    before = {x.run: [e["iteration"] for e in x.learn] for x in learned(c)}
+    assert all(its[:2] == [100, 200] and its[-1] < 600 for its in before.values()), before
+
+    again = Controller(results, throttle_s=0.05)  # a new page: nothing of the first run in memory
+    assert again.start(req), again.message
+    assert wait_until(lambda: any(h["stage"] == "resumed" for h in again.history), 120)
+    resumed = {x.run: [e["iteration"] for e in x.learn] for x in learned(again)}
+    assert all(resumed[run][:len(its)] == its for run, its in before.items()), (before, resumed)
+    assert again.wait(300) and again.status == "finished", again.message
+    for x in learned(again):
+        stored = open_run(results / x.run).metrics()
+        tests = stored[(stored.split == "test") & (stored.metric == "accuracy")].sort_values("iteration")
+        assert [e["iteration"] for e in x.learn] == [int(i) for i in tests.iteration] == [100 * k for k in range(1, 7)]
+        assert [e["test_acc"] for e in x.learn] == pytest.approx(list(tests.value))
+    rows = plot_tables(again.snapshot())["learned"]
+    assert sorted({r["iteration"] for r in rows}) == [100 * k for k in range(1, 7)]
 
 
 # -- the views, without a browser -----------------------------------------------------------------

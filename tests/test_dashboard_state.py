@@ -277,3 +277,26 @@ def test_the_dashboard_draws_an_interrupted_rounds_curve_only_from_a_checked_che
     data[len(data) // 2] ^= 0xFF  # one byte flipped: training would discard it, so the page draws nothing of it
     path.write_bytes(bytes(data))
     assert round_checkpoint(run, 2) is None
+
+
+@pytest.mark.parametrize("stacked", [False, True])
+def test_a_resumed_learned_mask_starts_its_curve_with_the_evaluations_from_before_the_stop(tmp_path, stacked):
+    """The resumed event comes before any evaluation: the masks it names (one trained alone, or a
+    stack whose checkpoint lies in the results root) get their curves from the checkpoint then."""
+    root = tmp_path / "results"
+    names = ["learnmask-fc-aaaa", "learnmask-fc-bbbb"] if stacked else ["learnmask-fc-aaaa"]
+    for name, weights in zip(names, ("init", "signed_constant")):
+        atomic_write_json(root / name / "config.json", {"kind": "learnmask", "learn": {"weights": weights, "seed": 0}})
+    evals = [[{"iteration": it, "epoch": it / 200, "train_acc": 0.5, "test_acc": 0.8 + k / 100 + it / 10000,
+               "expected_keep_fraction": 0.5} for it in (100, 200)] for k in range(len(names))]
+    path = root / ".learnmask-stack-0123abcd.pt" if stacked else root / names[0] / "checkpoint.pt"
+    write_checkpoint(path, {"iteration": 200, "labels": names, "evals": evals})
+    weights = ("init", "signed_constant") if stacked else ("init",)
+    request = RunRequest(mode="learned", learned_weights=weights, **TINY)
+    job = plan_jobs(request, root)[0]
+    state = RunState(root, request, [job])
+    state.apply(job, {"event": "stage", "stage": "resumed", "run_dir": str(root / names[0]), "runs": names,
+                      "iteration": 200})
+    for name, points in zip(names, evals):
+        assert state.series[name].learn == points
+    assert state.trained == 0.0  # what the checkpoint holds is not work done by this run

@@ -205,9 +205,18 @@ def on_learn_eval(state: RunState, job: Job, ev: dict, s: Optional[Series], run_
 
 
 def on_learn_end(state: RunState, job: Job, ev: dict, s: Optional[Series], run_dir: Optional[Path]) -> None:
-    """A learned mask's final numbers."""
-    if run_dir is not None:
-        state.learned_series(job, run_dir).learn_final = pick(ev, LEARN_FINAL_FIELDS)
+    """A learned mask's final numbers; its curve as the store holds it now (every evaluation,
+    those from before a stop included, read through the store's reader)."""
+    if run_dir is None:
+        return
+    learned = state.learned_series(job, run_dir)
+    learned.learn_final = pick(ev, LEARN_FINAL_FIELDS)
+    try:
+        stored = load_stored_series(run_dir.parent, run_dir.name, overlay=False)
+    except Exception:  # unreadable: the live curve stays
+        return
+    if stored.learn:
+        learned.learn = stored.learn
 
 
 def on_stage(state: RunState, job: Job, ev: dict, s: Optional[Series], run_dir: Optional[Path]) -> None:
@@ -234,12 +243,12 @@ def on_resumed(state: RunState, job: Job, ev: dict, s: Optional[Series], run_dir
     points from before the stop come from the checkpoint, with the progress they stand for."""
     job.iteration, job.steps = int(ev.get("iteration", 0)), 0
     if job.kind == "learned":
-        for learned in state.series.values():
-            path = learned.round_path(0)
-            if learned.kind == "learned" and not learned.overlay and path is not None:
-                evals = learn_checkpoint_evals(path)
+        if run_dir is not None:  # the event names every mask of the stack; their series start here
+            for name in ev.get("runs") or [run_dir.name]:
+                learned = state.learned_series(job, run_dir.parent / name)
+                evals = learn_checkpoint_evals(run_dir.parent / name)
                 if evals is not None:
-                    learned.learn = evals
+                    learned.learn = [pick(e, LEARN_EVAL_FIELDS) for e in evals]
         state.advance(job, job.iteration, False)
         return
     if ev.get("round") is None or run_dir is None:

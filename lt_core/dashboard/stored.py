@@ -15,10 +15,8 @@ from pathlib import Path
 from typing import Dict, Iterable, List, Optional, Tuple
 
 from lt_core import DataConfig, LearnConfig, ModelConfig, PruneConfig, TrainConfig
-from lt_core.lottery import dense_run_dir, lottery_run_dir
-from lt_core.schedule import canonical
-from lt_core.store import (LearnedMaskRun, Round, RunDir, StoreError, SupermaskRun, learnmask_dir, open_run, read_json,
-                           read_checkpoint, supermask_dir)
+from lt_core.store import (LearnedMaskRun, Round, RunDir, StoreError, SupermaskRun, open_run, read_json,
+                           read_checkpoint, run_key)
 from lt_core.store import list_runs as store_list_runs
 
 from . import catalog
@@ -32,24 +30,22 @@ SERIES_KINDS = {"train": "dense", "lottery": "lottery", "supermask": "oneshot", 
 
 def dense_run_name(data: DataConfig, model: ModelConfig, train: TrainConfig) -> str:
     """The folder of the dense run (round 0 of every lottery run built on it)."""
-    return dense_run_dir(data, model, train, ".").name
+    return run_key("train", data, model, train).name
 
 
 def lottery_run_name(data: DataConfig, model: ModelConfig, train: TrainConfig, prune: PruneConfig) -> str:
     """The folder of a lottery run (its pruning rounds)."""
-    return lottery_run_dir(data, model, train, prune, ".").name
+    return run_key("lottery", data, model, train, prune).name
 
 
 def supermask_run_name(data: DataConfig, model: ModelConfig, train: TrainConfig) -> str:
     """The folder of the one-shot supermask points of a dense run (named by the store)."""
-    data, model, train, _ = canonical(data, model, train)
-    return supermask_dir(".", data, model, train).name
+    return run_key("supermask", data, model, train).name
 
 
 def learnmask_run_name(data: DataConfig, model: ModelConfig, learn: LearnConfig) -> str:
     """The folder of a learned supermask (named by the store)."""
-    data, model, _, _ = canonical(data, model, TrainConfig())
-    return learnmask_dir(".", data, model, learn).name
+    return run_key("learnmask", data, model, learn=learn).name
 
 
 def event_run_dir(event: dict, root: Path) -> Optional[Path]:
@@ -98,12 +94,22 @@ def round_checkpoint(run_dir: Path, k: int) -> Optional[Tuple[int, Dict[Path, Li
 
 
 def learn_checkpoint_evals(run_dir: Path) -> Optional[List[dict]]:
-    """The evaluation points of an interrupted learned mask trained alone, or None."""
-    try:
-        state = read_checkpoint(Path(run_dir) / "checkpoint.pt")
-        return [dict(e) for e in state["evals"][state["labels"].index(Path(run_dir).name)]]
-    except Exception:
-        return None
+    """The evaluation points of the interrupted learned mask ``run_dir``, from its checkpoint: its
+    own (a mask trained alone) or, for masks trained as one stack, the stack's in the results root
+    that names it. None without a checkpoint whose SHA-256 matches (training restarts then)."""
+    run_dir = Path(run_dir)
+    own = run_dir / "checkpoint.pt"
+    paths = [own] if own.is_file() else []
+    paths += sorted(run_dir.parent.glob(".learnmask-stack-*.pt"), key=lambda p: -p.stat().st_mtime)
+    for path in paths:
+        try:
+            state = read_checkpoint(path)
+            labels = list(state["labels"])
+            if run_dir.name in labels:
+                return [dict(e) for e in state["evals"][labels.index(run_dir.name)]]
+        except Exception:  # unreadable or refused: the mask restarts, and so does its curve
+            continue
+    return None
 
 
 # -- browsing --------------------------------------------------------------------------------------

@@ -2,7 +2,8 @@
 
 Every figure of the dashboard is made by :func:`new_figure`: its plot area has a fixed height and
 stretches to the width of its cell in the page's grid; its legend sits outside the plot area, on
-the right, and a click on an entry hides that line. Each setting is one :class:`LineGroup` line:
+the right (below it for the learned-supermask plot, whose right side is its keep axis), and a
+click on an entry hides that line. Each setting is one :class:`LineGroup` line:
 the mean over its seeds, with the min-max band of the seeds around it (as the paper's figures),
 in the colour of its criterion or policy (:func:`lt_core.colours.colour`, the same as the static
 figures'). Stored runs overlaid from the Compare tab are dashed, the seeds of one stored setting
@@ -14,7 +15,8 @@ Each draw assigns whole new ``ColumnDataSource.data`` dicts, and only those that
 Axes: an accuracy axis follows the data with one point of padding (data at 100% ends it at 101);
 a weights-remaining axis (log) runs from 105% down to 0.8 times the fewest weights shown. An axis
 that follows the data is a ``DataRange1d`` over every renderer of its figure, those made later
-included; :func:`follow_data` keeps it so in a figure sent to the page whole.
+included (the learned-supermask plot's accuracy axis lists its own: not the keep lines, which have
+their own axis); :func:`follow_data` keeps it so in a figure sent to the page whole.
 """
 
 from __future__ import annotations
@@ -37,15 +39,18 @@ from ..tables import Band, seed_bands
 PLOT_H = 300  # the plot area's height, whatever the legend holds
 MIN_W = 340
 LEGEND_ROWS = 13  # entries per legend column (more entries: another column)
+LEGEND_COLUMNS_BELOW = 2  # a legend below its plot: entries in two columns,
+LEGEND_COLUMN_GAP = ":host .bk-grid { column-gap: 16px !important; }"  # apart (rows stay close)
 
 
 def new_figure(title: str, x_label: Optional[str] = None, y_label: Optional[str] = None, *, height: int = PLOT_H,
-               x_log: bool = False, flip_x: bool = False, y_log: bool = False, legend: bool = False,
+               x_log: bool = False, flip_x: bool = False, y_log: bool = False, legend=False,
                x_min_interval: Optional[float] = None, y_min_interval: Optional[float] = None,
                y_padding: Optional[float] = None, tools: str = "pan,wheel_zoom,box_zoom,reset,save", **kw):
     """A figure of the dashboard, as wide as its cell; ``legend``: a (first empty) legend outside the
-    plot area, on the right. ``*_min_interval``: the narrowest span of an axis that follows the data,
-    so that a first point does not make a degenerate axis. ``y_padding``: the y axis extends that
+    plot area, ``"right"`` (or True) or ``"below"`` it (in two columns). ``*_min_interval``: the
+    narrowest span of an axis that follows the data, so that a first point does not make a
+    degenerate axis. ``y_padding``: the y axis extends that
     far (in data units) past the data on either side, instead of a tenth of the data's span."""
     kw.setdefault("sizing_mode", "stretch_width")
     if "x_range" not in kw:
@@ -59,8 +64,11 @@ def new_figure(title: str, x_label: Optional[str] = None, y_label: Optional[str]
                  tools=tools, toolbar_location="above", **kw)
     fig.title.text_font_size = "11pt"
     if legend:
+        place = "below" if legend == "below" else "right"
+        shape = dict(nrows=LEGEND_ROWS) if place == "right" else dict(ncols=LEGEND_COLUMNS_BELOW,
+                                                                       stylesheets=[LEGEND_COLUMN_GAP])
         fig.add_layout(Legend(items=[], label_text_font_size="8pt", click_policy="hide", spacing=0, padding=4,
-                              glyph_height=12, glyph_width=22, nrows=LEGEND_ROWS, border_line_alpha=0), "right")
+                              glyph_height=12, glyph_width=22, border_line_alpha=0, **shape), place)
     return fig
 
 
@@ -72,8 +80,9 @@ class LineGroup:
 
     def __init__(self, fig, tooltips: Sequence[Tuple[str, str]], columns: Sequence[str] = (), width: float = 2,
                  points: int = 5, y_range_name: str = "default", dash: str = "solid",
-                 name: Optional[str] = None) -> None:
+                 name: Optional[str] = None, follows: Optional[DataRange1d] = None) -> None:
         self.fig, self.columns, self.width, self.dash = fig, tuple(columns), width, dash
+        self.follows = follows  # a range that lists the renderers it follows: this group's are added to it
         self.points, self.y_range_name, self.name = points, y_range_name, name or fig.name
         self.slots: List[Tuple[ColumnDataSource, object, object, object, LegendItem]] = []
         self.labels: List[Optional[str]] = []  # the line in each slot (None: a free slot)
@@ -93,6 +102,8 @@ class LineGroup:
         item = LegendItem(label=value(""), renderers=[line, band, dots], visible=False)
         fig.legend[0].items = list(fig.legend[0].items) + [item]
         self.hover.renderers = list(self.hover.renderers) + [dots]
+        if self.follows is not None:
+            self.follows.renderers = list(self.follows.renderers) + [band, line, dots]
         self.slots.append((src, line, band, dots, item))
         self.labels.append(None)
         self._shown.append(None)
@@ -284,23 +295,29 @@ class Plots:
                           for kind, dash in (("init", "solid"), ("signed_constant", "dashed"))}
         self.super_fig = f
 
-        f = self._figure("Learned supermask: test accuracy (left), expected keep (right, dashed)", "epoch",
-                         "test accuracy (%)", name="learned", empty=((0, 10), (80, 100)), y_min_interval=2,
-                         y_padding=ACC_PAD)
+        # two y axes: test accuracy (left) follows the accuracy lines, the placeholder and the paper's
+        # levels only; expected keep (right, dashed lines) has its own range, 0-100%. The legend
+        # sits below the plot, clear of the right axis.
+        f = self._figure("Learned supermask", "epoch", "test accuracy (%)", name="learned",
+                         empty=((0, 10), (80, 100)), y_min_interval=2, y_padding=ACC_PAD, legend="below")
         f.extra_y_ranges = {"keep": Range1d(0, 100)}
-        f.add_layout(LinearAxis(y_range_name="keep", axis_label="expected keep (%)"), "right")
+        f.add_layout(LinearAxis(y_range_name="keep", axis_label="expected keep (%), dashed"), "right")
         self.learn_ref = add_references(f)
-        self.learn_acc = LineGroup(f, [("mask", "@label"), ("epoch", "@x{0.00}"), ("test acc", "@y{0.00}%")])
+        # a DataRange1d follows every renderer of its figure (those of another y range too) unless
+        # it lists its own: the accuracy axis lists the placeholder, the references and the accuracy lines
+        f.y_range.renderers = list(f.renderers)
+        self.learn_acc = LineGroup(f, [("mask", "@label"), ("epoch", "@x{0.00}"), ("test acc", "@y{0.00}%")],
+                                   follows=f.y_range)
         self.learn_keep = LineGroup(f, [("mask", "@label"), ("epoch", "@x{0.00}"), ("expected keep", "@y{0.0}%")],
                                     y_range_name="keep", dash="dashed", width=1.5, points=3,
                                     name="learned_keep")
         self.learn_fig = f
         self.figures = [self.curve_fig, self.prune_fig, self.layer_fig, self.super_fig, self.learn_fig]
 
-    def _figure(self, *args, empty, name: str, **kw):
+    def _figure(self, *args, empty, name: str, legend="right", **kw):
         """:func:`new_figure` with an invisible placeholder glyph spanning ``empty`` = ((x0, x1), (y0, y1))
         while it has no data, so that its axes show before the first point."""
-        fig = new_figure(*args, legend=True, name=name, **kw)
+        fig = new_figure(*args, legend=legend, name=name, **kw)
         placeholder = {"x": list(empty[0]), "y": list(empty[1])}
         ph = ColumnDataSource(dict(placeholder), name="placeholder")
         fig.scatter("x", "y", source=ph, alpha=0)
