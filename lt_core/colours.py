@@ -12,9 +12,10 @@ import hashlib
 
 # 26 distinguishable colours, none black or grey.
 PALETTE = ["#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b", "#e377c2", "#17becf", "#bcbd22",
-           "#393b79", "#e6550d", "#31a354", "#756bb1", "#843c39", "#d6616b", "#3182bd", "#637939", "#ce6dbd",
-           "#fd8d3c", "#6baed6", "#7b4173", "#a55194", "#b5cf6b", "#e7ba52", "#5254a3", "#ad494a"]
-# The built-in names in a fixed order, so a name keeps its colour whatever else is on a plot.
+           "#7b4173", "#e6550d", "#31a354", "#756bb1", "#843c39", "#d6616b", "#3182bd", "#637939", "#ce6dbd",
+           "#fd8d3c", "#6baed6", "#393b79", "#a55194", "#b5cf6b", "#e7ba52", "#5254a3", "#ad494a"]
+# The built-in names in a fixed order, so a name keeps its colour whatever else is on a plot
+# (large_final blue, large_final_same_sign plum: the two are compared side by side).
 KNOWN = ["large_final", "magnitude_increase", "movement", "large_init_large_final", "large_init", "small_final",
          "small_init", "small_init_small_final", "random", "large_final_same_sign", "large_final_diff_sign",
          "rewind", "reinit", "reshuffle", "constant", "signed_reinit", "signed_reshuffle", "signed_constant",

@@ -314,7 +314,7 @@ def test_dashboard_as_a_researcher_uses_it(voila):
             page.locator(".lt-w_sc input").uncheck()
             page.locator("button.lt-run").click()
             page.locator(".lt-status-finished").wait_for(timeout=180_000)
-            assert page.evaluate(LABELS, "supermask_init:") == ["large_final_same_sign · initial weights"]
+            assert page.evaluate(LABELS, "supermask_init:") == ["large_final_same_sign · init"]
             assert "large_final" in page.evaluate(LABELS, "prune:")
             page.screenshot(path=str(tmp / "dashboard-supermasks.png"), full_page=True)
 

@@ -35,7 +35,9 @@ SUPERMASK_NOTE = (
     "already gives an accuracy far above chance: no weight is trained, the mask alone selects a good subnetwork. "
     "<i>One-shot</i>: the mask comes from a trained dense network (keep the weights that are large at the end and "
     "kept their sign) and is applied to the initial weights or to signed constants. <i>Learned</i>: only the mask "
-    "is trained, as a keep probability per weight, over frozen weights. Grey dotted lines: the paper's Table 1. "
+    "is trained, as a keep probability per weight, over frozen weights. One-shot plot: one colour per criterion, "
+    "initial weights solid with round points (<i>init</i>), signed constants dashed, lighter, with triangles "
+    "(<i>signed const</i>). Grey dotted lines: the paper's Table 1. "
     "The Mask view tab shows any of these masks.</div>")
 # the page's own styles: dimmed labels of controls that do not apply, plot cells that wrap
 PAGE_CSS = """<style>

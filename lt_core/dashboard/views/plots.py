@@ -24,8 +24,8 @@ from __future__ import annotations
 import math
 from typing import Dict, Iterable, List, Optional, Sequence, Tuple
 
-from bokeh.models import (BasicTicker, ColumnDataSource, DataRange1d, HoverTool, Legend, LegendItem, LinearAxis,
-                          Range1d)
+from bokeh.models import (BasicTicker, ColumnDataSource, DataRange1d, FixedTicker, HoverTool, Legend, LegendItem,
+                          LinearAxis, Range1d)
 from bokeh.core.properties import value
 from bokeh.plotting import figure
 
@@ -65,7 +65,7 @@ def new_figure(title: str, x_label: Optional[str] = None, y_label: Optional[str]
     fig.title.text_font_size = "11pt"
     if legend:
         place = "below" if legend == "below" else "right"
-        shape = dict(nrows=LEGEND_ROWS) if place == "right" else dict(ncols=LEGEND_COLUMNS_BELOW,
+        shape = dict(nrows=LEGEND_ROWS) if place == "right" else dict(ncols=LEGEND_COLUMNS_BELOW, location="top_left",
                                                                        stylesheets=[LEGEND_COLUMN_GAP])
         fig.add_layout(Legend(items=[], label_text_font_size="8pt", click_policy="hide", spacing=0, padding=4,
                               glyph_height=12, glyph_width=22, border_line_alpha=0, **shape), place)
@@ -80,8 +80,10 @@ class LineGroup:
 
     def __init__(self, fig, tooltips: Sequence[Tuple[str, str]], columns: Sequence[str] = (), width: float = 2,
                  points: int = 5, y_range_name: str = "default", dash: str = "solid",
-                 name: Optional[str] = None, follows: Optional[DataRange1d] = None) -> None:
+                 name: Optional[str] = None, follows: Optional[DataRange1d] = None, shade: float = 0.0,
+                 marker: str = "circle") -> None:
         self.fig, self.columns, self.width, self.dash = fig, tuple(columns), width, dash
+        self.shade, self.marker = shade, marker  # lines lighter by ``shade`` (toward white), points as ``marker``
         self.follows = follows  # a range that lists the renderers it follows: this group's are added to it
         self.points, self.y_range_name, self.name = points, y_range_name, name or fig.name
         self.slots: List[Tuple[ColumnDataSource, object, object, object, LegendItem]] = []
@@ -98,7 +100,7 @@ class LineGroup:
         kw = dict(source=src, y_range_name=self.y_range_name)
         band = fig.varea("x", "low", "high", fill_color="#888888", fill_alpha=0.18, **kw)
         line = fig.line("x", "y", line_color="#888888", line_width=self.width, line_dash=self.dash, **kw)
-        dots = fig.scatter("x", "y", color="#888888", size=self.points, **kw)
+        dots = fig.scatter("x", "y", color="#888888", size=self.points, marker=self.marker, **kw)
         item = LegendItem(label=value(""), renderers=[line, band, dots], visible=False)
         fig.legend[0].items = list(fig.legend[0].items) + [item]
         self.hover.renderers = list(self.hover.renderers) + [dots]
@@ -129,7 +131,7 @@ class LineGroup:
                 self.labels[i] = label
             src, line, band, dots, item = self.slots[i]
             name = line_name(label, b)
-            color = REFERENCES.get(b.hue) or colour(b.hue)
+            color = REFERENCES.get(b.hue) or lighter(colour(b.hue), self.shade)
             data = {"x": b.x, "y": b.mean, "low": b.low, "high": b.high, "label": [name] * len(b.x),
                     **{c: (extra or {}).get(label, {}).get(c, [None] * len(b.x)) for c in self.columns}}
             shown = (name, color, b.overlay, data)
@@ -151,6 +153,42 @@ class LineGroup:
 REFERENCES = {"dense": REFERENCE}
 
 
+def lighter(color: str, shade: float) -> str:
+    """``color`` (``#rrggbb``) mixed with white by ``shade`` (0: itself, 1: white)."""
+    if not shade:
+        return color
+    rgb = [int(color[i:i + 2], 16) for i in (1, 3, 5)]
+    return "#" + "".join(f"{round(c + (255 - c) * shade):02x}" for c in rgb)
+
+
+# the one-shot plot: a criterion's colour for both weight kinds; initial weights solid, full colour,
+# round points; signed constants dashed, lighter, triangles. Its legend names the kinds short.
+SUPERMASK_STYLES = {"init": dict(dash="solid", shade=0.0, marker="circle"),
+                    "signed_constant": dict(dash="dashed", shade=0.45, marker="triangle")}
+SUPERMASK_SHORT = {"initial weights": "init", "signed constants": "signed const"}
+
+
+def order_legend(fig) -> None:
+    """Sort the entries of ``fig``'s legend by name, reference lines first (on the one-shot plot, a
+    criterion's two weight kinds are neighbours), when their order changes."""
+    items = list(fig.legend[0].items)
+
+    def key(item):
+        text = getattr(item.label, "value", None)
+        return (0, "") if text is None else (1, text)
+
+    ordered = sorted(items, key=key)
+    if ordered != items:
+        fig.legend[0].items = ordered
+
+
+def supermask_legend_name(label: str) -> str:
+    """A one-shot line's legend entry: ``large_final · init`` for ``large_final · initial weights``."""
+    for long, short in SUPERMASK_SHORT.items():
+        label = label.replace(f" · {long}", f" · {short}")
+    return label
+
+
 def line_name(label: str, band: Band) -> str:
     """A line's legend entry: its setting, and how many seeds it is the mean of where more than one."""
     return label if band.seeds < 2 else f"{label} ({band.seeds} seeds)"
@@ -170,6 +208,41 @@ def remaining_bottom(values: Iterable[float], empty: float) -> float:
     """The bottom of a weights-remaining axis (log): 0.8 times the fewest weights shown (``empty``
     when none), never below 0.05%."""
     return max(0.05, min(list(values) or [empty]) * 0.8)
+
+
+# the tick marks of a weights-remaining axis (log), densest first: 100, 90, ..., 10, 9, ... (every
+# digit), then 1-2-3-4-5-6-8, then 1-2-5, then powers of ten; an axis takes the densest whose
+# neighbouring ticks are at least a tenth of the axis apart (on a 300 px axis, 30 px: labels never
+# touch), and the every-digit ticks as its minor ticks
+REMAINING_MANTISSAS = ((1, 2, 3, 4, 5, 6, 7, 8, 9), (1, 2, 3, 4, 5, 6, 8), (1, 2, 5), (1,))
+
+
+def remaining_ticks(lo: float, hi: float) -> Tuple[List[float], List[float]]:
+    """The major and minor ticks of a weights-remaining axis (log) from ``lo`` to ``hi`` percent."""
+    lo, hi = min(lo, hi), max(lo, hi)
+    span = math.log10(hi / lo)
+
+    def tier(mantissas) -> List[float]:
+        return sorted({round(m * 10.0 ** e, 6) for e in range(-3, 3) for m in mantissas
+                       if lo <= m * 10.0 ** e <= min(hi, 100.0)}, reverse=True)
+
+    minor = tier(REMAINING_MANTISSAS[0])
+    for mantissas in REMAINING_MANTISSAS:
+        ticks = tier(mantissas)
+        if all(math.log10(a / b) >= span / 10 for a, b in zip(ticks, ticks[1:])):
+            break
+    return ticks, [t for t in minor if t not in ticks]
+
+
+def remaining_axis(axis, lo: float, hi: float) -> None:
+    """Ticks of a weights-remaining axis (log) for the span ``lo``-``hi``, labelled as plain
+    percentages (100, 90, 80 or 100, 50, 20, 10, 5: never 10², 10¹), when they change."""
+    major, minor = remaining_ticks(lo, hi)
+    ticker = axis.ticker
+    if isinstance(ticker, FixedTicker) and list(ticker.ticks) == major:
+        return
+    axis.ticker = FixedTicker(ticks=major, minor_ticks=minor)
+    axis.major_label_overrides = {t: f"{t:g}" for t in major}
 
 
 def follow_data(fig) -> None:
@@ -216,8 +289,10 @@ def plot_lines(tables: dict) -> Lines:
     for kind in ("init", "signed_constant"):
         rows = [r for r in tables["supermask"] if r["weights"] == kind]
         bands = seed_bands(rows, "power", "weights_remaining", "test_acc")
-        out[f"supermask_{kind}"] = (bands, {line: {"power": sorted({r["power"] for r in rows if r["line"] == line})}
-                                            for line in bands})
+        out[f"supermask_{kind}"] = ({supermask_legend_name(line): b for line, b in bands.items()},
+                                    {supermask_legend_name(line): {"power": sorted({r["power"] for r in rows
+                                                                                   if r["line"] == line})}
+                                     for line in bands})
     rows = tables["learned"]
     out["learned"] = (seed_bands(rows, "iteration", "epoch", "test_acc"), None)
     keep = [dict(r, line=r["line"] + " · keep") for r in rows if "expected_keep" in r]
@@ -273,6 +348,7 @@ class Plots:
                          empty=((1, 100), (90, 100)), y_min_interval=2, y_padding=ACC_PAD,
                          x_range=Range1d(REMAINING_TOP, remaining_bottom([], 50.0)))
         self.prune_ref = add_references(f)
+        remaining_axis(f.xaxis[0], f.x_range.end, REMAINING_TOP)
         self.prune = LineGroup(f, [("run", "@label"), ("round", "@round"), ("remaining", "@x{0.0}%"),
                                    ("early-stop acc", "@y{0.00}% (seeds: @low{0.00} to @high{0.00})")], ("round",),
                                points=7)
@@ -282,17 +358,20 @@ class Plots:
                          y_log=True, empty=((0, 5), (40, 100)), x_min_interval=2,
                          y_range=Range1d(remaining_bottom([], 50.0), REMAINING_TOP))
         f.xaxis.ticker = BasicTicker(min_interval=1)  # whole rounds
+        remaining_axis(f.yaxis[0], f.y_range.start, REMAINING_TOP)
         self.layer = LineGroup(f, [("layers", "@label"), ("round", "@x"), ("remaining", "@y{0.00}%")])
         self.layer_fig = f
 
         f = self._figure("One-shot supermask on the untrained network", "weights remaining (%)", "test accuracy (%)",
                          name="supermask", x_log=True, empty=((0.5, 100), (0, 100)), y_min_interval=5,
-                         y_padding=ACC_PAD, x_range=Range1d(REMAINING_TOP, remaining_bottom([], 1.0)))
+                         y_padding=ACC_PAD, x_range=Range1d(REMAINING_TOP, remaining_bottom([], 1.0)),
+                         legend="below")
         self.super_ref = add_references(f)
+        remaining_axis(f.xaxis[0], f.x_range.end, REMAINING_TOP)
         self.supermask = {kind: LineGroup(f, [("mask", "@label"), ("power", "@power"), ("remaining", "@x{0.00}%"),
-                                              ("test acc", "@y{0.00}%")], ("power",), dash=dash,
-                                          name=f"supermask_{kind}")
-                          for kind, dash in (("init", "solid"), ("signed_constant", "dashed"))}
+                                              ("test acc", "@y{0.00}%")], ("power",), name=f"supermask_{kind}",
+                                          points=6, **style)
+                          for kind, style in SUPERMASK_STYLES.items()}
         self.super_fig = f
 
         # two y axes: test accuracy (left) follows the accuracy lines, the placeholder and the paper's
@@ -342,9 +421,11 @@ class Plots:
         for name, group in self.groups().items():
             group.draw(*lines[name])
         self._render_pruning(arch, paper, tables, lines["prune"][0])
-        span(self.layer_fig.y_range, remaining_bottom([y for b in lines["layer"][0].values() for y in b.mean], 50.0),
-             REMAINING_TOP)
+        lo = remaining_bottom([y for b in lines["layer"][0].values() for y in b.mean], 50.0)
+        span(self.layer_fig.y_range, lo, REMAINING_TOP)
+        remaining_axis(self.layer_fig.yaxis[0], lo, REMAINING_TOP)
         self._render_supermask(paper, tables)
+        order_legend(self.super_fig)
         self._render_learned(paper, tables)
         self._update_placeholders()
 
@@ -363,6 +444,7 @@ class Plots:
                         bands: Dict[str, Band]) -> None:
         lo = remaining_bottom([x for b in bands.values() for x in b.x], 50.0)
         span(self.prune_fig.x_range, REMAINING_TOP, lo)  # log axes: set from the data (a first point spans nothing)
+        remaining_axis(self.prune_fig.xaxis[0], lo, REMAINING_TOP)
         levels = []
         dense = [r["value"] for r in tables["reference"] if r["name"].startswith("dense baseline")]
         if dense:
@@ -374,9 +456,10 @@ class Plots:
     def _render_supermask(self, paper: Optional[dict], tables: dict) -> None:
         lo = remaining_bottom([r["weights_remaining"] for r in tables["supermask"]], 1.0)
         span(self.super_fig.x_range, REMAINING_TOP, lo)
+        remaining_axis(self.super_fig.xaxis[0], lo, REMAINING_TOP)
         levels = []
         if paper:
-            for (key, name), grey in zip((("mask_init", "initial weights"), ("mask_signed_constant", "signed constants")),
+            for (key, name), grey in zip((("mask_init", "init"), ("mask_signed_constant", "signed const")),
                                          PAPER_SHADES):
                 levels.append((f"paper Table 1, {name}: {paper[key]}%", paper[key], grey))
         self._set(self.super_ref, level_lines(levels, lo, 100.0))
