@@ -369,3 +369,39 @@ def test_the_compare_list_is_ordered_by_what_runs_are_and_marks_the_overlaid():
     assert options[2][0].startswith("overlaid · lottery-fc-0000 · fc random")
     assert not options[1][0].startswith("overlaid")
     assert options[3][0].endswith("old initialisation (glorot_normal_uncorrected): not drawn")
+
+
+@needs_mnist
+def test_the_mask_view_offers_the_stores_runs_of_the_network_shown_and_draws_one_when_picked(tmp_path):
+    from lt_core import DataConfig, ModelConfig, PruneConfig, TrainConfig, run_lotteries
+    from lt_core.dashboard import build_app
+
+    root = tmp_path / "results"
+    run_lotteries(DataConfig(), ModelConfig(), TrainConfig(iterations=40, eval_every=20),
+                  [PruneConfig(criterion="random", rounds=1)], out=str(root))
+    lottery = next(p.name for p in root.glob("lottery-fc-*"))
+    app = build_app(results_root=root)  # its settings (quick schedule, large_final) are not that run's
+    masks = app.masks
+    assert app.wait_idle(30)
+    keys = [k for _, k in masks.run.options]
+    assert f"store:{lottery}" in keys and masks.run.value is None  # offered, not drawn until picked
+    label = dict((k, v) for v, k in masks.run.options)[f"store:{lottery}"]
+    assert "random" in label and "1/1 rounds" in label
+    assert "Pick a stored run" in masks.info.value
+
+    masks.run.value = f"store:{lottery}"
+    assert app.wait_idle(30)
+    assert masks.round.max == 1 and masks.round.value == 1
+    assert list(masks.flip_fig.x_range.factors) == ["fc1", "fc2", "fc3"]
+    assert "round 1" in masks.info.value and "random" in masks.info.value
+
+    app.c.add_overlay(lottery)  # drawn on the plots now: offered once, as the page's run
+    assert app.wait_idle(30)
+    keys = [k for _, k in masks.run.options]
+    assert lottery in keys and f"store:{lottery}" not in keys
+
+    app.c.clear_overlays()
+    app.controls.arch.value = "conv2"  # another network: none of its runs are stored
+    assert app.wait_idle(30)
+    assert not [k for _, k in masks.run.options if k.startswith("store:")]
+    assert not app.render_errors

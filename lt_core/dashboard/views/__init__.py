@@ -73,6 +73,7 @@ class Dashboard:
         self.plots = Plots()
         self.masks = MaskView(rows, self._render_lock, self._submit)
         self.compare = ComparePanel(self.c, rows)
+        self.compare.on_runs = self.masks.set_stored  # the mask view offers the store's runs too
         self.controls.run_btn.on_click(self.run)
         self.controls.stop_btn.on_click(self.stop)
         self.controls.arch.observe(lambda _: self.render(self.c.snapshot()), names="value")  # the reference lines
@@ -81,6 +82,7 @@ class Dashboard:
         # figures in BokehModel widgets: a BokehModel ships its figures' state when the page
         # connects, but changes made before that are lost.
         self.c.show_settings(self.controls.request())
+        self.compare.refresh()  # the store's runs: listed in the Compare tab and offered in the mask view
         self._render_now(self.c.snapshot())
         p, m = self.plots, self.masks
         panels = [grid([p.curve_fig, p.prune_fig, p.layer_fig]),
@@ -112,7 +114,7 @@ class Dashboard:
         self.layout = W.VBox([W.HTML(PAGE_CSS), header, c.controls_box, c.progress_box, c.message,
                               self.render_error, self.tabs])
         self.layout.add_class("lt-dashboard")
-        self.compare.refresh()
+        self.compare.refresh_btn.on_click(lambda _: self.render(self.c.snapshot()))  # the mask view's list
         self._worker = kernel_worker() or SerialWorker()
         self._worker.on_error = self._show_render_error
         # the engine's C kernels are compiled once per kernel process (seconds, with no step boundary
@@ -229,14 +231,14 @@ class Dashboard:
             snap = self._drawn(snap)
             self.controls.render_status(snap)
             self.plots.render(snap.get("arch"), plot_tables(snap))
-            try:
-                self.masks.sync(snap)
-            except Exception as exc:  # the mask view never stops the other plots
-                self.masks.info.value = f"<span style='color:#a00'>{html.escape(str(exc))}</span>"
             if snap["status"] != self._last_status:
                 self._last_status = snap["status"]
                 if snap["status"] in ("finished", "stopped", "error"):
                     self.compare.refresh()
+            try:
+                self.masks.sync(snap)
+            except Exception as exc:  # the mask view never stops the other plots
+                self.masks.info.value = f"<span style='color:#a00'>{html.escape(str(exc))}</span>"
 
 
 # Voila shuts a page's kernel down by a request from the page that carries the page's ``_xsrf``

@@ -26,6 +26,7 @@ class ComparePanel:
 
     def __init__(self, controller: Controller, rows: ControlRows) -> None:
         self.c = controller
+        self.on_runs = None  # called with the store's runs whenever the list is refreshed
         self.runs_select = rows.add(W.SelectMultiple, "runs", "Stored runs", options=[], rows=10,
                                     layout=W.Layout(width="1100px"))
         self.refresh_btn = rows.add(W.Button, "refresh", description="Refresh list", icon="refresh",
@@ -51,6 +52,8 @@ class ComparePanel:
     def refresh(self) -> None:
         """List the store's runs again, keeping the selection."""
         runs = self.c.stored_runs()
+        if self.on_runs is not None:
+            self.on_runs(runs)
         selected = set(self.runs_select.value)
         self.runs_select.options = compare_options(runs, self.c.overlays)
         self.runs_select.value = tuple(n for n in selected if n in {r.name for r in runs})

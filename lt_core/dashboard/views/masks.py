@@ -1,12 +1,16 @@
 """The Mask view tab: which weights a mask keeps (per input pixel, per unit, per layer) and how
 many kept weights flipped sign, for any finished lottery round, any one-shot supermask (criterion
-and prune power) and any learned supermask (its expected mask sigma(score)), live or stored."""
+and prune power) and any learned supermask (its expected mask sigma(score)), live or stored.
+
+The run list offers the page's runs (live, the stored runs of the controls' settings, overlays),
+chosen automatically, then every other run the results store holds for the network shown (as the
+store lists them, :func:`lt_core.store.list_runs`; read when picked)."""
 
 from __future__ import annotations
 
 import html
 import threading
-from typing import Callable, Dict, Optional, Tuple
+from typing import Callable, Dict, List, Optional, Tuple
 
 import ipywidgets as W
 import numpy as np
@@ -15,9 +19,14 @@ from bokeh.palettes import Viridis256
 
 from ..masks import learned_mask_details, mask_details, oneshot_mask_details
 from ..series import Series
+from ..stored import StoredRun, load_stored_series
 from .plots import new_figure
 from .widgets import ControlRows
 
+
+# the option keys of the store's runs (the page's runs are keyed by their series' keys)
+STORE_KEY = "store:"
+STORE_KINDS = ("train", "lottery", "supermask", "learnmask")  # the kinds of run that hold masks
 
 # what the figures show when there is no mask
 EMPTY = {"layers": [], "picture": None, "per_unit": {}, "sign_flips": {}, "fan_out": 0}
@@ -33,9 +42,11 @@ class MaskView:
         self.submit = submit
         self.cache: Dict[Tuple[str, int], dict] = {}  # (run directory, round) -> mask_details
         self._series: Dict[str, Series] = {}
+        self._stored: List[StoredRun] = []  # the store's runs (set_stored), offered after the page's
+        self._loaded: Dict[str, Series] = {}  # stored runs read when picked, by option key
         self._follow_lock = False
         self._shown = None
-        self.run = rows.add(W.Dropdown, "mask_run", "Run", options=[], layout=W.Layout(width="480px"))
+        self.run = rows.add(W.Dropdown, "mask_run", "Run", options=[], layout=W.Layout(width="640px", max_width="100%"))
         self.round = rows.add(W.IntSlider, "mask_round", "Round / power", min=0, max=0, value=0,
                               continuous_update=False, layout=W.Layout(width="260px"))
         self.criterion = rows.add(W.Dropdown, "mask_criterion", "Criterion", options=[],
@@ -89,6 +100,10 @@ class MaskView:
         owner = change["owner"]
         if self._follow_lock:
             return
+        if owner is self.run and str(self.run.value).startswith(STORE_KEY):
+            stored = self._stored_series(self.run.value)
+            if stored is not None:
+                self._series[self.run.value] = stored
         if owner is self.run:
             self._follow_lock = True
             try:
@@ -101,11 +116,46 @@ class MaskView:
                 self.follow.value = False
         self._submit_update()
 
+    def set_stored(self, runs: List[StoredRun]) -> None:
+        """The runs the results store holds (the Compare list's, refreshed with it)."""
+        self._stored = list(runs)
+        self._loaded = {k: v for k, v in self._loaded.items() if k in {STORE_KEY + r.name for r in runs}}
+
+    def store_options(self, arch: Optional[str], page: List[Series]) -> List[Tuple[str, str]]:
+        """``(label, key)`` of the store's runs of network ``arch`` with a mask to show (a finished
+        round, point or learned mask; made with today's initialisation) that no run of ``page`` stands for."""
+        taken = {s.run for s in page} | {n for s in page for n in s.run_names.values()}
+        out = []
+        for r in self._stored:
+            if r.arch == arch and not r.old_init and r.done and r.name not in taken and r.kind in STORE_KINDS:
+                state = r.label.split(" · ", 2)[-1]
+                out.append((f"store: {r.description} · {state} [{r.name.rsplit('-', 1)[-1][:6]}]", STORE_KEY + r.name))
+        return out
+
+    def _stored_series(self, key: str) -> Optional[Series]:
+        """The stored run of option ``key``, read when first picked (None if it cannot be read)."""
+        if key not in self._loaded:
+            run = next((r for r in self._stored if STORE_KEY + r.name == key), None)
+            if run is None:
+                return None
+            try:
+                s = load_stored_series(run.path.parent, run.name, overlay=False)
+            except Exception as exc:
+                self.info.value = f"<span style='color:#a00'>Cannot read {html.escape(run.name)}: {html.escape(str(exc))}</span>"
+                return None
+            s.key = key
+            self._loaded[key] = s
+        s = self._loaded[key]
+        return s if self._has_mask(s) else None
+
     def sync(self, snap: dict) -> None:
-        """Offer the runs of a snapshot that have a mask to show; follow the newest round if asked."""
+        """Offer the runs of a snapshot that have a mask to show, then the store's other runs of its
+        network; follow the newest round if asked."""
         shown = [s for s in list(snap["series"]) + list(snap["overlays"]) if self._has_mask(s)]
         self._series = {s.key: s for s in shown}
         options = [(("stored: " if s.overlay else "") + s.label, s.key) for s in shown]
+        page_keys = [k for _, k in options]
+        options += self.store_options(snap.get("arch"), list(snap["series"]) + list(snap["overlays"]))
         self._follow_lock = True
         try:
             if list(self.run.options) != options:
@@ -114,8 +164,12 @@ class MaskView:
                 keys = [k for _, k in options]
                 if current in keys:
                     self.run.value = current
-                elif keys:
-                    self.run.value = keys[0]
+                else:  # the page's first run; the store's runs are shown when picked
+                    self.run.value = page_keys[0] if page_keys else None
+            if str(self.run.value).startswith(STORE_KEY):
+                stored = self._stored_series(self.run.value)
+                if stored is not None:
+                    self._series[self.run.value] = stored
             live = [s.key for s in shown if s.kind == "lottery" and not s.overlay]
             current = self._series.get(self.run.value)
             if self.follow.value and live and (current is None or current.kind == "dense"):
@@ -182,8 +236,8 @@ class MaskView:
         """Show the chosen mask and layer (each mask read once and cached)."""
         s = self._series.get(self.run.value)
         if s is None:
-            self.info.value = ("<i>No mask to show yet. Run lottery rounds, one-shot or learned supermasks, or "
-                               "overlay a stored run in the Compare tab.</i>")
+            self.info.value = ("<i>No mask shown. Pick a stored run in the list (when the store holds runs of this "
+                               "network), or run lottery rounds, one-shot or learned supermasks.</i>")
             if self._shown is not None:  # the figures showed a run that is gone: empty them
                 with self.lock:
                     self._draw(EMPTY, "")
