@@ -25,16 +25,16 @@ from typing import Dict, List, Optional, Sequence
 import torch
 
 from . import pruning
-from .config import ConfigError, DataConfig, ModelConfig, PruneConfig, TrainConfig, check_config, configs_to_dict
+from .config import ConfigError, DataConfig, ModelConfig, PruneConfig, TrainConfig, check_config
 from .data import load_dataset
 from .events import EventCallback, StopToken, emit, waiting_reporter, with_run_dir
 from .archs import Arch, get_arch
 from .models import full_masks, init_weights, zero_biases
 from .policies import MASK0_POLICIES, apply_mask0, apply_mask1
-from .schedule import canonical, dataset_name, learning_rate, total_iterations
+from .schedule import dataset_name, learning_rate, total_iterations
 from .seeding import derive_seed, generator
-from .store import Round, RunDir, RunLock, atomic_write_text, check_writable, dense_dir, hold_locks, lottery_dir, \
-    metrics_csv, open_run, results_root
+from .store import Round, RunDir, RunKey, RunLock, atomic_write_text, check_writable, hold_locks, metrics_csv, \
+    open_run, results_root, run_key
 from .backends import RunSpec
 from .devices import auto_stack_size, resolve_device
 from .train import Trainer
@@ -82,8 +82,8 @@ class _Context:
                  progress: bool) -> None:
         for name, value, cls in (("data", data, DataConfig), ("model", model, ModelConfig), ("train", train, TrainConfig)):
             check_config("experiment", name, value, cls)
-        data, model, train, _ = canonical(data, model, train)
-        self.data_cfg, self.model_cfg, self.train_cfg = data, model, train
+        self.dense_key = run_key("train", data, model, train)
+        self.data_cfg, self.model_cfg, self.train_cfg = (self.dense_key[role] for role in ("data", "model", "train"))
         self.arch: Arch = get_arch(model.arch)
         self.dataset_name = dataset_name(data, model)
         self.iterations = total_iterations(data, model, train)
@@ -135,24 +135,9 @@ def note_backend_change(summary: dict, previous: Optional[str], run_name: str, o
                   f"the round before with {previous}; their numbers differ by float rounding", stacklevel=2)
 
 
-def _write_config(run_dir: RunDir, kind: str, configs: dict, extra: Optional[dict] = None) -> None:
-    run_dir.write_config({"kind": kind, **configs_to_dict(configs), **(extra or {})})
-
-
-def dense_run_dir(data: DataConfig, model: ModelConfig, train: TrainConfig, out=None) -> RunDir:
-    data, model, train, _ = canonical(data, model, train)
-    return dense_dir(results_root(out), data, model, train)
-
-
-def lottery_run_dir(data: DataConfig, model: ModelConfig, train: TrainConfig, prune: PruneConfig,
-                    out=None) -> RunDir:
-    data, model, train, prune = canonical(data, model, train, prune)
-    return lottery_dir(results_root(out), data, model, train, prune)
-
-
 def _train_dense(ctx: _Context) -> ExperimentResult:
     """The dense run, trained under its lock (:mod:`lt_core.store.lock`), or reused."""
-    run_dir = dense_run_dir(ctx.data_cfg, ctx.model_cfg, ctx.train_cfg, ctx.root)
+    run_dir = ctx.dense_key.folder(ctx.root)
     if not run_dir.round_done(0):
         with RunLock(run_dir.path, on_wait=waiting_reporter(ctx.on_event)):
             if not run_dir.round_done(0):
@@ -165,7 +150,7 @@ def _train_dense(ctx: _Context) -> ExperimentResult:
 
 def _train_dense_round(ctx: _Context, run_dir: RunDir) -> ExperimentResult:
     ctx.dataset  # noqa: B018 -- loads the dataset: a missing one fails here, before anything is written
-    _write_config(run_dir, "train", {"data": ctx.data_cfg, "model": ctx.model_cfg, "train": ctx.train_cfg})
+    run_dir.write_config(ctx.dense_key.record())
     seed = ctx.train_cfg.seed
     weights, biases, masks = init_weights(ctx.arch, seed), zero_biases(ctx.arch), full_masks(ctx.arch)
     t0 = time.perf_counter()
@@ -198,12 +183,11 @@ def _load_round_state(finished: Round) -> dict:
 class _Branch:
     """One lottery run of a batch: its configuration, directory and the state of its last round."""
 
-    def __init__(self, ctx: _Context, data, model, train, prune: PruneConfig, trunk_dir: RunDir,
-                 trunk_rounds: List[RoundRecord]) -> None:
-        self.prune, self.trunk_dir = prune, trunk_dir
-        self.run_dir = lottery_run_dir(data, model, train, prune, ctx.root)
-        _write_config(self.run_dir, "lottery", {"data": data, "model": model, "train": train, "prune": prune},
-                      {"trunk": trunk_dir.name})
+    def __init__(self, ctx: _Context, key: RunKey, trunk_dir: RunDir, trunk_rounds: List[RoundRecord]) -> None:
+        self.prune, self.trunk_dir = key["prune"], trunk_dir
+        prune = self.prune
+        self.run_dir = key.folder(ctx.root)
+        self.run_dir.write_config(key.record(trunk=trunk_dir.name))
         self.run_dir.extend_rounds(prune.rounds)
         self.result = ExperimentResult(self.run_dir.path, list(trunk_rounds), trunk_dir.path)
         self.fractions = pruning.layer_prune_fractions(ctx.arch, prune.prune_fraction_conv, prune.prune_fraction_fc,
@@ -288,15 +272,14 @@ def run_lotteries(data: DataConfig = DataConfig(), model: ModelConfig = ModelCon
         raise ConfigError(f"max_stack: {max_stack!r} is not allowed; give an integer >= 1, or None to fit the "
                           "stack to free memory")
     ctx = _Context(data, model, train, out, on_event, stop, progress)
-    canon = [canonical(data, model, train, p) for p in prunes]
-    data, model, train = canon[0][:3]
+    keys = [run_key("lottery", data, model, train, p) for p in prunes]
     arch = ctx.arch
     trunk = _train_dense(ctx)
     trunk_dir = RunDir(trunk.run_dir)
     branches: Dict[str, _Branch] = {}
     order = []
-    for c in canon:
-        b = _Branch(ctx, data, model, train, c[3], trunk_dir, trunk.rounds)
+    for key in keys:
+        b = _Branch(ctx, key, trunk_dir, trunk.rounds)
         branches.setdefault(b.run_dir.name, b)
         order.append(b.run_dir.name)
     unique = list(branches.values())
@@ -308,7 +291,7 @@ def run_lotteries(data: DataConfig = DataConfig(), model: ModelConfig = ModelCon
     stack = max_stack or auto_stack_size(arch, ctx.device, len(unique), ctx.train_cfg.batch_size)
     # every branch's lock, in a fixed order; one held elsewhere is waited for, then its rounds reused
     with hold_locks([b.run_dir.path for b in unique], on_wait=waiting_reporter(ctx.on_event)):
-        _prune_rounds(ctx, unique, stack, train.seed, alpha, init_biases)
+        _prune_rounds(ctx, unique, stack, ctx.train_cfg.seed, alpha, init_biases)
     return [branches[name].result for name in order]
 
 

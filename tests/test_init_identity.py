@@ -10,7 +10,7 @@ from lt_core import DataConfig, ModelConfig, PruneConfig, TrainConfig, models, r
 from lt_core.analysis import runs_frame
 from lt_core.dashboard.stored import list_runs as dashboard_runs
 from lt_core.dashboard.stored import load_stored_series
-from lt_core.store import OLD_INIT, StoreError, dense_dir, list_runs, lottery_dir, open_run
+from lt_core.store import OLD_INIT, StoreError, list_runs, open_run, run_key
 
 from .conftest import needs_mnist
 
@@ -18,10 +18,10 @@ QUICK = TrainConfig(iterations=20, eval_every=10, eval_train=False, device="cpu"
 
 
 def test_the_rule_changes_every_folder_name(monkeypatch):
-    args = (".", DataConfig(), ModelConfig(), TrainConfig())
-    today = dense_dir(*args).name, lottery_dir(*args, PruneConfig()).name
+    args = (DataConfig(), ModelConfig(), TrainConfig())
+    today = run_key("train", *args).name, run_key("lottery", *args, PruneConfig()).name
     monkeypatch.setattr(models, "INIT_SCHEME", "another_rule")
-    other = dense_dir(*args).name, lottery_dir(*args, PruneConfig()).name
+    other = run_key("train", *args).name, run_key("lottery", *args, PruneConfig()).name
     assert today[0] != other[0] and today[1] != other[1]
     assert today[0].startswith("train-fc-") and other[0].startswith("train-fc-")
 

@@ -10,7 +10,7 @@ import lt_core
 
 from lt_core import (DataConfig, ModelConfig, PruneConfig, RunStopped, StopToken, TrainConfig, export_ticket,
                      forward, get_arch, run_lottery, ticket_state_dict)
-from lt_core.lottery import lottery_run_dir
+from lt_core.store import run_key
 from lt_core.store import RunDir
 
 from .conftest import needs_mnist
@@ -95,7 +95,7 @@ def test_killed_lottery_resumes_to_the_same_numbers(tmp_path):
 
     with pytest.raises(RunStopped):
         run_lottery(train=QUICK, prune=prune, out=tmp_path / "run", on_event=on_event, stop=stop)
-    run_dir = lottery_run_dir(DataConfig(), ModelConfig(), QUICK, prune, tmp_path / "run")
+    run_dir = run_key("lottery", DataConfig(), ModelConfig(), QUICK, prune).folder(tmp_path / "run")
     assert run_dir.done_rounds() == [1]
     resumed = run_lottery(train=QUICK, prune=prune, out=tmp_path / "run")
     assert [r.to_json() for r in resumed.rounds] == [r.to_json() for r in reference.rounds]

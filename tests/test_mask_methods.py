@@ -14,8 +14,7 @@ from lt_core import ConfigError, DataConfig, EdgePopupConfig, LearnConfig, Model
     get_arch, init_weights, learn_supermask, learn_supermasks
 from lt_core.config import config_hash
 from lt_core.models import INIT_SCHEME
-from lt_core.schedule import canonical
-from lt_core.store import learnmask_dir
+from lt_core.store import run_key
 from lt_core.supermask import MASK_METHODS, MaskMethodConfig, ScoreMaskLearner, edge_popup_mask, \
     register_mask_method, signed_mask, top_k_mask
 from lt_core.supermask.edge_popup import EdgePopupLearner
@@ -183,19 +182,19 @@ def _hash_by_hand(data, model, learn_fields):
 
 
 def test_the_default_method_keeps_todays_folder_names_and_the_others_change_them(tmp_path):
-    data, model, _, _ = canonical(DataConfig(), ModelConfig(arch="fc"), lt_core.TrainConfig())
+    data, model = DataConfig(), ModelConfig(arch="fc")
     for learn, fields in ((LearnConfig(), {}), (LearnConfig(seed=3, dwr=True), {"seed": 3, "dwr": True})):
-        folder = learnmask_dir(tmp_path, data, model, learn).name
+        folder = run_key("learnmask", data, model, learn=learn).name
         assert folder == f"learnmask-fc-{_hash_by_hand({}, {}, fields)}"  # no method in it
-    names = {learnmask_dir(tmp_path, data, model, c).name
+    names = {run_key("learnmask", data, model, learn=c).name
              for c in (LearnConfig(), EdgePopupConfig(), EdgePopupConfig(keep_fraction=0.3), SignedMaskConfig(),
                        SignedMaskConfig(threshold=0.05))}
     assert len(names) == 5
-    assert learnmask_dir(tmp_path, data, model, EdgePopupConfig()).name == \
+    assert run_key("learnmask", data, model, learn=EdgePopupConfig()).name == \
         f"learnmask-fc-{_hash_by_hand({}, {}, {'method': 'edge_popup'})}"
     # a setting that only says where or how fast is no part of it
-    assert learnmask_dir(tmp_path, data, model, SignedMaskConfig(device="cpu")).name == \
-        learnmask_dir(tmp_path, data, model, SignedMaskConfig()).name
+    assert run_key("learnmask", data, model, learn=SignedMaskConfig(device="cpu")).name == \
+        run_key("learnmask", data, model, learn=SignedMaskConfig()).name
     assert config_hash("x", learn=EdgePopupConfig(keep_fraction=0.3)) != config_hash("x", learn=EdgePopupConfig())
 
 
@@ -312,9 +311,8 @@ def test_a_users_method_works_through_the_api(tmp_path):
     res = learn_supermask(DataConfig(dataset="mnist"), ModelConfig(arch="fc"), cfg, out=tmp_path)
     assert res.to_json()["method"] == "sign_gate" and res.test_acc_mean > 0.3
     assert json.loads((res.run_dir / "config.json").read_text())["method"] == "sign_gate"
-    other = learnmask_dir(tmp_path, *canonical(DataConfig(dataset="mnist"), ModelConfig(arch="fc"),
-                                               lt_core.TrainConfig())[:2], cfg_cls(gate=0.1, iterations=40,
-                                                                                    eval_every=20))
+    other = run_key("learnmask", DataConfig(dataset="mnist"), ModelConfig(arch="fc"),
+                    learn=cfg_cls(gate=0.1, iterations=40, eval_every=20))
     assert other.name != res.run_dir.name
 
 

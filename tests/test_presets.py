@@ -8,7 +8,7 @@ import pytest
 from lt_core import ConfigError, TrainConfig
 from lt_core.archs import get_arch
 from lt_core.experiments import Dense, LearnedMasks, Lottery, Supermasks, run_experiments, sweep_records
-from lt_core.lottery import dense_run_dir
+from lt_core.store import run_key
 from lt_core.paper.params import as_list, notebook_params
 from lt_core.presets import PRESETS, get_preset
 from lt_core import DataConfig, ModelConfig, PruneConfig
@@ -35,7 +35,7 @@ def test_one_trunk_per_preset_network_and_seed():
     """Every notebook builds its trunk from the preset: one store entry, whatever the device."""
     a = get_preset("quick").train_config("fc", 0, "cpu")
     b = get_preset("quick").train_config("fc", 0, "cuda")
-    assert dense_run_dir(DataConfig(), ModelConfig(), a).name == dense_run_dir(DataConfig(), ModelConfig(), b).name
+    assert run_key("train", DataConfig(), ModelConfig(), a).name == run_key("train", DataConfig(), ModelConfig(), b).name
 
 
 @pytest.mark.parametrize("value,kind,expected", [

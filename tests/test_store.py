@@ -19,8 +19,8 @@ from lt_core import (DamagedFileError, DataConfig, LearnConfig, ModelConfig, Pru
                      StoreError, SupermaskConfig, TrainConfig, learn_supermask, list_runs, one_shot_supermasks,
                      open_run, run_lottery, ticket_state_dict)
 from lt_core.analysis import metrics_frame, runs_frame, stored_rounds_frame
-from lt_core.store import LearnedMaskRun, LedgerError, LotteryRun, SupermaskRun, TrainRun, learnmask_dir, \
-    read_checkpoint, read_tensors, remove_checkpoint, supermask_dir, trainings, write_checkpoint, write_tensors
+from lt_core.store import LearnedMaskRun, LedgerError, LotteryRun, SupermaskRun, TrainRun, run_key, \
+    read_checkpoint, read_tensors, remove_checkpoint, trainings, write_checkpoint, write_tensors
 
 from .conftest import needs_mnist
 
@@ -126,7 +126,7 @@ def test_a_supermask_run_reads_its_points(store):
     sweep = store["sweep"]
     run = open_run(sweep.run_dir)
     assert isinstance(run, SupermaskRun) and run.trunk == sweep.trunk_dir and run.done == 2
-    assert run.path == supermask_dir(store["root"], DataConfig(), ModelConfig(), QUICK).path
+    assert run.path == run_key("supermask", DataConfig(), ModelConfig(), QUICK).folder(store["root"]).path
     points = run.points()
     assert points[["criterion", "weights", "power"]].values.tolist() == [["large_final", "init", 0],
                                                                           ["large_final", "init", 1]]
@@ -142,7 +142,7 @@ def test_a_learned_mask_run_reads_summary_scores_and_metrics(store):
     res = store["learned"]
     run = open_run(res.run_dir)
     assert isinstance(run, LearnedMaskRun) and (run.done, run.total) == (1, 1)
-    assert run.path == learnmask_dir(store["root"], DataConfig(), ModelConfig(), LEARN).path
+    assert run.path == run_key("learnmask", DataConfig(), ModelConfig(), learn=LEARN).folder(store["root"]).path
     assert run.summary["test_acc_mean"] == res.test_acc_mean and len(run.summary["test_acc_samples"]) == 2
     scores = run.scores()
     assert scores["fc1"].shape == (300, 784)

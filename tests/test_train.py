@@ -4,7 +4,7 @@ import torch
 from lt_core import DataConfig, ModelConfig, RunStopped, StopToken, TrainConfig, load_dataset, train_dense
 from lt_core.backends import RunSpec, choose_backend
 from lt_core.batches import epoch_order
-from lt_core.lottery import dense_run_dir
+from lt_core.store import run_key
 from lt_core.models import full_masks, get_arch, init_weights, zero_biases
 from lt_core.store import read_metrics_csv
 from lt_core.train import Trainer
@@ -81,7 +81,7 @@ def test_interrupted_run_resumes_to_the_same_numbers(tmp_path):
 
     with pytest.raises(RunStopped):
         train_dense(train=cfg, out=tmp_path / "run", on_event=on_event, stop=stop)
-    run_dir = dense_run_dir(DataConfig(), ModelConfig(), cfg, tmp_path / "run")
+    run_dir = run_key("train", DataConfig(), ModelConfig(), cfg).folder(tmp_path / "run")
     assert (run_dir.round_dir(0) / "checkpoint.pt").is_file() and not run_dir.round_done(0)
     events = []
     resumed = train_dense(train=cfg, out=tmp_path / "run", on_event=events.append)
@@ -109,7 +109,7 @@ def test_a_stop_asked_for_while_a_round_is_set_up_comes_before_its_first_evaluat
     with pytest.raises(RunStopped, match="stopped at iteration 0"):
         train_dense(train=cfg, out=tmp_path / "run", on_event=on_event, stop=stop)
     assert not any(e["event"] == "eval" for e in events)  # no evaluation at iteration 0 first
-    run_dir = dense_run_dir(DataConfig(), ModelConfig(), cfg, tmp_path / "run")
+    run_dir = run_key("train", DataConfig(), ModelConfig(), cfg).folder(tmp_path / "run")
     assert (run_dir.round_dir(0) / "checkpoint.pt").is_file() and not run_dir.round_done(0)
     events.clear()
     resumed = train_dense(train=cfg, out=tmp_path / "run", on_event=events.append)

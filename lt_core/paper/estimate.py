@@ -31,14 +31,13 @@ import torch
 
 from ..archs import get_arch
 from ..backends import RunSpec
-from ..config import ModelConfig, TrainConfig
+from ..config import ModelConfig
 from ..data import load_dataset
 from ..devices import resolve_device
 from ..experiments import Dense, Experiment, LearnedMasks, Lottery, Supermasks
-from ..lottery import dense_run_dir, lottery_run_dir
 from ..models import full_masks, init_weights, zero_biases
-from ..schedule import canonical, dataset_name, learn_iterations, total_iterations
-from ..store import learnmask_dir, read_points, supermask_dir
+from ..schedule import dataset_name, learn_iterations, total_iterations
+from ..store import read_points, run_key
 
 TEST_POINTS_PER_ROUND = 45  # test-split evaluations of a run in a paper-schedule round, eval_test="best"
 PRUNED_SAMPLE_ROUND = 12
@@ -79,8 +78,7 @@ def work_to_do(experiments: Sequence[Experiment], root, seen: set) -> Work:
     for exp in experiments:
         model = _model(exp.arch)
         if isinstance(exp, (Dense, Lottery, Supermasks)):
-            data, model_c, train, _ = canonical(exp.data, model, exp.train)
-            trunk = dense_run_dir(exp.data, model, exp.train, root)
+            trunk = run_key("train", exp.data, model, exp.train).folder(root)
             iterations = total_iterations(exp.data, model, exp.train)
             if trunk.name not in seen and not trunk.round_done(0):
                 _round(work, exp.arch, 0, 1, iterations, exp.train.eval_every)
@@ -88,7 +86,7 @@ def work_to_do(experiments: Sequence[Experiment], root, seen: set) -> Work:
             if isinstance(exp, Lottery):
                 todo = {}
                 for prune in exp.prunes:
-                    run = lottery_run_dir(exp.data, model, exp.train, prune, root)
+                    run = run_key("lottery", exp.data, model, exp.train, prune).folder(root)
                     if run.name in seen:
                         continue
                     seen.add(run.name)
@@ -99,7 +97,7 @@ def work_to_do(experiments: Sequence[Experiment], root, seen: set) -> Work:
                 for k, runs in todo.items():
                     _round(work, exp.arch, k, runs, iterations, exp.train.eval_every)
             elif isinstance(exp, Supermasks):
-                folder = supermask_dir(root, data, model_c, train)
+                folder = run_key("supermask", exp.data, model, exp.train).folder(root)
                 stored = read_points(folder.path / "points.csv") if (folder.path / "points.csv").is_file() else []
                 have = {(p["criterion"], p["weights"], int(p["power"])) for p in stored}
                 want = {(c, w, int(p)) for c in exp.sweep.criteria for w in exp.sweep.weights for p in exp.sweep.powers}
@@ -107,10 +105,9 @@ def work_to_do(experiments: Sequence[Experiment], root, seen: set) -> Work:
                 seen.update(new)
                 _add(work.supermask_points, exp.arch, len(new))
         elif isinstance(exp, LearnedMasks):
-            data, model_c, _, _ = canonical(exp.data, model, TrainConfig())
             todo = []
             for learn in exp.learns:
-                folder = learnmask_dir(root, data, model_c, learn)
+                folder = run_key("learnmask", exp.data, model, learn=learn).folder(root)
                 if folder.name not in seen and not (folder.path / "summary.json").is_file():
                     todo.append(learn)
                 seen.add(folder.name)

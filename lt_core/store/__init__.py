@@ -14,8 +14,9 @@ Layout under the results root (``--out``, else ``$LT_RESULTS_DIR``, else ``./res
     learnmask-fc-<hash>/        a learned supermask: config.json, scores.pt, checksums.json, metrics.csv,
                                 summary.json
 
-* :mod:`.layout` names the folders (:func:`dense_dir`, :func:`lottery_dir`, :func:`supermask_dir`,
-  :func:`learnmask_dir`) and writes a run's rounds (:class:`RunDir`); a round is finished when its
+* :mod:`.keys` is run identity: :func:`run_key` makes a run's configs canonical once and gives its
+  name, its folder and its ``config.json`` record; no other module builds a run's name.
+* :mod:`.layout` writes a run's rounds (:class:`RunDir`); a round is finished when its
   ``summary.json`` exists, written last.
 * :mod:`.files` writes every file atomically and records the SHA-256 of each tensor file and of a
   round's ``metrics.csv`` in its folder's ``checksums.json``; reading checks it and raises
@@ -38,15 +39,16 @@ from .files import METRIC_COLUMNS, POINT_COLUMNS, DamagedFileError, StoreError, 
     read_json, read_metrics_csv, read_points, read_tensors, remove_checkpoint, torch_load, write_checkpoint, \
     write_points, write_tensors
 from .ledger import LEDGER, LedgerError, append_entry, read_entries, trainings
-from .layout import KINDS, RunDir, check_writable, dense_dir, learnmask_dir, lottery_dir, results_root, supermask_dir
+from .layout import KINDS, RunDir, check_writable, results_root
+from .keys import ROLES, RunKey, run_key
 from .lock import RunLock, hold_locks
 from .reader import OLD_INIT, ROW_COLUMNS, LearnedMaskRun, LotteryRun, Round, Run, SupermaskRun, TrainRun, list_runs, open_run
 
 __all__ = [
     "DamagedFileError", "KINDS", "OLD_INIT", "LEDGER", "RunLock", "append_entry", "hold_locks", "read_entries", "trainings", "LearnedMaskRun", "LotteryRun", "METRIC_COLUMNS", "POINT_COLUMNS", "ROW_COLUMNS", "Round", "Run",
     "RunDir", "StoreError", "SupermaskRun", "TrainRun", "atomic_torch_save", "atomic_write_bytes",
-    "atomic_write_json", "atomic_write_text", "dense_dir", "learnmask_dir", "list_runs", "lottery_dir",
+    "atomic_write_json", "atomic_write_text", "ROLES", "RunKey", "run_key", "list_runs",
     "metrics_csv", "open_run", "read_json", "read_metrics_csv", "read_points", "read_tensors", "check_writable", "results_root",
-    "supermask_dir", "torch_load", "write_points", "write_tensors", "LedgerError", "UnreadableJSONError",
+    "torch_load", "write_points", "write_tensors", "LedgerError", "UnreadableJSONError",
     "read_checkpoint", "remove_checkpoint", "write_checkpoint",
 ]

@@ -1,9 +1,7 @@
 """Where runs live: the results root, the run folders' names, and a run folder's rounds.
 
-A run folder is named ``<kind>-<arch>-<hash>``, the hash being :func:`lt_core.config.config_hash`
-of the run's *canonical* configs (values equal to the architecture's defaults reset to ``None``, see
-:func:`lt_core.schedule.canonical`), so a setting spelled two ways names one run. The four functions
-below are the only place these names are built.
+A run folder's name, ``<kind>-<arch>-<hash>``, is built in one place, :func:`lt_core.store.run_key`
+(:mod:`.keys`), from the run's configs as the caller spelled them.
 """
 
 from __future__ import annotations
@@ -13,7 +11,6 @@ import tempfile
 from pathlib import Path
 from typing import Dict, List, Optional
 
-from ..config import DataConfig, ModelConfig, PruneConfig, TrainConfig, config_hash
 from .files import StoreError, atomic_write_json, atomic_write_text, metrics_csv, read_json, read_metrics_csv, read_tensors, \
     remove_checkpoint, write_tensors
 from .ledger import append_entry
@@ -49,30 +46,6 @@ def check_writable(root) -> Path:
     except OSError as exc:
         raise StoreError(f"results root {root}: cannot be written ({exc.strerror or exc})") from None
     return root
-
-
-def _run_dir(root, kind: str, model: ModelConfig, **configs) -> "RunDir":
-    return RunDir(Path(root) / f"{kind}-{model.arch}-{config_hash(kind, model=model, **configs)}")
-
-
-def dense_dir(root, data: DataConfig, model: ModelConfig, train: TrainConfig) -> "RunDir":
-    """The dense run (round 0 of every lottery and supermask run on it) of canonical configs."""
-    return _run_dir(root, "train", model, data=data, train=train)
-
-
-def lottery_dir(root, data: DataConfig, model: ModelConfig, train: TrainConfig, prune: PruneConfig) -> "RunDir":
-    """The lottery branch (pruning rounds 1..R) of canonical configs."""
-    return _run_dir(root, "lottery", model, data=data, train=train, prune=prune)
-
-
-def supermask_dir(root, data: DataConfig, model: ModelConfig, train: TrainConfig) -> "RunDir":
-    """The one-shot supermask points of the dense run of canonical configs (every sweep shares it)."""
-    return _run_dir(root, "supermask", model, data=data, train=train)
-
-
-def learnmask_dir(root, data: DataConfig, model: ModelConfig, learn) -> "RunDir":
-    """The learned supermask of canonical data/model configs and a ``LearnConfig``."""
-    return _run_dir(root, "learnmask", model, data=data, learn=learn)
 
 
 class RunDir:

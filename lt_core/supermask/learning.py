@@ -16,12 +16,12 @@ from pathlib import Path
 from typing import List, Optional, Sequence
 
 from ..archs import get_arch
-from ..config import Config, DataConfig, ModelConfig, TrainConfig, check_config, config_hash
+from ..config import Config, DataConfig, ModelConfig, check_config, config_hash
 from ..data import load_dataset
 from ..devices import resolve_device
 from ..events import EventCallback, StopToken, emit, waiting_reporter, with_run_dir
-from ..schedule import canonical, dataset_name, learn_iterations
-from ..store import check_writable, hold_locks, learnmask_dir, open_run, remove_checkpoint, results_root
+from ..schedule import dataset_name, learn_iterations
+from ..store import check_writable, hold_locks, open_run, remove_checkpoint, results_root, run_key
 from .learned import LearnConfig, LearnResult
 from .methods import MethodLearnResult, learner_for, method_record
 
@@ -57,13 +57,13 @@ def learn_supermasks(data: DataConfig, model: ModelConfig, learns: Sequence[Lear
     learner_cls = learner_for("learn_supermasks", learns)
     arch = get_arch(model.arch)
     name = dataset_name(data, model)
-    data_c, model_c, _, _ = canonical(data, model, TrainConfig())
     root = check_writable(results_root(out))
     on_event = with_run_dir(on_event, root)
     its = [learn_iterations(data, model, l) for l in learns]
     if len(set(its)) != 1:
         raise ValueError("learn_supermasks: stacked runs must have the same length")
-    run_dirs = [learnmask_dir(root, data_c, model_c, l) for l in learns]
+    keys = [run_key("learnmask", data, model, learn=l) for l in learns]
+    run_dirs = [key.folder(root) for key in keys]
     # the unfinished runs' locks, in a fixed order; one held elsewhere is waited for, then reused
     unfinished = [rd.path for rd in run_dirs if not (rd.path / "summary.json").is_file()]
     with hold_locks(unfinished, on_wait=waiting_reporter(on_event)):
@@ -81,8 +81,7 @@ def learn_supermasks(data: DataConfig, model: ModelConfig, learns: Sequence[Lear
                     ds = load_dataset(name, data_dir=data.data_dir, download=data.download, val_size=data.val_size,
                                       val_seed=data.val_seed, device=device)
                     emit(on_event, event="stage", stage="data_loaded", dataset=name, device=str(device))
-                rd.write_config({"kind": "learnmask", "data": data_c.to_dict(), "model": model_c.to_dict(),
-                                 "learn": learns[i].to_dict(), **method_record(learns[i])})
+                rd.write_config(keys[i].record(**method_record(learns[i])))
         if todo:
             checkpoint = run_dirs[todo[0]].path / "checkpoint.pt" if len(todo) == 1 else \
                 root / f".learnmask-stack-{config_hash('stack', **{str(i): learns[i] for i in todo})}.pt"

@@ -25,8 +25,8 @@ from ..data import Dataset, load_dataset
 from ..devices import resolve_device
 from ..events import EventCallback, RunStopped, StopToken, emit, waiting_reporter, with_run_dir
 from ..lottery import train_dense
-from ..schedule import canonical, dataset_name
-from ..store import RunLock, append_entry, open_run, read_points, results_root, supermask_dir, write_points
+from ..schedule import dataset_name
+from ..store import RunLock, append_entry, open_run, read_points, results_root, run_key, write_points
 
 Tensor = torch.Tensor
 WEIGHT_KINDS = ("init", "signed_constant")
@@ -151,10 +151,9 @@ def one_shot_supermasks(data: DataConfig = DataConfig(), model: ModelConfig = Mo
     root = results_root(out)
     trunk = train_dense(data, model, train, out=root, on_event=on_event, stop=stop, progress=progress)
     on_event = with_run_dir(on_event, root)
-    data_c, model_c, train_c, _ = canonical(data, model, train)
-    run_dir = supermask_dir(root, data_c, model_c, train_c)
-    run_dir.write_config({"kind": "supermask", "trunk": trunk.run_dir.name, "data": data_c.to_dict(),
-                          "model": model_c.to_dict(), "train": train_c.to_dict()})
+    key = run_key("supermask", data, model, train)
+    run_dir = key.folder(root)
+    run_dir.write_config(key.record(trunk=trunk.run_dir.name))
     with RunLock(run_dir.path, on_wait=waiting_reporter(on_event)):  # one process evaluates the points
         points_path = run_dir.path / "points.csv"
         points = {(r["criterion"], r["weights"], r["power"]): r for r in read_points(points_path)}

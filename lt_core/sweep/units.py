@@ -24,11 +24,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Dict, List, Optional, Tuple
 
-from ..config import TrainConfig
 from ..events import EventCallback, StopToken
-from ..lottery import lottery_run_dir, run_lotteries
-from ..schedule import canonical
-from ..store import learnmask_dir, open_run, read_json, supermask_dir
+from ..lottery import run_lotteries
+from ..store import open_run, read_json, run_key
 from ..supermask import LearnConfig, SupermaskConfig, learn_supermasks, method_of, one_shot_supermasks
 from .grid import Experiment
 
@@ -95,11 +93,10 @@ def run_unit(unit: WorkUnit, out, stop: Optional[StopToken] = None,
 def run_path(exp: Experiment, root) -> Path:
     """The folder of the run that holds ``exp``'s results."""
     if exp.kind == "lottery":
-        return lottery_run_dir(exp.data, exp.model, exp.train, exp.prune, root).path
+        return run_key("lottery", exp.data, exp.model, exp.train, exp.prune).folder(root).path
     if exp.kind == "supermask":
-        return supermask_dir(root, *canonical(exp.data, exp.model, exp.train)[:3]).path
-    data, model, _, _ = canonical(exp.data, exp.model, TrainConfig())
-    return learnmask_dir(root, data, model, exp.learn).path
+        return run_key("supermask", exp.data, exp.model, exp.train).folder(root).path
+    return run_key("learnmask", exp.data, exp.model, learn=exp.learn).folder(root).path
 
 
 def experiment_done(exp: Experiment, root) -> bool:
