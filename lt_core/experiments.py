@@ -1,55 +1,78 @@
-"""Experiments of a batch reproduction, and the one function that runs them.
+"""The kinds of experiment, each a record of configs that runs itself and reads its rows back.
 
-An experiment is a record of what to run, built from configs only: :class:`Dense` (the trunk),
-:class:`Lottery` (iterative pruning runs sharing one trunk, trained as one stack),
-:class:`Supermasks` (one-shot supermasks of a trunk) and :class:`LearnedMasks` (learned
-supermasks, stacked). Every experiment a notebook runs goes through :func:`run_experiments`,
-which runs them here, one after another, reusing whatever the results store already holds, and
-reports progress over runs and rounds. Given a ``scheduler`` (a Dask scheduler's address) it hands
-them to :mod:`lt_core.sweep` first, then reads every result back from the store the same way.
+Every kind implements one protocol (:class:`Experiment`), so the runner (:mod:`lt_core.runner`),
+sweeps (:mod:`lt_core.sweep`), the notebooks and the command line treat them alike:
 
-Results are tidy frames with ``arch`` and ``seed`` columns: rounds for dense and lottery runs
-(:func:`lt_core.analysis.rounds_frame` plus ``criterion``/``mask1``/``mask0``), points for
-supermasks, one row per learned mask (with its ``run_dir``, where its metrics are stored).
+* ``kind`` -- ``"dense"``, ``"lottery"``, ``"supermask"`` or ``"learn-mask"``;
+* :meth:`~Experiment.keys` -- the runs it makes, as :class:`lt_core.store.RunKey` (their names
+  and folders in the results store);
+* :meth:`~Experiment.run` -- train what the store does not hold yet (reusing what it does) into a
+  :class:`Context`: the results root, the event listener and the stop request;
+* :meth:`~Experiment.done` and :meth:`~Experiment.rows` -- whether the store holds all of it, and its
+  results read back from the store as rows of one tidy layout (:data:`COLUMNS`): one row per round
+  of a dense or lottery run (round 0 is the dense trunk), per one-shot supermask point, per learned
+  supermask;
+* :meth:`~Experiment.split`, :meth:`~Experiment.stack_key` and :func:`join` -- one record per run,
+  and the records that train as one stack joined back into one (a sweep's work unit);
+* ``units`` and ``reused_units`` -- how much progress it makes (rounds, points, evaluations).
 
-Data: an experiment whose ``data`` names no folder (``DataConfig.data_dir=None``, as the notebooks'
-experiments are built) reads the folder of :func:`use_data_dir`, which the notebook's ``data_dir``
-parameter sets (:func:`lt_core.paper.params.notebook_params`), else ``$LT_DATA_DIR``. The folder travels
-with the experiment, to Dask workers too; it is not part of any run's identity.
+The records: :class:`Dense` (the trunk), :class:`Lottery` (iterative pruning runs sharing one trunk,
+trained as one stack), :class:`Supermasks` (one-shot supermasks of a trunk) and :class:`LearnedMasks`
+(learned supermasks of one mask-learning method, stacked). ``schedule`` is a label only (a preset's
+name, in tables), no part of what runs.
 
-Stopping: with the environment variable ``LT_STOP_FILE`` set (as ``reproduce`` sets it for its
-notebooks), the experiments stop at the next step boundary once that file exists, as a run given a
-:class:`~lt_core.events.StopToken` does (a checkpoint, then :class:`~lt_core.events.RunStopped`):
-Ctrl-C or SIGTERM on ``reproduce`` reaches the notebook's kernel this way, a process of its own.
-
-Progress: one unit per finished (or reused) round, supermask point and learned-mask evaluation
-(a reused learned mask counts for all of its evaluations). With the
-environment variable ``LT_PROGRESS_FILE`` set (as ``python -m lt_core reproduce`` sets it for the
-notebooks it executes) each update is one JSON line appended to that file; otherwise a tqdm bar on
-stderr, redrawn at most every few seconds so that executed notebooks stay small.
+Adding a kind of experiment is one record here with these members; the runner, sweeps and tables
+need no change.
 """
 
 from __future__ import annotations
 
-import json
-import os
-import sys
-import time
+import dataclasses
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import List, Optional, Sequence, Union
+from typing import ClassVar, List, Optional, Sequence, Tuple, Union
 
-import pandas as pd
-
-from .analysis import rounds_frame
 from .config import DataConfig, ModelConfig, PruneConfig, TrainConfig
-from .events import StopToken
+from .events import EventCallback, StopToken
 from .lottery import run_lotteries, train_dense
 from .schedule import learn_iterations, train_images
+from .store import RunKey, open_run, read_points, run_key
 from .supermask import LearnConfig, SupermaskConfig, learn_supermasks, method_of, one_shot_supermasks
 
-PROGRESS_ENV = "LT_PROGRESS_FILE"
-STOP_ENV = "LT_STOP_FILE"
+# the one row layout of every kind's results: what tells the run apart, then its numbers
+LABEL_COLUMNS = ("kind", "arch", "seed", "schedule", "criterion", "mask1", "mask0", "rounds", "weights", "dwr",
+                 "method", "keep_fraction")
+RESULT_COLUMNS = ("run", "round", "power", "weights_remaining", "percent_remaining", "early_stop_iteration",
+                  "early_stop_test_acc", "final_test_acc", "train_acc", "test_acc", "expected_keep_fraction",
+                  "iterations", "backend", "backend_changed_from", "run_dir")
+COLUMNS = LABEL_COLUMNS + RESULT_COLUMNS
+_ROUND_COLUMNS = ("run", "round", "weights_remaining", "percent_remaining", "early_stop_iteration",
+                  "early_stop_test_acc", "final_test_acc", "backend", "backend_changed_from", "run_dir")
+
+
+@dataclass(frozen=True)
+class Context:
+    """Where and how an experiment runs: the results root, a listener for the engine's events, a stop
+    request (:class:`lt_core.StopToken`)."""
+
+    root: Path
+    on_event: Optional[EventCallback] = None
+    stop: Optional[StopToken] = None
+
+
+def _model(arch: str) -> ModelConfig:
+    return ModelConfig(arch=arch)
+
+
+def _round_rows(key: RunKey, root, labels: dict) -> List[dict]:
+    """The rounds of a stored dense or lottery run (a lottery's round 0 is its trunk's)."""
+    run = open_run(key.folder(root).path)
+    return [{**labels, "run": run.name, "round": r.index, "weights_remaining": r.summary["weights_remaining"],
+             "percent_remaining": 100 * r.summary["weights_remaining"],
+             "early_stop_iteration": r.summary["early_stop_iteration"],
+             "early_stop_test_acc": r.summary["early_stop_test_acc"], "final_test_acc": r.summary["final_test_acc"],
+             "backend": r.summary.get("backend"), "backend_changed_from": r.summary.get("backend_changed_from"),
+             "run_dir": str(run.path)} for r in run.rounds]
 
 
 @dataclass(frozen=True)
@@ -59,10 +82,41 @@ class Dense:
     arch: str
     train: TrainConfig
     data: DataConfig = field(default_factory=DataConfig)
+    schedule: str = field(default="", compare=False)
+
+    kind: ClassVar[str] = "dense"
+    reused_units: ClassVar[int] = 1
+    fills: ClassVar[Tuple[str, ...]] = ("kind", "arch", "seed", "schedule") + _ROUND_COLUMNS
+
+    @property
+    def seed(self) -> int:
+        return self.train.seed
 
     @property
     def units(self) -> int:
         return 1
+
+    def keys(self) -> List[RunKey]:
+        return [run_key("train", self.data, _model(self.arch), self.train)]
+
+    def split(self) -> List["Dense"]:
+        return [self]
+
+    def stack_key(self) -> tuple:
+        return self.kind, self.data, self.arch, self.train
+
+    def joined(self, others: Sequence["Dense"]) -> "Dense":
+        return self
+
+    def run(self, ctx: Context) -> None:
+        train_dense(self.data, _model(self.arch), self.train, out=ctx.root, on_event=ctx.on_event, stop=ctx.stop)
+
+    def done(self, root) -> bool:
+        return self.keys()[0].folder(root).round_done(0)
+
+    def rows(self, root) -> List[dict]:
+        return _round_rows(self.keys()[0], root, {"kind": self.kind, "arch": self.arch, "seed": self.seed,
+                                                  "schedule": self.schedule})
 
 
 @dataclass(frozen=True)
@@ -73,10 +127,53 @@ class Lottery:
     train: TrainConfig
     prunes: Sequence[PruneConfig]
     data: DataConfig = field(default_factory=DataConfig)
+    schedule: str = field(default="", compare=False)
+
+    kind: ClassVar[str] = "lottery"
+
+    def __post_init__(self) -> None:
+        if isinstance(self.prunes, list):  # a list given reads as the same experiment
+            object.__setattr__(self, "prunes", tuple(self.prunes))
+    reused_units: ClassVar[int] = 1
+    fills: ClassVar[Tuple[str, ...]] = ("kind", "arch", "seed", "schedule", "criterion", "mask1", "mask0",
+                                        "rounds") + _ROUND_COLUMNS
+
+    @property
+    def seed(self) -> int:
+        return self.train.seed
 
     @property
     def units(self) -> int:
         return 1 + sum(p.rounds for p in self.prunes)
+
+    def keys(self) -> List[RunKey]:
+        return [run_key("lottery", self.data, _model(self.arch), self.train, p) for p in self.prunes]
+
+    def split(self) -> List["Lottery"]:
+        return [replace(self, prunes=(p,)) for p in self.prunes]
+
+    def stack_key(self) -> tuple:
+        return self.kind, self.data, self.arch, self.train
+
+    def joined(self, others: Sequence["Lottery"]) -> "Lottery":
+        return replace(self, prunes=_unique(p for e in (self, *others) for p in e.prunes))
+
+    def run(self, ctx: Context) -> None:
+        run_lotteries(self.data, _model(self.arch), self.train, list(self.prunes), out=ctx.root,
+                      on_event=ctx.on_event, stop=ctx.stop)
+
+    def done(self, root) -> bool:
+        trunk = run_key("train", self.data, _model(self.arch), self.train).folder(root)
+        return trunk.round_done(0) and all(
+            set(range(1, p.rounds + 1)) <= set(key.folder(root).done_rounds()) for p, key in zip(self.prunes, self.keys()))
+
+    def rows(self, root) -> List[dict]:
+        rows = []
+        for p, key in zip(self.prunes, self.keys()):
+            labels = {"kind": self.kind, "arch": self.arch, "seed": self.seed, "schedule": self.schedule,
+                      "criterion": p.criterion, "mask1": p.mask1, "mask0": p.mask0, "rounds": p.rounds}
+            rows += [r for r in _round_rows(key, root, labels) if r["round"] <= p.rounds]
+        return rows
 
 
 @dataclass(frozen=True)
@@ -87,10 +184,58 @@ class Supermasks:
     train: TrainConfig
     sweep: SupermaskConfig
     data: DataConfig = field(default_factory=DataConfig)
+    schedule: str = field(default="", compare=False)
+
+    kind: ClassVar[str] = "supermask"
+    reused_units: ClassVar[int] = 1
+    fills: ClassVar[Tuple[str, ...]] = ("kind", "arch", "seed", "schedule", "criterion", "weights", "power",
+                                        "weights_remaining", "percent_remaining", "train_acc", "test_acc", "run",
+                                        "backend", "run_dir")
+
+    @property
+    def seed(self) -> int:
+        return self.train.seed
 
     @property
     def units(self) -> int:
         return 1 + len(self.sweep.criteria) * len(self.sweep.weights) * len(self.sweep.powers)
+
+    def keys(self) -> List[RunKey]:
+        return [run_key("supermask", self.data, _model(self.arch), self.train)]
+
+    def split(self) -> List["Supermasks"]:
+        return [replace(self, sweep=self.sweep.replace(criteria=(c,))) for c in self.sweep.criteria]
+
+    def stack_key(self) -> tuple:
+        return self.kind, self.data, self.arch, self.train, self.sweep.weights, self.sweep.powers
+
+    def joined(self, others: Sequence["Supermasks"]) -> "Supermasks":
+        criteria = _unique(c for e in (self, *others) for c in e.sweep.criteria)
+        return replace(self, sweep=self.sweep.replace(criteria=criteria))
+
+    def run(self, ctx: Context) -> None:
+        one_shot_supermasks(self.data, _model(self.arch), self.train, self.sweep, out=ctx.root,
+                            on_event=ctx.on_event, stop=ctx.stop)
+
+    def _points(self, root) -> List[dict]:
+        path = self.keys()[0].folder(root).path / "points.csv"
+        stored = {(p["criterion"], p["weights"], int(p["power"])): p for p in read_points(path)} \
+            if path.is_file() else {}
+        wanted = [(c, w, int(p)) for c in self.sweep.criteria for w in self.sweep.weights for p in self.sweep.powers]
+        return [stored[k] for k in wanted if k in stored]
+
+    def done(self, root) -> bool:
+        return len(self._points(root)) == len(self.sweep.criteria) * len(self.sweep.weights) * len(self.sweep.powers)
+
+    def rows(self, root) -> List[dict]:
+        folder = self.keys()[0].folder(root)
+        run = open_run(folder.path)
+        backend = open_run(run.trunk).round(0).summary.get("backend")
+        labels = {"kind": self.kind, "arch": self.arch, "seed": self.seed, "schedule": self.schedule}
+        return [{**labels, "criterion": p["criterion"], "weights": p["weights"], "power": int(p["power"]),
+                 "weights_remaining": p["weights_remaining"], "percent_remaining": 100 * p["weights_remaining"],
+                 "train_acc": p["train_acc"], "test_acc": p["test_acc"], "run": folder.name, "backend": backend,
+                 "run_dir": str(folder.path)} for p in self._points(root)]
 
 
 @dataclass(frozen=True)
@@ -101,11 +246,25 @@ class LearnedMasks:
     arch: str
     learns: Sequence[LearnConfig]
     data: DataConfig = field(default_factory=DataConfig)
+    schedule: str = field(default="", compare=False)
+
+    kind: ClassVar[str] = "learn-mask"
+
+    def __post_init__(self) -> None:
+        if isinstance(self.learns, list):  # a list given reads as the same experiment
+            object.__setattr__(self, "learns", tuple(self.learns))
+    fills: ClassVar[Tuple[str, ...]] = ("kind", "arch", "seed", "schedule", "weights", "dwr", "method",
+                                        "keep_fraction", "run", "weights_remaining", "percent_remaining", "test_acc",
+                                        "expected_keep_fraction", "iterations", "backend", "run_dir")
+
+    @property
+    def seed(self) -> int:
+        return self.learns[0].seed
 
     @property
     def evaluations(self) -> int:
         """Evaluation points of each mask: every ``eval_every`` iterations (default once per epoch) and at the end."""
-        first, model = self.learns[0], ModelConfig(arch=self.arch)
+        first, model = self.learns[0], _model(self.arch)
         every = first.eval_every or train_images(self.data, model) // first.batch_size
         return -(-learn_iterations(self.data, model, first) // every)
 
@@ -113,155 +272,78 @@ class LearnedMasks:
     def units(self) -> int:
         return len(self.learns) * (self.evaluations + 1)
 
+    @property
+    def reused_units(self) -> int:
+        """A learned mask read back from the store counts for all of its evaluations and its end."""
+        return self.evaluations + 1
+
+    def keys(self) -> List[RunKey]:
+        return [run_key("learnmask", self.data, _model(self.arch), learn=learn) for learn in self.learns]
+
+    def split(self) -> List["LearnedMasks"]:
+        return [replace(self, learns=(learn,)) for learn in self.learns]
+
+    def stack_key(self) -> tuple:
+        """Masks that train as one stack: Zhou's of one seed and schedule differ only in weights and DWR;
+        another method's share what its learner's ``shared`` names, the seed, the length and the device."""
+        learn = self.learns[0]
+        if isinstance(learn, LearnConfig):
+            return self.kind, self.data, self.arch, learn.replace(weights="init", dwr=False)
+        learner = method_of(learn).learner
+        same = set(getattr(learner, "shared", ())) | {"seed", "epochs", "iterations", "eval_every", "device"}
+        schedule = tuple((f.name, getattr(learn, f.name)) for f in dataclasses.fields(learn) if f.name in same)
+        return self.kind, self.data, self.arch, type(learn), schedule
+
+    def joined(self, others: Sequence["LearnedMasks"]) -> "LearnedMasks":
+        return replace(self, learns=_unique(learn for e in (self, *others) for learn in e.learns))
+
+    def run(self, ctx: Context) -> None:
+        learn_supermasks(self.data, _model(self.arch), list(self.learns), out=ctx.root, on_event=ctx.on_event,
+                         stop=ctx.stop)
+
+    def done(self, root) -> bool:
+        return all((key.folder(root).path / "summary.json").is_file() for key in self.keys())
+
+    def rows(self, root) -> List[dict]:
+        rows = []
+        for learn, key in zip(self.learns, self.keys()):
+            run = open_run(key.folder(root).path)
+            s = run.summary
+            rows.append({"kind": self.kind, "arch": self.arch, "seed": learn.seed, "schedule": self.schedule,
+                         "weights": getattr(learn, "weights", None), "dwr": getattr(learn, "dwr", False),
+                         "method": method_of(learn).name, "keep_fraction": getattr(learn, "keep_fraction", None),
+                         "run": run.name, "weights_remaining": s["expected_keep_fraction"],
+                         "percent_remaining": 100 * s["expected_keep_fraction"], "test_acc": s["test_acc_mean"],
+                         "expected_keep_fraction": s["expected_keep_fraction"], "iterations": s["iterations"],
+                         "backend": s.get("backend"), "run_dir": str(run.path)})
+        return rows
+
 
 Experiment = Union[Dense, Lottery, Supermasks, LearnedMasks]
-_COUNTED = {("round_end", None), ("supermask_point", None), ("learn_eval", None), ("learn_end", None),
-            ("stage", "learn_reused")}
+KINDS = {cls.kind: cls for cls in (Dense, Lottery, Supermasks, LearnedMasks)}
 
 
-class Progress:
-    """Counts finished units and shows them: a JSON line per update to a file, or a tqdm bar."""
-
-    def __init__(self, total: int, label: str, path: Optional[str] = None) -> None:
-        self.total, self.label, self.done, self.path = total, label, 0, path
-        self.bar = None
-        if path is None:
-            from tqdm import tqdm
-
-            self.bar = tqdm(total=total, desc=label, unit="run-round", file=sys.stderr, mininterval=5.0,
-                            dynamic_ncols=True)
-        self._write("")
-
-    def _write(self, what: str) -> None:
-        if self.path is not None:
-            with open(self.path, "a") as fh:
-                fh.write(json.dumps({"label": self.label, "done": self.done, "total": self.total,
-                                     "what": what}) + "\n")
-
-    def on_event(self, event: dict, reused_units: int = 1) -> None:
-        """Advance by one unit on a finished round, supermask point, learned-mask evaluation or learned
-        mask; by ``reused_units`` on a learned mask read back from the store (its evaluations and end)."""
-        kind = event.get("event")
-        stage = event.get("stage") if kind == "stage" else None
-        if (kind, stage) not in _COUNTED:
-            return
-        units = reused_units if stage == "learn_reused" else 1
-        self.done += units
-        run = str(event.get("run", ""))
-        if "round" in event:
-            what = f"{run} round {event['round']}"
-        elif kind == "learn_eval":
-            what = f"{run} iteration {event['iteration']}"
-        else:
-            what = run
-        if self.bar is not None:
-            self.bar.update(units)
-        self._write(what)
-
-    def close(self) -> None:
-        if self.bar is not None:
-            self.bar.close()
+def _unique(items) -> Tuple:
+    out = []
+    for item in items:
+        if item not in out:
+            out.append(item)
+    return tuple(out)
 
 
-class StopFile(StopToken):
-    """A stop request that arrives as a file: requested once ``path`` exists (its text is the reason,
-    e.g. ``SIGINT``). The file is looked at most every ``every`` seconds, not at every step."""
-
-    def __init__(self, path, every: float = 0.25) -> None:
-        super().__init__()
-        self.path, self.every, self._next = Path(path), every, 0.0
-
-    @property
-    def requested(self) -> bool:
-        if not self._event.is_set() and time.monotonic() >= self._next:
-            self._next = time.monotonic() + self.every
-            if self.path.exists():
-                try:
-                    reason = self.path.read_text().strip()
-                except OSError:
-                    reason = ""
-                self.request(reason or "a stop request")
-        return self._event.is_set()
+def join(experiments: Sequence[Experiment]) -> Experiment:
+    """Experiments of one :meth:`stack_key` as one record (their runs in order, each once)."""
+    first, rest = experiments[0], list(experiments[1:])
+    if any(e.stack_key() != first.stack_key() for e in rest):
+        raise ValueError("join: the experiments do not train as one stack (their stack_key differs)")
+    return first.joined(rest) if rest else first
 
 
-_DATA_DIR: Optional[str] = None  # the notebook's data folder (use_data_dir); None: $LT_DATA_DIR
+def frame(experiment: Experiment, root, columns: Optional[Sequence[str]] = None):
+    """``experiment``'s rows (:meth:`rows`) as a DataFrame: the columns its kind fills (``fills``, in
+    :data:`COLUMNS` order), or ``columns``."""
+    import pandas as pd
 
-
-def use_data_dir(data_dir: Optional[str]) -> None:
-    """Make ``data_dir`` the folder of every experiment :func:`run_experiments` runs that names none
-    itself (``None``: back to ``$LT_DATA_DIR``, else the per-user cache)."""
-    global _DATA_DIR
-    _DATA_DIR = str(data_dir) if data_dir else None
-
-
-def with_data_dir(exp: Experiment) -> Experiment:
-    """``exp`` reading the folder of :func:`use_data_dir` when it names none (unchanged otherwise)."""
-    if _DATA_DIR is None or exp.data.data_dir:
-        return exp
-    return replace(exp, data=exp.data.replace(data_dir=_DATA_DIR))
-
-
-def _run_one(exp: Experiment, out, on_event, stop: Optional[StopToken] = None) -> pd.DataFrame:
-    model = ModelConfig(arch=exp.arch)
-    if isinstance(exp, Dense):
-        frame = rounds_frame([train_dense(exp.data, model, exp.train, out=out, on_event=on_event, stop=stop)])
-        return frame.assign(arch=exp.arch, seed=exp.train.seed)
-    if isinstance(exp, Lottery):
-        results = run_lotteries(exp.data, model, exp.train, list(exp.prunes), out=out, on_event=on_event, stop=stop)
-        labels = [{"criterion": p.criterion, "mask1": p.mask1, "mask0": p.mask0} for p in exp.prunes]
-        return rounds_frame(results, labels).assign(arch=exp.arch, seed=exp.train.seed)
-    if isinstance(exp, Supermasks):
-        res = one_shot_supermasks(exp.data, model, exp.train, exp.sweep, out=out, on_event=on_event, stop=stop)
-        return pd.DataFrame(res.rows).assign(arch=exp.arch, seed=exp.train.seed)
-    if isinstance(exp, LearnedMasks):
-        results = learn_supermasks(exp.data, model, list(exp.learns), out=out, on_event=on_event, stop=stop)
-        # a method's name, and its keep_fraction where it has one (weights, dwr: where its config has them)
-        return pd.DataFrame([{"arch": exp.arch, "seed": l.seed, "weights": getattr(l, "weights", None),
-                              "dwr": getattr(l, "dwr", False), "method": method_of(l).name,
-                              "keep_fraction": getattr(l, "keep_fraction", None),
-                              "test_acc": r.test_acc_mean, "expected_keep_fraction": r.expected_keep_fraction,
-                              "iterations": r.iterations, "run_dir": str(r.run_dir)}
-                             for l, r in zip(exp.learns, results)])
-    raise TypeError(f"run_experiments: {type(exp).__name__} is not an experiment; give Dense, Lottery, "
-                    f"Supermasks or LearnedMasks records")
-
-
-def sweep_records(experiments: Sequence[Experiment]) -> list:
-    """The experiments as :class:`lt_core.sweep.Experiment` records (one per run; dense runs are trained
-    by the lottery and supermask records that share them, so :class:`Dense` gives none)."""
-    from .sweep import Experiment as SweepExperiment
-
-    records = []
-    for exp in experiments:
-        common = dict(data=exp.data, model=ModelConfig(arch=exp.arch), schedule="reproduce")
-        if isinstance(exp, Lottery):
-            records += [SweepExperiment("lottery", train=exp.train, prune=p, **common) for p in exp.prunes]
-        elif isinstance(exp, Supermasks):
-            records += [SweepExperiment("supermask", train=exp.train, supermask=exp.sweep.replace(criteria=(c,)),
-                                        **common) for c in exp.sweep.criteria]
-        elif isinstance(exp, LearnedMasks):
-            records += [SweepExperiment("learn-mask", learn=learn, **common) for learn in exp.learns]
-    return records
-
-
-def run_experiments(experiments: Sequence[Experiment], *, out=None, scheduler: Optional[str] = None,
-                    label: str = "experiments") -> List[pd.DataFrame]:
-    """Run (or reuse from the store under ``out``) each experiment; one result frame per experiment.
-
-    ``scheduler``: ``None`` or ``""`` runs them here, one after another. A Dask scheduler's address
-    (``tcp://host:8786``), or ``"serial"``, hands them to :func:`lt_core.sweep.run_experiments` first
-    (the results root must be shared with the workers); the frames are then read back here, every
-    run found in the store. ``label`` names the progress bar (e.g. the notebook's question).
-    """
-    experiments = [with_data_dir(e) for e in experiments]
-    stop = StopFile(os.environ[STOP_ENV]) if os.environ.get(STOP_ENV) else None
-    if scheduler:
-        from .sweep import run_experiments as run_sweep
-
-        run_sweep(sweep_records(experiments), scheduler=scheduler, out=out, stop=stop)
-    progress = Progress(sum(e.units for e in experiments), label, os.environ.get(PROGRESS_ENV) or None)
-    try:
-        return [_run_one(e, out, lambda event, e=e: progress.on_event(
-            event, e.evaluations + 1 if isinstance(e, LearnedMasks) else 1), stop) for e in experiments]
-    finally:
-        progress.close()
+    if columns is None:
+        columns = [c for c in COLUMNS if c in experiment.fills]
+    return pd.DataFrame(experiment.rows(root), columns=list(columns))

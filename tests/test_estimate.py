@@ -5,7 +5,8 @@ import pytest
 
 from lt_core import PruneConfig, TrainConfig
 from lt_core.paper.estimate import Estimate, Rates, work_to_do
-from lt_core.experiments import Dense, LearnedMasks, Lottery, Supermasks, run_experiments
+from lt_core.experiments import Dense, LearnedMasks, Lottery, Supermasks
+from lt_core.runner import run_experiments
 from lt_core.supermask import LearnConfig, SupermaskConfig
 
 from .conftest import needs_mnist

@@ -5,6 +5,7 @@ import pytest
 
 from lt_core import ConfigError, EdgePopupConfig, LearnConfig, SignedMaskConfig, learn_supermask
 from lt_core.presets import get_preset
+from lt_core.supermask import method_of
 from lt_core.sweep import TABLE_COLUMNS, Grid, run_experiments, work_units
 
 from .conftest import needs_mnist
@@ -16,22 +17,22 @@ def test_a_method_axis_and_a_setting_axis_expand_per_method():
                            "keep_fraction": [0.1, 0.5], "seeds": [0, 1], "schedule": ["tiny"]})
     experiments = grid.experiments()
     # keep_fraction applies to edge_popup only: per seed one zhou, two edge_popup, one signed run
-    assert [(e.learn.seed, e.label()["method"], e.label()["keep_fraction"]) for e in experiments[:4]] == \
+    assert [(e.seed, method_of(e.learns[0]).name, getattr(e.learns[0], "keep_fraction", None)) for e in experiments[:4]] == \
         [(0, "zhou", None), (0, "edge_popup", 0.1), (0, "edge_popup", 0.5), (0, "signed", None)]
     assert len(experiments) == 8
-    assert experiments[1].learn == EdgePopupConfig(keep_fraction=0.1, iterations=10, eval_every=5)  # presets.tiny
-    assert experiments[3].learn == SignedMaskConfig(iterations=10, eval_every=5)
-    assert experiments[0].learn == LearnConfig(iterations=10, eval_every=5)
+    assert experiments[1].learns[0] == EdgePopupConfig(keep_fraction=0.1, iterations=10, eval_every=5)  # presets.tiny
+    assert experiments[3].learns[0] == SignedMaskConfig(iterations=10, eval_every=5)
+    assert experiments[0].learns[0] == LearnConfig(iterations=10, eval_every=5)
     # one unit per seed and method: edge-popup's keep fractions train as one stack
     assert [len(u.experiments) for u in work_units(experiments)] == [1, 2, 1, 1, 2, 1]
     signed = Grid.from_dict({"kind": "learn-mask", "method": ["signed"], "weights": ["elus", "he"],
                              "threshold": [0.01, 0.05], "schedule": [{"iterations": 4}]}).experiments()
-    assert [(e.learn.weights, e.learn.threshold, e.learn.iterations) for e in signed] == \
+    assert [(e.learns[0].weights, e.learns[0].threshold, e.learns[0].iterations) for e in signed] == \
         [("elus", 0.01, 4), ("elus", 0.05, 4), ("he", 0.01, 4), ("he", 0.05, 4)]
     assert [len(u.experiments) for u in work_units(signed)] == [4]
     # a grid without a method axis is as before: zhou
     (zhou,) = Grid.from_dict({"kind": "learn-mask", "schedule": ["tiny"]}).experiments()
-    assert zhou.learn == LearnConfig(iterations=10, eval_every=5)
+    assert zhou.learns[0] == LearnConfig(iterations=10, eval_every=5)
     assert {"method", "keep_fraction"} <= set(TABLE_COLUMNS)
 
 

@@ -7,7 +7,8 @@ import pytest
 
 from lt_core import ConfigError, TrainConfig
 from lt_core.archs import get_arch
-from lt_core.experiments import Dense, LearnedMasks, Lottery, Supermasks, run_experiments, sweep_records
+from lt_core.experiments import Dense, LearnedMasks, Lottery, Supermasks, join
+from lt_core.runner import run_experiments
 from lt_core.store import run_key
 from lt_core.paper.params import as_list, notebook_params
 from lt_core.presets import PRESETS, get_preset
@@ -87,18 +88,27 @@ def test_experiment_units_count_rounds_points_and_masks():
     assert LearnedMasks("fc", quick).evaluations == 10  # 10 epochs of 55,000 / 250 = 220 steps, once per epoch
 
 
-def test_sweep_records_one_per_run():
+def test_every_experiment_splits_into_one_record_per_run_and_joins_back():
     tiny = get_preset("tiny")
     train = tiny.train_config("fc", 0)
-    records = sweep_records([Dense("fc", train),
-                             Lottery("fc", train, [PruneConfig(rounds=1), PruneConfig(criterion="random", rounds=1)]),
-                             Supermasks("fc", train, tiny.supermask_config(["large_final", "random"])),
-                             LearnedMasks("fc", [tiny.learn_config("fc", 0, "init", True)])])
-    assert [(r.kind, r.prune and r.prune.criterion, r.supermask and r.supermask.criteria) for r in records] == [
-        ("lottery", "large_final", None), ("lottery", "random", None), ("supermask", None, ("large_final",)),
-        ("supermask", None, ("random",)), ("learn-mask", None, None)]
-    assert records[2].supermask.powers == (0, 4, 8, 12) and records[4].learn.dwr is True
-    assert all(r.train == train for r in records[:4])
+    exps = [Dense("fc", train),
+            Lottery("fc", train, [PruneConfig(rounds=1), PruneConfig(criterion="random", rounds=1)]),
+            Supermasks("fc", train, tiny.supermask_config(["large_final", "random"])),
+            LearnedMasks("fc", [tiny.learn_config("fc", 0, "init", True), tiny.learn_config("fc", 0, "init", False)])]
+    records = [r for e in exps for r in e.split()]
+    assert [(r.kind, len(r.keys())) for r in records] == [
+        ("dense", 1), ("lottery", 1), ("lottery", 1), ("supermask", 1), ("supermask", 1), ("learn-mask", 1),
+        ("learn-mask", 1)]
+    assert [r.prunes[0].criterion for r in records[1:3]] == ["large_final", "random"]
+    assert [r.sweep.criteria for r in records[3:5]] == [("large_final",), ("random",)]
+    assert records[3].sweep.powers == (0, 4, 8, 12) and records[5].learns[0].dwr is True
+    # the records of one stack join back into the experiment they came from
+    for exp in exps:
+        assert join(exp.split()) == exp
+    with pytest.raises(ValueError, match="do not train as one stack"):
+        join([records[1], Lottery("fc", tiny.train_config("fc", 1), [PruneConfig(rounds=1)])])
+    # each run's name comes from the store's run_key
+    assert records[1].keys()[0].name == run_key("lottery", DataConfig(), ModelConfig(), train, PruneConfig(rounds=1)).name
 
 
 @needs_mnist
@@ -117,7 +127,7 @@ def test_every_preset_is_named_by_its_key():
 
 
 def test_progress_counts_finished_rounds_points_and_masks_into_the_file(tmp_path):
-    from lt_core.experiments import Progress
+    from lt_core.runner import Progress
 
     path = tmp_path / "progress.jsonl"
     progress = Progress(4, "rq1", str(path))

@@ -19,7 +19,8 @@ from lt_core import ConfigError, StopToken
 from lt_core.cli import main
 from lt_core.config import PruneConfig, TrainConfig
 from lt_core.events import RunStopped
-from lt_core.experiments import STOP_ENV, Dense, Lottery, run_experiments, use_data_dir
+from lt_core.experiments import Dense, Lottery
+from lt_core.runner import STOP_ENV, run_experiments
 from lt_core.paper.params import notebook_params
 from lt_core.paper.notebooks import NOTEBOOKS
 from lt_core.paper.reproduce import reproduce
@@ -41,7 +42,6 @@ def shuffled_mnist(tmp_path):
     with gzip.open(dst / "train-labels-idx1-ubyte.gz", "wb") as fh:
         fh.write(data[:8] + labels.tobytes())
     yield dst.parent
-    use_data_dir(None)  # what notebook_params set for the notebook's experiments
 
 
 @needs_mnist
@@ -49,14 +49,14 @@ def test_the_notebooks_data_dir_is_what_every_experiment_reads(shuffled_mnist, t
     p = notebook_params(preset="tiny", data_dir=str(shuffled_mnist), report_dir=str(tmp_path / "r"))
     assert p.data_dir == str(shuffled_mnist.resolve())
     train = p.preset.train_config("fc", 0, "cpu")
-    (shuffled,) = run_experiments([Dense("fc", train)], out=tmp_path / "shuffled_results")
+    (shuffled,) = run_experiments([Dense("fc", train)], out=tmp_path / "shuffled_results", data_dir=p.data_dir)
     assert shuffled["early_stop_test_acc"].iloc[0] < 0.3  # trained on the shuffled labels: chance
     # a lottery handed to a sweep ("serial": the sweep's path, in this process) carries the folder too
     (lottery,) = run_experiments([Lottery("fc", train, [PruneConfig(rounds=1)])], out=tmp_path / "sweep_results",
-                                 scheduler="serial")
+                                 scheduler="serial", data_dir=p.data_dir)
     assert (lottery["early_stop_test_acc"] < 0.3).all()
-    notebook_params(preset="tiny", report_dir=str(tmp_path / "r"))  # no data_dir: $LT_DATA_DIR's MNIST
-    (normal,) = run_experiments([Dense("fc", train)], out=tmp_path / "normal_results")
+    p = notebook_params(preset="tiny", report_dir=str(tmp_path / "r"))  # no data_dir: $LT_DATA_DIR's MNIST
+    (normal,) = run_experiments([Dense("fc", train)], out=tmp_path / "normal_results", data_dir=p.data_dir)
     assert normal["early_stop_test_acc"].iloc[0] > 0.5
     assert normal["run"].iloc[0] == shuffled["run"].iloc[0]  # the folder is not part of the run's identity
 

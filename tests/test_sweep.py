@@ -32,11 +32,11 @@ def test_a_grid_expands_to_every_combination_in_axis_order():
                  schedule=["tiny"])
     experiments = grid.experiments()
     assert len(experiments) == 2 * 2 * 2
-    assert [(e.train.seed, e.prune.criterion, e.prune.rounds) for e in experiments[:4]] == \
+    assert [(e.train.seed, e.prunes[0].criterion, e.prunes[0].rounds) for e in experiments[:4]] == \
         [(0, "large_final", 1), (0, "large_final", 2), (0, "random", 1), (0, "random", 2)]
     assert experiments[0].train == TrainConfig(seed=0, iterations=20, eval_every=20, eval_train=False,
                                                eval_test="best")  # presets.tiny
-    assert experiments[0].prune == PruneConfig(criterion="large_final", rounds=1)
+    assert experiments[0].prunes == (PruneConfig(criterion="large_final", rounds=1),)
     assert experiments[0].schedule == "tiny"
 
 
@@ -48,15 +48,15 @@ def test_schedules_are_presets_or_mappings_of_fields():
     assert custom.train == TrainConfig(iterations=7, lr=0.01) and custom.schedule == "iterations=7,lr=0.01"
     learn = Grid.from_dict({"kind": "learn-mask", "weights": ["init", "signed_constant"], "dwr": [True],
                             "schedule": ["tiny"]}).experiments()
-    assert [(e.learn.weights, e.learn.dwr, e.learn.iterations) for e in learn] == \
+    assert [(e.learns[0].weights, e.learns[0].dwr, e.learns[0].iterations) for e in learn] == \
         [("init", True, 10), ("signed_constant", True, 10)]
 
 
 def test_fixed_values_reach_every_experiment():
     (exp,) = _grid(dataset="mnist", prune_fraction_fc=0.5).experiments()
-    assert exp.data.dataset == "mnist" and exp.prune.prune_fraction_fc == 0.5
+    assert exp.data.dataset == "mnist" and exp.prunes[0].prune_fraction_fc == 0.5
     (sm,) = Grid.from_dict({"kind": "supermask", "powers": "0-2,5", "weights": ["init"]}).experiments()
-    assert sm.supermask.powers == (0, 1, 2, 5) and sm.supermask.weights == ("init",)
+    assert sm.sweep.powers == (0, 1, 2, 5) and sm.sweep.weights == ("init",)
 
 
 @pytest.mark.parametrize("body, message", [

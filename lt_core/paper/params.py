@@ -11,9 +11,9 @@ from the preset. A bad value is one :class:`~lt_core.errors.ConfigError` line na
 the value and what is allowed.
 
 ``data_dir`` is the folder every experiment of the notebook reads its datasets from: it must
-exist (a missing folder is refused before anything runs), and :func:`notebook_params` hands it to
-:mod:`lt_core.experiments`, which gives it to every experiment that names no folder of its own (the
-folder is where the data is, not what it is: it is not part of any run's identity).
+exist (a missing folder is refused before anything runs); the questions hand it to
+:func:`lt_core.runner.run_experiments`, which gives it to every experiment that names no folder of its
+own (the folder is where the data is, not what it is: it is not part of any run's identity).
 """
 
 from __future__ import annotations
@@ -28,7 +28,6 @@ from ..archs import ARCHS
 from ..config import DEVICES
 from ..criteria import CRITERIA
 from ..errors import ConfigError
-from ..experiments import use_data_dir
 from ..policies import MASK0_POLICIES, MASK1_POLICIES
 from ..plugins import load_plugin
 from ..presets import Preset, get_preset
@@ -133,7 +132,6 @@ def notebook_params(*, preset: str = "quick", archs: Any = ("fc",), seeds: Any =
             data_dir = str(checked_data_dir(data_dir))
         except ConfigError as exc:
             raise ConfigError(f"parameter {exc}") from None
-    use_data_dir(data_dir or None)  # every experiment of this notebook reads the folder given
     report = Path(report_dir)
     report.mkdir(parents=True, exist_ok=True)
     return NotebookParams(chosen, _names("archs", archs, list(ARCHS)), seed_list,

@@ -2,7 +2,7 @@
 
 Each function builds its experiments from :class:`~lt_core.paper.params.NotebookParams` (every dense
 trunk from :meth:`lt_core.presets.Preset.train_config`, so all notebooks share it), runs them
-through :func:`lt_core.experiments.run_experiments` and returns an :class:`Answer`: tidy tables,
+through :func:`lt_core.runner.run_experiments` and returns an :class:`Answer`: tidy tables,
 matplotlib figures in the paper's style and the paper's claims checked on our numbers.
 :meth:`Answer.save` writes them to the report folder as ``<question>_<name>.csv`` /
 ``.png`` / ``.svg`` and ``<question>_claims.csv``; the reproduction report collects those files.
@@ -28,7 +28,8 @@ from . import claims, figures, table1 as t1
 from ..archs import get_arch
 from ..config import PruneConfig
 from ..data import DataError, load_arrays
-from ..experiments import Dense, Experiment, LearnedMasks, Lottery, Supermasks, run_experiments
+from ..experiments import Dense, Experiment, LearnedMasks, Lottery, Supermasks
+from ..runner import run_experiments
 from .params import NotebookParams
 from ..store import open_run
 
@@ -84,7 +85,8 @@ def _lottery_experiments(p: NotebookParams) -> List[Lottery]:
 
 def _lottery(p: NotebookParams, question: str, by: str, check: Callable) -> Answer:
     answer = Answer(question)
-    frames = run_experiments(_lottery_experiments(p), out=p.results_dir, scheduler=p.scheduler, label=question)
+    frames = run_experiments(_lottery_experiments(p), out=p.results_dir, scheduler=p.scheduler,
+                             data_dir=p.data_dir, label=question)
     rounds = pd.concat(frames, ignore_index=True)
     answer.tables["rounds"] = rounds
     for arch in p.archs:
@@ -126,7 +128,7 @@ def rq4(p: NotebookParams) -> Answer:
     answer = Answer("rq4")
     exps = _rq4_experiments(p)
     trains = [(e.arch, e.train) for e in exps if isinstance(e, Dense)]
-    frames = run_experiments(exps, out=p.results_dir, scheduler=p.scheduler, label="rq4")
+    frames = run_experiments(exps, out=p.results_dir, scheduler=p.scheduler, data_dir=p.data_dir, label="rq4")
     points = pd.concat(frames[:len(trains)], ignore_index=True)
     dense = pd.concat(frames[len(trains):], ignore_index=True)
     answer.tables["points"] = points
@@ -204,7 +206,8 @@ def rq5(p: NotebookParams) -> Answer:
     for arch in p.archs:
         exps = _rq5_experiments(p, arch)
         dense_exps = [e for e in exps if isinstance(e, Dense)]
-        frames = run_experiments(exps, out=p.results_dir, scheduler=p.scheduler, label=f"rq5 {arch}")
+        frames = run_experiments(exps, out=p.results_dir, scheduler=p.scheduler,
+                                 data_dir=p.data_dir, label=f"rq5 {arch}")
         dense = pd.concat(frames[:len(dense_exps)], ignore_index=True)
         learned = pd.concat(frames[len(dense_exps):], ignore_index=True)
         learned["variant"] = _variant(learned)
@@ -251,7 +254,7 @@ def table1(p: NotebookParams) -> Answer:
             parts.append(t1.empty_rows(arch, reason))
             continue
         frames = run_experiments(_table1_experiments(p, arch), out=p.results_dir, scheduler=p.scheduler,
-                                 label=f"table1 {arch}")
+                                 data_dir=p.data_dir, label=f"table1 {arch}")
         n = len(p.seeds)
         values = t1.cell_values(pd.concat(frames[:n]), pd.concat(frames[n:2 * n]), pd.concat(frames[2 * n:]))
         parts.append(t1.table1_rows(arch, values, f"{p.preset.schedule(arch)}; seeds {p.seeds}"))
@@ -302,7 +305,8 @@ def families(p: NotebookParams) -> Answer:
     for arch in p.archs:
         exps = _families_experiments(p, arch)
         n_dense = len(p.seeds)
-        frames = run_experiments(exps, out=p.results_dir, scheduler=p.scheduler, label=f"families {arch}")
+        frames = run_experiments(exps, out=p.results_dir, scheduler=p.scheduler,
+                                 data_dir=p.data_dir, label=f"families {arch}")
         dense = pd.concat(frames[:n_dense], ignore_index=True)
         dense_acc = float(dense["early_stop_test_acc"].mean()) if len(dense) else None
         points = pd.concat(frames[n_dense:], ignore_index=True)

@@ -9,7 +9,7 @@ of :data:`NOTEBOOKS` (in order):
    ``scheduler``); the kernel imports the same ``lt_core`` as this process;
 2. exports the executed notebook to HTML beside it (figures are PNGs inside it: it reads offline);
 3. shows progress: a bar over notebooks and, inside each, a bar over runs and rounds fed by the
-   notebook's experiments through a progress file (see :mod:`lt_core.experiments`).
+   notebook's experiments through a progress file (see :mod:`lt_core.runner`).
 
 Then it writes the index report (``DIR/report/index.md`` and ``index.html``: Table 1, every claim
 check, every figure, run times; :mod:`lt_core.paper.report`). A notebook that fails stops the command
@@ -34,7 +34,7 @@ import lt_core
 
 from ..errors import ConfigError
 from ..events import RunStopped, StopToken
-from ..experiments import PROGRESS_ENV, STOP_ENV
+from ..runner import PROGRESS_ENV, STOP_ENV
 from .params import checked_data_dir
 from ..plugins import portable
 from ..presets import get_preset
@@ -91,7 +91,7 @@ class ProgressTail:
 
 class StopRelay:
     """Hands a stop request of this process (Ctrl-C, SIGTERM: a :class:`StopToken`) to the notebook's
-    kernel by writing the stop file its experiments watch (:class:`lt_core.experiments.StopFile`)."""
+    kernel by writing the stop file its experiments watch (:class:`lt_core.runner.StopFile`)."""
 
     def __init__(self, stop: StopToken, path: Path) -> None:
         self.stop, self.path = stop, path

@@ -39,13 +39,14 @@ from __future__ import annotations
 import itertools
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Dict, List, Optional, Tuple
+from typing import Dict, List, Tuple
 
 from .. import presets
 from ..archs import get_arch
 from ..config import ConfigError, DataConfig, ModelConfig, PruneConfig, TrainConfig, read_text
 from ..supermask import MASK_METHODS, LearnConfig, SupermaskConfig, parse_powers
 from ..supermask.methods import DEFAULT_METHOD, method_config
+from ..experiments import Experiment, LearnedMasks, Lottery, Supermasks
 
 KINDS = ("lottery", "supermask", "learn-mask")
 PRESETS = tuple(presets.PRESETS)  # tiny, quick, paper
@@ -72,42 +73,6 @@ FIXED: Dict[str, Dict[str, Tuple[str, str]]] = {
 DATA_FIELDS = ("dataset", "val_size", "val_seed")
 CLASSES = {"data": DataConfig, "model": ModelConfig, "train": TrainConfig, "prune": PruneConfig,
            "learn": LearnConfig, "supermask": SupermaskConfig}
-
-
-@dataclass(frozen=True)
-class Experiment:
-    """One experiment of a grid: its kind, its configs and the schedule's label.
-
-    ``train`` is set for lottery and supermask experiments, ``prune`` for lottery ones, ``supermask``
-    (one criterion) for supermask ones, ``learn`` for learn-mask ones.
-    """
-
-    kind: str
-    data: DataConfig
-    model: ModelConfig
-    schedule: str
-    train: Optional[TrainConfig] = None
-    prune: Optional[PruneConfig] = None
-    supermask: Optional[SupermaskConfig] = None
-    learn: Optional[LearnConfig] = None
-
-    def label(self) -> dict:
-        """What tells this experiment from the others of its grid (the first columns of the table)."""
-        seed = (self.learn or self.train).seed
-        out = {"kind": self.kind, "arch": self.model.arch, "seed": seed, "schedule": self.schedule,
-               "criterion": None, "mask1": None, "mask0": None, "rounds": None, "weights": None, "dwr": None,
-               "method": None, "keep_fraction": None}
-        if self.prune is not None:
-            out.update(criterion=self.prune.criterion, mask1=self.prune.mask1, mask0=self.prune.mask0,
-                       rounds=self.prune.rounds)
-        if self.supermask is not None:
-            out.update(criterion=self.supermask.criteria[0])
-        if self.learn is not None:
-            from ..supermask.methods import method_of
-
-            out.update(weights=getattr(self.learn, "weights", None), dwr=getattr(self.learn, "dwr", None),
-                       method=method_of(self.learn).name, keep_fraction=getattr(self.learn, "keep_fraction", None))
-        return out
 
 
 def schedule_fields(schedule: str, arch: str, kind: str, method: str = DEFAULT_METHOD) -> dict:
@@ -286,28 +251,27 @@ class Grid:
             where = f"schedule[{self.axes['schedule'].index(schedule)}]" if "schedule" in given else "schedule"
             method = given.get("method", DEFAULT_METHOD)
             sched = _schedule_config(self.kind, schedule, arch, seed, where, method)
-            base = {"kind": self.kind, "data": self._build("data", "dataset"), "model": ModelConfig(arch=arch),
-                    "schedule": _schedule_label(schedule)}
+            base = {"arch": arch, "data": self._build("data", "dataset"), "schedule": _schedule_label(schedule)}
             if self.kind == "lottery":
                 prune = self._build("prune", "prune", **{AXES["lottery"][n][1]: given[n]
                                                           for n in ("criteria", "mask1", "mask0", "rounds")
                                                           if n in given})
-                out.append(Experiment(train=sched, prune=prune, **base))
+                out.append(Lottery(train=sched, prunes=(prune,), **base))
             elif self.kind == "supermask":
                 criteria = [given["criteria"]] if "criteria" in given else list(SupermaskConfig().criteria)
-                out.append(Experiment(train=sched, supermask=self._build("supermask", "supermask",
-                                                                         criteria=criteria), **base))
+                out.append(Supermasks(train=sched, sweep=self._build("supermask", "supermask", criteria=criteria),
+                                      **base))
             else:
                 mine = _setting_names(method)
                 learn = sched.replace(**{n: v for n, v in given.items() if n in mine})
-                exp = Experiment(learn=learn, **base)
+                exp = LearnedMasks(learns=(learn,), **base)
                 if exp not in out:  # a setting axis its method lacks gives the same experiment again
                     out.append(exp)
         for exp in out:
             dataset = exp.data.dataset
-            if dataset is not None and dataset not in get_arch(exp.model.arch).datasets:
-                raise ConfigError(f"dataset: {dataset!r} does not fit {exp.model.arch}; allowed values: "
-                                  f"{', '.join(get_arch(exp.model.arch).datasets)}")
+            if dataset is not None and dataset not in get_arch(exp.arch).datasets:
+                raise ConfigError(f"dataset: {dataset!r} does not fit {exp.arch}; allowed values: "
+                                  f"{', '.join(get_arch(exp.arch).datasets)}")
         return out
 
 

@@ -207,10 +207,41 @@ def failure_summary(failed: List[UnitFailure], total: int) -> str:
     return f"{len(failed)} of {total} work units failed: " + "; ".join(parts)
 
 
+def run_units(units: List[WorkUnit], scheduler: Optional[str] = None, workers: Optional[int] = None, *, out=None,
+              scheduler_file: Optional[str] = None, progress: bool = True, stop: Optional[StopToken] = None,
+              plugins: Optional[Iterable[str]] = None) -> None:
+    """Train the work units whose results the store under ``out`` does not hold yet: one after another
+    here (``scheduler="serial"``) or as Dask tasks (see :func:`run_experiments` for the arguments).
+    Raises :class:`SweepError`, one line naming each failed unit and its error, after the others have
+    finished; :class:`RunStopped` once ``stop`` is requested."""
+    if scheduler_file is not None and scheduler != "serial":
+        scheduler_address(scheduler_file)  # fail now, before the store is read, not after
+    root = str(results_root(out).absolute())
+    todo = [u for u in units if not all(experiment_done(e, root) for e in u.experiments)]
+    if todo and scheduler == "serial":
+        for unit in todo:
+            run_unit(unit, root, stop=stop)
+    elif todo:
+        client, cluster = _client(scheduler, scheduler_file, workers)
+        try:
+            client.register_plugin(_plugin())
+            specs = loaded() if plugins is None else portable(plugins)
+            if cluster is not None and specs:
+                client.register_plugin(_plugins_loader(specs))
+            print(f"Dask dashboard: {client.dashboard_link}", file=sys.stderr, flush=True)
+            failed = _wait(client, todo, root, progress, stop)
+        finally:
+            client.close()
+            if cluster is not None:
+                cluster.close()
+        if failed:
+            raise SweepError(failure_summary(failed, len(todo)))
+
+
 def run_experiments(experiments: Iterable, scheduler: Optional[str] = None, workers: Optional[int] = None, *,
                     out=None, scheduler_file: Optional[str] = None, table=None, progress: bool = True,
                     stop: Optional[StopToken] = None, plugins: Optional[Iterable[str]] = None):
-    """Run ``experiments`` (:class:`lt_core.sweep.Experiment` records) and return the tidy table.
+    """Run ``experiments`` (records of :mod:`lt_core.experiments`, e.g. a grid's) and return the tidy table.
 
     ``scheduler``: a Dask scheduler's address (``tcp://host:8786``); ``None`` starts a ``LocalCluster``
     of ``workers`` worker processes (default 2) for the call; ``"serial"`` runs the units one after
@@ -232,28 +263,9 @@ def run_experiments(experiments: Iterable, scheduler: Optional[str] = None, work
     import pandas as pd
 
     experiments = list(experiments)
-    if scheduler_file is not None and scheduler != "serial":
-        scheduler_address(scheduler_file)  # fail now, before the store is read, not after
+    run_units(work_units(experiments), scheduler, workers, out=out, scheduler_file=scheduler_file,
+              progress=progress, stop=stop, plugins=plugins)
     root = str(results_root(out).absolute())
-    todo = [u for u in work_units(experiments) if not all(experiment_done(e, root) for e in u.experiments)]
-    if todo and scheduler == "serial":
-        for unit in todo:
-            run_unit(unit, root, stop=stop)
-    elif todo:
-        client, cluster = _client(scheduler, scheduler_file, workers)
-        try:
-            client.register_plugin(_plugin())
-            specs = loaded() if plugins is None else portable(plugins)
-            if cluster is not None and specs:
-                client.register_plugin(_plugins_loader(specs))
-            print(f"Dask dashboard: {client.dashboard_link}", file=sys.stderr, flush=True)
-            failed = _wait(client, todo, root, progress, stop)
-        finally:
-            client.close()
-            if cluster is not None:
-                cluster.close()
-        if failed:
-            raise SweepError(failure_summary(failed, len(todo)))
     rows = [row for exp in experiments for row in experiment_rows(exp, root)]
     frame = pd.DataFrame(rows, columns=list(TABLE_COLUMNS))
     if table is not None:
