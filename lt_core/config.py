@@ -31,12 +31,32 @@ from .policies import MASK0_POLICIES, MASK1_POLICIES
 
 DEVICES = ("auto", "cpu", "cuda")
 EVAL_TEST = ("every", "best")  # where the test split is evaluated (TrainConfig.eval_test)
+LENGTH_FIELDS = ("epochs", "iterations")  # a run's length: at most one of them (check_length)
 
 
-def no_hash(default: Any) -> Any:
+def option(default: Any, help: str, *, hash: bool = True, flag: Optional[str] = None,
+           default_text: Optional[str] = None) -> Any:
+    """A config field with what the command line says of it (:mod:`lt_core.cli_options` makes its
+    flag from the field): ``help`` (one phrase), ``flag`` (the flag's name when it is not the
+    field's, e.g. ``train-eval``), ``default_text`` (what a ``None`` default means, e.g. "the
+    architecture's"). ``hash=False``: see :func:`no_hash`. Metadata only: the value, the default,
+    the checks and the run hash are the field's as without it."""
+    meta = {"help": help}
+    if not hash:
+        meta["hash"] = False
+    if flag is not None:
+        meta["flag"] = flag
+    if default_text is not None:
+        meta["default_text"] = default_text
+    return field(default=default, metadata=meta)
+
+
+def no_hash(default: Any, help: Optional[str] = None, **cli: Any) -> Any:
     """A config field that says only *where* or *how fast* (a path, a device): it is stored with the
-    run but never part of its identity (the run hash)."""
-    return field(default=default, metadata={"hash": False})
+    run but never part of its identity (the run hash). ``help`` and ``cli``: see :func:`option`."""
+    if help is None and not cli:
+        return field(default=default, metadata={"hash": False})
+    return option(default, help or "", hash=False, **cli)
 
 
 def check_choice(owner: str, name: str, value: Any, allowed) -> None:
@@ -159,11 +179,13 @@ class DataConfig(Config):
     ``data_dir=None`` means ``$LT_DATA_DIR``, else a per-user cache directory.
     """
 
-    dataset: Optional[str] = None
-    val_size: int = 5000
-    val_seed: int = 0
-    data_dir: Optional[str] = no_hash(None)
-    download: bool = no_hash(True)
+    dataset: Optional[str] = option(None, "dataset", default_text="the architecture's: mnist for fc, cifar10 "
+                                    "for the conv nets")
+    val_size: int = option(5000, "validation images drawn from the training set")
+    val_seed: int = option(0, "seed of the validation split's draw")
+    data_dir: Optional[str] = no_hash(None, "folder holding the datasets; missing files are downloaded there",
+                                      default_text="$LT_DATA_DIR, else ~/.cache/lt_core/data")
+    download: bool = no_hash(True, "download missing dataset files (--no-download: fail instead)")
 
     def validate(self) -> None:
         if self.dataset is not None:
@@ -177,7 +199,7 @@ class ModelConfig(Config):
     """Which network: a name registered in :data:`lt_core.archs.ARCHS` (``fc``, ``conv2``, ``conv4``,
     ``conv6``, ``conv8`` or one registered by user code)."""
 
-    arch: str = "fc"
+    arch: str = option("fc", "network")
 
     def validate(self) -> None:
         check_choice("ModelConfig", "arch", self.arch, ARCHS)
@@ -200,15 +222,18 @@ class TrainConfig(Config):
     so it is not part of the run's identity.
     """
 
-    seed: int = 0
-    lr: Optional[float] = None
-    batch_size: int = 60
-    epochs: Optional[int] = None
-    iterations: Optional[int] = None
-    eval_every: int = 100
-    eval_train: bool = True
-    eval_test: str = no_hash("every")
-    device: str = no_hash("auto")
+    seed: int = option(0, "seeds every random choice")
+    lr: Optional[float] = option(None, "Adam learning rate", default_text="the paper's, per arch")
+    batch_size: int = option(60, "batch size")
+    epochs: Optional[int] = option(None, "epochs", default_text="the paper's, per arch")
+    iterations: Optional[int] = option(None, "iterations instead of epochs, for quick runs")
+    eval_every: int = option(100, "evaluate every N iterations")
+    eval_train: bool = option(True, "evaluate the training set at each evaluation point (--no-train-eval: skip "
+                                    "it, faster)", flag="train-eval")
+    eval_test: str = no_hash("every", "where to evaluate the test split: every evaluation point, or only where a "
+                                      "run's validation loss reaches a new minimum and at the end (faster; the "
+                                      "same early-stop and final test accuracies)")
+    device: str = no_hash("auto", "device (auto: cuda if present)")
 
     def validate(self) -> None:
         check_range("TrainConfig", "seed", self.seed, 0, 2**63 - 1, integer=True)
@@ -232,13 +257,17 @@ class PruneConfig(Config):
     Conv6: conv 0.15, hidden FC 0.2, output 0.1).
     """
 
-    criterion: str = "large_final"
-    mask1: str = "rewind"
-    mask0: str = "zero"
-    rounds: int = no_hash(24)  # not part of the run's identity: asking for more rounds continues the run
-    prune_fraction_conv: Optional[float] = None
-    prune_fraction_fc: Optional[float] = None
-    prune_fraction_output: Optional[float] = None
+    criterion: str = option("large_final", "mask criterion M(w_i, w_f)")
+    mask1: str = option("rewind", "what kept weights start from")
+    mask0: str = option("zero", "what pruned weights do")
+    # not part of the run's identity: asking for more rounds continues the run
+    rounds: int = no_hash(24, "pruning rounds after the dense round 0")
+    prune_fraction_conv: Optional[float] = option(None, "fraction of a conv layer's kept weights pruned per round",
+                                                  default_text="the arch's")
+    prune_fraction_fc: Optional[float] = option(None, "fraction of a hidden FC layer's kept weights pruned per "
+                                                "round", default_text="the arch's")
+    prune_fraction_output: Optional[float] = option(None, "fraction of the output layer's kept weights pruned per "
+                                                    "round", default_text="the arch's")
 
     def validate(self) -> None:
         check_choice("PruneConfig", "criterion", self.criterion, CRITERIA)

@@ -65,7 +65,7 @@ def test_lottery_and_export_end_to_end(tmp_path):
     for r in rounds:
         assert set(r) >= {"round", "weights_remaining", "layer_remaining", "early_stop_test_acc", "final_test_acc"}
     ticket = tmp_path / "ticket.pt"
-    done = cli("export", out["run_dir"], "--round", "2", "--out", str(ticket), "--json")
+    done = cli("export", out["run_dir"], "--round", "2", "--to", str(ticket), "--json")
     assert last_json(done)["out"] == str(ticket) and ticket.is_file()
 
 

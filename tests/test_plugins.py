@@ -201,8 +201,8 @@ def test_notebook_parameters_load_plugins_before_checking_names(tmp_path):
 def test_reproduce_hands_plugins_to_the_notebooks(tmp_path):
     """``reproduce --plugin FILE --archs NAME``: every notebook loads the plugin, so its network is a valid arch."""
     args = [sys.executable, "-m", "lt_core", "reproduce", "--preset", "tiny", "--only", "rq1", "--archs", "fc50",
-            "--plugin", os.path.relpath(PLUGIN, REPO), "--device", "cpu", "--quiet", "--out", str(tmp_path / "out"),
-            "--results-dir", str(tmp_path / "results")]
+            "--plugin", os.path.relpath(PLUGIN, REPO), "--device", "cpu", "--quiet",
+            "--report-dir", str(tmp_path / "out"), "--results-dir", str(tmp_path / "results")]
     done = subprocess.run(args, capture_output=True, text=True, cwd=REPO, env=dict(os.environ), timeout=600)
     assert done.returncode == 0, done.stderr[-2000:]
     runs = [p.name for p in (tmp_path / "results").iterdir()]

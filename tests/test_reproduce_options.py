@@ -63,7 +63,7 @@ def test_the_notebooks_data_dir_is_what_every_experiment_reads(shuffled_mnist, t
 
 def test_a_missing_data_dir_fails_before_anything_runs(tmp_path, capsys):
     missing = tmp_path / "nonexistent"
-    status = main(["reproduce", "--preset", "tiny", "--data-dir", str(missing), "--out", str(tmp_path / "out"),
+    status = main(["reproduce", "--preset", "tiny", "--data-dir", str(missing), "--report-dir", str(tmp_path / "out"),
                    "--quiet"])
     assert status == 2
     assert capsys.readouterr().err.strip() == (f"error: data_dir: {str(missing)!r} does not exist; give the folder "
@@ -83,7 +83,7 @@ def test_a_missing_data_dir_fails_before_anything_runs(tmp_path, capsys):
                 "each notebook's)"),
 ])
 def test_empty_list_options_are_refused(tmp_path, capsys, option, message):
-    status = main(["reproduce", "--preset", "tiny", option, "", "--out", str(tmp_path / "out"), "--quiet"])
+    status = main(["reproduce", "--preset", "tiny", option, "", "--report-dir", str(tmp_path / "out"), "--quiet"])
     assert status == 2
     assert capsys.readouterr().err.strip() == message
     assert not (tmp_path / "out").exists()
@@ -140,7 +140,7 @@ def test_the_stop_file_stops_a_notebooks_experiments_with_a_checkpoint(tmp_path,
 def test_sigterm_on_reproduce_stops_the_notebook_and_says_how_to_resume(tmp_path):
     out, results = tmp_path / "out", tmp_path / "results"
     proc = subprocess.Popen([sys.executable, "-m", "lt_core", "reproduce", "--preset", "quick", "--only", "rq4",
-                             "--seeds", "0", "--device", "cpu", "--quiet", "--out", str(out),
+                             "--seeds", "0", "--device", "cpu", "--quiet", "--report-dir", str(out),
                              "--results-dir", str(results)], cwd=REPO, env={**os.environ, "PYTHONPATH": str(REPO)},
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:

@@ -42,7 +42,7 @@ from typing import Dict, List, Optional
 
 import torch
 
-from ..config import check_choice, check_range, no_hash
+from ..config import check_choice, check_range, no_hash, option
 from .methods import MaskMethodConfig, ScoreMaskLearner, kept_count, register_mask_method, straight_through, \
     uniform_scores
 
@@ -57,14 +57,14 @@ class EdgePopupConfig(MaskMethodConfig):
     """Edge-popup's settings (module docstring: each default and its source). ``iterations``, when
     set, replaces ``epochs`` as the run's length."""
 
-    keep_fraction: float = 0.5
+    keep_fraction: float = option(0.5, "fraction of each layer's weights kept")
     weights: str = "signed_constant"
-    scale_fan: bool = True
+    scale_fan: bool = option(True, "scale the signed constants by the keep fraction")
     seed: int = 0
     lr: float = 0.1
     momentum: float = 0.9
-    weight_decay: float = 1e-4
-    lr_schedule: str = "cosine"
+    weight_decay: float = option(1e-4, "weight decay on the scores")
+    lr_schedule: str = option("cosine", "learning-rate schedule, per epoch")
     batch_size: int = 128
     epochs: int = 100
     iterations: Optional[int] = None

@@ -28,7 +28,7 @@ import torch.nn.functional as F
 from ..archs import Arch
 from ..backends import evaluate
 from ..batches import BatchOrder
-from ..config import Config, check_choice, check_length, check_range, no_hash
+from ..config import Config, check_choice, check_length, check_range, no_hash, option
 from ..data import Dataset
 from ..events import emit
 from ..models import forward, init_weights
@@ -46,19 +46,19 @@ class LearnConfig(Config):
     """Learned supermask training (protocol section 7). ``epochs=None``: the architecture record's
     ``learn_epochs`` (2000 for FC, 100 for the conv nets)."""
 
-    weights: str = "init"
-    dwr: bool = False
-    seed: int = 0
-    lr: float = 100.0
-    momentum: float = 0.9
-    batch_size: int = 250
-    epochs: Optional[int] = None
-    iterations: Optional[int] = None
-    score_init: float = 0.0
-    signed_constant_multiplier: float = 1.0
-    eval_samples: int = 10
-    eval_every: Optional[int] = None  # iterations; None = once per epoch
-    device: str = no_hash("auto")
+    weights: str = option("init", "frozen weights")
+    dwr: bool = option(False, "dynamic weight rescaling")
+    seed: int = option(0, "seeds the weights, the scores and the data order")
+    lr: float = option(100.0, "SGD learning rate of the scores")
+    momentum: float = option(0.9, "SGD momentum")
+    batch_size: int = option(250, "batch size")
+    epochs: Optional[int] = option(None, "epochs", default_text="the arch's: 2000 for fc, 100 for conv nets")
+    iterations: Optional[int] = option(None, "iterations instead of epochs")
+    score_init: float = option(0.0, "initial scores (0 keeps p = 0.5)")
+    signed_constant_multiplier: float = option(1.0, "scale of the signed constants")
+    eval_samples: int = option(10, "masks sampled to evaluate the test accuracy")
+    eval_every: Optional[int] = option(None, "evaluate every N iterations", default_text="once per epoch")
+    device: str = no_hash("auto", "device (auto: cuda if present)")
 
     def validate(self) -> None:
         check_choice("LearnConfig", "weights", self.weights, WEIGHT_KINDS)

@@ -41,7 +41,7 @@ from typing import Dict, Optional
 
 import torch
 
-from ..config import check_choice, check_range, no_hash
+from ..config import check_choice, check_range, no_hash, option
 from ..errors import ConfigError
 from .methods import MaskMethodConfig, ScoreMaskLearner, register_mask_method, straight_through, uniform_scores
 
@@ -56,15 +56,15 @@ class SignedMaskConfig(MaskMethodConfig):
     """Signed supermasks' settings (module docstring: each default and its source). ``iterations``,
     when set, replaces ``epochs`` as the run's length."""
 
-    threshold: float = 0.01
+    threshold: float = option(0.01, "|score| above it keeps (+) or inverts (-) a weight, else hides it")
     weights: str = "elus"
     score_init: str = "elus"
     seed: int = 0
     lr: float = 0.05
     momentum: float = 0.9
-    nesterov: bool = True
+    nesterov: bool = option(True, "Nesterov momentum")
     weight_decay: float = 5e-4
-    lr_decay: float = 0.96
+    lr_decay: float = option(0.96, "learning-rate decay per epoch")
     batch_size: int = 128
     epochs: int = 100
     iterations: Optional[int] = None
