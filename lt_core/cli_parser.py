@@ -15,7 +15,7 @@ import dataclasses
 import json
 
 from .cli_options import Deprecated, add_options, build, build_product, field_options, given
-from .config import ConfigError, DataConfig, ModelConfig, PruneConfig, TrainConfig, load_json
+from .config import DEVICES, ConfigError, DataConfig, ModelConfig, PruneConfig, TrainConfig, load_json
 from .paper.notebooks import NOTEBOOKS
 from .presets import PRESETS
 
@@ -126,7 +126,7 @@ def build_parser() -> argparse.ArgumentParser:
                 "Write the starting weights of round K (pruned entries zeroed) and its masks as a "
                 "torch.nn.utils.prune-style state_dict.", [par["every"], par["json"]])
     p.add_argument("run_dir", help="a run directory in the results store")
-    p.add_argument("--round", type=int, required=True, help="which round's ticket")
+    p.add_argument("--round", type=int, required=True, metavar="K", help="which round's ticket")
     p.add_argument("--to", default=None, metavar="FILE", help="output file, e.g. ticket.pt (required)")
     p.add_argument("--out", dest="to", action=Deprecated, metavar="FILE", help="deprecated spelling of --to",
                    notice="give the output file as --to FILE (--out is the results root on the other commands)")
@@ -139,8 +139,10 @@ def build_parser() -> argparse.ArgumentParser:
     where = p.add_mutually_exclusive_group()
     where.add_argument("--scheduler", default=None, metavar="ADDRESS",
                        help="a running Dask scheduler, e.g. tcp://10.0.0.5:8786; 'serial' runs here, without Dask")
-    where.add_argument("--scheduler-file", default=None, help="the scheduler's --scheduler-file instead")
-    p.add_argument("--workers", type=int, default=None, help="worker processes of the local cluster (default 2)")
+    where.add_argument("--scheduler-file", default=None, metavar="FILE",
+                       help="the scheduler's --scheduler-file instead")
+    p.add_argument("--workers", type=int, default=None, metavar="N",
+                   help="worker processes of the local cluster (default 2)")
     p.add_argument("--table", default=None, metavar="FILE",
                    help="CSV file for the table (default <out>/sweep-<grid name>.csv)")
     p.add_argument("--yes", action="store_true",
@@ -153,20 +155,26 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--preset", choices=list(PRESETS), default="quick",
                    help="tiny (seconds; CI), quick (minutes on a laptop CPU, default) or paper (the paper's "
                         "schedule and seeds: many hours on a CPU)")
-    p.add_argument("--only", default=None, help=f"comma-separated notebooks (default all): {', '.join(NOTEBOOKS)}")
-    p.add_argument("--seeds", default=None, help="seeds of every notebook, e.g. 0,1,2 (default: the preset's)")
-    p.add_argument("--archs", default=None, help="networks of every notebook, e.g. fc (default: each notebook's)")
-    p.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto", help="default auto (cuda if present)")
+    p.add_argument("--only", default=None, metavar="LIST",
+                   help=f"comma-separated notebooks (default all): {', '.join(NOTEBOOKS)}")
+    p.add_argument("--seeds", default=None, metavar="LIST",
+                   help="seeds of every notebook, e.g. 0,1,2 (default: the preset's)")
+    p.add_argument("--archs", default=None, metavar="LIST",
+                   help="networks of every notebook, e.g. fc (default: each notebook's)")
+    p.add_argument("--device", choices=DEVICES, default="auto", help="default auto (cuda if present)")
     p.add_argument("--report-dir", default="reproduction", metavar="DIR",
                    help="folder for the executed notebooks and the report (default ./reproduction)")
     p.add_argument("--out", dest="report_dir", action=Deprecated, metavar="DIR",
                    help="deprecated spelling of --report-dir",
                    notice="give the report folder as --report-dir DIR (in the next release --out will be the "
                           "results root, as on the other commands; until then that is --results-dir)")
-    p.add_argument("--results-dir", default=None, help="results store (default $LT_RESULTS_DIR, else ./results)")
-    p.add_argument("--data-dir", default=None, help="the folder every notebook's experiments read the datasets "
-                   "from (default $LT_DATA_DIR); it must exist")
-    p.add_argument("--scheduler", default=None, help="Dask scheduler address to run the experiments on")
+    p.add_argument("--results-dir", default=None, metavar="DIR",
+                   help="results store (default $LT_RESULTS_DIR, else ./results)")
+    p.add_argument("--data-dir", default=None, metavar="DIR",
+                   help="the folder every notebook's experiments read the datasets from (default $LT_DATA_DIR); it "
+                        "must exist")
+    p.add_argument("--scheduler", default=None, metavar="ADDRESS",
+                   help="Dask scheduler address to run the experiments on")
     p.add_argument("--no-estimate", action="store_true",
                    help="start without first printing how long the work left will take here (measuring the "
                         "rates takes seconds to a minute)")
@@ -194,11 +202,14 @@ def learn_configs(args) -> tuple:
     method = args.method or DEFAULT_METHOD
     cls = MASK_METHODS[method].config
     names = [f.name for f in dataclasses.fields(cls)]
-    for other in {f.name for m in MASK_METHODS.values() for f in dataclasses.fields(m.config)} - set(names):
+    # a setting named as a data or model option (a plugin's) is that option's flag: the method gets it with --set
+    shadowed = {f.name for c in (DataConfig, ModelConfig) for f in dataclasses.fields(c)}
+    others = {f.name for m in MASK_METHODS.values() for f in dataclasses.fields(m.config)} - set(names) - shadowed
+    for other in sorted(others):
         if getattr(args, other, None) is not None:
             raise ConfigError(f"--{other.replace('_', '-')}: not a setting of mask method {method!r}; its settings: "
                               f"{', '.join(names)}")
-    settings = given(cls, args)
+    settings = {k: v for k, v in given(cls, args).items() if k not in shadowed}
     for item in args.set:
         key, eq, text = item.partition("=")
         key = key.strip()

@@ -121,8 +121,38 @@ def test_every_mask_method_setting_round_trips_through_the_command_line(method):
     line = ["learn-mask", "--method", method, *argv(VALUES[method], cls), *argv(VALUES[DataConfig], DataConfig)]
     data, model, learn = cli_parser.learn_configs(cli.build_parser().parse_args(line))
     assert learn == cls(**VALUES[method]) and data == DataConfig(**VALUES[DataConfig]) and model == ModelConfig()
-    *_, epochs = cli_parser.learn_configs(cli.build_parser().parse_args(["learn-mask", "--method", method, "--epochs", "5"]))
+    line = ["learn-mask", "--method", method, "--epochs", "5"]
+    *_, epochs = cli_parser.learn_configs(cli.build_parser().parse_args(line))
     assert epochs == cls(epochs=5)
+
+
+def test_a_registered_methods_own_setting_becomes_a_learn_mask_flag():
+    from lt_core.supermask.edge_popup import EdgePopupConfig, EdgePopupLearner
+    from lt_core.supermask.methods import register_mask_method
+
+    @dataclass(frozen=True, repr=False)
+    class WideConfig(EdgePopupConfig):
+        width: int = option(3, "how wide")
+        dataset: str = "own"  # a name the data's options have: reachable with --set only
+
+        def validate(self):
+            super().validate()
+            check_range("WideConfig", "width", self.width, 1, 9, integer=True)
+
+    register_mask_method("wide_test", WideConfig, EdgePopupLearner, "a test's method")
+    try:
+        text = " ".join(subparser("learn-mask").format_help().split())
+        assert "--width N how wide; in [1, 9] (default: 3) [wide_test]" in text
+        args = cli.build_parser().parse_args(["learn-mask", "--method", "wide_test", "--width", "5", "--dataset",
+                                              "mnist", "--keep-fraction", "0.25", "--set", "dataset=mine"])
+        data, _, learn = cli_parser.learn_configs(args)
+        assert learn == WideConfig(width=5, keep_fraction=0.25, dataset="mine") and data == DataConfig(dataset="mnist")
+        with pytest.raises(ConfigError, match=r"^--width: not a setting of mask method 'zhou'; its settings: "):
+            cli_parser.learn_configs(cli.build_parser().parse_args(["learn-mask", "--width", "5"]))
+        data, _, learn = cli_parser.learn_configs(cli.build_parser().parse_args(["learn-mask", "--dataset", "mnist"]))
+        assert learn == MASK_METHODS["zhou"].config() and data == DataConfig(dataset="mnist")
+    finally:
+        MASK_METHODS.remove("wide_test")
 
 
 def test_lottery_lists_make_one_config_per_combination_in_the_order_given():
@@ -177,6 +207,7 @@ def test_the_help_states_each_configs_own_range_and_default():
                                      "list"])
 def test_every_option_has_help_and_out_is_the_results_root(command):
     p = subparser(command)
+    assert "%(" not in p.format_help() and "None" not in p.format_help()
     for action in p._actions:
         assert action.help, f"{command} {action.option_strings}: no help"
     outs = [a for a in p._actions if "--out" in a.option_strings]
