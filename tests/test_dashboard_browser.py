@@ -19,7 +19,7 @@ CELL_WIDTHS = (600, 980)
 
 # per figure (by title): its y ranges, frame box, title box and text width, toolbar box, legend box
 LAYOUT = """() => { const out = {}, ctx = document.createElement('canvas').getContext('2d');
-  const views = Bokeh.index.all_views();
+  const views = [...Bokeh.index.all_views()];
   for (const v of views) {
     if (v.model.type !== 'Figure') continue;
     const f = v.frame.bbox, r = {frame: [f.left, f.top, f.right, f.bottom], figure_width: v.bbox.width,
@@ -65,8 +65,8 @@ def layouts_of(browser, tmp_path, figures, widths=CELL_WIDTHS, script: str = LAY
         page = browser.new_page(viewport={"width": width, "height": 800})
         try:
             page.goto(path.as_uri())
-            page.wait_for_function("() => window.Bokeh && Bokeh.index.all_views().some(v => v.model.type === 'Figure')"
-                                   " && Bokeh.index.all_views().filter(v => v.model.type === 'Figure')"
+            page.wait_for_function("() => window.Bokeh && [...Bokeh.index.all_views()].some(v => v.model.type === 'Figure')"
+                                   " && [...Bokeh.index.all_views()].filter(v => v.model.type === 'Figure')"
                                    ".every(v => v.frame.bbox.width > 0 && Number.isFinite(v.model.y_range.start))")
             page.wait_for_timeout(300)
             out[width] = page.evaluate(script)
@@ -110,7 +110,7 @@ def test_the_learned_plot_gives_accuracy_and_keep_their_own_axes_with_the_legend
 
 # every weights-remaining axis: its tick labels, their screen positions and widths (and which axis)
 REMAINING_TICKS = """() => { const out = [], ctx = document.createElement('canvas').getContext('2d');
-  for (const v of Bokeh.index.all_views()) {
+  for (const v of [...Bokeh.index.all_views()]) {
     if (!String(v.model.type).endsWith('Axis') || !String(v.model.axis_label).startsWith('weights remaining')) continue;
     const d = v.dimension, coords = v.tick_coords.major, labels = v.compute_labels(coords[d]).items.map(t => t.text);
     ctx.font = v.visuals.major_label_text.font_value();

@@ -580,3 +580,21 @@ def test_the_finished_message_lists_this_runs_results_only_seeds_averaged(tmp_pa
     c.states, c.state = {"oneshot": earlier, "lottery": now}, now
     message = c._finished_message([])
     assert message.startswith("Finished in ") and "one-shot" not in message and message.count("(mean of 2 seeds)") == 3
+
+
+@pytest.mark.parametrize("umask", [0o022, 0o002])
+def test_exported_csvs_are_written_with_the_mode_new_files_get(tmp_path, umask):
+    """An export is an ordinary file: 0666 less the umask (0644 under the usual 022), as the store's
+    files, not the 0600 of a private temporary file."""
+    import os
+
+    old = os.umask(umask)
+    try:
+        c = Controller(tmp_path / "results")
+        path = c.export_csv()
+        named = c.export_csv(tmp_path / "mine.csv")
+    finally:
+        os.umask(old)
+    for p in (path, named):
+        assert p.stat().st_mode & 0o777 == 0o666 & ~umask
+        assert p.read_text().startswith("plot,series,line,x_name,x,y_name,y")

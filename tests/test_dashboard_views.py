@@ -405,3 +405,33 @@ def test_the_mask_view_offers_the_stores_runs_of_the_network_shown_and_draws_one
     assert app.wait_idle(30)
     assert not [k for _, k in masks.run.options if k.startswith("store:")]
     assert not app.render_errors
+
+
+@needs_mnist
+def test_a_paper_schedule_preset_warns_of_hours_of_cpu_with_this_machines_estimate_before_run(tmp_path):
+    import re
+
+    from lt_core.dashboard import apply_preset, build_app
+    from lt_core.dashboard.cost import clock, estimate_seconds
+
+    app = build_app(results_root=tmp_path / "results")
+    c = app.controls
+    titles = dict((k, t) for t, k in c.preset.options)
+    assert titles["rq4/paper"].endswith("paper schedule, 5 seeds: hours of CPU")  # said in the menu already
+    assert "hours" not in titles["rq4/quick"]
+    c.preset.value = "rq4/quick"
+    assert app.wait_idle(30) and "hours of CPU" not in app.c.message
+    c.preset.value = "rq4/paper"
+    assert app.wait_idle(30)
+    assert app.c.level == "warning" and "the paper's schedule takes hours of CPU time" in app.c.message
+    assert c.cost_done.wait(300)
+    assert app.wait_idle(30)
+    shown = re.search(r"Estimated here: about (.+?) of training \((\w+),", app.c.message)
+    assert shown, app.c.message
+    # the estimate is the reproduction's own, for this request against this store: 5 seeds' dense
+    # trunks on the paper's schedule and their 4 x 2 x 25 one-shot points each
+    request = apply_preset(c.request(), "rq4/paper")
+    seconds, device = estimate_seconds(request, app.c.root)
+    assert (shown.group(1), shown.group(2)) == (clock(seconds), device) and c.cost_estimate == seconds
+    assert seconds > 60  # a minute at least, whatever the machine
+    assert app.c.status == "idle" and not app.c.running  # nothing started

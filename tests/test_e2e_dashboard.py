@@ -439,7 +439,7 @@ def test_every_line_of_repeated_multi_seed_runs_is_drawn_as_the_kernel_holds_it(
         try:
             page = open_page(ctx, voila["url"], errors)
             page.locator(".lt-mode select").select_option(label="Lottery rounds")
-            page.locator(".lt-schedule select").select_option(label="Quick (a curve within about a minute)")
+            page.locator(".lt-schedule select").select_option(label="Quick (FC: about a minute)")
             runs = [  # criteria, seeds, rounds: the first run trains two criteria's first round on two
                 # seeds (large_final's is stored), the next two redraw stored rounds (lines go, and come
                 # back as bands of two seeds or one), the last trains a second round on one seed

@@ -33,7 +33,7 @@ FIGURES: Dict[str, Tuple[str, dict]] = {
 }
 SCALES: Dict[str, Tuple[str, dict]] = {
     "quick": ("quick", {"schedule": "quick", "rounds": 5, "seeds": (0,)}),
-    "paper": ("paper schedule, 5 seeds", {"schedule": "paper", "rounds": 24, "seeds": (0, 1, 2, 3, 4)}),
+    "paper": ("paper schedule, 5 seeds: hours of CPU", {"schedule": "paper", "rounds": 24, "seeds": (0, 1, 2, 3, 4)}),
 }
 
 

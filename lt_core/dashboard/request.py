@@ -23,7 +23,7 @@ from . import catalog, stored
 from .series import SUPERMASK_WEIGHTS, SeriesSpec, lottery_hue, lottery_setting
 
 MODES = {"lottery": "Lottery rounds", "oneshot": "One-shot supermask", "learned": "Learned supermask"}
-SCHEDULES = {"quick": "Quick (a curve within about a minute)", "paper": "Paper schedule", "custom": "Custom epochs"}
+SCHEDULES = {"quick": "Quick (FC: about a minute)", "paper": "Paper schedule", "custom": "Custom epochs"}
 
 # the dashboard's name for each config field a request sets; a message about a whole config is
 # about its schedule (e.g. both epochs and iterations given)

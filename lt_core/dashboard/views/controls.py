@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import html
+import threading
 
 import ipywidgets as W
 import torch
@@ -11,6 +12,7 @@ from lt_core import ARCHS, CRITERIA, MASK0_POLICIES, MASK1_POLICIES
 
 from .. import catalog
 from ..controller import Controller
+from ..cost import clock, estimate_seconds
 from ..presets import apply_preset, preset_options
 from ..request import MODES, SCHEDULES, RunRequest, parse_seeds
 from .tips import TIPS
@@ -29,7 +31,9 @@ class Controls:
         self.mode = rows.add(W.Dropdown, "mode", "Mode", options=[(v, k) for k, v in MODES.items()], value="lottery")
         self.preset = rows.add(W.Dropdown, "preset", "Paper figure",
                                options=[("choose a figure or table to reproduce...", "")] + preset_options(),
-                               value="", layout=W.Layout(width="440px"))
+                               value="", layout=W.Layout(width="800px", max_width="calc(100vw - 200px)"))
+        self.cost_done = threading.Event()  # set once the estimate of the paper preset chosen last is shown
+        self.cost_estimate = None  # its seconds
         width = max(len(c) for c in CRITERIA) + 2
         self.criteria = rows.add(W.SelectMultiple, "criteria", "Mask criteria",
                                  options=[(f"{c.name:<{width}}{c.formula}", c.name) for c in CRITERIA.values()],
@@ -153,6 +157,33 @@ class Controls:
         self.w_init.value, self.w_sc.value = "init" in weights, "signed_constant" in weights
         self.dwr.value = req.dwr
         self.apply_mode()
+        if change["new"].endswith("/paper"):
+            self.warn_paper_cost(change["new"])
+
+    def warn_paper_cost(self, key: str) -> None:
+        """Warn, before Run, that a paper-schedule preset takes hours of CPU, and then how long it
+        would take here: its work the store does not hold, priced at rates measured on this machine
+        (:mod:`..cost`; on a thread, as measuring takes seconds to a minute)."""
+        title = dict((k, t) for t, k in preset_options())[key]
+        head = f"{title}: the paper's schedule takes hours of CPU time (days for some figures)."
+        self.c.show_message(f"{head} Estimating how long on this machine...", "warning")
+        self.cost_estimate = None
+
+        def price() -> None:
+            try:
+                seconds, device = estimate_seconds(self.request(), self.c.root)
+                text = (f"{head} Estimated here: about {clock(seconds)} of training ({device}, rates measured on "
+                        f"this machine; runs the store already holds are left out). Press Run to start it; Stop "
+                        f"keeps every finished round, and Run resumes.")
+                self.cost_estimate = seconds
+            except Exception as exc:  # e.g. the dataset is not on this machine
+                text = f"{head} No estimate for this machine: {exc}"
+            if self.preset.value == key and not self.c.running:  # still the choice, and nothing started
+                self.c.show_message(text, "warning")
+            self.cost_done.set()
+
+        self.cost_done = threading.Event()
+        threading.Thread(target=price, name="lt-estimate", daemon=True).start()
 
     def render_status(self, snap: dict) -> None:
         """Buttons, message, status and progress of a controller snapshot."""

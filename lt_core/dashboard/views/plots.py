@@ -61,7 +61,7 @@ def new_figure(title: str, x_label: Optional[str] = None, y_label: Optional[str]
     # "auto": a categorical axis over a FactorRange (layer names), else a linear one
     fig = figure(title=title, frame_height=height, min_width=MIN_W, x_axis_label=x_label, y_axis_label=y_label,
                  x_axis_type="log" if x_log else "auto", y_axis_type="log" if y_log else "auto",
-                 tools=tools, toolbar_location="above", **kw)
+                 tools=tools, toolbar_location="right", **kw)
     fig.title.text_font_size = "11pt"
     if legend:
         place = "below" if legend == "below" else "right"
