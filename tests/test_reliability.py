@@ -63,10 +63,10 @@ CASES = [
      "PruneConfig.criterion: unknown value 'biggest'; allowed values: large_final"),
     ("epochs zero", lambda t, s: ["train", "--epochs", "0"], "TrainConfig.epochs: 0 is out of range [1, 100000]"),
     ("missing plugin", lambda t, s: ["list", "--plugin", "no_such_plugin_module"], "--plugin no_such_plugin_module"),
-    ("export to a folder", lambda t, s: ["export", s[1], "--round", "0", "--out", t], "is a folder; give a file name"),
-    ("export a round that is not there", lambda t, s: ["export", s[1], "--round", "3", "--out", t / "x.pt"],
+    ("export to a folder", lambda t, s: ["export", s[1], "--round", "0", "--to", t], "is a folder; give a file name"),
+    ("export a round that is not there", lambda t, s: ["export", s[1], "--round", "3", "--to", t / "x.pt"],
      "round 3: not finished"),
-    ("export from a folder that is no run", lambda t, s: ["export", t, "--round", "0", "--out", t / "x.pt"],
+    ("export from a folder that is no run", lambda t, s: ["export", t, "--round", "0", "--to", t / "x.pt"],
      "not a run folder"),
 ]
 

@@ -21,7 +21,7 @@ pytestmark = needs_mnist
 
 def _reproduce(tmp, *args):
     env = {**os.environ, "PYTHONPATH": str(REPO)}
-    return subprocess.run([sys.executable, "-m", "lt_core", "reproduce", "--out", str(tmp / "out"),
+    return subprocess.run([sys.executable, "-m", "lt_core", "reproduce", "--report-dir", str(tmp / "out"),
                            "--results-dir", str(tmp / "results"), "--device", "cpu", "--quiet", *args],
                           cwd=str(tmp), env=env, capture_output=True, text=True, timeout=1200)
 
