@@ -386,7 +386,8 @@ def test_the_mask_view_offers_the_stores_runs_of_the_network_shown_and_draws_one
     keys = [k for _, k in masks.run.options]
     assert f"store:{lottery}" in keys and masks.run.value is None  # offered, not drawn until picked
     label = dict((k, v) for v, k in masks.run.options)[f"store:{lottery}"]
-    assert "random" in label and "1/1 rounds" in label
+    assert label.startswith("store: fc random rewind/zero · 40 it · seed 0") and label.count("seed 0") == 1
+    assert label.endswith(f" · 1/1 rounds [{lottery.rsplit('-', 1)[-1][:6]}]")
     assert "Pick a stored run" in masks.info.value
 
     masks.run.value = f"store:{lottery}"

@@ -64,7 +64,7 @@ class MaskView:
         self.mapper = LinearColorMapper(palette=Viridis256, low=0, high=100)
         f = new_figure("First layer: weights kept per input pixel", height=300, x_range=Range1d(0, 28),
                        y_range=Range1d(0, 28), tools="hover,save", tooltips=[("kept", "@image{0.0}%")],
-                       match_aspect=True, sizing_mode="fixed", frame_width=300)
+                       match_aspect=True, sizing_mode="fixed", frame_width=300, toolbar=None)  # hover without a toolbar
         f.image(image="image", x=0, y=0, dw=28, dh=28, source=self.picture_src, color_mapper=self.mapper)
         f.add_layout(ColorBar(color_mapper=self.mapper, width=10, title="% of the pixel's weights kept"), "right")
         f.axis.visible = False
@@ -128,7 +128,7 @@ class MaskView:
         out = []
         for r in self._stored:
             if r.arch == arch and not r.old_init and r.done and r.name not in taken and r.kind in STORE_KINDS:
-                state = r.label.split(" · ", 2)[-1]
+                state = r.label.rsplit(" · ", 1)[-1]  # "3/3 rounds", "150 points", "finished"
                 out.append((f"store: {r.description} · {state} [{r.name.rsplit('-', 1)[-1][:6]}]", STORE_KEY + r.name))
         return out
 

@@ -46,12 +46,14 @@ LEGEND_COLUMN_GAP = ":host .bk-grid { column-gap: 16px !important; }"  # apart (
 def new_figure(title: str, x_label: Optional[str] = None, y_label: Optional[str] = None, *, height: int = PLOT_H,
                x_log: bool = False, flip_x: bool = False, y_log: bool = False, legend=False,
                x_min_interval: Optional[float] = None, y_min_interval: Optional[float] = None,
-               y_padding: Optional[float] = None, tools: str = "pan,wheel_zoom,box_zoom,reset,save", **kw):
+               y_padding: Optional[float] = None, tools: str = "pan,wheel_zoom,box_zoom,reset,save",
+               toolbar: Optional[str] = "right", **kw):
     """A figure of the dashboard, as wide as its cell; ``legend``: a (first empty) legend outside the
     plot area, ``"right"`` (or True) or ``"below"`` it (in two columns). ``*_min_interval``: the
     narrowest span of an axis that follows the data, so that a first point does not make a
-    degenerate axis. ``y_padding``: the y axis extends that
-    far (in data units) past the data on either side, instead of a tenth of the data's span."""
+    degenerate axis. ``toolbar``: where the toolbar sits (on the right, clear of the title; None:
+    no toolbar, its tools still active). ``y_padding``: the y axis extends that far (in data units)
+    past the data on either side, instead of a tenth of the data's span."""
     kw.setdefault("sizing_mode", "stretch_width")
     if "x_range" not in kw:
         kw["x_range"] = DataRange1d(flipped=flip_x, min_interval=x_min_interval)
@@ -61,7 +63,7 @@ def new_figure(title: str, x_label: Optional[str] = None, y_label: Optional[str]
     # "auto": a categorical axis over a FactorRange (layer names), else a linear one
     fig = figure(title=title, frame_height=height, min_width=MIN_W, x_axis_label=x_label, y_axis_label=y_label,
                  x_axis_type="log" if x_log else "auto", y_axis_type="log" if y_log else "auto",
-                 tools=tools, toolbar_location="right", **kw)
+                 tools=tools, toolbar_location=toolbar, **kw)
     fig.title.text_font_size = "11pt"
     if legend:
         place = "below" if legend == "below" else "right"
