@@ -37,7 +37,7 @@ class Controls:
         width = max(len(c) for c in CRITERIA) + 2
         self.criteria = rows.add(W.SelectMultiple, "criteria", "Mask criteria",
                                  options=[(f"{c.name:<{width}}{c.formula}", c.name) for c in CRITERIA.values()],
-                                 value=("large_final",), rows=len(CRITERIA), layout=W.Layout(width="380px"))
+                                 value=("large_final",), rows=len(CRITERIA), layout=W.Layout(width="360px"))
         self.mask1 = rows.add(W.SelectMultiple, "mask1", "Mask-1 policy", options=[(p, p) for p in MASK1_POLICIES],
                               value=("rewind",), rows=len(MASK1_POLICIES))
         self.mask0 = rows.add(W.SelectMultiple, "mask0", "Mask-0 policy", options=[(p, p) for p in MASK0_POLICIES],
@@ -52,7 +52,7 @@ class Controls:
         self.dwr = rows.add(W.Checkbox, "dwr", "DWR", value=False, indent=False, layout=W.Layout(width="20px"))
         self.weights_label = W.HTML(layout=W.Layout(width=LABEL_WIDTH, margin="0 6px 0 0"))
         self.schedule = rows.add(W.Dropdown, "schedule", "Schedule", options=[(v, k) for k, v in SCHEDULES.items()],
-                                 value="quick", layout=W.Layout(width="250px"))
+                                 value="quick")
         self.epochs = rows.add(W.IntText, "epochs", "Epochs (custom)", value=1)
         self.seeds = rows.add(W.Text, "seeds", "Seed(s)", value="0", placeholder="0 or 0, 1, 2")
         devices = [("auto", "auto"), ("cpu", "cpu")] + ([("cuda", "cuda")] if torch.cuda.is_available() else [])
