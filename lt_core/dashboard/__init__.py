@@ -1,4 +1,5 @@
-"""The explorer dashboard (``voila app/explorer.ipynb``): views over a small state machine.
+"""The explorer dashboard (``python -m lt_core.dashboard``, :mod:`.serve`: Voila on
+``app/explorer.ipynb``): views over a small state machine.
 
 * :mod:`.request` -- what the user asked for (:class:`RunRequest`), checked by building the
   engine's configs, and the engine calls it maps to (:func:`plan_jobs`);
@@ -7,7 +8,8 @@
   (paced by :mod:`.pacing`);
 * :mod:`.stored` -- the results store as the dashboard reads it (the Compare tab's list, overlays,
   the stored runs of the controls' settings);
-* :mod:`.presets` -- the settings that reproduce each of the paper's figures and Table 1;
+* :mod:`.presets` -- the settings that reproduce each of the paper's figures and Table 1, and
+  :mod:`.cost` -- what a request would take on this machine (shown for the paper's schedule);
 * :mod:`.series`, :mod:`.tables`, :mod:`.masks`, :mod:`.catalog` -- a run as plotted, the plots'
   data and its CSV export, the mask view's data, and the per-network facts;
 * :mod:`.views` -- the ipywidgets controls and bokeh plots bound to a controller (:func:`build_app`).
