@@ -299,19 +299,6 @@ def configs_to_dict(configs: dict) -> dict:
     return {k: v.to_dict() for k, v in configs.items()}
 
 
-def config_hash(kind: str, **configs: Config) -> str:
-    """Stable short hash of a run's identity: its kind, the initialisation rule
-    (:data:`lt_core.models.INIT_SCHEME`, so that a change of rule never finds runs made under the old
-    one) and the non-default, result-relevant fields of ``configs``."""
-    from .models import INIT_SCHEME  # here: models imports torch, which reading a config does not need
-
-    payload = {"kind": kind, "init": INIT_SCHEME}
-    for key in sorted(configs):
-        payload[key] = configs[key].non_default(for_hash=True)
-    text = json.dumps(payload, sort_keys=True, separators=(",", ":"))
-    return hashlib.sha256(text.encode()).hexdigest()[:12]
-
-
 def save_json(path, configs: dict) -> None:
     """Write ``{"data": DataConfig, ...}`` as a JSON file that :func:`load_json` (and ``--config``) reads."""
     atomic_write_text(path, json.dumps(configs_to_dict(configs), indent=2, sort_keys=True) + "\n")

@@ -7,7 +7,7 @@ from typing import Optional
 
 import torch
 
-from .models import Arch
+from .archs import Arch
 
 
 def resolve_device(device: str) -> torch.device:

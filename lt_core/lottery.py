@@ -27,7 +27,7 @@ import torch
 from . import pruning
 from .config import ConfigError, DataConfig, ModelConfig, PruneConfig, TrainConfig, check_config
 from .data import load_dataset
-from .events import EventCallback, StopToken, emit, waiting_reporter, with_run_dir
+from .events import EventCallback, RoundEnd, Stage, StopToken, emit, waiting_reporter, with_run_dir
 from .archs import Arch, get_arch
 from .models import full_masks, init_weights, zero_biases
 from .policies import MASK0_POLICIES, apply_mask0, apply_mask1
@@ -49,6 +49,10 @@ class RoundRecord:
     early_stop_test_acc: float
     final_test_acc: float
     reused: bool = False
+
+    def event(self, run: str) -> RoundEnd:
+        """The ``round_end`` event of this round of run ``run``."""
+        return RoundEnd(run=run, reused=self.reused, **self.to_json())
 
     def to_json(self) -> dict:
         return {"round": self.round, "weights_remaining": self.weights_remaining,
@@ -99,8 +103,8 @@ class _Context:
             self._data = load_dataset(self.dataset_name, data_dir=self.data_cfg.data_dir,
                                       download=self.data_cfg.download, val_size=self.data_cfg.val_size,
                                       val_seed=self.data_cfg.val_seed, device=self.device)
-            emit(self.on_event, event="stage", stage="data_loaded", dataset=self.dataset_name,
-                 device=str(self.device))
+            emit(self.on_event, Stage(stage="data_loaded",
+                                      details={"dataset": self.dataset_name, "device": str(self.device)}))
         return self._data
 
     def train_stack(self, checkpoint: Path, k: int, specs: List[RunSpec]):
@@ -129,8 +133,8 @@ def note_backend_change(summary: dict, previous: Optional[str], run_name: str, o
     if previous is None or previous == summary.get("backend"):
         return
     summary["backend_changed_from"] = previous
-    emit(on_event, event="stage", stage="backend_changed", run=run_name, round=summary["round"],
-         backend=summary.get("backend"), previous=previous)
+    emit(on_event, Stage(stage="backend_changed", run=run_name, round=summary["round"],
+                         details={"backend": summary.get("backend"), "previous": previous}))
     warnings.warn(f"{run_name}: round {summary['round']} was trained with backend {summary.get('backend')}, "
                   f"the round before with {previous}; their numbers differ by float rounding", stacklevel=2)
 
@@ -142,9 +146,9 @@ def _train_dense(ctx: _Context) -> ExperimentResult:
         with RunLock(run_dir.path, on_wait=waiting_reporter(ctx.on_event)):
             if not run_dir.round_done(0):
                 return _train_dense_round(ctx, run_dir)
-    emit(ctx.on_event, event="stage", stage="round_reused", run=run_dir.name, round=0)
+    emit(ctx.on_event, Stage(stage="round_reused", run=run_dir.name, round=0))
     record = _record(run_dir.summary(0), reused=True)
-    emit(ctx.on_event, event="round_end", run=run_dir.name, reused=True, **record.to_json())
+    emit(ctx.on_event, record.event(run_dir.name))
     return ExperimentResult(run_dir.path, [record])
 
 
@@ -154,7 +158,7 @@ def _train_dense_round(ctx: _Context, run_dir: RunDir) -> ExperimentResult:
     seed = ctx.train_cfg.seed
     weights, biases, masks = init_weights(ctx.arch, seed), zero_biases(ctx.arch), full_masks(ctx.arch)
     t0 = time.perf_counter()
-    emit(ctx.on_event, event="stage", stage="round_start", run=run_dir.name, round=0, iterations=ctx.iterations)
+    emit(ctx.on_event, Stage(stage="round_start", run=run_dir.name, round=0, details={"iterations": ctx.iterations}))
     result = ctx.train_stack(run_dir.round_dir(0) / "checkpoint.pt", 0,
                              [RunSpec(run_dir.name, weights, biases, masks, seed)])[0]
     summary = _summary(0, masks, result, time.perf_counter() - t0, ctx.iterations)
@@ -163,7 +167,7 @@ def _train_dense_round(ctx: _Context, run_dir: RunDir) -> ExperimentResult:
                            "final": {"weights": result.final_weights, "biases": result.final_biases},
                            "masks": bool_masks}, result.rows, summary)
     record = _record(summary, reused=False)
-    emit(ctx.on_event, event="round_end", run=run_dir.name, reused=False, **record.to_json())
+    emit(ctx.on_event, record.event(run_dir.name))
     return ExperimentResult(run_dir.path, [record])
 
 
@@ -240,14 +244,14 @@ class _Branch:
                       "frozen": p["frozen"] if self.freezes else None}
         self.pending = None
         record = _record(summary, reused=False)
-        emit(on_event, event="round_end", run=self.run_dir.name, reused=False, **record.to_json())
+        emit(on_event, record.event(self.run_dir.name))
         self.result.rounds.append(record)
 
     def reuse(self, k: int, on_event) -> None:
         self.run_dir.rows(k)  # a damaged metrics.csv is named now, not after the next round has trained
-        emit(on_event, event="stage", stage="round_reused", run=self.run_dir.name, round=k)
+        emit(on_event, Stage(stage="round_reused", run=self.run_dir.name, round=k))
         record = _record(self.run_dir.summary(k), reused=True)
-        emit(on_event, event="round_end", run=self.run_dir.name, reused=True, **record.to_json())
+        emit(on_event, record.event(self.run_dir.name))
         self.result.rounds.append(record)
         self.state = None  # loaded lazily when a later round needs it
 
@@ -310,8 +314,8 @@ def _prune_rounds(ctx: _Context, branches: List[_Branch], stack: int, seed: int,
             group = todo[start:start + stack]
             specs = [b.prepare(k, seed, alpha, init_biases, ctx.arch) for b in group]
             for b in group:
-                emit(ctx.on_event, event="stage", stage="round_start", run=b.run_dir.name, round=k,
-                     iterations=ctx.iterations)
+                emit(ctx.on_event, Stage(stage="round_start", run=b.run_dir.name, round=k,
+                                         details={"iterations": ctx.iterations}))
             t0 = time.perf_counter()
             trained = ctx.train_stack(group[0].run_dir.round_dir(k) / "checkpoint.pt", k, specs)
             seconds = time.perf_counter() - t0

@@ -1,8 +1,9 @@
 """The one runner: experiments (:mod:`lt_core.experiments`) in, one tidy frame per experiment out.
 
-:func:`run_experiments` runs each experiment here, one after another, or hands them to an executor
-first: a Dask cluster (a scheduler's address) or ``"serial"`` (:func:`lt_core.sweep.run_units`), which
-group them into work units that train as one stack. Either way every result is then read back from
+:func:`run_experiments` runs each experiment here, one after another, or hands them to an
+``executor`` first: any callable ``executor(experiments, root, stop)`` that trains them into the
+results root, e.g. :func:`lt_core.sweep.executor` (a Dask cluster, or ``"serial"``: work units that
+train as one stack, one after another). Either way every result is then read back from
 the results store through the experiments' own :meth:`~lt_core.experiments.Experiment.rows`, so a
 frame is the same whoever trained it, and whatever the store already held is reused, not trained again.
 
@@ -31,7 +32,7 @@ import sys
 import time
 from dataclasses import replace
 from pathlib import Path
-from typing import List, Optional, Sequence
+from typing import Callable, List, Optional, Sequence
 
 import pandas as pd
 
@@ -41,6 +42,8 @@ from .store import check_writable, results_root
 
 PROGRESS_ENV = "LT_PROGRESS_FILE"
 STOP_ENV = "LT_STOP_FILE"
+# trains experiments into a results root (e.g. lt_core.sweep.executor's Dask cluster), honouring a stop request
+Executor = Callable[[Sequence[Experiment], Path, Optional[StopToken]], None]
 _COUNTED = {("round_end", None), ("supermask_point", None), ("learn_eval", None), ("learn_end", None),
             ("stage", "learn_reused")}
 
@@ -125,15 +128,15 @@ def _forward(progress: Progress, exp: Experiment, on_event: Optional[EventCallba
     return listener
 
 
-def run_experiments(experiments: Sequence[Experiment], *, out=None, scheduler: Optional[str] = None,
+def run_experiments(experiments: Sequence[Experiment], *, out=None, executor: Optional[Executor] = None,
                     label: str = "experiments", data_dir=None, on_event: Optional[EventCallback] = None,
                     stop: Optional[StopToken] = None) -> List[pd.DataFrame]:
     """Run (or reuse from the store under ``out``) each experiment; one result frame per experiment
     (the columns its kind fills, :func:`lt_core.experiments.frame`).
 
-    ``scheduler``: ``None`` or ``""`` runs them here, one after another, each as one stack. A Dask
-    scheduler's address (``tcp://host:8786``), or ``"serial"``, hands them to
-    :func:`lt_core.sweep.run_units` first (the results root must be shared with the workers). ``label``
+    ``executor``: ``None`` runs them here, one after another, each as one stack; an executor (e.g.
+    ``lt_core.sweep.executor("tcp://host:8786")``) trains them first, and they are then read back here
+    (the results root must be shared with its workers). ``label``
     names the progress bar (e.g. the notebook's question); ``on_event`` also hears every engine event
     of runs trained here.
     """
@@ -141,10 +144,8 @@ def run_experiments(experiments: Sequence[Experiment], *, out=None, scheduler: O
     if stop is None and os.environ.get(STOP_ENV):
         stop = StopFile(os.environ[STOP_ENV])
     root = check_writable(results_root(out)).absolute()
-    if scheduler:
-        from .sweep import run_units, work_units
-
-        run_units(work_units(experiments), scheduler=scheduler, out=root, stop=stop, progress=False)
+    if executor is not None:
+        executor(experiments, root, stop)
     progress = Progress(sum(e.units for e in experiments), label, os.environ.get(PROGRESS_ENV) or None)
     try:
         for exp in experiments:

@@ -1,18 +1,15 @@
-"""One place for what a configuration means in practice: the dataset, the run's length, the
-learning rate, and the canonical configs that name a run in the results store.
+"""One place for what a configuration means in practice: the dataset, the run's length and the
+learning rate.
 
-``None`` in a config means "the architecture's protocol value" (its record in :mod:`lt_core.archs`).
-:func:`canonical` also maps an explicit value equal to that default back to ``None``, so
-``--dataset mnist`` for FC or ``--lr 1.2e-3`` is the default experiment and finds the default's
-stored run.
+``None`` in a config means "the architecture's protocol value" (its record in :mod:`lt_core.archs`);
+:func:`lt_core.store.keys.canonical` maps an explicit value equal to that default back to ``None``
+when it names a run, so ``--dataset mnist`` for FC or ``--lr 1.2e-3`` finds the default's stored run.
 """
 
 from __future__ import annotations
 
-from typing import Optional, Tuple
-
 from .archs import get_arch
-from .config import ConfigError, DataConfig, ModelConfig, PruneConfig, TrainConfig
+from .config import ConfigError, DataConfig, ModelConfig, TrainConfig
 from .data import DATASET_INFO
 
 
@@ -53,20 +50,3 @@ def learn_iterations(data: DataConfig, model: ModelConfig, learn) -> int:
 def learning_rate(model: ModelConfig, train: TrainConfig) -> float:
     """Adam's learning rate: the one asked for, else the paper's for the network."""
     return train.lr if train.lr is not None else get_arch(model.arch).lr
-
-
-def canonical(data: DataConfig, model: ModelConfig, train: TrainConfig, prune: Optional[PruneConfig] = None
-              ) -> Tuple[DataConfig, ModelConfig, TrainConfig, Optional[PruneConfig]]:
-    """The same configs with values equal to the architecture's defaults reset to ``None``."""
-    arch = get_arch(model.arch)
-    if data.dataset == arch.dataset:
-        data = data.replace(dataset=None)
-    if train.lr == arch.lr:
-        train = train.replace(lr=None)
-    if train.epochs == arch.epochs:
-        train = train.replace(epochs=None)
-    if prune is not None:
-        for kind in ("conv", "fc", "output"):
-            if getattr(prune, f"prune_fraction_{kind}") == arch.prune_fractions.get(kind):
-                prune = prune.replace(**{f"prune_fraction_{kind}": None})
-    return data, model, train, prune

@@ -15,12 +15,12 @@ evaluated only where a run's validation loss reaches a new minimum and at the en
 
 How a step and an evaluation are computed is the backend's business (:mod:`lt_core.backends`,
 one chosen per stack); the whole dataset lives on the device and nothing synchronises with the
-host except at evaluation points.
+host except at evaluation points. Resuming, stopping, periodic checkpoints and the progress bar are
+the shared driver's (:class:`lt_core.steploop.StepLoop`).
 """
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Dict, List, Optional
@@ -30,9 +30,10 @@ import torch
 from .backends import RunSpec, choose_backend
 from .batches import BatchOrder
 from .data import Dataset
-from .events import EventCallback, RunStopped, StopToken, emit
+from .events import Eval, EventCallback, Stage, StopToken, emit
 from .archs import Arch
-from .store import DamagedFileError, read_checkpoint, remove_checkpoint, write_checkpoint
+from .steploop import StepLoop
+from .checkpoints import write_checkpoint
 
 Tensor = torch.Tensor
 
@@ -53,87 +54,6 @@ class RunResult:
         return {"early_stop_iteration": self.early_stop_iteration,
                 "early_stop_test_acc": self.early_stop_test_acc,
                 "final_test_acc": self.final_test_acc, "backend": self.backend}
-
-
-class StepLoop:
-    """The driver shared by the training loops: resume from a checkpoint, cooperative stop,
-    evaluation every ``eval_every`` steps and at the end, periodic checkpoints, progress bar.
-
-    Subclasses provide ``step(it)``, ``evaluate_point(it)``, ``_save_checkpoint(it)`` and
-    ``_load_checkpoint()`` and set ``iterations``, ``eval_every``, ``stop``, ``checkpoint``,
-    ``checkpoint_seconds``, ``progress``, ``evals`` and ``start_iteration``.
-    """
-
-    desc = "training"
-    eval_at_start = True
-
-    def max_steps(self, it: int) -> int:
-        """How many steps from ``it`` on :meth:`steps` can take in one go."""
-        return 1
-
-    def steps(self, it: int, n: int) -> None:
-        """Steps ``it`` to ``it + n - 1`` (``n <= max_steps(it)``)."""
-        for j in range(n):
-            self.step(it + j)
-
-    def read_checkpoint(self) -> Optional[dict]:
-        """The checkpoint's contents, or None without one. A checkpoint that fails its SHA-256 check
-        (:func:`lt_core.store.read_checkpoint`: damaged, truncated, or without a recorded digest) is
-        reported -- a ``checkpoint_discarded`` stage event naming the file and the cause -- then
-        deleted, and training starts afresh: a damaged one is never resumed from."""
-        if self.checkpoint is None or not Path(self.checkpoint).is_file():
-            return None
-        try:
-            return read_checkpoint(self.checkpoint)
-        except DamagedFileError as exc:
-            emit(self.on_event, event="stage", stage="checkpoint_discarded", path=str(self.checkpoint),
-                 reason=exc.problem)
-            remove_checkpoint(self.checkpoint)
-            return None
-
-    def stop_if_requested(self, it: int) -> None:
-        """At a step boundary: when a stop was requested, write the checkpoint and raise
-        :class:`RunStopped`."""
-        if self.stop is not None and self.stop.requested:
-            self._save_checkpoint(it)
-            raise RunStopped(f"{self.desc}: stopped at iteration {it}")
-
-    def loop(self) -> None:
-        self._load_checkpoint()
-        bar = None
-        if self.progress:
-            from tqdm import tqdm
-
-            bar = tqdm(total=self.iterations, initial=self.start_iteration, unit="it", leave=False,
-                       desc=self.desc, dynamic_ncols=True)
-        it = self.start_iteration
-        last_ckpt = time.monotonic()
-        try:
-            if it == 0 and self.eval_at_start and not self.evals[0]:
-                self.stop_if_requested(it)  # asked for while the round was set up: before its first evaluation
-                self.evaluate_point(0)
-                last_ckpt = time.monotonic()
-            while it < self.iterations:
-                self.stop_if_requested(it)
-                # as many steps as one call takes, up to the next evaluation
-                next_eval = min(self.iterations, (it // self.eval_every + 1) * self.eval_every)
-                n = max(1, min(self.max_steps(it), next_eval - it))
-                self.steps(it, n)
-                before, it = it, it + n
-                if it % self.eval_every == 0 or it == self.iterations:
-                    self.evaluate_point(it)
-                    if bar is not None:
-                        last = self.evals[0][-1]
-                        if "test_acc" in last:
-                            bar.set_postfix(test_acc=f"{last['test_acc']:.4f}", refresh=False)
-                    if self.checkpoint is not None and time.monotonic() - last_ckpt > self.checkpoint_seconds:
-                        self._save_checkpoint(it)
-                        last_ckpt = time.monotonic()
-                if bar is not None and it // 50 != before // 50:
-                    bar.update(it - bar.n)
-        finally:
-            if bar is not None:
-                bar.close()
 
 
 class Trainer(StepLoop):
@@ -200,8 +120,9 @@ class Trainer(StepLoop):
                 records[i][f"{split}_acc"] = acc[j]
         for i, run in enumerate(self.runs):
             self.evals[i].append(records[i])
-            emit(self.on_event, event="eval", run=run.label, round=self.round, iterations=self.iterations,
-                 **records[i])
+            metrics = {k: v for k, v in records[i].items() if k != "iteration"}
+            emit(self.on_event, Eval(run=run.label, round=self.round, iteration=it, iterations=self.iterations,
+                                     metrics=metrics))
 
     def _save_checkpoint(self, it: int) -> None:
         if self.checkpoint is not None:
@@ -218,8 +139,8 @@ class Trainer(StepLoop):
         self.backend.load_state_dict(state)
         self.evals = state["evals"]
         self.start_iteration = state["iteration"]
-        emit(self.on_event, event="stage", stage="resumed", run=self.runs[0].label,
-             runs=[r.label for r in self.runs], round=self.round, iteration=self.start_iteration)
+        emit(self.on_event, Stage(stage="resumed", run=self.runs[0].label, round=self.round,
+                                  details={"runs": [r.label for r in self.runs], "iteration": self.start_iteration}))
         return True
 
     def run(self) -> List[RunResult]:

@@ -2,8 +2,8 @@ import json
 
 import pytest
 
-from lt_core.config import (ConfigError, DataConfig, ModelConfig, PruneConfig, TrainConfig, config_hash,
-                            configs_from_dict, load_json, save_json)
+from lt_core.config import (ConfigError, DataConfig, ModelConfig, PruneConfig, TrainConfig, configs_from_dict, load_json, save_json)
+from lt_core.store import config_hash
 
 
 def test_repr_prints_only_non_default_fields():

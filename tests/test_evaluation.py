@@ -6,7 +6,7 @@ import torch
 
 from lt_core import ConfigError, TrainConfig, load_dataset, train_dense
 from lt_core.backends import BACKENDS, RunSpec, choose_backend
-from lt_core.config import config_hash
+from lt_core.store import config_hash
 from lt_core.models import get_arch, init_weights, zero_biases
 from lt_core.store import read_metrics_csv
 from lt_core.train import Trainer

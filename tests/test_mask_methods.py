@@ -12,7 +12,7 @@ import torch
 import lt_core
 from lt_core import ConfigError, DataConfig, EdgePopupConfig, LearnConfig, ModelConfig, SignedMaskConfig, \
     get_arch, init_weights, learn_supermask, learn_supermasks
-from lt_core.config import config_hash
+from lt_core.store import config_hash
 from lt_core.models import INIT_SCHEME
 from lt_core.store import run_key
 from lt_core.supermask import MASK_METHODS, MaskMethodConfig, ScoreMaskLearner, edge_popup_mask, \

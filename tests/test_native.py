@@ -1,6 +1,8 @@
 """The C kernel for stacks of fully connected networks (lt_core.backends.native.FcStack) against
 hand computation and against PyTorch autograd + Adam."""
 
+import shutil
+
 import pytest
 import torch
 import torch.nn.functional as F
@@ -475,3 +477,18 @@ def test_train_way_is_checked():
     x, y = _batches(1)[0]
     with pytest.raises(ValueError, match="way: unknown value 'weights'; allowed values: auto, dense, kept"):
         stack.train_step(x, y, native.adam_step(1, 1e-2), 1, way="weights")
+
+
+def test_warm_up_loads_the_kernels_once_or_leaves_them_off(monkeypatch):
+    from lt_core.backends import warm_up
+
+    monkeypatch.setattr(native, "_library", None)  # as in a fresh process
+    monkeypatch.setenv(native.ENV_SWITCH, "0")
+    assert warm_up(background=False) is None and native._library is None  # switched off: nothing built
+    monkeypatch.setenv(native.ENV_SWITCH, "1")
+    thread = warm_up()
+    thread.join(120)
+    assert not thread.is_alive() and thread.daemon
+    # where a compiler is at hand the library is loaded now (the build is cached); else it is refused once
+    assert native._library is not None
+    assert (native._library is False) == (shutil.which("cc") is None and shutil.which("gcc") is None)

@@ -9,6 +9,7 @@ from lt_core import ConfigError, TrainConfig
 from lt_core.archs import get_arch
 from lt_core.experiments import Dense, LearnedMasks, Lottery, Supermasks, join
 from lt_core.runner import run_experiments
+from lt_core.sweep import executor
 from lt_core.store import run_key
 from lt_core.paper.params import as_list, notebook_params
 from lt_core.presets import PRESETS, get_preset
@@ -115,7 +116,7 @@ def test_every_experiment_splits_into_one_record_per_run_and_joins_back():
 def test_a_scheduler_runs_the_experiments_as_a_sweep_then_reads_them_back(tmp_path):
     train = get_preset("tiny").train_config("fc", 0, "cpu")
     exps = [Lottery("fc", train, [PruneConfig(rounds=1), PruneConfig(criterion="random", rounds=1)])]
-    swept = run_experiments(exps, out=tmp_path / "swept", scheduler="serial")[0]
+    swept = run_experiments(exps, out=tmp_path / "swept", executor=executor("serial"))[0]
     here = run_experiments(exps, out=tmp_path / "here")[0]
     columns = ["criterion", "round", "early_stop_test_acc", "weights_remaining"]
     assert swept[columns].equals(here[columns]) and len(here) == 4  # round 0 and 1 of two runs

@@ -21,6 +21,7 @@ from lt_core.config import PruneConfig, TrainConfig
 from lt_core.events import RunStopped
 from lt_core.experiments import Dense, Lottery
 from lt_core.runner import STOP_ENV, run_experiments
+from lt_core.sweep import executor
 from lt_core.paper.params import notebook_params
 from lt_core.paper.notebooks import NOTEBOOKS
 from lt_core.paper.reproduce import reproduce
@@ -53,7 +54,7 @@ def test_the_notebooks_data_dir_is_what_every_experiment_reads(shuffled_mnist, t
     assert shuffled["early_stop_test_acc"].iloc[0] < 0.3  # trained on the shuffled labels: chance
     # a lottery handed to a sweep ("serial": the sweep's path, in this process) carries the folder too
     (lottery,) = run_experiments([Lottery("fc", train, [PruneConfig(rounds=1)])], out=tmp_path / "sweep_results",
-                                 scheduler="serial", data_dir=p.data_dir)
+                                 executor=executor("serial"), data_dir=p.data_dir)
     assert (lottery["early_stop_test_acc"] < 0.3).all()
     p = notebook_params(preset="tiny", report_dir=str(tmp_path / "r"))  # no data_dir: $LT_DATA_DIR's MNIST
     (normal,) = run_experiments([Dense("fc", train)], out=tmp_path / "normal_results", data_dir=p.data_dir)

@@ -17,12 +17,14 @@ flushed to zero as TF did), which is why a run records the backend that trained 
 
 from __future__ import annotations
 
+import threading
 from typing import Dict, Optional, Tuple, Type
 
 import torch
 
 from ..data import Split
 from ..models import Arch
+from . import native
 from .base import Backend, RunSpec
 from .cpu_kernel import CpuKernelBackend
 from .dense_fc import DenseFcBackend
@@ -62,5 +64,18 @@ def evaluate(arch: Arch, weights: Dict[str, Tensor], biases: Dict[str, Tensor], 
     return choose_backend(arch, split.x.device).evaluate_weights(arch, weights, biases, split, batch=batch)
 
 
+def warm_up(background: bool = True) -> Optional[threading.Thread]:
+    """Build (once per machine; the build is cached) and load the C kernels now, so that the first run
+    does not wait for the compiler, seconds without a step boundary to stop at. In a daemon thread,
+    which is returned (``background=False``: here, returning None). Nothing happens where the kernels
+    are switched off (``LT_KERNELS=0``) or cannot be built: runs then take the other backends."""
+    if not background:
+        native.library()
+        return None
+    thread = threading.Thread(target=native.library, name="lt-kernels", daemon=True)
+    thread.start()
+    return thread
+
+
 __all__ = ["BACKENDS", "Backend", "CpuKernelBackend", "DenseFcBackend", "ReferenceBackend", "RunSpec",
-           "choose_backend", "evaluate"]
+           "choose_backend", "evaluate", "warm_up"]

@@ -51,6 +51,16 @@ class NotebookParams:
     report_dir: Path
     scheduler: Optional[str]
 
+    @property
+    def executor(self):
+        """Where the notebook's experiments train: here (``None``), or on the Dask scheduler given
+        (:func:`lt_core.sweep.executor`; ``"serial"``: as a sweep's work units, in this process)."""
+        if not self.scheduler:
+            return None
+        from ..sweep import executor
+
+        return executor(self.scheduler)
+
 
 def as_list(name: str, value: Any, kind: type = str) -> list:
     """``value`` as a list of ``kind`` (str or int): a list, a YAML list string, a comma list or one value."""

@@ -85,7 +85,7 @@ def _lottery_experiments(p: NotebookParams) -> List[Lottery]:
 
 def _lottery(p: NotebookParams, question: str, by: str, check: Callable) -> Answer:
     answer = Answer(question)
-    frames = run_experiments(_lottery_experiments(p), out=p.results_dir, scheduler=p.scheduler,
+    frames = run_experiments(_lottery_experiments(p), out=p.results_dir, executor=p.executor,
                              data_dir=p.data_dir, label=question)
     rounds = pd.concat(frames, ignore_index=True)
     answer.tables["rounds"] = rounds
@@ -128,7 +128,7 @@ def rq4(p: NotebookParams) -> Answer:
     answer = Answer("rq4")
     exps = _rq4_experiments(p)
     trains = [(e.arch, e.train) for e in exps if isinstance(e, Dense)]
-    frames = run_experiments(exps, out=p.results_dir, scheduler=p.scheduler, data_dir=p.data_dir, label="rq4")
+    frames = run_experiments(exps, out=p.results_dir, executor=p.executor, data_dir=p.data_dir, label="rq4")
     points = pd.concat(frames[:len(trains)], ignore_index=True)
     dense = pd.concat(frames[len(trains):], ignore_index=True)
     answer.tables["points"] = points
@@ -206,7 +206,7 @@ def rq5(p: NotebookParams) -> Answer:
     for arch in p.archs:
         exps = _rq5_experiments(p, arch)
         dense_exps = [e for e in exps if isinstance(e, Dense)]
-        frames = run_experiments(exps, out=p.results_dir, scheduler=p.scheduler,
+        frames = run_experiments(exps, out=p.results_dir, executor=p.executor,
                                  data_dir=p.data_dir, label=f"rq5 {arch}")
         dense = pd.concat(frames[:len(dense_exps)], ignore_index=True)
         learned = pd.concat(frames[len(dense_exps):], ignore_index=True)
@@ -253,7 +253,7 @@ def table1(p: NotebookParams) -> Answer:
         if reason:
             parts.append(t1.empty_rows(arch, reason))
             continue
-        frames = run_experiments(_table1_experiments(p, arch), out=p.results_dir, scheduler=p.scheduler,
+        frames = run_experiments(_table1_experiments(p, arch), out=p.results_dir, executor=p.executor,
                                  data_dir=p.data_dir, label=f"table1 {arch}")
         n = len(p.seeds)
         values = t1.cell_values(pd.concat(frames[:n]), pd.concat(frames[n:2 * n]), pd.concat(frames[2 * n:]))
@@ -305,7 +305,7 @@ def families(p: NotebookParams) -> Answer:
     for arch in p.archs:
         exps = _families_experiments(p, arch)
         n_dense = len(p.seeds)
-        frames = run_experiments(exps, out=p.results_dir, scheduler=p.scheduler,
+        frames = run_experiments(exps, out=p.results_dir, executor=p.executor,
                                  data_dir=p.data_dir, label=f"families {arch}")
         dense = pd.concat(frames[:n_dense], ignore_index=True)
         dense_acc = float(dense["early_stop_test_acc"].mean()) if len(dense) else None

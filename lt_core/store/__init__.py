@@ -40,14 +40,14 @@ from .files import METRIC_COLUMNS, POINT_COLUMNS, DamagedFileError, StoreError, 
     write_points, write_tensors
 from .ledger import LEDGER, LedgerError, append_entry, read_entries, trainings
 from .layout import KINDS, RunDir, check_writable, results_root
-from .keys import ROLES, RunKey, run_key
+from .keys import ROLES, RunKey, canonical, config_hash, run_key
 from .lock import RunLock, hold_locks
 from .reader import OLD_INIT, ROW_COLUMNS, LearnedMaskRun, LotteryRun, Round, Run, SupermaskRun, TrainRun, list_runs, open_run
 
 __all__ = [
     "DamagedFileError", "KINDS", "OLD_INIT", "LEDGER", "RunLock", "append_entry", "hold_locks", "read_entries", "trainings", "LearnedMaskRun", "LotteryRun", "METRIC_COLUMNS", "POINT_COLUMNS", "ROW_COLUMNS", "Round", "Run",
     "RunDir", "StoreError", "SupermaskRun", "TrainRun", "atomic_torch_save", "atomic_write_bytes",
-    "atomic_write_json", "atomic_write_text", "ROLES", "RunKey", "run_key", "list_runs",
+    "atomic_write_json", "atomic_write_text", "ROLES", "RunKey", "canonical", "config_hash", "run_key", "list_runs",
     "metrics_csv", "open_run", "read_json", "read_metrics_csv", "read_points", "read_tensors", "check_writable", "results_root",
     "torch_load", "write_points", "write_tensors", "LedgerError", "UnreadableJSONError",
     "read_checkpoint", "remove_checkpoint", "write_checkpoint",

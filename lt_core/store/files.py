@@ -29,14 +29,14 @@ from typing import Dict, Iterable, List, Optional
 
 import torch
 
-from .errors import DamagedFileError, StoreError, UnreadableJSONError  # noqa: F401 (re-exported)
+from ..checkpoints import read_checkpoint, remove_checkpoint, write_checkpoint  # noqa: F401 (re-exported)
+from ..errors import DamagedFileError, StoreError, UnreadableJSONError  # noqa: F401 (re-exported)
 from .ledger import read_entries
 from ..atomic import atomic_write, atomic_write_bytes, atomic_write_json, atomic_write_text  # noqa: F401 (re-exported)
 
 METRIC_COLUMNS = ("run", "round", "iteration", "split", "metric", "value")
 POINT_COLUMNS = ("criterion", "weights", "power", "weights_remaining", "train_acc", "test_acc")
 CHECKSUMS = "checksums.json"
-DIGEST_SUFFIX = ".sha256"  # a checkpoint's SHA-256 lies in <checkpoint>.sha256
 
 
 def atomic_torch_save(path, obj) -> None:
@@ -223,48 +223,3 @@ def read_tensors(folder, name: str, *, required: bool = False):
         return torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
     except Exception as exc:  # a truncated or foreign file: torch raises several kinds
         raise DamagedFileError(path, f"cannot be loaded ({type(exc).__name__})", folder) from None
-
-
-# -- checkpoints ---------------------------------------------------------------------------------
-
-def _digest_path(path: Path) -> Path:
-    return path.with_name(path.name + DIGEST_SUFFIX)
-
-
-def write_checkpoint(path, state) -> None:
-    """``torch.save`` ``state`` to the checkpoint ``path`` atomically, then its SHA-256 to
-    ``<path>.sha256``. A crash between the two leaves a digest that does not match: the checkpoint
-    is then refused (the round restarts), never trusted."""
-    path = Path(path)
-    data = _torch_bytes(state)
-    atomic_write_bytes(path, data)
-    atomic_write_text(_digest_path(path), f"{hashlib.sha256(data).hexdigest()}  {path.name}\n")
-
-
-def read_checkpoint(path):
-    """The checkpoint stored at ``path``, checked against ``<path>.sha256``; one that is missing, has
-    no digest (written before checkpoints were checked), differs from it or cannot be loaded raises
-    :class:`DamagedFileError` (``problem`` says which)."""
-    path = Path(path)
-    try:
-        data = path.read_bytes()
-    except FileNotFoundError:
-        raise DamagedFileError(path, "missing", path.parent) from None
-    try:
-        recorded = _digest_path(path).read_text(encoding="utf-8").split()[0]
-    except (FileNotFoundError, IndexError, UnicodeDecodeError):
-        raise DamagedFileError(path, f"its SHA-256 was not recorded ({_digest_path(path).name} is missing or "
-                                     "empty)", path.parent) from None
-    if hashlib.sha256(data).hexdigest() != recorded:
-        raise DamagedFileError(path, "its SHA-256 differs from the one recorded when it was written", path.parent)
-    try:
-        return torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
-    except Exception as exc:  # recorded as written, yet not loadable: e.g. written by another torch
-        raise DamagedFileError(path, f"cannot be loaded ({type(exc).__name__})", path.parent) from None
-
-
-def remove_checkpoint(path) -> None:
-    """Delete the checkpoint ``path`` and its digest (a finished round, or a refused checkpoint)."""
-    path = Path(path)
-    for p in (path, _digest_path(path)):
-        p.unlink(missing_ok=True)

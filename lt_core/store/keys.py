@@ -1,11 +1,10 @@
 """Run identity: the one place a run's configs become its name and its folder.
 
 :func:`run_key` takes a run's kind and its configs as the caller spelled them, makes them
-*canonical* once (values equal to the architecture's defaults reset to ``None``, see
-:func:`lt_core.schedule.canonical`: a setting spelled two ways names one run) and returns a
-:class:`RunKey`: the run's name ``<kind>-<arch>-<hash>`` (the hash is
-:func:`lt_core.config.config_hash` of the canonical configs and the initialisation rule), its
-folder under a results root, and the ``config.json`` record the store writes there.
+*canonical* once (:func:`canonical`: values equal to the architecture's defaults reset to
+``None``, so a setting spelled two ways names one run) and returns a :class:`RunKey`: the run's name
+``<kind>-<arch>-<hash>`` (:func:`config_hash` of the canonical configs and the initialisation rule),
+its folder under a results root, and the ``config.json`` record the store writes there.
 
 The kinds and the configs each takes:
 
@@ -21,12 +20,15 @@ learnmask     data, model, learn (any mask method config)  one learned supermask
 
 from __future__ import annotations
 
+import hashlib
+import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Dict, Optional, Tuple
 
-from ..config import Config, ConfigError, DataConfig, ModelConfig, PruneConfig, TrainConfig, config_hash
-from ..schedule import canonical
+from ..archs import get_arch
+from ..config import Config, ConfigError, DataConfig, ModelConfig, PruneConfig, TrainConfig
+from .. import models
 from .layout import KINDS, RunDir
 
 # the configs each kind is named by, in the order they are hashed and recorded
@@ -34,6 +36,34 @@ ROLES: Dict[str, Tuple[str, ...]] = {"train": ("data", "model", "train"),
                                      "lottery": ("data", "model", "train", "prune"),
                                      "supermask": ("data", "model", "train"),
                                      "learnmask": ("data", "model", "learn")}
+
+
+def canonical(data: DataConfig, model: ModelConfig, train: TrainConfig, prune: Optional[PruneConfig] = None
+              ) -> Tuple[DataConfig, ModelConfig, TrainConfig, Optional[PruneConfig]]:
+    """The same configs with values equal to the architecture's defaults reset to ``None``."""
+    arch = get_arch(model.arch)
+    if data.dataset == arch.dataset:
+        data = data.replace(dataset=None)
+    if train.lr == arch.lr:
+        train = train.replace(lr=None)
+    if train.epochs == arch.epochs:
+        train = train.replace(epochs=None)
+    if prune is not None:
+        for kind in ("conv", "fc", "output"):
+            if getattr(prune, f"prune_fraction_{kind}") == arch.prune_fractions.get(kind):
+                prune = prune.replace(**{f"prune_fraction_{kind}": None})
+    return data, model, train, prune
+
+
+def config_hash(kind: str, **configs: Config) -> str:
+    """Stable short hash of a run's identity: its kind, the initialisation rule
+    (:data:`lt_core.models.INIT_SCHEME`, so that a change of rule never finds runs made under the old
+    one) and the non-default, result-relevant fields of ``configs``."""
+    payload = {"kind": kind, "init": models.INIT_SCHEME}  # read now: a test may set another rule
+    for key in sorted(configs):
+        payload[key] = configs[key].non_default(for_hash=True)
+    text = json.dumps(payload, sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(text.encode()).hexdigest()[:12]
 
 
 @dataclass(frozen=True)

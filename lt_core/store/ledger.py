@@ -24,7 +24,7 @@ from collections import Counter
 from pathlib import Path
 from typing import Dict, List
 
-from .errors import StoreError
+from ..errors import StoreError
 
 LEDGER = "ledger.jsonl"
 

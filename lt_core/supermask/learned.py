@@ -30,11 +30,11 @@ from ..backends import evaluate
 from ..batches import BatchOrder
 from ..config import Config, check_choice, check_length, check_range, no_hash, option
 from ..data import Dataset
-from ..events import emit
+from ..events import LearnEval, Stage, emit
 from ..models import forward, init_weights
 from ..seeding import derive_seed
-from ..store import write_checkpoint
-from ..train import StepLoop
+from ..checkpoints import write_checkpoint
+from ..steploop import StepLoop
 from .fc_kernel import FcMaskKernel, unavailable as kernel_unavailable
 from .oneshot import WEIGHT_KINDS, signed_constants
 
@@ -265,7 +265,7 @@ class MaskLearner(StepLoop):
             record = {"iteration": it, "epoch": it / self.spe, "train_acc": train_acc[i], "test_acc": accs[i][0],
                       "expected_keep_fraction": keep[i]}
             self.evals[i].append(record)
-            emit(self.on_event, event="learn_eval", run=label, iterations=self.iterations, **record)
+            emit(self.on_event, LearnEval(run=label, iterations=self.iterations, **record))
 
     def _save_checkpoint(self, it: int) -> None:
         if self.checkpoint is None:
@@ -287,8 +287,8 @@ class MaskLearner(StepLoop):
             g.set_state(st)
         self.evals = state["evals"]
         self.start_iteration = state["iteration"]
-        emit(self.on_event, event="stage", stage="resumed", run=self.labels[0], runs=list(self.labels),
-             iteration=self.start_iteration)
+        emit(self.on_event, Stage(stage="resumed", run=self.labels[0],
+                                  details={"runs": list(self.labels), "iteration": self.start_iteration}))
 
     def step(self, it: int) -> None:
         """One step of every run: sample masks, forward, straight-through backward, SGD on the scores."""

@@ -16,12 +16,12 @@ from pathlib import Path
 from typing import List, Optional, Sequence
 
 from ..archs import get_arch
-from ..config import Config, DataConfig, ModelConfig, check_config, config_hash
+from ..config import Config, DataConfig, ModelConfig, check_config
 from ..data import load_dataset
 from ..devices import resolve_device
-from ..events import EventCallback, StopToken, emit, waiting_reporter, with_run_dir
+from ..events import EventCallback, LearnEnd, Stage, StopToken, emit, waiting_reporter, with_run_dir
 from ..schedule import dataset_name, learn_iterations
-from ..store import check_writable, hold_locks, open_run, remove_checkpoint, results_root, run_key
+from ..store import check_writable, config_hash, hold_locks, open_run, remove_checkpoint, results_root, run_key
 from .learned import LearnConfig, LearnResult
 from .methods import MethodLearnResult, learner_for, method_record
 
@@ -73,14 +73,14 @@ def learn_supermasks(data: DataConfig, model: ModelConfig, learns: Sequence[Lear
         for i, rd in enumerate(run_dirs):
             if (rd.path / "summary.json").is_file():
                 results[i] = stored_result(rd.path, open_run(rd.path).summary)
-                emit(on_event, event="stage", stage="learn_reused", run=rd.name)
+                emit(on_event, Stage(stage="learn_reused", run=rd.name))
             else:
                 todo.append(i)
                 if ds is None:  # a missing dataset fails here, before anything is written
                     device = resolve_device(learns[i].device)
                     ds = load_dataset(name, data_dir=data.data_dir, download=data.download, val_size=data.val_size,
                                       val_seed=data.val_seed, device=device)
-                    emit(on_event, event="stage", stage="data_loaded", dataset=name, device=str(device))
+                    emit(on_event, Stage(stage="data_loaded", details={"dataset": name, "device": str(device)}))
                 rd.write_config(keys[i].record(**method_record(learns[i])))
         if todo:
             checkpoint = run_dirs[todo[0]].path / "checkpoint.pt" if len(todo) == 1 else \
@@ -108,6 +108,6 @@ def learn_supermasks(data: DataConfig, model: ModelConfig, learns: Sequence[Lear
                 rd.save_learned({n: s[j].detach().cpu() for n, s in learner.scores.items()}, rows, summary,
                                 {"round": 0, "device": str(learner.device)})
                 results[i] = res
-                emit(on_event, event="learn_end", run=rd.name, **res.to_json())
+                emit(on_event, LearnEnd(run=rd.name, result={k: v for k, v in res.to_json().items() if k != "run_dir"}))
             remove_checkpoint(checkpoint)
     return results

@@ -23,7 +23,7 @@ from ..config import Config, ConfigError, DataConfig, ModelConfig, TrainConfig, 
 from ..criteria import CRITERIA
 from ..data import Dataset, load_dataset
 from ..devices import resolve_device
-from ..events import EventCallback, RunStopped, StopToken, emit, waiting_reporter, with_run_dir
+from ..events import EventCallback, RunStopped, StopToken, SupermaskPoint, emit, waiting_reporter, with_run_dir
 from ..lottery import train_dense
 from ..schedule import dataset_name
 from ..store import RunLock, append_entry, open_run, read_points, results_root, run_key, write_points
@@ -164,7 +164,7 @@ def one_shot_supermasks(data: DataConfig = DataConfig(), model: ModelConfig = Mo
         wanted = [(c, w, p) for c in sweep.criteria for w in sweep.weights for p in sweep.powers]
         for key in wanted:
             if key in points:
-                emit(on_event, event="supermask_point", run=run_dir.name, reused=True, **points[key])
+                emit(on_event, SupermaskPoint(run=run_dir.name, reused=True, **points[key]))
         todo = [key for key in wanted if key not in points]
         bases = {kind: supermask_weights(kind, state["init"]) for kind in sweep.weights}
         by_mask: Dict[Tuple[str, int], Dict[str, Tensor]] = {}
@@ -190,7 +190,7 @@ def one_shot_supermasks(data: DataConfig = DataConfig(), model: ModelConfig = Mo
                 row = {"criterion": criterion, "weights": kind, "power": power, "weights_remaining": remaining[i],
                        "train_acc": acc["train"][i], "test_acc": acc["test"][i]}
                 points[(criterion, kind, power)] = row
-                emit(on_event, event="supermask_point", run=run_dir.name, reused=False, **row)
+                emit(on_event, SupermaskPoint(run=run_dir.name, reused=False, **row))
             append_entry(run_dir.path, {"points": len(group)})
             write_points(points_path, [points[key] for key in sorted(points)])
     rows = [points[key] for key in wanted]

@@ -238,6 +238,15 @@ def run_units(units: List[WorkUnit], scheduler: Optional[str] = None, workers: O
             raise SweepError(failure_summary(failed, len(todo)))
 
 
+def executor(scheduler: str, workers: Optional[int] = None, **options):
+    """An executor for :func:`lt_core.runner.run_experiments`: it trains the experiments as work units on
+    the Dask cluster at ``scheduler`` (or one after another in this process: ``"serial"``), without a
+    progress bar of its own (the runner shows progress). ``options``: those of :func:`run_units`."""
+    def run(experiments, root, stop=None) -> None:
+        run_units(work_units(experiments), scheduler, workers, out=root, stop=stop, progress=False, **options)
+    return run
+
+
 def run_experiments(experiments: Iterable, scheduler: Optional[str] = None, workers: Optional[int] = None, *,
                     out=None, scheduler_file: Optional[str] = None, table=None, progress: bool = True,
                     stop: Optional[StopToken] = None, plugins: Optional[Iterable[str]] = None):

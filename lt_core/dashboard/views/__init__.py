@@ -18,7 +18,7 @@ from typing import Callable, Optional
 
 import ipywidgets as W
 
-from ...backends import native
+from ...backends import warm_up
 
 from ..controller import Controller
 from ..request import describe_error
@@ -120,7 +120,7 @@ class Dashboard:
         # the engine's C kernels are compiled once per kernel process (seconds, with no step boundary
         # to stop at): compiled now, in the background, the first round the page trains starts, and
         # stops, as promptly as any later one
-        threading.Thread(target=native.library, name="lt-kernels", daemon=True).start()
+        warm_up()
         self.c.add_listener(self.render)
         for widget in self.controls.request_widgets():
             widget.observe(lambda _: self.show_settings(), names="value")
