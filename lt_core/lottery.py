@@ -159,7 +159,7 @@ def _train_dense_round(ctx: _Context, run_dir: RunDir) -> ExperimentResult:
     weights, biases, masks = init_weights(ctx.arch, seed), zero_biases(ctx.arch), full_masks(ctx.arch)
     t0 = time.perf_counter()
     emit(ctx.on_event, Stage(stage="round_start", run=run_dir.name, round=0, details={"iterations": ctx.iterations}))
-    result = ctx.train_stack(run_dir.round_dir(0) / "checkpoint.pt", 0,
+    result = ctx.train_stack(run_dir.checkpoint(0), 0,
                              [RunSpec(run_dir.name, weights, biases, masks, seed)])[0]
     summary = _summary(0, masks, result, time.perf_counter() - t0, ctx.iterations)
     bool_masks = {n: m.bool() for n, m in masks.items()}
@@ -317,7 +317,7 @@ def _prune_rounds(ctx: _Context, branches: List[_Branch], stack: int, seed: int,
                 emit(ctx.on_event, Stage(stage="round_start", run=b.run_dir.name, round=k,
                                          details={"iterations": ctx.iterations}))
             t0 = time.perf_counter()
-            trained = ctx.train_stack(group[0].run_dir.round_dir(k) / "checkpoint.pt", k, specs)
+            trained = ctx.train_stack(group[0].run_dir.checkpoint(k), k, specs)
             seconds = time.perf_counter() - t0
             for b, result in zip(group, trained):
                 b.finish(k, result, seconds, ctx.iterations, ctx.on_event)

@@ -11,7 +11,7 @@ from lt_core.dashboard import RunRequest, plan_jobs
 from lt_core.dashboard.request import describe_error, plain_error
 from lt_core.dashboard.state import HANDLERS, STAGE_HANDLERS, RunState
 from lt_core.dashboard.stored import event_run_dir
-from lt_core.store import RunDir, atomic_write_json, write_checkpoint
+from lt_core.store import RunDir, atomic_write_json, stack_checkpoint, write_checkpoint
 
 TINY = dict(schedule="custom", iterations=40, eval_every=20)
 
@@ -266,17 +266,18 @@ def test_progress_counts_only_the_work_to_do_and_the_eta_comes_from_the_measured
 
 
 def test_the_dashboard_draws_an_interrupted_rounds_curve_only_from_a_checked_checkpoint(tmp_path):
-    from lt_core.dashboard.stored import round_checkpoint
+    from lt_core.store import Unfinished, unfinished_round
 
     run = tmp_path / "lottery-fc-0123456789ab"
-    path = RunDir(run).round_dir(2) / "checkpoint.pt"
+    path = RunDir(run).checkpoint(2)
+    assert path == run / "round_002" / "checkpoint.pt"
     evals = [{"iteration": 0, "val_loss": 2.3}, {"iteration": 100, "val_loss": 0.4}]
     write_checkpoint(path, {"iteration": 100, "labels": [run.name], "evals": [evals]})
-    assert round_checkpoint(run, 2) == (100, {run: evals})
+    assert unfinished_round(run, 2) == Unfinished(100, {run.name: evals})
     data = bytearray(path.read_bytes())
     data[len(data) // 2] ^= 0xFF  # one byte flipped: training would discard it, so the page draws nothing of it
     path.write_bytes(bytes(data))
-    assert round_checkpoint(run, 2) is None
+    assert unfinished_round(run, 2) is None
 
 
 @pytest.mark.parametrize("stacked", [False, True])
@@ -289,7 +290,7 @@ def test_a_resumed_learned_mask_starts_its_curve_with_the_evaluations_from_befor
         atomic_write_json(root / name / "config.json", {"kind": "learnmask", "learn": {"weights": weights, "seed": 0}})
     evals = [[{"iteration": it, "epoch": it / 200, "train_acc": 0.5, "test_acc": 0.8 + k / 100 + it / 10000,
                "expected_keep_fraction": 0.5} for it in (100, 200)] for k in range(len(names))]
-    path = root / ".learnmask-stack-0123abcd.pt" if stacked else root / names[0] / "checkpoint.pt"
+    path = stack_checkpoint(root, "0123abcd") if stacked else RunDir(root / names[0]).checkpoint()
     write_checkpoint(path, {"iteration": 200, "labels": names, "evals": evals})
     weights = ("init", "signed_constant") if stacked else ("init",)
     request = RunRequest(mode="learned", learned_weights=weights, **TINY)

@@ -14,12 +14,12 @@ from pathlib import Path
 from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 from lt_core import PruneConfig
+from lt_core.store import unfinished_mask, unfinished_round
 
 from .request import Job, RunRequest, lottery_series_key
 from .series import (EVAL_FIELDS, LEARN_EVAL_FIELDS, LEARN_FINAL_FIELDS, POINT_FIELDS, SUMMARY_FIELDS, Series,
                      learned_setting, pick)
-from .stored import (event_run_dir, learn_checkpoint_evals, load_stored_series, round_checkpoint, run_config,
-                     stored_curve)
+from .stored import event_run_dir, load_stored_series, run_config, stored_curve
 
 HISTORY_EVENTS = ("stage", "round_end", "learn_end")
 
@@ -246,7 +246,7 @@ def on_resumed(state: RunState, job: Job, ev: dict, s: Optional[Series], run_dir
         if run_dir is not None:  # the event names every mask of the stack; their series start here
             for name in ev.get("runs") or [run_dir.name]:
                 learned = state.learned_series(job, run_dir.parent / name)
-                evals = learn_checkpoint_evals(run_dir.parent / name)
+                evals = unfinished_mask(run_dir.parent / name)
                 if evals is not None:
                     learned.learn = [pick(e, LEARN_EVAL_FIELDS) for e in evals]
         state.advance(job, job.iteration, False)
@@ -254,11 +254,12 @@ def on_resumed(state: RunState, job: Job, ev: dict, s: Optional[Series], run_dir
     if ev.get("round") is None or run_dir is None:
         return
     r = int(ev["round"])
-    found = round_checkpoint(run_dir, r)  # one checkpoint per stack, holding every stacked run's points
+    found = unfinished_round(run_dir, r)  # one checkpoint per stack, holding every stacked run's points
     if found is None:
         return
-    iteration, evals = found
-    for run, points in evals.items():
+    iteration = found.iteration
+    for name, points in found.evals.items():
+        run = run_dir.parent / name
         target = state.series_of(job, run)
         if target is None:
             continue

@@ -2,7 +2,8 @@
 
 Stored runs are listed and drawn from :func:`lt_core.store.list_runs` / :func:`lt_core.store.open_run`
 records (a lottery's round 0 comes from its trunk there); folder names come from the engine's
-naming functions; an interrupted round's checkpoint is found through :class:`lt_core.store.RunDir`.
+naming functions; an interrupted round's or learned mask's points come from the store's reader
+(:func:`lt_core.store.unfinished_round`, :func:`lt_core.store.unfinished_mask`).
 :func:`event_run_dir` is the one place that turns an engine event into a run directory.
 """
 
@@ -12,11 +13,11 @@ import hashlib
 import json
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Dict, Iterable, List, Optional, Tuple
+from typing import Dict, Iterable, List, Optional
 
 from lt_core import DataConfig, LearnConfig, ModelConfig, PruneConfig, TrainConfig
 from lt_core.store import (LearnedMaskRun, Round, RunDir, StoreError, SupermaskRun, open_run, read_json,
-                           read_checkpoint, run_key)
+                           run_key)
 from lt_core.store import list_runs as store_list_runs
 
 from . import catalog
@@ -76,40 +77,6 @@ def stored_curve(run_dir: Path, k: int) -> Optional[List[dict]]:
         return curve_from_rows(RunDir(run_dir).rows(k))
     except (OSError, KeyError, ValueError):
         return None
-
-
-def round_checkpoint(run_dir: Path, k: int) -> Optional[Tuple[int, Dict[Path, List[dict]]]]:
-    """The interrupted round ``k`` of a stack led by ``run_dir``: the checkpoint's iteration and,
-    per stacked run directory, its evaluation points so far. None without a checkpoint whose SHA-256
-    matches the one recorded when it was written (training discards such a one and restarts the round)."""
-    path = RunDir(run_dir).round_dir(k) / "checkpoint.pt"
-    if not path.is_file():
-        return None
-    try:
-        state = read_checkpoint(path)
-    except Exception:  # unreadable: the round restarts, and so does its curve
-        return None
-    evals = {Path(run_dir).parent / label: list(e) for label, e in zip(state.get("labels", []), state.get("evals", []))}
-    return int(state.get("iteration", 0)), evals
-
-
-def learn_checkpoint_evals(run_dir: Path) -> Optional[List[dict]]:
-    """The evaluation points of the interrupted learned mask ``run_dir``, from its checkpoint: its
-    own (a mask trained alone) or, for masks trained as one stack, the stack's in the results root
-    that names it. None without a checkpoint whose SHA-256 matches (training restarts then)."""
-    run_dir = Path(run_dir)
-    own = run_dir / "checkpoint.pt"
-    paths = [own] if own.is_file() else []
-    paths += sorted(run_dir.parent.glob(".learnmask-stack-*.pt"), key=lambda p: -p.stat().st_mtime)
-    for path in paths:
-        try:
-            state = read_checkpoint(path)
-            labels = list(state["labels"])
-            if run_dir.name in labels:
-                return [dict(e) for e in state["evals"][labels.index(run_dir.name)]]
-        except Exception:  # unreadable or refused: the mask restarts, and so does its curve
-            continue
-    return None
 
 
 # -- browsing --------------------------------------------------------------------------------------

@@ -29,7 +29,8 @@ Layout under the results root (``--out``, else ``$LT_RESULTS_DIR``, else ``./res
 * :mod:`.ledger` appends one line per stored result to the run's ``ledger.jsonl`` (which backend,
   host and process computed it): the record that counts trainings (:func:`trainings`).
 * :mod:`.reader` reads runs back as typed records (:func:`open_run`, :func:`list_runs`), a lottery's
-  round 0 resolved to its trunk's.
+  round 0 resolved to its trunk's, and an interrupted round or learned mask as far as its checkpoint
+  got (:func:`unfinished_round`, :func:`unfinished_mask`).
 
 Metric rows are tidy: ``run, round, iteration, split, metric, value``.
 """
@@ -39,10 +40,11 @@ from .files import METRIC_COLUMNS, POINT_COLUMNS, DamagedFileError, StoreError, 
     read_json, read_metrics_csv, read_points, read_tensors, remove_checkpoint, torch_load, write_checkpoint, \
     write_points, write_tensors
 from .ledger import LEDGER, LedgerError, append_entry, read_entries, trainings
-from .layout import KINDS, RunDir, check_writable, results_root
+from .layout import KINDS, RunDir, check_writable, results_root, stack_checkpoint, stack_checkpoints
 from .keys import ROLES, RunKey, canonical, config_hash, run_key
 from .lock import RunLock, hold_locks
-from .reader import OLD_INIT, ROW_COLUMNS, LearnedMaskRun, LotteryRun, Round, Run, SupermaskRun, TrainRun, list_runs, open_run
+from .reader import OLD_INIT, ROW_COLUMNS, LearnedMaskRun, LotteryRun, Round, Run, SupermaskRun, TrainRun, Unfinished, \
+    list_runs, open_run, read_unfinished, unfinished_mask, unfinished_round
 
 __all__ = [
     "DamagedFileError", "KINDS", "OLD_INIT", "LEDGER", "RunLock", "append_entry", "hold_locks", "read_entries", "trainings", "LearnedMaskRun", "LotteryRun", "METRIC_COLUMNS", "POINT_COLUMNS", "ROW_COLUMNS", "Round", "Run",
@@ -50,5 +52,6 @@ __all__ = [
     "atomic_write_json", "atomic_write_text", "ROLES", "RunKey", "canonical", "config_hash", "run_key", "list_runs",
     "metrics_csv", "open_run", "read_json", "read_metrics_csv", "read_points", "read_tensors", "check_writable", "results_root",
     "torch_load", "write_points", "write_tensors", "LedgerError", "UnreadableJSONError",
-    "read_checkpoint", "remove_checkpoint", "write_checkpoint",
+    "read_checkpoint", "remove_checkpoint", "write_checkpoint", "stack_checkpoint", "stack_checkpoints",
+    "Unfinished", "read_unfinished", "unfinished_mask", "unfinished_round",
 ]

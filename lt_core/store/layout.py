@@ -16,6 +16,18 @@ from .files import StoreError, atomic_write_json, atomic_write_text, metrics_csv
 from .ledger import append_entry
 
 KINDS = ("train", "lottery", "supermask", "learnmask")
+CHECKPOINT = "checkpoint.pt"
+STACK_CHECKPOINT = ".learnmask-stack-{digest}.pt"  # learned masks trained as one stack: one checkpoint in the root
+
+
+def stack_checkpoint(root, digest: str) -> Path:
+    """The checkpoint of learned masks trained as one stack (``digest`` names the stack)."""
+    return Path(root) / STACK_CHECKPOINT.format(digest=digest)
+
+
+def stack_checkpoints(root) -> List[Path]:
+    """Every learned-mask stack's checkpoint under the results root, the newest first."""
+    return sorted(Path(root).glob(STACK_CHECKPOINT.format(digest="*")), key=lambda p: -p.stat().st_mtime)
 
 
 def results_root(out: Optional[str] = None) -> Path:
@@ -68,6 +80,11 @@ class RunDir:
     def round_dir(self, k: int) -> Path:
         return self.path / f"round_{k:03d}"
 
+    def checkpoint(self, k: Optional[int] = None) -> Path:
+        """Where round ``k`` (a dense or lottery run) or the run itself (``None``: a learned mask trained
+        alone) keeps its checkpoint while it is unfinished."""
+        return (self.path if k is None else self.round_dir(k)) / CHECKPOINT
+
     def round_done(self, k: int) -> bool:
         return (self.round_dir(k) / "summary.json").is_file()
 
@@ -104,7 +121,7 @@ class RunDir:
         write_tensors(d, tensors, {"metrics.csv": metrics_csv(rows)})
         append_entry(self.path, {"round": k, "backend": summary.get("backend")})
         atomic_write_json(d / "summary.json", summary)  # last: marks the round finished
-        remove_checkpoint(d / "checkpoint.pt")
+        remove_checkpoint(self.checkpoint(k))
 
     def save_learned(self, scores: Dict[str, object], rows: List[dict], summary: dict, entry: dict) -> None:
         """A learned supermask's files: ``scores.pt`` (with its checksum), ``metrics.csv``, a ledger line

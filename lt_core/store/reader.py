@@ -15,11 +15,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, ClassVar, Iterable, List, Optional, Tuple
+from typing import TYPE_CHECKING, ClassVar, Dict, Iterable, List, Optional, Tuple
 
 from .files import METRIC_COLUMNS, POINT_COLUMNS, DamagedFileError, StoreError, read_json, read_metrics_csv, \
-    read_points, read_tensors
-from .layout import KINDS, RunDir
+    read_checkpoint, read_points, read_tensors
+from .layout import KINDS, RunDir, stack_checkpoints
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -273,3 +273,45 @@ def list_runs(root, kinds: Optional[Iterable[str]] = None, old: bool = False) ->
         if run.kind in wanted and (old or run.current):
             out.append(run)
     return out
+
+
+# -- what an unfinished run had done when it stopped -----------------------------------------------
+
+@dataclass(frozen=True)
+class Unfinished:
+    """An interrupted round (or learned-mask stack), read from its checkpoint: the iteration it
+    resumes from and, per run of its stack (by name), the evaluation points so far."""
+
+    iteration: int
+    evals: Dict[str, List[dict]]
+
+
+def read_unfinished(checkpoint) -> Optional[Unfinished]:
+    """The checkpoint at ``checkpoint`` as :class:`Unfinished`; None without one, or with one that fails
+    its SHA-256 check or cannot be read (training discards such a one and starts afresh)."""
+    path = Path(checkpoint)
+    if not path.is_file():
+        return None
+    try:
+        state = read_checkpoint(path)
+        evals = {str(label): [dict(e) for e in points] for label, points in zip(state["labels"], state["evals"])}
+        return Unfinished(int(state["iteration"]), evals)
+    except Exception:  # damaged, refused or of another layout: the round restarts, and so does its curve
+        return None
+
+
+def unfinished_round(run_dir, k: int) -> Optional[Unfinished]:
+    """Round ``k`` of the stack led by the dense or lottery run ``run_dir`` (the stack's checkpoint lies in
+    its first run's round folder), as far as it got before it stopped."""
+    return read_unfinished(RunDir(run_dir).checkpoint(k))
+
+
+def unfinished_mask(run_dir) -> Optional[List[dict]]:
+    """The evaluation points of the interrupted learned mask ``run_dir``: from its own checkpoint (a mask
+    trained alone) or from the checkpoint of the stack it was trained in, the newest that names it."""
+    run_dir = Path(run_dir)
+    for path in [RunDir(run_dir).checkpoint(), *stack_checkpoints(run_dir.parent)]:
+        found = read_unfinished(path)
+        if found is not None and run_dir.name in found.evals:
+            return found.evals[run_dir.name]
+    return None

@@ -21,7 +21,8 @@ from ..data import load_dataset
 from ..devices import resolve_device
 from ..events import EventCallback, LearnEnd, Stage, StopToken, emit, waiting_reporter, with_run_dir
 from ..schedule import dataset_name, learn_iterations
-from ..store import check_writable, config_hash, hold_locks, open_run, remove_checkpoint, results_root, run_key
+from ..store import check_writable, config_hash, hold_locks, open_run, remove_checkpoint, results_root, run_key, \
+    stack_checkpoint
 from .learned import LearnConfig, LearnResult
 from .methods import MethodLearnResult, learner_for, method_record
 
@@ -83,8 +84,8 @@ def learn_supermasks(data: DataConfig, model: ModelConfig, learns: Sequence[Lear
                     emit(on_event, Stage(stage="data_loaded", details={"dataset": name, "device": str(device)}))
                 rd.write_config(keys[i].record(**method_record(learns[i])))
         if todo:
-            checkpoint = run_dirs[todo[0]].path / "checkpoint.pt" if len(todo) == 1 else \
-                root / f".learnmask-stack-{config_hash('stack', **{str(i): learns[i] for i in todo})}.pt"
+            checkpoint = run_dirs[todo[0]].checkpoint() if len(todo) == 1 else \
+                stack_checkpoint(root, config_hash("stack", **{str(i): learns[i] for i in todo}))
             t0 = time.perf_counter()
             learner = learner_cls(arch, ds, [learns[i] for i in todo], [run_dirs[i].name for i in todo],
                                   iterations=its[0], on_event=on_event, stop=stop, checkpoint=checkpoint,
