@@ -15,7 +15,6 @@ Each config
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import json
 import math
 import typing
@@ -278,6 +277,12 @@ class PruneConfig(Config):
             value = getattr(self, f"prune_fraction_{kind}")
             if value is not None:
                 check_range("PruneConfig", f"prune_fraction_{kind}", value, 0.0, 1.0, hi_open=True)
+
+    @classmethod
+    def grid(cls, criteria, mask1, mask0, **fields) -> list:
+        """One config per (criterion, mask-1 policy, mask-0 policy), criteria varying slowest, each with
+        ``fields`` (e.g. ``rounds``): the lottery runs of a figure that compares them."""
+        return [cls(criterion=c, mask1=m1, mask0=m0, **fields) for c in criteria for m1 in mask1 for m0 in mask0]
 
 
 CONFIG_CLASSES = {"data": DataConfig, "model": ModelConfig, "train": TrainConfig, "prune": PruneConfig}

@@ -2,7 +2,8 @@ import json
 
 import pytest
 
-from lt_core.config import (ConfigError, DataConfig, ModelConfig, PruneConfig, TrainConfig, configs_from_dict, load_json, save_json)
+from lt_core.config import (ConfigError, DataConfig, ModelConfig, PruneConfig, TrainConfig, configs_from_dict, load_json,
+                            save_json)
 from lt_core.store import config_hash
 
 
@@ -97,3 +98,12 @@ def test_config_path_that_is_a_directory_or_missing(tmp_path):
         load_json(tmp_path)
     with pytest.raises(ConfigError, match="does not exist"):
         load_json(tmp_path / "nope.json")
+
+
+def test_a_prune_grid_is_every_criterion_and_policy_pair_in_order():
+    grid = PruneConfig.grid(["large_final", "random"], ["rewind", "reinit"], ["zero"], rounds=3)
+    assert [(p.criterion, p.mask1, p.mask0, p.rounds) for p in grid] == [
+        ("large_final", "rewind", "zero", 3), ("large_final", "reinit", "zero", 3),
+        ("random", "rewind", "zero", 3), ("random", "reinit", "zero", 3)]
+    with pytest.raises(ConfigError, match="PruneConfig.mask0"):
+        PruneConfig.grid(["random"], ["rewind"], ["nothing"])

@@ -239,8 +239,7 @@ def lottery_series_key(seed: int, prune: Optional[PruneConfig] = None) -> str:
 
 
 def _lottery_jobs(request: RunRequest, root: str, data: DataConfig, model: ModelConfig) -> List[Job]:
-    prunes = [PruneConfig(criterion=c, mask1=m1, mask0=m0, rounds=request.rounds)
-              for c in request.criteria for m1 in request.mask1 for m0 in request.mask0]
+    prunes = PruneConfig.grid(request.criteria, request.mask1, request.mask0, rounds=request.rounds)
     jobs = []
     for seed in request.seeds:
         train = TrainConfig(seed=seed, device=request.device, **schedule_fields(request))

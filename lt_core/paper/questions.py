@@ -77,8 +77,7 @@ def _dense_mean(frame: pd.DataFrame) -> float:
 
 
 def _lottery_experiments(p: NotebookParams) -> List[Lottery]:
-    prunes = [PruneConfig(criterion=c, mask1=m1, mask0=m0, rounds=p.rounds)
-              for c in p.criteria for m1 in p.mask1 for m0 in p.mask0]
+    prunes = PruneConfig.grid(p.criteria, p.mask1, p.mask0, rounds=p.rounds)
     return [Lottery(arch, p.preset.train_config(arch, seed, p.device), prunes) for arch in p.archs
             for seed in p.seeds]
 
