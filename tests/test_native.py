@@ -489,6 +489,6 @@ def test_warm_up_loads_the_kernels_once_or_leaves_them_off(monkeypatch):
     thread = warm_up()
     thread.join(120)
     assert not thread.is_alive() and thread.daemon
-    # where a compiler is at hand the library is loaded now (the build is cached); else it is refused once
+    # where a compiler is at hand the library is loaded now; else it is refused once, and not tried again
     assert native._library is not None
     assert (native._library is False) == (shutil.which("cc") is None and shutil.which("gcc") is None)

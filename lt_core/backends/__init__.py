@@ -65,8 +65,8 @@ def evaluate(arch: Arch, weights: Dict[str, Tensor], biases: Dict[str, Tensor], 
 
 
 def warm_up(background: bool = True) -> Optional[threading.Thread]:
-    """Build (once per machine; the build is cached) and load the C kernels now, so that the first run
-    does not wait for the compiler, seconds without a step boundary to stop at. In a daemon thread,
+    """Compile and load the C kernels now (once per process), so that the first run does not wait for
+    the compiler, a pause without a step boundary to stop at. In a daemon thread,
     which is returned (``background=False``: here, returning None). Nothing happens where the kernels
     are switched off (``LT_KERNELS=0``) or cannot be built: runs then take the other backends."""
     if not background:
