@@ -69,3 +69,14 @@ def test_binder_pins_every_pinned_package_the_dashboard_imports():
     assert "pyyaml" in imported
     assert sorted((imported & set(ci)) - set(binder)) == []
     assert binder["pyyaml"] == ci["pyyaml"]
+
+
+def test_binder_serves_the_page_with_its_own_template():
+    """The template that drops the CDN stylesheets is installed where Voila looks and chosen by the config."""
+    post = (REPO / "binder" / "postBuild").read_text()
+    template = REPO / "app" / "share" / "jupyter" / "voila" / "templates" / "lt-explorer"
+    assert template.is_dir() and any(template.iterdir())
+    assert "cp -r app/share/jupyter/voila/templates/lt-explorer" in post
+    assert '"${HOME}/.local/share/jupyter/voila/templates' in post
+    config = json.loads((REPO / "binder" / "jupyter_server_config.json").read_text())
+    assert config["VoilaConfiguration"]["template"] == template.name
