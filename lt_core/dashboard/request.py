@@ -16,6 +16,7 @@ from typing import Any, Callable, Dict, List, Optional, Tuple
 from lt_core import (ConfigError, DataConfig, DataError, LearnConfig, ModelConfig, PruneConfig, StopToken,
                      SupermaskConfig, TrainConfig, learn_supermasks, one_shot_supermasks, run_lotteries)
 from lt_core.config import check_range
+from lt_core.supermask import DEFAULT_METHOD, MASK_METHODS, method_config
 from lt_core.schedule import dataset_name, learn_iterations, total_iterations
 from lt_core.devices import resolve_device
 
@@ -35,7 +36,12 @@ FIELD_NAMES = {"DataConfig.dataset": "Dataset", "ModelConfig.arch": "Network", "
                "SupermaskConfig.weights": "Supermask weights", "SupermaskConfig.powers": "Prune powers",
                "LearnConfig.weights": "Frozen weights", "LearnConfig.seed": "Seed(s)", "LearnConfig.epochs": "Epochs",
                "LearnConfig.iterations": "Iterations", "LearnConfig.eval_every": "Evaluation interval",
-               "LearnConfig.device": "Device"}
+               "LearnConfig.device": "Device", "EdgePopupConfig.keep_fraction": "Keep fraction(s)"}
+# the fields every mask method's config has, named as the learned mode's controls name them (a
+# registered method's own config included: e.g. ``MyConfig.seed`` reads ``Seed(s)``)
+METHOD_FIELD_NAMES = {"seed": "Seed(s)", "epochs": "Epochs", "iterations": "Iterations",
+                      "eval_every": "Evaluation interval", "device": "Device", "weights": "Frozen weights",
+                      "keep_fraction": "Keep fraction(s)"}
 _FIELD_PREFIX = re.compile(r"^(\w+Config(?:\.\w+)?): ")
 
 
@@ -62,13 +68,15 @@ class RunRequest:
     powers: Optional[Tuple[int, ...]] = None
     learned_weights: Tuple[str, ...] = ("init",)
     dwr: bool = False
+    method: str = DEFAULT_METHOD  # the learned mode's mask family (a name in MASK_METHODS)
+    keep_fractions: Tuple[float, ...] = (0.5,)  # a family with a keep_fraction setting: one run each
     download: bool = True  # fetch a missing dataset (needs the network)
 
     def __post_init__(self) -> None:
         # one name where a list is expected means that name ("negated", not "n", "e", ...)
-        for name in ("criteria", "mask1", "mask0", "seeds", "supermask_weights", "learned_weights"):
+        for name in ("criteria", "mask1", "mask0", "seeds", "supermask_weights", "learned_weights", "keep_fractions"):
             value = getattr(self, name)
-            if isinstance(value, (str, int)):
+            if isinstance(value, (str, int, float)):
                 object.__setattr__(self, name, (value,))
 
     def replace(self, **changes) -> "RunRequest":
@@ -102,6 +110,55 @@ def parse_seeds(text: str) -> Tuple[int, ...]:
     return tuple(out)
 
 
+def parse_fractions(text: str) -> Tuple[float, ...]:
+    """``"0.05, 0.1, 0.3"`` -> a tuple of distinct numbers, in the order given. Only the text is
+    checked here: the range is the method config's to check (its message names it)."""
+    out: List[float] = []
+    for part in str(text).replace(";", ",").replace(" ", ",").split(","):
+        part = part.strip()
+        if not part:
+            continue
+        try:
+            v = float(part)
+        except ValueError:
+            raise ConfigError(f"Keep fraction(s): {text!r} is not a list of numbers; write e.g. 0.05, 0.1, 0.3, 0.5") \
+                from None
+        if v not in out:
+            out.append(v)
+    if not out:
+        raise ConfigError("Keep fraction(s): give at least one fraction of weights to keep, e.g. 0.1 or 0.05, 0.1, 0.5")
+    if len(out) > 16:
+        raise ConfigError(f"Keep fraction(s): {len(out)} fractions given; at most 16 at once")
+    return tuple(out)
+
+
+def method_fields(method: str) -> Tuple[str, ...]:
+    """The setting names of mask family ``method``'s config."""
+    return tuple(f.name for f in dataclasses.fields(MASK_METHODS[method].config))
+
+
+def method_uses(method: str, control: str) -> bool:
+    """Whether the learned mode's ``control`` applies to family ``method``: ``keep`` when its config
+    has ``keep_fraction``, ``dwr`` when it has ``dwr``, ``weights`` (the initial weights / signed
+    constants boxes) when it has ``weights`` and takes both of those values; any family takes the
+    seeds, schedule and device."""
+    fields = method_fields(method)
+    if control == "keep":
+        return "keep_fraction" in fields
+    if control == "dwr":
+        return "dwr" in fields
+    if control == "weights":
+        if "weights" not in fields:
+            return False
+        try:
+            for w in SUPERMASK_WEIGHTS:
+                method_config(method, weights=w).validate()
+        except (ConfigError, ValueError, TypeError):
+            return False
+        return True
+    return True
+
+
 def plain_error(exc: BaseException) -> str:
     """An engine error in the dashboard's words: ``TrainConfig.epochs: 0 is out of range [1, 100000]``
     reads ``Epochs: 0 is out of range [1, 100000]``; other messages are kept as they are."""
@@ -109,7 +166,15 @@ def plain_error(exc: BaseException) -> str:
     m = _FIELD_PREFIX.match(text)
     if m is None:
         return text
-    name = FIELD_NAMES.get(m.group(1), m.group(1)) if "." in m.group(1) else "Schedule"
+    owner, _, field_name = m.group(1).partition(".")
+    if not field_name:
+        name = "Schedule"
+    elif m.group(1) in FIELD_NAMES:
+        name = FIELD_NAMES[m.group(1)]
+    elif field_name in METHOD_FIELD_NAMES and any(meth.config.__name__ == owner for meth in MASK_METHODS.values()):
+        name = METHOD_FIELD_NAMES[field_name]
+    else:
+        name = m.group(1)
     return f"{name}: {text[m.end():]}"
 
 
@@ -284,19 +349,62 @@ def _oneshot_jobs(request: RunRequest, root: str, data: DataConfig, model: Model
     return jobs
 
 
-def _learned_jobs(request: RunRequest, root: str, data: DataConfig, model: ModelConfig) -> List[Job]:
-    # every selected variant and seed trains in one stack
+def learned_configs(request: RunRequest) -> list:
+    """The configs of the learned mode's runs: one per seed, frozen-weights kind (where the family
+    takes the weights boxes) and keep fraction (where it has one), of the chosen family, built by
+    :func:`lt_core.supermask.method_config` with the page's schedule; every other setting at the
+    family config's default. Each config is validated here, so a bad value is refused before Run
+    in the config's own words."""
+    _choice("Mask family", request.method, list(MASK_METHODS))
+    method = request.method
     extra = schedule_fields(request, learned=True)
-    learns = [LearnConfig(weights=w, dwr=bool(request.dwr), seed=seed, device=request.device, **extra)
-              for seed in request.seeds for w in request.learned_weights]
+    weights: Tuple[Optional[str], ...] = (None,)
+    if method_uses(method, "weights"):
+        _nonempty("Frozen weights", request.learned_weights, "select initial weights, signed constants or both")
+        weights = tuple(request.learned_weights)
+    keeps: Tuple[Optional[float], ...] = (None,)
+    if method_uses(method, "keep"):
+        _nonempty("Keep fraction(s)", request.keep_fractions, "give at least one fraction of weights to keep")
+        keeps = tuple(request.keep_fractions)
+    out = []
+    for seed in request.seeds:
+        for w in weights:
+            for k in keeps:
+                settings = dict(seed=seed, device=request.device, **extra)
+                if w is not None:
+                    settings["weights"] = w
+                if k is not None:
+                    settings["keep_fraction"] = k
+                if method_uses(method, "dwr"):
+                    settings["dwr"] = bool(request.dwr)
+                config = method_config(method, **settings)
+                config.validate()
+                out.append(config)
+    return out
+
+
+def learned_label(request: RunRequest) -> str:
+    """The learned job's name in the progress line."""
+    if request.method == DEFAULT_METHOD:
+        return "learned · " + ", ".join(SUPERMASK_WEIGHTS[w] for w in request.learned_weights) + \
+            (" · DWR" if request.dwr else "")
+    text = f"learned · {request.method}"
+    if method_uses(request.method, "keep"):
+        text += " · keep " + ", ".join(f"{100 * k:g}%" for k in request.keep_fractions)
+    if method_uses(request.method, "weights"):
+        text += " · " + ", ".join(SUPERMASK_WEIGHTS[w] for w in request.learned_weights)
+    return text
+
+
+def _learned_jobs(request: RunRequest, root: str, data: DataConfig, model: ModelConfig) -> List[Job]:
+    # every selected variant, keep fraction and seed of the family trains in one stack
+    learns = learned_configs(request)
     its = learn_iterations(data, model, learns[0])
 
     def call(on_event, stop):
         return learn_supermasks(data, model, learns, out=root, on_event=on_event, stop=stop)
 
-    label = "learned · " + ", ".join(SUPERMASK_WEIGHTS[w] for w in request.learned_weights) + \
-        (" · DWR" if request.dwr else "")
-    job = Job("learned", label, "learned", request.seeds[0], call, its)
+    job = Job("learned", learned_label(request), "learned", request.seeds[0], call, its)
     job.runs = tuple(stored.learnmask_run_name(data, model, learn) for learn in learns)
     return [job]
 
@@ -312,8 +420,6 @@ def plan_jobs(request: RunRequest, root) -> List[Job]:
         _nonempty("Mask-0 policy", request.mask0, "select at least one policy")
         # round 0 is the dense network: a lottery needs at least one pruning round
         check_range("PruneConfig", "rounds", request.rounds, 1, 200, integer=True)
-    if request.mode == "learned":  # one LearnConfig per variant, likewise
-        _nonempty("Frozen weights", request.learned_weights, "select initial weights, signed constants or both")
     data = DataConfig(dataset=request.dataset, download=bool(request.download))
     model = ModelConfig(arch=request.arch)
     dataset_name(data, model)  # the network fits the dataset

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Dict, Iterable, List, NamedTuple, Optional
+from typing import Dict, Iterable, List, NamedTuple, Optional, Tuple
 
 # the weights a supermask is applied to, as the controls name them
 SUPERMASK_WEIGHTS = {"init": "initial weights", "signed_constant": "signed constants"}
@@ -49,7 +49,7 @@ class Series:
     points: List[dict] = field(default_factory=list)  # one-shot supermask points
     learn: List[dict] = field(default_factory=list)  # learned-mask evaluations
     learn_final: Optional[dict] = None
-    learn_variant: Optional[dict] = None  # {"weights": ..., "dwr": ..., "seed": ...}
+    learn_variant: Optional[dict] = None  # {"method", "weights", "dwr", "seed", "keep_fraction"}
     setting: str = ""  # the legend's name of the line: what the run varies, without its seed
     hue: str = ""  # the name whose colour the line takes (lt_core.colours.colour)
     run: str = ""  # the run directory the series stands for (a live one hides a stored one)
@@ -83,9 +83,28 @@ def lottery_hue(criterion: str, mask1: str, mask0: str) -> str:
     return criterion
 
 
-def learned_setting(weights: str, dwr: bool) -> str:
-    """A learned supermask's name on the plots."""
-    return "learned · " + SUPERMASK_WEIGHTS.get(weights, weights) + (" · DWR" if dwr else "")
+def learned_setting(weights: str, dwr: bool, method: str = "zhou", keep_fraction: Optional[float] = None) -> str:
+    """A learned supermask's name on the plots: Zhou's masks by their weights (and DWR), another
+    family by its name, its keep fraction where it has one, and its weights."""
+    if method == "zhou":
+        return "learned · " + SUPERMASK_WEIGHTS.get(weights, weights) + (" · DWR" if dwr else "")
+    parts = [method] + ([f"keep {100 * keep_fraction:g}%"] if keep_fraction is not None else []) + \
+        ([SUPERMASK_WEIGHTS.get(weights, weights)] if weights else []) + (["DWR"] if dwr else [])
+    return " · ".join(parts)
+
+
+def learned_identity(config: dict) -> Tuple[str, str, dict]:
+    """``(setting, hue, variant)`` of a learned mask from its stored ``config.json`` (its ``method``,
+    absent for Zhou's, and its ``learn`` settings): the legend name, the colour's name and
+    ``{"method", "weights", "dwr", "seed", "keep_fraction"}``."""
+    learn = config.get("learn") or {}
+    method = config.get("method") or "zhou"
+    weights = learn.get("weights", "init" if method == "zhou" else None)
+    dwr, keep = bool(learn.get("dwr", False)), learn.get("keep_fraction")
+    variant = {"method": method, "weights": weights, "dwr": dwr, "seed": learn.get("seed", 0), "keep_fraction": keep}
+    setting = learned_setting(weights, dwr, method, keep)
+    hue = ("dwr " if dwr else "") + str(weights) if method == "zhou" else setting
+    return setting, hue, variant
 
 
 def pick(record: dict, names: Iterable[str]) -> dict:

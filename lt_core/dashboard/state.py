@@ -18,7 +18,7 @@ from lt_core.store import unfinished_mask, unfinished_round
 
 from .request import Job, RunRequest, lottery_series_key
 from .series import (EVAL_FIELDS, LEARN_EVAL_FIELDS, LEARN_FINAL_FIELDS, POINT_FIELDS, SUMMARY_FIELDS, Series,
-                     learned_setting, pick)
+                     learned_identity, pick)
 from .stored import event_run_dir, load_stored_series, run_config, stored_curve
 
 HISTORY_EVENTS = ("stage", "round_end", "learn_end")
@@ -68,14 +68,10 @@ class RunState:
         """The series of a learned mask, made on its first event from the run's stored config."""
         s = self.series.get(run_dir.name)
         if s is None:
-            learn = run_config(run_dir).get("learn")
-            variant = {} if learn is None else {"weights": learn.get("weights", "init"),
-                                                "dwr": bool(learn.get("dwr", False)), "seed": learn.get("seed", 0)}
-            setting = learned_setting(variant.get("weights", run_dir.name), bool(variant.get("dwr")))
+            setting, hue, variant = learned_identity(run_config(run_dir))
             seed = variant.get("seed", job.seed)
             s = Series(run_dir.name, f"{setting} · seed {seed}", "learned", self.request.arch if self.request else "fc",
-                       seed, root=str(self.root), learn_variant=variant, setting=setting,
-                       hue=("dwr " if variant.get("dwr") else "") + variant.get("weights", "init"), run=run_dir.name)
+                       seed, root=str(self.root), learn_variant=variant, setting=setting, hue=hue, run=run_dir.name)
             s.run_names[0] = run_dir.name
             self.series[run_dir.name] = s
         return s

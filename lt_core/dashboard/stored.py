@@ -21,7 +21,7 @@ from lt_core.store import (LearnedMaskRun, Round, RunDir, StoreError, SupermaskR
 from lt_core.store import list_runs as store_list_runs
 
 from . import catalog
-from .series import (LEARN_FINAL_FIELDS, SUMMARY_FIELDS, SUPERMASK_WEIGHTS, Series, curve_from_rows, learned_setting,
+from .series import (LEARN_FINAL_FIELDS, SUMMARY_FIELDS, SUPERMASK_WEIGHTS, Series, curve_from_rows, learned_identity,
                      lottery_hue, lottery_setting, pick)
 
 SERIES_KINDS = {"train": "dense", "lottery": "lottery", "supermask": "oneshot", "learnmask": "learned"}
@@ -131,9 +131,12 @@ def describe(cfg: dict) -> str:
     if kind == "supermask":
         return f"{arch} one-shot supermasks · dense {_schedule_text(train)} · seed {seed}"
     if kind == "learnmask":
-        text = f"{arch} learned mask · {SUPERMASK_WEIGHTS.get(learn.get('weights'), learn.get('weights'))}"
-        if learn.get("dwr"):
-            text += " · DWR"
+        if cfg.get("method") not in (None, "zhou"):
+            text = f"{arch} learned mask · {learned_identity(cfg)[0]}"
+        else:
+            text = f"{arch} learned mask · {SUPERMASK_WEIGHTS.get(learn.get('weights'), learn.get('weights'))}"
+            if learn.get("dwr"):
+                text += " · DWR"
         return f"{text} · {_schedule_text(learn)} · seed {seed}"
     return kind
 
@@ -188,7 +191,7 @@ def _load_points(s: Series, run: SupermaskRun) -> None:
 
 def _load_learned(s: Series, run: LearnedMaskRun) -> None:
     learn = run.config.get("learn") or {}
-    s.learn_variant = {"weights": learn.get("weights"), "dwr": bool(learn.get("dwr")), "seed": s.seed}
+    s.learn_variant = dict(learned_identity(run.config)[2], seed=s.seed)
     s.run_names[0] = run.name
     data = run.config.get("data") or {}
     dataset = data.get("dataset") or catalog.default_dataset(s.arch)
@@ -218,9 +221,7 @@ def _identify(s: Series, kind: str, cfg: dict) -> None:
     elif kind == "supermask":
         s.setting, s.hue = "one-shot", "oneshot"
     elif kind == "learnmask":
-        learn = cfg.get("learn") or {}
-        weights, dwr = learn.get("weights", "init"), bool(learn.get("dwr"))
-        s.setting, s.hue = learned_setting(weights, dwr), ("dwr " if dwr else "") + weights
+        s.setting, s.hue, _ = learned_identity(cfg)
 
 
 def load_stored_series(root, name: str, overlay: bool = True) -> Series:

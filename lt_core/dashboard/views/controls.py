@@ -9,14 +9,18 @@ import ipywidgets as W
 import torch
 
 from lt_core import ARCHS, CRITERIA, MASK0_POLICIES, MASK1_POLICIES
+from lt_core.supermask import DEFAULT_METHOD, MASK_METHODS
 
 from .. import catalog
 from ..controller import Controller
 from ..cost import clock, estimate_seconds
 from ..presets import apply_preset, preset_options
-from ..request import MODES, SCHEDULES, RunRequest, parse_seeds
+from ..request import MODES, SCHEDULES, RunRequest, method_uses, parse_fractions, parse_seeds
 from .tips import TIPS
 from .widgets import LABEL_WIDTH, STYLE, ControlRows, label_html
+
+
+KEEP_DEFAULT = "0.05, 0.1, 0.3, 0.5"  # the families notebook's edge-popup sweep
 
 
 class Controls:
@@ -50,6 +54,11 @@ class Controls:
         self.w_sc = rows.add(W.Checkbox, "w_sc", "signed constants", value=True, indent=False,
                              layout=W.Layout(width="20px"))
         self.dwr = rows.add(W.Checkbox, "dwr", "DWR", value=False, indent=False, layout=W.Layout(width="20px"))
+        # the learned mode's mask family (every registered method, a user's own included) and, for a
+        # family with a keep fraction (edge-popup), the fractions to run, one run each
+        self.family = rows.add(W.Dropdown, "family", "Mask family",
+                               options=[(m.name, m.name) for m in MASK_METHODS.values()], value=DEFAULT_METHOD)
+        self.keep = rows.add(W.Text, "keep", "Keep fraction(s)", value=KEEP_DEFAULT, placeholder="0.05, 0.1, 0.3, 0.5")
         self.weights_label = W.HTML(layout=W.Layout(width=LABEL_WIDTH, margin="0 6px 0 0"))
         self.schedule = rows.add(W.Dropdown, "schedule", "Schedule", options=[(v, k) for k, v in SCHEDULES.items()],
                                  value="quick")
@@ -66,6 +75,7 @@ class Controls:
 
         self.arch.observe(self._on_arch, names="value")
         self.mode.observe(lambda _: self.apply_mode(mode_changed=True), names="value")
+        self.family.observe(lambda _: self.apply_mode(), names="value")
         self.schedule.observe(lambda _: self.apply_mode(), names="value")
         self.preset.observe(self._on_preset, names="value")
 
@@ -73,7 +83,7 @@ class Controls:
         wrap = W.Layout(flex_flow="row wrap", align_items="flex-start")
         col1 = W.VBox([r["arch"], r["dataset"], r["mode"], r["device"], r["schedule"], r["epochs"], r["seeds"]])
         weights = W.HBox([self.weights_label, r["w_init"], r["w_sc"], r["dwr"]], layout=W.Layout(align_items="center"))
-        col2 = W.VBox([r["criteria"], weights])
+        col2 = W.VBox([r["criteria"], weights, r["family"], r["keep"]])
         col3 = W.VBox([r["mask1"], r["mask0"], r["rounds"]])
         buttons = W.HBox([self.run_btn, self.stop_btn, self.status], layout=W.Layout(align_items="center"))
         self.controls_box = W.VBox([r["preset"], W.HBox([col1, col2, col3], layout=wrap), buttons])
@@ -100,7 +110,7 @@ class Controls:
         """Enable the controls the mode and schedule use (none while a run is in progress); a new mode
         also swaps the default criterion (large_final for lottery rounds, large_final_same_sign for
         one-shot supermasks)."""
-        mode = self.mode.value
+        mode, family = self.mode.value, self.family.value
         running = self.c.status in ("running", "stopping")
         if mode_changed:
             if mode == "oneshot" and tuple(self.criteria.value) == ("large_final",):
@@ -111,8 +121,10 @@ class Controls:
             "arch": True, "dataset": True, "mode": True, "device": True, "schedule": True, "seeds": True,
             "criteria": mode in ("lottery", "oneshot"),
             "mask1": mode == "lottery", "mask0": mode == "lottery", "rounds": mode == "lottery",
-            "w_init": mode in ("oneshot", "learned"), "w_sc": mode in ("oneshot", "learned"),
-            "dwr": mode == "learned",
+            "w_init": mode == "oneshot" or (mode == "learned" and method_uses(family, "weights")),
+            "w_sc": mode == "oneshot" or (mode == "learned" and method_uses(family, "weights")),
+            "dwr": mode == "learned" and method_uses(family, "dwr"),
+            "family": mode == "learned", "keep": mode == "learned" and method_uses(family, "keep"),
             "epochs": self.schedule.value == "custom",
         }
         for name, on in enabled.items():
@@ -122,7 +134,7 @@ class Controls:
         self.weights_label.value = label_html("weights", text, tip, ";display:block;text-align:right")
         for name, widget in (("rounds", self.rounds), ("mask1", self.mask1), ("mask0", self.mask0),
                              ("criteria", self.criteria), ("epochs", self.epochs), ("w_init", self.w_init),
-                             ("w_sc", self.w_sc), ("dwr", self.dwr)):
+                             ("w_sc", self.w_sc), ("dwr", self.dwr), ("family", self.family), ("keep", self.keep)):
             (self.labels[name].add_class if widget.disabled else self.labels[name].remove_class)("lt-off")
         self.run_btn.disabled = running
         self.stop_btn.disabled = not running
@@ -136,12 +148,20 @@ class Controls:
                           rounds=int(self.rounds.value), schedule=self.schedule.value,
                           epochs=int(self.epochs.value) if self.schedule.value == "custom" else None,
                           seeds=parse_seeds(self.seeds.value), device=self.device.value,
-                          supermask_weights=weights, learned_weights=weights, dwr=bool(self.dwr.value))
+                          supermask_weights=weights, learned_weights=weights, dwr=bool(self.dwr.value),
+                          method=self.family.value, keep_fractions=self._keep_fractions())
+
+    def _keep_fractions(self):
+        """The keep fractions typed, where the learned mode's family takes them (else its default:
+        text in a box that does not apply is never refused)."""
+        if self.mode.value == "learned" and method_uses(self.family.value, "keep"):
+            return parse_fractions(self.keep.value)
+        return RunRequest.keep_fractions
 
     def request_widgets(self) -> list:
         """The controls a run request is made of (a change shows that request's stored runs)."""
         return [self.arch, self.dataset, self.mode, self.criteria, self.mask1, self.mask0, self.rounds, self.schedule,
-                self.epochs, self.seeds, self.w_init, self.w_sc, self.dwr]
+                self.epochs, self.seeds, self.w_init, self.w_sc, self.dwr, self.family, self.keep]
 
     def _on_preset(self, change) -> None:
         """Set the controls to reproduce the chosen figure (see :mod:`..presets`)."""
@@ -156,6 +176,7 @@ class Controls:
         weights = req.supermask_weights if req.mode == "oneshot" else req.learned_weights
         self.w_init.value, self.w_sc.value = "init" in weights, "signed_constant" in weights
         self.dwr.value = req.dwr
+        self.family.value = req.method
         self.apply_mode()
         if change["new"].endswith("/paper"):
             self.warn_paper_cost(change["new"])

@@ -30,6 +30,12 @@ TIPS = {
             "(Table 1 'S.C.').",
     "dwr": "Dynamic weight rescaling (learned supermasks): every forward pass scales a layer's masked weights by "
            "its weight count over the number of ones in the sampled mask (section 5.2, Table 1 'DWR').",
+    "family": "Learned supermask: which mask-learning family trains the masks. zhou: Zhou et al.'s Bernoulli-sampled "
+              "masks (the paper's); edge_popup: Ramanujan et al. 2020, the top keep fraction of scores per layer; "
+              "signed: Koster et al. 2022, masks of +1 / 0 / -1 (keep, hide, invert); and any family registered "
+              "with register_mask_method. Its settings are its config's defaults, the length the Schedule's.",
+    "keep": "Fractions of each layer's weights an edge-popup mask keeps (0 < k <= 1), e.g. 0.05, 0.1, 0.3, 0.5: "
+            "one run per fraction (times seeds and weights), trained side by side.",
     "supermask_weights": "Which weights the one-shot supermask is applied to, without any training: the initial "
                          "weights w_i and/or signed constants (Table 1 'Mask, Init' and 'Mask, S.C.').",
     "learned_weights": "Which frozen weights the learned supermask is trained over: the initial weights w_i and/or "
