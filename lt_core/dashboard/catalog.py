@@ -7,7 +7,8 @@ fits, its display label, the quick preset's schedule, the paper's Table 1 row, t
 
 from __future__ import annotations
 
-from typing import Dict, Optional, Tuple
+import functools
+from typing import Dict, List, Optional, Tuple
 
 from lt_core.archs import ARCHS, get_arch
 from lt_core.data import DATASET_INFO
@@ -54,3 +55,29 @@ def paper_table(arch: Optional[str]) -> Optional[Dict[str, float]]:
     """The paper's Table 1 row for ``arch`` (test accuracies in %), or None where it has none (a network
     the paper does not report on, or one not registered in this session, e.g. a plugin's stored run)."""
     return dict(get_arch(arch).paper_table1) if arch in ARCHS and get_arch(arch).paper_table1 else None
+
+
+@functools.lru_cache(maxsize=None)
+def _families_reference():
+    from lt_core.paper import questions  # the families notebook's constants (imported on first use: pandas)
+
+    return questions.SIGNED_PAPER_FC, questions.FAMILIES
+
+
+def paper_family_points(arch: Optional[str]) -> List[Tuple[str, float, float]]:
+    """The mask families' papers' values for ``arch`` as points ``(label, % kept, accuracy %)``:
+    the signed-supermask paper's FCN result (the families notebook's constant); none for a network
+    they do not report on."""
+    (acc, kept), _ = _families_reference()
+    if arch != "fc":
+        return []
+    return [(f"Koster et al. 2022 (signed, FCN): {acc}% at {kept}% kept", kept, acc)]
+
+
+def paper_family_levels(arch: Optional[str]) -> List[Tuple[str, float]]:
+    """Zhou et al.'s Table 1 learned-mask accuracies for ``arch`` as ``(label, accuracy %)``: the paper
+    does not give their % kept, so they are levels, not points."""
+    paper = paper_table(arch) or {}
+    words = {"learned_init": "init", "learned_signed_constant": "S.C.", "learned_dwr": "DWR"}
+    return [(f"Zhou et al. Table 1, learned {w}: {paper[c]:g}% (% kept not given)", paper[c])
+            for c, w in words.items() if c in paper]

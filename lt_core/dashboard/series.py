@@ -83,14 +83,26 @@ def lottery_hue(criterion: str, mask1: str, mask0: str) -> str:
     return criterion
 
 
-def learned_setting(weights: str, dwr: bool, method: str = "zhou", keep_fraction: Optional[float] = None) -> str:
-    """A learned supermask's name on the plots: Zhou's masks by their weights (and DWR), another
-    family by its name, its keep fraction where it has one, and its weights."""
+def learned_setting(weights: Optional[str], dwr: bool, method: str = "zhou",
+                    keep_fraction: Optional[float] = None) -> str:
+    """A learned supermask's name on the plots: Zhou's masks by their weights (and DWR); another
+    family by its name, its keep fraction where it has one (``edge_popup · 5% kept``) and its
+    weights where they are not its config's default."""
     if method == "zhou":
         return "learned · " + SUPERMASK_WEIGHTS.get(weights, weights) + (" · DWR" if dwr else "")
-    parts = [method] + ([f"keep {100 * keep_fraction:g}%"] if keep_fraction is not None else []) + \
-        ([SUPERMASK_WEIGHTS.get(weights, weights)] if weights else []) + (["DWR"] if dwr else [])
-    return " · ".join(parts)
+    parts = [method] + ([f"{100 * keep_fraction:g}% kept"] if keep_fraction is not None else [])
+    if weights and weights != _default_weights(method):
+        parts.append(SUPERMASK_WEIGHTS.get(weights, weights))
+    return " · ".join(parts + (["DWR"] if dwr else []))
+
+
+def _default_weights(method: str) -> Optional[str]:
+    from lt_core.supermask import MASK_METHODS
+
+    try:
+        return getattr(MASK_METHODS[method].config(), "weights", None)
+    except Exception:  # a method no longer registered, or whose config has no defaults
+        return None
 
 
 def learned_identity(config: dict) -> Tuple[str, str, dict]:

@@ -28,7 +28,7 @@ def plot_tables(snapshot: dict) -> Dict[str, List[dict]]:
     line, see :func:`seed_bands`; for a stored run overlaid, its stored setting), the line's ``hue``
     and the run's ``seed``."""
     tables: Dict[str, List[dict]] = {"curve": [], "accuracy_vs_remaining": [], "layer_remaining": [],
-                                     "supermask": [], "learned": [], "reference": []}
+                                     "supermask": [], "learned": [], "families": [], "reference": []}
     all_series: List[Series] = list(snapshot.get("series", [])) + list(snapshot.get("overlays", []))
     for s in all_series:
         base = {"series": s.label, "line": s.setting or s.label, "hue": s.hue,
@@ -64,6 +64,13 @@ def plot_tables(snapshot: dict) -> Dict[str, List[dict]]:
                 if "expected_keep_fraction" in e:
                     row["expected_keep"] = 100 * e["expected_keep_fraction"]
                 tables["learned"].append(row)
+            final = s.learn_final or {}
+            if "test_acc_mean" in final and "expected_keep_fraction" in final:  # one point per finished run
+                variant = s.learn_variant or {}
+                tables["families"].append({**base, "family": variant.get("method") or "zhou",
+                                           "keep_fraction": variant.get("keep_fraction"),
+                                           "percent_kept": 100 * final["expected_keep_fraction"],
+                                           "test_acc": 100 * final["test_acc_mean"]})
         if s.kind == "dense" and 0 in s.rounds and not s.overlay:
             tables["reference"].append({"name": f"dense baseline · seed {s.seed}", "value":
                                         100 * s.rounds[0]["early_stop_test_acc"]})
@@ -133,6 +140,9 @@ def csv_rows(tables: Dict[str, List[dict]]) -> List[List]:
         if "expected_keep" in r:
             out.append(["learned_supermask", r["series"], "expected keep fraction", "epoch", r["epoch"],
                         "expected_keep_percent", r["expected_keep"]])
+    for r in tables["families"]:
+        out.append(["accuracy_vs_percent_kept", r["series"], r["family"], "percent_kept", r["percent_kept"],
+                    "test_accuracy_percent", r["test_acc"]])
     for r in tables["reference"]:
         out.append(["reference", r["name"], "", "", "", "test_accuracy_percent", r["value"]])
     return out

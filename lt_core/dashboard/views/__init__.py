@@ -35,7 +35,9 @@ SUPERMASK_NOTE = (
     "already gives an accuracy far above chance: no weight is trained, the mask alone selects a good subnetwork. "
     "<i>One-shot</i>: the mask comes from a trained dense network (keep the weights that are large at the end and "
     "kept their sign) and is applied to the initial weights or to signed constants. <i>Learned</i>: only the mask "
-    "is trained, as a keep probability per weight, over frozen weights. One-shot plot: one colour per criterion, "
+    "is trained over frozen weights, by the chosen <i>mask family</i>: Zhou et al.'s keep probability per weight, "
+    "edge-popup's top-k scores or signed supermasks' keep / hide / invert. The accuracy-vs-kept plot holds one point "
+    "per finished learned run, coloured by family; stars and grey dotted lines mark the papers' values. One-shot plot: one colour per criterion, "
     "initial weights solid with round points (<i>init</i>), signed constants dashed, lighter, with triangles "
     "(<i>signed const</i>). Grey dotted lines: the paper's Table 1. "
     "The Mask view tab shows any of these masks.</div>")
@@ -86,7 +88,7 @@ class Dashboard:
         self._render_now(self.c.snapshot())
         p, m = self.plots, self.masks
         panels = [grid([p.curve_fig, p.prune_fig, p.layer_fig]),
-                  W.VBox([W.HTML(SUPERMASK_NOTE), grid([p.super_fig, p.learn_fig])]),
+                  W.VBox([W.HTML(SUPERMASK_NOTE), grid([p.super_fig, p.learn_fig, p.family_fig])]),
                   W.VBox(m.controls + [grid([m.picture_fig, m.unit_fig, m.flip_fig], basis="340px")]),
                   self.compare.panel]
         self.tabs = W.Tab(children=panels)
@@ -97,7 +99,7 @@ class Dashboard:
         # cell of a tab not shown yet, which the page builds from the state it had when it loaded)
         self._cells = {i: list(zip(box.children, figs)) for i, box, figs in (
             (0, panels[0], [p.curve_fig, p.prune_fig, p.layer_fig]),
-            (1, panels[1].children[1], [p.super_fig, p.learn_fig]),
+            (1, panels[1].children[1], [p.super_fig, p.learn_fig, p.family_fig]),
             (2, panels[2].children[-1], [m.picture_fig, m.unit_fig, m.flip_fig]))}
         self._stale = {i: set(range(len(cells))) if i != self.tabs.selected_index else set()
                        for i, cells in self._cells.items()}

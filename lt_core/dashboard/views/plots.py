@@ -24,12 +24,12 @@ from __future__ import annotations
 import math
 from typing import Dict, Iterable, List, Optional, Sequence, Tuple
 
-from bokeh.models import (BasicTicker, ColumnDataSource, DataRange1d, FixedTicker, HoverTool, Legend, LegendItem,
-                          LinearAxis, Range1d)
+from bokeh.models import (BasicTicker, ColumnDataSource, DataRange1d, FixedTicker, HoverTool, LabelSet, Legend,
+                          LegendItem, LinearAxis, Range1d)
 from bokeh.core.properties import value
 from bokeh.plotting import figure
 
-from lt_core.colours import PAPER, REFERENCE, colour
+from lt_core.colours import PALETTE, PAPER, REFERENCE, colour
 
 PAPER_SHADES = (PAPER, "#8c8c8c", "#b0b0b0")  # the paper's values, one grey each
 
@@ -149,6 +149,33 @@ class LineGroup:
             item.visible = True
             src.data = data
             self._shown[i] = shown
+
+
+# the mask families' colours on the accuracy-vs-kept plot (a family registered by the user: its name's)
+FAMILY_COLOURS = {"zhou": PALETTE[0], "edge_popup": PALETTE[2], "signed": PALETTE[1]}
+
+
+def family_colour(family: str) -> str:
+    return FAMILY_COLOURS.get(family) or colour(family)
+
+
+def family_points(tables: dict) -> Dict[str, list]:
+    """The accuracy-vs-kept plot's points: one per finished learned run (its ``x``: % of weights
+    kept, ``y``: test accuracy %), with its family, colour and name (JSON-ready; the page holds exactly this)."""
+    rows = tables["families"]
+    return {"x": [r["percent_kept"] for r in rows], "y": [r["test_acc"] for r in rows],
+            "family": [r["family"] for r in rows], "color": [family_colour(r["family"]) for r in rows],
+            "label": [r["series"] for r in rows], "seed": [r["seed"] for r in rows]}
+
+
+def kept_span(values: Iterable[float]) -> Tuple[float, float]:
+    """The % kept axis (log) of the accuracy-vs-kept plot: from 0.6 times the fewest to 1.6 times
+    the most weights kept (at most 105%), at least a decade; 1-100% while it shows nothing."""
+    values = [v for v in values if v and v > 0]
+    if not values:
+        return 1.0, REMAINING_TOP
+    lo, hi = max(0.05, min(values) * 0.6), min(REMAINING_TOP, max(values) * 1.6)
+    return (lo, max(hi, min(REMAINING_TOP, lo * 10)))
 
 
 # the hues of lines that are references, not settings
@@ -393,7 +420,32 @@ class Plots:
                                     y_range_name="keep", dash="dashed", width=1.5, points=3,
                                     name="learned_keep")
         self.learn_fig = f
-        self.figures = [self.curve_fig, self.prune_fig, self.layer_fig, self.super_fig, self.learn_fig]
+
+        # one point per finished learned run of any family, at its % of weights kept (log) and test
+        # accuracy, in its family's colour; the papers' values: stars (labelled) where a paper gives
+        # the % kept, grey dotted levels where it does not (Zhou et al.'s Table 1)
+        f = self._figure("Learned masks: test accuracy vs weights kept (one point per finished run)",
+                         "weights kept (%)", "final test accuracy (%)", name="families", x_log=True,
+                         empty=((1, 100), (80, 100)), y_min_interval=2, y_padding=ACC_PAD,
+                         x_range=Range1d(1.0, REMAINING_TOP), legend="below")
+        remaining_axis(f.xaxis[0], 1.0, REMAINING_TOP)
+        self.family_ref = add_references(f)
+        self.family_src = ColumnDataSource({k: [] for k in ("x", "y", "family", "color", "label", "seed")},
+                                           name="families_points")
+        dots = f.scatter("x", "y", source=self.family_src, color="color", size=9, alpha=0.85,
+                         legend_field="family")
+        self.family_paper_src = ColumnDataSource({"x": [], "y": [], "label": [], "short": []}, name="families_paper")
+        stars = f.scatter("x", "y", source=self.family_paper_src, marker="star", size=17, fill_color="white",
+                          line_color=PAPER, line_width=2, legend_field="label")
+        f.add_layout(LabelSet(x="x", y="y", text="short", source=self.family_paper_src, x_offset=9, y_offset=-14,
+                              text_font_size="8pt", text_color=PAPER, background_fill_color="white",
+                              background_fill_alpha=0.85))
+        f.add_tools(HoverTool(renderers=[dots], tooltips=[("run", "@label"), ("family", "@family"),
+                                                          ("kept", "@x{0.00}%"), ("test acc", "@y{0.00}%")]),
+                    HoverTool(renderers=[stars], tooltips=[("paper", "@label")]))
+        self.family_fig = f
+        self.figures = [self.curve_fig, self.prune_fig, self.layer_fig, self.super_fig, self.learn_fig,
+                        self.family_fig]
 
     def _figure(self, *args, empty, name: str, legend="right", **kw):
         """:func:`new_figure` with an invisible placeholder glyph spanning ``empty`` = ((x0, x1), (y0, y1))
@@ -429,6 +481,7 @@ class Plots:
         self._render_supermask(paper, tables)
         order_legend(self.super_fig)
         self._render_learned(paper, tables)
+        self._render_families(arch, tables)
         self._update_placeholders()
 
     def _update_placeholders(self) -> None:
@@ -437,7 +490,7 @@ class Plots:
             for r in fig.renderers:
                 src = r.data_source
                 cols = list(src.data.values())
-                if src is ph or not cols or not len(cols[0]) or (src.name or "").endswith("reference_lines"):
+                if src is ph or not cols or not len(cols[0]) or (src.name or "").endswith(("reference_lines", "_paper")):
                     continue
                 has_data = True
             self._set(ph, {"x": [], "y": []} if has_data else dict(placeholder))
@@ -475,3 +528,17 @@ class Plots:
                                           ("learned_dwr", "DWR")), PAPER_SHADES):
                 levels.append((f"paper Table 1, learned {name}: {paper[key]}%", paper[key], grey))
         self._set(self.learn_ref, level_lines(levels, 0.0, x_hi))
+
+    def _render_families(self, arch: Optional[str], tables: dict) -> None:
+        points = family_points(tables)
+        stars = catalog.paper_family_points(arch)
+        lo, hi = kept_span(points["x"] + [x for _, x, _ in stars])
+        span(self.family_fig.x_range, lo, hi)
+        remaining_axis(self.family_fig.xaxis[0], lo, hi)
+        self._set(self.family_src, points)
+        self._set(self.family_paper_src, {"x": [x for _, x, _ in stars], "y": [y for _, _, y in stars],
+                                          "label": [label for label, _, _ in stars],
+                                          "short": [f"paper: {y:g}% at {x:g}%" for _, x, y in stars]})
+        levels = [(label, value, grey) for (label, value), grey in zip(catalog.paper_family_levels(arch),
+                                                                        PAPER_SHADES)]
+        self._set(self.family_ref, level_lines(levels, lo, hi))
