@@ -209,3 +209,49 @@ def test_one_shot_lines_take_their_criterions_colour_family_and_a_second_cue_for
         assert lg[1] >= frame[3] and lg[0] >= 0 and lg[2] <= fig["figure_width"], (width, lg, fig)
         title = fig["title"]
         assert title["box"][0] + title["width"] <= min(title["box"][2], (fig.get("toolbar") or [1e9])[0]), (width, fig)
+
+
+# the accuracy-vs-kept plot: its x range, the points' and stars' screen positions, the legend's box
+FAMILY_LAYOUT = """() => { const out = {};
+  for (const v of [...Bokeh.index.all_views()]) {
+    if (v.model.type !== 'Figure' || !v.model.title.text.startsWith('Learned masks')) continue;
+    const f = v.frame.bbox, r = {frame: [f.left, f.top, f.right, f.bottom], figure_width: v.bbox.width,
+      x: [v.model.x_range.start, v.model.x_range.end], y: [v.model.y_range.start, v.model.y_range.end],
+      points: {}, legend: null};
+    for (const rv of v.renderer_views.values()) {
+      const src = rv.model.data_source;
+      if (!src || !['families_points', 'families_paper'].includes(src.name)) continue;
+      const xs = src.data.x, ys = src.data.y;
+      r.points[src.name] = [...xs].map((x, i) => [rv.coordinates.x_scale.compute(x), rv.coordinates.y_scale.compute(ys[i])]);
+    }
+    for (const rv of views_of(v)) if (rv.model.type === 'Legend') r.legend = [rv.bbox.left, rv.bbox.top, rv.bbox.right, rv.bbox.bottom];
+    out.title = r; }
+  return out;
+  function views_of(p) { return [...Bokeh.index.all_views()].filter(x => x.parent === p); } }"""
+
+
+def family_series(family: str, keep: float, acc: float, seed: int = 0) -> Series:
+    setting = f"{family} · {keep:g}% kept"
+    s = Series(f"{family}-{keep}", f"{setting} · seed {seed}", "learned", setting=setting, hue=setting, seed=seed,
+               learn_variant={"method": family, "weights": None, "dwr": False, "seed": seed,
+                              "keep_fraction": keep / 100})
+    s.learn = [{"iteration": 10, "epoch": 1.0, "test_acc": acc / 100, "expected_keep_fraction": keep / 100}]
+    s.learn_final = {"test_acc_mean": acc / 100, "expected_keep_fraction": keep / 100}
+    return s
+
+
+def test_the_accuracy_vs_kept_plot_shows_every_run_and_the_papers_star_inside_its_frame(browser, tmp_path):
+    snap = {"series": [family_series("edge_popup", 5.0, 91.9), family_series("edge_popup", 50.0, 93.5),
+                       family_series("zhou", 42.0, 95.0), family_series("signed", 2.4, 96.1)], "overlays": []}
+    plots = Plots()
+    plots.render("fc", plot_tables(snap))
+    for width, layout in layouts_of(browser, tmp_path, [plots.family_fig], script=FAMILY_LAYOUT).items():
+        fig = layout["title"]
+        left, top, right, bottom = fig["frame"]
+        assert fig["x"][0] < 2.4 and fig["x"][1] > 50.0, fig  # the log axis spans every point
+        points = fig["points"]
+        assert len(points["families_points"]) == 4 and len(points["families_paper"]) == 1
+        for x, y in points["families_points"] + points["families_paper"]:
+            assert left <= x <= right and top <= y <= bottom, (width, x, y, fig["frame"])
+        lg = fig["legend"]  # below the plot, inside the figure's width
+        assert lg[1] >= bottom and lg[2] <= fig["figure_width"] + 1, (width, lg, fig)

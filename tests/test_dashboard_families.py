@@ -113,3 +113,46 @@ def test_the_family_control_lists_every_method_and_enables_what_applies(results)
     app.run()
     assert app.wait_idle(10)
     assert "Keep fraction(s): &#x27;ten percent&#x27; is not a list of numbers" in ui.message.value
+
+
+def test_a_users_registered_family_is_listed_and_built_with_its_own_keep_fraction(results):
+    from dataclasses import dataclass
+
+    from lt_core.supermask import MASK_METHODS, EdgePopupLearner, MaskMethodConfig, register_mask_method
+
+    @dataclass(frozen=True, repr=False)
+    class MyConfig(MaskMethodConfig):
+        keep_fraction: float = 0.2
+        seed: int = 0
+        lr: float = 0.1
+        momentum: float = 0.9
+        weight_decay: float = 0.0
+        batch_size: int = 128
+        epochs: int = 3
+        iterations: int = None
+        eval_every: int = None
+        device: str = "auto"
+
+        def validate(self) -> None:
+            from lt_core.config import check_range
+
+            check_range("MyConfig", "keep_fraction", self.keep_fraction, 0.0, 0.5, lo_open=True)
+            self.check_training()
+
+    register_mask_method("mine", MyConfig, EdgePopupLearner, "a user's family")
+    try:
+        req = RunRequest(method="mine", keep_fractions=(0.1, 0.3), seeds=(4,), **TINY)
+        assert [(type(c), c.keep_fraction, c.seed, c.iterations) for c in learned_configs(req)] == [
+            (MyConfig, 0.1, 4, 10), (MyConfig, 0.3, 4, 10)]
+        with pytest.raises(ConfigError) as err:  # its own range, in the page's words
+            learned_configs(req.replace(keep_fractions=(0.9,)))
+        assert describe_error(err.value) == "Invalid setting. Keep fraction(s): 0.9 is out of range (0.0, 0.5]"
+        pytest.importorskip("jupyter_bokeh")
+        from lt_core.dashboard import build_app
+
+        ui = build_app(results_root=results).controls
+        assert "mine" in [v for _, v in ui.family.options]
+        ui.mode.value, ui.family.value = "learned", "mine"
+        assert not ui.keep.disabled and ui.w_init.disabled and ui.dwr.disabled
+    finally:
+        MASK_METHODS.remove("mine")

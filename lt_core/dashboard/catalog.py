@@ -71,7 +71,7 @@ def paper_family_points(arch: Optional[str]) -> List[Tuple[str, float, float]]:
     (acc, kept), _ = _families_reference()
     if arch != "fc":
         return []
-    return [(f"Koster et al. 2022 (signed, FCN): {acc}% at {kept}% kept", kept, acc)]
+    return [(f"Koster et al. 2022, signed, FC: {acc}% at {kept}% kept", kept, acc)]
 
 
 def paper_family_levels(arch: Optional[str]) -> List[Tuple[str, float]]:
@@ -79,5 +79,5 @@ def paper_family_levels(arch: Optional[str]) -> List[Tuple[str, float]]:
     does not give their % kept, so they are levels, not points."""
     paper = paper_table(arch) or {}
     words = {"learned_init": "init", "learned_signed_constant": "S.C.", "learned_dwr": "DWR"}
-    return [(f"Zhou et al. Table 1, learned {w}: {paper[c]:g}% (% kept not given)", paper[c])
+    return [(f"Zhou et al. Table 1, learned {w}: {paper[c]:g}% (no % kept)", paper[c])
             for c, w in words.items() if c in paper]

@@ -429,6 +429,7 @@ class Plots:
                          empty=((1, 100), (80, 100)), y_min_interval=2, y_padding=ACC_PAD,
                          x_range=Range1d(1.0, REMAINING_TOP), legend="below")
         remaining_axis(f.xaxis[0], 1.0, REMAINING_TOP)
+        f.legend[0].ncols = 1  # the papers' entries are long: one column fits a half-page cell
         self.family_ref = add_references(f)
         self.family_src = ColumnDataSource({k: [] for k in ("x", "y", "family", "color", "label", "seed")},
                                            name="families_points")
