@@ -76,10 +76,11 @@ def full_masks(arch: Arch) -> Dict[str, Tensor]:
 
 # -- forward ------------------------------------------------------------------------------------
 
-def forward(arch: Arch, weights: Dict[str, Tensor], biases: Dict[str, Tensor], x: Tensor) -> Tensor:
+def forward(arch: Arch, weights: Dict[str, Tensor], biases: Optional[Dict[str, Tensor]], x: Tensor) -> Tensor:
     """Logits of K stacked runs.
 
-    ``weights[name]``: ``(K, *layer.shape)``; ``biases[name]``: ``(K, out)``; ``x``: either
+    ``weights[name]``: ``(K, *layer.shape)``; ``biases[name]``: ``(K, out)`` (``biases=None``: none,
+    the same logits as zero biases in fewer operations); ``x``: either
     ``(K, B, C, H, W)`` (each run its own batch) or ``(B, C, H, W)`` (one batch shared by all runs).
     Returns ``(K, B, 10)``.
     """
@@ -89,11 +90,13 @@ def forward(arch: Arch, weights: Dict[str, Tensor], biases: Dict[str, Tensor], x
     h: Optional[Tensor] = None  # dense activations (K, B, F)
     conv: Optional[Tensor] = None  # conv activations (B, K*C, H, W)
     for layer in arch.layers:
-        w, bias = weights[layer.name], biases[layer.name]
+        w = weights[layer.name]
+        bias = None if biases is None else biases[layer.name]
         if layer.kind == "conv":
             if conv is None:
                 conv = x.repeat(1, k, 1, 1) if shared else x.transpose(0, 1).reshape(b, -1, *x.shape[-2:])
-            conv = F.conv2d(conv, w.reshape(-1, *w.shape[2:]), bias.reshape(-1), padding=layer.padding, groups=k)
+            conv = F.conv2d(conv, w.reshape(-1, *w.shape[2:]), None if bias is None else bias.reshape(-1),
+                            padding=layer.padding, groups=k)
             conv = F.relu(conv)
             if layer.pool_after:
                 conv = F.max_pool2d(conv, 2)
@@ -105,12 +108,14 @@ def forward(arch: Arch, weights: Dict[str, Tensor], biases: Dict[str, Tensor], x
                 # One batch for every run: a single wide matmul against all K first layers.
                 flat = x.reshape(b, -1)
                 h = (flat @ w.reshape(-1, w.shape[-1]).t()).reshape(b, k, -1).transpose(0, 1)
-                h = h + bias.unsqueeze(1)
+                if bias is not None:
+                    h = h + bias.unsqueeze(1)
                 h = F.relu(h) if layer.kind != "output" else h
                 continue
             else:
                 h = x.reshape(k, b, -1)
-        h = torch.baddbmm(bias.unsqueeze(1), h, w.transpose(1, 2))
+        wt = w.transpose(1, 2)
+        h = torch.bmm(h, wt) if bias is None else torch.baddbmm(bias.unsqueeze(1), h, wt)
         if layer.kind != "output":
             h = F.relu(h)
     return h

@@ -95,6 +95,54 @@ def test_edge_popup_ranks_by_magnitude_and_passes_the_gradient_to_every_score():
     assert bool((s.grad != 0).all())
 
 
+def _top_k_by_sort(values, counts):
+    """The top-k masks of a stable sort by (value descending, flat index ascending)."""
+    out = torch.zeros_like(values)
+    for i, n in enumerate(counts):
+        flat = values[i].reshape(-1)
+        order = sorted(range(flat.numel()), key=lambda j: (-float(flat[j]), j))
+        out[i].view(-1)[order[:n]] = 1.0
+    return out
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_top_k_with_many_ties_keeps_the_lowest_indices_like_a_stable_sort(dtype):
+    gen = torch.Generator().manual_seed(3)
+    values = torch.randint(0, 5, (4, 12, 7), generator=gen).to(dtype)  # 84 entries, five values: many ties
+    values[3] = torch.rand(12, 7, generator=gen, dtype=dtype)  # and a run without any
+    counts = [13, 42, 1, 50]
+    assert torch.equal(top_k_mask(values, counts), _top_k_by_sort(values, counts))
+    assert torch.equal(top_k_mask(values, [84, 0, 83, 84]), _top_k_by_sort(values, [84, 0, 83, 84]))
+
+
+def test_top_k_thresholds_agree_on_both_selection_paths():
+    from lt_core.supermask.edge_popup import _kth_largest, _kth_largest_cpu
+
+    gen = torch.Generator().manual_seed(0)
+    flat = torch.rand(1001, generator=gen)
+    flat[::7] = flat[3]  # a tie
+    for n in (1, 2, 143, 500, 501, 858, 1000):
+        threshold, tied = _kth_largest(flat, n)  # topk: the path off the CPU
+        assert _kth_largest_cpu(flat, n) == (float(threshold), tied)
+
+
+def test_edge_popup_weights_equal_the_masked_weights_with_the_same_gradient():
+    from lt_core.supermask.edge_popup import edge_popup_weights
+
+    gen = torch.Generator().manual_seed(1)
+    scores = (torch.randint(-6, 7, (3, 20, 9), generator=gen) / 4.0).requires_grad_()  # ties and zeros
+    weights = torch.randn(3, 20, 9, generator=gen)
+    grad = torch.randn(3, 20, 9, generator=gen)
+    fractions = [0.5, 0.07, 1.0]
+    fused = edge_popup_weights(scores, weights, fractions)
+    (fused * grad).sum().backward()
+    fused_grad, scores.grad = scores.grad, None
+    composed = weights * edge_popup_mask(scores, fractions)
+    (composed * grad).sum().backward()
+    assert torch.equal(fused, composed) and torch.equal(fused_grad, scores.grad)
+    assert bool((fused_grad[scores.detach() == 0] == 0).all())  # sign(0) = 0: a zero score gets none
+
+
 def test_edge_popup_weights_are_scaled_signed_kaiming_constants():
     arch = get_arch("fc")
     data = _tiny_data(arch)

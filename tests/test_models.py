@@ -80,3 +80,13 @@ def test_biases_never_masked():
     arch = get_arch("fc")
     assert set(full_masks(arch)) == set(arch.layer_names)
     assert all(m.shape == arch.layer(n).shape for n, m in full_masks(arch).items())
+
+
+@pytest.mark.parametrize("arch_name", ["fc", "conv2"])
+def test_forward_without_biases_equals_zero_biases(arch_name):
+    arch = get_arch(arch_name)
+    w = {n: torch.stack([init_weights(arch, s)[n] for s in (0, 1)]) for n in arch.layer_names}
+    zero = {n: b.expand(2, *b.shape).clone() for n, b in zero_biases(arch).items()}
+    x = torch.rand(4, *arch.input_shape)
+    for batch in (x, x.expand(2, *x.shape)):  # shared by the runs, and one per run
+        assert torch.equal(forward(arch, w, None, batch), forward(arch, w, zero, batch))

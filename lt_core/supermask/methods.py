@@ -204,7 +204,8 @@ class ScoreMaskLearner(MaskLearner):
     """Trains K stacked runs of a deterministic score-based mask (one real score per weight, K the
     leading dimension of every tensor), with SGD on the scores and the straight-through gradient the
     method's :meth:`mask` defines. Weights and biases are frozen; biases are zero (neither reference
-    uses them). Evaluation uses the one mask the scores define (no sampling).
+    uses them), and the training step leaves them out of its forward pass (the same logits, fewer
+    operations). Evaluation uses the one mask the scores define (no sampling).
 
     Subclasses define :meth:`mask` and, where the method says so, :meth:`frozen_weights`,
     :meth:`initial_scores`, :meth:`make_optimizer`, :meth:`learning_rate`, :meth:`before_update`
@@ -323,7 +324,7 @@ class ScoreMaskLearner(MaskLearner):
         if lr is not None:
             for group in self.opt.param_groups:
                 group["lr"] = lr
-        logits = forward(self.arch, self.effective(), self.b, x)
+        logits = forward(self.arch, self.effective(), None, x)  # the biases are zero: left out
         target = y.expand(k, -1) if self.batch.shared else y
         # the mean over runs times K: each run's gradient is the one it has alone
         loss = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), target.reshape(-1)) * k
