@@ -3,11 +3,11 @@ at rates measured on this machine."""
 
 import pytest
 
-from lt_core import PruneConfig, TrainConfig
+from lt_core import DataConfig, PruneConfig, TrainConfig
 from lt_core.paper.estimate import Estimate, Rates, work_to_do
 from lt_core.experiments import Dense, LearnedMasks, Lottery, Supermasks
 from lt_core.runner import run_experiments
-from lt_core.supermask import LearnConfig, SupermaskConfig
+from lt_core.supermask import EdgePopupConfig, LearnConfig, SignedMaskConfig, SupermaskConfig
 
 from .conftest import needs_mnist
 
@@ -26,7 +26,7 @@ def test_an_empty_store_prices_every_round_step_and_point(tmp_path):
     assert work.train_steps == {("fc", 1, 0): 20, ("fc", 2, 1): 20, ("fc", 2, 2): 20}  # the trunk once
     assert work.val_evals == {("fc", 1, 0): EVALS, ("fc", 2, 1): EVALS, ("fc", 2, 2): EVALS}
     assert work.supermask_points == {"fc": 2 * 3}  # two weight kinds x three powers
-    assert work.learn_steps == {("fc", 2): 30} and work.learn_evals == {("fc", 2): 3}
+    assert work.learn_steps == {("fc", "zhou", 2): 30} and work.learn_evals == {("fc", "zhou", 2): 3}
 
 
 def test_work_shared_between_notebooks_is_priced_once(tmp_path):
@@ -49,7 +49,7 @@ def test_seconds_are_work_times_the_measured_rates(monkeypatch):
     rates = Rates("cpu")
     # (step s, validation evaluation s) of a stack, dense and at the pruned sample round 12
     rates._cache.update({("train", "fc", 2, 0): (0.004, 0.5), ("train", "fc", 2, 12): (0.002, 0.1),
-                         ("train", "fc", 1, 0): (0.001, 0.2), ("learn", "fc", 2): (0.003, 1.0)})
+                         ("train", "fc", 1, 0): (0.001, 0.2), ("learn", "fc", "zhou", 2): (0.003, 1.0)})
     work = work_to_do([Lottery("fc", TRAIN, PRUNES)], "/nonexistent-store", set())
     # round 0: 20 x 0.001 + 9 x 0.2; round 1: rates 1/12 of the way to the pruned ones; round 2: 2/12
     r1 = (0.004 - 0.002 * 1 / 12, 0.5 - 0.4 * 1 / 12)
@@ -57,8 +57,43 @@ def test_seconds_are_work_times_the_measured_rates(monkeypatch):
     expected = 20 * 0.001 + EVALS * 0.2 + 20 * (r1[0] + r2[0]) + EVALS * (r1[1] + r2[1])
     assert rates.seconds(work) == pytest.approx(expected)
     work.supermask_points["fc"] = 4  # a point evaluates the training and test splits: 13 validation splits
-    work.learn_steps[("fc", 2)], work.learn_evals[("fc", 2)] = 100, 5
+    work.learn_steps[("fc", "zhou", 2)], work.learn_evals[("fc", "zhou", 2)] = 100, 5
     assert rates.seconds(work) == pytest.approx(expected + 4 * 13 * 0.2 + 100 * 0.003 + 5 * 1.0)
+
+
+def test_each_mask_methods_runs_are_priced_at_its_own_rate():
+    rates = Rates("cpu")
+    # (step s, evaluation point s) of the largest stack of each method
+    rates._cache.update({("learn", "fc", "zhou", 2): (0.003, 1.0), ("learn", "fc", "edge_popup", 3): (0.02, 4.0),
+                         ("learn", "fc", "signed", 1): (0.5, 7.0)})
+    zhou = LearnedMasks("fc", [LearnConfig(iterations=30, eval_every=10),
+                               LearnConfig(weights="signed_constant", iterations=30, eval_every=10)])
+    popup = [EdgePopupConfig(keep_fraction=k, iterations=20, eval_every=10) for k in (0.1, 0.3, 0.5)]
+    signed = LearnedMasks("fc", [SignedMaskConfig(iterations=40, eval_every=20)])
+    work = work_to_do([zhou, LearnedMasks("fc", popup), LearnedMasks("fc", popup[:1], DataConfig(val_size=4000)),
+                       signed], "/nonexistent-store", set())
+    assert work.learn_steps == {("fc", "zhou", 2): 30, ("fc", "edge_popup", 3): 20, ("fc", "edge_popup", 1): 20,
+                                ("fc", "signed", 1): 40}
+    assert work.learn_evals == {("fc", "zhou", 2): 3, ("fc", "edge_popup", 3): 2, ("fc", "edge_popup", 1): 2,
+                                ("fc", "signed", 1): 2}
+    # a stack of K is priced per run of its method's largest stack
+    expected = (30 * 0.003 + 3 * 1.0) + (20 * 0.02 + 2 * 4.0) * (1 + 1 / 3) + (40 * 0.5 + 2 * 7.0)
+    assert rates.seconds(work) == pytest.approx(expected)
+
+
+@needs_mnist
+@pytest.mark.parametrize("method", ["edge_popup", "signed"])
+def test_a_methods_rate_is_measured_on_its_own_learner(method, monkeypatch):
+    from lt_core.supermask import MASK_METHODS
+
+    learner = MASK_METHODS[method].learner
+    stepped = []
+    real_step = learner.step
+    monkeypatch.setattr(learner, "step", lambda self, it: stepped.append(type(self)) or real_step(self, it))
+    rates = Rates("cpu")
+    step, evaluation = rates.learn("fc", 2, method)
+    assert step > 0 and evaluation > 0 and set(stepped) == {learner}
+    assert rates._cache[("learn", "fc", method, 2)] == (step, evaluation)
 
 
 def test_the_line_names_the_total_and_each_notebook():

@@ -12,7 +12,9 @@ not constants):
 * a validation-split evaluation of that stack; a round evaluates it at every point (every
   ``eval_every`` iterations, the first and the last) and the test split, twice the images, at about
   :data:`TEST_POINTS_PER_ROUND` of them (new validation minima and the end; measured on FC);
-* a learned-mask step of a stack of K variants and one of its evaluation points;
+* a learned-mask step of a stack of K variants and one of its evaluation points, per mask-learning
+  method (Zhou's, edge-popup, signed, a registered one): each method's runs are priced at the rate
+  of its own learner, measured the same way (the default settings of the method, K of them stacked);
 * a one-shot supermask point: a network evaluated on the training and the test split (13 times the
   validation split's images).
 
@@ -34,10 +36,12 @@ from ..backends import RunSpec
 from ..config import ModelConfig
 from ..data import load_dataset
 from ..devices import resolve_device
+from ..errors import ConfigError
 from ..experiments import Dense, Experiment, LearnedMasks, Lottery, Supermasks
 from ..models import full_masks, init_weights, zero_biases
 from ..schedule import dataset_name, learn_iterations, total_iterations
 from ..store import read_points, run_key
+from ..supermask.methods import DEFAULT_METHOD, MASK_METHODS, method_of
 
 TEST_POINTS_PER_ROUND = 45  # test-split evaluations of a run in a paper-schedule round, eval_test="best"
 PRUNED_SAMPLE_ROUND = 12
@@ -51,8 +55,8 @@ class Work:
 
     train_steps: Dict[Tuple[str, int, int], int] = field(default_factory=dict)  # (arch, K, round) -> steps
     val_evals: Dict[Tuple[str, int, int], int] = field(default_factory=dict)  # (arch, K, round) -> points
-    learn_steps: Dict[Tuple[str, int], int] = field(default_factory=dict)  # (arch, K) -> steps
-    learn_evals: Dict[Tuple[str, int], int] = field(default_factory=dict)
+    learn_steps: Dict[Tuple[str, str, int], int] = field(default_factory=dict)  # (arch, method, K) -> steps
+    learn_evals: Dict[Tuple[str, str, int], int] = field(default_factory=dict)
     supermask_points: Dict[str, int] = field(default_factory=dict)  # arch -> points
 
     def empty(self) -> bool:
@@ -112,8 +116,9 @@ def work_to_do(experiments: Sequence[Experiment], root, seen: set) -> Work:
                     todo.append(learn)
                 seen.add(folder.name)
             if todo:
-                _add(work.learn_steps, (exp.arch, len(todo)), learn_iterations(exp.data, model, todo[0]))
-                _add(work.learn_evals, (exp.arch, len(todo)), exp.evaluations)
+                key = (exp.arch, method_of(todo[0]).name, len(todo))
+                _add(work.learn_steps, key, learn_iterations(exp.data, model, todo[0]))
+                _add(work.learn_evals, key, exp.evaluations)
     return work
 
 
@@ -183,17 +188,25 @@ class Rates:
             self._cache[key] = (step, evaluation)
         return self._cache[key]
 
-    def learn(self, arch: str, runs: int) -> Tuple[float, float]:
-        """Seconds per learned-mask step and per evaluation point of a ``runs``-stack."""
-        key = ("learn", arch, runs)
+    def learn(self, arch: str, runs: int, method: str = DEFAULT_METHOD) -> Tuple[float, float]:
+        """Seconds per learned-mask step and per evaluation point of a ``runs``-stack of ``method``
+        (a registered mask-learning method): its own learner, timed as Zhou's is -- Zhou's variants
+        (weights x DWR), another method's default settings, ``runs`` of them stacked."""
+        key = ("learn", arch, method, runs)
         if key not in self._cache:
             from ..supermask import LearnConfig
-            from ..supermask.learned import MaskLearner
 
-            configs = [LearnConfig(weights=w, dwr=d, seed=0) for w in ("init", "signed_constant")
-                       for d in (False, True)] * (runs // 4 + 1)
-            learner = MaskLearner(get_arch(arch), self.data(arch), configs[:runs], [f"v{i}" for i in range(runs)],
-                                  iterations=10 ** 6)
+            if method == DEFAULT_METHOD:
+                configs = [LearnConfig(weights=w, dwr=d, seed=0) for w in ("init", "signed_constant")
+                           for d in (False, True)] * (runs // 4 + 1)
+            else:
+                try:
+                    configs = [MASK_METHODS[method].config()] * runs
+                except (TypeError, ConfigError):  # settings without usable defaults: priced as Zhou's
+                    self._cache[key] = self.learn(arch, runs)
+                    return self._cache[key]
+            learner = MASK_METHODS[method].learner(get_arch(arch), self.data(arch), configs[:runs],
+                                                   [f"v{i}" for i in range(runs)], iterations=10 ** 6)
             it = [0]
 
             def steps(n):
@@ -209,23 +222,25 @@ class Rates:
 
     def seconds(self, work: Work) -> float:
         """The work's seconds. Three training measurements an architecture (one run, the largest stack,
-        the largest stack pruned) and one of its largest learned-mask stack: a stack's cost is taken as
-        linear in its size between one run and the largest, a pruned round's as the largest stack's
-        ratio of pruned to dense, a learned stack's per run."""
+        the largest stack pruned) and one of its largest learned-mask stack per mask-learning method: a
+        stack's cost is taken as linear in its size between one run and the largest, a pruned round's
+        as the largest stack's ratio of pruned to dense, a learned stack's per run of its method."""
         kmax, lmax = {}, {}
         for arch, runs, _ in work.train_steps:
             kmax[arch] = max(kmax.get(arch, 1), runs)
-        for arch, runs in work.learn_steps:
-            lmax[arch] = max(lmax.get(arch, 1), runs)
+        for arch, method, runs in work.learn_steps:
+            lmax[arch, method] = max(lmax.get((arch, method), 1), runs)
         total = 0.0
         for (arch, runs, k), steps in work.train_steps.items():
             total += steps * self._at(arch, runs, k, 0, kmax[arch])
         for (arch, runs, k), evals in work.val_evals.items():
             total += evals * self._at(arch, runs, k, 1, kmax[arch])
-        for (arch, runs), steps in work.learn_steps.items():
-            total += steps * self.learn(arch, lmax[arch])[0] * runs / lmax[arch]
-        for (arch, runs), evals in work.learn_evals.items():
-            total += evals * self.learn(arch, lmax[arch])[1] * runs / lmax[arch]
+        for (arch, method, runs), steps in work.learn_steps.items():
+            top = lmax[arch, method]
+            total += steps * self.learn(arch, top, method)[0] * runs / top
+        for (arch, method, runs), evals in work.learn_evals.items():
+            top = lmax[arch, method]
+            total += evals * self.learn(arch, top, method)[1] * runs / top
         for arch, points in work.supermask_points.items():
             total += points * 13 * self.train(arch, 1, 0)[1]
         return total
