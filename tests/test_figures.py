@@ -98,3 +98,42 @@ def test_table1_bars_draw_ours_beside_the_paper_or_say_why_not():
     assert [round(b.get_height(), 6) for b in bars] == [80.0, 98.0]  # the cells with numbers of ours
     assert list(fc_ax.collections[0].get_offsets()[:, 1]) == pytest.approx([79.3, 86.3, 95.3, 96.4, 97.8, 97.8, 97.7])
     assert not conv_ax.patches[1:] and "no data: CIFAR-10 missing" in conv_ax.texts[0].get_text()
+
+
+def _families_frame(signed_acc=0.968):
+    zhou = {"initial weights": (51.1, 0.925), "signed constants": (51.6, 0.933),
+            "initial weights + DWR": (47.3, 0.965), "signed constants + DWR": (47.5, 0.966)}
+    rows = []
+    for seed in (0, 1):
+        for setting, (kept, acc) in zhou.items():
+            rows.append({"family": "zhou", "setting": setting, "seed": seed, "percent_kept": kept + 0.2 * seed,
+                         "test_acc": acc - 0.002 * seed})
+        for kept, acc in ((50, 0.967), (5, 0.975), (10, 0.977), (30, 0.972)):
+            rows.append({"family": "edge_popup", "setting": f"keep {kept}%", "seed": seed,
+                         "percent_kept": float(kept), "test_acc": acc + 0.002 * seed})
+        rows.append({"family": "signed", "setting": "signed", "seed": seed, "percent_kept": 46.3,
+                     "test_acc": signed_acc})
+    return pd.DataFrame(rows)
+
+
+def test_families_figure_names_the_settings_crowded_near_half_kept_without_overlapping_text():
+    fig = figures.families_accuracy(_families_frame(), dense=0.94, paper_points=[("paper", 3.77, 97.48)])
+    fig.canvas.draw()
+    ax = fig.axes[0]
+    boxes = [t.get_window_extent() for t in ax.texts if t.get_visible() and t.get_text()]
+    assert not any(a.overlaps(b) for i, a in enumerate(boxes) for b in boxes[i + 1:])
+    labels = [t.get_text() for t in ax.get_legend().get_texts()]
+    for setting in ("initial weights", "signed constants", "initial weights + DWR", "signed constants + DWR"):
+        assert f"zhou, {setting} (2 seeds)" in labels
+    assert "edge_popup, keep 5, 10, 30, 50% (2 seeds)" in labels and "signed (2 seeds)" in labels
+    zhou_markers = {c[0].get_marker() for c in ax.containers if c.get_label().startswith("zhou, ")}
+    assert len(zhou_markers) == 4  # one marker per setting, the family's colour
+    # every value far above chance: the accuracy axis spans them, chance named as below it
+    assert 90 < ax.get_ylim()[0] < 92.5 and ax.get_ylim()[1] < 98.5
+    assert "chance: 10%, below this axis" in labels
+
+
+def test_families_figure_reaches_down_to_chance_when_a_run_is_near_it():
+    fig = figures.families_accuracy(_families_frame(signed_acc=0.11))
+    ax = fig.axes[0]
+    assert ax.get_ylim()[0] <= 10 and "chance" in [t.get_text() for t in ax.get_legend().get_texts()]

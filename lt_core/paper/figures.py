@@ -227,6 +227,14 @@ def save(fig, stem, formats: Sequence[str] = ("png", "svg"), dpi: int = 130) -> 
 
 
 FAMILY_MARKERS = {"zhou": "o", "edge_popup": "s", "signed": "D"}
+#: markers of a family's further settings (its first takes the family's own marker)
+SETTING_MARKERS = ("o", "^", "v", "P", "X", "<", ">", "h", "p", "*")
+
+
+def _setting_markers(family: str, count: int) -> list:
+    first = FAMILY_MARKERS.get(family, "^")
+    rest = [m for m in SETTING_MARKERS if m != first]
+    return [first] + [rest[j % len(rest)] for j in range(count - 1)]
 
 
 def families_accuracy(points: pd.DataFrame, *, dense: Optional[float] = None,
@@ -236,11 +244,15 @@ def families_accuracy(points: pd.DataFrame, *, dense: Optional[float] = None,
 
     ``points``: one row per learned mask with ``family`` (a method's name), ``setting`` (its words,
     e.g. ``keep 10%``), ``seed``, ``percent_kept`` and ``test_acc`` (fraction). Each run is a small
-    dot; each setting's mean over seeds a larger marker with min-max bars on both axes; a family's
-    settings that differ only in their keep fraction (edge-popup's sweep) are joined by a line.
+    dot; each setting's mean over seeds a larger marker with min-max bars on both axes. A family's
+    colour is its own; its settings are told apart by marker and named in the legend (settings of
+    several families crowd near 50% kept, where text beside the points would overlap). A family
+    whose settings differ only in their keep fraction (edge-popup's sweep) keeps one marker, its
+    settings joined by a line and named in one legend entry (the x axis gives each one's fraction).
     ``dense``: our trained dense network's accuracy (fraction), dashed. ``paper_points``: published
     (label, percent kept, accuracy %) marked as stars; ``paper_lines``: published accuracies (%) whose
-    keep fraction is not given, dotted.
+    keep fraction is not given, dotted. The accuracy axis spans the values drawn when all of them are
+    far above chance (10%, then named in the legend as below the axis), else it reaches down to chance.
     """
     if ax is None:
         fig, ax = plt.subplots(figsize=(10.5, 5), constrained_layout=True)
@@ -250,29 +262,45 @@ def families_accuracy(points: pd.DataFrame, *, dense: Optional[float] = None,
     for i, fam in enumerate(fams):
         g = points[points["family"] == fam]
         c = PALETTE[i % len(PALETTE)]
-        marker = FAMILY_MARKERS.get(fam, "^")
-        ax.scatter(g["percent_kept"], 100 * g["test_acc"], color=c, marker=marker, s=10, alpha=0.35, lw=0)
         b = g.groupby("setting", sort=False).agg(x=("percent_kept", "mean"), x_lo=("percent_kept", "min"),
                                                   x_hi=("percent_kept", "max"), y=("test_acc", "mean"),
                                                   y_lo=("test_acc", "min"), y_hi=("test_acc", "max"),
                                                   seeds=("seed", "nunique")).reset_index()
         seeds = int(b["seeds"].max()) if len(b) else 0
-        ax.errorbar(b["x"], 100 * b["y"], xerr=[b["x"] - b["x_lo"], b["x_hi"] - b["x"]],
-                    yerr=[100 * (b["y"] - b["y_lo"]), 100 * (b["y_hi"] - b["y"])], color=c, marker=marker, ms=6,
-                    ls="none", capsize=2, lw=1, label=f"{fam} (mean of {seeds} seed{'s' * (seeds > 1)}, min-max)")
-        if b["setting"].str.startswith("keep ").all() and len(b) > 1:
-            line = b.sort_values("x")
-            ax.plot(line["x"], 100 * line["y"], color=c, lw=1.2)
-        for _, row in b.iterrows():
-            ax.annotate(row["setting"], (row["x"], 100 * row["y"]), textcoords="offset points", xytext=(4, 4),
-                        fontsize=6.5, color=c)
+        seed_words = f"{seeds} seed{'s' * (seeds != 1)}"
+        sweep = len(b) > 1 and bool(b["setting"].str.startswith("keep ").all())
+        if sweep:
+            b = b.sort_values("x").reset_index(drop=True)
+            fractions = ", ".join(str(s)[len("keep "):].rstrip("%") for s in b["setting"])
+            labels = [f"{fam}, keep {fractions}% ({seed_words})"] + ["_nolegend_"] * (len(b) - 1)
+            markers = [FAMILY_MARKERS.get(fam, "^")] * len(b)
+            ax.plot(b["x"], 100 * b["y"], color=c, lw=1.2)
+        else:
+            labels = [f"{fam} ({seed_words})" if s == fam else f"{fam}, {s} ({seed_words})" for s in b["setting"]]
+            markers = _setting_markers(fam, len(b))
+        for row, label, marker in zip(b.to_dict("records"), labels, markers):
+            runs = g[g["setting"] == row["setting"]]
+            ax.scatter(runs["percent_kept"], 100 * runs["test_acc"], color=c, marker=marker, s=10, alpha=0.35,
+                       lw=0)
+            ax.errorbar([row["x"]], [100 * row["y"]], xerr=[[row["x"] - row["x_lo"]], [row["x_hi"] - row["x"]]],
+                        yerr=[[100 * (row["y"] - row["y_lo"])], [100 * (row["y_hi"] - row["y"])]], color=c,
+                        marker=marker, ms=6, mfc=c if marker == markers[0] else "white", mew=1.2, ls="none",
+                        capsize=2, lw=1, label=label)
     for label, kept, acc in paper_points:
         ax.scatter([kept], [acc], marker="*", s=140, color=PAPER, zorder=4, label=label)
     for j, (label, acc) in enumerate((paper_lines or {}).items()):
         ax.axhline(acc, color=PAPER, ls=[":", "-.", (0, (3, 1, 1, 1, 1, 1))][j % 3], lw=0.9, label=label)
     if dense is not None:
         ax.axhline(100 * dense, color=REFERENCE, ls="--", lw=1, label=f"dense network, ours: {100 * dense:.2f}%")
-    ax.axhline(10, color="#999999", lw=0.8, label="chance")
+    ys = list(100 * points["test_acc"]) + [a for _, _, a in paper_points] + list((paper_lines or {}).values())
+    ys += [100 * dense] if dense is not None else []
+    span = max(ys) - min(ys) if ys else 0.0
+    low = min(ys) - max(0.08 * span, 0.5) if ys else 0.0
+    if low > 20:  # every value far above chance: the axis spans the values (they crowd otherwise)
+        ax.set_ylim(low, min(max(ys) + max(0.08 * span, 0.5), 100.5))
+        ax.plot([], [], color="#999999", lw=0.8, label="chance: 10%, below this axis")
+    else:
+        ax.axhline(10, color="#999999", lw=0.8, label="chance")
     xs = list(points["percent_kept"]) + [k for _, k, _ in paper_points]
     ax.set_xscale("log")
     if xs:
@@ -285,5 +313,6 @@ def families_accuracy(points: pd.DataFrame, *, dense: Optional[float] = None,
     ax.set_ylabel("test accuracy, untrained weights (%)")
     ax.grid(True, which="both", alpha=0.25)
     ax.set_title(textwrap.fill(title or "supermask families: accuracy against weights kept", 90), fontsize=10)
-    _legend_outside(ax)
+    ax.legend(loc="upper left", bbox_to_anchor=(1.02, 1), fontsize=8, frameon=False,
+              title="markers: mean over seeds; bars: min-max", title_fontsize=8, alignment="left")
     return fig
