@@ -5,16 +5,13 @@ own bundle), every choice of every drop-down fits its box, and no plot's title i
 toolbar or cut by the figure's edge, at 1280 and 1024 px."""
 
 import os
-import signal
-import socket
-import subprocess
-import time
 from pathlib import Path
 from urllib.parse import urlparse
 
 import pytest
 
 from .conftest import DATA_DIR
+from .voila_server import free_port, running
 
 REPO = Path(__file__).resolve().parents[1]
 CHROMIUM = Path("/usr/bin/chromium")
@@ -48,12 +45,6 @@ TITLES = """() => { const out = [], ctx = document.createElement('canvas').getCo
   return out; }"""
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
 def page_url(tmp_path_factory):
     pytest.importorskip("playwright")
@@ -66,27 +57,8 @@ def page_url(tmp_path_factory):
     cmd, env = voila_command(["--no-browser", f"--port={port}", "--Voila.ip=127.0.0.1"])
     env.update(LT_RESULTS_DIR=str(tmp / "results"), LT_DATA_DIR=str(DATA_DIR),
                PYTHONPATH=os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")]))
-    log = open(tmp / "voila.log", "wb")
-    proc = subprocess.Popen(cmd, cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
-    try:
-        deadline = time.monotonic() + 90
-        while True:
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=1).close()
-                break
-            except OSError:
-                if proc.poll() is not None or time.monotonic() > deadline:
-                    raise RuntimeError("voila did not start:\n" + (tmp / "voila.log").read_text())
-                time.sleep(0.2)
+    with running(cmd, port, env, REPO, tmp / "voila.log"):
         yield f"http://127.0.0.1:{port}/"
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(15)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait(5)
-        log.close()
 
 
 def test_the_page_requests_nothing_from_outside_fits_its_choices_and_keeps_titles_clear(page_url):

@@ -10,9 +10,6 @@ series. Prints the measured timings and saves screenshots (copied to /tmp/dashbo
 
 import os
 import shutil
-import signal
-import socket
-import subprocess
 import sys
 import time
 import urllib.error
@@ -22,6 +19,7 @@ from pathlib import Path
 import pytest
 
 from .conftest import DATA_DIR, needs_mnist
+from .voila_server import free_port, running
 
 REPO = Path(__file__).resolve().parents[1]
 NOTEBOOK = REPO / "app" / "explorer.ipynb"
@@ -172,12 +170,6 @@ pytestmark = [pytest.mark.skipif(not CHROMIUM.exists(), reason="needs Debian's c
               needs_mnist]
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
 def voila(tmp_path_factory):
     """Voila on a results store that already holds quick lottery runs of seeds 0 and 1 (1 round)."""
@@ -193,34 +185,15 @@ def voila(tmp_path_factory):
     # the kernels import this checkout's lt_core, whatever the environment has installed
     env = dict(os.environ, BOKEH_RESOURCES="inline", LT_RESULTS_DIR=str(tmp_path / "results"),
                LT_DATA_DIR=str(DATA_DIR), PYTHONPATH=os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")]))
-    log = open(tmp_path / "voila.log", "wb")
     exe = Path(sys.executable).parent / "voila"
     t0 = time.monotonic()
     connections = tmp_path / "connections"  # the kernels' connection files (a test asks a kernel directly)
     connections.mkdir()
-    proc = subprocess.Popen([str(exe), str(NOTEBOOK), "--no-browser", f"--port={port}", "--Voila.ip=127.0.0.1",
-                             f"--Voila.connection_dir_root={connections}"],
-                            cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
-    try:
-        deadline = time.monotonic() + 90
-        while True:
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=1).close()
-                break
-            except OSError:
-                if proc.poll() is not None or time.monotonic() > deadline:
-                    raise RuntimeError("voila did not start:\n" + (tmp_path / "voila.log").read_text())
-                time.sleep(0.2)
+    cmd = [str(exe), str(NOTEBOOK), "--no-browser", f"--port={port}", "--Voila.ip=127.0.0.1",
+           f"--Voila.connection_dir_root={connections}"]
+    with running(cmd, port, env, REPO, tmp_path / "voila.log"):
         yield {"url": f"http://127.0.0.1:{port}/", "t0": t0, "listening": time.monotonic() - t0,
                "results": tmp_path / "results", "tmp": tmp_path, "connections": connections}
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(15)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)  # voila and the kernels it started
-            proc.wait(5)
-        log.close()
 
 
 def kernel_alive(base: str, kernel_id: str) -> bool:
