@@ -110,12 +110,13 @@ def _run(args, stop: StopToken) -> dict:
     if args.command == "reproduce":
         from .paper.reproduce import reproduce
 
-        only, seeds, archs = (None if value is None else comma_list(value, option, kind, what)
+        only, seeds, archs, methods = (None if value is None else comma_list(value, option, kind, what)
                               for option, value, kind, what in (
             ("--only", args.only, str, f"notebooks: {', '.join(NOTEBOOKS)} (leave --only out to run them all)"),
             ("--seeds", args.seeds, int, "integers, e.g. 0,1,2 (leave --seeds out for the preset's)"),
-            ("--archs", args.archs, str, "networks, e.g. fc (leave --archs out for each notebook's)")))
-        timings = reproduce(args.preset, only=only, seeds=seeds, archs=archs, device=args.device,
+            ("--archs", args.archs, str, "networks, e.g. fc (leave --archs out for each notebook's)"),
+            ("--methods", args.methods, str, "mask methods, e.g. edge_popup,signed (leave it out for the three)")))
+        timings = reproduce(args.preset, only=only, seeds=seeds, archs=archs, methods=methods, device=args.device,
                             out=args.report_dir, results_dir=args.results_dir, data_dir=args.data_dir,
                             scheduler=args.scheduler, plugins=portable(args.plugin), progress=not args.quiet,
                             estimate=not args.no_estimate, stop=stop)

@@ -161,6 +161,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="seeds of every notebook, e.g. 0,1,2 (default: the preset's)")
     p.add_argument("--archs", default=None, metavar="LIST",
                    help="networks of every notebook, e.g. fc (default: each notebook's)")
+    p.add_argument("--methods", default=None, metavar="LIST",
+                   help="mask methods the families notebook compares, e.g. edge_popup,signed (default: zhou, "
+                        "edge_popup, signed; a --plugin's own too)")
     p.add_argument("--device", choices=DEVICES, default="auto", help="default auto (cuda if present)")
     p.add_argument("--report-dir", default="reproduction", metavar="DIR",
                    help="folder for the executed notebooks and the report (default ./reproduction)")

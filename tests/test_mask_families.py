@@ -110,3 +110,44 @@ def test_list_names_the_mask_methods():
 
 # The families notebook under papermill with the tiny preset: tests/test_reproduce.py runs every notebook
 # (test_the_families_notebook_compares_the_three_families).
+
+
+def test_the_families_notebook_refuses_an_unknown_method_naming_the_parameter(tmp_path):
+    from lt_core.paper.params import notebook_params
+
+    with pytest.raises(ConfigError, match=r"^parameter methods: unknown value 'popup'; allowed values: zhou, "
+                                          r"edge_popup, signed"):
+        notebook_params(preset="tiny", methods="edge_popup,popup", report_dir=str(tmp_path / "r"))
+
+
+@needs_mnist
+def test_the_families_notebook_compares_the_methods_it_is_given_a_plugins_too(tmp_path):
+    from pathlib import Path
+
+    import pandas as pd
+
+    from lt_core.paper import questions
+    from lt_core.paper.params import notebook_params
+
+    plugin = Path(__file__).parent / "plugins" / "mask_method_plugin.py"
+    p = notebook_params(preset="tiny", seeds=[0, 1], methods=["edge_popup", "sign_gate"], plugins=[str(plugin)],
+                        results_dir=str(tmp_path / "results"), report_dir=str(tmp_path / "r"), device="cpu")
+    exps = questions.experiments("families", p)
+    # per seed: the dense run, one edge-popup stack of the four keep fractions, one sign_gate run; no Zhou
+    assert [type(e).__name__ for e in exps] == ["Dense"] * 2 + ["LearnedMasks"] * 4
+    assert [[c.keep_fraction for c in e.learns] for e in exps[2:4]] == [list(questions.FAMILY_KEEP_FRACTIONS)] * 2
+    assert [len(e.learns) for e in exps[4:]] == [1, 1]
+    answer = questions.families(p)
+    best = answer.tables["best"]
+    assert list(best["family"]) == ["edge_popup", "sign_gate", "dense"]
+    assert best.loc[best["family"] == "sign_gate", "seeds"].item() == 2
+    schedule = best["schedule"][0]
+    assert "learned masks" not in schedule and "edge_popup and sign_gate 10 iterations" in schedule
+    points = answer.tables["points"]
+    assert set(points.loc[points["family"] == "edge_popup", "setting"]) == {"keep 5%", "keep 10%", "keep 30%",
+                                                                            "keep 50%"}
+    assert list(points.loc[points["family"] == "sign_gate", "setting"]) == ["sign_gate", "sign_gate"]
+    verdicts = {c.claim.split(": ", 1)[1][:20]: c.verdict for c in answer.checks}
+    assert verdicts["signed masks reach w"] == verdicts["signed masks keep fe"] == "not enough data"
+    assert verdicts["edge-popup: its spar"] in {"PASS", "FAIL"}
+    assert isinstance(answer.tables["best"], pd.DataFrame)

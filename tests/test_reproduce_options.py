@@ -81,7 +81,8 @@ def test_a_missing_data_dir_fails_before_anything_runs(tmp_path, capsys):
     ("--seeds", "error: --seeds: '' is an empty list; give one or more integers, e.g. 0,1,2 (leave --seeds out for "
                 "the preset's)"),
     ("--archs", "error: --archs: '' is an empty list; give one or more networks, e.g. fc (leave --archs out for "
-                "each notebook's)"),
+                "each notebook's)"),    ("--methods", "error: --methods: '' is an empty list; give one or more mask methods, e.g. edge_popup,signed "
+                  "(leave it out for the three)"),
 ])
 def test_empty_list_options_are_refused(tmp_path, capsys, option, message):
     status = main(["reproduce", "--preset", "tiny", option, "", "--report-dir", str(tmp_path / "out"), "--quiet"])

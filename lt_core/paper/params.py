@@ -3,9 +3,11 @@
 Every research-question notebook (and Table 1) has one cell tagged ``parameters`` with these names:
 ``preset``, ``archs``, ``seeds``, ``criteria``, ``mask1``, ``mask0``, ``rounds``, ``device``,
 ``data_dir``, ``results_dir``, ``report_dir``, ``scheduler`` and ``plugins`` (modules or ``.py`` files
-that register architectures, criteria or policies, loaded first so that their names are accepted). papermill passes list parameters
-as lists with ``-y``/``-f`` (YAML) but as strings with ``-p seeds '[0, 1]'``; :func:`notebook_params`
-accepts a list, a YAML list written as a string (``'[0, 1]'``), a comma-separated string
+that register architectures, criteria, policies or mask methods, loaded first so that their names are
+accepted); the families notebook adds ``methods`` (the mask-learning methods it compares, names in
+:data:`lt_core.supermask.MASK_METHODS`; ``None``: Zhou's, edge-popup and signed supermasks).
+papermill passes list parameters as lists with ``-y``/``-f`` (YAML) but as strings with
+``-p seeds '[0, 1]'``; :func:`notebook_params` accepts a list, a YAML list written as a string (``'[0, 1]'``), a comma-separated string
 (``'0,1'``) or a single value, checks every name against the live registries, and fills ``None``
 from the preset. A bad value is one :class:`~lt_core.errors.ConfigError` line naming the parameter,
 the value and what is allowed.
@@ -50,6 +52,7 @@ class NotebookParams:
     results_dir: Path
     report_dir: Path
     scheduler: Optional[str]
+    methods: Optional[List[str]] = None  # the families notebook's methods; None: its three
 
     @property
     def executor(self):
@@ -116,7 +119,7 @@ def _names(name: str, value: Any, allowed: Sequence[str]) -> List[str]:
 def notebook_params(*, preset: str = "quick", archs: Any = ("fc",), seeds: Any = None, criteria: Any = ("large_final",),
                     mask1: Any = ("rewind",), mask0: Any = ("zero",), rounds: Any = None, device: str = "auto",
                     data_dir: Optional[str] = None, results_dir: Optional[str] = None, report_dir: str = "reports",
-                    scheduler: Optional[str] = None, plugins: Any = ()) -> NotebookParams:
+                    scheduler: Optional[str] = None, plugins: Any = (), methods: Any = None) -> NotebookParams:
     """Check and normalise a notebook's parameters (see the module docstring); creates ``report_dir``."""
     for spec in (as_list("plugins", plugins) if plugins else []):
         try:
@@ -142,9 +145,13 @@ def notebook_params(*, preset: str = "quick", archs: Any = ("fc",), seeds: Any =
             data_dir = str(checked_data_dir(data_dir))
         except ConfigError as exc:
             raise ConfigError(f"parameter {exc}") from None
+    if methods is not None:
+        from ..supermask.methods import MASK_METHODS
+
+        methods = list(dict.fromkeys(_names("methods", methods, list(MASK_METHODS))))
     report = Path(report_dir)
     report.mkdir(parents=True, exist_ok=True)
     return NotebookParams(chosen, _names("archs", archs, list(ARCHS)), seed_list,
                           _names("criteria", criteria, list(CRITERIA)), _names("mask1", mask1, list(MASK1_POLICIES)),
                           _names("mask0", mask0, list(MASK0_POLICIES)), rounds, device, data_dir,
-                          results_root(results_dir), report, scheduler or None)
+                          results_root(results_dir), report, scheduler or None, methods)

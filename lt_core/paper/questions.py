@@ -18,7 +18,7 @@ matplotlib figures in the paper's style and the paper's claims checked on our nu
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Callable, Dict, List
 
@@ -275,31 +275,53 @@ FAMILIES = {"zhou": "Zhou et al. 2019 (Bernoulli masks)", "edge_popup": "edge-po
 SIGNED_PAPER_FC = (97.48, 3.77)
 
 
+def family_methods(p: NotebookParams) -> List[str]:
+    """The mask-learning methods the families notebook compares: ``p.methods`` (any registered method,
+    a user's own too), else the three of :data:`FAMILIES`."""
+    return list(p.methods) if p.methods else list(FAMILIES)
+
+
+def _keeps_chosen(method: str) -> bool:
+    """Whether ``method``'s fraction of weights kept is a setting (swept) rather than learned."""
+    from ..supermask.methods import MASK_METHODS
+
+    return "keep_fraction" in {f.name for f in fields(MASK_METHODS[method].config)}
+
+
 def _families_experiments(p: NotebookParams, arch: str) -> List[Experiment]:
-    """Per seed: the dense run, Zhou's four variants (the runs RQ5 trains), edge-popup at every keep
-    fraction of :data:`FAMILY_KEEP_FRACTIONS` (one stack) and a signed supermask."""
+    """Per seed: the dense run, then per method of :func:`family_methods`: Zhou's four variants (the
+    runs RQ5 trains); a method whose keep fraction is a setting (edge-popup) at every fraction of
+    :data:`FAMILY_KEEP_FRACTIONS`, one stack per seed; any other (signed supermasks) at its defaults."""
     out: List[Experiment] = [Dense(arch, p.preset.train_config(arch, seed, p.device)) for seed in p.seeds]
-    out += _learned_experiments(p, arch)
-    for seed in p.seeds:
-        out.append(LearnedMasks(arch, [p.preset.method_config("edge_popup", arch, seed, p.device, keep_fraction=k)
-                                       for k in FAMILY_KEEP_FRACTIONS]))
-        out.append(LearnedMasks(arch, [p.preset.method_config("signed", arch, seed, p.device)]))
+    for method in family_methods(p):
+        if method == "zhou":
+            out += _learned_experiments(p, arch)
+            continue
+        for seed in p.seeds:
+            if _keeps_chosen(method):
+                out.append(LearnedMasks(arch, [p.preset.method_config(method, arch, seed, p.device, keep_fraction=k)
+                                               for k in FAMILY_KEEP_FRACTIONS]))
+            else:
+                out.append(LearnedMasks(arch, [p.preset.method_config(method, arch, seed, p.device)]))
     return out
 
 
 def _family_setting(row) -> str:
     if row["method"] == "zhou":
         return VARIANTS[row["weights"] + ("_dwr" if row["dwr"] else "")][2]
-    if row["method"] == "edge_popup":
+    if _keeps_chosen(row["method"]):
         return f"keep {100 * row['keep_fraction']:g}%"
     return row["method"]
 
 
 def families(p: NotebookParams) -> Answer:
     """Supermask families on the same networks, data split and seeds: Zhou's learned masks (its four
-    variants, shared with RQ5), edge-popup at :data:`FAMILY_KEEP_FRACTIONS` and signed supermasks;
-    accuracy against the percent of weights kept, the best setting of each family, claim checks."""
+    variants, shared with RQ5), edge-popup at :data:`FAMILY_KEEP_FRACTIONS` and signed supermasks, or
+    the methods ``p.methods`` names; accuracy against the percent of weights kept, the best setting of
+    each family, claim checks (a family not run gives its checks no data)."""
     answer = Answer("families")
+    methods = family_methods(p)
+    schedule = {arch: p.preset.schedule(arch, learned="zhou" in methods, methods=methods) for arch in p.archs}
     points_all, best_all = [], []
     for arch in p.archs:
         exps = _families_experiments(p, arch)
@@ -334,7 +356,7 @@ def families(p: NotebookParams) -> Answer:
                                    "paper": paper.get("dense"), "paper_percent_kept": 100.0}])
         best = pd.concat([best, dense_row], ignore_index=True)
         best.insert(0, "arch", arch)
-        best["schedule"] = p.preset.schedule(arch, methods=list(FAMILIES))
+        best["schedule"] = schedule[arch]
         best_all.append(best)
         paper_points = [(f"Koster et al. 2022 (signed, FCN): {SIGNED_PAPER_FC[0]}% at {SIGNED_PAPER_FC[1]}% kept",
                          SIGNED_PAPER_FC[1], SIGNED_PAPER_FC[0])] if arch == "fc" else []
@@ -345,7 +367,7 @@ def families(p: NotebookParams) -> Answer:
         seeds = f"{len(p.seeds)} seed{'s' * (len(p.seeds) > 1)}"
         answer.figures[f"{arch}_families"] = figures.families_accuracy(
             points, dense=dense_acc, paper_points=paper_points, paper_lines=paper_lines,
-            title=f"{get_arch(arch).label}: supermask families ({p.preset.schedule(arch, methods=list(FAMILIES))}; "
+            title=f"{get_arch(arch).label}: supermask families ({schedule[arch]}; "
                   f"{seeds})")
         numbers = {r["family"]: {"test_acc": r["test_acc"] / 100, "kept": r["percent_kept"] / 100}
                    for r in best.to_dict("records") if r["family"] in FAMILIES}

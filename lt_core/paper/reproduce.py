@@ -134,7 +134,8 @@ def _export_html(notebook: Path) -> Path:
 
 
 def reproduce(preset: str = "quick", *, only: Optional[Sequence[str]] = None, seeds: Optional[Sequence[int]] = None,
-              archs: Optional[Sequence[str]] = None, device: str = "auto", out="reproduction",
+              archs: Optional[Sequence[str]] = None, methods: Optional[Sequence[str]] = None,
+              device: str = "auto", out="reproduction",
               results_dir=None, data_dir: Optional[str] = None, scheduler: Optional[str] = None,
               plugins: Sequence[str] = (), progress: bool = True, estimate: bool = False,
               stop: Optional[StopToken] = None) -> List[Timing]:
@@ -142,7 +143,8 @@ def reproduce(preset: str = "quick", *, only: Optional[Sequence[str]] = None, se
 
     ``seeds`` / ``archs`` (``None``: each notebook's own) reach every notebook, and so do ``plugins``
     (module names or ``.py`` files, as ``--plugin``), which each notebook loads before it reads its
-    other parameters, so the names they register can be chosen (``archs=["my_net"]``). Returns one
+    other parameters, so the names they register can be chosen (``archs=["my_net"]``). ``methods``
+    (``None``: its three) are the mask methods the families notebook compares. Returns one
     :class:`Timing` per notebook; a failing notebook raises :class:`ReproduceError`. With ``estimate``
     (the command's default) it first prints, on stderr, how long the work the store does not hold yet
     will take on this machine, at rates measured just now (:mod:`lt_core.paper.estimate`).
@@ -153,7 +155,7 @@ def reproduce(preset: str = "quick", *, only: Optional[Sequence[str]] = None, se
     """
     chosen = get_preset(preset)
     names = select(only)
-    for name, given in (("seeds", seeds), ("archs", archs)):
+    for name, given in (("seeds", seeds), ("archs", archs), ("methods", methods)):
         if given is not None and not list(given):
             raise ConfigError(f"{name}: the list is empty; give one or more (None: each notebook's own)")
     if data_dir is not None:
@@ -172,6 +174,8 @@ def reproduce(preset: str = "quick", *, only: Optional[Sequence[str]] = None, se
         parameters["archs"] = list(archs)
     if plugins:
         parameters["plugins"] = portable(plugins)
+    if methods is not None:
+        parameters["methods"] = list(methods)
     if estimate:
         from .estimate import estimate as price, notebook_plans
 
@@ -235,7 +239,8 @@ def reproduce(preset: str = "quick", *, only: Optional[Sequence[str]] = None, se
         seeds_text = (", ".join(map(str, seeds)) if seeds is not None
                       else f"each notebook's default for the preset ({', '.join(map(str, chosen.seeds))})")
         about = [f"Preset {chosen.name}: {chosen.description}. Seeds: {seeds_text}. Networks: "
-                 f"{', '.join(archs) if archs else 'each notebook’s default'}.",
+                 f"{', '.join(archs) if archs else 'each notebook’s default'}."
+                 + (f" Mask methods compared: {', '.join(methods)}." if methods else ""),
                  f"Machine: {machine()}. Wall time: {total / 60:.1f} minutes for {len(timings)} notebook(s).",
                  f"Results store: {parameters['results_dir']}. Executed notebooks and their HTML exports: "
                  f"{notebooks}."]
