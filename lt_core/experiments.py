@@ -14,15 +14,19 @@ sweeps (:mod:`lt_core.sweep`), the notebooks and the command line treat them ali
   supermask;
 * :meth:`~Experiment.split`, :meth:`~Experiment.stack_key` and :func:`join` -- one record per run,
   and the records that train as one stack joined back into one (a sweep's work unit);
-* ``units`` and ``reused_units`` -- how much progress it makes (rounds, points, evaluations).
+* ``units`` and ``reused_units`` -- how much progress it makes (rounds, points, evaluations);
+* :meth:`~Experiment.work_left` -- the work the store does not hold yet, as work items in the units
+  that time it (:class:`TrainRound`, :class:`LearnedStack`, :class:`SupermaskPoints`), each naming its
+  parts (a run's round, a learned mask, a one-shot point) so that work two records share counts once;
+  the reproduction's estimate (:mod:`lt_core.paper.estimate`) prices them.
 
 The records: :class:`Dense` (the trunk), :class:`Lottery` (iterative pruning runs sharing one trunk,
 trained as one stack), :class:`Supermasks` (one-shot supermasks of a trunk) and :class:`LearnedMasks`
 (learned supermasks of one mask-learning method, stacked). ``schedule`` is a label only (a preset's
 name, in tables), no part of what runs.
 
-Adding a kind of experiment is one record here with these members; the runner, sweeps and tables
-need no change.
+Adding a kind of experiment is one record here with these members; the runner, sweeps, tables and
+the estimate need no change.
 """
 
 from __future__ import annotations
@@ -30,12 +34,12 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import ClassVar, List, Optional, Sequence, Tuple, Union
+from typing import ClassVar, Dict, Hashable, List, Optional, Sequence, Tuple, Union
 
 from .config import DataConfig, ModelConfig, PruneConfig, TrainConfig
 from .events import EventCallback, StopToken
 from .lottery import run_lotteries, train_dense
-from .schedule import learn_iterations, train_images
+from .schedule import learn_iterations, total_iterations, train_images
 from .store import RunKey, open_run, read_points, run_key
 from .supermask import LearnConfig, SupermaskConfig, learn_supermasks, method_of, one_shot_supermasks
 
@@ -60,8 +64,69 @@ class Context:
     stop: Optional[StopToken] = None
 
 
+# -- the work an experiment has left: items in the units that time it ----------------------------------
+
+@dataclass(frozen=True)
+class TrainRound:
+    """Round ``round`` of the runs ``runs`` (their folder names), trained as one stack of ``len(runs)``:
+    ``iterations`` steps, evaluated every ``eval_every`` iterations (round 0 is a dense trunk)."""
+
+    arch: str
+    round: int
+    iterations: int
+    eval_every: int
+    runs: Tuple[str, ...]
+
+    @property
+    def parts(self) -> Tuple[Hashable, ...]:
+        """One per run: ``(folder name, round)``."""
+        return tuple((run, self.round) for run in self.runs)
+
+
+@dataclass(frozen=True)
+class LearnedStack:
+    """Learned supermasks ``runs`` (their folder names) of mask-learning method ``method`` (its registered
+    name), trained as one stack: ``iterations`` steps and ``evaluations`` evaluation points each."""
+
+    arch: str
+    method: str
+    iterations: int
+    evaluations: int
+    runs: Tuple[str, ...]
+
+    @property
+    def parts(self) -> Tuple[Hashable, ...]:
+        """One per learned mask: its folder name."""
+        return self.runs
+
+
+@dataclass(frozen=True)
+class SupermaskPoints:
+    """One-shot supermask points of ``arch``, each ``(folder name, criterion, weights, power)``."""
+
+    arch: str
+    points: Tuple[Tuple[str, str, str, int], ...]
+
+    @property
+    def parts(self) -> Tuple[Hashable, ...]:
+        """One per point."""
+        return self.points
+
+
+WorkItem = Union[TrainRound, LearnedStack, SupermaskPoints]
+
+
 def _model(arch: str) -> ModelConfig:
     return ModelConfig(arch=arch)
+
+
+def _trunk_left(arch: str, data: DataConfig, train: TrainConfig, root) -> List[WorkItem]:
+    """The dense trunk's round 0, unless the store holds it."""
+    model = _model(arch)
+    trunk = run_key("train", data, model, train).folder(root)
+    if trunk.round_done(0):
+        return []
+    return [TrainRound(arch, 0, total_iterations(data, model, train), train.eval_every, (trunk.name,))]
 
 
 def _round_rows(key: RunKey, root, labels: dict) -> List[dict]:
@@ -114,6 +179,10 @@ class Dense:
     def done(self, root) -> bool:
         return self.keys()[0].folder(root).round_done(0)
 
+    def work_left(self, root) -> List[WorkItem]:
+        """Its round 0, unless stored."""
+        return _trunk_left(self.arch, self.data, self.train, root)
+
     def rows(self, root) -> List[dict]:
         return _round_rows(self.keys()[0], root, {"kind": self.kind, "arch": self.arch, "seed": self.seed,
                                                   "schedule": self.schedule})
@@ -164,8 +233,21 @@ class Lottery:
 
     def done(self, root) -> bool:
         trunk = run_key("train", self.data, _model(self.arch), self.train).folder(root)
-        return trunk.round_done(0) and all(
-            set(range(1, p.rounds + 1)) <= set(key.folder(root).done_rounds()) for p, key in zip(self.prunes, self.keys()))
+        return trunk.round_done(0) and all(set(range(1, p.rounds + 1)) <= set(key.folder(root).done_rounds())
+                                           for p, key in zip(self.prunes, self.keys()))
+
+    def work_left(self, root) -> List[WorkItem]:
+        """The trunk's round 0 unless stored, then per round the stack of the runs that miss it."""
+        missing: Dict[int, List[str]] = {}
+        for prune, key in zip(self.prunes, self.keys()):
+            run = key.folder(root)
+            done = set(run.done_rounds())
+            for k in range(1, prune.rounds + 1):
+                if k not in done:
+                    missing.setdefault(k, []).append(run.name)
+        iterations = total_iterations(self.data, _model(self.arch), self.train)
+        return _trunk_left(self.arch, self.data, self.train, root) + [
+            TrainRound(self.arch, k, iterations, self.train.eval_every, tuple(runs)) for k, runs in missing.items()]
 
     def rows(self, root) -> List[dict]:
         rows = []
@@ -217,12 +299,24 @@ class Supermasks:
         one_shot_supermasks(self.data, _model(self.arch), self.train, self.sweep, out=ctx.root,
                             on_event=ctx.on_event, stop=ctx.stop)
 
-    def _points(self, root) -> List[dict]:
+    def _stored(self, root) -> Dict[Tuple[str, str, int], dict]:
         path = self.keys()[0].folder(root).path / "points.csv"
-        stored = {(p["criterion"], p["weights"], int(p["power"])): p for p in read_points(path)} \
+        return {(p["criterion"], p["weights"], int(p["power"])): p for p in read_points(path)} \
             if path.is_file() else {}
-        wanted = [(c, w, int(p)) for c in self.sweep.criteria for w in self.sweep.weights for p in self.sweep.powers]
-        return [stored[k] for k in wanted if k in stored]
+
+    def _wanted(self) -> List[Tuple[str, str, int]]:
+        return [(c, w, int(p)) for c in self.sweep.criteria for w in self.sweep.weights for p in self.sweep.powers]
+
+    def _points(self, root) -> List[dict]:
+        stored = self._stored(root)
+        return [stored[k] for k in self._wanted() if k in stored]
+
+    def work_left(self, root) -> List[WorkItem]:
+        """The trunk's round 0 unless stored, then the points the store does not hold."""
+        name, stored = self.keys()[0].folder(root).name, self._stored(root)
+        points = tuple((name, *k) for k in _unique(self._wanted()) if k not in stored)
+        return _trunk_left(self.arch, self.data, self.train, root) + (
+            [SupermaskPoints(self.arch, points)] if points else [])
 
     def done(self, root) -> bool:
         return len(self._points(root)) == len(self.sweep.criteria) * len(self.sweep.weights) * len(self.sweep.powers)
@@ -303,6 +397,16 @@ class LearnedMasks:
 
     def done(self, root) -> bool:
         return all((key.folder(root).path / "summary.json").is_file() for key in self.keys())
+
+    def work_left(self, root) -> List[WorkItem]:
+        """The stack of the masks the store does not hold finished (no ``summary.json``)."""
+        left = [(learn, key.folder(root)) for learn, key in zip(self.learns, self.keys())]
+        left = [(learn, folder) for learn, folder in left if not (folder.path / "summary.json").is_file()]
+        if not left:
+            return []
+        first = left[0][0]
+        return [LearnedStack(self.arch, method_of(first).name, learn_iterations(self.data, _model(self.arch), first),
+                             self.evaluations, tuple(folder.name for _, folder in left))]
 
     def rows(self, root) -> List[dict]:
         rows = []

@@ -1,11 +1,14 @@
 """The reproduction's estimate: the work left (stored work left out, shared work counted once), priced
 at rates measured on this machine."""
 
+from dataclasses import dataclass
+
 import pytest
 
 from lt_core import DataConfig, PruneConfig, TrainConfig
 from lt_core.paper.estimate import Estimate, Rates, work_to_do
-from lt_core.experiments import Dense, LearnedMasks, Lottery, Supermasks
+from lt_core.experiments import Dense, LearnedMasks, LearnedStack, Lottery, SupermaskPoints, Supermasks, TrainRound
+from lt_core.presets import get_preset
 from lt_core.runner import run_experiments
 from lt_core.supermask import EdgePopupConfig, LearnConfig, SignedMaskConfig, SupermaskConfig
 
@@ -43,6 +46,69 @@ def test_stored_rounds_are_left_out(tmp_path):
     work = work_to_do([Lottery("fc", TRAIN, [PruneConfig(rounds=2)])], tmp_path, set())
     assert work.train_steps == {("fc", 1, 2): 20}  # round 0 and round 1 are stored (rounds may grow)
     assert work_to_do([Dense("fc", TRAIN)], tmp_path, set()).empty()
+
+
+@needs_mnist
+def test_each_kind_says_its_work_left_against_a_store_made_with_the_tiny_preset(tmp_path):
+    tiny = get_preset("tiny")  # training 20 iterations evaluated every 20; learned masks 10, every 5
+    train = tiny.train_config("fc", 0, "cpu")
+    zhou = [tiny.learn_config("fc", 0, w, dwr, "cpu") for w in ("init", "signed_constant") for dwr in (False, True)]
+    popup = [tiny.method_config("edge_popup", "fc", 0, "cpu", keep_fraction=k) for k in (0.1, 0.3)]
+    prunes = [PruneConfig(rounds=2), PruneConfig(rounds=2, criterion="random")]
+    # stored: the trunk, round 1 of the large_final run, the points at power 0, Zhou's first variant
+    sweep = tiny.supermask_config(["large_final"])
+    run_experiments([Lottery("fc", train, [PruneConfig(rounds=1)]), Supermasks("fc", train, sweep.replace(powers=(0,))),
+                     LearnedMasks("fc", zhou[:1])], out=tmp_path)
+    plan = [Dense("fc", train), Lottery("fc", train, prunes), Supermasks("fc", train, sweep), LearnedMasks("fc", zhou),
+            LearnedMasks("fc", popup)]
+    seen = set()
+    work = work_to_do(plan, tmp_path, seen)
+    # round 1 of the random run alone, round 2 of both; points 0 and 20 priced with 2 x 2 test-split evaluations
+    assert work.train_steps == {("fc", 1, 1): 20, ("fc", 2, 2): 20}
+    assert work.val_evals == {("fc", 1, 1): 2 + 2 * 2, ("fc", 2, 2): 2 + 2 * 2}
+    assert work.supermask_points == {"fc": 2 * 4 - 2}  # two weight kinds x powers 0, 4, 8, 12; power 0 stored
+    assert work.learn_steps == {("fc", "zhou", 3): 10, ("fc", "edge_popup", 2): 10}
+    assert work.learn_evals == {("fc", "zhou", 3): 2, ("fc", "edge_popup", 2): 2}
+    assert work_to_do(plan, tmp_path, seen).empty()  # a second notebook of the same experiments: all priced
+
+
+@dataclass(frozen=True)
+class Retrain:
+    """A kind of experiment the estimate was not written for: the trunk of ``train`` next to a second run
+    in one stack, then a learned mask; it says its work in the work items of lt_core.experiments."""
+
+    arch: str
+    train: TrainConfig
+
+    def work_left(self, root):
+        trunk = Dense(self.arch, self.train).keys()[0].folder(root).name
+        return [TrainRound(self.arch, 0, 20, 10, (trunk, "retrain-fc")),
+                LearnedStack(self.arch, "signed", 40, 2, ("retrain-mask",)),
+                SupermaskPoints(self.arch, (("retrain-fc", "large_final", "init", 3),))]
+
+
+def test_a_new_kind_of_experiment_is_priced_from_its_own_work_left(tmp_path):
+    work = work_to_do([Dense("fc", TRAIN), Retrain("fc", TRAIN)], tmp_path, set())
+    # the trunk the dense run already priced counts once: the retrain stack is priced as its other run
+    assert work.train_steps == {("fc", 1, 0): 2 * 20} and work.val_evals == {("fc", 1, 0): 2 * EVALS}
+    assert work.learn_steps == {("fc", "signed", 1): 40} and work.learn_evals == {("fc", "signed", 1): 2}
+    assert work.supermask_points == {"fc": 1}
+
+
+def test_work_of_a_type_without_a_rate_is_refused(tmp_path):
+    @dataclass(frozen=True)
+    class Unpriced:
+        parts: tuple = ("x",)
+
+    @dataclass(frozen=True)
+    class Odd:
+        arch: str = "fc"
+
+        def work_left(self, root):
+            return [Unpriced()]
+
+    with pytest.raises(TypeError, match="Unpriced"):
+        work_to_do([Odd()], tmp_path, set())
 
 
 def test_seconds_are_work_times_the_measured_rates(monkeypatch):

@@ -1,7 +1,8 @@
 """How long a reproduction will take on this machine: the work still to do, timed at measured rates.
 
 :func:`estimate` takes the experiments the notebooks will run (:func:`lt_core.paper.questions.experiments`),
-leaves out what the results store already holds, and prices the rest with rates measured here and
+asks each for the work the results store does not hold yet (its ``work_left``: work items of
+:mod:`lt_core.experiments`, whatever the kind of experiment), and prices it with rates measured here and
 now, in this process, on the device the runs will use (a few seconds of real steps of the engine,
 not constants):
 
@@ -25,6 +26,7 @@ whose dataset is not on this machine are left out (their notebooks report "no da
 
 from __future__ import annotations
 
+import functools
 import time
 from dataclasses import dataclass, field
 from typing import Dict, List, Sequence, Tuple
@@ -37,11 +39,10 @@ from ..config import ModelConfig
 from ..data import load_dataset
 from ..devices import resolve_device
 from ..errors import ConfigError
-from ..experiments import Dense, Experiment, LearnedMasks, Lottery, Supermasks
+from ..experiments import Experiment, LearnedStack, SupermaskPoints, TrainRound, WorkItem
 from ..models import full_masks, init_weights, zero_biases
-from ..schedule import dataset_name, learn_iterations, total_iterations
-from ..store import read_points, run_key
-from ..supermask.methods import DEFAULT_METHOD, MASK_METHODS, method_of
+from ..schedule import dataset_name
+from ..supermask.methods import DEFAULT_METHOD, MASK_METHODS
 
 TEST_POINTS_PER_ROUND = 45  # test-split evaluations of a run in a paper-schedule round, eval_test="best"
 PRUNED_SAMPLE_ROUND = 12
@@ -68,57 +69,47 @@ def _add(d: dict, key, n: int) -> None:
         d[key] = d.get(key, 0) + n
 
 
-def _round(work: Work, arch: str, k: int, runs: int, iterations: int, eval_every: int) -> None:
-    points = iterations // eval_every + 1 + (iterations % eval_every != 0)  # 0, every eval_every, the end
-    _add(work.train_steps, (arch, runs, k), iterations)
+@functools.singledispatch
+def _price(item: WorkItem, work: Work, n: int) -> None:
+    """Add ``n`` of ``item``'s parts (runs of its stack, points) to ``work``, in the units the rates price."""
+    raise TypeError(f"the estimate has no rate for work of type {type(item).__name__}")
+
+
+@_price.register(TrainRound)
+def _(item: TrainRound, work: Work, n: int) -> None:
+    every = item.eval_every
+    points = item.iterations // every + 1 + (item.iterations % every != 0)  # 0, every eval_every, the end
+    _add(work.train_steps, (item.arch, n, item.round), item.iterations)
     # the test split has twice the validation split's images
-    _add(work.val_evals, (arch, runs, k), points + 2 * min(points, TEST_POINTS_PER_ROUND))
+    _add(work.val_evals, (item.arch, n, item.round), points + 2 * min(points, TEST_POINTS_PER_ROUND))
+
+
+@_price.register(LearnedStack)
+def _(item: LearnedStack, work: Work, n: int) -> None:
+    _add(work.learn_steps, (item.arch, item.method, n), item.iterations)
+    _add(work.learn_evals, (item.arch, item.method, n), item.evaluations)
+
+
+@_price.register(SupermaskPoints)
+def _(item: SupermaskPoints, work: Work, n: int) -> None:
+    _add(work.supermask_points, item.arch, n)
 
 
 def work_to_do(experiments: Sequence[Experiment], root, seen: set) -> Work:
-    """The work of ``experiments`` that the results store ``root`` does not hold yet; ``seen``
-    collects the runs already priced (by folder), so that work shared between notebooks counts once."""
+    """The work of ``experiments`` that the results store ``root`` does not hold yet (each experiment's
+    ``work_left``); ``seen`` collects the parts already priced (a run's round, a learned mask, a one-shot
+    point), so that work shared between notebooks counts once: an item is priced as the stack of its
+    parts not seen before."""
     work = Work()
     for exp in experiments:
-        model = _model(exp.arch)
-        if isinstance(exp, (Dense, Lottery, Supermasks)):
-            trunk = run_key("train", exp.data, model, exp.train).folder(root)
-            iterations = total_iterations(exp.data, model, exp.train)
-            if trunk.name not in seen and not trunk.round_done(0):
-                _round(work, exp.arch, 0, 1, iterations, exp.train.eval_every)
-            seen.add(trunk.name)
-            if isinstance(exp, Lottery):
-                todo = {}
-                for prune in exp.prunes:
-                    run = run_key("lottery", exp.data, model, exp.train, prune).folder(root)
-                    if run.name in seen:
-                        continue
-                    seen.add(run.name)
-                    done = set(run.done_rounds())
-                    for k in range(1, prune.rounds + 1):
-                        if k not in done:
-                            todo[k] = todo.get(k, 0) + 1
-                for k, runs in todo.items():
-                    _round(work, exp.arch, k, runs, iterations, exp.train.eval_every)
-            elif isinstance(exp, Supermasks):
-                folder = run_key("supermask", exp.data, model, exp.train).folder(root)
-                stored = read_points(folder.path / "points.csv") if (folder.path / "points.csv").is_file() else []
-                have = {(p["criterion"], p["weights"], int(p["power"])) for p in stored}
-                want = {(c, w, int(p)) for c in exp.sweep.criteria for w in exp.sweep.weights for p in exp.sweep.powers}
-                new = {(folder.name, *point) for point in want - have} - seen
-                seen.update(new)
-                _add(work.supermask_points, exp.arch, len(new))
-        elif isinstance(exp, LearnedMasks):
-            todo = []
-            for learn in exp.learns:
-                folder = run_key("learnmask", exp.data, model, learn=learn).folder(root)
-                if folder.name not in seen and not (folder.path / "summary.json").is_file():
-                    todo.append(learn)
-                seen.add(folder.name)
-            if todo:
-                key = (exp.arch, method_of(todo[0]).name, len(todo))
-                _add(work.learn_steps, key, learn_iterations(exp.data, model, todo[0]))
-                _add(work.learn_evals, key, exp.evaluations)
+        for item in exp.work_left(root):
+            fresh = 0
+            for part in item.parts:
+                if part not in seen:
+                    seen.add(part)
+                    fresh += 1
+            if fresh:
+                _price(item, work, fresh)
     return work
 
 
