@@ -8,7 +8,8 @@ For each method, one run on MNIST FC 300-100-10 at the method's default batch si
 * ``lt_core``: the registered method's learner (:data:`lt_core.supermask.MASK_METHODS`), built as
   :func:`lt_core.learn_supermasks` builds it, its ``step`` called N times (the batch order, the mask,
   the forward and backward passes and the optimiser's step; no evaluation). Zhou's masks take their
-  CPU steps in the C kernel (:mod:`lt_core.supermask.fc_kernel`), as they do in a real run;
+  CPU steps in the C kernel (the ``cpu_kernel`` mask backend, :mod:`lt_core.backends.learned_fc`), as
+  they do in a real run;
 * ``plain``: what one would write by hand: an ``nn.Module`` holding the frozen weights (buffers) and
   one score per weight (parameters), the method's mask in its forward pass (Bernoulli sample of
   ``sigmoid(score)``; top-k of ``|score|`` per layer; {-1, 0, 1} by threshold; each with a

@@ -1,5 +1,5 @@
-"""The learned-supermask step in C (lt_core.supermask.fc_kernel, csrc/learned_fc.c) against the
-autograd reference of MaskLearner.
+"""The learned-supermask step in C (the ``cpu_kernel`` mask backend, lt_core.backends.learned_fc,
+csrc/learned_fc.c) against the ``reference`` mask backend, MaskLearner's autograd step.
 
 Masks must be the reference's bit for bit (same generator consumption). Scores may differ by the
 rounding of the matrix products' sums: with the initial weights that is float32 rounding (the
@@ -15,8 +15,8 @@ import pytest
 import torch
 
 from lt_core import LearnConfig, get_arch
-from lt_core.backends import native
-from lt_core.supermask import MaskLearner, fc_kernel, sampled_masked_weights
+from lt_core.backends import CpuKernelMaskBackend, ReferenceMaskBackend, choose_mask_backend, native
+from lt_core.supermask import MaskLearner, sampled_masked_weights
 
 from .conftest import needs_mnist
 
@@ -36,9 +36,8 @@ def _pair(data, iterations=100):
     """Two learners of the four variants from the same state: the C kernel's and the reference."""
     arch = get_arch("fc")
     fast = MaskLearner(arch, data, VARIANTS, [f"v{i}" for i in range(4)], iterations=iterations)
-    ref = MaskLearner(arch, data, VARIANTS, [f"v{i}" for i in range(4)], iterations=iterations)
-    ref.kernel = None
-    assert fast.kernel is not None
+    ref = MaskLearner(arch, data, VARIANTS, [f"v{i}" for i in range(4)], iterations=iterations, backend="reference")
+    assert isinstance(fast.mask_backend, CpuKernelMaskBackend) and isinstance(ref.mask_backend, ReferenceMaskBackend)
     return fast, ref
 
 
@@ -47,10 +46,21 @@ def _relative(a, b):
 
 
 def test_kernel_is_used_only_where_it_can_run(monkeypatch):
-    assert fc_kernel.unavailable(get_arch("conv2"), torch.device("cpu")) == "conv2 has convolutional layers"
-    assert "CPU" in fc_kernel.unavailable(get_arch("fc"), torch.device("cuda"))
+    cpu, fc = torch.device("cpu"), get_arch("fc")
+    unavailable = CpuKernelMaskBackend.unavailable
+    assert unavailable(get_arch("conv2"), cpu, "zhou") == "conv2 has convolutional layers"
+    assert "CPU" in unavailable(fc, torch.device("cuda"), "zhou")
+    assert unavailable(fc, cpu, "edge_popup") == "it computes the zhou method only, not edge_popup"
+    assert choose_mask_backend(fc, cpu, "edge_popup") is ReferenceMaskBackend
+    assert choose_mask_backend(get_arch("conv2"), cpu, "zhou") is ReferenceMaskBackend
+    with pytest.raises(ValueError, match=r"^mask backend: 'cpu_kernel' cannot step signed masks of fc on cpu: it "
+                                         r"computes the zhou method only, not signed$"):
+        choose_mask_backend(fc, cpu, "signed", "cpu_kernel")
+    with pytest.raises(ValueError, match=r"^mask backend: unknown value 'gpu'; allowed values: reference, cpu_kernel$"):
+        choose_mask_backend(fc, cpu, "zhou", "gpu")
     monkeypatch.setenv("LT_KERNELS", "0")
-    assert "LT_KERNELS=0" in fc_kernel.unavailable(get_arch("fc"), torch.device("cpu"))
+    assert "LT_KERNELS=0" in unavailable(fc, cpu, "zhou")
+    assert choose_mask_backend(fc, cpu, "zhou") is ReferenceMaskBackend
 
 
 @needs_kernels
@@ -64,7 +74,7 @@ def test_masks_are_the_references_bit_for_bit(mnist):
     gens_c = [torch.Generator().manual_seed(40 + i) for i in range(4)]
     gens_r = [torch.Generator().manual_seed(40 + i) for i in range(4)]
     with torch.no_grad():
-        eff_c = fast.kernel.draw(gens_c)
+        eff_c = fast.mask_backend.sampled_weights(gens_c)
         eff_r = sampled_masked_weights(ref.w, ref.scores, gens_r, ref.dwr)
     for n in eff_r:  # the effective weights W b (times N / ones for DWR): same masks, same scale
         assert torch.equal(eff_c[n], eff_r[n]), n
@@ -121,8 +131,8 @@ def test_portable_build_steps_alike(mnist, monkeypatch):
     (the same sums in the same order; only the DWR count term's double sum may round apart)."""
     portable = native.compile_library([f if f != "-march=native" else "-march=x86-64" for f in native.FLAGS])
     fast, other = _pair(mnist)
-    other.kernel = fc_kernel.FcMaskKernel(other)
-    other.kernel.lib = portable
+    other.mask_backend = CpuKernelMaskBackend(other)
+    other.mask_backend.lib = portable
     for it in range(2):
         fast.step(it)
         other.step(it)

@@ -10,6 +10,12 @@ once by :func:`choose_backend`:
 * ``cpu_kernel`` (:mod:`.cpu_kernel`): fully connected networks trained and evaluated in C on the
   CPU (:mod:`.native` builds and loads the library; ``LT_KERNELS=0`` switches it off).
 
+Learned masks take their steps through a :class:`~.masks.MaskBackend`, chosen by
+:func:`choose_mask_backend` by the same rules: ``cpu_kernel`` (:mod:`.learned_fc`, Zhou et al.'s
+Bernoulli masks of fully connected networks in C) where it applies, else ``reference`` (the
+learner's autograd step, :mod:`.masks`). Both choices, and the rule of when the C kernels apply
+(:meth:`CpuKernelBackend.unavailable`), are made here only.
+
 :mod:`.optim` holds Adam for stacks (with the pruning mask folded into the update). All of it is
 float32 arithmetic: the backends differ only in the rounding of sums (and denormal Adam moments,
 flushed to zero as TF did), which is why a run records the backend that trained it.
@@ -28,10 +34,13 @@ from . import native
 from .base import Backend, RunSpec
 from .cpu_kernel import CpuKernelBackend
 from .dense_fc import DenseFcBackend
+from .learned_fc import CpuKernelMaskBackend
+from .masks import MaskBackend, ReferenceMaskBackend
 from .reference import ReferenceBackend
 
 Tensor = torch.Tensor
 BACKENDS: Dict[str, Type[Backend]] = {cls.name: cls for cls in (ReferenceBackend, DenseFcBackend, CpuKernelBackend)}
+MASK_BACKENDS: Dict[str, Type[MaskBackend]] = {cls.name: cls for cls in (ReferenceMaskBackend, CpuKernelMaskBackend)}
 
 
 def choose_backend(arch: Arch, device: torch.device, name: Optional[str] = None) -> Type[Backend]:
@@ -56,6 +65,25 @@ def choose_backend(arch: Arch, device: torch.device, name: Optional[str] = None)
     return cls
 
 
+def choose_mask_backend(arch: Arch, device: torch.device, method: str,
+                        name: Optional[str] = None) -> Type[MaskBackend]:
+    """The mask backend that steps ``method``'s learned masks of ``arch`` on ``device``: by default
+    ``cpu_kernel`` where it applies (Zhou's method, a fully connected network, the CPU, the C kernels
+    built), else ``reference``; ``name`` asks for one by name (an error says why it cannot here)."""
+    device = torch.device(device)
+    if name is None:
+        for cls in (CpuKernelMaskBackend, ReferenceMaskBackend):
+            if cls.unavailable(arch, device, method) is None:
+                return cls
+    if name not in MASK_BACKENDS:
+        raise ValueError(f"mask backend: unknown value {name!r}; allowed values: {', '.join(MASK_BACKENDS)}")
+    cls = MASK_BACKENDS[name]
+    why = cls.unavailable(arch, device, method)
+    if why is not None:
+        raise ValueError(f"mask backend: {name!r} cannot step {method} masks of {arch.name} on {device}: {why}")
+    return cls
+
+
 def evaluate(arch: Arch, weights: Dict[str, Tensor], biases: Dict[str, Tensor], split: Split,
              batch: Optional[int] = None) -> Tuple[Tensor, Tensor]:
     """Mean cross-entropy and accuracy (float64 tensors (K,)) of K stacked networks (canonical
@@ -77,5 +105,6 @@ def warm_up(background: bool = True) -> Optional[threading.Thread]:
     return thread
 
 
-__all__ = ["BACKENDS", "Backend", "CpuKernelBackend", "DenseFcBackend", "ReferenceBackend", "RunSpec",
-           "choose_backend", "evaluate", "warm_up"]
+__all__ = ["BACKENDS", "Backend", "CpuKernelBackend", "CpuKernelMaskBackend", "DenseFcBackend", "MASK_BACKENDS",
+           "MaskBackend", "ReferenceBackend", "ReferenceMaskBackend", "RunSpec", "choose_backend",
+           "choose_mask_backend", "evaluate", "warm_up"]

@@ -1,16 +1,18 @@
-"""The learned-supermask step of a fully connected stack in C (``csrc/learned_fc.c``).
+"""The ``cpu_kernel`` mask backend: Zhou et al.'s learned-supermask step of a fully connected stack in C
+(``csrc/learned_fc.c``).
 
-:class:`FcMaskKernel` does what :meth:`lt_core.supermask.learned.MaskLearner.step` does with
-autograd -- sample every run's masks from its generator, forward, the straight-through backward
-(with the DWR term through the count of ones), SGD with momentum on the scores -- in one call, on
-the learner's own tensors: the scores and ``torch.optim.SGD``'s momentum buffers are updated in
-place and the generators advanced, so that checkpoints, evaluation and the stored scores see what
-the reference would have left. The masks are the reference's bit for bit (same generator states,
+:class:`CpuKernelMaskBackend` does what the reference mask backend does with autograd for
+:class:`lt_core.supermask.MaskLearner` -- sample every run's masks from its generator, forward, the
+straight-through backward (with the DWR term through the count of ones), SGD with momentum on the
+scores -- in one call, on the learner's own tensors: the scores and ``torch.optim.SGD``'s momentum
+buffers are updated in place and the generators advanced, so that checkpoints, evaluation and the
+stored scores see what the reference would have left. The masks are the reference's bit for bit (same generator states,
 same ``sigmoid``, computed here by PyTorch); the scores differ from it by the rounding of the
 matrix products' sums.
 
-Used on the CPU for fully connected networks when the C library is available (not with
-``LT_KERNELS=0``); everywhere else the learner computes with autograd.
+:func:`lt_core.backends.choose_mask_backend` takes it for Zhou's method on the CPU for fully
+connected networks when the C library is available (not with ``LT_KERNELS=0``), by the same rule
+as the lottery's ``cpu_kernel`` backend; everywhere else the reference backend computes with autograd.
 """
 
 from __future__ import annotations
@@ -21,25 +23,28 @@ from typing import Dict, Optional
 
 import torch
 
-from ..archs import Arch
-from ..backends import native
-from ..backends.cpu_kernel import CpuKernelBackend
+from ..models import Arch
+from . import native
+from .cpu_kernel import CpuKernelBackend
+from .masks import MaskBackend
 
 Tensor = torch.Tensor
 STATE_BYTES = 5056  # a CPU generator's get_state(), as learned_fc.c reads it
 
 
-def unavailable(arch: Arch, device: torch.device) -> Optional[str]:
-    """Why the kernel cannot step this learner here (None: it can): the C library's own conditions,
-    the same as the lottery's ``cpu_kernel`` backend."""
-    return CpuKernelBackend.unavailable(arch, device)
-
-
-class FcMaskKernel:
+class CpuKernelMaskBackend(MaskBackend):
     """Steps a :class:`~lt_core.supermask.learned.MaskLearner`'s stack in C; see the module docstring."""
 
+    name = "cpu_kernel"
+    methods = ("zhou",)  # Bernoulli-sampled masks with the straight-through gradient, optional DWR
+
+    @classmethod
+    def unavailable(cls, arch: Arch, device: torch.device, method: str) -> Optional[str]:
+        """The method's and the C library's own conditions (the lottery's ``cpu_kernel`` backend's)."""
+        return super().unavailable(arch, device, method) or CpuKernelBackend.unavailable(arch, device)
+
     def __init__(self, learner) -> None:
-        self.learner = learner
+        super().__init__(learner)
         self.lib = native.library()
         names = learner.arch.layer_names
         self.layers = (native.MaskLayer * len(names))()
@@ -52,7 +57,7 @@ class FcMaskKernel:
         self._threads = native.FasterOf((native.thread_count(), 1))
         for g in learner.gens:
             if g.device.type != "cpu" or g.get_state().numel() != STATE_BYTES:
-                raise ValueError("FcMaskKernel: expected CPU generators with a state of "
+                raise ValueError("CpuKernelMaskBackend: expected CPU generators with a state of "
                                  f"{STATE_BYTES} bytes, got {g.get_state().numel()} on {g.device}")
 
     def _momentum(self, score: Tensor) -> Tensor:
@@ -75,7 +80,7 @@ class FcMaskKernel:
                 self.layers[j] = native.MaskLayer(w.shape[2], w.shape[1], w.data_ptr(), self.w_in[name].data_ptr(),
                                                   s.data_ptr(), self.p[name].data_ptr(), self._momentum(s).data_ptr())
 
-    def draw(self, gens) -> Dict[str, Tensor]:
+    def sampled_weights(self, gens) -> Dict[str, Tensor]:
         """The effective weights ``W * b`` (times ``N / sum(b)`` for DWR runs) with masks drawn
         from ``gens`` (one CPU generator per run, advanced): the same values as
         :func:`~lt_core.supermask.learned.sampled_masked_weights` (masked entries +0)."""
@@ -92,8 +97,8 @@ class FcMaskKernel:
             g.set_state(st.clone())  # (set_state reads a row of the stack wrongly: it ignores the offset)
         return eff
 
-    def step(self, x: Tensor, y: Tensor) -> Tensor:
-        """One step of every run on ``x`` (B, ...) shared by all runs, or (K, B, ...) one batch
+    def step(self, it: int, x: Tensor, y: Tensor) -> Tensor:
+        """Step ``it`` of every run on ``x`` (B, ...) shared by all runs, or (K, B, ...) one batch
         each, labels ``y`` (B,) or (K, B); returns each run's training accuracy on it (float32, (K,))."""
         ln = self.learner
         k = len(ln.configs)

@@ -10,7 +10,7 @@ Two sources make one library:
   the ``cpu_kernel`` backend; see the files' comments);
 * ``csrc/learned_fc.c``: a learned-supermask training step of a stack of fully connected networks
   (mask sampling from PyTorch's generator states, forward, straight-through backward, SGD with
-  momentum; :class:`lt_core.supermask.fc_kernel.FcMaskKernel`), built on ``fc_stack.c``'s parts
+  momentum; :class:`lt_core.backends.learned_fc.CpuKernelMaskBackend`), built on ``fc_stack.c``'s parts
   (``fc_parts.h``) and PyTorch's generator emulated in ``torch_bernoulli.h``.
 
 The library is built once per process with ``-O3 -march=native -ffp-contract=off -fopenmp`` and

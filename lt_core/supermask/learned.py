@@ -12,8 +12,9 @@ independent samples, and the keep fraction is the expected one, ``sum(sigmoid(sc
 Defaults (protocol section 7): SGD with momentum 0.9 (non-Nesterov), learning rate 100, batch
 250, score init 0, 2000 epochs for MNIST FC. For Conv2/4/6 the protocol has no verified settings;
 our *choices* are the same optimiser, learning rate, batch and score init, and 100 epochs. All are
-configurable (:class:`LearnConfig`). Fully connected stacks on the CPU take their steps in C
-(:mod:`.fc_kernel`: the same masks, the sums rounded in another order); elsewhere autograd.
+configurable (:class:`LearnConfig`). How a step is computed is a mask backend's business
+(:func:`lt_core.backends.choose_mask_backend`): fully connected stacks on the CPU take their steps in
+C (the same masks, the sums rounded in another order), everything else the reference's autograd.
 """
 
 from __future__ import annotations
@@ -23,19 +24,17 @@ from pathlib import Path
 from typing import Dict, List, Optional, Tuple
 
 import torch
-import torch.nn.functional as F
 
 from ..archs import Arch
-from ..backends import evaluate
+from ..backends import choose_mask_backend, evaluate
 from ..batches import BatchOrder
 from ..config import Config, check_choice, check_length, check_range, no_hash, option
 from ..data import Dataset
 from ..events import LearnEval, Stage, emit
-from ..models import forward, init_weights
+from ..models import init_weights
 from ..seeding import derive_seed
 from ..checkpoints import write_checkpoint
 from ..steploop import StepLoop
-from .fc_kernel import FcMaskKernel, unavailable as kernel_unavailable
 from .oneshot import WEIGHT_KINDS, signed_constants
 
 Tensor = torch.Tensor
@@ -187,11 +186,16 @@ def sampled_masked_weights(weights: Dict[str, Tensor], scores: Dict[str, Tensor]
 
 
 class MaskLearner(StepLoop):
-    """Trains the scores of K learned supermasks in one stacked step (K = 1 for a single run)."""
+    """Trains the scores of K learned supermasks in one stacked step (K = 1 for a single run).
+
+    ``backend``: a name from :data:`lt_core.backends.MASK_BACKENDS` (default: the fastest that
+    applies, :func:`lt_core.backends.choose_mask_backend`); the run's summary records it."""
+
+    method = "zhou"
 
     def __init__(self, arch: Arch, data: Dataset, configs: List[LearnConfig], labels: List[str], *,
                  iterations: int, on_event=None, stop=None, checkpoint: Optional[Path] = None,
-                 checkpoint_seconds: float = 120.0, progress: bool = False) -> None:
+                 checkpoint_seconds: float = 120.0, progress: bool = False, backend: Optional[str] = None) -> None:
         first = configs[0]
         for c in configs[1:]:
             for name in ("lr", "momentum", "batch_size"):
@@ -221,11 +225,32 @@ class MaskLearner(StepLoop):
         self.start_iteration = 0
         self._correct = torch.zeros(len(configs), device=dev)
         self._seen = 0
-        # the step in C where it can run (fully connected, CPU, the library built); autograd elsewhere
-        self.kernel = FcMaskKernel(self) if kernel_unavailable(arch, dev) is None else None
+        self.mask_backend = choose_mask_backend(arch, dev, self.method, backend)(self)
 
     desc = "learned mask"
     eval_at_start = False
+
+    # -- what a mask backend asks of the method ------------------------------------------------
+    def train_weights(self) -> Dict[str, Tensor]:
+        """The masked weights of a training step (masks sampled from the runs' generators), with the
+        straight-through gradient path to the scores."""
+        return sampled_masked_weights(self.w, self.scores, self.gens, self.dwr)
+
+    @property
+    def train_biases(self) -> Optional[Dict[str, Tensor]]:
+        """The biases of a training step's forward pass (``None``: left out)."""
+        return self.b
+
+    def sampled_weights(self, gens) -> Dict[str, Tensor]:
+        """The weights every run is evaluated with, masks drawn from ``gens`` (one per run)."""
+        return sampled_masked_weights(self.w, self.scores, gens, self.dwr)
+
+    def learning_rate(self, it: int) -> Optional[float]:
+        """The learning rate of step ``it`` (``None``: leave it as it is)."""
+        return None
+
+    def before_update(self, it: int) -> None:
+        """Called after the backward pass, before the optimiser's step."""
 
     def expected_keep(self) -> Tuple[List[float], List[Dict[str, float]]]:
         total = self.arch.num_weights
@@ -246,8 +271,7 @@ class MaskLearner(StepLoop):
         for j in range(samples):
             gens = [torch.Generator(device=self.device).manual_seed(derive_seed(s, "eval-sample", tag, j))
                     for s in self.seeds]
-            eff = self.kernel.draw(gens) if self.kernel is not None else \
-                sampled_masked_weights(self.w, self.scores, gens, self.dwr)
+            eff = self.mask_backend.sampled_weights(gens)
             _, acc = evaluate(self.arch, eff, self.b, self.data.test)
             for i, a in enumerate(acc.tolist()):
                 out[i].append(a)
@@ -291,21 +315,13 @@ class MaskLearner(StepLoop):
                                   details={"runs": list(self.labels), "iteration": self.start_iteration}))
 
     def step(self, it: int) -> None:
-        """One step of every run: sample masks, forward, straight-through backward, SGD on the scores."""
-        k = len(self.configs)
+        """One step of every run: its learning rate, its batch, the mask backend's step."""
+        lr = self.learning_rate(it)
+        if lr is not None:
+            for group in self.opt.param_groups:
+                group["lr"] = lr
         x, y = self.batch(it)
-        if self.kernel is not None:
-            self._correct += self.kernel.step(x, y)
-            self._seen += 1
-            return
-        eff = sampled_masked_weights(self.w, self.scores, self.gens, self.dwr)
-        logits = forward(self.arch, eff, self.b, x)
-        target = y.expand(k, -1) if self.batch.shared else y
-        loss = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), target.reshape(-1)) * k
-        self.opt.zero_grad(set_to_none=True)
-        loss.backward()
-        self.opt.step()
-        self._correct += (logits.detach().argmax(-1) == target).float().mean(1)
+        self._correct += self.mask_backend.step(it, x, y)
         self._seen += 1
 
     def run(self) -> List[LearnResult]:

@@ -35,7 +35,7 @@ def stored_result(path: Path, s: dict) -> LearnResult:
             s["iterations"])
     if "method" not in s:
         return LearnResult(*base, reused=True)
-    known = set(LearnResult(*base).to_json()) | {"method", "keep_fraction", "wall_seconds"}
+    known = set(LearnResult(*base).to_json()) | {"method", "keep_fraction", "wall_seconds", "backend"}
     extra = {k: v for k, v in s.items() if k not in known}
     return MethodLearnResult(*base, reused=True, method=s["method"], extra=extra)
 
@@ -104,7 +104,8 @@ def learn_supermasks(data: DataConfig, model: ModelConfig, learns: Sequence[Lear
                               "metric": "accuracy", "value": e["test_acc"]},
                              {"run": rd.name, "round": 0, "iteration": e["iteration"], "split": "mask",
                               "metric": "expected_keep_fraction", "value": e["expected_keep_fraction"]}]
-                summary = {**res.to_json(), "wall_seconds": seconds}
+                # the mask backend that computed the steps (numbers differ between backends by rounding)
+                summary = {**res.to_json(), "wall_seconds": seconds, "backend": learner.mask_backend.name}
                 summary.pop("run_dir")
                 rd.save_learned({n: s[j].detach().cpu() for n, s in learner.scores.items()}, rows, summary,
                                 {"round": 0, "device": str(learner.device)})

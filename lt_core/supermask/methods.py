@@ -33,14 +33,13 @@ from pathlib import Path
 from typing import Dict, List, Optional, Sequence, Tuple
 
 import torch
-import torch.nn.functional as F
 
 from ..archs import Arch, Layer
-from ..backends import evaluate
+from ..backends import choose_mask_backend, evaluate
 from ..batches import BatchOrder
 from ..config import Config, check_choice, check_config, check_length, check_range
 from ..errors import ConfigError
-from ..models import forward, init_weights
+from ..models import init_weights
 from ..registry import Registry
 from ..seeding import derive_seed
 from .learned import LearnConfig, LearnResult, MaskLearner
@@ -218,7 +217,7 @@ class ScoreMaskLearner(MaskLearner):
 
     def __init__(self, arch: Arch, data, configs: List[Config], labels: List[str], *, iterations: int,
                  on_event=None, stop=None, checkpoint: Optional[Path] = None, checkpoint_seconds: float = 120.0,
-                 progress: bool = False, **extra) -> None:
+                 progress: bool = False, backend: Optional[str] = None, **extra) -> None:
         first = configs[0]
         for c in configs[1:]:
             for name in self.shared:
@@ -252,8 +251,8 @@ class ScoreMaskLearner(MaskLearner):
         self.start_iteration = 0
         self._correct = torch.zeros(len(configs), device=dev)
         self._seen = 0
-        self.kernel = None  # the C kernel computes Zhou's masks only
         self.dwr = torch.zeros(len(configs), dtype=torch.bool, device=dev)
+        self.mask_backend = choose_mask_backend(arch, dev, self.method, backend)(self)
 
     # -- what a method defines -------------------------------------------------------------------
     def frozen_weights(self, config, init: Dict[str, Tensor]) -> Dict[str, Tensor]:
@@ -272,13 +271,6 @@ class ScoreMaskLearner(MaskLearner):
     def make_optimizer(self, params: List[Tensor], config) -> torch.optim.Optimizer:
         return torch.optim.SGD(params, lr=config.lr, momentum=config.momentum)
 
-    def learning_rate(self, it: int) -> Optional[float]:
-        """The learning rate of step ``it`` (``None``: leave it as it is)."""
-        return None
-
-    def before_update(self, it: int) -> None:
-        """Called after the backward pass, before the optimiser's step."""
-
     def extra(self, i: int) -> Dict[str, float]:
         """Run ``i``'s own summary numbers (besides accuracy and keep fraction)."""
         return {}
@@ -292,6 +284,15 @@ class ScoreMaskLearner(MaskLearner):
     def effective(self) -> Dict[str, Tensor]:
         """The masked weights of every run, with the gradient path to the scores."""
         return {n: self.w[n] * self.mask(n, s) for n, s in self.scores.items()}
+
+    def train_weights(self) -> Dict[str, Tensor]:
+        return self.effective()
+
+    train_biases = None  # the biases are zero: the training step leaves them out
+
+    def sampled_weights(self, gens) -> Dict[str, Tensor]:
+        """The masked weights of every run (nothing is sampled: ``gens`` is unused)."""
+        return {n: self.w[n] * m for n, m in self.masks().items()}
 
     @property
     def epochs(self) -> int:
@@ -313,27 +314,8 @@ class ScoreMaskLearner(MaskLearner):
     @torch.no_grad()
     def test_accuracy(self, samples: int, tag) -> List[List[float]]:
         """Per run, the test accuracy of its mask (one value: the mask is not sampled)."""
-        eff = {n: self.w[n] * m for n, m in self.masks().items()}
-        _, acc = evaluate(self.arch, eff, self.b, self.data.test)
+        _, acc = evaluate(self.arch, self.mask_backend.sampled_weights(None), self.b, self.data.test)
         return [[a] for a in acc.tolist()]
-
-    def step(self, it: int) -> None:
-        k = len(self.configs)
-        x, y = self.batch(it)
-        lr = self.learning_rate(it)
-        if lr is not None:
-            for group in self.opt.param_groups:
-                group["lr"] = lr
-        logits = forward(self.arch, self.effective(), None, x)  # the biases are zero: left out
-        target = y.expand(k, -1) if self.batch.shared else y
-        # the mean over runs times K: each run's gradient is the one it has alone
-        loss = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), target.reshape(-1)) * k
-        self.opt.zero_grad(set_to_none=True)
-        loss.backward()
-        self.before_update(it)
-        self.opt.step()
-        self._correct += (logits.detach().argmax(-1) == target).float().mean(1)
-        self._seen += 1
 
     def run(self) -> List[LearnResult]:
         self.loop()
