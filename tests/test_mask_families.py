@@ -99,6 +99,15 @@ def test_a_reused_run_returns_its_method_and_keep_fraction(tmp_path):
     out = last_json(cli("learn-mask", "--method", "edge_popup", "--keep-fraction", "0.3", "--iterations", "4",
                         "--eval-every", "2", "--device", "cpu", "--out", str(tmp_path), "--json", "--quiet"))
     assert out["method"] == "edge_popup" and out["keep_fraction"] == first.to_json()["keep_fraction"]
+    # each run's summary names the mask backend that computed its steps; a reused result leaves it out
+    from lt_core import open_run
+    from lt_core.backends import native
+
+    summaries = {r.method if hasattr(r, "method") else "zhou": open_run(r.run_dir).summary
+                 for r in (first, trained, learn_supermask(learn=zhou, out=tmp_path))}
+    assert summaries["edge_popup"]["backend"] == summaries["signed"]["backend"] == "reference"
+    assert summaries["zhou"]["backend"] == ("cpu_kernel" if native.library() is not None else "reference")
+    assert "backend" not in again.to_json()
 
 
 def test_list_names_the_mask_methods():
