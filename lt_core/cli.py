@@ -10,6 +10,10 @@ ticket as a plain state_dict), ``sweep`` (a grid of experiments on a Dask cluste
 imports a module before the arguments are read, so the architectures, criteria and policies it
 registers (``lt_core.register_arch`` and friends) are valid choices of that command.
 
+The single runs (``train``, ``lottery``, ``supermask``, ``learn-mask``) build an experiment record
+(:mod:`lt_core.experiments`) from their options and run it through the one runner
+(:func:`lt_core.runner.run_experiment`), here or, with ``--scheduler``, on a Dask cluster.
+
 With ``--json`` the last line of stdout is one JSON object with the results (on a failure, an object
 with ``error``). Errors in the input, missing or damaged data or store files, and a full or
 read-only disk print one line naming the field or file (``--debug`` adds the traceback) and exit
@@ -36,7 +40,9 @@ from .cli_parser import CONFIRM_ABOVE, build_parser, command_configs, learn_conf
 from .config import ConfigError
 from .errors import SweepError
 from .events import RunStopped, StopToken
+from .experiments import Dense, LearnedMasks, Lottery, Supermasks
 from .plugins import load_plugin, portable
+from .runner import run_experiment
 from .paper.notebooks import NOTEBOOKS
 from .paper.reproduce import ReproduceError
 from .store import StoreError
@@ -90,7 +96,7 @@ def _mask_methods() -> dict:
 
 def _run(args, stop: StopToken) -> dict:
     from .export import export_ticket
-    from .lottery import run_lotteries, run_lottery, train_dense
+    from .sweep import executor
 
     if args.command == "list":
         listing = _listing()
@@ -133,32 +139,39 @@ def _run(args, stop: StopToken) -> dict:
     if args.command == "sweep":
         return _sweep(args, stop)
 
-    kwargs = dict(out=args.out, on_event=_print_event, stop=stop, progress=not args.quiet)
-    if args.command == "learn-mask":
-        from .supermask import learn_supermask
-
-        return learn_supermask(*learn_configs(args), **kwargs).to_json()
-    cfg = command_configs(args)
-    if args.command == "supermask":
-        from .supermask import SupermaskConfig, one_shot_supermasks
-
-        sweep = build(SupermaskConfig, args)
-        res = one_shot_supermasks(cfg["data"], cfg["model"], cfg["train"], sweep, **kwargs)
-        return res.to_json()
+    where = executor(args.scheduler) if args.scheduler else None
+    outcome = run_experiment(_experiment(args), out=args.out, executor=where, on_event=_print_event, stop=stop,
+                             progress=not args.quiet and where is not None, steps=not args.quiet)
+    result = outcome.result
+    if args.command in ("learn-mask", "supermask"):
+        return (result[0] if args.command == "learn-mask" else result).to_json()
     if args.command == "train":
-        res = train_dense(cfg["data"], cfg["model"], cfg["train"], **kwargs)
-        r0 = res.rounds[0]
-        return {"run_dir": str(res.run_dir), "early_stop_iteration": r0.early_stop_iteration,
+        r0 = result.rounds[0]
+        return {"run_dir": str(result.run_dir), "early_stop_iteration": r0.early_stop_iteration,
                 "early_stop_test_acc": r0.early_stop_test_acc, "final_test_acc": r0.final_test_acc,
                 "reused": r0.reused}
-    if len(cfg["prunes"]) == 1 and args.max_stack is None:
-        return run_lottery(cfg["data"], cfg["model"], cfg["train"], cfg["prune"], **kwargs).to_json()
-    results = run_lotteries(cfg["data"], cfg["model"], cfg["train"], cfg["prunes"], max_stack=args.max_stack,
-                            **kwargs)
-    if len(results) == 1:
-        return results[0].to_json()
+    if len(result) == 1:
+        return result[0].to_json()
     return {"runs": [{"criterion": p.criterion, "mask1": p.mask1, "mask0": p.mask0, **r.to_json()}
-                     for p, r in zip(cfg["prunes"], results)]}
+                     for p, r in zip(args.prunes, result)]}
+
+
+def _experiment(args):
+    """The experiment record of a single-run command (``train``, ``lottery``, ``supermask``,
+    ``learn-mask``), from its options; for a lottery ``args.prunes`` keeps its prune configs."""
+    if args.command == "learn-mask":
+        data, model, learn = learn_configs(args)
+        return LearnedMasks(model.arch, [learn], data=data)
+    cfg = command_configs(args)
+    arch, data, train = cfg["model"].arch, cfg["data"], cfg["train"]
+    if args.command == "supermask":
+        from .supermask import SupermaskConfig
+
+        return Supermasks(arch, train, build(SupermaskConfig, args), data=data)
+    if args.command == "train":
+        return Dense(arch, train, data=data)
+    args.prunes = cfg["prunes"]
+    return Lottery(arch, train, cfg["prunes"], data=data, max_stack=args.max_stack)
 
 
 def _sweep(args, stop: StopToken) -> dict:

@@ -27,7 +27,7 @@ LOTTERY_LISTS = ("criterion", "mask1", "mask0")  # lottery: comma lists of these
 
 def parents() -> dict:
     """The options several commands share, each defined once (argparse parent parsers)."""
-    made = {name: argparse.ArgumentParser(add_help=False) for name in ("every", "json", "out", "quiet")}
+    made = {name: argparse.ArgumentParser(add_help=False) for name in ("every", "json", "out", "quiet", "scheduler")}
     made["every"].add_argument("--plugin", action="append", default=[], metavar="MODULE",
                                help="import MODULE (a module name or a .py file) first, so the architectures, "
                                     "criteria, policies and mask methods it registers can be chosen; repeatable")
@@ -37,6 +37,10 @@ def parents() -> dict:
     made["out"].add_argument("--out", default=None, metavar="DIR",
                              help="results root (default $LT_RESULTS_DIR, else ./results)")
     made["quiet"].add_argument("--quiet", action="store_true", help="no progress bar")
+    made["scheduler"].add_argument("--scheduler", default=None, metavar="ADDRESS",
+                                   help="train on the Dask cluster at ADDRESS (tcp://host:8786) as a sweep's work "
+                                        "unit, into the results root its workers share ('serial': as a work unit "
+                                        "here); default: here")
     return made
 
 
@@ -89,7 +93,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
     par = parents()
-    running = [par["every"], par["json"], par["out"], par["quiet"]]
+    running = [par["every"], par["json"], par["out"], par["quiet"], par["scheduler"]]
 
     def command(name, help, description, parents):
         return sub.add_parser(name, help=help, description=description, parents=parents)

@@ -7,7 +7,8 @@ sweeps (:mod:`lt_core.sweep`), the notebooks and the command line treat them ali
 * :meth:`~Experiment.keys` -- the runs it makes, as :class:`lt_core.store.RunKey` (their names
   and folders in the results store);
 * :meth:`~Experiment.run` -- train what the store does not hold yet (reusing what it does) into a
-  :class:`Context`: the results root, the event listener and the stop request;
+  :class:`Context` (the results root, the event listener, the stop request), returning the engine's
+  result objects (what the command line prints);
 * :meth:`~Experiment.done` and :meth:`~Experiment.rows` -- whether the store holds all of it, and its
   results read back from the store as rows of one tidy layout (:data:`COLUMNS`): one row per round
   of a dense or lottery run (round 0 is the dense trunk), per one-shot supermask point, per learned
@@ -38,7 +39,7 @@ from typing import ClassVar, Dict, Hashable, List, Optional, Sequence, Tuple, Un
 
 from .config import DataConfig, ModelConfig, PruneConfig, TrainConfig
 from .events import EventCallback, StopToken
-from .lottery import run_lotteries, train_dense
+from .lottery import check_max_stack, run_lotteries, train_dense
 from .schedule import learn_iterations, total_iterations, train_images
 from .store import RunKey, open_run, read_points, run_key
 from .supermask import LearnConfig, SupermaskConfig, learn_supermasks, method_of, one_shot_supermasks
@@ -57,11 +58,13 @@ _ROUND_COLUMNS = ("run", "round", "weights_remaining", "percent_remaining", "ear
 @dataclass(frozen=True)
 class Context:
     """Where and how an experiment runs: the results root, a listener for the engine's events, a stop
-    request (:class:`lt_core.StopToken`)."""
+    request (:class:`lt_core.StopToken`), and whether the engine shows its own progress bars (its
+    training steps, as the command line does)."""
 
     root: Path
     on_event: Optional[EventCallback] = None
     stop: Optional[StopToken] = None
+    progress: bool = False
 
 
 # -- the work an experiment has left: items in the units that time it ----------------------------------
@@ -173,8 +176,10 @@ class Dense:
     def joined(self, others: Sequence["Dense"]) -> "Dense":
         return self
 
-    def run(self, ctx: Context) -> None:
-        train_dense(self.data, _model(self.arch), self.train, out=ctx.root, on_event=ctx.on_event, stop=ctx.stop)
+    def run(self, ctx: Context):
+        """Train it (or reuse the stored run); the engine's result (:func:`lt_core.train_dense`'s)."""
+        return train_dense(self.data, _model(self.arch), self.train, out=ctx.root, on_event=ctx.on_event,
+                           stop=ctx.stop, progress=ctx.progress)
 
     def done(self, root) -> bool:
         return self.keys()[0].folder(root).round_done(0)
@@ -197,12 +202,15 @@ class Lottery:
     prunes: Sequence[PruneConfig]
     data: DataConfig = field(default_factory=DataConfig)
     schedule: str = field(default="", compare=False)
+    max_stack: Optional[int] = field(default=None, compare=False)  # runs trained at a time (None: what fits)
 
     kind: ClassVar[str] = "lottery"
 
     def __post_init__(self) -> None:
         if isinstance(self.prunes, list):  # a list given reads as the same experiment
             object.__setattr__(self, "prunes", tuple(self.prunes))
+        check_max_stack(self.max_stack)  # refused before anything is written
+
     reused_units: ClassVar[int] = 1
     fills: ClassVar[Tuple[str, ...]] = ("kind", "arch", "seed", "schedule", "criterion", "mask1", "mask0",
                                         "rounds") + _ROUND_COLUMNS
@@ -227,9 +235,10 @@ class Lottery:
     def joined(self, others: Sequence["Lottery"]) -> "Lottery":
         return replace(self, prunes=_unique(p for e in (self, *others) for p in e.prunes))
 
-    def run(self, ctx: Context) -> None:
-        run_lotteries(self.data, _model(self.arch), self.train, list(self.prunes), out=ctx.root,
-                      on_event=ctx.on_event, stop=ctx.stop)
+    def run(self, ctx: Context):
+        """Train the runs (or reuse the stored rounds); one engine result per prune config."""
+        return run_lotteries(self.data, _model(self.arch), self.train, list(self.prunes), out=ctx.root,
+                             on_event=ctx.on_event, stop=ctx.stop, progress=ctx.progress, max_stack=self.max_stack)
 
     def done(self, root) -> bool:
         trunk = run_key("train", self.data, _model(self.arch), self.train).folder(root)
@@ -295,9 +304,10 @@ class Supermasks:
         criteria = _unique(c for e in (self, *others) for c in e.sweep.criteria)
         return replace(self, sweep=self.sweep.replace(criteria=criteria))
 
-    def run(self, ctx: Context) -> None:
-        one_shot_supermasks(self.data, _model(self.arch), self.train, self.sweep, out=ctx.root,
-                            on_event=ctx.on_event, stop=ctx.stop)
+    def run(self, ctx: Context):
+        """Evaluate the points (or reuse the stored ones); the engine's result."""
+        return one_shot_supermasks(self.data, _model(self.arch), self.train, self.sweep, out=ctx.root,
+                                   on_event=ctx.on_event, stop=ctx.stop, progress=ctx.progress)
 
     def _stored(self, root) -> Dict[Tuple[str, str, int], dict]:
         path = self.keys()[0].folder(root).path / "points.csv"
@@ -391,9 +401,10 @@ class LearnedMasks:
     def joined(self, others: Sequence["LearnedMasks"]) -> "LearnedMasks":
         return replace(self, learns=_unique(learn for e in (self, *others) for learn in e.learns))
 
-    def run(self, ctx: Context) -> None:
-        learn_supermasks(self.data, _model(self.arch), list(self.learns), out=ctx.root, on_event=ctx.on_event,
-                         stop=ctx.stop)
+    def run(self, ctx: Context):
+        """Train the stack (or reuse the stored masks); one engine result per mask."""
+        return learn_supermasks(self.data, _model(self.arch), list(self.learns), out=ctx.root,
+                                on_event=ctx.on_event, stop=ctx.stop, progress=ctx.progress)
 
     def done(self, root) -> bool:
         return all((key.folder(root).path / "summary.json").is_file() for key in self.keys())

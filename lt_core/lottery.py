@@ -256,6 +256,13 @@ class _Branch:
         self.state = None  # loaded lazily when a later round needs it
 
 
+def check_max_stack(max_stack) -> None:
+    """One ConfigError line unless ``max_stack`` (runs trained at a time) is None or an integer >= 1."""
+    if max_stack is not None and (isinstance(max_stack, bool) or not isinstance(max_stack, int) or max_stack < 1):
+        raise ConfigError(f"max_stack: {max_stack!r} is not allowed; give an integer >= 1, or None to fit the "
+                          "stack to free memory")
+
+
 def run_lotteries(data: DataConfig = DataConfig(), model: ModelConfig = ModelConfig(),
                   train: TrainConfig = TrainConfig(), prunes: Sequence[PruneConfig] = (PruneConfig(),), *,
                   out=None, on_event: Optional[EventCallback] = None, stop: Optional[StopToken] = None,
@@ -272,9 +279,7 @@ def run_lotteries(data: DataConfig = DataConfig(), model: ModelConfig = ModelCon
         raise ValueError("run_lotteries: prunes must be a non-empty list of PruneConfig (one per lottery run)")
     for prune in prunes:
         check_config("run_lotteries", "prune", prune, PruneConfig)
-    if max_stack is not None and (isinstance(max_stack, bool) or not isinstance(max_stack, int) or max_stack < 1):
-        raise ConfigError(f"max_stack: {max_stack!r} is not allowed; give an integer >= 1, or None to fit the "
-                          "stack to free memory")
+    check_max_stack(max_stack)
     ctx = _Context(data, model, train, out, on_event, stop, progress)
     keys = [run_key("lottery", data, model, train, p) for p in prunes]
     arch = ctx.arch

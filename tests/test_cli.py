@@ -174,3 +174,18 @@ def test_max_stack_below_one_is_refused_before_training(tmp_path, value):
     assert done.stderr.strip().splitlines()[-1].endswith(
         f"max_stack: {value} is not allowed; give an integer >= 1, or None to fit the stack to free memory")
     assert not (tmp_path / "results").exists()
+
+
+@needs_mnist
+def test_a_single_run_on_a_scheduler_is_trained_there_and_read_back(tmp_path):
+    """``--scheduler serial``: the run trains as a sweep's work unit, then its result is read from the store:
+    the same JSON a later plain run, which reuses it, prints."""
+    swept = last_json(cli("lottery", "--rounds", "1", "--scheduler", "serial", "--out", str(tmp_path), "--json",
+                          *QUICK))
+    assert [r["round"] for r in swept["rounds"]] == [0, 1] and swept["rounds"][1]["weights_remaining"] < 1
+    assert sorted(p.name.split("-")[0] for p in tmp_path.iterdir() if p.is_dir()) == ["lottery", "train"]
+    plain = last_json(cli("lottery", "--rounds", "1", "--out", str(tmp_path), "--json", *QUICK))
+    assert plain == swept
+    learned = last_json(cli("learn-mask", "--method", "edge_popup", "--iterations", "4", "--eval-every", "2",
+                            "--device", "cpu", "--scheduler", "serial", "--out", str(tmp_path), "--json", "--quiet"))
+    assert learned["method"] == "edge_popup" and learned["run_dir"].startswith(str(tmp_path))

@@ -15,6 +15,7 @@ from lt_core import ConfigError, DataConfig, ModelConfig, PruneConfig, TrainConf
 from lt_core.dashboard import (Controller, RunRequest, export_csv, learned_mask_details, list_runs, load_stored_series,
                                mask_details, oneshot_mask_details,
                                parse_seeds, plan_jobs, plot_tables)
+from lt_core.dashboard.request import parse_fractions
 from lt_core.store import RunDir
 
 from .conftest import needs_mnist
@@ -47,6 +48,22 @@ def test_parse_seeds():
             parse_seeds(bad)
 
 
+@pytest.mark.parametrize("parse, text, message", [
+    (parse_seeds, " ; ", "Seed(s): give at least one seed, e.g. 0 or 0, 1, 2"),
+    (parse_seeds, "0-16", "Seed(s): 17 seeds given; at most 16 at once"),
+    (parse_seeds, "2, -1", "Seed(s): -1 is negative; seeds are integers >= 0"),
+    (parse_fractions, " , ", "Keep fraction(s): give at least one fraction of weights to keep, e.g. 0.1 or 0.05, "
+                             "0.1, 0.5"),
+    (parse_fractions, ",".join(str(i / 100) for i in range(1, 18)), "Keep fraction(s): 17 fractions given; at most "
+                                                                     "16 at once"),
+])
+def test_seed_and_fraction_lists_are_refused_alike(parse, text, message):
+    with pytest.raises(ConfigError) as refused:
+        parse(text)
+    assert str(refused.value) == message
+    assert parse("0, 1 1;0") == ((0, 1) if parse is parse_seeds else (0.0, 1.0))  # distinct, in the order given
+
+
 @pytest.mark.parametrize("request_kwargs, match", [
     (dict(schedule="custom", epochs=0), "epochs"),
     (dict(schedule="custom", epochs=None), "Epochs"),
@@ -76,7 +93,7 @@ def test_cuda_choice_without_cuda_is_refused(results):
 
 
 def test_plan_maps_choices_to_engine_calls(results):
-    jobs = plan_jobs(RunRequest(criteria=("large_final", "random"), seeds=(0, 1), rounds=3, **TINY), results)
+    jobs = plan_jobs(RunRequest(criteria=("large_final", "random"), seeds=(0, 1), rounds=3, **TINY))
     assert [j.key for j in jobs] == ["lottery/s0", "lottery/s1"]  # one stacked race per seed
     for job, seed in zip(jobs, (0, 1)):
         assert job.iterations == 40 and job.rounds == 3
@@ -97,15 +114,15 @@ def test_plan_maps_choices_to_engine_calls(results):
                                    f"lottery/random/rewind/zero/s{seed}": 120.0}
         assert job.total == 40 + 2 * 3 * 40
     # several policies race too: every combination of the lists
-    race = plan_jobs(RunRequest(mask1=("rewind", "signed_reinit"), mask0=("zero", "freeze_init"), **TINY), results)
+    race = plan_jobs(RunRequest(mask1=("rewind", "signed_reinit"), mask0=("zero", "freeze_init"), **TINY))
     assert [spec.setting for spec in race[0].series.values()] == [
         "dense (round 0)", "large_final", "large_final · freeze_init", "large_final · signed_reinit",
         "large_final · signed_reinit · freeze_init"]
     assert [spec.hue for spec in race[0].series.values()] == [
         "dense", "large_final", "freeze_init", "signed_reinit", "signed_reinit"]
-    quick = plan_jobs(RunRequest(schedule="quick"), results)
+    quick = plan_jobs(RunRequest(schedule="quick"))
     assert quick[0].iterations == 300  # the quick preset of FC
-    paper = plan_jobs(RunRequest(schedule="paper"), results)
+    paper = plan_jobs(RunRequest(schedule="paper"))
     assert paper[0].iterations == 55 * (55000 // 60)  # 55 epochs of batch 60
     # the page's paper-schedule runs are the very runs `reproduce --preset paper` stores (no train-split evaluation)
     from lt_core.dashboard import stored

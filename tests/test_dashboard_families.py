@@ -36,19 +36,19 @@ def test_the_request_builds_each_familys_configs_with_the_pages_schedule():
     quick = learned_configs(RunRequest(mode="learned", method="edge_popup", keep_fractions=(0.3,)))
     assert quick[0].epochs == catalog.quick_learn_epochs("fc") and quick[0].iterations is None
     # the job trains them as one stack, one stored run each
-    job, = plan_jobs(req.replace(method="edge_popup", learned_weights=("signed_constant",)), "/tmp/unused")
+    job, = plan_jobs(req.replace(method="edge_popup", learned_weights=("signed_constant",)))
     assert len(job.runs) == 4 and "edge_popup" in job.label
 
 
 def test_a_bad_keep_fraction_is_refused_in_the_pages_words():
     with pytest.raises(ConfigError) as err:
-        plan_jobs(RunRequest(method="edge_popup", keep_fractions=(0.1, 1.5), **TINY), "/tmp/unused")
+        plan_jobs(RunRequest(method="edge_popup", keep_fractions=(0.1, 1.5), **TINY))
     assert describe_error(err.value) == "Invalid setting. Keep fraction(s): 1.5 is out of range (0.0, 1.0]"
     with pytest.raises(ConfigError, match=r"^Keep fraction\(s\): 'a lot' is not a list of numbers"):
         parse_fractions("a lot")
     assert parse_fractions("0.05, 0.1 0.1;0.5") == (0.05, 0.1, 0.5)
     with pytest.raises(ConfigError, match="^Mask family: unknown value 'nope'"):
-        plan_jobs(RunRequest(method="nope", **TINY), "/tmp/unused")
+        plan_jobs(RunRequest(method="nope", **TINY))
 
 
 @needs_mnist

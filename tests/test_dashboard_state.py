@@ -22,7 +22,7 @@ def test_custom_epochs_of_zero_give_the_train_configs_own_error_in_plain_words(r
     with pytest.raises(ConfigError) as engine:
         TrainConfig(epochs=0)
     with pytest.raises(ConfigError) as dashboard:
-        plan_jobs(RunRequest(schedule="custom", epochs=0), results)
+        plan_jobs(RunRequest(schedule="custom", epochs=0))
     assert str(dashboard.value) == str(engine.value) == "TrainConfig.epochs: 0 is out of range [1, 100000]"
     assert describe_error(dashboard.value) == "Invalid setting. Epochs: 0 is out of range [1, 100000]"
 
@@ -40,7 +40,7 @@ def test_custom_epochs_of_zero_give_the_train_configs_own_error_in_plain_words(r
 ])
 def test_request_errors_are_the_configs_errors_renamed(results, request_kwargs, config, message):
     with pytest.raises(ValueError) as dashboard:
-        plan_jobs(RunRequest(**dict(TINY, **request_kwargs)), results)
+        plan_jobs(RunRequest(**dict(TINY, **request_kwargs)))
     if config is not None:
         with pytest.raises(ConfigError) as engine:
             config()
@@ -63,7 +63,7 @@ def test_requests_only_the_dashboard_knows_are_checked_here(results):
                             (dict(criteria=()), "Mask criteria: select at least one criterion"),
                             (dict(schedule="custom"), "Epochs: the custom schedule needs a number of epochs")):
         with pytest.raises(ConfigError, match=message.replace("(", r"\(").replace(")", r"\)")):
-            plan_jobs(RunRequest(**kwargs), results)
+            plan_jobs(RunRequest(**kwargs))
 
 
 # -- the event handlers ------------------------------------------------------------------------------
@@ -91,7 +91,7 @@ def _lottery_state(tmp_path, rounds=2):
     atomic_write_json(branch / "config.json", {"kind": "lottery", "prune": {"criterion": "large_final"},
                                                "trunk": "my-trunk"})
     request = RunRequest(criteria=("large_final",), rounds=rounds, **TINY)
-    jobs = plan_jobs(request, root)
+    jobs = plan_jobs(request)
     return RunState(root, request, jobs), jobs[0], trunk, branch
 
 
@@ -153,7 +153,7 @@ def test_events_without_run_dir_fall_back_to_the_folder_under_the_root(tmp_path)
     root = tmp_path / "results"
     atomic_write_json(root / "some-trunk" / "config.json", {"kind": "train"})
     request = RunRequest(criteria=("large_final",), rounds=1, **TINY)
-    job = plan_jobs(request, root)[0]
+    job = plan_jobs(request)[0]
     state = RunState(root, request, [job])
     state.apply(job, {"event": "eval", "run": "some-trunk", "round": 0, "iteration": 40, "test_acc": 0.4})
     assert state.series["dense/s0"].curves == {0: [{"iteration": 40, "test_acc": 0.4}]}
@@ -165,7 +165,7 @@ def test_learned_mask_events_make_their_series_from_the_runs_config(tmp_path):
     atomic_write_json(run / "config.json", {"kind": "learnmask",
                                             "learn": {"weights": "signed_constant", "dwr": True, "seed": 3}})
     request = RunRequest(mode="learned", learned_weights=("signed_constant",), dwr=True, seeds=(3,), **TINY)
-    job = plan_jobs(request, root)[0]
+    job = plan_jobs(request)[0]
     state = RunState(root, request, [job])
     state.apply(job, {"event": "learn_eval", "run_dir": str(run), "iteration": 20, "iterations": 40, "epoch": 0.1,
                       "test_acc": 0.3, "expected_keep_fraction": 0.5, "unused": 1})
@@ -183,7 +183,7 @@ def test_one_shot_points_advance_by_point_units(tmp_path):
     root = tmp_path / "results"
     request = RunRequest(mode="oneshot", criteria=("large_final_same_sign",), supermask_weights=("init",),
                          powers=(0, 4), **TINY)
-    job = plan_jobs(request, root)[0]
+    job = plan_jobs(request)[0]
     state = RunState(root, request, [job])
     # 40 iterations of dense training, then 2 points of 40 / (2 x 2) = 10 units each
     assert job.point_units == 10.0 and job.total == 60.0
@@ -208,7 +208,7 @@ def test_presets_set_the_paper_figures_lists_and_every_one_plans(results):
     assert paper.mask0 == tuple(lt_core.MASK0_POLICIES) and (paper.rounds, paper.seeds) == (24, (0, 1, 2, 3, 4))
     for key in keys:  # every preset is a valid request: one job per seed, one series per setting and seed
         req = apply_preset(RunRequest(), key)
-        jobs = plan_jobs(req, results)
+        jobs = plan_jobs(req)
         if req.mode == "lottery":
             assert len(jobs) == len(req.seeds)
             assert len(jobs[0].series) == 1 + len(req.criteria) * len(req.mask1) * len(req.mask0)
@@ -294,7 +294,7 @@ def test_a_resumed_learned_mask_starts_its_curve_with_the_evaluations_from_befor
     write_checkpoint(path, {"iteration": 200, "labels": names, "evals": evals})
     weights = ("init", "signed_constant") if stacked else ("init",)
     request = RunRequest(mode="learned", learned_weights=weights, **TINY)
-    job = plan_jobs(request, root)[0]
+    job = plan_jobs(request)[0]
     state = RunState(root, request, [job])
     state.apply(job, {"event": "stage", "stage": "resumed", "run_dir": str(root / names[0]), "runs": names,
                       "iteration": 200})

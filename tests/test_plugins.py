@@ -166,7 +166,7 @@ def test_dashboard_offers_what_was_registered_before_it_is_built(plugin, tmp_pat
     from lt_core.dashboard import RunRequest, plan_jobs
 
     jobs = plan_jobs(RunRequest(arch="fc50", criteria=("global_magnitude",), mask1="negated", mask0="freeze_final",
-                                schedule="quick"), tmp_path)
+                                schedule="quick"))
     assert jobs[0].iterations == 300  # fc_arch's quick preset
     pytest.importorskip("jupyter_bokeh")
     from lt_core.dashboard import build_app

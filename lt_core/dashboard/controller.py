@@ -1,14 +1,14 @@
 """Run control of the explorer dashboard: the run thread, Stop, resume and the listeners.
 
 :class:`Controller` checks a :class:`~.request.RunRequest` (:func:`~.request.plan_jobs`) and runs
-its jobs on a background thread. A lottery run trains (or reuses) the dense trunk of its seed,
-then races the selected criteria side by side: every round trains all of them as one stack
-(:func:`lt_core.run_lotteries`). Stop sets the engine's :class:`lt_core.StopToken`; the run raises
-:class:`lt_core.RunStopped` at the next step, finished rounds stay in the results store, and Run
-with the same settings resumes (the engine maps the same configuration to the same directory).
-The engine's events are folded into a :class:`~.state.RunState`; listeners get a snapshot at most
-every ``throttle_s`` seconds (plus one at every state change). No widget imports: the tests drive
-it directly.
+its jobs on a background thread, each job's experiment through the one runner
+(:func:`lt_core.runner.run_experiment`). A lottery run trains (or reuses) the dense trunk of its
+seed, then races the selected criteria side by side: every round trains all of them as one stack.
+Stop sets the engine's :class:`lt_core.StopToken`; the run raises :class:`lt_core.RunStopped` at the
+next step, finished rounds stay in the results store, and Run with the same settings resumes (the
+engine maps the same configuration to the same directory). The engine's events are folded into a
+:class:`~.state.RunState`; listeners get a snapshot at most every ``throttle_s`` seconds (plus one at
+every state change). No widget imports: the tests drive it directly.
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Callable, Dict, List, Optional
 
 from lt_core import RunStopped, StopToken
+from lt_core.runner import run_experiment
 from lt_core.store import results_root
 
 from .pacing import Throttle, fmt_seconds
@@ -198,7 +199,7 @@ class Controller:
                     self.message = "A run is in progress: press Stop first, or wait until it has finished."
                 return False
             try:
-                jobs = plan_jobs(request, self.root)
+                jobs = plan_jobs(request)
             except Exception as exc:  # ConfigError and anything the configs raise
                 self.status = "error"
                 self.level = "error"
@@ -225,7 +226,7 @@ class Controller:
         names: List[str] = []
         for mode in MODES:
             try:
-                jobs = plan_jobs(request.replace(mode=mode), self.root)
+                jobs = plan_jobs(request.replace(mode=mode))
             except Exception:  # the message comes when Run is pressed
                 continue
             names += [name for job in jobs for name in job.runs]
@@ -310,7 +311,8 @@ class Controller:
             self.state.last_job = job
         self._changed()
         try:
-            job.call(lambda ev: self._on_event(job, ev), _CountingStop(stop, lambda: self._on_step(job)))
+            run_experiment(job.experiment, out=self.root, on_event=lambda ev: self._on_event(job, ev),
+                           stop=_CountingStop(stop, lambda: self._on_step(job)), progress=False)
         except RunStopped:
             with self._lock:
                 job.status = "stopped"

@@ -1,4 +1,6 @@
-"""What the user asked for (:class:`RunRequest`) and the engine calls it maps to (:class:`Job`).
+"""What the user asked for (:class:`RunRequest`) and the experiments it maps to (:class:`Job`: an
+experiment record of :mod:`lt_core.experiments`, run by the controller through the one runner,
+:func:`lt_core.runner.run_experiment`, with its progress).
 
 A request is checked by building the engine's own configs from it: their :class:`lt_core.ConfigError`
 names the field, the value and what is allowed, and :func:`plain_error` puts it in the words of
@@ -11,10 +13,11 @@ from __future__ import annotations
 import dataclasses
 import re
 from dataclasses import dataclass, field
-from typing import Any, Callable, Dict, List, Optional, Tuple
+from typing import Callable, Dict, List, Optional, Tuple
 
-from lt_core import (ConfigError, DataConfig, DataError, LearnConfig, ModelConfig, PruneConfig, StopToken,
-                     SupermaskConfig, TrainConfig, learn_supermasks, one_shot_supermasks, run_lotteries)
+from lt_core import (ConfigError, DataConfig, DataError, LearnConfig, ModelConfig, PruneConfig, SupermaskConfig,
+                     TrainConfig)
+from lt_core.experiments import Experiment, LearnedMasks, Lottery, Supermasks
 from lt_core.config import check_range
 from lt_core.supermask import DEFAULT_METHOD, MASK_METHODS, method_config
 from lt_core.schedule import dataset_name, learn_iterations, total_iterations
@@ -83,13 +86,29 @@ class RunRequest:
         return dataclasses.replace(self, **changes)
 
 
-def parse_seeds(text: str) -> Tuple[int, ...]:
-    """``"0"``, ``"0, 1, 2"`` or ``"0-3"`` (inclusive) -> a tuple of distinct non-negative ints."""
-    out: List[int] = []
+MAX_VALUES = 16  # seeds or keep fractions at once
+
+
+def _parse_list(text: str, control: str, read: Callable[[str], List], none: str, plural: str) -> tuple:
+    """The distinct values of the comma list ``text`` (``;`` and spaces separate too), in the order given;
+    ``read(part)`` gives a part's values (or raises the control's ConfigError). At least one value
+    (``none``: what to give instead of none), at most :data:`MAX_VALUES` (``plural``: what they are)."""
+    out: List = []
     for part in str(text).replace(";", ",").replace(" ", ",").split(","):
         part = part.strip()
-        if not part:
-            continue
+        for v in read(part) if part else ():
+            if v not in out:
+                out.append(v)
+    if not out:
+        raise ConfigError(f"{control}: give at least one {none}")
+    if len(out) > MAX_VALUES:
+        raise ConfigError(f"{control}: {len(out)} {plural} given; at most {MAX_VALUES} at once")
+    return tuple(out)
+
+
+def parse_seeds(text: str) -> Tuple[int, ...]:
+    """``"0"``, ``"0, 1, 2"`` or ``"0-3"`` (inclusive) -> a tuple of distinct non-negative ints."""
+    def read(part: str) -> List[int]:
         try:
             if "-" in part[1:]:
                 lo, hi = part.split("-", 1)
@@ -101,35 +120,23 @@ def parse_seeds(text: str) -> Tuple[int, ...]:
         for v in values:
             if v < 0:
                 raise ConfigError(f"Seed(s): {v} is negative; seeds are integers >= 0")
-            if v not in out:
-                out.append(v)
-    if not out:
-        raise ConfigError("Seed(s): give at least one seed, e.g. 0 or 0, 1, 2")
-    if len(out) > 16:
-        raise ConfigError(f"Seed(s): {len(out)} seeds given; at most 16 at once")
-    return tuple(out)
+        return values
+
+    return _parse_list(text, "Seed(s)", read, "seed, e.g. 0 or 0, 1, 2", "seeds")
 
 
 def parse_fractions(text: str) -> Tuple[float, ...]:
     """``"0.05, 0.1, 0.3"`` -> a tuple of distinct numbers, in the order given. Only the text is
     checked here: the range is the method config's to check (its message names it)."""
-    out: List[float] = []
-    for part in str(text).replace(";", ",").replace(" ", ",").split(","):
-        part = part.strip()
-        if not part:
-            continue
+    def read(part: str) -> List[float]:
         try:
-            v = float(part)
+            return [float(part)]
         except ValueError:
-            raise ConfigError(f"Keep fraction(s): {text!r} is not a list of numbers; write e.g. 0.05, 0.1, 0.3, 0.5") \
-                from None
-        if v not in out:
-            out.append(v)
-    if not out:
-        raise ConfigError("Keep fraction(s): give at least one fraction of weights to keep, e.g. 0.1 or 0.05, 0.1, 0.5")
-    if len(out) > 16:
-        raise ConfigError(f"Keep fraction(s): {len(out)} fractions given; at most 16 at once")
-    return tuple(out)
+            raise ConfigError(f"Keep fraction(s): {text!r} is not a list of numbers; write e.g. 0.05, 0.1, 0.3, "
+                              "0.5") from None
+
+    return _parse_list(text, "Keep fraction(s)", read, "fraction of weights to keep, e.g. 0.1 or 0.05, 0.1, 0.5",
+                       "fractions")
 
 
 def method_fields(method: str) -> Tuple[str, ...]:
@@ -222,7 +229,7 @@ def schedule_fields(request: RunRequest, learned: bool = False) -> dict:
 
 @dataclass
 class Job:
-    """One engine call of a run request, with its progress.
+    """One experiment of a run request, with its progress.
 
     Progress is kept per part (a series of a stacked lottery job, else ``"main"``) in units of
     training iterations; a one-shot supermask point counts as ``point_units`` iterations.
@@ -232,7 +239,7 @@ class Job:
     label: str
     kind: str  # "lottery" (dense trunk + stacked branches) | "oneshot" | "learned"
     seed: int
-    call: Callable[[Callable[[dict], None], StopToken], Any]
+    experiment: Experiment  # what the runner runs: one seed's lottery stack or one-shot points, a learned stack
     iterations: int  # per round (learned: in total)
     rounds: int = 0  # pruning rounds of a lottery job
     points: int = 0  # supermask points of a one-shot job
@@ -303,7 +310,7 @@ def lottery_series_key(seed: int, prune: Optional[PruneConfig] = None) -> str:
     return f"lottery/{prune.criterion}/{prune.mask1}/{prune.mask0}/s{seed}"
 
 
-def _lottery_jobs(request: RunRequest, root: str, data: DataConfig, model: ModelConfig) -> List[Job]:
+def _lottery_jobs(request: RunRequest, data: DataConfig, model: ModelConfig) -> List[Job]:
     prunes = PruneConfig.grid(request.criteria, request.mask1, request.mask0, rounds=request.rounds)
     jobs = []
     for seed in request.seeds:
@@ -321,31 +328,27 @@ def _lottery_jobs(request: RunRequest, root: str, data: DataConfig, model: Model
                                      stored.lottery_run_name(data, model, train, prune))
             totals[key] = float(max(1, prune.rounds * its))
 
-        def call(on_event, stop, train=train):
-            # the settings race side by side: each round trains every branch in one stack
-            return run_lotteries(data, model, train, prunes, out=root, on_event=on_event, stop=stop)
-
+        # the settings race side by side: each round trains every branch in one stack
+        experiment = Lottery(model.arch, train, prunes, data=data)
         label = (f"{len(prunes)} settings" if len(prunes) > 1 else prunes[0].criterion) + f" · seed {seed}"
-        jobs.append(Job(f"lottery/s{seed}", label, "lottery", seed, call, its, rounds=request.rounds,
+        jobs.append(Job(f"lottery/s{seed}", label, "lottery", seed, experiment, its, rounds=request.rounds,
                         series=series, part_totals=totals))
     return jobs
 
 
-def _oneshot_jobs(request: RunRequest, root: str, data: DataConfig, model: ModelConfig) -> List[Job]:
+def _oneshot_jobs(request: RunRequest, data: DataConfig, model: ModelConfig) -> List[Job]:
     powers = tuple(request.powers) if request.powers is not None else tuple(range(25))
     sweep = SupermaskConfig(criteria=tuple(request.criteria), weights=tuple(request.supermask_weights), powers=powers)
     jobs = []
     for seed in request.seeds:
         train = TrainConfig(seed=seed, device=request.device, **schedule_fields(request))
         its = total_iterations(data, model, train)
-
-        def call(on_event, stop, train=train):
-            return one_shot_supermasks(data, model, train, sweep, out=root, on_event=on_event, stop=stop)
-
         key, label = f"oneshot/s{seed}", f"one-shot · seed {seed}"
         n_points = len(sweep.criteria) * len(sweep.weights) * len(sweep.powers)
-        jobs.append(Job(key, label, "oneshot", seed, call, its, points=n_points, series={key: SeriesSpec(label, "oneshot", "one-shot", "oneshot",
-                                                           stored.supermask_run_name(data, model, train))}))
+        series = {key: SeriesSpec(label, "oneshot", "one-shot", "oneshot",
+                                  stored.supermask_run_name(data, model, train))}
+        jobs.append(Job(key, label, "oneshot", seed, Supermasks(model.arch, train, sweep, data=data), its,
+                        points=n_points, series=series))
     return jobs
 
 
@@ -396,21 +399,18 @@ def learned_label(request: RunRequest) -> str:
     return text
 
 
-def _learned_jobs(request: RunRequest, root: str, data: DataConfig, model: ModelConfig) -> List[Job]:
+def _learned_jobs(request: RunRequest, data: DataConfig, model: ModelConfig) -> List[Job]:
     # every selected variant, keep fraction and seed of the family trains in one stack
     learns = learned_configs(request)
     its = learn_iterations(data, model, learns[0])
-
-    def call(on_event, stop):
-        return learn_supermasks(data, model, learns, out=root, on_event=on_event, stop=stop)
-
-    job = Job("learned", learned_label(request), "learned", request.seeds[0], call, its)
+    experiment = LearnedMasks(model.arch, learns, data=data)
+    job = Job("learned", learned_label(request), "learned", request.seeds[0], experiment, its)
     job.runs = tuple(stored.learnmask_run_name(data, model, learn) for learn in learns)
     return [job]
 
 
-def plan_jobs(request: RunRequest, root) -> List[Job]:
-    """Check ``request`` and turn it into engine calls. Raises :class:`lt_core.ConfigError` (or the
+def plan_jobs(request: RunRequest) -> List[Job]:
+    """Check ``request`` and turn it into experiments. Raises :class:`lt_core.ConfigError` (or the
     engine's ValueError) naming the field; :func:`describe_error` words it for the page."""
     _choice("Mode", request.mode, MODES)
     _nonempty("Seed(s)", request.seeds, "give at least one seed, e.g. 0 or 0, 1, 2")
@@ -424,6 +424,6 @@ def plan_jobs(request: RunRequest, root) -> List[Job]:
     model = ModelConfig(arch=request.arch)
     dataset_name(data, model)  # the network fits the dataset
     plan = {"lottery": _lottery_jobs, "oneshot": _oneshot_jobs, "learned": _learned_jobs}[request.mode]
-    jobs = plan(request, str(root), data, model)
+    jobs = plan(request, data, model)
     resolve_device(request.device)  # a valid choice (checked by the configs) that exists here
     return jobs
