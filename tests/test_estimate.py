@@ -166,3 +166,24 @@ def test_the_line_names_the_total_and_each_notebook():
     e = Estimate({"rq4": 50 * 60, "rq5": 2 * 3600 + 5 * 60, "table1": 10}, "cpu")
     assert e.line() == ("Estimated time on this machine (cpu, rates measured just now; stored work left out): "
                         "2 h 55 min (rq4 50 min, rq5 2 h 05 min, table1 under a minute)")
+
+
+@needs_mnist
+def test_every_notebook_is_priced_from_one_measurement_of_the_largest_stack(tmp_path, monkeypatch):
+    from lt_core.paper.estimate import estimate
+
+    measured = []
+
+    def fake_train(self, arch, runs, k):  # (step s, evaluation s), linear in the stack's size
+        measured.append((arch, runs, k))
+        return 0.001 * runs, 0.1 * runs
+
+    monkeypatch.setattr(Rates, "train", fake_train)
+    three = PRUNES + [PruneConfig(rounds=2, criterion="movement")]
+    plans = {"small": [Lottery("fc", TRAIN, PRUNES)], "large": [Lottery("fc", TRAIN.replace(seed=1), three)]}
+    e = estimate(plans, tmp_path, device="cpu")
+    assert {runs for _, runs, _ in measured} == {1, 3}  # the small notebook's stack of 2 is not measured
+    one_round = 20 * 0.001 + EVALS * 0.1  # a run alone: its trunk
+    # a stack of 2 is priced halfway between one run and the stack of 3 (pruned rounds as dense: same rates)
+    assert e.seconds["small"] == pytest.approx(one_round + 2 * (20 * 0.002 + EVALS * 0.2))
+    assert e.seconds["large"] == pytest.approx(one_round + 2 * (20 * 0.003 + EVALS * 0.3))

@@ -6,8 +6,8 @@ asks each for the work the results store does not hold yet (its ``work_left``: w
 now, in this process, on the device the runs will use (a few seconds of real steps of the engine,
 not constants):
 
-* a training step of one run and of the largest stack the work has (a stack of K runs priced
-  linearly between them), dense and, for the largest stack, at a pruned round (random masks keeping
+* a training step of one run and of the largest stack of all the notebooks' work (measured once;
+  a stack of K runs priced linearly between them), dense and, for the largest stack, at a pruned round (random masks keeping
   0.8^12 of the hidden weights); a round k is priced between the two (rounds past 12 at the pruned
   rate: the step's cost follows the kept weights);
 * a validation-split evaluation of that stack; a round evaluates it at every point (every
@@ -211,16 +211,19 @@ class Rates:
             self._cache[key] = (step, evaluation)
         return self._cache[key]
 
-    def seconds(self, work: Work) -> float:
+    def seconds(self, work: Work, within: Sequence[Work] = ()) -> float:
         """The work's seconds. Three training measurements an architecture (one run, the largest stack,
         the largest stack pruned) and one of its largest learned-mask stack per mask-learning method: a
         stack's cost is taken as linear in its size between one run and the largest, a pruned round's
-        as the largest stack's ratio of pruned to dense, a learned stack's per run of its method."""
+        as the largest stack's ratio of pruned to dense, a learned stack's per run of its method.
+        ``within``: other work priced alongside (e.g. the other notebooks'), whose largest stacks are
+        the ones measured, so that every part is priced from the same measurements."""
         kmax, lmax = {}, {}
-        for arch, runs, _ in work.train_steps:
-            kmax[arch] = max(kmax.get(arch, 1), runs)
-        for arch, method, runs in work.learn_steps:
-            lmax[arch, method] = max(lmax.get((arch, method), 1), runs)
+        for part in (work, *within):
+            for arch, runs, _ in part.train_steps:
+                kmax[arch] = max(kmax.get(arch, 1), runs)
+            for arch, method, runs in part.learn_steps:
+                lmax[arch, method] = max(lmax.get((arch, method), 1), runs)
         total = 0.0
         for (arch, runs, k), steps in work.train_steps.items():
             total += steps * self._at(arch, runs, k, 0, kmax[arch])
@@ -274,10 +277,11 @@ def _clock(seconds: float) -> str:
 
 def estimate(plans: Dict[str, List[Experiment]], root, device: str = "auto", data_dir=None) -> Estimate:
     """Price ``plans`` (notebook name -> its experiments, in run order) against the store ``root``."""
-    rates, seen, out = Rates(device, data_dir), set(), {}
-    for name, experiments in plans.items():
-        runnable = [e for e in experiments if _has_data(e, data_dir)]
-        out[name] = rates.seconds(work_to_do(runnable, root, seen))
+    rates, seen = Rates(device, data_dir), set()
+    works = {name: work_to_do([e for e in experiments if _has_data(e, data_dir)], root, seen)
+             for name, experiments in plans.items()}
+    # one set of measurements for all: each architecture's largest stack over every notebook
+    out = {name: rates.seconds(work, within=list(works.values())) for name, work in works.items()}
     return Estimate(out, str(rates.device))
 
 
