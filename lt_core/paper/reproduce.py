@@ -42,6 +42,9 @@ from .report import Timing, machine, write_index
 from ..store import results_root
 from .notebooks import NOTEBOOKS, REPO_NOTEBOOKS, select
 
+KERNEL_QUIET = "--IPKernelApp.log_level=CRITICAL"
+
+
 class ReproduceError(RuntimeError):
     """A notebook of the reproduction failed; the message names it and the cell."""
 
@@ -115,8 +118,11 @@ def _execute(source: Path, target: Path, parameters: dict, cwd: Path) -> None:
     from papermill.exceptions import PapermillExecutionError
 
     try:
+        # the kernel's own log stays quiet: its warnings (e.g. about TCP) mean nothing to the reader, and
+        # jupyter_client interrupts every kernel it shuts down, which an idle kernel logs as an error; a
+        # cell's failure still arrives as the cell's error, and a dead kernel as papermill's
         pm.execute_notebook(str(source), str(target), parameters=parameters, kernel_name="python3", cwd=str(cwd),
-                            progress_bar=False, log_output=False)
+                            progress_bar=False, log_output=False, extra_arguments=[KERNEL_QUIET])
     except PapermillExecutionError as exc:
         if exc.ename == "RunStopped":  # the kernel's experiments stopped at a step boundary, as asked
             raise RunStopped(f"{source.name}: {exc.evalue}") from None
