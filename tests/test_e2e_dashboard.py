@@ -99,7 +99,9 @@ def kernel_value(voila, page, expr: str):
     [conn] = voila["connections"].glob(f"voila_*/kernel-{kernel}.json")
     client = BlockingKernelClient()
     client.load_connection_file(str(conn))
-    client.start_channels()
+    # the shell channel only: a heartbeat channel started and stopped at once would make its socket in its
+    # thread after the stop (a ZMQError in that thread)
+    client.start_channels(iopub=False, stdin=False, hb=False, control=False)
     try:
         msg_id = client.execute("", silent=True, store_history=False, user_expressions={"out": expr})
         while True:
