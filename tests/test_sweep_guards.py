@@ -15,7 +15,7 @@ import pytest
 from lt_core import ConfigError
 from lt_core.cli import CONFIRM_ABOVE, main
 from lt_core.store.lock import LOCK_FILE
-from lt_core.sweep import Grid, SweepError, experiment_done, load_grid, run_experiments, work_units
+from lt_core.sweep import Grid, SweepError, load_grid, run_experiments, work_units
 
 from .conftest import REPO, needs_mnist
 
@@ -134,7 +134,7 @@ def test_a_local_clusters_workers_load_the_plugins_and_a_hopeless_unit_fails_onc
         run_experiments(good + bad, None, 1, out=tmp_path / "results", progress=False)
     assert str(err.value) == (f"1 of 2 work units failed: ValueError: this criterion always fails (work unit "
                               f"{bad_unit.key})")
-    assert experiment_done(good[0], tmp_path / "results")  # the workers knew the plug-in's criterion
+    assert good[0].done(tmp_path / "results")  # the workers knew the plug-in's criterion
     calls = sweep_plugin.with_suffix(".calls").read_text().split()
     assert calls.count("sweep_plugin_fails") == 1  # not retried
     assert calls.count("sweep_plugin_works") == 3  # one round, once per layer

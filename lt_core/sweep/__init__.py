@@ -15,7 +15,7 @@ its run's ledger (:mod:`lt_core.store.ledger`).
 from .grid import KINDS, PRESETS, Experiment, Grid, load_grid, schedule_fields
 from ..errors import SweepError
 from .run import executor, run_experiments, run_units
-from .units import TABLE_COLUMNS, WorkUnit, experiment_done, experiment_rows, run_unit, work_units
+from .units import TABLE_COLUMNS, WorkUnit, experiment_rows, run_unit, work_units
 
-__all__ = ["Experiment", "Grid", "KINDS", "PRESETS", "SweepError", "TABLE_COLUMNS", "WorkUnit", "experiment_done",
+__all__ = ["Experiment", "Grid", "KINDS", "PRESETS", "SweepError", "TABLE_COLUMNS", "WorkUnit",
            "executor", "experiment_rows", "load_grid", "run_experiments", "run_units", "run_unit", "schedule_fields", "work_units"]

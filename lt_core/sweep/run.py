@@ -35,7 +35,7 @@ from ..plugins import PluginError, load_plugin, loaded, portable
 from ..store import StoreError
 from ..events import RunStopped, StopToken
 from ..store import results_root
-from .units import TABLE_COLUMNS, WorkUnit, experiment_done, experiment_rows, run_unit, work_units
+from .units import TABLE_COLUMNS, WorkUnit, experiment_rows, run_unit, work_units
 
 RETRIES = 2  # times a task that raised is tried again (a killed worker's task is rerun regardless)
 STOP_WAIT = 30.0  # seconds a closing worker waits for its tasks to checkpoint
@@ -217,7 +217,7 @@ def run_units(units: List[WorkUnit], scheduler: Optional[str] = None, workers: O
     if scheduler_file is not None and scheduler != "serial":
         scheduler_address(scheduler_file)  # fail now, before the store is read, not after
     root = str(results_root(out).absolute())
-    todo = [u for u in units if not all(experiment_done(e, root) for e in u.experiments)]
+    todo = [u for u in units if not all(e.done(root) for e in u.experiments)]
     if todo and scheduler == "serial":
         for unit in todo:
             run_unit(unit, root, stop=stop)

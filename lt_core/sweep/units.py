@@ -24,7 +24,7 @@ from ..events import EventCallback, StopToken
 from ..experiments import COLUMNS, LABEL_COLUMNS, RESULT_COLUMNS, Context, Experiment, join
 
 TABLE_COLUMNS = COLUMNS
-__all__ = ["LABEL_COLUMNS", "RESULT_COLUMNS", "TABLE_COLUMNS", "WorkUnit", "experiment_done", "experiment_rows",
+__all__ = ["LABEL_COLUMNS", "RESULT_COLUMNS", "TABLE_COLUMNS", "WorkUnit", "experiment_rows",
            "run_unit", "work_units"]
 
 
@@ -64,11 +64,6 @@ def run_unit(unit: WorkUnit, out, stop: Optional[StopToken] = None,
     """Train (or reuse) every experiment of ``unit`` into the results root ``out``; returns its key."""
     unit.joined.run(Context(Path(out), on_event, stop))
     return unit.key
-
-
-def experiment_done(exp: Experiment, root) -> bool:
-    """Whether every result of ``exp`` is in the store (a rerun of its grid skips it)."""
-    return exp.done(root)
 
 
 def experiment_rows(exp: Experiment, root) -> List[dict]:
