@@ -140,7 +140,8 @@ def _run(args, stop: StopToken) -> dict:
         return _sweep(args, stop)
 
     where = executor(args.scheduler) if args.scheduler else None
-    outcome = run_experiment(_experiment(args), out=args.out, executor=where, on_event=_print_event, stop=stop,
+    experiment = _experiment(args)
+    outcome = run_experiment(experiment, out=args.out, executor=where, on_event=_print_event, stop=stop,
                              progress=not args.quiet and where is not None, steps=not args.quiet)
     result = outcome.result
     if args.command in ("learn-mask", "supermask"):
@@ -153,12 +154,12 @@ def _run(args, stop: StopToken) -> dict:
     if len(result) == 1:
         return result[0].to_json()
     return {"runs": [{"criterion": p.criterion, "mask1": p.mask1, "mask0": p.mask0, **r.to_json()}
-                     for p, r in zip(args.prunes, result)]}
+                     for p, r in zip(experiment.prunes, result)]}
 
 
 def _experiment(args):
     """The experiment record of a single-run command (``train``, ``lottery``, ``supermask``,
-    ``learn-mask``), from its options; for a lottery ``args.prunes`` keeps its prune configs."""
+    ``learn-mask``), from its options."""
     if args.command == "learn-mask":
         data, model, learn = learn_configs(args)
         return LearnedMasks(model.arch, [learn], data=data)
@@ -170,7 +171,6 @@ def _experiment(args):
         return Supermasks(arch, train, build(SupermaskConfig, args), data=data)
     if args.command == "train":
         return Dense(arch, train, data=data)
-    args.prunes = cfg["prunes"]
     return Lottery(arch, train, cfg["prunes"], data=data, max_stack=args.max_stack)
 
 

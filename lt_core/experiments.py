@@ -182,7 +182,7 @@ class Dense:
                            stop=ctx.stop, progress=ctx.progress)
 
     def done(self, root) -> bool:
-        return self.keys()[0].folder(root).round_done(0)
+        return not self.work_left(root)
 
     def work_left(self, root) -> List[WorkItem]:
         """Its round 0, unless stored."""
@@ -241,9 +241,7 @@ class Lottery:
                              on_event=ctx.on_event, stop=ctx.stop, progress=ctx.progress, max_stack=self.max_stack)
 
     def done(self, root) -> bool:
-        trunk = run_key("train", self.data, _model(self.arch), self.train).folder(root)
-        return trunk.round_done(0) and all(set(range(1, p.rounds + 1)) <= set(key.folder(root).done_rounds())
-                                           for p, key in zip(self.prunes, self.keys()))
+        return not self.work_left(root)
 
     def work_left(self, root) -> List[WorkItem]:
         """The trunk's round 0 unless stored, then per round the stack of the runs that miss it."""
@@ -329,6 +327,7 @@ class Supermasks:
             [SupermaskPoints(self.arch, points)] if points else [])
 
     def done(self, root) -> bool:
+        """Every point stored (the trunk, which :meth:`work_left` also counts, need not be)."""
         return len(self._points(root)) == len(self.sweep.criteria) * len(self.sweep.weights) * len(self.sweep.powers)
 
     def rows(self, root) -> List[dict]:
@@ -407,7 +406,7 @@ class LearnedMasks:
                                 on_event=ctx.on_event, stop=ctx.stop, progress=ctx.progress)
 
     def done(self, root) -> bool:
-        return all((key.folder(root).path / "summary.json").is_file() for key in self.keys())
+        return not self.work_left(root)
 
     def work_left(self, root) -> List[WorkItem]:
         """The stack of the masks the store does not hold finished (no ``summary.json``)."""

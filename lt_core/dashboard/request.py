@@ -141,7 +141,7 @@ def parse_fractions(text: str) -> Tuple[float, ...]:
 
 def method_fields(method: str) -> Tuple[str, ...]:
     """The setting names of mask family ``method``'s config."""
-    return tuple(f.name for f in dataclasses.fields(MASK_METHODS[method].config))
+    return MASK_METHODS[method].field_names
 
 
 def method_uses(method: str, control: str) -> bool:

@@ -7,9 +7,9 @@ now, in this process, on the device the runs will use (a few seconds of real ste
 not constants):
 
 * a training step of one run and of the largest stack of all the notebooks' work (measured once;
-  a stack of K runs priced linearly between them), dense and, for the largest stack, at a pruned round (random masks keeping
-  0.8^12 of the hidden weights); a round k is priced between the two (rounds past 12 at the pruned
-  rate: the step's cost follows the kept weights);
+  a stack of K runs priced linearly between them), dense and, for the largest stack, at a pruned
+  round (random masks keeping 0.8^12 of the hidden weights); a round k is priced between the two
+  (rounds past 12 at the pruned rate: the step's cost follows the kept weights);
 * a validation-split evaluation of that stack; a round evaluates it at every point (every
   ``eval_every`` iterations, the first and the last) and the test split, twice the images, at about
   :data:`TEST_POINTS_PER_ROUND` of them (new validation minima and the end; measured on FC);

@@ -7,10 +7,10 @@ that register architectures, criteria, policies or mask methods, loaded first so
 accepted); the families notebook adds ``methods`` (the mask-learning methods it compares, names in
 :data:`lt_core.supermask.MASK_METHODS`; ``None``: Zhou's, edge-popup and signed supermasks).
 papermill passes list parameters as lists with ``-y``/``-f`` (YAML) but as strings with
-``-p seeds '[0, 1]'``; :func:`notebook_params` accepts a list, a YAML list written as a string (``'[0, 1]'``), a comma-separated string
-(``'0,1'``) or a single value, checks every name against the live registries, and fills ``None``
-from the preset. A bad value is one :class:`~lt_core.errors.ConfigError` line naming the parameter,
-the value and what is allowed.
+``-p seeds '[0, 1]'``; :func:`notebook_params` accepts a list, a YAML list written as a string
+(``'[0, 1]'``), a comma-separated string (``'0,1'``) or a single value, checks every name against
+the live registries, and fills ``None`` from the preset. A bad value is one
+:class:`~lt_core.errors.ConfigError` line naming the parameter, the value and what is allowed.
 
 ``data_dir`` is the folder every experiment of the notebook reads its datasets from: it must
 exist (a missing folder is refused before anything runs); the questions hand it to

@@ -18,7 +18,7 @@ matplotlib figures in the paper's style and the paper's claims checked on our nu
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Dict, List
 
@@ -285,7 +285,7 @@ def _keeps_chosen(method: str) -> bool:
     """Whether ``method``'s fraction of weights kept is a setting (swept) rather than learned."""
     from ..supermask.methods import MASK_METHODS
 
-    return "keep_fraction" in {f.name for f in fields(MASK_METHODS[method].config)}
+    return "keep_fraction" in MASK_METHODS[method].field_names
 
 
 def _families_experiments(p: NotebookParams, arch: str) -> List[Experiment]:
@@ -297,12 +297,10 @@ def _families_experiments(p: NotebookParams, arch: str) -> List[Experiment]:
         if method == "zhou":
             out += _learned_experiments(p, arch)
             continue
+        settings = [{"keep_fraction": k} for k in FAMILY_KEEP_FRACTIONS] if _keeps_chosen(method) else [{}]
         for seed in p.seeds:
-            if _keeps_chosen(method):
-                out.append(LearnedMasks(arch, [p.preset.method_config(method, arch, seed, p.device, keep_fraction=k)
-                                               for k in FAMILY_KEEP_FRACTIONS]))
-            else:
-                out.append(LearnedMasks(arch, [p.preset.method_config(method, arch, seed, p.device)]))
+            configs = [p.preset.method_config(method, arch, seed, p.device, **s) for s in settings]
+            out.append(LearnedMasks(arch, configs))
     return out
 
 

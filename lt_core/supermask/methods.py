@@ -58,6 +58,11 @@ class MaskMethod:
     learner: type
     description: str = ""
 
+    @property
+    def field_names(self) -> Tuple[str, ...]:
+        """The names of its config's fields (its settings, seed and schedule included)."""
+        return tuple(f.name for f in dataclasses.fields(self.config))
+
 
 #: name -> :class:`MaskMethod`, in registration order (``zhou`` first).
 MASK_METHODS: Registry[MaskMethod] = Registry("mask method", "method")

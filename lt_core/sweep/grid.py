@@ -115,9 +115,7 @@ def _schedule_config(kind: str, schedule, arch: str, seed: int, where: str, meth
 
 def _setting_names(method: str) -> List[str]:
     """The settings of mask method ``method`` that may be grid axes."""
-    import dataclasses
-
-    return [f.name for f in dataclasses.fields(MASK_METHODS[method].config) if f.name not in NOT_SETTINGS]
+    return [name for name in MASK_METHODS[method].field_names if name not in NOT_SETTINGS]
 
 
 def _check_setting(name: str, values, methods: List[str]) -> list:
