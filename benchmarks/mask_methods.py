@@ -13,8 +13,9 @@ For each method, one run on MNIST FC 300-100-10 at the method's default batch si
 * ``plain``: what one would write by hand: an ``nn.Module`` holding the frozen weights (buffers) and
   one score per weight (parameters), the method's mask in its forward pass (Bernoulli sample of
   ``sigmoid(score)``; top-k of ``|score|`` per layer; {-1, 0, 1} by threshold; each with a
-  straight-through gradient), ``torch.optim.SGD`` with the method's settings, batches drawn by
-  indexing the in-memory training tensors with a shuffled order (no DataLoader).
+  straight-through gradient), the method's nonlinearity (signed supermasks: ELU), ``torch.optim.SGD``
+  with the method's settings, batches drawn by indexing the learner's own in-memory training tensors
+  (signed supermasks: the standardised images) with a shuffled order (no DataLoader).
 
 The two take N steps in turn, R times, in this process (after a warm-up of each); the medians are
 printed as steps per second with the ratio lt_core / plain (above 1: lt_core is faster) and the
@@ -90,6 +91,7 @@ class PlainMaskedFC(nn.Module):
     def __init__(self, weights, scores, method: str, config) -> None:
         super().__init__()
         self.method, self.config = method, config
+        self.act = F.elu if getattr(config, "activation", "relu") == "elu" else F.relu
         self.names = list(weights)
         for i, name in enumerate(self.names):
             self.register_buffer(f"w{i}", weights[name].clone())
@@ -107,7 +109,7 @@ class PlainMaskedFC(nn.Module):
         for i in range(len(self.names)):
             h = F.linear(h, getattr(self, f"w{i}") * self.mask(getattr(self, f"s{i}")))
             if i < len(self.names) - 1:
-                h = F.relu(h)
+                h = self.act(h)
         return h
 
 
@@ -140,7 +142,7 @@ class Plain:
             if self.method == "edge_popup":
                 lr = 0.5 * (1 + math.cos(math.pi * epoch / c.epochs)) * c.lr
             elif self.method == "signed":
-                lr = c.lr * c.lr_decay ** epoch
+                lr = c.lr * c.lr_decay ** (self.it // c.decay_every)
             else:
                 lr = c.lr
             for group in self.opt.param_groups:
@@ -151,7 +153,7 @@ class Plain:
             if self.method == "signed" and c.weight_decay:
                 with torch.no_grad():
                     for p in self.model.parameters():
-                        p.mul_(1.0 - c.weight_decay)
+                        p.mul_(1.0 - c.weight_decay * c.lr_decay ** (self.it // c.decay_every))
             self.opt.step()
             self.it += 1
 
@@ -197,7 +199,7 @@ def main() -> int:
     for method in [m.strip() for m in args.methods.split(",") if m.strip()]:
         config = method_config(method, iterations=10**6, device=args.device)
         learner = MASK_METHODS[method].learner(arch, ds, [config], ["bench"], iterations=10**6)
-        ours, plain = Ours(learner), Plain(learner, method, config, ds.train)
+        ours, plain = Ours(learner), Plain(learner, method, config, learner.data.train)  # the inputs it trains on
         rate(ours, 5, device), rate(plain, 5, device)  # warm-up
         mine, theirs = [], []
         for _ in range(reps):

@@ -5,7 +5,9 @@ its layers in order (convolutions first, then the dense head; each a :class:`Lay
 shape, padding and whether a 2x2 max-pool follows), the paper's training schedule (Adam learning
 rate, epochs), the per-round prune fraction of each layer kind, the learned-supermask default
 (epochs), the dashboard's quick schedule (:class:`QuickSchedule`), the paper's Table 1 row where the
-paper has one, and a display label. Nothing else in lt_core keeps a per-network table: configs, the
+paper has one, a display label, and the hidden layers' nonlinearity (``activation``, one of
+:data:`ACTIVATIONS`; ReLU in every network of the paper). A method that trains the same layers with
+another nonlinearity works on :meth:`Arch.with_activation`'s copy of the record. Nothing else in lt_core keeps a per-network table: configs, the
 CLI, the experiments and the dashboard all read these records through :data:`ARCHS` /
 :func:`get_arch`.
 
@@ -27,7 +29,7 @@ The paper's networks (protocol section 1): FC 300-100-10 on MNIST; Conv2, Conv4,
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from types import MappingProxyType
 from typing import List, Mapping, Optional, Sequence, Tuple, Union
 
@@ -36,6 +38,7 @@ from .errors import ConfigError
 from .registry import Registry
 
 KINDS = ("conv", "fc", "output")  # a convolution, a hidden dense layer, the output layer
+ACTIVATIONS = ("relu", "elu")  # the hidden layers' nonlinearity: max(0, x); x if x > 0 else exp(x) - 1
 TABLE1_COLUMNS = ("mask_init", "mask_signed_constant", "learned_init", "learned_signed_constant", "learned_dwr",
                   "dense")  # one-shot masks, learned masks (init, signed constants, DWR), trained dense; in %
 
@@ -93,8 +96,11 @@ class Arch:
     paper_table1: Optional[Mapping[str, float]] = None  # the paper's Table 1 row (TABLE1_COLUMNS), if it has one
     label: str = ""  # display name, e.g. "Conv2 (CIFAR-10)"; empty means the name
     description: str = field(default="", repr=False)
+    activation: str = "relu"  # the hidden layers' nonlinearity, one of ACTIVATIONS
 
     def __post_init__(self) -> None:
+        if self.activation not in ACTIVATIONS:
+            self._fail(f"activation: {self.activation!r} is not one of {', '.join(ACTIVATIONS)}")
         missing = [kind for kind in self.kinds if kind not in self.prune_fractions]
         if missing:
             self._fail(f"prune_fractions lacks the layer kind(s) {', '.join(missing)}")
@@ -130,6 +136,11 @@ class Arch:
     def num_weights(self) -> int:
         """Weights of all layers, biases excluded (the paper's counts)."""
         return sum(layer.numel for layer in self.layers)
+
+    def with_activation(self, activation: str) -> "Arch":
+        """This network with ``activation`` after its hidden layers (itself where it already has it):
+        the same name, layers, initialisation and schedule."""
+        return self if activation == self.activation else replace(self, activation=activation)
 
     def layer(self, name: str) -> Layer:
         for layer in self.layers:

@@ -76,14 +76,18 @@ def full_masks(arch: Arch) -> Dict[str, Tensor]:
 
 # -- forward ------------------------------------------------------------------------------------
 
+#: each name of :data:`lt_core.archs.ACTIVATIONS` as a function of a tensor
+ACTIVATION_FUNCTIONS = {"relu": F.relu, "elu": F.elu}
+
 def forward(arch: Arch, weights: Dict[str, Tensor], biases: Optional[Dict[str, Tensor]], x: Tensor) -> Tensor:
     """Logits of K stacked runs.
 
     ``weights[name]``: ``(K, *layer.shape)``; ``biases[name]``: ``(K, out)`` (``biases=None``: none,
     the same logits as zero biases in fewer operations); ``x``: either
     ``(K, B, C, H, W)`` (each run its own batch) or ``(B, C, H, W)`` (one batch shared by all runs).
-    Returns ``(K, B, 10)``.
+    Every layer but the output one is followed by ``arch.activation``. Returns ``(K, B, 10)``.
     """
+    act = ACTIVATION_FUNCTIONS[arch.activation]
     k = next(iter(weights.values())).shape[0]
     shared = x.dim() == 4
     b = x.shape[0] if shared else x.shape[1]
@@ -97,7 +101,7 @@ def forward(arch: Arch, weights: Dict[str, Tensor], biases: Optional[Dict[str, T
                 conv = x.repeat(1, k, 1, 1) if shared else x.transpose(0, 1).reshape(b, -1, *x.shape[-2:])
             conv = F.conv2d(conv, w.reshape(-1, *w.shape[2:]), None if bias is None else bias.reshape(-1),
                             padding=layer.padding, groups=k)
-            conv = F.relu(conv)
+            conv = act(conv)
             if layer.pool_after:
                 conv = F.max_pool2d(conv, 2)
             continue
@@ -110,14 +114,14 @@ def forward(arch: Arch, weights: Dict[str, Tensor], biases: Optional[Dict[str, T
                 h = (flat @ w.reshape(-1, w.shape[-1]).t()).reshape(b, k, -1).transpose(0, 1)
                 if bias is not None:
                     h = h + bias.unsqueeze(1)
-                h = F.relu(h) if layer.kind != "output" else h
+                h = act(h) if layer.kind != "output" else h
                 continue
             else:
                 h = x.reshape(k, b, -1)
         wt = w.transpose(1, 2)
         h = torch.bmm(h, wt) if bias is None else torch.baddbmm(bias.unsqueeze(1), h, wt)
         if layer.kind != "output":
-            h = F.relu(h)
+            h = act(h)
     return h
 
 

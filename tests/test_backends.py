@@ -10,6 +10,8 @@ agree to ~1e-8). Evaluation losses agree within a relative 1e-4.
 Pruned weights keep their value (0, or the run's frozen value) exactly in every backend.
 """
 
+import math
+
 import pytest
 import torch
 import torch.nn.functional as F
@@ -81,6 +83,26 @@ def test_the_fastest_backend_that_applies_is_chosen(monkeypatch):
     monkeypatch.setenv("LT_KERNELS", "0")
     assert choose_backend(fc, CPU) is DenseFcBackend
     assert sorted(BACKENDS) == ["cpu_kernel", "dense_fc", "reference"]
+
+
+def test_an_elu_network_is_evaluated_by_the_reference_backend_and_gets_its_logits():
+    elu = get_arch("fc").with_activation("elu")
+    assert choose_backend(elu, CPU) is ReferenceBackend  # the C kernels and dense_fc compute ReLU
+    with pytest.raises(ValueError, match="'dense_fc' cannot train fc on cpu: it computes ReLU networks, not elu"):
+        choose_backend(elu, CPU, "dense_fc")
+    w = {n: torch.zeros(1, *elu.layer(n).shape) for n in elu.layer_names}
+    w["fc1"][0, 0, 0], w["fc2"][0, 0, 0], w["fc3"][0, 3, 0] = -2.0, 1.0, 1.0
+    b = {n: torch.zeros(1, elu.layer(n).shape[0]) for n in elu.layer_names}
+    x = torch.zeros(1, 1, 28, 28)
+    x[0, 0, 0, 0] = 1.0
+    # fc1 unit 0: -2 -> elu e^-2 - 1; fc2 unit 0: the same -> elu e^(e^-2 - 1) - 1; logit 3: that
+    logit = math.exp(math.exp(-2.0) - 1.0) - 1.0
+    loss, acc = evaluate(elu, w, b, Split(x, torch.tensor([3])))
+    assert logit < 0 and acc.tolist() == [0.0]  # logit 3 is below the other nine zeros
+    expected = -(logit - math.log(math.exp(logit) + 9.0))
+    assert loss.tolist() == pytest.approx([expected], rel=1e-6)
+    relu_loss, _ = evaluate(get_arch("fc"), w, b, Split(x, torch.tensor([3])))  # ReLU: every logit 0
+    assert relu_loss.tolist() == pytest.approx([math.log(10.0)], rel=1e-6)
 
 
 def test_a_backend_asked_for_by_name_says_why_it_cannot_train_a_network():

@@ -32,7 +32,8 @@ VALUES = {
                        weight_decay=0.001, lr_schedule="constant", batch_size=64, iterations=30, eval_every=10,
                        device="cpu"),
     "signed": dict(threshold=0.05, weights="he", score_init="xavier", seed=2, lr=0.1, momentum=0.5, nesterov=False,
-                   weight_decay=0.001, lr_decay=0.9, batch_size=64, iterations=30, eval_every=10, device="cpu"),
+                   weight_decay=0.001, lr_decay=0.9, decay_every=100, activation="relu", inputs="pixels", batch_size=64,
+                   iterations=30, eval_every=10, device="cpu"),
 }
 COMMANDS = {"train": (DataConfig, ModelConfig, TrainConfig), "lottery": (DataConfig, ModelConfig, TrainConfig,
                                                                           PruneConfig),

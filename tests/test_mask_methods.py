@@ -8,12 +8,14 @@ from pathlib import Path
 
 import pytest
 import torch
+import torch.nn.functional as F
 
 import lt_core
 from lt_core import ConfigError, DataConfig, EdgePopupConfig, LearnConfig, ModelConfig, SignedMaskConfig, \
     get_arch, init_weights, learn_supermask, learn_supermasks
 from lt_core.store import config_hash
-from lt_core.models import INIT_SCHEME
+from lt_core.data import standardize_images
+from lt_core.models import INIT_SCHEME, forward
 from lt_core.store import run_key
 from lt_core.supermask import MASK_METHODS, MaskMethodConfig, ScoreMaskLearner, edge_popup_mask, \
     register_mask_method, signed_mask, top_k_mask
@@ -207,17 +209,60 @@ def test_signed_weights_and_scores_are_elus_by_default():
             assert 0.9 * bound < top <= bound
 
 
-def test_signed_weight_decay_is_decoupled_and_the_rate_decays_per_epoch():
+def test_signed_rate_and_weight_decay_decay_together_every_decay_every_steps():
     arch = get_arch("fc")
-    learner = SignedMaskLearner(arch, _tiny_data(arch, n=40), [SignedMaskConfig(batch_size=10, device="cpu")], ["a"],
-                                iterations=12)
+    learner = SignedMaskLearner(arch, _tiny_data(arch, n=40), [SignedMaskConfig(batch_size=10, decay_every=4,
+                                                                                device="cpu")], ["a"], iterations=12)
     before = {n: s.detach().clone() for n, s in learner.scores.items()}
-    learner.before_update(0)
+    learner.before_update(0)  # decoupled: the score shrinks by wd itself, whatever the learning rate
     for n, s in learner.scores.items():
         torch.testing.assert_close(s.detach(), before[n] * (1 - 5e-4))
+    before = {n: s.detach().clone() for n, s in learner.scores.items()}
+    learner.before_update(9)  # two decays (steps 4 and 8): wd 5e-4 * 0.96**2
+    for n, s in learner.scores.items():
+        torch.testing.assert_close(s.detach(), before[n] * (1 - 5e-4 * 0.96 ** 2))
     assert learner.learning_rate(3) == pytest.approx(0.05)
     assert learner.learning_rate(4) == pytest.approx(0.05 * 0.96)
     assert learner.learning_rate(11) == pytest.approx(0.05 * 0.96 ** 2)
+    default = SignedMaskConfig()  # the authors' code: 0.96 every 10 x 390 steps
+    assert (default.lr_decay, default.decay_every) == (0.96, 3900)
+
+
+def test_signed_masks_see_each_image_standardised_unless_told_pixels():
+    x = torch.tensor([[[[0.0, 0.0], [1.0, 1.0]]], [[[0.0, 0.0], [0.0, 0.0]]], [[[0.0, 0.0], [0.0, 2.0]]]])
+    out = standardize_images(x)
+    assert out[0].flatten().tolist() == [-1.0, -1.0, 1.0, 1.0]  # mean 0.5, std 0.5
+    assert out[1].flatten().tolist() == [0.0, 0.0, 0.0, 0.0]  # std 0 -> the floor 1/sqrt(4): finite
+    # mean 0.5, population std sqrt((3 * 0.25 + 2.25) / 4) = sqrt(0.75): (0 - 0.5) / 0.866 = -1 / sqrt(3)
+    torch.testing.assert_close(out[2].flatten(), torch.tensor([-1.0, -1.0, -1.0, 3.0]) / math.sqrt(3.0))
+    arch = get_arch("fc")
+    data = _tiny_data(arch)
+    std = SignedMaskLearner(arch, data, [SignedMaskConfig(device="cpu")], ["a"], iterations=1)
+    raw = SignedMaskLearner(arch, data, [SignedMaskConfig(inputs="pixels", device="cpu")], ["a"], iterations=1)
+    assert raw.data is data
+    for split in ("train", "val", "test"):
+        torch.testing.assert_close(std.data.splits[split].x, standardize_images(data.splits[split].x))
+        assert torch.equal(std.data.splits[split].y, data.splits[split].y)
+
+
+def test_signed_masks_train_an_elu_network_unless_told_relu():
+    arch = get_arch("fc")
+    data = _tiny_data(arch)
+    elu = SignedMaskLearner(arch, data, [SignedMaskConfig(device="cpu")], ["a"], iterations=1)
+    relu = SignedMaskLearner(arch, data, [SignedMaskConfig(activation="relu", device="cpu")], ["a"], iterations=1)
+    assert (elu.arch.activation, relu.arch.activation) == ("elu", "relu")
+    assert relu.arch is arch and elu.arch.layers == arch.layers and elu.arch.name == "fc"
+    x = torch.randn(4, *arch.input_shape)
+    w = elu.sampled_weights(None)
+    hidden = F.elu(x.flatten(1) @ w["fc1"][0].t())  # the first layer's output, by hand
+    logits = F.elu(hidden @ w["fc2"][0].t()) @ w["fc3"][0].t()
+    torch.testing.assert_close(forward(elu.arch, w, None, x)[0], logits)
+    with pytest.raises(ValueError, match="must share SignedMaskConfig.activation"):
+        SignedMaskLearner(arch, data, [SignedMaskConfig(device="cpu"), SignedMaskConfig(activation="relu",
+                                                                                        device="cpu")],
+                          ["a", "b"], iterations=1)
+    with pytest.raises(ConfigError, match="SignedMaskConfig.activation: unknown value 'tanh'; allowed values: relu, elu"):
+        SignedMaskConfig(activation="tanh")
 
 
 # -- store identity --------------------------------------------------------------------------------

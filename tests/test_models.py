@@ -4,6 +4,7 @@ import pytest
 import torch
 
 from lt_core.archs import get_arch
+from lt_core.errors import ConfigError
 from lt_core.models import forward, full_masks, glorot_sigma, init_weights, torch_module, zero_biases
 
 
@@ -90,3 +91,21 @@ def test_forward_without_biases_equals_zero_biases(arch_name):
     x = torch.rand(4, *arch.input_shape)
     for batch in (x, x.expand(2, *x.shape)):  # shared by the runs, and one per run
         assert torch.equal(forward(arch, w, None, batch), forward(arch, w, zero, batch))
+
+
+def test_an_elu_network_applies_elu_after_every_hidden_layer_by_hand():
+    arch = get_arch("fc")
+    elu = arch.with_activation("elu")
+    assert arch.with_activation("relu") is arch and elu.activation == "elu" and arch.activation == "relu"
+    w = {n: torch.zeros(1, *arch.layer(n).shape) for n in arch.layer_names}
+    w["fc1"][0, 0, 0], w["fc1"][0, 1, 0] = -2.0, 1.5  # hidden 0: -2, hidden 1: 1.5
+    w["fc2"][0, 0, 0], w["fc2"][0, 0, 1] = 1.0, 1.0  # their sum
+    w["fc3"][0, 3, 0] = 2.0
+    x = torch.zeros(1, *arch.input_shape)
+    x[0, 0, 0, 0] = 1.0
+    # ELU: fc2 unit 0 = (e^-2 - 1) + 1.5 = 0.6353 (> 0, kept), logit 3 = 2 * 0.6353
+    assert forward(elu, w, None, x)[0, 0, 3].item() == pytest.approx(2 * (math.exp(-2.0) - 1.0 + 1.5), rel=1e-6)
+    assert forward(arch, w, None, x)[0, 0, 3].item() == pytest.approx(3.0)  # ReLU: 2 * (0 + 1.5)
+    with pytest.raises(ConfigError, match="arch 'fc': activation: 'tanh' is not one of relu, elu"):
+        arch.with_activation("tanh")
+

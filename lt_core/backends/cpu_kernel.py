@@ -43,6 +43,8 @@ class CpuKernelBackend(DenseFcBackend):
     def unavailable(cls, arch: Arch, device: torch.device) -> Optional[str]:
         if not arch.fully_connected:
             return f"{arch.name} has convolutional layers"
+        if arch.activation != "relu":
+            return f"its kernels compute ReLU networks, not {arch.activation}"
         if torch.device(device).type != "cpu":
             return f"it runs on the CPU, not {device}"
         if native.library() is None:

@@ -107,7 +107,9 @@ class DenseFcBackend(Backend):
 
     @classmethod
     def unavailable(cls, arch: Arch, device: torch.device) -> Optional[str]:
-        return None if arch.fully_connected else f"{arch.name} has convolutional layers"
+        if not arch.fully_connected:
+            return f"{arch.name} has convolutional layers"
+        return None if arch.activation == "relu" else f"it computes ReLU networks, not {arch.activation}"
 
     def __init__(self, arch: Arch, data: Dataset, runs: Sequence[RunSpec], lr: float) -> None:
         self.inputs = InputOrder.of(data)
