@@ -361,7 +361,7 @@ def test_the_compare_list_is_ordered_by_what_runs_are_and_marks_the_overlaid():
         return StoredRun(name, Path(name), kind, "fc", description, 1, 1, old)
 
     runs = [run("lottery-fc-ffff", "lottery", "fc large_final rewind/zero · 300 it · seed 0"),
-            run("train-fc-old1", "train", "fc dense · 300 it · seed 0", old="glorot_normal_uncorrected"),
+            run("train-fc-old1", "train", "fc dense · 300 it · seed 0", old="old initialisation (glorot_normal_uncorrected)"),
             run("lottery-fc-0000", "lottery", "fc random rewind/zero · 300 it · seed 0"),
             run("train-fc-aaaa", "train", "fc dense · 300 it · seed 0")]
     options = compare_options(runs, {"lottery-fc-0000": object()})

@@ -4,6 +4,7 @@ against hand-computed cases, store identity, a user's method through API and CLI
 import hashlib
 import json
 import math
+import shutil
 from pathlib import Path
 
 import pytest
@@ -16,7 +17,9 @@ from lt_core import ConfigError, DataConfig, EdgePopupConfig, LearnConfig, Model
 from lt_core.store import config_hash
 from lt_core.data import standardize_images
 from lt_core.models import INIT_SCHEME, forward
-from lt_core.store import run_key
+from lt_core.dashboard.stored import list_runs as dashboard_runs
+from lt_core.dashboard.stored import load_stored_series
+from lt_core.store import StoreError, list_runs, open_run, run_key
 from lt_core.supermask import MASK_METHODS, MaskMethodConfig, ScoreMaskLearner, edge_popup_mask, \
     register_mask_method, signed_mask, top_k_mask
 from lt_core.supermask.edge_popup import EdgePopupLearner
@@ -257,10 +260,9 @@ def test_signed_masks_train_an_elu_network_unless_told_relu():
     hidden = F.elu(x.flatten(1) @ w["fc1"][0].t())  # the first layer's output, by hand
     logits = F.elu(hidden @ w["fc2"][0].t()) @ w["fc3"][0].t()
     torch.testing.assert_close(forward(elu.arch, w, None, x)[0], logits)
+    mixed = [SignedMaskConfig(device="cpu"), SignedMaskConfig(activation="relu", device="cpu")]
     with pytest.raises(ValueError, match="must share SignedMaskConfig.activation"):
-        SignedMaskLearner(arch, data, [SignedMaskConfig(device="cpu"), SignedMaskConfig(activation="relu",
-                                                                                        device="cpu")],
-                          ["a", "b"], iterations=1)
+        SignedMaskLearner(arch, data, mixed, ["a", "b"], iterations=1)
     with pytest.raises(ConfigError, match="SignedMaskConfig.activation: unknown value 'tanh'; allowed values: relu, elu"):
         SignedMaskConfig(activation="tanh")
 
@@ -289,6 +291,32 @@ def test_the_default_method_keeps_todays_folder_names_and_the_others_change_them
     assert run_key("learnmask", data, model, learn=SignedMaskConfig(device="cpu")).name == \
         run_key("learnmask", data, model, learn=SignedMaskConfig()).name
     assert config_hash("x", learn=EdgePopupConfig(keep_fraction=0.3)) != config_hash("x", learn=EdgePopupConfig())
+
+
+def test_a_method_revision_changes_its_folders_and_earlier_runs_are_listed_as_outdated(cifar_fixture,  # noqa: F811
+                                                                                         tmp_path):
+    data, model = DataConfig(), ModelConfig(arch="fc")
+    assert SignedMaskConfig.revision == 2 and EdgePopupConfig.revision == 1
+    assert run_key("learnmask", data, model, learn=SignedMaskConfig()).name == \
+        f"learnmask-fc-{_hash_by_hand({}, {}, {'method': 'signed', 'revision': 2})}"
+    root = tmp_path / "results"
+    cfg = SignedMaskConfig(iterations=2, batch_size=10, eval_every=2, device="cpu")
+    res = learn_supermask(DataConfig(dataset="cifar10", data_dir=str(cifar_fixture[0]), download=False, val_size=10),
+                          ModelConfig(arch="conv2"), cfg, out=root)
+    config = json.loads((res.run_dir / "config.json").read_text())
+    assert (config["method"], config["revision"]) == ("signed", 2)
+    old = root / (res.run_dir.name[:-12] + "0123456789ab")  # the same run, as revision 1 stored it
+    shutil.copytree(res.run_dir, old)
+    del config["revision"]
+    (old / "config.json").write_text(json.dumps(config))
+    assert open_run(old).outdated == "old signed rule (revision 1; today's 2)" and not open_run(old).current
+    assert open_run(res.run_dir).outdated is None
+    assert [r.name for r in list_runs(root)] == [res.run_dir.name]
+    assert len(list_runs(root, old=True)) == 2
+    listed = {r.name: r for r in dashboard_runs(root)}
+    assert listed[old.name].label.endswith("old signed rule (revision 1; today's 2): not drawn")
+    with pytest.raises(StoreError, match=r"made with an earlier rule: old signed rule \(revision 1; today's 2\)"):
+        load_stored_series(root, old.name)
 
 
 def test_stacks_must_be_of_one_method():

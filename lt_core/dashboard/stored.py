@@ -92,12 +92,12 @@ class StoredRun:
     description: str
     done: int  # finished rounds (lottery, including round 0), points (supermask), 0/1 otherwise
     total: Optional[int]
-    old_init: Optional[str] = None  # the initialisation rule of a run made before today's; never drawn
+    outdated: Optional[str] = None  # why a run made under earlier rules is not today's (Run.outdated); never drawn
 
     @property
     def label(self) -> str:
-        if self.old_init:
-            return f"{self.name} · {self.description} · old initialisation ({self.old_init}): not drawn"
+        if self.outdated:
+            return f"{self.name} · {self.description} · {self.outdated}: not drawn"
         if self.kind == "lottery":
             state = f"{self.done - 1}/{self.total} rounds" if self.done else "no round finished"
         elif self.kind == "supermask":
@@ -161,12 +161,13 @@ def stored_setting(cfg: dict, setting: str) -> str:
 
 def list_runs(root) -> List[StoredRun]:
     """Runs in the results store, as the store's reader lists them (unreadable folders are left out).
-    Runs made with an earlier initialisation rule are listed, named as such, and cannot be overlaid."""
+    Runs made under earlier rules (an earlier initialisation rule or mask-method revision) are
+    listed, named as such, and cannot be overlaid."""
     out: List[StoredRun] = []
     for run in store_list_runs(root, old=True):
         total = run.total - 1 if run.kind == "lottery" else run.total  # pruning rounds, after round 0
         out.append(StoredRun(run.name, run.path, run.kind, run.arch, describe(run.config), run.done, total,
-                             None if run.current else run.init))
+                             run.outdated))
     return out
 
 
@@ -231,8 +232,10 @@ def load_stored_series(root, name: str, overlay: bool = True) -> Series:
     root = Path(root)
     run = open_run(root / name)
     if not run.current:
-        raise StoreError(f"{name}: made with an earlier initialisation rule ({run.init}, weights 12% too small); "
-                         f"its numbers are not comparable with today's runs, so it is not drawn")
+        why = (f"an earlier initialisation rule ({run.init}, weights 12% too small)"
+               if run.outdated.startswith("old init") else f"an earlier rule: {run.outdated}")
+        raise StoreError(f"{name}: made with {why}; its numbers are not comparable with today's runs, "
+                         f"so it is not drawn")
     cfg, kind = run.config, run.kind
     seed = int(((cfg.get("train") or cfg.get("learn") or {}).get("seed")) or 0)
     s = Series(name, "", SERIES_KINDS.get(kind, kind), run.arch, seed, overlay=overlay, root=str(root), run=name)

@@ -101,12 +101,31 @@ class Run:
         return self.config.get("init") or OLD_INIT
 
     @property
-    def current(self) -> bool:
-        """Whether the run was made with today's initialisation rule; other runs are never reused,
-        drawn or summarised with today's (:func:`list_runs` leaves them out unless asked)."""
+    def outdated(self) -> Optional[str]:
+        """Why the run's numbers are not comparable with today's runs, in words (``None`` when they
+        are): made with an earlier initialisation rule, or with an earlier revision of its mask
+        method (:attr:`lt_core.supermask.MaskMethodConfig.revision`; a method not registered in this
+        process cannot be told and counts as today's)."""
         from ..models import INIT_SCHEME
 
-        return self.init == INIT_SCHEME
+        if self.init != INIT_SCHEME:
+            return f"old initialisation ({self.init})"
+        method = self.config.get("method")
+        if method:
+            from ..supermask.methods import MASK_METHODS
+
+            if method in MASK_METHODS:
+                today, made = MASK_METHODS[method].config.revision, int(self.config.get("revision", 1))
+                if made != today:
+                    return f"old {method} rule (revision {made}; today's {today})"
+        return None
+
+    @property
+    def current(self) -> bool:
+        """Whether the run was made with today's rules (:attr:`outdated` is ``None``); other runs are
+        never reused, drawn or summarised with today's (:func:`list_runs` leaves them out unless
+        asked)."""
+        return self.outdated is None
 
     @property
     def done(self) -> int:
@@ -249,9 +268,10 @@ def open_run(path) -> Run:
 def list_runs(root, kinds: Optional[Iterable[str]] = None, old: bool = False) -> List[Run]:
     """The records of every run under the results root ``root``, by folder name.
 
-    ``kinds`` (e.g. ``["lottery"]``) keeps only runs of those kinds. Runs made with another
-    initialisation rule than today's (:attr:`Run.current` false, e.g. stored before the rule was
-    corrected) are left out unless ``old=True``; their records say which rule (:attr:`Run.init`). Folders without a
+    ``kinds`` (e.g. ``["lottery"]``) keeps only runs of those kinds. Runs made under earlier rules
+    (:attr:`Run.current` false: another initialisation rule, e.g. stored before the rule was
+    corrected, or an earlier revision of a mask method) are left out unless ``old=True``; their
+    records say why (:attr:`Run.outdated`). Folders without a
     ``config.json`` are not runs and are left out, and so are runs that cannot be opened (a damaged
     ``config.json`` or ``summary.json``: :func:`open_run` on the folder says which).
     """

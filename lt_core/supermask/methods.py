@@ -30,7 +30,7 @@ import dataclasses
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Dict, List, Optional, Sequence, Tuple
+from typing import ClassVar, Dict, List, Optional, Sequence, Tuple
 
 import torch
 
@@ -71,11 +71,20 @@ MASK_METHODS: Registry[MaskMethod] = Registry("mask method", "method")
 @dataclass(frozen=True, repr=False)
 class MaskMethodConfig(Config):
     """Base of the settings of every method but the default one: its run identity (the hash of its
-    store folder) holds the method's name beside its non-default settings."""
+    store folder) holds the method's name beside its non-default settings, and its ``revision``
+    where that is above 1.
+
+    ``revision``: the revision of the method's training rule. A run's identity holds only the
+    settings that differ from the defaults, so a changed default or rule would find, and reuse, runs
+    made under the old one: raise ``revision`` with every such change (and say what changed in the
+    config's docstring). Runs of an earlier revision get other folders and are listed as outdated
+    (:attr:`lt_core.store.Run.outdated`)."""
+
+    revision: ClassVar[int] = 1
 
     def non_default(self, *, for_hash: bool = False) -> dict:
         out = super().non_default(for_hash=for_hash)
-        return {"method": method_of(self).name, **out} if for_hash else out
+        return {**method_record(self), **out} if for_hash else out
 
     def check_training(self) -> None:
         """Check the settings every built-in method's training has (seed, SGD's lr, momentum and
@@ -144,10 +153,14 @@ def learner_for(owner: str, learns: Sequence) -> type:
 
 
 def method_record(config) -> dict:
-    """What ``config.json`` of a run adds for its method: nothing for the default one (its files stay
-    as they were), ``{"method": name}`` for the others."""
+    """What ``config.json`` of a run (and its identity) adds for its method: nothing for the default
+    one (its files stay as they were), ``{"method": name}`` for the others, with ``"revision"`` where
+    the method's :attr:`MaskMethodConfig.revision` is above 1."""
     name = method_of(config).name
-    return {} if name == DEFAULT_METHOD else {"method": name}
+    if name == DEFAULT_METHOD:
+        return {}
+    revision = getattr(type(config), "revision", 1)
+    return {"method": name, **({"revision": revision} if revision > 1 else {})}
 
 
 def method_config(method: str, **settings) -> Config:

@@ -48,7 +48,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Dict, Optional
+from typing import ClassVar, Dict, Optional
 
 import torch
 
@@ -68,7 +68,13 @@ SIGNED_INPUTS = ("standardized", "pixels")
 @dataclass(frozen=True, repr=False)
 class SignedMaskConfig(MaskMethodConfig):
     """Signed supermasks' settings (module docstring: each default and its source). ``iterations``,
-    when set, replaces ``epochs`` as the run's length."""
+    when set, replaces ``epochs`` as the run's length.
+
+    Revision 2 (today's): the authors' schedule (the rate and the weight decay decayed every 3900
+    steps), an ELU network and standardised images. Revision 1 decayed the rate alone, by 0.96 every
+    epoch, and trained the ReLU network on pixels in [0, 1]; its runs are listed as outdated."""
+
+    revision: ClassVar[int] = 2
 
     threshold: float = option(0.01, "|score| above it keeps (+) or inverts (-) a weight, else hides it")
     weights: str = "elus"

@@ -17,7 +17,7 @@ def compare_options(runs, overlaid) -> list:
     """The Compare list's ``(label, name)`` options: runs of today's initialisation first, then by kind
     (dense, lottery, one-shot, learned), by what they are (network, settings, schedule, seed) and by
     folder; a run drawn on the plots now is marked ``overlaid · ``."""
-    ordered = sorted(runs, key=lambda r: (r.old_init is not None, KIND_ORDER.get(r.kind, 9), r.description, r.name))
+    ordered = sorted(runs, key=lambda r: (r.outdated is not None, KIND_ORDER.get(r.kind, 9), r.description, r.name))
     return [(("overlaid · " if r.name in overlaid else "") + r.label, r.name) for r in ordered]
 
 
@@ -57,8 +57,8 @@ class ComparePanel:
         selected = set(self.runs_select.value)
         self.runs_select.options = compare_options(runs, self.c.overlays)
         self.runs_select.value = tuple(n for n in selected if n in {r.name for r in runs})
-        old = sum(1 for r in runs if r.old_init)
-        old_text = f" ({old} made with the old initialisation: listed, not drawn)" if old else ""
+        old = sum(1 for r in runs if r.outdated)
+        old_text = f" ({old} made under earlier rules: listed, not drawn)" if old else ""
         self.compare_info.value = (f"{len(runs)} run(s) in <code>{html.escape(str(self.c.root))}</code>{old_text}. "
                                    f"Overlays: {len(self.c.overlays)}.")
 

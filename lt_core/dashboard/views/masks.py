@@ -127,7 +127,7 @@ class MaskView:
         taken = {s.run for s in page} | {n for s in page for n in s.run_names.values()}
         out = []
         for r in self._stored:
-            if r.arch == arch and not r.old_init and r.done and r.name not in taken and r.kind in STORE_KINDS:
+            if r.arch == arch and not r.outdated and r.done and r.name not in taken and r.kind in STORE_KINDS:
                 state = r.label.rsplit(" · ", 1)[-1]  # "3/3 rounds", "150 points", "finished"
                 out.append((f"store: {r.description} · {state} [{r.name.rsplit('-', 1)[-1][:6]}]", STORE_KEY + r.name))
         return out
