@@ -1,4 +1,4 @@
-"""One colour per criterion, policy or weight-kind name, shared by the static figures
+"""One colour per criterion, policy, weight-kind or mask-family name, shared by the static figures
 (:mod:`lt_core.paper.figures`) and the dashboard's plots, so a name has the same colour everywhere.
 
 The built-in names take fixed places in :data:`PALETTE` (none repeats); other names (criteria or
@@ -31,3 +31,13 @@ def colour(name: str) -> str:
         return PALETTE[KNOWN.index(name) % len(PALETTE)]
     digest = int(hashlib.sha256(str(name).encode()).hexdigest(), 16)
     return PALETTE[digest % len(PALETTE)]
+
+
+# The mask-learning families' colours (the families figure and the dashboard's accuracy-vs-kept plot);
+# a method a user registers takes its name's colour.
+FAMILY_COLOURS = {"zhou": PALETTE[0], "edge_popup": PALETTE[2], "signed": PALETTE[1]}
+
+
+def family_colour(family: str) -> str:
+    """The colour of a mask-learning method (family) name, the same in the figure and the dashboard."""
+    return FAMILY_COLOURS.get(family) or colour(family)

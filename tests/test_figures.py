@@ -133,6 +133,21 @@ def test_families_figure_names_the_settings_crowded_near_half_kept_without_overl
     assert "chance: 10%, below this axis" in labels
 
 
+def test_a_family_has_the_dashboards_colour_whatever_families_are_drawn():
+    from matplotlib.colors import to_hex
+
+    from lt_core.colours import family_colour
+
+    def colours(frame):
+        ax = figures.families_accuracy(frame).axes[0]
+        return {c.get_label().split(",")[0].split(" (")[0]: to_hex(c[0].get_color()) for c in ax.containers}
+
+    both = colours(_families_frame())
+    alone = colours(_families_frame()[lambda f: f["family"] == "signed"])  # drawn first, and alone
+    assert both["signed"] == alone["signed"] == family_colour("signed") != family_colour("edge_popup")
+    assert both["zhou"] == family_colour("zhou") and both["edge_popup"] == family_colour("edge_popup")
+
+
 def test_families_figure_reaches_down_to_chance_when_a_run_is_near_it():
     fig = figures.families_accuracy(_families_frame(signed_acc=0.11))
     ax = fig.axes[0]

@@ -33,7 +33,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import pandas as pd  # noqa: E402
 
 from ..atomic import atomic_write  # noqa: E402
-from ..colours import PALETTE, PAPER, REFERENCE, colour  # noqa: E402  (re-exported: figures.colour)
+from ..colours import PALETTE, PAPER, REFERENCE, colour, family_colour  # noqa: E402  (re-exported: figures.colour)
 
 DASHES = ["-", "--", ":", "-."]
 
@@ -245,10 +245,11 @@ def families_accuracy(points: pd.DataFrame, *, dense: Optional[float] = None,
     ``points``: one row per learned mask with ``family`` (a method's name), ``setting`` (its words,
     e.g. ``keep 10%``), ``seed``, ``percent_kept`` and ``test_acc`` (fraction). Each run is a small
     dot; each setting's mean over seeds a larger marker with min-max bars on both axes. A family's
-    colour is its own; its settings are told apart by marker and named in the legend (settings of
-    several families crowd near 50% kept, where text beside the points would overlap). A family
-    whose settings differ only in their keep fraction (edge-popup's sweep) keeps one marker, its
-    settings joined by a line and named in one legend entry (the x axis gives each one's fraction).
+    colour is its own (:func:`lt_core.colours.family_colour`, as on the dashboard); its settings are
+    told apart by marker and named in the legend (settings of several families crowd near 50% kept,
+    where text beside the points would overlap). A family whose settings differ only in their keep
+    fraction (edge-popup's sweep) keeps one marker, its settings joined by a line and named in one
+    legend entry (the x axis gives each one's fraction).
     ``dense``: our trained dense network's accuracy (fraction), dashed. ``paper_points``: published
     (label, percent kept, accuracy %) marked as stars; ``paper_lines``: published accuracies (%) whose
     keep fraction is not given, dotted. The accuracy axis spans the values drawn when all of them are
@@ -259,9 +260,9 @@ def families_accuracy(points: pd.DataFrame, *, dense: Optional[float] = None,
     else:
         fig = ax.figure
     fams = list(dict.fromkeys(points["family"]))
-    for i, fam in enumerate(fams):
+    for fam in fams:
         g = points[points["family"] == fam]
-        c = PALETTE[i % len(PALETTE)]
+        c = family_colour(fam)
         b = g.groupby("setting", sort=False).agg(x=("percent_kept", "mean"), x_lo=("percent_kept", "min"),
                                                   x_hi=("percent_kept", "max"), y=("test_acc", "mean"),
                                                   y_lo=("test_acc", "min"), y_hi=("test_acc", "max"),

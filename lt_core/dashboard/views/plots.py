@@ -29,7 +29,7 @@ from bokeh.models import (BasicTicker, ColumnDataSource, DataRange1d, FixedTicke
 from bokeh.core.properties import value
 from bokeh.plotting import figure
 
-from lt_core.colours import PALETTE, PAPER, REFERENCE, colour
+from lt_core.colours import PAPER, REFERENCE, colour, family_colour
 
 PAPER_SHADES = (PAPER, "#8c8c8c", "#b0b0b0")  # the paper's values, one grey each
 
@@ -149,14 +149,6 @@ class LineGroup:
             item.visible = True
             src.data = data
             self._shown[i] = shown
-
-
-# the mask families' colours on the accuracy-vs-kept plot (a family registered by the user: its name's)
-FAMILY_COLOURS = {"zhou": PALETTE[0], "edge_popup": PALETTE[2], "signed": PALETTE[1]}
-
-
-def family_colour(family: str) -> str:
-    return FAMILY_COLOURS.get(family) or colour(family)
 
 
 def family_points(tables: dict) -> Dict[str, list]:
