@@ -148,6 +148,13 @@ def test_a_family_has_the_dashboards_colour_whatever_families_are_drawn():
     assert both["zhou"] == family_colour("zhou") and both["edge_popup"] == family_colour("edge_popup")
 
 
+def test_families_figure_labels_a_tick_beside_masks_that_keep_a_few_percent():
+    frame = _families_frame()
+    frame.loc[frame["family"] == "signed", "percent_kept"] = 3.6  # signed supermasks at the paper's schedule
+    ax = figures.families_accuracy(frame).axes[0]
+    assert list(ax.get_xticks()) == [3, 5, 10, 20, 50, 100] and ax.get_xlim()[0] == pytest.approx(0.7 * 3.6)
+
+
 def test_families_figure_reaches_down_to_chance_when_a_run_is_near_it():
     fig = figures.families_accuracy(_families_frame(signed_acc=0.11))
     ax = fig.axes[0]

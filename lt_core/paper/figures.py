@@ -306,7 +306,7 @@ def families_accuracy(points: pd.DataFrame, *, dense: Optional[float] = None,
     ax.set_xscale("log")
     if xs:
         ax.set_xlim(0.7 * min(xs), 130)
-    ticks = [t for t in (0.5, 1, 2, 5, 10, 20, 50, 100) if not xs or t >= 0.7 * min(xs)]
+    ticks = [t for t in (0.5, 1, 2, 3, 5, 10, 20, 50, 100) if not xs or t >= 0.7 * min(xs)]
     ax.set_xticks(ticks)
     ax.set_xticklabels([f"{t:g}" for t in ticks])
     ax.minorticks_off()
