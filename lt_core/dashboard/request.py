@@ -15,8 +15,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Callable, Dict, List, Optional, Tuple
 
-from lt_core import (ConfigError, DataConfig, DataError, LearnConfig, ModelConfig, PruneConfig, SupermaskConfig,
-                     TrainConfig)
+from lt_core import ConfigError, DataConfig, DataError, ModelConfig, PruneConfig, SupermaskConfig, TrainConfig
 from lt_core.experiments import Experiment, LearnedMasks, Lottery, Supermasks
 from lt_core.config import check_range
 from lt_core.supermask import DEFAULT_METHOD, MASK_METHODS, method_config
