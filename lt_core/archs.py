@@ -7,9 +7,9 @@ rate, epochs), the per-round prune fraction of each layer kind, the learned-supe
 (epochs), the dashboard's quick schedule (:class:`QuickSchedule`), the paper's Table 1 row where the
 paper has one, a display label, and the hidden layers' nonlinearity (``activation``, one of
 :data:`ACTIVATIONS`; ReLU in every network of the paper). A method that trains the same layers with
-another nonlinearity works on :meth:`Arch.with_activation`'s copy of the record. Nothing else in lt_core keeps a per-network table: configs, the
-CLI, the experiments and the dashboard all read these records through :data:`ARCHS` /
-:func:`get_arch`.
+another nonlinearity works on :meth:`Arch.with_activation`'s copy of the record. Nothing else in
+lt_core keeps a per-network table: configs, the CLI, the experiments and the dashboard all read
+these records through :data:`ARCHS` / :func:`get_arch`.
 
 Declaring a network takes one builder call (:func:`fc_arch`, :func:`vgg_arch`) and
 :func:`register_arch`::

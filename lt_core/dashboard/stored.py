@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Dict, Iterable, List, Optional
 
-from lt_core import DataConfig, LearnConfig, ModelConfig, PruneConfig, TrainConfig
+from lt_core import DataConfig, LearnConfig, ModelConfig, PruneConfig, TrainConfig, models
 from lt_core.store import (LearnedMaskRun, Round, RunDir, StoreError, SupermaskRun, open_run, read_json,
                            run_key)
 from lt_core.store import list_runs as store_list_runs
@@ -232,8 +232,8 @@ def load_stored_series(root, name: str, overlay: bool = True) -> Series:
     root = Path(root)
     run = open_run(root / name)
     if not run.current:
-        why = (f"an earlier initialisation rule ({run.init}, weights 12% too small)"
-               if run.outdated.startswith("old init") else f"an earlier rule: {run.outdated}")
+        why = (f"an earlier initialisation rule ({run.init}, weights 12% too small)" if run.init != models.INIT_SCHEME
+               else f"an earlier rule: {run.outdated}")
         raise StoreError(f"{name}: made with {why}; its numbers are not comparable with today's runs, "
                          f"so it is not drawn")
     cfg, kind = run.config, run.kind
