@@ -131,7 +131,7 @@ class SignedMaskLearner(ScoreMaskLearner):
         """The stack's network is ``arch`` with the configs' activation, its data ``data`` with their
         inputs (every config of a stack shares both: checked by the base class)."""
         first = configs[0]
-        if all(getattr(c, "inputs", None) == "standardized" for c in configs):
+        if first.inputs == "standardized":
             data = standardized(data)
         super().__init__(arch.with_activation(first.activation), data, configs, labels, **kwargs)
 
